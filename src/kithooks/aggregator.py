@@ -1,0 +1,145 @@
+"""The turn aggregator: the plugin that enriches ``agent_end``."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+
+import attrs
+
+from .context import Context
+from .events import AgentEndEvent, AgentStartEvent, LLMUsageEvent, ToolCallEvent
+from .hookspecs import hookimpl
+
+__all__ = ["TurnAggregator"]
+
+logger = logging.getLogger("kithooks")
+
+TurnKey = tuple[str, str]
+
+
+class _Turn:
+    __slots__ = (
+        "cache_read",
+        "cache_write",
+        "cost",
+        "input",
+        "llm_calls",
+        "output",
+        "started",
+        "tool_calls",
+        "tool_names",
+    )
+
+    def __init__(self, started: int | None) -> None:
+        self.started = started
+        self.tool_calls = 0
+        self.tool_names: list[str] = []
+        self.llm_calls = 0
+        self.input = 0
+        self.output = 0
+        self.cache_read = 0
+        self.cache_write = 0
+        self.cost = 0.0
+
+
+class TurnAggregator:
+    """Counts each turn's tool calls and LLM usage and fills them into ``agent_end``.
+
+    A turn is ``(ctx.session_id, ctx.turn_id)``: turns interleaved on one manager are
+    counted apart. Between ``agent_start`` and ``agent_end`` it counts every ``tool_call``
+    (blocked ones too: its handler runs first, before any guard can stop dispatch; names in
+    call order, duplicates kept, empty names not listed) and every ``llm_usage`` (calls, the
+    four token sums, cost), and measures ``duration_ms`` on a monotonic clock. ``agent_end``
+    without ``agent_start`` gives zeros and a duration of 0.
+
+    At most ``max_open_turns`` turns are tracked at once; starting one more forgets the
+    oldest open turn (logged at debug level), so turns that never end cannot grow memory
+    without bound.
+
+    The manager registers one under the name ``turn-aggregator`` and calls :meth:`enrich`
+    before any ``on_agent_end`` handler runs. It stays passive (its handlers are left out of
+    dispatch) while no other plugin handles ``agent_end``.
+    """
+
+    NAME = "turn-aggregator"
+
+    def __init__(
+        self, *, max_open_turns: int = 1024, clock: Callable[[], int] = time.monotonic_ns
+    ) -> None:
+        if max_open_turns < 1:
+            raise ValueError(f"max_open_turns must be >= 1, got {max_open_turns}")
+        self.max_open_turns = max_open_turns
+        self._clock = clock
+        self._turns: OrderedDict[TurnKey, _Turn] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"<TurnAggregator open_turns={len(self._turns)}>"
+
+    @property
+    def open_turns(self) -> int:
+        """How many turns are started and not yet ended."""
+        return len(self._turns)
+
+    def _get(self, ctx: Context, started: int | None = None) -> _Turn:
+        key = (ctx.session_id, ctx.turn_id)
+        turn = self._turns.get(key)
+        if turn is None or started is not None:
+            turn = self._turns[key] = _Turn(started)
+            self._turns.move_to_end(key)
+            while len(self._turns) > self.max_open_turns:
+                old, _ = self._turns.popitem(last=False)
+                logger.debug("turn aggregator: turn %r never ended; forgotten", old)
+        return turn
+
+    @hookimpl(tryfirst=True)
+    def on_agent_start(self, event: AgentStartEvent, ctx: Context) -> None:
+        """Start (or restart) the turn's counters and clock."""
+        with self._lock:
+            self._get(ctx, started=self._clock())
+
+    @hookimpl(tryfirst=True)
+    def on_tool_call(self, event: ToolCallEvent, ctx: Context) -> None:
+        """Count one tool call of the turn."""
+        with self._lock:
+            turn = self._get(ctx)
+            turn.tool_calls += 1
+            if event.tool_name:
+                turn.tool_names.append(event.tool_name)
+
+    @hookimpl(tryfirst=True)
+    def on_llm_usage(self, event: LLMUsageEvent, ctx: Context) -> None:
+        """Add one LLM call's tokens and cost to the turn."""
+        with self._lock:
+            turn = self._get(ctx)
+            turn.llm_calls += 1
+            turn.input += event.input_tokens
+            turn.output += event.output_tokens
+            turn.cache_read += event.cache_read_tokens
+            turn.cache_write += event.cache_write_tokens
+            turn.cost += event.cost
+
+    def enrich(self, event: AgentEndEvent, ctx: Context) -> AgentEndEvent:
+        """End the turn of ``ctx`` and return ``event`` with its aggregates filled in."""
+        now = self._clock()
+        with self._lock:
+            turn = self._turns.pop((ctx.session_id, ctx.turn_id), None)
+        if turn is None:
+            turn = _Turn(None)
+        duration = 0 if turn.started is None else max(0, (now - turn.started) // 1_000_000)
+        return attrs.evolve(
+            event,
+            tool_call_count=turn.tool_calls,
+            tool_names=tuple(turn.tool_names),
+            llm_call_count=turn.llm_calls,
+            input_tokens_delta=turn.input,
+            output_tokens_delta=turn.output,
+            cache_read_tokens_delta=turn.cache_read,
+            cache_write_tokens_delta=turn.cache_write,
+            cost_delta=turn.cost,
+            duration_ms=duration,
+        )

@@ -1,0 +1,110 @@
+"""The :class:`Context` a handler receives beside the event."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+if TYPE_CHECKING:
+    from .manager import PluginManager
+
+__all__ = ["Context"]
+
+
+def _noop_text(text: str) -> None:
+    return None
+
+
+def _noop() -> None:
+    return None
+
+
+def _true() -> bool:
+    return True
+
+
+def _empty() -> str:
+    return ""
+
+
+def _noop_model(model: str) -> None:
+    return None
+
+
+def _cb(default: Callable[..., Any], doc: str) -> Any:
+    return attrs.field(default=default, repr=False, eq=False, metadata={"doc": doc})
+
+
+@attrs.define(kw_only=True, slots=True)
+class Context:
+    """What the host tells a handler about where it runs, and what it lets it do.
+
+    The data fields describe the session. The callbacks are the host's: each defaults to a
+    safe no-op, so a handler can always call them. The state methods read and write the
+    session's key-value store (the manager's :class:`~kithooks.StateStore`); a context is
+    bound to a manager when it is passed to ``emit`` / ``aemit`` or ``set_context``, and
+    before that its state methods see an empty store.
+
+    A host updates ``turn_id`` (and ``session_id`` when the session changes) between turns;
+    the turn aggregator tells turns apart by the pair.
+    """
+
+    session_id: str = ""
+    cwd: str = ""
+    model: str = ""
+    interactive: bool = False
+    turn_id: str = ""
+
+    print: Callable[[str], None] = _cb(_noop_text, "Show text to the user.")
+    print_info: Callable[[str], None] = _cb(_noop_text, "Show an informational line.")
+    print_error: Callable[[str], None] = _cb(_noop_text, "Show an error line.")
+    send_message: Callable[[str], None] = _cb(_noop_text, "Queue a user message as a new turn.")
+    cancel_and_send: Callable[[str], None] = _cb(
+        _noop_text, "Cancel the running turn and send a message."
+    )
+    abort: Callable[[], None] = _cb(_noop, "Abort the running turn.")
+    exit: Callable[[], None] = _cb(_noop, "Ask the host to exit.")
+    is_idle: Callable[[], bool] = _cb(_true, "True when no turn is running (default True).")
+    set_model: Callable[[str], None] = _cb(
+        _noop_model, "Switch the model ('provider/model'); the host emits model_change."
+    )
+    get_session_path: Callable[[], str] = _cb(_empty, "The session file's path ('' if none).")
+    compact: Callable[[str], None] = _cb(
+        _noop_text, "Ask the host to compact the context, with custom instructions."
+    )
+
+    _manager: PluginManager | None = attrs.field(default=None, init=False, repr=False, eq=False)
+
+    # -- state -------------------------------------------------------------------------
+
+    def get_state(self, key: str) -> str | None:
+        """The value stored under ``key`` in the session's state, or None."""
+        m = self._manager
+        return None if m is None else m.state.get(key)
+
+    def set_state(self, key: str, value: str) -> None:
+        """Store ``value`` under ``key``; saved to the sidecar file before returning."""
+        m = self._manager
+        if m is not None:
+            m.state.set(key, value)
+
+    def delete_state(self, key: str) -> None:
+        """Remove ``key`` from the session's state (nothing happens if it is missing)."""
+        m = self._manager
+        if m is not None:
+            m.state.delete(key)
+
+    def list_state(self) -> list[str]:
+        """The keys in the session's state, sorted."""
+        m = self._manager
+        return [] if m is None else m.state.keys()
+
+    # -- plugins talking to plugins ----------------------------------------------------
+
+    def emit_custom_event(self, name: str, data: Any = "") -> None:
+        """Send ``data`` to every plugin subscribed to ``name`` (see ``kithooks.custom_event``)."""
+        m = self._manager
+        if m is not None:
+            m.emit_custom_event(name, data, ctx=self)

@@ -1,0 +1,947 @@
+"""The event contract: event types, payload classes and result classes.
+
+Every lifecycle event of an agent is one frozen, slotted, keyword-only attrs class whose
+fields are the original KIT struct's fields in snake_case, each defaulting to the Go zero
+value. A field of the wrong type is a :class:`TypeError` naming the class and the field,
+raised at construction. Field meanings live in each field's ``metadata["doc"]``; they are
+appended to the class docstring and rendered into ``hookspecs.md``.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Iterable, Mapping
+from types import MappingProxyType
+from typing import Any, ClassVar, TypeVar
+
+import attrs
+
+__all__ = [
+    "TOOL_KINDS",
+    "AgentEndEvent",
+    "AgentStartEvent",
+    "BeforeAgentStartEvent",
+    "BeforeAgentStartResult",
+    "BeforeCompactEvent",
+    "BeforeCompactResult",
+    "BeforeForkEvent",
+    "BeforeForkResult",
+    "BeforeSessionSwitchEvent",
+    "BeforeSessionSwitchResult",
+    "ContextMessage",
+    "ContextPrepareEvent",
+    "ContextPrepareResult",
+    "ErrorEvent",
+    "Event",
+    "EventType",
+    "InputEvent",
+    "InputResult",
+    "LLMUsageEvent",
+    "MessageEndEvent",
+    "MessageStartEvent",
+    "MessageUpdateEvent",
+    "ModelChangeEvent",
+    "PrepareStepEvent",
+    "PrepareStepResult",
+    "ReasoningStartEvent",
+    "Result",
+    "RetryEvent",
+    "SessionShutdownEvent",
+    "SessionStartEvent",
+    "SourceEvent",
+    "StepFinishEvent",
+    "StepStartEvent",
+    "SubagentChunkEvent",
+    "SubagentEndEvent",
+    "SubagentStartEvent",
+    "ToolCallEvent",
+    "ToolCallInputDeltaEvent",
+    "ToolCallInputEndEvent",
+    "ToolCallInputStartEvent",
+    "ToolCallResult",
+    "ToolExecutionEndEvent",
+    "ToolExecutionStartEvent",
+    "ToolOutputEvent",
+    "ToolResultEvent",
+    "ToolResultResult",
+    "WarningsEvent",
+    "EVENT_CLASSES",
+    "RESULT_CLASSES",
+    "all_event_types",
+    "event_class",
+    "thaw",
+    "tool_kind_for",
+]
+
+
+class EventType(enum.StrEnum):
+    """One member per lifecycle event; the value is the wire name (``"tool_call"``)."""
+
+    TOOL_CALL = "tool_call"
+    TOOL_CALL_INPUT_START = "tool_call_input_start"
+    TOOL_CALL_INPUT_DELTA = "tool_call_input_delta"
+    TOOL_CALL_INPUT_END = "tool_call_input_end"
+    TOOL_EXECUTION_START = "tool_execution_start"
+    TOOL_EXECUTION_END = "tool_execution_end"
+    TOOL_OUTPUT = "tool_output"
+    TOOL_RESULT = "tool_result"
+    INPUT = "input"
+    BEFORE_AGENT_START = "before_agent_start"
+    AGENT_START = "agent_start"
+    AGENT_END = "agent_end"
+    MESSAGE_START = "message_start"
+    MESSAGE_UPDATE = "message_update"
+    MESSAGE_END = "message_end"
+    SESSION_START = "session_start"
+    SESSION_SHUTDOWN = "session_shutdown"
+    MODEL_CHANGE = "model_change"
+    CONTEXT_PREPARE = "context_prepare"
+    BEFORE_FORK = "before_fork"
+    BEFORE_SESSION_SWITCH = "before_session_switch"
+    BEFORE_COMPACT = "before_compact"
+    SUBAGENT_START = "subagent_start"
+    SUBAGENT_CHUNK = "subagent_chunk"
+    SUBAGENT_END = "subagent_end"
+    STEP_START = "step_start"
+    STEP_FINISH = "step_finish"
+    REASONING_START = "reasoning_start"
+    WARNINGS = "warnings"
+    SOURCE = "source"
+    ERROR = "error"
+    RETRY = "retry"
+    PREPARE_STEP = "prepare_step"
+    LLM_USAGE = "llm_usage"
+
+    @property
+    def hook_name(self) -> str:
+        """The pluggy hook that carries this event: ``on_<wire name>``."""
+        return "on_" + self.value
+
+
+_ALL_EVENT_TYPES: tuple[EventType, ...] = tuple(EventType)
+
+
+def all_event_types() -> tuple[EventType, ...]:
+    """All 34 event types in the original's order (``tool_output`` after ``tool_execution_end``)."""
+    return _ALL_EVENT_TYPES
+
+
+#: The original's tool-kind table: core tool name → kind. Unknown tools are ``"execute"``.
+TOOL_KINDS: Mapping[str, str] = MappingProxyType(
+    {
+        "bash": "execute",
+        "edit": "edit",
+        "write": "edit",
+        "read": "read",
+        "ls": "search",
+        "grep": "search",
+        "find": "search",
+        "subagent": "agent",
+    }
+)
+_TOOL_KIND_VALUES = ("execute", "edit", "read", "search", "agent")
+
+
+def tool_kind_for(tool_name: str) -> str:
+    """The ``tool_kind`` the original assigns to ``tool_name`` (``"execute"`` when unknown)."""
+    return TOOL_KINDS.get(tool_name, "execute")
+
+
+# --------------------------------------------------------------------------- validators
+
+
+def _type_error(inst: object, attribute: attrs.Attribute[Any], expected: str, value: object) -> TypeError:
+    shown = repr(value)
+    if len(shown) > 60:
+        shown = shown[:57] + "..."
+    return TypeError(
+        f"{type(inst).__name__}.{attribute.name} must be {expected}, "
+        f"not {type(value).__name__} ({shown})"
+    )
+
+
+def _v_str(inst: object, a: attrs.Attribute[Any], v: object) -> None:
+    if not isinstance(v, str):
+        raise _type_error(inst, a, "str", v)
+
+
+def _v_int(inst: object, a: attrs.Attribute[Any], v: object) -> None:
+    if not isinstance(v, int) or isinstance(v, bool):
+        raise _type_error(inst, a, "int", v)
+
+
+def _v_float(inst: object, a: attrs.Attribute[Any], v: object) -> None:
+    if not isinstance(v, float):
+        raise _type_error(inst, a, "float", v)
+
+
+def _v_bool(inst: object, a: attrs.Attribute[Any], v: object) -> None:
+    if not isinstance(v, bool):
+        raise _type_error(inst, a, "bool", v)
+
+
+def _v_action(inst: object, a: attrs.Attribute[Any], v: str) -> None:
+    if v not in ("continue", "transform", "handled"):
+        raise ValueError(
+            f"{type(inst).__name__}.{a.name} must be 'continue', 'transform' or 'handled', not {v!r}"
+        )
+
+
+def _v_opt_str(inst: object, a: attrs.Attribute[Any], v: object) -> None:
+    if v is not None and not isinstance(v, str):
+        raise _type_error(inst, a, "str or None", v)
+
+
+def _v_opt_bool(inst: object, a: attrs.Attribute[Any], v: object) -> None:
+    if v is not None and not isinstance(v, bool):
+        raise _type_error(inst, a, "bool or None", v)
+
+
+def _v_strs(inst: object, a: attrs.Attribute[Any], v: object) -> None:
+    if not isinstance(v, tuple):
+        raise _type_error(inst, a, "a tuple of str", v)
+    for i, item in enumerate(v):
+        if not isinstance(item, str):
+            raise TypeError(
+                f"{type(inst).__name__}.{a.name}[{i}] must be str, not {type(item).__name__}"
+            )
+
+
+def _v_messages(inst: object, a: attrs.Attribute[Any], v: object) -> None:
+    if v is None and a.default is None:
+        return
+    if not isinstance(v, tuple):
+        raise _type_error(inst, a, "a tuple of ContextMessage", v)
+    for i, item in enumerate(v):
+        if not isinstance(item, ContextMessage):
+            raise TypeError(
+                f"{type(inst).__name__}.{a.name}[{i}] must be ContextMessage, "
+                f"not {type(item).__name__}"
+            )
+
+
+def _v_args(inst: object, a: attrs.Attribute[Any], v: object) -> None:
+    if v is not None and not isinstance(v, MappingProxyType):
+        raise _type_error(inst, a, "a mapping of JSON data or None", v)
+
+
+def _to_float(v: object) -> object:
+    """Accept an int (JSON has one number type) for a float field; leave anything else."""
+    if isinstance(v, int) and not isinstance(v, bool):
+        return float(v)
+    return v
+
+
+def _to_tuple(v: object) -> object:
+    """Accept a list for a sequence field; the payload always holds a tuple."""
+    if isinstance(v, list):
+        return tuple(v)
+    return v
+
+
+class _NotJSON(TypeError):
+    pass
+
+
+def _freeze_json(v: object, path: str) -> object:
+    if v is None or isinstance(v, str | bool | int | float):
+        return v
+    if isinstance(v, Mapping):
+        out: dict[str, object] = {}
+        for k, item in v.items():
+            if not isinstance(k, str):
+                raise _NotJSON(f"{path} has a non-str key {k!r}")
+            out[k] = _freeze_json(item, f"{path}[{k!r}]")
+        return MappingProxyType(out)
+    if isinstance(v, list | tuple):
+        return tuple(_freeze_json(item, f"{path}[{i}]") for i, item in enumerate(v))
+    raise _NotJSON(f"{path} holds {type(v).__name__}, which is not JSON data")
+
+
+def _to_args(v: object) -> object:
+    """Deep-freeze a JSON object into read-only mappings and tuples."""
+    if v is None or not isinstance(v, Mapping):
+        return v
+    try:
+        return _freeze_json(v, "parsed_args")
+    except _NotJSON as exc:
+        raise TypeError(str(exc)) from None
+
+
+def thaw(value: object) -> Any:
+    """Turn read-only mappings and tuples (as in ``parsed_args``) back into dicts and lists."""
+    if isinstance(value, Mapping):
+        return {k: thaw(v) for k, v in value.items()}
+    if isinstance(value, tuple):
+        return [thaw(v) for v in value]
+    return value
+
+
+# --------------------------------------------------------------------------- fields
+# Each helper returns an attrs field whose metadata carries what the docs and the
+# hypothesis strategies need: a type name, the meaning, and allowed values if any.
+
+
+def _meta(
+    type_name: str, doc: str, choices: Iterable[str] = (), kind: str = "", closed: bool = False
+) -> dict[str, Any]:
+    # closed: only the choices are valid (enforced); otherwise they are the usual values.
+    return {
+        "type": type_name,
+        "doc": doc,
+        "choices": tuple(choices),
+        "kind": kind or type_name,
+        "closed": closed,
+    }
+
+
+def _str(doc: str, choices: Iterable[str] = ()) -> Any:
+    return attrs.field(default="", validator=_v_str, metadata=_meta("str", doc, choices))
+
+
+def _int(doc: str, kind: str = "count") -> Any:
+    return attrs.field(default=0, validator=_v_int, metadata=_meta("int", doc, kind=kind))
+
+
+def _float(doc: str, kind: str = "float") -> Any:
+    return attrs.field(
+        default=0.0, converter=_to_float, validator=_v_float, metadata=_meta("float", doc, kind=kind)
+    )
+
+
+def _bool(doc: str) -> Any:
+    return attrs.field(default=False, validator=_v_bool, metadata=_meta("bool", doc))
+
+
+def _strs(doc: str) -> Any:
+    return attrs.field(
+        default=(), converter=_to_tuple, validator=_v_strs, metadata=_meta("tuple[str, ...]", doc)
+    )
+
+
+def _messages(doc: str) -> Any:
+    return attrs.field(
+        default=(),
+        converter=_to_tuple,
+        validator=_v_messages,
+        metadata=_meta("tuple[ContextMessage, ...]", doc, kind="messages"),
+    )
+
+
+def _opt_messages(doc: str) -> Any:
+    return attrs.field(
+        default=None,
+        converter=_to_tuple,
+        validator=_v_messages,
+        metadata=_meta("tuple[ContextMessage, ...] | None", doc, kind="opt_messages"),
+    )
+
+
+def _opt_str(doc: str) -> Any:
+    return attrs.field(default=None, validator=_v_opt_str, metadata=_meta("str | None", doc))
+
+
+def _opt_bool(doc: str) -> Any:
+    return attrs.field(default=None, validator=_v_opt_bool, metadata=_meta("bool | None", doc))
+
+
+def _args(doc: str) -> Any:
+    return attrs.field(
+        default=None,
+        converter=_to_args,
+        validator=_v_args,
+        metadata=_meta("Mapping[str, Any] | None", doc, kind="json_object"),
+    )
+
+
+_C = TypeVar("_C", bound=type)
+
+
+def _documented(cls: _C) -> _C:
+    """Append the fields' meanings to the class docstring, so ``help()`` shows them."""
+    fields = attrs.fields(cls)
+    if fields:
+        lines = ["", "", "Fields:"]
+        for f in fields:
+            line = f"    {f.name} ({f.metadata['type']}, default {f.default!r}): {f.metadata['doc']}"
+            if f.metadata["choices"]:
+                line += " One of: " + ", ".join(repr(c) for c in f.metadata["choices"]) + "."
+            lines.append(line)
+        cls.__doc__ = (cls.__doc__ or "").rstrip() + "\n".join(lines)
+    return cls
+
+
+def _payload(cls: _C) -> _C:
+    return _documented(attrs.frozen(kw_only=True)(cls))
+
+
+# --------------------------------------------------------------------------- base classes
+
+
+class Event:
+    """Base of the 34 payload classes. ``event_type`` names the event on the wire."""
+
+    __slots__ = ()
+    event_type: ClassVar[EventType]
+
+
+class Result:
+    """Base of the 9 result classes a guard or transform handler may return."""
+
+    __slots__ = ()
+
+
+# --------------------------------------------------------------------------- shared data
+
+
+@_payload
+class ContextMessage:
+    """One message of the context window as plugins see it."""
+
+    index: int = _int(
+        "Position of this message in the window the host gave; a new message a plugin adds "
+        "has an index below 0 (an index outside the original window also counts as new).",
+        kind="index",
+    )
+    role: str = _str(
+        "Who speaks: 'system', 'user', 'assistant' or 'tool' (a new message with any other "
+        "role becomes a user message).",
+        choices=("system", "user", "assistant", "tool"),
+    )
+    content: str = _str("The message's text parts, joined (tool calls and results carry no text).")
+
+
+_TOOL_CALL_ID = "Id the model gave this tool call."
+_TOOL_NAME = "Tool name as the host registered it (core tools: bash, edit, write, read, ls, grep, find, subagent)."
+_TOOL_KIND = "Kind of tool, from the original's table; unknown tools are 'execute'."
+_TOKENS_IN = "Input tokens of the call, excluding cache reads and cache writes."
+
+
+# --------------------------------------------------------------------------- the 34 events
+
+
+@_payload
+class ToolCallEvent(Event):
+    """A tool is about to run: a guard may block it."""
+
+    event_type: ClassVar[EventType] = EventType.TOOL_CALL
+    tool_name: str = _str(_TOOL_NAME)
+    tool_call_id: str = _str(_TOOL_CALL_ID)
+    tool_kind: str = _str(_TOOL_KIND, _TOOL_KIND_VALUES)
+    input: str = _str("The tool's arguments as the raw JSON text the model produced.")
+    parsed_args: Mapping[str, Any] | None = _args(
+        "The arguments parsed from `input` as a read-only mapping; None when `input` is not a "
+        "JSON object."
+    )
+    source: str = _str("Who asked for the call; always 'llm' from the host helpers.")
+
+
+@_payload
+class ToolCallInputStartEvent(Event):
+    """The model began streaming a tool call's arguments."""
+
+    event_type: ClassVar[EventType] = EventType.TOOL_CALL_INPUT_START
+    tool_call_id: str = _str(_TOOL_CALL_ID)
+    tool_name: str = _str(_TOOL_NAME)
+    tool_kind: str = _str(_TOOL_KIND, _TOOL_KIND_VALUES)
+
+
+@_payload
+class ToolCallInputDeltaEvent(Event):
+    """One streamed fragment of a tool call's JSON arguments."""
+
+    event_type: ClassVar[EventType] = EventType.TOOL_CALL_INPUT_DELTA
+    tool_call_id: str = _str(_TOOL_CALL_ID)
+    delta: str = _str("The JSON fragment, as streamed.")
+
+
+@_payload
+class ToolCallInputEndEvent(Event):
+    """The model finished streaming a tool call's arguments."""
+
+    event_type: ClassVar[EventType] = EventType.TOOL_CALL_INPUT_END
+    tool_call_id: str = _str(_TOOL_CALL_ID)
+
+
+@_payload
+class ToolExecutionStartEvent(Event):
+    """A tool that was not blocked starts running."""
+
+    event_type: ClassVar[EventType] = EventType.TOOL_EXECUTION_START
+    tool_call_id: str = _str(_TOOL_CALL_ID)
+    tool_name: str = _str(_TOOL_NAME)
+    tool_kind: str = _str(_TOOL_KIND, _TOOL_KIND_VALUES)
+
+
+@_payload
+class ToolExecutionEndEvent(Event):
+    """A tool returned (successfully or not)."""
+
+    event_type: ClassVar[EventType] = EventType.TOOL_EXECUTION_END
+    tool_call_id: str = _str(_TOOL_CALL_ID)
+    tool_name: str = _str(_TOOL_NAME)
+    tool_kind: str = _str(_TOOL_KIND, _TOOL_KIND_VALUES)
+
+
+@_payload
+class ToolOutputEvent(Event):
+    """A chunk of output a running tool streamed (a line of a shell command, say)."""
+
+    event_type: ClassVar[EventType] = EventType.TOOL_OUTPUT
+    tool_call_id: str = _str(_TOOL_CALL_ID)
+    tool_name: str = _str(_TOOL_NAME)
+    tool_kind: str = _str(_TOOL_KIND, _TOOL_KIND_VALUES)
+    chunk: str = _str("The output text.")
+    is_stderr: bool = _bool("True when the chunk came from standard error.")
+
+
+@_payload
+class ToolResultEvent(Event):
+    """A tool's result, before the model sees it: a transform may rewrite it."""
+
+    event_type: ClassVar[EventType] = EventType.TOOL_RESULT
+    tool_call_id: str = _str(_TOOL_CALL_ID)
+    tool_name: str = _str(_TOOL_NAME)
+    tool_kind: str = _str(_TOOL_KIND, _TOOL_KIND_VALUES)
+    input: str = _str("The tool's arguments as raw JSON text.")
+    content: str = _str("The result text the model will receive (as changed by earlier handlers).")
+    is_error: bool = _bool("True when the tool failed (as changed by earlier handlers).")
+    metadata: str = _str("The tool's JSON metadata (diffs, say); plugins cannot change it.")
+
+
+@_payload
+class InputEvent(Event):
+    """The user's prompt, before anything else happens in the turn."""
+
+    event_type: ClassVar[EventType] = EventType.INPUT
+    text: str = _str("The prompt text (as transformed by earlier handlers).")
+    source: str = _str(
+        "Where the prompt came from.", choices=("interactive", "cli", "script", "queue")
+    )
+
+
+@_payload
+class BeforeAgentStartEvent(Event):
+    """The prompt is accepted; plugins may inject text or a system prompt."""
+
+    event_type: ClassVar[EventType] = EventType.BEFORE_AGENT_START
+    prompt: str = _str("The prompt text of the turn.")
+
+
+@_payload
+class AgentStartEvent(Event):
+    """The agent loop starts generating for the turn."""
+
+    event_type: ClassVar[EventType] = EventType.AGENT_START
+    prompt: str = _str("The turn's label: the prompt, '[steer] ...' or '[follow-up]'.")
+
+
+@_payload
+class AgentEndEvent(Event):
+    """The turn is over. The turn aggregator fills in the counts, tokens, cost and duration."""
+
+    event_type: ClassVar[EventType] = EventType.AGENT_END
+    response: str = _str("The final response text; '' when the turn failed.")
+    stop_reason: str = _str(
+        "Why the turn stopped: the final step's finish reason, 'completed' when the provider "
+        "gave none, 'error' when the turn failed.",
+        choices=("stop", "length", "tool-calls", "content-filter", "error", "other", "unknown", "completed"),
+    )
+    tool_call_count: int = _int("Tool calls emitted in the turn (blocked ones included).")
+    tool_names: tuple[str, ...] = _strs("Tool names in call order, duplicates kept, empty names left out.")
+    llm_call_count: int = _int("LLM calls (llm_usage events) in the turn.")
+    input_tokens_delta: int = _int("Sum of the turn's input tokens (cache reads and writes excluded).")
+    output_tokens_delta: int = _int("Sum of the turn's output tokens.")
+    cache_read_tokens_delta: int = _int("Sum of the turn's cache-read tokens.")
+    cache_write_tokens_delta: int = _int("Sum of the turn's cache-write tokens.")
+    cost_delta: float = _float("Sum of the turn's LLM cost, in USD.", kind="usd")
+    duration_ms: int = _int("Milliseconds from agent_start to agent_end, on a monotonic clock.")
+
+
+@_payload
+class MessageStartEvent(Event):
+    """The assistant's message for the turn begins (once per turn)."""
+
+    event_type: ClassVar[EventType] = EventType.MESSAGE_START
+
+
+@_payload
+class MessageUpdateEvent(Event):
+    """One streamed delta of the assistant's text."""
+
+    event_type: ClassVar[EventType] = EventType.MESSAGE_UPDATE
+    chunk: str = _str("The text delta.")
+
+
+@_payload
+class MessageEndEvent(Event):
+    """The assistant's message is complete (successful turns only)."""
+
+    event_type: ClassVar[EventType] = EventType.MESSAGE_END
+    content: str = _str("The text of the final step's response.")
+
+
+@_payload
+class SessionStartEvent(Event):
+    """A session was loaded or created, or plugins were reloaded."""
+
+    event_type: ClassVar[EventType] = EventType.SESSION_START
+    session_id: str = _str("The session's id ('' when the host has none).")
+
+
+@_payload
+class SessionShutdownEvent(Event):
+    """The host is closing, or plugins are about to be reloaded."""
+
+    event_type: ClassVar[EventType] = EventType.SESSION_SHUTDOWN
+
+
+@_payload
+class ModelChangeEvent(Event):
+    """The active model changed."""
+
+    event_type: ClassVar[EventType] = EventType.MODEL_CHANGE
+    new_model: str = _str("The new model, as 'provider/model'.")
+    previous_model: str = _str("The model before the change.")
+    source: str = _str("Who changed it.", choices=("extension", "user"))
+
+
+@_payload
+class ContextPrepareEvent(Event):
+    """The context window is about to be sent for the turn: a transform may edit it."""
+
+    event_type: ClassVar[EventType] = EventType.CONTEXT_PREPARE
+    messages: tuple[ContextMessage, ...] = _messages(
+        "The window's messages (as changed by earlier handlers)."
+    )
+
+
+@_payload
+class BeforeForkEvent(Event):
+    """The user asked to fork the session: a guard may cancel."""
+
+    event_type: ClassVar[EventType] = EventType.BEFORE_FORK
+    target_id: str = _str("Id of the entry the fork branches from.")
+    is_user_message: bool = _bool("True when the user picked one of their own messages.")
+    user_text: str = _str("Text of that user message, if any.")
+
+
+@_payload
+class BeforeSessionSwitchEvent(Event):
+    """The user asked for another session: a guard may cancel."""
+
+    event_type: ClassVar[EventType] = EventType.BEFORE_SESSION_SWITCH
+    reason: str = _str("Why the session switches.", choices=("new", "clear", "resume"))
+
+
+@_payload
+class BeforeCompactEvent(Event):
+    """The context is about to be compacted: a guard may cancel or give its own summary."""
+
+    event_type: ClassVar[EventType] = EventType.BEFORE_COMPACT
+    estimated_tokens: int = _int("Estimated tokens in the context.")
+    context_limit: int = _int("The model's context limit, in tokens.")
+    usage_percent: float = _float("estimated_tokens / context_limit, from 0.0 to 1.0.", kind="fraction")
+    message_count: int = _int("Messages in the context.")
+    is_automatic: bool = _bool("True for automatic compaction, False when asked for.")
+
+
+@_payload
+class SubagentStartEvent(Event):
+    """A subagent tool call was parsed."""
+
+    event_type: ClassVar[EventType] = EventType.SUBAGENT_START
+    tool_call_id: str = _str(_TOOL_CALL_ID)
+    task: str = _str("The subagent's task ('' when the call has none).")
+
+
+@_payload
+class SubagentChunkEvent(Event):
+    """One event of a running subagent, forwarded."""
+
+    event_type: ClassVar[EventType] = EventType.SUBAGENT_CHUNK
+    tool_call_id: str = _str(_TOOL_CALL_ID)
+    task: str = _str("The subagent's task.")
+    chunk_type: str = _str(
+        "What the subagent did.",
+        choices=(
+            "text",
+            "turn_start",
+            "turn_end",
+            "tool_call",
+            "tool_execution_start",
+            "tool_execution_end",
+            "tool_result",
+        ),
+    )
+    content: str = _str("Text of a 'text' chunk.")
+    tool_name: str = _str("Tool of a tool_* chunk.")
+    tool_args: str = _str("Raw JSON arguments of a 'tool_call' chunk.")
+    tool_result: str = _str("Result text of a 'tool_result' chunk.")
+    is_error: bool = _bool("True when a 'tool_result' chunk is an error.")
+
+
+@_payload
+class SubagentEndEvent(Event):
+    """A subagent tool call finished."""
+
+    event_type: ClassVar[EventType] = EventType.SUBAGENT_END
+    tool_call_id: str = _str(_TOOL_CALL_ID)
+    task: str = _str("The subagent's task.")
+    response: str = _str("The result text when it succeeded, else ''.")
+    error_msg: str = _str("The result text when it failed, else ''.")
+
+
+@_payload
+class StepStartEvent(Event):
+    """One LLM call of a multi-step turn begins."""
+
+    event_type: ClassVar[EventType] = EventType.STEP_START
+    step_number: int = _int("Zero-based step index within the turn.", kind="step")
+
+
+@_payload
+class StepFinishEvent(Event):
+    """A step (its LLM call and its tool runs) finished."""
+
+    event_type: ClassVar[EventType] = EventType.STEP_FINISH
+    step_number: int = _int("Zero-based step index within the turn.", kind="step")
+    has_tool_calls: bool = _bool("True when the step called tools.")
+    finish_reason: str = _str(
+        "The provider's finish reason.",
+        choices=("stop", "length", "tool-calls", "content-filter", "error", "other", "unknown"),
+    )
+    input_tokens: int = _int(_TOKENS_IN)
+    output_tokens: int = _int("Output tokens of the call.")
+    cache_read_tokens: int = _int("Tokens read from the provider's cache.")
+    cache_write_tokens: int = _int("Tokens written to the provider's cache.")
+
+
+@_payload
+class ReasoningStartEvent(Event):
+    """The model opened a reasoning block."""
+
+    event_type: ClassVar[EventType] = EventType.REASONING_START
+    id: str = _str("The reasoning block's id.")
+
+
+@_payload
+class WarningsEvent(Event):
+    """The provider returned warnings."""
+
+    event_type: ClassVar[EventType] = EventType.WARNINGS
+    warnings: tuple[str, ...] = _strs("The warnings' messages.")
+
+
+@_payload
+class SourceEvent(Event):
+    """The model referenced a source (a web search result, say)."""
+
+    event_type: ClassVar[EventType] = EventType.SOURCE
+    source_type: str = _str("Kind of source, as the provider names it ('url', 'document').")
+    id: str = _str("The source's id.")
+    url: str = _str("The source's URL.")
+    title: str = _str("The source's title.")
+
+
+@_payload
+class ErrorEvent(Event):
+    """A step failed after its retries; agent_end with stop_reason 'error' follows."""
+
+    event_type: ClassVar[EventType] = EventType.ERROR
+    error: str = _str("The error's message.")
+
+
+@_payload
+class RetryEvent(Event):
+    """The provider call of a step is retried after a transient error."""
+
+    event_type: ClassVar[EventType] = EventType.RETRY
+    attempt: int = _int("1 for the first retry, 2 for the second, and so on.")
+    error: str = _str("The error that caused the retry.")
+
+
+@_payload
+class PrepareStepEvent(Event):
+    """The messages of one step are about to be sent: a transform may edit them."""
+
+    event_type: ClassVar[EventType] = EventType.PREPARE_STEP
+    step_number: int = _int("Zero-based step index within the turn.", kind="step")
+    messages: tuple[ContextMessage, ...] = _messages(
+        "The step's input, system prompt first (as changed by earlier handlers)."
+    )
+
+
+@_payload
+class LLMUsageEvent(Event):
+    """The usage and cost of one LLM call."""
+
+    event_type: ClassVar[EventType] = EventType.LLM_USAGE
+    input_tokens: int = _int(_TOKENS_IN)
+    output_tokens: int = _int("Output tokens of the call.")
+    cache_read_tokens: int = _int("Tokens read from the provider's cache.")
+    cache_write_tokens: int = _int("Tokens written to the provider's cache.")
+    cost: float = _float("Cost of the call in USD (0.0 for unknown models and subscription billing).", kind="usd")
+    model: str = _str("The model that answered, without the provider ('claude-sonnet-4-5').")
+    provider: str = _str("The provider ('anthropic', 'openai').")
+    request_id: str = _str("The provider's request id, when the host knows it.")
+    step_number: int = _int("Zero-based step index within the turn.", kind="step")
+    finish_reason: str = _str(
+        "The provider's finish reason for the call.",
+        choices=("stop", "length", "tool-calls", "content-filter", "error", "other", "unknown"),
+    )
+
+
+# --------------------------------------------------------------------------- results
+
+
+@_payload
+class ToolCallResult(Result):
+    """What an ``on_tool_call`` handler may return."""
+
+    block: bool = _bool("True stops the call: the tool never runs and the model gets 'Error: <reason>'.")
+    reason: str = _str("Why it was blocked; 'blocked by extension' when empty.")
+
+
+@_payload
+class ToolResultResult(Result):
+    """What an ``on_tool_result`` handler may return; None fields leave the result unchanged."""
+
+    content: str | None = _opt_str("New result text, or None to keep it.")
+    is_error: bool | None = _opt_bool("New error flag, or None to keep it.")
+
+
+@_payload
+class InputResult(Result):
+    """What an ``on_input`` handler may return."""
+
+    action: str = attrs.field(
+        default="continue",
+        validator=[_v_str, _v_action],
+        metadata=_meta(
+            "str",
+            "'continue' leaves the prompt alone, 'transform' replaces it with `text`, 'handled' "
+            "consumes it: the prompt never reaches the model.",
+            ("continue", "transform", "handled"),
+            closed=True,
+        ),
+    )
+    text: str = _str("The replacement prompt, for 'transform'.")
+
+
+@_payload
+class BeforeAgentStartResult(Result):
+    """What an ``on_before_agent_start`` handler may return."""
+
+    inject_text: str | None = _opt_str("Text added to the turn as a user message, or None.")
+    system_prompt: str | None = _opt_str("Extra system message for the turn, or None.")
+
+
+@_payload
+class ContextPrepareResult(Result):
+    """What an ``on_context_prepare`` handler may return."""
+
+    messages: tuple[ContextMessage, ...] | None = _opt_messages(
+        "The new window: kept messages by their index, new ones with index < 0; None keeps it."
+    )
+
+
+@_payload
+class BeforeForkResult(Result):
+    """What an ``on_before_fork`` handler may return."""
+
+    cancel: bool = _bool("True cancels the fork.")
+    reason: str = _str("Why; 'Fork cancelled by extension.' when empty.")
+
+
+@_payload
+class BeforeSessionSwitchResult(Result):
+    """What an ``on_before_session_switch`` handler may return."""
+
+    cancel: bool = _bool("True cancels the switch.")
+    reason: str = _str("Why; 'Session switch cancelled by extension.' when empty.")
+
+
+@_payload
+class BeforeCompactResult(Result):
+    """What an ``on_before_compact`` handler may return."""
+
+    cancel: bool = _bool("True cancels the compaction.")
+    reason: str = _str("Why; 'compaction cancelled by extension' when empty.")
+    summary: str = _str("A summary to use instead of the model's; '' lets the model summarize.")
+
+
+@_payload
+class PrepareStepResult(Result):
+    """What an ``on_prepare_step`` handler may return."""
+
+    messages: tuple[ContextMessage, ...] | None = _opt_messages(
+        "The step's new messages: kept ones by index, new ones with index < 0; None keeps them."
+    )
+
+
+_EVENT_CLASSES: dict[EventType, type[Event]] = {
+    cls.event_type: cls
+    for cls in (
+        ToolCallEvent,
+        ToolCallInputStartEvent,
+        ToolCallInputDeltaEvent,
+        ToolCallInputEndEvent,
+        ToolExecutionStartEvent,
+        ToolExecutionEndEvent,
+        ToolOutputEvent,
+        ToolResultEvent,
+        InputEvent,
+        BeforeAgentStartEvent,
+        AgentStartEvent,
+        AgentEndEvent,
+        MessageStartEvent,
+        MessageUpdateEvent,
+        MessageEndEvent,
+        SessionStartEvent,
+        SessionShutdownEvent,
+        ModelChangeEvent,
+        ContextPrepareEvent,
+        BeforeForkEvent,
+        BeforeSessionSwitchEvent,
+        BeforeCompactEvent,
+        SubagentStartEvent,
+        SubagentChunkEvent,
+        SubagentEndEvent,
+        StepStartEvent,
+        StepFinishEvent,
+        ReasoningStartEvent,
+        WarningsEvent,
+        SourceEvent,
+        ErrorEvent,
+        RetryEvent,
+        PrepareStepEvent,
+        LLMUsageEvent,
+    )
+}
+
+RESULT_CLASSES: tuple[type[Result], ...] = (
+    ToolCallResult,
+    ToolResultResult,
+    InputResult,
+    BeforeAgentStartResult,
+    ContextPrepareResult,
+    BeforeForkResult,
+    BeforeSessionSwitchResult,
+    BeforeCompactResult,
+    PrepareStepResult,
+)
+
+
+def event_class(event_type: EventType | str) -> type[Event]:
+    """The payload class of ``event_type`` (a member or its wire name).
+
+    Raises :class:`ValueError` naming the unknown type.
+    """
+    try:
+        return _EVENT_CLASSES[EventType(event_type)]
+    except ValueError:
+        raise ValueError(f"unknown event type {event_type!r}") from None
+
+
+EVENT_CLASSES: Mapping[EventType, type[Event]] = MappingProxyType(_EVENT_CLASSES)

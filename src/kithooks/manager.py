@@ -1,0 +1,646 @@
+"""The :class:`PluginManager`: registration, dispatch with kithooks semantics, loading."""
+
+from __future__ import annotations
+
+import difflib
+import importlib.metadata
+import inspect
+import itertools
+import logging
+import os
+import sys
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any, Final
+
+import attrs
+import pluggy
+from pluggy import HookImpl, PluginValidationError
+
+from .aggregator import TurnAggregator
+from .context import Context
+from .dispatch import RULES, EventKind, Rule
+from .events import EVENT_CLASSES, Event, EventType, Result, SessionShutdownEvent, SessionStartEvent
+from .hookspecs import PROJECT, KitHookSpecs
+from .loading import (
+    LoadError,
+    PluginSource,
+    blocked_names,
+    default_project_dir,
+    default_user_dir,
+    entrypoints_disabled,
+    find_plugin_files,
+    import_plugin_file,
+    module_name_for,
+)
+from .locks import PluginLock
+from .state import StateStore
+
+__all__ = ["HandlerError", "PluginManager", "custom_event"]
+
+logger = logging.getLogger("kithooks")
+
+_HOOK_EVENTS: Final[dict[str, EventType]] = {et.hook_name: et for et in EventType}
+_CUSTOM_MARK = "kithooks_custom_event"
+_DEFAULT: Any = object()
+
+
+def custom_event(name: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Mark a plugin function as a handler of the custom event ``name``.
+
+    The handler is called as ``fn(data)`` or ``fn(data, ctx)`` when any plugin or the host
+    calls ``emit_custom_event(name, data)``; subscribers run in registration order under
+    their plugin's lock, and one that raises is logged and skipped.
+    """
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"custom_event() needs a non-empty event name, got {name!r}")
+
+    def mark(fn: Callable[..., None]) -> Callable[..., None]:
+        setattr(fn, _CUSTOM_MARK, name)
+        return fn
+
+    return mark
+
+
+@attrs.frozen(kw_only=True)
+class HandlerError:
+    """A handler that raised, or returned a result of the wrong type; it was isolated."""
+
+    plugin: str
+    hook: str
+    error: BaseException = attrs.field(eq=False)
+
+    @property
+    def message(self) -> str:
+        """One line naming the plugin, the hook and the error."""
+        return f"plugin {self.plugin!r} failed in {self.hook}: {type(self.error).__name__}: {self.error}"
+
+
+class _Handler:
+    """One hookimpl, ready to call as ``call(event, ctx)``."""
+
+    __slots__ = ("call", "hook", "is_async", "plugin", "task_lock", "thread_lock")
+
+    def __init__(self, impl: HookImpl, hook: str, lock: PluginLock) -> None:
+        fn = impl.function
+        self.plugin = impl.plugin_name
+        self.hook = hook
+        self.thread_lock = lock.thread
+        self.task_lock = lock.task
+        self.is_async = inspect.iscoroutinefunction(fn)
+        args = tuple(impl.argnames)
+        call: Callable[[Any, Any], Any]
+        if args == ("event", "ctx"):
+            call = fn
+        elif args == ("event",):
+            call = lambda e, c: fn(e)  # noqa: E731
+        elif args == ("ctx",):
+            call = lambda e, c: fn(c)  # noqa: E731
+        elif args == ("ctx", "event"):
+            call = lambda e, c: fn(c, e)  # noqa: E731
+        else:
+            call = lambda e, c: fn()  # noqa: E731
+        self.call = call
+
+
+class _Plan:
+    """Everything one event's dispatch needs, computed at registration time."""
+
+    __slots__ = ("event_type", "handlers", "has_async", "kind", "prepare", "rule")
+
+    def __init__(
+        self,
+        event_type: EventType,
+        handlers: tuple[_Handler, ...],
+        prepare: Callable[[Any, Context], Any] | None,
+    ) -> None:
+        self.event_type = event_type
+        self.handlers = handlers
+        self.rule: Rule | None = RULES.get(event_type)
+        self.kind = EventKind.OBSERVE if self.rule is None else self.rule.kind
+        self.has_async = any(h.is_async for h in handlers)
+        self.prepare = prepare
+
+
+class _CustomHandler:
+    __slots__ = ("call", "lock", "plugin")
+
+    def __init__(self, plugin: str, fn: Callable[..., None], lock: PluginLock) -> None:
+        self.plugin = plugin
+        self.lock = lock.thread
+        try:
+            params = [
+                p
+                for p in inspect.signature(fn).parameters.values()
+                if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty
+            ]
+        except (TypeError, ValueError):
+            params = []
+        self.call: Callable[[Any, Context], None] = (
+            (lambda d, c: fn(d, c)) if len(params) >= 2 else (lambda d, c: fn(d))
+        )
+
+
+def _order_group(impl: HookImpl) -> int:
+    return 0 if impl.tryfirst else 2 if impl.trylast else 1
+
+
+class PluginManager(pluggy.PluginManager):
+    """A pluggy plugin manager with the kithooks hookspecs and dispatch semantics.
+
+    Args:
+        state: the session's :class:`StateStore` (an in-memory one by default), exposed
+            as ``pm.state`` and to handlers through ``ctx.get_state`` and friends.
+        context: the :class:`Context` handlers get when ``emit`` is called without one.
+        fail_closed: a guard handler that raises blocks / cancels, with a reason naming
+            the plugin and the error, instead of being skipped.
+        aggregate_turns: register a :class:`TurnAggregator` as ``turn-aggregator``.
+        on_error: called with a :class:`HandlerError` or :class:`~kithooks.loading.LoadError`
+            whenever a plugin fails (after it is logged on logger ``kithooks``).
+
+    Handlers run in registration order (``tryfirst`` / ``trylast`` move one to the front
+    or back). Calling a hook through pluggy (``pm.hook.on_tool_call(event=e, ctx=c)``)
+    runs the same dispatch as :meth:`emit` and returns the same answer.
+    """
+
+    def __init__(
+        self,
+        *,
+        state: StateStore | None = None,
+        context: Context | None = None,
+        fail_closed: bool = False,
+        aggregate_turns: bool = True,
+        on_error: Callable[[HandlerError | LoadError], None] | None = None,
+    ) -> None:
+        super().__init__(PROJECT)
+        self.add_hookspecs(KitHookSpecs)
+        self.fail_closed = fail_closed
+        self.on_error = on_error
+        self.state: StateStore = StateStore() if state is None else state
+        #: Plugins that could not be loaded, with why (entry points and files).
+        self.load_errors: list[LoadError] = []
+        self._registry_lock = threading.RLock()
+        self._seq = itertools.count()
+        self._order: dict[str, tuple[int, int]] = {}
+        self._locks: dict[str, PluginLock] = {}
+        self._sources: dict[str, PluginSource] = {}
+        self._file_batches: list[tuple[int, tuple[str | os.PathLike[str], ...]]] = []
+        self._file_plugins: dict[Path, str] = {}
+        self._pending_order: tuple[int, int] | None = None
+        self._plans: dict[EventType, _Plan] = {}
+        self._custom: dict[str, tuple[_CustomHandler, ...]] = {}
+        self._aggregator: TurnAggregator | None = None
+        self._context = Context()
+        self.set_context(Context() if context is None else context)
+        if aggregate_turns:
+            self.register(TurnAggregator(), name=TurnAggregator.NAME)
+
+    # ------------------------------------------------------------------ context
+
+    @property
+    def context(self) -> Context:
+        """The context handlers get when ``emit`` is called without one."""
+        return self._context
+
+    def set_context(self, ctx: Context) -> None:
+        """Make ``ctx`` the default context (bound to this manager's state and events)."""
+        if not isinstance(ctx, Context):
+            raise TypeError(f"set_context() takes a kithooks.Context, not {type(ctx).__name__}")
+        ctx._manager = self
+        self._context = ctx
+
+    def _ctx(self, ctx: Context | None) -> Context:
+        if ctx is None:
+            return self._context
+        if ctx._manager is not self:
+            if not isinstance(ctx, Context):
+                raise TypeError(f"ctx must be a kithooks.Context, not {type(ctx).__name__}")
+            ctx._manager = self
+        return ctx
+
+    # ------------------------------------------------------------------ registration
+
+    def register(self, plugin: object, name: str | None = None) -> str | None:
+        """Register a plugin (any object or module with ``@kithooks.hookimpl`` functions).
+
+        Raises :class:`pluggy.PluginValidationError` naming the plugin when a hookimpl is
+        not a kithooks hook (with the closest hook name), takes an argument its hook does
+        not have, or is a wrapper. A plugin that fails to register leaves nothing behind.
+        """
+        with self._registry_lock:
+            label = name or self._unique_name(plugin)
+            self._validate(plugin, label)
+            try:
+                registered = super().register(plugin, label)
+            except BaseException:
+                if label in self._name2plugin and self._name2plugin[label] is plugin:
+                    super().unregister(plugin=plugin, name=label)
+                raise
+            if registered is None:
+                return None
+            self._order[registered] = self._pending_order or (next(self._seq), 0)
+            self._locks[registered] = PluginLock()
+            self._sources.setdefault(registered, PluginSource(kind="object", name=registered))
+            self._rebuild()
+            return registered
+
+    def _unique_name(self, plugin: object) -> str:
+        """A readable default name: a module's name, else the class name (``Gate``, ``Gate-2``)."""
+        if isinstance(plugin, type(sys)):
+            return self.get_canonical_name(plugin)
+        base = getattr(plugin, "__name__", None) or type(plugin).__name__
+        name, n = base, 1
+        while name in self._name2plugin:
+            n += 1
+            name = f"{base}-{n}"
+        return name
+
+    def unregister(self, plugin: object | None = None, name: str | None = None) -> Any | None:
+        """Unregister a plugin (by object or name) and all its handlers."""
+        with self._registry_lock:
+            if name is None and plugin is not None:
+                name = self.get_name(plugin)
+            removed = super().unregister(plugin=plugin, name=name)
+            if name is not None:
+                self._order.pop(name, None)
+                self._locks.pop(name, None)
+                self._sources.pop(name, None)
+            self._rebuild()
+            return removed
+
+    def _validate(self, plugin: object, label: str) -> None:
+        for attr in dir(plugin):
+            opts = self.parse_hookimpl_opts(plugin, attr)
+            if opts is None:
+                continue
+            hook = opts.get("specname") or attr
+            if hook not in _HOOK_EVENTS:
+                close = difflib.get_close_matches(hook, _HOOK_EVENTS, n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                raise PluginValidationError(
+                    plugin, f"plugin {label!r}: {attr!r} is not a kithooks hook{hint}"
+                )
+            if opts.get("wrapper") or opts.get("hookwrapper"):
+                raise PluginValidationError(
+                    plugin,
+                    f"plugin {label!r}: {attr!r} is a wrapper; kithooks hooks take plain "
+                    "handlers (dispatch semantics are the manager's)",
+                )
+        for attr, fn in self._custom_handlers_of(plugin):
+            if inspect.iscoroutinefunction(fn):
+                raise PluginValidationError(
+                    plugin, f"plugin {label!r}: custom event handler {attr!r} must not be async"
+                )
+
+    @staticmethod
+    def _custom_handlers_of(plugin: object) -> list[tuple[str, Callable[..., None]]]:
+        found = []
+        for attr in dir(plugin):
+            try:
+                raw = inspect.getattr_static(plugin, attr)
+            except AttributeError:
+                continue
+            if isinstance(raw, staticmethod | classmethod):
+                raw = raw.__func__
+            if callable(raw) and isinstance(getattr(raw, _CUSTOM_MARK, None), str):
+                found.append((attr, getattr(plugin, attr)))
+        return found
+
+    def _rebuild(self) -> None:
+        """Recompute every dispatch plan; readers see the old or the new plans, never half."""
+        plugins = {name: p for name, p in self._name2plugin.items() if p is not None}
+        aggregator = next((p for p in plugins.values() if isinstance(p, TurnAggregator)), None)
+        impls = {et: getattr(self.hook, et.hook_name).get_hookimpls() for et in EventType}
+        active = aggregator
+        if aggregator is not None and not any(
+            i.plugin is not aggregator for i in impls[EventType.AGENT_END]
+        ):
+            active = None
+        plans: dict[EventType, _Plan] = {}
+        for et in EventType:
+            plan = self._make_plan(et, impls[et], aggregator, active)
+            if plan is not None:
+                plans[et] = plan
+        custom: dict[str, list[tuple[tuple[int, int], _CustomHandler]]] = {}
+        for name, plugin in plugins.items():
+            for _attr, fn in self._custom_handlers_of(plugin):
+                handler = _CustomHandler(name, fn, self._locks[name])
+                custom.setdefault(getattr(fn, _CUSTOM_MARK), []).append((self._order[name], handler))
+        self._custom = {k: tuple(h for _, h in sorted(v, key=lambda x: x[0])) for k, v in custom.items()}
+        self._aggregator = active
+        self._plans = plans
+
+    def _make_plan(
+        self,
+        et: EventType,
+        impls: Sequence[HookImpl],
+        aggregator: TurnAggregator | None,
+        active: TurnAggregator | None,
+    ) -> _Plan | None:
+        chosen = [i for i in impls if active is not None or aggregator is None or i.plugin is not aggregator]
+        chosen.sort(key=lambda i: (_order_group(i), self._order.get(i.plugin_name, (sys.maxsize, 0))))
+        handlers = tuple(
+            _Handler(i, et.hook_name, self._locks.get(i.plugin_name) or PluginLock()) for i in chosen
+        )
+        prepare = active.enrich if (et is EventType.AGENT_END and active is not None) else None
+        if not handlers:
+            return None
+        return _Plan(et, handlers, prepare)
+
+    # ------------------------------------------------------------------ queries
+
+    def has_handlers(self, event_type: EventType | str) -> bool:
+        """True when some plugin handles ``event_type`` (constant time)."""
+        return event_type in self._plans
+
+    def handler_names(self, event_type: EventType | str) -> list[str]:
+        """The plugins handling ``event_type``, in dispatch order."""
+        plan = self._plans.get(EventType(event_type))
+        return [] if plan is None else [h.plugin for h in plan.handlers]
+
+    def plugin_source(self, name: str) -> PluginSource | None:
+        """Where the plugin ``name`` came from (entry point, file or object)."""
+        return self._sources.get(name)
+
+    @property
+    def turn_aggregator(self) -> TurnAggregator | None:
+        """The registered :class:`TurnAggregator`, if any."""
+        for plugin in self._name2plugin.values():
+            if isinstance(plugin, TurnAggregator):
+                return plugin
+        return None
+
+    # ------------------------------------------------------------------ dispatch
+
+    def emit(self, event: Event, ctx: Context | None = None) -> Any:
+        """Dispatch ``event`` to its handlers and return the merged result (or None).
+
+        Observe events return None; guard and transform events return the merged result of
+        their kind (see ``kithooks.dispatch``). A handler that raises is logged and skipped.
+        Raises :class:`TypeError` when ``event`` is not a kithooks event, and when a handler
+        of this event is a coroutine function (use :meth:`aemit`).
+        """
+        if not isinstance(event, Event):
+            raise TypeError(f"emit() takes a kithooks event, not {type(event).__name__}")
+        plan = self._plans.get(event.event_type)
+        if plan is None:
+            return None
+        return self._run(plan, event, self._ctx(ctx))
+
+    def _run(self, plan: _Plan, event: Any, ctx: Context) -> Any:
+        if plan.has_async:
+            names = ", ".join(repr(h.plugin) for h in plan.handlers if h.is_async)
+            raise TypeError(
+                f"{plan.event_type.hook_name} has coroutine handlers ({names}); "
+                "use 'await pm.aemit(event)'"
+            )
+        if plan.prepare is not None:
+            event = plan.prepare(event, ctx)
+        rule = plan.rule
+        if rule is None:
+            for h in plan.handlers:
+                with h.thread_lock:
+                    try:
+                        h.call(event, ctx)
+                    except Exception as exc:
+                        self._handler_failed(h.plugin, h.hook, exc)
+            return None
+        merge = rule.begin(event)
+        for h in plan.handlers:
+            with h.thread_lock:
+                try:
+                    result = h.call(merge.event, ctx)
+                except Exception as exc:
+                    self._handler_failed(h.plugin, h.hook, exc)
+                    if self.fail_closed and rule.kind is EventKind.GUARD:
+                        return rule.failure(h.plugin, h.hook, exc)
+                    continue
+            if result is None:
+                continue
+            if not isinstance(result, rule.result_type):
+                self._wrong_result(h.plugin, h.hook, result, rule.result_type)
+                continue
+            if merge.add(result):
+                return result
+        return merge.result()
+
+    async def aemit(self, event: Event, ctx: Context | None = None) -> Any:
+        """Like :meth:`emit`, awaiting coroutine handlers; plain handlers are called.
+
+        Handlers of one plugin are serialized across tasks (a per-plugin lock re-entrant
+        within a task) and, for plain handlers, across threads too.
+        """
+        if not isinstance(event, Event):
+            raise TypeError(f"aemit() takes a kithooks event, not {type(event).__name__}")
+        plan = self._plans.get(event.event_type)
+        if plan is None:
+            return None
+        ctx = self._ctx(ctx)
+        if plan.prepare is not None:
+            event = plan.prepare(event, ctx)
+        rule = plan.rule
+        merge = None if rule is None else rule.begin(event)
+        for h in plan.handlers:
+            current = event if merge is None else merge.event
+            await h.task_lock.acquire()
+            try:
+                if h.is_async:
+                    result = await h.call(current, ctx)
+                else:
+                    with h.thread_lock:
+                        result = h.call(current, ctx)
+            except Exception as exc:
+                self._handler_failed(h.plugin, h.hook, exc)
+                if rule is not None and self.fail_closed and rule.kind is EventKind.GUARD:
+                    return rule.failure(h.plugin, h.hook, exc)
+                continue
+            finally:
+                h.task_lock.release()
+            if merge is None or result is None:
+                continue
+            assert rule is not None
+            if not isinstance(result, rule.result_type):
+                self._wrong_result(h.plugin, h.hook, result, rule.result_type)
+                continue
+            if merge.add(result):
+                return result
+        return None if merge is None else merge.result()
+
+    def _hookexec(
+        self,
+        hook_name: str,
+        methods: Sequence[HookImpl],
+        kwargs: Any,
+        firstresult: bool,
+    ) -> object | list[object]:
+        """pluggy's call path: kithooks hooks get the same dispatch as :meth:`emit`."""
+        et = _HOOK_EVENTS.get(hook_name)
+        if et is None:
+            return super()._hookexec(hook_name, methods, kwargs, firstresult)
+        event = kwargs.get("event")
+        if not isinstance(event, EVENT_CLASSES[et]):
+            raise TypeError(
+                f"{hook_name} takes event={EVENT_CLASSES[et].__name__}, "
+                f"not {type(event).__name__}"
+            )
+        plan = self._make_plan(et, methods, self.turn_aggregator, self._aggregator)
+        if plan is None:
+            return None
+        result: object = self._run(plan, event, self._ctx(kwargs.get("ctx")))
+        return result
+
+    def _report(self, error: HandlerError | LoadError) -> None:
+        if self.on_error is None:
+            return
+        try:
+            self.on_error(error)
+        except Exception:
+            logger.exception("kithooks: the on_error callback itself raised")
+
+    def _handler_failed(self, plugin: str, hook: str, exc: Exception) -> None:
+        logger.error("plugin %r raised in %s; skipped", plugin, hook, exc_info=exc)
+        self._report(HandlerError(plugin=plugin, hook=hook, error=exc))
+
+    def _wrong_result(self, plugin: str, hook: str, result: object, expected: type[Result]) -> None:
+        exc = TypeError(
+            f"returned {type(result).__name__}; {hook} takes {expected.__name__} or None"
+        )
+        logger.error("plugin %r %s; ignored", plugin, exc)
+        self._report(HandlerError(plugin=plugin, hook=hook, error=exc))
+
+    # ------------------------------------------------------------------ custom events
+
+    def emit_custom_event(self, name: str, data: Any = "", ctx: Context | None = None) -> None:
+        """Call every plugin subscribed to ``name`` with ``data``, in registration order."""
+        handlers = self._custom.get(name)
+        if not handlers:
+            return
+        context = self._ctx(ctx)
+        for h in handlers:
+            with h.lock:
+                try:
+                    h.call(data, context)
+                except Exception as exc:
+                    self._handler_failed(h.plugin, f"custom event {name!r}", exc)
+
+    def has_custom_subscribers(self, name: str) -> bool:
+        """True when some plugin subscribed to the custom event ``name``."""
+        return name in self._custom
+
+    # ------------------------------------------------------------------ loading
+
+    def _load_failed(self, error: LoadError) -> None:
+        self.load_errors.append(error)
+        logger.error("%s", error.message, exc_info=error.error)
+        self._report(error)
+
+    def load_entrypoints(self, group: str = PROJECT) -> list[str]:
+        """Register every plugin of the entry-point ``group``; returns the names registered.
+
+        A plugin that fails to import or to register is logged, reported, recorded in
+        :attr:`load_errors` and left out entirely; the others load. Names in
+        ``$KITHOOKS_BLOCK_PLUGINS`` are skipped, and ``$KITHOOKS_DISABLE_ENTRYPOINTS=1``
+        loads nothing.
+        """
+        if entrypoints_disabled():
+            return []
+        blocked = blocked_names()
+        loaded: list[str] = []
+        for ep in importlib.metadata.entry_points(group=group):
+            if ep.name in blocked or self.is_blocked(ep.name) or ep.name in self._name2plugin:
+                continue
+            dist = ep.dist
+            source = PluginSource(
+                kind="entrypoint",
+                name=ep.name,
+                location=ep.value,
+                distribution=dist.metadata["Name"] if dist is not None else "",
+                version=dist.version if dist is not None else "",
+            )
+            try:
+                plugin = ep.load()
+                self.register(plugin, name=ep.name)
+            except Exception as exc:
+                self._load_failed(LoadError(name=ep.name, kind="entrypoint", location=ep.value, error=exc))
+                continue
+            self._sources[ep.name] = source
+            loaded.append(ep.name)
+        return loaded
+
+    def load_plugin_files(
+        self,
+        paths: Iterable[str | os.PathLike[str]] = (),
+        *,
+        user_dir: str | os.PathLike[str] | None = _DEFAULT,
+        project_dir: str | os.PathLike[str] | None = _DEFAULT,
+    ) -> list[str]:
+        """Load plain-file plugins, in the original's order; returns the names registered.
+
+        Order: the user directory (``$XDG_CONFIG_HOME/kithooks/plugins``), the project
+        directory (``.kithooks/plugins``), then ``paths`` (files or directories). Pass
+        ``None`` to skip a directory. Files are deduplicated by absolute path; each is one
+        plugin named after its stem (its full path when the stem is taken). A file that
+        fails to import or register is logged, reported and left out. :meth:`reload`
+        re-reads the same sources.
+        """
+        sources: list[str | os.PathLike[str]] = []
+        if user_dir is not None:
+            sources.append(default_user_dir() if user_dir is _DEFAULT else user_dir)
+        if project_dir is not None:
+            sources.append(default_project_dir() if project_dir is _DEFAULT else project_dir)
+        sources.extend(paths)
+        with self._registry_lock:
+            batch = (next(self._seq), tuple(sources))
+            self._file_batches.append(batch)
+            return self._load_batch(batch)
+
+    def _load_batch(self, batch: tuple[int, tuple[str | os.PathLike[str], ...]]) -> list[str]:
+        seq, sources = batch
+        blocked = blocked_names()
+        names: list[str] = []
+        for position, path in enumerate(find_plugin_files(sources)):
+            if path in self._file_plugins:
+                continue
+            name = path.stem
+            if name in blocked or self.is_blocked(name):
+                continue
+            if name in self._name2plugin:
+                name = str(path)
+            self._pending_order = (seq, position)
+            try:
+                module = import_plugin_file(path)
+                self.register(module, name=name)
+            except Exception as exc:
+                sys.modules.pop(module_name_for(path), None)
+                self._load_failed(LoadError(name=name, kind="file", location=str(path), error=exc))
+                continue
+            finally:
+                self._pending_order = None
+            self._sources[name] = PluginSource(kind="file", name=name, location=str(path))
+            self._file_plugins[path] = name
+            names.append(name)
+        return names
+
+    def reload(self) -> list[str]:
+        """Reload the plain-file plugins from disk; returns the file plugins now loaded.
+
+        Emits ``session_shutdown`` to the old set, unregisters every file plugin, loads the
+        same sources again (new, changed and removed files included), and emits
+        ``session_start`` (with the context's ``session_id``) to the new set. Entry-point
+        and object plugins, the context and the state are kept; dispatch order stays that
+        of registration, each file batch keeping its place.
+        """
+        self.emit(SessionShutdownEvent())
+        with self._registry_lock:
+            for path, name in list(self._file_plugins.items()):
+                self.unregister(name=name)
+                sys.modules.pop(module_name_for(path), None)
+            self._file_plugins.clear()
+            self.load_errors = [e for e in self.load_errors if e.kind != "file"]
+            names: list[str] = []
+            for batch in self._file_batches:
+                names.extend(self._load_batch(batch))
+        self.emit(SessionStartEvent(session_id=self._context.session_id))
+        return names
+
