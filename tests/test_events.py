@@ -18,15 +18,42 @@ from kithooks.hookspecs import KitHookSpecs
 from kithooks.structuring import StructureError, structure, unstructure
 from kithooks.testing import strategies as ks
 
-CONTRACT_ORDER = (
-    "tool_call, tool_call_input_start, tool_call_input_delta, tool_call_input_end, "
-    "tool_execution_start, tool_execution_end, tool_output, tool_result, input, "
-    "before_agent_start, agent_start, agent_end, message_start, message_update, message_end, "
-    "session_start, session_shutdown, model_change, context_prepare, before_fork, "
-    "before_session_switch, before_compact, subagent_start, subagent_chunk, subagent_end, "
-    "step_start, step_finish, reasoning_start, warnings, source, error, retry, prepare_step, "
-    "llm_usage"
-).split(", ")
+CONTRACT_ORDER = [
+    "tool_call",
+    "tool_call_input_start",
+    "tool_call_input_delta",
+    "tool_call_input_end",
+    "tool_execution_start",
+    "tool_execution_end",
+    "tool_output",
+    "tool_result",
+    "input",
+    "before_agent_start",
+    "agent_start",
+    "agent_end",
+    "message_start",
+    "message_update",
+    "message_end",
+    "session_start",
+    "session_shutdown",
+    "model_change",
+    "context_prepare",
+    "before_fork",
+    "before_session_switch",
+    "before_compact",
+    "subagent_start",
+    "subagent_chunk",
+    "subagent_end",
+    "step_start",
+    "step_finish",
+    "reasoning_start",
+    "warnings",
+    "source",
+    "error",
+    "retry",
+    "prepare_step",
+    "llm_usage",
+]
 
 ALL_CLASSES = (ContextMessage, *EVENT_CLASSES.values(), *RESULT_CLASSES)
 
@@ -189,7 +216,9 @@ def test_structuring_errors_are_clear():
         event_from_dict({"tool_name": "bash"})
     with pytest.raises(StructureError, match=r"unknown field\(s\) tool @ \$"):
         event_from_dict({"type": "tool_call", "tool": "bash"})
-    with pytest.raises(StructureError, match=r"expected int, got str '1' @ \$\.messages\[0\]\.index"):
+    with pytest.raises(
+        StructureError, match=r"expected int, got str '1' @ \$\.messages\[0\]\.index"
+    ):
         event_from_dict({"type": "context_prepare", "messages": [{"index": "1"}]})
     with pytest.raises(StructureError, match=r"expected a JSON object"):
         event_from_dict([1, 2])
@@ -201,7 +230,7 @@ def test_int_accepted_for_float_fields_from_json():
 
 
 def test_input_action_values():
-    with pytest.raises(ValueError, match="InputResult.action must be"):
+    with pytest.raises(ValueError, match=r"InputResult\.action must be"):
         kithooks.InputResult(action="skip")
 
 
@@ -249,7 +278,9 @@ def test_every_drawn_event_can_be_emitted(event):
     class Sink:
         pass
 
-    setattr(Sink, event.event_type.hook_name, kithooks.hookimpl(lambda self, event: seen.append(event)))
+    setattr(
+        Sink, event.event_type.hook_name, kithooks.hookimpl(lambda self, event: seen.append(event))
+    )
     pm = kithooks.PluginManager(aggregate_turns=False)
     pm.register(Sink())
     pm.emit(event)

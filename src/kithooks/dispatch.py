@@ -23,7 +23,6 @@ from typing import Any
 import attrs
 
 from .events import (
-    BeforeAgentStartEvent,
     BeforeAgentStartResult,
     BeforeCompactResult,
     BeforeForkResult,
@@ -216,7 +215,8 @@ class _MessagesMerge(Merge):
         if not self.seen:
             return None
         messages = getattr(self.event, "messages", None) if self.changed else None
-        return self.result_type(messages=messages)
+        result: Result = self.result_type(messages=messages)  # type: ignore[call-arg]
+        return result
 
 
 @attrs.frozen

@@ -74,7 +74,13 @@ def _signature(hook: str) -> str:
 
 def render() -> str:
     """The whole of ``hookspecs.md``."""
-    out = [_INTRO, "## Events", "", "| # | event | hook | kind | payload | result |", "| --- | --- | --- | --- | --- | --- |"]
+    out = [
+        _INTRO,
+        "## Events",
+        "",
+        "| # | event | hook | kind | payload | result |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
     for n, et in enumerate(all_event_types(), 1):
         rule = RULES.get(et)
         result = f"`{rule.result_type.__name__}`" if rule else "-"
@@ -85,7 +91,14 @@ def render() -> str:
     out.append("")
     for et in all_event_types():
         out.extend(_section(et))
-    out.extend(["## ContextMessage", "", inspect.cleandoc(ContextMessage.__doc__ or "").split("\n\n")[0], ""])
+    out.extend(
+        [
+            "## ContextMessage",
+            "",
+            inspect.cleandoc(ContextMessage.__doc__ or "").split("\n\n")[0],
+            "",
+        ]
+    )
     out.extend(_fields_table(ContextMessage))
     out.append("")
     return "\n".join(out)

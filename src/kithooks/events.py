@@ -10,7 +10,7 @@ appended to the class docstring and rendered into ``hookspecs.md``.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 from typing import Any, ClassVar, TypeVar
 
@@ -150,7 +150,9 @@ def tool_kind_for(tool_name: str) -> str:
 # --------------------------------------------------------------------------- validators
 
 
-def _type_error(inst: object, attribute: attrs.Attribute[Any], expected: str, value: object) -> TypeError:
+def _type_error(
+    inst: object, attribute: attrs.Attribute[Any], expected: str, value: object
+) -> TypeError:
     shown = repr(value)
     if len(shown) > 60:
         shown = shown[:57] + "..."
@@ -183,7 +185,8 @@ def _v_bool(inst: object, a: attrs.Attribute[Any], v: object) -> None:
 def _v_action(inst: object, a: attrs.Attribute[Any], v: str) -> None:
     if v not in ("continue", "transform", "handled"):
         raise ValueError(
-            f"{type(inst).__name__}.{a.name} must be 'continue', 'transform' or 'handled', not {v!r}"
+            f"{type(inst).__name__}.{a.name} must be 'continue', 'transform' or 'handled', "
+            f"not {v!r}"
         )
 
 
@@ -305,7 +308,10 @@ def _int(doc: str, kind: str = "count") -> Any:
 
 def _float(doc: str, kind: str = "float") -> Any:
     return attrs.field(
-        default=0.0, converter=_to_float, validator=_v_float, metadata=_meta("float", doc, kind=kind)
+        default=0.0,
+        converter=_to_float,
+        validator=_v_float,
+        metadata=_meta("float", doc, kind=kind),
     )
 
 
@@ -363,16 +369,14 @@ def _documented(cls: _C) -> _C:
     if fields:
         lines = ["", "", "Fields:"]
         for f in fields:
-            line = f"    {f.name} ({f.metadata['type']}, default {f.default!r}): {f.metadata['doc']}"
+            line = (
+                f"    {f.name} ({f.metadata['type']}, default {f.default!r}): {f.metadata['doc']}"
+            )
             if f.metadata["choices"]:
                 line += " One of: " + ", ".join(repr(c) for c in f.metadata["choices"]) + "."
             lines.append(line)
         cls.__doc__ = (cls.__doc__ or "").rstrip() + "\n".join(lines)
     return cls
-
-
-def _payload(cls: _C) -> _C:
-    return _documented(attrs.frozen(kw_only=True)(cls))
 
 
 # --------------------------------------------------------------------------- base classes
@@ -394,7 +398,8 @@ class Result:
 # --------------------------------------------------------------------------- shared data
 
 
-@_payload
+@_documented
+@attrs.frozen(kw_only=True)
 class ContextMessage:
     """One message of the context window as plugins see it."""
 
@@ -412,7 +417,10 @@ class ContextMessage:
 
 
 _TOOL_CALL_ID = "Id the model gave this tool call."
-_TOOL_NAME = "Tool name as the host registered it (core tools: bash, edit, write, read, ls, grep, find, subagent)."
+_TOOL_NAME = (
+    "Tool name as the host registered it "
+    "(core tools: bash, edit, write, read, ls, grep, find, subagent)."
+)
 _TOOL_KIND = "Kind of tool, from the original's table; unknown tools are 'execute'."
 _TOKENS_IN = "Input tokens of the call, excluding cache reads and cache writes."
 
@@ -420,7 +428,8 @@ _TOKENS_IN = "Input tokens of the call, excluding cache reads and cache writes."
 # --------------------------------------------------------------------------- the 34 events
 
 
-@_payload
+@_documented
+@attrs.frozen(kw_only=True)
 class ToolCallEvent(Event):
     """A tool is about to run: a guard may block it."""
 
@@ -436,7 +445,8 @@ class ToolCallEvent(Event):
     source: str = _str("Who asked for the call; always 'llm' from the host helpers.")
 
 
-@_payload
+@_documented
+@attrs.frozen(kw_only=True)
 class ToolCallInputStartEvent(Event):
     """The model began streaming a tool call's arguments."""
 
@@ -446,7 +456,8 @@ class ToolCallInputStartEvent(Event):
     tool_kind: str = _str(_TOOL_KIND, _TOOL_KIND_VALUES)
 
 
-@_payload
+@_documented
+@attrs.frozen(kw_only=True)
 class ToolCallInputDeltaEvent(Event):
     """One streamed fragment of a tool call's JSON arguments."""
 
@@ -455,7 +466,8 @@ class ToolCallInputDeltaEvent(Event):
     delta: str = _str("The JSON fragment, as streamed.")
 
 
-@_payload
+@_documented
+@attrs.frozen(kw_only=True)
 class ToolCallInputEndEvent(Event):
     """The model finished streaming a tool call's arguments."""
 
@@ -463,7 +475,8 @@ class ToolCallInputEndEvent(Event):
     tool_call_id: str = _str(_TOOL_CALL_ID)
 
 
-@_payload
+@_documented
+@attrs.frozen(kw_only=True)
 class ToolExecutionStartEvent(Event):
     """A tool that was not blocked starts running."""
 
@@ -473,7 +486,8 @@ class ToolExecutionStartEvent(Event):
     tool_kind: str = _str(_TOOL_KIND, _TOOL_KIND_VALUES)
 
 
-@_payload
+@_documented
+@attrs.frozen(kw_only=True)
 class ToolExecutionEndEvent(Event):
     """A tool returned (successfully or not)."""
 
@@ -483,7 +497,8 @@ class ToolExecutionEndEvent(Event):
     tool_kind: str = _str(_TOOL_KIND, _TOOL_KIND_VALUES)
 
 
-@_payload
+@_documented
+@attrs.frozen(kw_only=True)
 class ToolOutputEvent(Event):
     """A chunk of output a running tool streamed (a line of a shell command, say)."""
 
@@ -495,7 +510,8 @@ class ToolOutputEvent(Event):
     is_stderr: bool = _bool("True when the chunk came from standard error.")
 
 
-@_payload
+@_documented
+@attrs.frozen(kw_only=True)
 class ToolResultEvent(Event):
     """A tool's result, before the model sees it: a transform may rewrite it."""
 
@@ -509,7 +525,8 @@ class ToolResultEvent(Event):
     metadata: str = _str("The tool's JSON metadata (diffs, say); plugins cannot change it.")
 
 
-@_payload
+@_documented
+@attrs.frozen(kw_only=True)
 class InputEvent(Event):
     """The user's prompt, before anything else happens in the turn."""
 
@@ -520,7 +537,8 @@ class InputEvent(Event):
     )
 
 
-@_payload
+@_documented
+@attrs.frozen(kw_only=True)
 class BeforeAgentStartEvent(Event):
     """The prompt is accepted; plugins may inject text or a system prompt."""
 
@@ -528,7 +546,8 @@ class BeforeAgentStartEvent(Event):
     prompt: str = _str("The prompt text of the turn.")
 
 
-@_payload
+@_documented
+@attrs.frozen(kw_only=True)
 class AgentStartEvent(Event):
     """The agent loop starts generating for the turn."""
 
@@ -536,7 +555,8 @@ class AgentStartEvent(Event):
     prompt: str = _str("The turn's label: the prompt, '[steer] ...' or '[follow-up]'.")
 
 
-@_payload
+@_documented
+@attrs.frozen(kw_only=True)
 class AgentEndEvent(Event):
     """The turn is over. The turn aggregator fills in the counts, tokens, cost and duration."""
 
@@ -545,12 +565,25 @@ class AgentEndEvent(Event):
     stop_reason: str = _str(
         "Why the turn stopped: the final step's finish reason, 'completed' when the provider "
         "gave none, 'error' when the turn failed.",
-        choices=("stop", "length", "tool-calls", "content-filter", "error", "other", "unknown", "completed"),
+        choices=(
+            "stop",
+            "length",
+            "tool-calls",
+            "content-filter",
+            "error",
+            "other",
+            "unknown",
+            "completed",
+        ),
     )
     tool_call_count: int = _int("Tool calls emitted in the turn (blocked ones included).")
-    tool_names: tuple[str, ...] = _strs("Tool names in call order, duplicates kept, empty names left out.")
+    tool_names: tuple[str, ...] = _strs(
+        "Tool names in call order, duplicates kept, empty names left out."
+    )
     llm_call_count: int = _int("LLM calls (llm_usage events) in the turn.")
-    input_tokens_delta: int = _int("Sum of the turn's input tokens (cache reads and writes excluded).")
+    input_tokens_delta: int = _int(
+        "Sum of the turn's input tokens (cache reads and writes excluded)."
+    )
     output_tokens_delta: int = _int("Sum of the turn's output tokens.")
     cache_read_tokens_delta: int = _int("Sum of the turn's cache-read tokens.")
     cache_write_tokens_delta: int = _int("Sum of the turn's cache-write tokens.")
@@ -558,14 +591,16 @@ class AgentEndEvent(Event):
     duration_ms: int = _int("Milliseconds from agent_start to agent_end, on a monotonic clock.")
 
 
-@_payload
+@_documented
+@attrs.frozen(kw_only=True)
 class MessageStartEvent(Event):
     """The assistant's message for the turn begins (once per turn)."""
 
     event_type: ClassVar[EventType] = EventType.MESSAGE_START
 
 
-@_payload
+@_documented
+@attrs.frozen(kw_only=True)
 class MessageUpdateEvent(Event):
     """One streamed delta of the assistant's text."""
 
@@ -573,7 +608,8 @@ class MessageUpdateEvent(Event):
     chunk: str = _str("The text delta.")
 
 
-@_payload
+@_documented
+@attrs.frozen(kw_only=True)
 class MessageEndEvent(Event):
     """The assistant's message is complete (successful turns only)."""
 
@@ -581,7 +617,8 @@ class MessageEndEvent(Event):
     content: str = _str("The text of the final step's response.")
 
 
-@_payload
+@_documented
+@attrs.frozen(kw_only=True)
 class SessionStartEvent(Event):
     """A session was loaded or created, or plugins were reloaded."""
 
@@ -589,14 +626,16 @@ class SessionStartEvent(Event):
     session_id: str = _str("The session's id ('' when the host has none).")
 
 
-@_payload
+@_documented
+@attrs.frozen(kw_only=True)
 class SessionShutdownEvent(Event):
     """The host is closing, or plugins are about to be reloaded."""
 
     event_type: ClassVar[EventType] = EventType.SESSION_SHUTDOWN
 
 
-@_payload
+@_documented
+@attrs.frozen(kw_only=True)
 class ModelChangeEvent(Event):
     """The active model changed."""
 
@@ -606,7 +645,8 @@ class ModelChangeEvent(Event):
     source: str = _str("Who changed it.", choices=("extension", "user"))
 
 
-@_payload
+@_documented
+@attrs.frozen(kw_only=True)
 class ContextPrepareEvent(Event):
     """The context window is about to be sent for the turn: a transform may edit it."""
 
@@ -616,7 +656,8 @@ class ContextPrepareEvent(Event):
     )
 
 
-@_payload
+@_documented
+@attrs.frozen(kw_only=True)
 class BeforeForkEvent(Event):
     """The user asked to fork the session: a guard may cancel."""
 
@@ -626,7 +667,8 @@ class BeforeForkEvent(Event):
     user_text: str = _str("Text of that user message, if any.")
 
 
-@_payload
+@_documented
+@attrs.frozen(kw_only=True)
 class BeforeSessionSwitchEvent(Event):
     """The user asked for another session: a guard may cancel."""
 
@@ -634,19 +676,23 @@ class BeforeSessionSwitchEvent(Event):
     reason: str = _str("Why the session switches.", choices=("new", "clear", "resume"))
 
 
-@_payload
+@_documented
+@attrs.frozen(kw_only=True)
 class BeforeCompactEvent(Event):
     """The context is about to be compacted: a guard may cancel or give its own summary."""
 
     event_type: ClassVar[EventType] = EventType.BEFORE_COMPACT
     estimated_tokens: int = _int("Estimated tokens in the context.")
     context_limit: int = _int("The model's context limit, in tokens.")
-    usage_percent: float = _float("estimated_tokens / context_limit, from 0.0 to 1.0.", kind="fraction")
+    usage_percent: float = _float(
+        "estimated_tokens / context_limit, from 0.0 to 1.0.", kind="fraction"
+    )
     message_count: int = _int("Messages in the context.")
     is_automatic: bool = _bool("True for automatic compaction, False when asked for.")
 
 
-@_payload
+@_documented
+@attrs.frozen(kw_only=True)
 class SubagentStartEvent(Event):
     """A subagent tool call was parsed."""
 
@@ -655,7 +701,8 @@ class SubagentStartEvent(Event):
     task: str = _str("The subagent's task ('' when the call has none).")
 
 
-@_payload
+@_documented
+@attrs.frozen(kw_only=True)
 class SubagentChunkEvent(Event):
     """One event of a running subagent, forwarded."""
 
@@ -681,7 +728,8 @@ class SubagentChunkEvent(Event):
     is_error: bool = _bool("True when a 'tool_result' chunk is an error.")
 
 
-@_payload
+@_documented
+@attrs.frozen(kw_only=True)
 class SubagentEndEvent(Event):
     """A subagent tool call finished."""
 
@@ -692,7 +740,8 @@ class SubagentEndEvent(Event):
     error_msg: str = _str("The result text when it failed, else ''.")
 
 
-@_payload
+@_documented
+@attrs.frozen(kw_only=True)
 class StepStartEvent(Event):
     """One LLM call of a multi-step turn begins."""
 
@@ -700,7 +749,8 @@ class StepStartEvent(Event):
     step_number: int = _int("Zero-based step index within the turn.", kind="step")
 
 
-@_payload
+@_documented
+@attrs.frozen(kw_only=True)
 class StepFinishEvent(Event):
     """A step (its LLM call and its tool runs) finished."""
 
@@ -717,7 +767,8 @@ class StepFinishEvent(Event):
     cache_write_tokens: int = _int("Tokens written to the provider's cache.")
 
 
-@_payload
+@_documented
+@attrs.frozen(kw_only=True)
 class ReasoningStartEvent(Event):
     """The model opened a reasoning block."""
 
@@ -725,7 +776,8 @@ class ReasoningStartEvent(Event):
     id: str = _str("The reasoning block's id.")
 
 
-@_payload
+@_documented
+@attrs.frozen(kw_only=True)
 class WarningsEvent(Event):
     """The provider returned warnings."""
 
@@ -733,7 +785,8 @@ class WarningsEvent(Event):
     warnings: tuple[str, ...] = _strs("The warnings' messages.")
 
 
-@_payload
+@_documented
+@attrs.frozen(kw_only=True)
 class SourceEvent(Event):
     """The model referenced a source (a web search result, say)."""
 
@@ -744,7 +797,8 @@ class SourceEvent(Event):
     title: str = _str("The source's title.")
 
 
-@_payload
+@_documented
+@attrs.frozen(kw_only=True)
 class ErrorEvent(Event):
     """A step failed after its retries; agent_end with stop_reason 'error' follows."""
 
@@ -752,7 +806,8 @@ class ErrorEvent(Event):
     error: str = _str("The error's message.")
 
 
-@_payload
+@_documented
+@attrs.frozen(kw_only=True)
 class RetryEvent(Event):
     """The provider call of a step is retried after a transient error."""
 
@@ -761,7 +816,8 @@ class RetryEvent(Event):
     error: str = _str("The error that caused the retry.")
 
 
-@_payload
+@_documented
+@attrs.frozen(kw_only=True)
 class PrepareStepEvent(Event):
     """The messages of one step are about to be sent: a transform may edit them."""
 
@@ -772,7 +828,8 @@ class PrepareStepEvent(Event):
     )
 
 
-@_payload
+@_documented
+@attrs.frozen(kw_only=True)
 class LLMUsageEvent(Event):
     """The usage and cost of one LLM call."""
 
@@ -781,7 +838,9 @@ class LLMUsageEvent(Event):
     output_tokens: int = _int("Output tokens of the call.")
     cache_read_tokens: int = _int("Tokens read from the provider's cache.")
     cache_write_tokens: int = _int("Tokens written to the provider's cache.")
-    cost: float = _float("Cost of the call in USD (0.0 for unknown models and subscription billing).", kind="usd")
+    cost: float = _float(
+        "Cost of the call in USD (0.0 for unknown models and subscription billing).", kind="usd"
+    )
     model: str = _str("The model that answered, without the provider ('claude-sonnet-4-5').")
     provider: str = _str("The provider ('anthropic', 'openai').")
     request_id: str = _str("The provider's request id, when the host knows it.")
@@ -795,15 +854,19 @@ class LLMUsageEvent(Event):
 # --------------------------------------------------------------------------- results
 
 
-@_payload
+@_documented
+@attrs.frozen(kw_only=True)
 class ToolCallResult(Result):
     """What an ``on_tool_call`` handler may return."""
 
-    block: bool = _bool("True stops the call: the tool never runs and the model gets 'Error: <reason>'.")
+    block: bool = _bool(
+        "True stops the call: the tool never runs and the model gets 'Error: <reason>'."
+    )
     reason: str = _str("Why it was blocked; 'blocked by extension' when empty.")
 
 
-@_payload
+@_documented
+@attrs.frozen(kw_only=True)
 class ToolResultResult(Result):
     """What an ``on_tool_result`` handler may return; None fields leave the result unchanged."""
 
@@ -811,7 +874,8 @@ class ToolResultResult(Result):
     is_error: bool | None = _opt_bool("New error flag, or None to keep it.")
 
 
-@_payload
+@_documented
+@attrs.frozen(kw_only=True)
 class InputResult(Result):
     """What an ``on_input`` handler may return."""
 
@@ -829,7 +893,8 @@ class InputResult(Result):
     text: str = _str("The replacement prompt, for 'transform'.")
 
 
-@_payload
+@_documented
+@attrs.frozen(kw_only=True)
 class BeforeAgentStartResult(Result):
     """What an ``on_before_agent_start`` handler may return."""
 
@@ -837,7 +902,8 @@ class BeforeAgentStartResult(Result):
     system_prompt: str | None = _opt_str("Extra system message for the turn, or None.")
 
 
-@_payload
+@_documented
+@attrs.frozen(kw_only=True)
 class ContextPrepareResult(Result):
     """What an ``on_context_prepare`` handler may return."""
 
@@ -846,7 +912,8 @@ class ContextPrepareResult(Result):
     )
 
 
-@_payload
+@_documented
+@attrs.frozen(kw_only=True)
 class BeforeForkResult(Result):
     """What an ``on_before_fork`` handler may return."""
 
@@ -854,7 +921,8 @@ class BeforeForkResult(Result):
     reason: str = _str("Why; 'Fork cancelled by extension.' when empty.")
 
 
-@_payload
+@_documented
+@attrs.frozen(kw_only=True)
 class BeforeSessionSwitchResult(Result):
     """What an ``on_before_session_switch`` handler may return."""
 
@@ -862,7 +930,8 @@ class BeforeSessionSwitchResult(Result):
     reason: str = _str("Why; 'Session switch cancelled by extension.' when empty.")
 
 
-@_payload
+@_documented
+@attrs.frozen(kw_only=True)
 class BeforeCompactResult(Result):
     """What an ``on_before_compact`` handler may return."""
 
@@ -871,7 +940,8 @@ class BeforeCompactResult(Result):
     summary: str = _str("A summary to use instead of the model's; '' lets the model summarize.")
 
 
-@_payload
+@_documented
+@attrs.frozen(kw_only=True)
 class PrepareStepResult(Result):
     """What an ``on_prepare_step`` handler may return."""
 

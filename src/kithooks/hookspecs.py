@@ -70,7 +70,7 @@ class KitHookSpecs:
 
     @hookspec
     def on_tool_call(self, event: ToolCallEvent, ctx: Context) -> ToolCallResult | None:
-        """A tool is about to run. Guard: return ``ToolCallResult(block=True, reason=...)`` to stop it.
+        """A tool is about to run. Guard: return ``ToolCallResult(block=True)`` to stop it.
 
         Emitted once per tool call the agent executes, after the model's stream ended and the
         call was parsed, before ``tool_execution_start``. When a handler blocks, the tool never
@@ -225,7 +225,7 @@ class KitHookSpecs:
     def on_context_prepare(
         self, event: ContextPrepareEvent, ctx: Context
     ) -> ContextPrepareResult | None:
-        """The context window is about to be used for the turn. Transform: return ``ContextPrepareResult``.
+        """The turn's context window is ready. Transform: return ``ContextPrepareResult``.
 
         Emitted once per turn, after ``before_agent_start`` and before ``agent_start``. A
         handler may filter, reorder or add messages: a kept message is given by its ``index``
@@ -245,7 +245,7 @@ class KitHookSpecs:
     def on_before_session_switch(
         self, event: BeforeSessionSwitchEvent, ctx: Context
     ) -> BeforeSessionSwitchResult | None:
-        """The user asked for another session. Guard: return ``BeforeSessionSwitchResult(cancel=True)``.
+        """The user asked for another session. Guard: return ``BeforeSessionSwitchResult``.
 
         Emitted before the host switches (``reason`` says why). A cancel keeps the current
         session (``Session switch cancelled by extension.`` when the reason is empty).

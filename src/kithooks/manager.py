@@ -10,9 +10,9 @@ import logging
 import os
 import sys
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import attrs
 import pluggy
@@ -74,7 +74,8 @@ class HandlerError:
     @property
     def message(self) -> str:
         """One line naming the plugin, the hook and the error."""
-        return f"plugin {self.plugin!r} failed in {self.hook}: {type(self.error).__name__}: {self.error}"
+        error = f"{type(self.error).__name__}: {self.error}"
+        return f"plugin {self.plugin!r} failed in {self.hook}: {error}"
 
 
 class _Handler:
@@ -137,9 +138,7 @@ class _CustomHandler:
             ]
         except (TypeError, ValueError):
             params = []
-        self.call: Callable[[Any, Context], None] = (
-            (lambda d, c: fn(d, c)) if len(params) >= 2 else (lambda d, c: fn(d))
-        )
+        self.call: Callable[[Any, Context], None] = fn if len(params) >= 2 else (lambda d, c: fn(d))
 
 
 def _order_group(impl: HookImpl) -> int:
@@ -326,8 +325,12 @@ class PluginManager(pluggy.PluginManager):
         for name, plugin in plugins.items():
             for _attr, fn in self._custom_handlers_of(plugin):
                 handler = _CustomHandler(name, fn, self._locks[name])
-                custom.setdefault(getattr(fn, _CUSTOM_MARK), []).append((self._order[name], handler))
-        self._custom = {k: tuple(h for _, h in sorted(v, key=lambda x: x[0])) for k, v in custom.items()}
+                custom.setdefault(getattr(fn, _CUSTOM_MARK), []).append(
+                    (self._order[name], handler)
+                )
+        self._custom = {
+            k: tuple(h for _, h in sorted(v, key=lambda x: x[0])) for k, v in custom.items()
+        }
         self._aggregator = active
         self._plans = plans
 
@@ -338,10 +341,17 @@ class PluginManager(pluggy.PluginManager):
         aggregator: TurnAggregator | None,
         active: TurnAggregator | None,
     ) -> _Plan | None:
-        chosen = [i for i in impls if active is not None or aggregator is None or i.plugin is not aggregator]
-        chosen.sort(key=lambda i: (_order_group(i), self._order.get(i.plugin_name, (sys.maxsize, 0))))
+        chosen = [
+            i
+            for i in impls
+            if active is not None or aggregator is None or i.plugin is not aggregator
+        ]
+        chosen.sort(
+            key=lambda i: (_order_group(i), self._order.get(i.plugin_name, (sys.maxsize, 0)))
+        )
         handlers = tuple(
-            _Handler(i, et.hook_name, self._locks.get(i.plugin_name) or PluginLock()) for i in chosen
+            _Handler(i, et.hook_name, self._locks.get(i.plugin_name) or PluginLock())
+            for i in chosen
         )
         prepare = active.enrich if (et is EventType.AGENT_END and active is not None) else None
         if not handlers:
@@ -446,7 +456,7 @@ class PluginManager(pluggy.PluginManager):
             await h.task_lock.acquire()
             try:
                 if h.is_async:
-                    result = await h.call(current, ctx)
+                    result = await cast("Awaitable[Any]", h.call(current, ctx))
                 else:
                     with h.thread_lock:
                         result = h.call(current, ctx)
@@ -481,8 +491,7 @@ class PluginManager(pluggy.PluginManager):
         event = kwargs.get("event")
         if not isinstance(event, EVENT_CLASSES[et]):
             raise TypeError(
-                f"{hook_name} takes event={EVENT_CLASSES[et].__name__}, "
-                f"not {type(event).__name__}"
+                f"{hook_name} takes event={EVENT_CLASSES[et].__name__}, not {type(event).__name__}"
             )
         plan = self._make_plan(et, methods, self.turn_aggregator, self._aggregator)
         if plan is None:
@@ -562,7 +571,9 @@ class PluginManager(pluggy.PluginManager):
                 plugin = ep.load()
                 self.register(plugin, name=ep.name)
             except Exception as exc:
-                self._load_failed(LoadError(name=ep.name, kind="entrypoint", location=ep.value, error=exc))
+                self._load_failed(
+                    LoadError(name=ep.name, kind="entrypoint", location=ep.value, error=exc)
+                )
                 continue
             self._sources[ep.name] = source
             loaded.append(ep.name)
@@ -643,4 +654,3 @@ class PluginManager(pluggy.PluginManager):
                 names.extend(self._load_batch(batch))
         self.emit(SessionStartEvent(session_id=self._context.session_id))
         return names
-

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import attrs
 import cattrs
@@ -56,9 +56,7 @@ def _make_converter() -> cattrs.Converter:
     conv = cattrs.Converter(forbid_extra_keys=True, detailed_validation=True)
     for kind in (str, int, float, bool):
         conv.register_structure_hook(kind, _strict(kind))
-    conv.register_structure_hook_func(
-        lambda t: t == (Mapping[str, Any] | None), _json_object
-    )
+    conv.register_structure_hook_func(lambda t: t == (Mapping[str, Any] | None), _json_object)
     base_tuple = conv.get_structure_hook(tuple[str, ...])
 
     def array(value: Any, kind: Any) -> Any:
@@ -66,7 +64,7 @@ def _make_converter() -> cattrs.Converter:
             raise TypeError(f"expected a JSON array, got {type(value).__name__}")
         if kind == tuple[str, ...]:
             return base_tuple(value, kind)
-        return conv.structure(value, list[kind.__args__[0]])  # type: ignore[name-defined]
+        return conv.structure(value, list[kind.__args__[0]])
 
     conv.register_structure_hook_func(lambda t: getattr(t, "__origin__", None) is tuple, array)
     conv.register_unstructure_hook(MappingProxyType, thaw)
@@ -78,7 +76,7 @@ def _make_converter() -> cattrs.Converter:
 
 
 for _cls in (ContextMessage, *EVENT_CLASSES.values(), *RESULT_CLASSES):
-    attrs.resolve_types(_cls)
+    attrs.resolve_types(cast("type[Any]", _cls))
 
 _converter = _make_converter()
 
@@ -92,7 +90,7 @@ def _describe(exc: BaseException) -> str:
 
 
 def _messages(exc: BaseException) -> list[str]:
-    """One ``<why> @ <path>`` line per problem, e.g. ``expected int, got str '1' @ $.step_number``."""
+    """One ``<why> @ <path>`` line per problem (``expected int, got str '1' @ $.step_number``)."""
     if isinstance(exc, ClassValidationError | IterableValidationError | ForbiddenExtraKeysError):
         return cattrs.transform_error(exc, path="$", format_exception=lambda e, _t: _describe(e))
     return [f"{_describe(exc)} @ $"]
@@ -106,7 +104,9 @@ def unstructure(obj: Any) -> Any:
 def structure(data: Any, cls: type[T]) -> T:
     """Rebuild a ``cls`` from plain data; raises :class:`StructureError` naming bad fields."""
     if not isinstance(data, Mapping):
-        raise StructureError([f"expected a JSON object for {cls.__name__}, got {type(data).__name__} @ $"])
+        raise StructureError(
+            [f"expected a JSON object for {cls.__name__}, got {type(data).__name__} @ $"]
+        )
     try:
         return _converter.structure(data, cls)
     except (ClassValidationError, ForbiddenExtraKeysError, TypeError, ValueError) as exc:

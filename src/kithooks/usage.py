@@ -36,7 +36,9 @@ class ModelPrice:
     cache_read: float | None = None
     cache_write: float | None = None
 
-    def cost(self, input_tokens: int, output_tokens: int, cache_read: int, cache_write: int) -> float:
+    def cost(
+        self, input_tokens: int, output_tokens: int, cache_read: int, cache_write: int
+    ) -> float:
         """USD for one call (``input_tokens`` excludes the cache tokens)."""
         read = self.input if self.cache_read is None else self.cache_read
         write = self.input if self.cache_write is None else self.cache_write

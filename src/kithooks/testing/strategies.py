@@ -15,7 +15,6 @@ units), so they follow the contract as it changes::
 
 from __future__ import annotations
 
-import functools
 from typing import Any, TypeVar
 
 import attrs
@@ -30,9 +29,13 @@ T = TypeVar("T")
 
 _text = st.text(max_size=40)
 
-_json_scalars = st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.floats(
-    allow_nan=False, allow_infinity=False
-) | _text
+_json_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**53), 2**53)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | _text
+)
 
 
 def json_objects() -> st.SearchStrategy[dict[str, Any]]:
@@ -69,12 +72,16 @@ def _for_field(field: attrs.Attribute[Any]) -> st.SearchStrategy[Any]:
     return strategies[kind]
 
 
-@functools.cache
+_CACHE: dict[type[Any], st.SearchStrategy[Any]] = {}
+
+
 def for_class(cls: type[T]) -> st.SearchStrategy[T]:
     """Valid instances of a payload class, a result class or :class:`ContextMessage`."""
     if not attrs.has(cls):
         raise TypeError(f"{cls!r} is not a kithooks payload or result class")
-    return st.builds(cls, **{f.name: _for_field(f) for f in attrs.fields(cls)})
+    if cls not in _CACHE:
+        _CACHE[cls] = st.builds(cls, **{f.name: _for_field(f) for f in attrs.fields(cls)})
+    return _CACHE[cls]
 
 
 def context_messages() -> st.SearchStrategy[ContextMessage]:

@@ -1,0 +1,1 @@
+"""kithooks benchmarks: ``python -m bench`` (see bench/README.md)."""

@@ -1,0 +1,1 @@
+../src/kithooks/examples/usage_budget.py

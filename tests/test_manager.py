@@ -1,0 +1,393 @@
+"""PluginManager: ordering, isolation, locking, async, custom events, context."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+
+import pytest
+
+import kithooks
+from kithooks import Context, EventType, PluginManager, hookimpl
+
+
+def recorder(name, log, hook="on_message_update", **opts):
+    class P:
+        pass
+
+    def handler(self, event, ctx):
+        log.append(name)
+
+    setattr(P, hook, hookimpl(**opts)(handler) if opts else hookimpl(handler))
+    return P()
+
+
+def test_handlers_run_in_registration_order_not_lifo():
+    log: list[str] = []
+    pm = PluginManager()
+    for name in "abcd":
+        pm.register(recorder(name, log), name=name)
+    pm.emit(kithooks.MessageUpdateEvent(chunk="x"))
+    assert log == ["a", "b", "c", "d"]
+
+
+def test_tryfirst_and_trylast_move_handlers_within_registration_order():
+    log: list[str] = []
+    pm = PluginManager()
+    pm.register(recorder("last1", log, trylast=True), name="last1")
+    pm.register(recorder("a", log), name="a")
+    pm.register(recorder("first1", log, tryfirst=True), name="first1")
+    pm.register(recorder("last2", log, trylast=True), name="last2")
+    pm.register(recorder("b", log), name="b")
+    pm.register(recorder("first2", log, tryfirst=True), name="first2")
+    pm.emit(kithooks.MessageUpdateEvent())
+    assert log == ["first1", "first2", "a", "b", "last1", "last2"]
+    assert pm.handler_names("message_update") == log
+
+
+def test_failing_handler_is_logged_with_plugin_and_hook_and_dispatch_goes_on(caplog):
+    log: list[str] = []
+
+    class Broken:
+        @hookimpl
+        def on_message_update(self, event):
+            raise ValueError("bad chunk")
+
+    errors: list = []
+    pm = PluginManager(on_error=errors.append)
+    pm.register(Broken(), name="broken")
+    pm.register(recorder("after", log), name="after")
+    with caplog.at_level(logging.ERROR, logger="kithooks"):
+        pm.emit(kithooks.MessageUpdateEvent(chunk="x"))
+    assert log == ["after"]
+    record = caplog.records[-1]
+    assert record.name == "kithooks"
+    assert "'broken'" in record.getMessage() and "on_message_update" in record.getMessage()
+    assert record.exc_info and isinstance(record.exc_info[1], ValueError)
+    assert errors[0].plugin == "broken" and errors[0].hook == "on_message_update"
+    assert "bad chunk" in errors[0].message
+
+
+@pytest.mark.parametrize(
+    "exc", [KeyboardInterrupt, SystemExit, asyncio.CancelledError, GeneratorExit]
+)
+def test_base_exceptions_propagate(exc):
+    class Stop:
+        @hookimpl
+        def on_tool_call(self, event):
+            raise exc()
+
+    pm = PluginManager()
+    pm.register(Stop())
+    with pytest.raises(exc):
+        pm.emit(kithooks.ToolCallEvent())
+    with pytest.raises(exc):
+        asyncio.run(pm.aemit(kithooks.ToolCallEvent()))
+
+
+def test_fail_closed_turns_a_failing_guard_into_a_block_naming_the_plugin():
+    class Flaky:
+        @hookimpl
+        def on_tool_call(self, event):
+            raise ConnectionError("policy server down")
+
+        @hookimpl
+        def on_message_update(self, event):
+            raise ConnectionError("not a guard")
+
+    pm = PluginManager(fail_closed=True)
+    pm.register(Flaky(), name="policy")
+    result = pm.emit(kithooks.ToolCallEvent(tool_name="bash"))
+    assert result.block is True
+    assert "'policy'" in result.reason and "policy server down" in result.reason
+    assert pm.emit(kithooks.MessageUpdateEvent()) is None  # observe events are not affected
+
+    class Compactor:
+        @hookimpl
+        def on_before_compact(self, event):
+            raise RuntimeError("x")
+
+    pm.register(Compactor(), name="compactor")
+    assert pm.emit(kithooks.BeforeCompactEvent()).cancel is True
+    open_pm = PluginManager()
+    open_pm.register(Flaky(), name="policy")
+    assert open_pm.emit(kithooks.ToolCallEvent()) is None
+
+
+def test_a_result_of_the_wrong_type_is_logged_and_ignored(caplog):
+    class Confused:
+        @hookimpl
+        def on_tool_result(self, event):
+            return kithooks.ToolCallResult(block=True)
+
+    errors: list = []
+    pm = PluginManager(on_error=errors.append)
+    pm.register(Confused(), name="confused")
+    with caplog.at_level(logging.ERROR, logger="kithooks"):
+        assert pm.emit(kithooks.ToolResultEvent(content="x")) is None
+    assert "'confused'" in caplog.text and "ToolCallResult" in caplog.text
+    assert "ToolResultResult" in errors[0].message
+
+
+def test_emit_rejects_non_events_and_pluggy_path_checks_the_payload_class():
+    pm = PluginManager()
+    with pytest.raises(TypeError, match="kithooks event"):
+        pm.emit({"type": "tool_call"})  # type: ignore[arg-type]
+    pm.register(recorder("a", [], hook="on_tool_call"))
+    with pytest.raises(TypeError, match="ToolCallEvent"):
+        pm.hook.on_tool_call(event=kithooks.InputEvent(), ctx=Context())
+
+
+def test_has_handlers_follows_register_and_unregister():
+    pm = PluginManager()
+    assert not pm.has_handlers(EventType.MESSAGE_UPDATE)
+    plugin = recorder("a", [])
+    pm.register(plugin, name="a")
+    assert pm.has_handlers(EventType.MESSAGE_UPDATE) and pm.has_handlers("message_update")
+    pm.unregister(plugin)
+    assert not pm.has_handlers("message_update")
+    pm.register(plugin, name="a")
+    pm.unregister(name="a")
+    assert not pm.has_handlers("message_update")
+    pm.set_blocked("a")
+    assert pm.register(plugin, name="a") is None
+    assert not pm.has_handlers("message_update")
+
+
+def test_aggregator_is_passive_until_someone_handles_agent_end():
+    pm = PluginManager()
+    assert pm.get_plugin("turn-aggregator") is pm.turn_aggregator
+    assert not pm.has_handlers("tool_call") and not pm.has_handlers("agent_end")
+    pm.register(recorder("end", [], hook="on_agent_end"), name="end")
+    assert pm.has_handlers("tool_call") and pm.has_handlers("llm_usage")
+    assert PluginManager(aggregate_turns=False).turn_aggregator is None
+
+
+def test_coroutine_handler_under_emit_is_a_type_error_saying_aemit():
+    class Async:
+        @hookimpl
+        async def on_tool_call(self, event):
+            return kithooks.ToolCallResult(block=True, reason="async")
+
+    pm = PluginManager()
+    pm.register(Async(), name="async-gate")
+    with pytest.raises(TypeError, match="aemit") as info:
+        pm.emit(kithooks.ToolCallEvent())
+    assert "'async-gate'" in str(info.value)
+    assert asyncio.run(pm.aemit(kithooks.ToolCallEvent())).reason == "async"
+
+
+def test_twenty_threads_keep_one_plugins_handlers_serialized():
+    class Counter:
+        def __init__(self):
+            self.count = 0
+            self.inside = 0
+            self.overlaps = 0
+
+        def bump(self):
+            self.inside += 1
+            if self.inside > 1:
+                self.overlaps += 1
+            value = self.count
+            time.sleep(0)  # invite a thread switch between read and write
+            self.count = value + 1
+            self.inside -= 1
+
+        @hookimpl
+        def on_tool_output(self, event):
+            self.bump()
+
+        @hookimpl
+        def on_message_update(self, event):
+            self.bump()
+
+    counter = Counter()
+    pm = PluginManager()
+    pm.register(counter)
+    per_thread = 200
+    barrier = threading.Barrier(20)
+
+    def work(i):
+        barrier.wait()
+        event = kithooks.ToolOutputEvent() if i % 2 else kithooks.MessageUpdateEvent()
+        for _ in range(per_thread):
+            pm.emit(event)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert counter.count == 20 * per_thread
+    assert counter.overlaps == 0
+
+
+def test_reentrant_emit_does_not_deadlock():
+    log: list[str] = []
+
+    class Chatty:
+        @hookimpl
+        def on_tool_call(self, event, ctx):
+            ctx.emit_custom_event("audit", event.tool_name)
+            ctx.set_state("seen", event.tool_name)
+            pm.emit(kithooks.ModelChangeEvent(new_model="a/b"), ctx)
+            return
+
+        @hookimpl
+        def on_model_change(self, event):
+            log.append(f"model {event.new_model}")
+
+        @kithooks.custom_event("audit")
+        def audited(self, data):
+            log.append(f"audit {data}")
+
+    pm = PluginManager()
+    pm.register(Chatty())
+    done = threading.Event()
+
+    def run():
+        pm.emit(kithooks.ToolCallEvent(tool_name="bash"))
+        done.set()
+
+    threading.Thread(target=run, daemon=True).start()
+    assert done.wait(5), "re-entrant emit deadlocked"
+    assert log == ["audit bash", "model a/b"]
+    assert pm.state.get("seen") == "bash"
+
+
+def test_aemit_serializes_one_plugins_handlers_across_tasks_and_reenters():
+    class Slow:
+        def __init__(self):
+            self.inside = 0
+            self.overlaps = 0
+            self.nested = 0
+
+        @hookimpl
+        async def on_message_update(self, event, ctx):
+            self.inside += 1
+            self.overlaps += self.inside > 1
+            await asyncio.sleep(0.001)
+            if event.chunk == "outer":
+                await pm.aemit(kithooks.MessageUpdateEvent(chunk="inner"), ctx)
+                self.nested += 1
+            self.inside -= 1
+
+    slow = Slow()
+    pm = PluginManager()
+    pm.register(slow)
+
+    async def main():
+        await asyncio.wait_for(
+            asyncio.gather(
+                *(pm.aemit(kithooks.MessageUpdateEvent(chunk="outer")) for _ in range(10))
+            ),
+            timeout=10,
+        )
+
+    asyncio.run(main())
+    assert slow.nested == 10
+    # nested (re-entrant) calls count as overlaps by design; between tasks there are none
+    assert slow.overlaps == 10
+
+
+def test_custom_events_in_registration_order_isolated(caplog):
+    log: list[str] = []
+
+    class A:
+        @kithooks.custom_event("deploy")
+        def first(self, data, ctx):
+            log.append(f"A {data} {ctx.session_id}")
+
+    class B:
+        @kithooks.custom_event("deploy")
+        def boom(self, data):
+            raise RuntimeError("nope")
+
+    class C:
+        @kithooks.custom_event("deploy")
+        def last(self, data):
+            log.append(f"C {data}")
+
+    pm = PluginManager(context=Context(session_id="s1"))
+    for p in (A(), B(), C()):
+        pm.register(p)
+    assert pm.has_custom_subscribers("deploy") and not pm.has_custom_subscribers("other")
+    with caplog.at_level(logging.ERROR, logger="kithooks"):
+        pm.emit_custom_event("deploy", "v2")
+    assert log == ["A v2 s1", "C v2"]
+    assert "'B'" in caplog.text and "custom event 'deploy'" in caplog.text
+    pm.emit_custom_event("unknown", "x")  # no subscribers: nothing happens
+
+
+def test_context_callbacks_default_to_safe_noops_and_state_is_bound():
+    ctx = Context()
+    ctx.print("x")
+    ctx.print_error("x")
+    ctx.send_message("x")
+    ctx.abort()
+    assert ctx.is_idle() is True
+    assert ctx.get_session_path() == ""
+    assert ctx.get_state("k") is None and ctx.list_state() == []
+    ctx.set_state("k", "v")  # unbound: a no-op
+    ctx.emit_custom_event("x", "y")
+    pm = PluginManager()
+    seen: list = []
+
+    class Stateful:
+        @hookimpl
+        def on_session_start(self, event, ctx):
+            ctx.set_state("b", "2")
+            ctx.set_state("a", "1")
+            ctx.delete_state("b")
+            seen.append(ctx.list_state())
+
+    pm.register(Stateful())
+    per_call = Context(session_id="per-call")
+    pm.emit(kithooks.SessionStartEvent(), per_call)
+    assert seen == [["a"]] and pm.state.get("a") == "1"
+    assert per_call.get_state("a") == "1"
+
+
+def test_handlers_may_take_any_subset_of_the_arguments():
+    got: list = []
+
+    class Subsets:
+        @hookimpl
+        def on_agent_start(self):
+            got.append("none")
+
+        @hookimpl
+        def on_agent_end(self, ctx):
+            got.append(ctx.session_id)
+
+        @hookimpl
+        def on_message_end(self, ctx, event):
+            got.append((ctx.session_id, event.content))
+
+    pm = PluginManager(context=Context(session_id="s"))
+    pm.register(Subsets())
+    pm.emit(kithooks.AgentStartEvent())
+    pm.emit(kithooks.AgentEndEvent())
+    pm.emit(kithooks.MessageEndEvent(content="c"))
+    assert got == ["none", "s", ("s", "c")]
+
+
+def test_wrappers_are_rejected():
+    class Wrapper:
+        @hookimpl(wrapper=True)
+        def on_tool_call(self, event):
+            return (yield)
+
+    import pluggy
+
+    with pytest.raises(pluggy.PluginValidationError, match="wrapper"):
+        PluginManager().register(Wrapper())
+
+
+def test_default_plugin_names_are_readable_and_unique():
+    pm = PluginManager()
+    a = pm.register(recorder("x", []))
+    b = pm.register(recorder("y", []))
+    assert (a, b) == ("P", "P-2")
