@@ -27,7 +27,9 @@ def make_plugin(counter: Counter, marker: pluggy.HookimplMarker) -> object:
     return Plugin()
 
 
-def observe(sizes: tuple[int, ...], number: int, rounds: int) -> tuple[str, dict[int, dict[str, float]]]:
+def observe(
+    sizes: tuple[int, ...], number: int, rounds: int
+) -> tuple[str, dict[int, dict[str, float]]]:
     event = kithooks.MessageUpdateEvent(chunk="tok")
     ctx = kithooks.Context()
     results: dict[int, dict[str, float]] = {}
@@ -60,7 +62,21 @@ def observe(sizes: tuple[int, ...], number: int, rounds: int) -> tuple[str, dict
     for n, r in results.items():
         k, p, loop = r["kithooks emit"], r["pluggy hook call"], r["plain loop"]
         rows.append(
-            [str(n), f"{loop:.0f}", f"{p:.0f}", f"{k:.0f}", f"{k / p:.2f}", f"{k / loop:.2f}" if n else "-"]
+            [
+                str(n),
+                f"{loop:.0f}",
+                f"{p:.0f}",
+                f"{k:.0f}",
+                f"{k / p:.2f}",
+                f"{k / loop:.2f}" if n else "-",
+            ]
         )
-    header = ["handlers", "plain loop ns", "pluggy ns", "kithooks emit ns", "emit / pluggy", "emit / loop"]
+    header = [
+        "handlers",
+        "plain loop ns",
+        "pluggy ns",
+        "kithooks emit ns",
+        "emit / pluggy",
+        "emit / loop",
+    ]
     return table("Observe dispatch (message_update), ns per event", rows, header), results
