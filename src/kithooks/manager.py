@@ -157,6 +157,10 @@ class PluginManager(pluggy.PluginManager):
         aggregate_turns: register a :class:`TurnAggregator` as ``turn-aggregator``.
         on_error: called with a :class:`HandlerError` or :class:`~kithooks.loading.LoadError`
             whenever a plugin fails (after it is logged on logger ``kithooks``).
+        on_result: called as ``on_result(plugin, hook, result)`` for every valid result a
+            guard or transform handler returns, before it is merged (replay uses it to say
+            which plugin did what).
+        on_custom_event: called as ``on_custom_event(name, data)`` for every custom event.
 
     Handlers run in registration order (``tryfirst`` / ``trylast`` move one to the front
     or back). Calling a hook through pluggy (``pm.hook.on_tool_call(event=e, ctx=c)``)
@@ -171,11 +175,15 @@ class PluginManager(pluggy.PluginManager):
         fail_closed: bool = False,
         aggregate_turns: bool = True,
         on_error: Callable[[HandlerError | LoadError], None] | None = None,
+        on_result: Callable[[str, str, Result], None] | None = None,
+        on_custom_event: Callable[[str, Any], None] | None = None,
     ) -> None:
         super().__init__(PROJECT)
         self.add_hookspecs(KitHookSpecs)
         self.fail_closed = fail_closed
         self.on_error = on_error
+        self.on_result = on_result
+        self.on_custom_event = on_custom_event
         self.state: StateStore = StateStore() if state is None else state
         #: Plugins that could not be loaded, with why (entry points and files).
         self.load_errors: list[LoadError] = []
@@ -431,6 +439,8 @@ class PluginManager(pluggy.PluginManager):
             if not isinstance(result, rule.result_type):
                 self._wrong_result(h.plugin, h.hook, result, rule.result_type)
                 continue
+            if self.on_result is not None:
+                self.on_result(h.plugin, h.hook, result)
             if merge.add(result):
                 return result
         return merge.result()
@@ -473,6 +483,8 @@ class PluginManager(pluggy.PluginManager):
             if not isinstance(result, rule.result_type):
                 self._wrong_result(h.plugin, h.hook, result, rule.result_type)
                 continue
+            if self.on_result is not None:
+                self.on_result(h.plugin, h.hook, result)
             if merge.add(result):
                 return result
         return None if merge is None else merge.result()
@@ -522,6 +534,8 @@ class PluginManager(pluggy.PluginManager):
 
     def emit_custom_event(self, name: str, data: Any = "", ctx: Context | None = None) -> None:
         """Call every plugin subscribed to ``name`` with ``data``, in registration order."""
+        if self.on_custom_event is not None:
+            self.on_custom_event(name, data)
         handlers = self._custom.get(name)
         if not handlers:
             return

@@ -1,0 +1,1 @@
+../src/kithooks/examples/context_injector.py

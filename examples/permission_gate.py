@@ -1,0 +1,1 @@
+../src/kithooks/examples/permission_gate.py

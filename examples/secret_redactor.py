@@ -1,0 +1,1 @@
+../src/kithooks/examples/secret_redactor.py

@@ -1,0 +1,1 @@
+../src/kithooks/examples/tool_logger.py

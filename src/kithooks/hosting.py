@@ -1,0 +1,569 @@
+"""Helpers for hosts: emit a turn's events in the original's order and honour the results.
+
+* :func:`run_tool` / :func:`arun_tool` wrap one tool call: ``tool_call`` (a block means the
+  tool never runs and the model gets ``Error: <reason>``), ``tool_execution_start``, the
+  tool (an exception becomes an error result), ``tool_execution_end``, ``tool_result``
+  with the merged rewrite applied.
+* :class:`Turn` emits a turn: ``input`` (transform; ``handled`` is honoured: the prompt does
+  not reach the model), ``before_agent_start`` (always, even after a transform),
+  ``context_prepare`` / ``prepare_step`` with the ``index`` rules, ``agent_start``,
+  ``message_start``, steps, usage and ``agent_end``.
+* :func:`before_fork`, :func:`before_session_switch`, :func:`before_compact` ask the guards
+  and give the original's default reasons.
+
+Every helper checks ``has_handlers`` first, so no payload is built that nobody reads.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import uuid
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, TypeVar
+
+import attrs
+
+from .context import Context
+from .dispatch import RULES
+from .events import (
+    AgentEndEvent,
+    AgentStartEvent,
+    BeforeAgentStartEvent,
+    BeforeCompactEvent,
+    BeforeForkEvent,
+    BeforeSessionSwitchEvent,
+    ContextMessage,
+    ContextPrepareEvent,
+    ErrorEvent,
+    EventType,
+    InputEvent,
+    MessageEndEvent,
+    MessageStartEvent,
+    MessageUpdateEvent,
+    PrepareStepEvent,
+    StepFinishEvent,
+    StepStartEvent,
+    ToolCallEvent,
+    ToolExecutionEndEvent,
+    ToolExecutionStartEvent,
+    ToolOutputEvent,
+    ToolResultEvent,
+    tool_kind_for,
+)
+from .manager import PluginManager
+from .usage import ModelPrice, usage_event
+
+__all__ = [
+    "Cancellation",
+    "CompactDecision",
+    "Injection",
+    "Prompt",
+    "ToolOutcome",
+    "ToolResponse",
+    "Turn",
+    "apply_messages",
+    "arun_tool",
+    "before_compact",
+    "before_fork",
+    "before_session_switch",
+    "parse_args",
+    "run_tool",
+    "tool_output",
+]
+
+M = TypeVar("M")
+
+_ROLES = ("system", "user", "assistant", "tool")
+
+
+@attrs.frozen(kw_only=True)
+class ToolResponse:
+    """What a tool returns when it has more to say than its text."""
+
+    content: str = ""
+    is_error: bool = False
+    metadata: str = ""
+
+
+@attrs.frozen(kw_only=True)
+class ToolOutcome:
+    """What the model receives for one tool call, and what happened on the way."""
+
+    content: str
+    is_error: bool
+    metadata: str = ""
+    blocked: bool = False  #: a ``tool_call`` handler blocked it: the tool never ran
+    reason: str = ""  #: the block's reason (the default one when the plugin gave none)
+
+
+def parse_args(text: str) -> Mapping[str, Any] | None:
+    """The tool input as a JSON object, or None when it is not one."""
+    try:
+        value = json.loads(text)
+    except (ValueError, TypeError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _response(value: object) -> ToolResponse:
+    if isinstance(value, ToolResponse):
+        return value
+    if isinstance(value, str):
+        return ToolResponse(content=value)
+    raise TypeError(f"a tool must return str or ToolResponse, not {type(value).__name__}")
+
+
+def _failed(exc: Exception) -> ToolResponse:
+    return ToolResponse(content=f"Error: {type(exc).__name__}: {exc}", is_error=True)
+
+
+class _ToolCall:
+    """The events around one tool call, shared by the sync and async wrappers."""
+
+    def __init__(
+        self,
+        pm: PluginManager,
+        ctx: Context | None,
+        *,
+        tool_name: str,
+        tool_call_id: str,
+        input: str,
+        tool_kind: str | None,
+    ) -> None:
+        self.pm, self.ctx = pm, ctx
+        self.name, self.id, self.input = tool_name, tool_call_id, input
+        self.kind = tool_kind or tool_kind_for(tool_name)
+
+    def ask(self) -> ToolOutcome | None:
+        """Emit tool_call (and tool_execution_start); an outcome means: blocked."""
+        pm = self.pm
+        if pm.has_handlers(EventType.TOOL_CALL):
+            event = ToolCallEvent(
+                tool_name=self.name,
+                tool_call_id=self.id,
+                tool_kind=self.kind,
+                input=self.input,
+                parsed_args=parse_args(self.input),
+                source="llm",
+            )
+            result = pm.emit(event, self.ctx)
+            if result is not None and result.block:
+                reason = result.reason or RULES[EventType.TOOL_CALL].default_reason
+                return ToolOutcome(
+                    content=f"Error: {reason}", is_error=True, blocked=True, reason=reason
+                )
+        if pm.has_handlers(EventType.TOOL_EXECUTION_START):
+            pm.emit(
+                ToolExecutionStartEvent(
+                    tool_call_id=self.id, tool_name=self.name, tool_kind=self.kind
+                ),
+                self.ctx,
+            )
+        return None
+
+    def finish(self, response: ToolResponse) -> ToolOutcome:
+        """Emit tool_execution_end and tool_result; apply the merged rewrite."""
+        pm = self.pm
+        if pm.has_handlers(EventType.TOOL_EXECUTION_END):
+            pm.emit(
+                ToolExecutionEndEvent(
+                    tool_call_id=self.id, tool_name=self.name, tool_kind=self.kind
+                ),
+                self.ctx,
+            )
+        content, is_error = response.content, response.is_error
+        if pm.has_handlers(EventType.TOOL_RESULT):
+            event = ToolResultEvent(
+                tool_call_id=self.id,
+                tool_name=self.name,
+                tool_kind=self.kind,
+                input=self.input,
+                content=content,
+                is_error=is_error,
+                metadata=response.metadata,
+            )
+            result = pm.emit(event, self.ctx)
+            if result is not None:
+                if result.content is not None:
+                    content = result.content
+                if result.is_error is not None:
+                    is_error = result.is_error
+        return ToolOutcome(content=content, is_error=is_error, metadata=response.metadata)
+
+
+def run_tool(
+    pm: PluginManager,
+    tool: Callable[[str], str | ToolResponse],
+    *,
+    tool_name: str,
+    tool_call_id: str,
+    input: str,
+    tool_kind: str | None = None,
+    ctx: Context | None = None,
+) -> ToolOutcome:
+    """Run ``tool(input)`` between the tool events; returns what the model should receive.
+
+    ``tool_kind`` defaults to the original's table. An exception from the tool becomes an
+    error result (``Error: <type>: <message>``); it does not propagate.
+    """
+    call = _ToolCall(
+        pm, ctx, tool_name=tool_name, tool_call_id=tool_call_id, input=input, tool_kind=tool_kind
+    )
+    blocked = call.ask()
+    if blocked is not None:
+        return blocked
+    try:
+        response = _response(tool(input))
+    except Exception as exc:
+        response = _failed(exc)
+    return call.finish(response)
+
+
+async def arun_tool(
+    pm: PluginManager,
+    tool: Callable[[str], str | ToolResponse | Awaitable[str | ToolResponse]],
+    *,
+    tool_name: str,
+    tool_call_id: str,
+    input: str,
+    tool_kind: str | None = None,
+    ctx: Context | None = None,
+) -> ToolOutcome:
+    """:func:`run_tool` for async code: ``tool`` may be a coroutine function.
+
+    The tool events are emitted with ``emit`` (plain handlers); use
+    :meth:`PluginManager.aemit` directly for coroutine handlers of tool events.
+    """
+    call = _ToolCall(
+        pm, ctx, tool_name=tool_name, tool_call_id=tool_call_id, input=input, tool_kind=tool_kind
+    )
+    blocked = call.ask()
+    if blocked is not None:
+        return blocked
+    try:
+        value = tool(input)
+        if inspect.isawaitable(value):
+            value = await value
+        response = _response(value)
+    except Exception as exc:
+        response = _failed(exc)
+    return call.finish(response)
+
+
+def tool_output(
+    pm: PluginManager,
+    chunk: str,
+    *,
+    tool_call_id: str,
+    tool_name: str,
+    is_stderr: bool = False,
+    ctx: Context | None = None,
+) -> None:
+    """Emit one ``tool_output`` chunk of a running tool (with its ``tool_kind`` filled in)."""
+    if pm.has_handlers(EventType.TOOL_OUTPUT):
+        pm.emit(
+            ToolOutputEvent(
+                tool_call_id=tool_call_id,
+                tool_name=tool_name,
+                tool_kind=tool_kind_for(tool_name),
+                chunk=chunk,
+                is_stderr=is_stderr,
+            ),
+            ctx,
+        )
+
+
+def apply_messages(
+    originals: Sequence[M],
+    messages: Sequence[ContextMessage],
+    make: Callable[[str, str], M],
+) -> list[M]:
+    """Rebuild a host's message list from plugin-returned context messages.
+
+    A message whose ``index`` is within ``originals`` is that original message, unchanged
+    (its role and content in the result are ignored, as in the original); any other index is
+    a new message ``make(role, content)``, its role ``user`` unless it is one of
+    ``system``, ``user``, ``assistant`` or ``tool``.
+    """
+    out: list[M] = []
+    for m in messages:
+        if 0 <= m.index < len(originals):
+            out.append(originals[m.index])
+        else:
+            out.append(make(m.role if m.role in _ROLES else "user", m.content))
+    return out
+
+
+@attrs.frozen(kw_only=True)
+class Prompt:
+    """The prompt after ``input``: possibly transformed, or handled (do not send it)."""
+
+    text: str
+    handled: bool = False
+    transformed: bool = False
+
+
+@attrs.frozen(kw_only=True)
+class Injection:
+    """What ``before_agent_start`` asks the host to add to the turn (None: nothing)."""
+
+    inject_text: str | None = None
+    system_prompt: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class Cancellation:
+    """A guard's answer: cancelled or not, with the reason to show the user."""
+
+    cancelled: bool
+    reason: str = ""
+
+
+@attrs.frozen(kw_only=True)
+class CompactDecision:
+    """``before_compact``'s answer: cancelled (with a reason), or a summary to use ('')."""
+
+    cancelled: bool
+    reason: str = ""
+    summary: str = ""
+
+
+def _guard(pm: PluginManager, event: Any, ctx: Context | None) -> tuple[bool, str, Any]:
+    et = event.event_type
+    if not pm.has_handlers(et):
+        return False, "", None
+    result = pm.emit(event, ctx)
+    if result is not None and result.cancel:
+        return True, result.reason or RULES[et].default_reason, result
+    return False, "", result
+
+
+def before_fork(
+    pm: PluginManager,
+    *,
+    target_id: str,
+    is_user_message: bool = False,
+    user_text: str = "",
+    ctx: Context | None = None,
+) -> Cancellation:
+    """Ask plugins whether the session may fork from ``target_id``."""
+    event = BeforeForkEvent(
+        target_id=target_id, is_user_message=is_user_message, user_text=user_text
+    )
+    cancelled, reason, _ = _guard(pm, event, ctx)
+    return Cancellation(cancelled=cancelled, reason=reason)
+
+
+def before_session_switch(
+    pm: PluginManager, *, reason: str = "new", ctx: Context | None = None
+) -> Cancellation:
+    """Ask plugins whether the host may switch sessions (``reason``: new, clear, resume)."""
+    cancelled, why, _ = _guard(pm, BeforeSessionSwitchEvent(reason=reason), ctx)
+    return Cancellation(cancelled=cancelled, reason=why)
+
+
+def before_compact(
+    pm: PluginManager,
+    *,
+    estimated_tokens: int,
+    context_limit: int,
+    message_count: int,
+    is_automatic: bool = False,
+    ctx: Context | None = None,
+) -> CompactDecision:
+    """Ask plugins whether to compact, and whether one brings its own summary."""
+    usage = estimated_tokens / context_limit if context_limit else 0.0
+    event = BeforeCompactEvent(
+        estimated_tokens=estimated_tokens,
+        context_limit=context_limit,
+        usage_percent=usage,
+        message_count=message_count,
+        is_automatic=is_automatic,
+    )
+    cancelled, reason, result = _guard(pm, event, ctx)
+    summary = "" if cancelled or result is None else result.summary
+    return CompactDecision(cancelled=cancelled, reason=reason, summary=summary)
+
+
+class Turn:
+    """Emits one turn's events in the original's order, and applies what plugins return.
+
+    ::
+
+        turn = Turn(pm, turn_id="t1")
+        prompt = turn.input("fix the bug")
+        if prompt.handled:
+            return                      # a plugin consumed it: nothing reaches the model
+        injection = turn.before_agent_start(prompt.text)
+        messages = turn.context_prepare(history, describe=..., make=...)
+        turn.agent_start(prompt.text)
+        ...                             # per step: prepare_step, step_start, text, tools, usage
+        turn.end(response="done", stop_reason="stop")
+
+    The turn runs with a copy of the manager's context whose ``turn_id`` is this turn's
+    (a new random id unless given), so the aggregator counts it apart from other turns.
+    """
+
+    def __init__(
+        self, pm: PluginManager, *, turn_id: str | None = None, ctx: Context | None = None
+    ) -> None:
+        self.pm = pm
+        base = ctx if ctx is not None else pm.context
+        self.ctx = attrs.evolve(base, turn_id=turn_id or uuid.uuid4().hex)
+        self._text: list[str] = []
+
+    def _emit(self, event: Any) -> Any:
+        if not self.pm.has_handlers(event.event_type):
+            return None
+        return self.pm.emit(event, self.ctx)
+
+    def input(self, text: str, *, source: str = "") -> Prompt:
+        """Emit ``input``: the prompt as plugins transformed it, or handled."""
+        result = self._emit(InputEvent(text=text, source=source))
+        if result is None:
+            return Prompt(text=text)
+        if result.action == "handled":
+            return Prompt(text=text, handled=True)
+        if result.action == "transform":
+            return Prompt(text=result.text, transformed=True)
+        return Prompt(text=text)
+
+    def before_agent_start(self, prompt: str) -> Injection:
+        """Emit ``before_agent_start``: the text and system prompt to add to the turn."""
+        result = self._emit(BeforeAgentStartEvent(prompt=prompt))
+        if result is None:
+            return Injection()
+        return Injection(inject_text=result.inject_text, system_prompt=result.system_prompt)
+
+    def _messages(
+        self,
+        event_factory: Callable[[tuple[ContextMessage, ...]], Any],
+        messages: Sequence[M],
+        describe: Callable[[M], tuple[str, str]],
+        make: Callable[[str, str], M],
+    ) -> list[M]:
+        if not self.pm.has_handlers(event_factory(()).event_type):
+            return list(messages)
+        window = tuple(
+            ContextMessage(index=i, role=role, content=content)
+            for i, (role, content) in enumerate(describe(m) for m in messages)
+        )
+        result = self._emit(event_factory(window))
+        if result is None or result.messages is None:
+            return list(messages)
+        return apply_messages(messages, result.messages, make)
+
+    def context_prepare(
+        self,
+        messages: Sequence[M],
+        *,
+        describe: Callable[[M], tuple[str, str]],
+        make: Callable[[str, str], M],
+    ) -> list[M]:
+        """Emit ``context_prepare`` and return the window plugins made of ``messages``.
+
+        ``describe(message)`` gives a host message's ``(role, text)``; ``make(role, text)``
+        builds a host message for one a plugin added.
+        """
+        return self._messages(lambda w: ContextPrepareEvent(messages=w), messages, describe, make)
+
+    def prepare_step(
+        self,
+        step_number: int,
+        messages: Sequence[M],
+        *,
+        describe: Callable[[M], tuple[str, str]],
+        make: Callable[[str, str], M],
+    ) -> list[M]:
+        """Emit ``prepare_step`` for one step and return its (possibly replaced) messages."""
+        return self._messages(
+            lambda w: PrepareStepEvent(step_number=step_number, messages=w),
+            messages,
+            describe,
+            make,
+        )
+
+    def agent_start(self, label: str) -> None:
+        """Emit ``agent_start`` (the turn's label) and ``message_start``."""
+        self._emit(AgentStartEvent(prompt=label))
+        self._emit(MessageStartEvent())
+
+    def step_start(self, step_number: int) -> None:
+        """Emit ``step_start``; text from here on belongs to this step."""
+        self._text = []
+        self._emit(StepStartEvent(step_number=step_number))
+
+    def text(self, chunk: str) -> None:
+        """Emit one ``message_update`` delta."""
+        self._text.append(chunk)
+        self._emit(MessageUpdateEvent(chunk=chunk))
+
+    def run_tool(
+        self,
+        tool: Callable[[str], str | ToolResponse],
+        *,
+        tool_name: str,
+        tool_call_id: str,
+        input: str,
+    ) -> ToolOutcome:
+        """:func:`run_tool` within this turn."""
+        return run_tool(
+            self.pm, tool, tool_name=tool_name, tool_call_id=tool_call_id, input=input, ctx=self.ctx
+        )
+
+    def step_finish(
+        self,
+        step_number: int,
+        *,
+        provider: str,
+        model: str,
+        input_tokens: int,
+        output_tokens: int,
+        cache_read_tokens: int = 0,
+        cache_write_tokens: int = 0,
+        finish_reason: str = "",
+        has_tool_calls: bool = False,
+        oauth: bool = False,
+        prices: Mapping[str, ModelPrice] | None = None,
+    ) -> None:
+        """Emit ``step_finish`` and ``llm_usage`` (priced with ``compute_cost``), in that order."""
+        self._emit(
+            StepFinishEvent(
+                step_number=step_number,
+                has_tool_calls=has_tool_calls,
+                finish_reason=finish_reason,
+                input_tokens=input_tokens,
+                output_tokens=output_tokens,
+                cache_read_tokens=cache_read_tokens,
+                cache_write_tokens=cache_write_tokens,
+            )
+        )
+        if self.pm.has_handlers(EventType.LLM_USAGE):
+            self._emit(
+                usage_event(
+                    provider=provider,
+                    model=model,
+                    input_tokens=input_tokens,
+                    output_tokens=output_tokens,
+                    cache_read_tokens=cache_read_tokens,
+                    cache_write_tokens=cache_write_tokens,
+                    step_number=step_number,
+                    finish_reason=finish_reason,
+                    oauth=oauth,
+                    prices=prices,
+                )
+            )
+
+    def end(self, *, response: str = "", stop_reason: str = "", error: str | None = None) -> None:
+        """End the turn: ``message_end`` (the last step's text) or ``error``, then ``agent_end``.
+
+        ``stop_reason`` is the final step's finish reason; empty becomes ``completed``. With
+        ``error``, ``agent_end`` has ``stop_reason='error'`` and an empty response.
+        """
+        if error is not None:
+            self._emit(ErrorEvent(error=error))
+            self._emit(AgentEndEvent(response="", stop_reason="error"))
+            return
+        self._emit(MessageEndEvent(content="".join(self._text)))
+        self._emit(AgentEndEvent(response=response, stop_reason=stop_reason or "completed"))

@@ -1,0 +1,185 @@
+"""The `kithooks` command, run through its real console script in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+KITHOOKS = Path(sys.executable).parent / "kithooks"
+
+RAISING = """
+import kithooks
+
+@kithooks.hookimpl
+def on_message_update(event):
+    raise RuntimeError("plugin bug")
+"""
+
+LISTENER = """
+import kithooks
+
+@kithooks.hookimpl
+def on_tool_call(event, ctx):
+    ctx.emit_custom_event("seen", event.tool_name)
+
+@kithooks.hookimpl
+def on_agent_end(event, ctx):
+    ctx.print(f"turn used {event.tool_call_count} tools")
+"""
+
+
+@pytest.fixture
+def run(tmp_path):
+    env = {
+        **os.environ,
+        "HOME": str(tmp_path / "home"),
+        "XDG_CONFIG_HOME": str(tmp_path / "config"),
+        "KITHOOKS_TOOL_LOG": str(tmp_path / "tools.jsonl"),
+        "NO_COLOR": "1",
+    }
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(KITHOOKS), *args],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    return run
+
+
+def test_demo(run):
+    proc = run("demo")
+    assert proc.returncode == 0, proc.stderr
+    assert "permission-gate blocked tool_call" in proc.stdout
+    assert "secret-redactor rewrote tool_result" in proc.stdout
+    assert "agent_end: stop=stop tools=5 (bash, read, edit, bash, bash) llm-calls=3" in proc.stdout
+    assert "\x1b[" not in proc.stdout  # plain text when not a terminal
+
+
+def test_demo_json(run):
+    proc = run("demo", "--json")
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    ends = [t["agent_end"] for t in data["turns"] if t["agent_end"]]
+    assert [e["tool_call_count"] for e in ends] == [5, 1]
+    assert "permission-gate" in data["plugins"]
+
+
+def test_replay_with_plugin_files_and_custom_events(run, tmp_path):
+    plugin = tmp_path / "listener.py"
+    plugin.write_text(LISTENER)
+    recording = Path(__file__).resolve().parent.parent / "src" / "kithooks" / "data" / "demo.jsonl"
+    proc = run("replay", str(recording), "--plugin", str(plugin), "--no-entrypoints", "--json")
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    turn1 = next(t for t in data["turns"] if t["turn_id"] == "turn-1")
+    customs = [a["detail"] for a in turn1["actions"] if a["kind"] == "custom_event"]
+    assert customs == ["seen: bash", "seen: read", "seen: edit", "seen: bash", "seen: bash"]
+    assert {"kind": "print", "detail": "turn used 5 tools"}.items() <= next(
+        a for a in turn1["actions"] if a["kind"] == "print"
+    ).items()
+
+
+def test_replay_exit_1_when_a_plugin_fails(run, tmp_path):
+    (tmp_path / "raising.py").write_text(RAISING)
+    (tmp_path / "broken.py").write_text("def oops(:\n")
+    recording = tmp_path / "r.jsonl"
+    recording.write_text('{"event": {"type": "message_update", "chunk": "x"}}\n')
+    proc = run("replay", str(recording), "-p", str(tmp_path / "raising.py"))
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines()[-1] == "kithooks: 1 plugin failure(s); see above"
+    assert "raising FAILED on_message_update: RuntimeError: plugin bug" in proc.stdout
+    proc = run("replay", str(recording), "-p", str(tmp_path / "broken.py"), "--json")
+    assert proc.returncode == 1
+    assert json.loads(proc.stdout)["load_errors"][0]["name"] == "broken"
+
+
+def test_replay_bad_line_exit_2_with_one_line_reason(run, tmp_path):
+    recording = tmp_path / "bad.jsonl"
+    recording.write_text('{"event": {"type": "message_start"}}\n{"event": {"type": "oops"}}\n')
+    proc = run("replay", str(recording))
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        f"kithooks: {recording}:2: bad event: unknown event type 'oops' @ event.type "
+        "(use --skip-bad to skip bad lines)"
+    ]
+    proc = run("replay", str(recording), "--skip-bad")
+    assert proc.returncode == 0
+    assert f"skipped {recording}:2" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    "args", [("replay", "missing.jsonl"), ("no-such-command",), ("state", "get"), ("replay",)]
+)
+def test_bad_usage_exits_2(run, args):
+    proc = run(*args)
+    assert proc.returncode == 2
+    assert proc.stderr.strip()
+
+
+def test_plugins_lists_files_hooks_and_load_errors(run, tmp_path):
+    d = tmp_path / "plugins"
+    d.mkdir()
+    (d / "listener.py").write_text(LISTENER)
+    proc = run("plugins", "-p", str(d), "--no-entrypoints", "--json")
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    (entry,) = data["plugins"]
+    assert entry["name"] == "listener" and entry["kind"] == "file"
+    assert entry["hooks"] == ["on_agent_end", "on_tool_call"]
+    (d / "broken.py").write_text("import does_not_exist_anywhere\n")
+    proc = run("plugins", "-p", str(d), "--no-entrypoints")
+    assert proc.returncode == 1
+    assert "does_not_exist_anywhere" in proc.stdout
+
+
+def test_project_plugin_directory_is_discovered(run, tmp_path):
+    d = tmp_path / ".kithooks" / "plugins"
+    d.mkdir(parents=True)
+    (d / "local.py").write_text(LISTENER)
+    data = json.loads(run("plugins", "--no-entrypoints", "--json").stdout)
+    assert [p["name"] for p in data["plugins"]] == ["local"]
+
+
+def test_hooks_catalogue(run):
+    proc = run("hooks", "--json")
+    data = json.loads(proc.stdout)
+    assert len(data) == 34 and data[0] == {
+        "event": "tool_call",
+        "hook": "on_tool_call",
+        "kind": "guard",
+        "payload": "ToolCallEvent",
+        "fields": ["tool_name", "tool_call_id", "tool_kind", "input", "parsed_args", "source"],
+        "result": "ToolCallResult",
+    }
+    assert run("hooks").returncode == 0
+
+
+def test_state_commands(run, tmp_path):
+    session = tmp_path / "sessions" / "abc.jsonl"
+    sidecar = tmp_path / "sessions" / "abc.ext-state.json"
+    assert run("state", "set", str(session), "budget", "1.5").returncode == 0
+    assert json.loads(sidecar.read_text()) == {"budget": "1.5"}
+    assert run("state", "get", str(session), "budget").stdout == "1.5\n"
+    assert json.loads(run("state", "show", str(session), "--json").stdout) == {"budget": "1.5"}
+    assert "budget" in run("state", "show", str(sidecar)).stdout
+    missing = run("state", "get", str(session), "nope")
+    assert missing.returncode == 2 and missing.stderr.startswith("kithooks: no key 'nope'")
+    assert run("state", "delete", str(session), "budget").returncode == 0
+    assert json.loads(sidecar.read_text()) == {}
+    assert run("state", "delete", str(session), "budget").returncode == 2
+    sidecar.write_text("[not an object]")
+    bad = run("state", "show", str(session))
+    assert (
+        bad.returncode == 2 and "not valid JSON" in bad.stderr and len(bad.stderr.splitlines()) == 1
+    )

@@ -1,0 +1,344 @@
+"""Host helpers: the original's tool-call sequence and results, and a turn's order."""
+
+from __future__ import annotations
+
+import asyncio
+
+import attrs
+import pytest
+
+import kithooks
+from kithooks import Context, PluginManager, hookimpl
+from kithooks.hosting import (
+    ToolResponse,
+    Turn,
+    apply_messages,
+    arun_tool,
+    before_compact,
+    before_fork,
+    before_session_switch,
+    parse_args,
+    run_tool,
+)
+
+
+class Log:
+    """Records the wire name (and key fields) of every event, in order."""
+
+    def __init__(self):
+        self.events: list = []
+
+    def names(self):
+        return [e.event_type.value for e in self.events]
+
+
+def logger_plugin(log: Log):
+    class All:
+        pass
+
+    for et in kithooks.EventType:
+        setattr(
+            All, et.hook_name, hookimpl(tryfirst=True)(lambda self, event: log.events.append(event))
+        )
+    return All()
+
+
+@pytest.fixture
+def host():
+    log = Log()
+    pm = PluginManager()
+    pm.register(logger_plugin(log), name="log")
+    return pm, log
+
+
+def test_tool_call_sequence_and_results(host):
+    pm, log = host
+
+    class Upper:
+        @hookimpl
+        def on_tool_result(self, event):
+            return kithooks.ToolResultResult(content=event.content.upper())
+
+    pm.register(Upper())
+    outcome = run_tool(
+        pm,
+        lambda args: f"ran {args}",
+        tool_name="bash",
+        tool_call_id="c1",
+        input='{"command": "ls"}',
+    )
+    assert log.names() == ["tool_call", "tool_execution_start", "tool_execution_end", "tool_result"]
+    call = log.events[0]
+    assert (call.tool_name, call.tool_call_id, call.tool_kind, call.source) == (
+        "bash",
+        "c1",
+        "execute",
+        "llm",
+    )
+    assert call.parsed_args == {"command": "ls"}
+    assert (
+        outcome.content == 'RAN {"COMMAND": "LS"}'
+        and outcome.is_error is False
+        and not outcome.blocked
+    )
+
+
+def test_a_block_means_the_tool_never_runs_and_the_model_gets_the_error(host):
+    pm, log = host
+    ran = []
+
+    class Gate:
+        @hookimpl
+        def on_tool_call(self, event):
+            return kithooks.ToolCallResult(
+                block=True, reason="not today" if event.tool_call_id == "c1" else ""
+            )
+
+    pm.register(Gate())
+    outcome = run_tool(pm, ran.append, tool_name="edit", tool_call_id="c1", input="{}")
+    assert ran == [] and log.names() == ["tool_call"]
+    assert (outcome.content, outcome.is_error, outcome.blocked) == ("Error: not today", True, True)
+    outcome = run_tool(pm, ran.append, tool_name="edit", tool_call_id="c2", input="{}")
+    assert outcome.content == "Error: blocked by extension"
+
+
+def test_a_tool_that_raises_becomes_an_error_result(host):
+    pm, log = host
+
+    def broken(_):
+        raise FileNotFoundError("no such file: a.txt")
+
+    outcome = run_tool(pm, broken, tool_name="read", tool_call_id="c", input="not json")
+    assert outcome.is_error and outcome.content == "Error: FileNotFoundError: no such file: a.txt"
+    assert log.names()[-1] == "tool_result" and log.events[-1].is_error is True
+    assert log.events[0].parsed_args is None and log.events[0].tool_kind == "read"
+
+
+def test_tool_result_rewrites_chain_and_flip_the_error_flag(host):
+    pm, _ = host
+
+    class A:
+        @hookimpl
+        def on_tool_result(self, event):
+            return kithooks.ToolResultResult(content=event.content + " A")
+
+    class B:
+        @hookimpl
+        def on_tool_result(self, event):
+            return kithooks.ToolResultResult(is_error=True)
+
+    class C:
+        @hookimpl
+        def on_tool_result(self, event):
+            assert event.is_error is True  # C sees B's change
+            return kithooks.ToolResultResult(content=event.content + " C")
+
+    for p in (A(), B(), C()):
+        pm.register(p)
+    outcome = run_tool(
+        pm,
+        lambda _: ToolResponse(content="x", metadata='{"diff": 1}'),
+        tool_name="t",
+        tool_call_id="c",
+        input="",
+    )
+    assert (outcome.content, outcome.is_error, outcome.metadata) == ("x A C", True, '{"diff": 1}')
+
+
+def test_async_tool(host):
+    pm, log = host
+
+    async def tool(args):
+        await asyncio.sleep(0)
+        return "async result"
+
+    outcome = asyncio.run(arun_tool(pm, tool, tool_name="grep", tool_call_id="c", input="{}"))
+    assert outcome.content == "async result" and log.events[0].tool_kind == "search"
+    outcome = asyncio.run(
+        arun_tool(pm, lambda a: "sync too", tool_name="x", tool_call_id="d", input="")
+    )
+    assert outcome.content == "sync too"
+
+
+def test_no_handlers_builds_no_payload():
+    pm = PluginManager()
+    outcome = run_tool(pm, lambda _: "fine", tool_name="bash", tool_call_id="c", input="{}")
+    assert outcome.content == "fine"
+
+
+def test_parse_args():
+    assert parse_args('{"a": 1}') == {"a": 1}
+    assert parse_args("[1]") is None and parse_args("nope") is None and parse_args("") is None
+
+
+def test_apply_messages_index_semantics():
+    originals = ["sys", "u1", "a1"]
+    msgs = [
+        kithooks.ContextMessage(index=2, role="ignored", content="ignored"),
+        kithooks.ContextMessage(index=-1, role="system", content="new sys"),
+        kithooks.ContextMessage(index=0),
+        kithooks.ContextMessage(index=7, role="weird", content="out of range"),
+        kithooks.ContextMessage(index=2),
+    ]
+    assert apply_messages(originals, msgs, lambda r, c: f"{r}:{c}") == [
+        "a1",
+        "system:new sys",
+        "sys",
+        "user:out of range",
+        "a1",
+    ]
+    assert apply_messages(originals, [], str) == []
+
+
+def test_turn_order_and_results(host):
+    pm, log = host
+    pm.set_context(Context(session_id="s"))
+
+    class Rules:
+        @hookimpl
+        def on_input(self, event):
+            return kithooks.InputResult(action="transform", text=event.text + "!")
+
+        @hookimpl
+        def on_before_agent_start(self, event):
+            return kithooks.BeforeAgentStartResult(inject_text="rules", system_prompt="be careful")
+
+        @hookimpl
+        def on_context_prepare(self, event):
+            kept = [m for m in event.messages if m.role != "assistant"]
+            return kithooks.ContextPrepareResult(
+                messages=(*kept, kithooks.ContextMessage(index=-1, role="user", content="extra"))
+            )
+
+    pm.register(Rules())
+    turn = Turn(pm, turn_id="t1")
+    prompt = turn.input("fix it")
+    assert prompt.text == "fix it!" and prompt.transformed and not prompt.handled
+    injection = turn.before_agent_start(prompt.text)  # emitted even after a transform
+    assert (injection.inject_text, injection.system_prompt) == ("rules", "be careful")
+    history = [("system", "S"), ("user", "U"), ("assistant", "A")]
+    window = turn.context_prepare(history, describe=lambda m: m, make=lambda r, c: (r, c))
+    assert window == [("system", "S"), ("user", "U"), ("user", "extra")]
+    turn.agent_start("fix it")
+    turn.prepare_step(0, window, describe=lambda m: m, make=lambda r, c: (r, c))
+    turn.step_start(0)
+    turn.text("Done")
+    turn.text(".")
+    turn.step_finish(
+        0,
+        provider="openai",
+        model="gpt-4o",
+        input_tokens=1000,
+        output_tokens=10,
+        finish_reason="stop",
+    )
+    turn.end(response="Done.", stop_reason="stop")
+    assert log.names() == [
+        "input",
+        "before_agent_start",
+        "context_prepare",
+        "agent_start",
+        "message_start",
+        "prepare_step",
+        "step_start",
+        "message_update",
+        "message_update",
+        "step_finish",
+        "llm_usage",
+        "message_end",
+        "agent_end",
+    ]
+    assert log.events[-2].content == "Done."
+    end = log.events[-1]
+    assert end.llm_call_count == 1 and end.input_tokens_delta == 1000 and end.cost_delta > 0
+    assert end.stop_reason == "stop"
+    assert (
+        {e.event_type for e in log.events}
+        and turn.ctx.turn_id == "t1"
+        and turn.ctx.session_id == "s"
+    )
+
+
+def test_handled_input_is_honoured(host):
+    pm, _log = host
+
+    class Slash:
+        @hookimpl
+        def on_input(self, event):
+            if event.text.startswith("/"):
+                return kithooks.InputResult(action="handled")
+            return None
+
+    pm.register(Slash())
+    turn = Turn(pm)
+    assert turn.input("/status").handled
+    assert not turn.input("hello").handled
+
+
+def test_failed_turn_emits_error_then_agent_end(host):
+    pm, log = host
+    turn = Turn(pm)
+    turn.agent_start("x")
+    turn.end(error="provider exploded")
+    assert log.names()[-2:] == ["error", "agent_end"]
+    assert log.events[-1].stop_reason == "error" and log.events[-1].response == ""
+    Turn(pm).end()
+    assert log.events[-1].stop_reason == "completed"
+
+
+@pytest.mark.parametrize(
+    ("helper", "hook", "result_cls", "default"),
+    [
+        (
+            lambda pm: before_fork(pm, target_id="e1"),
+            "on_before_fork",
+            kithooks.BeforeForkResult,
+            "Fork cancelled by extension.",
+        ),
+        (
+            before_session_switch,
+            "on_before_session_switch",
+            kithooks.BeforeSessionSwitchResult,
+            "Session switch cancelled by extension.",
+        ),
+        (
+            lambda pm: before_compact(pm, estimated_tokens=90, context_limit=100, message_count=4),
+            "on_before_compact",
+            kithooks.BeforeCompactResult,
+            "compaction cancelled by extension",
+        ),
+    ],
+)
+def test_cancels_with_the_originals_default_reasons(helper, hook, result_cls, default):
+    pm = PluginManager()
+    assert helper(pm).cancelled is False
+
+    class Cancel:
+        pass
+
+    setattr(Cancel, hook, hookimpl(lambda self, event: result_cls(cancel=True)))
+    pm.register(Cancel())
+    decision = helper(pm)
+    assert decision.cancelled and decision.reason == default
+
+
+def test_before_compact_summary_and_usage_percent():
+    pm = PluginManager()
+    seen = []
+
+    class Summarizer:
+        @hookimpl
+        def on_before_compact(self, event):
+            seen.append(event)
+            return kithooks.BeforeCompactResult(summary="short version")
+
+    pm.register(Summarizer())
+    decision = before_compact(
+        pm, estimated_tokens=50, context_limit=200, message_count=3, is_automatic=True
+    )
+    assert decision.summary == "short version" and not decision.cancelled
+    assert seen[0].usage_percent == 0.25 and seen[0].is_automatic
+    assert attrs.asdict(before_fork(PluginManager(), target_id="x")) == {
+        "cancelled": False,
+        "reason": "",
+    }

@@ -1,0 +1,189 @@
+"""Record and replay: JSONL recordings, round trips, bad lines, crash safety."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+import kithooks
+from kithooks import Context, PluginManager, hookimpl
+from kithooks.demo import EXAMPLE_PLUGINS, demo_project, demo_recording, record_session
+from kithooks.recording import Recorder, ReplayError, read_recording, replay
+
+
+def examples_manager(tmp_path, monkeypatch) -> PluginManager:
+    monkeypatch.setenv("KITHOOKS_TOOL_LOG", str(tmp_path / "tools.jsonl"))
+    pm = PluginManager(context=Context(cwd=str(demo_project())))
+    for name, module in EXAMPLE_PLUGINS:
+        pm.register(module, name=name)
+    return pm
+
+
+def outcomes(report):
+    return [
+        (
+            t.turn_id,
+            [(a.kind, a.plugin, a.event_type, a.detail) for a in t.actions],
+            t.agent_end and t.agent_end.tool_names,
+        )
+        for t in report.turns
+    ]
+
+
+def test_bundled_recording_is_what_the_scripted_session_records(tmp_path):
+    fresh = tmp_path / "demo.jsonl"
+    record_session(fresh)
+    assert fresh.read_text(encoding="utf-8") == demo_recording().read_text(encoding="utf-8"), (
+        "the bundled recording is stale: run 'python -m kithooks.demo src/kithooks/data/demo.jsonl'"
+    )
+
+
+def test_demo_replay_reports_what_each_plugin_did(tmp_path, monkeypatch):
+    report = replay(demo_recording(), examples_manager(tmp_path, monkeypatch))
+    assert report.events == 170 and not report.errors and not report.bad_lines
+    turn1 = next(t for t in report.turns if t.turn_id == "turn-1")
+    kinds = [(a.kind, a.plugin) for a in turn1.actions if a.plugin]
+    assert ("block", "permission-gate") in kinds
+    assert ("rewrite", "secret-redactor") in kinds
+    assert ("inject", "context-injector") in kinds
+    block = next(a for a in turn1.actions if a.kind == "block")
+    assert "rm -rf /" in block.detail
+    rewrite = next(a for a in turn1.actions if a.kind == "rewrite")
+    assert "sk-proj" in rewrite.before and "[REDACTED:openai-key]" in rewrite.after["content"]
+    end = turn1.agent_end
+    assert end.tool_call_count == 5 and end.tool_names == ("bash", "read", "edit", "bash", "bash")
+    assert end.llm_call_count == 3 and end.input_tokens_delta == 3412 + 1203 + 980
+    assert end.cache_read_tokens_delta == 5460 + 6011 and end.cache_write_tokens_delta == 2048
+    assert end.cost_delta > 0
+    prints = [a.detail for a in turn1.actions if a.kind == "print"]
+    assert any(p.startswith("[turn] stop=stop tools=5") for p in prints)
+    turn2 = next(t for t in report.turns if t.turn_id == "turn-2")
+    assert turn2.agent_end.tool_names == ("subagent",) and turn2.agent_end.llm_call_count == 2
+    json.dumps(report.to_json())  # JSON-able
+
+
+def test_record_then_replay_gives_the_same_plugin_outcomes(tmp_path, monkeypatch):
+    first = replay(demo_recording(), examples_manager(tmp_path, monkeypatch))
+    # Record the replay itself, then replay that recording: the same outcomes come out.
+    again = tmp_path / "again.jsonl"
+    pm = examples_manager(tmp_path, monkeypatch)
+    with Recorder(again) as recorder:
+        pm.register(recorder, name="recorder")
+        for record in read_recording(demo_recording()):
+            pm.emit(
+                record.event,
+                Context(
+                    session_id=record.session_id, turn_id=record.turn_id, cwd=str(demo_project())
+                ),
+            )
+        pm.unregister(recorder)
+    second = replay(again, examples_manager(tmp_path, monkeypatch))
+    assert outcomes(second) == outcomes(first)
+
+
+def test_recorder_writes_one_tagged_object_per_line_with_ids(tmp_path):
+    path = tmp_path / "rec" / "out.jsonl"
+    pm = PluginManager(context=Context(session_id="s", turn_id="t"))
+    with Recorder(path) as recorder:
+        pm.register(recorder)
+
+        class Gate:
+            @hookimpl(tryfirst=True)
+            def on_tool_call(self, event):
+                return kithooks.ToolCallResult(block=True)
+
+        pm.register(Gate())
+        pm.emit(kithooks.ToolCallEvent(tool_name="bash", parsed_args={"a": [1]}))
+        pm.emit(kithooks.MessageUpdateEvent(chunk="héllo\n"))
+    lines = path.read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 2  # the blocked call was recorded: the recorder runs first
+    first = json.loads(lines[0])
+    assert first["session_id"] == "s" and first["turn_id"] == "t"
+    assert first["event"]["type"] == "tool_call" and first["event"]["parsed_args"] == {"a": [1]}
+    assert [r.event for r in read_recording(path)][1] == kithooks.MessageUpdateEvent(
+        chunk="héllo\n"
+    )
+
+
+def test_recorder_limited_to_some_events(tmp_path):
+    pm = PluginManager()
+    with Recorder(tmp_path / "r.jsonl", events=frozenset({kithooks.EventType.TOOL_CALL})) as rec:
+        pm.register(rec)
+        pm.emit(kithooks.MessageUpdateEvent())
+        pm.emit(kithooks.ToolCallEvent())
+    assert len((tmp_path / "r.jsonl").read_text().splitlines()) == 1
+
+
+BAD = [
+    ("not json at all", "not JSON"),
+    ("[1, 2]", "expected a JSON object"),
+    ('{"event": {"type": "nope"}}', "unknown event type 'nope' @ event.type"),
+    (
+        '{"event": {"type": "tool_call", "tool_name": 5}}',
+        "expected str, got int 5 @ event.tool_name",
+    ),
+    ('{"session_id": 1, "event": {"type": "message_start"}}', "session_id must be a string"),
+    ('{"turn_id": "t"}', "missing 'event'"),
+    ('{"event": {"type": "message_start"}, "extra": 1}', "unknown key(s) extra"),
+]
+
+
+@pytest.mark.parametrize(("line", "why"), BAD)
+def test_a_bad_line_is_reported_with_file_and_line(tmp_path, line, why):
+    path = tmp_path / "bad.jsonl"
+    good = '{"session_id": "s", "turn_id": "t", "event": {"type": "message_start"}}'
+    path.write_text(f"{good}\n\n{line}\n{good}\n", encoding="utf-8")
+    seen = []
+
+    class Count:
+        @hookimpl
+        def on_message_start(self):
+            seen.append(1)
+
+    pm = PluginManager()
+    pm.register(Count())
+    with pytest.raises(ReplayError) as info:
+        replay(path, pm)
+    assert str(info.value).startswith(f"{path}:3: ") and why in str(info.value)
+    assert seen == [1]  # replayed up to the bad line
+    report = replay(path, pm, skip_bad=True)
+    assert report.events == 2 and [b.line for b in report.bad_lines] == [3]
+
+
+CRASHER = textwrap.dedent(
+    """
+    import sys, kithooks
+    from kithooks.recording import Recorder
+    pm = kithooks.PluginManager()
+    pm.register(Recorder(sys.argv[1]))
+    print("ready", flush=True)
+    i = 0
+    while True:
+        i += 1
+        pm.emit(kithooks.MessageUpdateEvent(chunk="x" * (i % 3000)))
+    """
+)
+
+
+def test_a_crash_loses_at_most_the_line_being_written(tmp_path):
+    path = tmp_path / "crash.jsonl"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CRASHER, str(path)], stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout.readline().strip() == "ready"
+    time.sleep(0.3)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    proc.stdout.close()
+    report = replay(path, PluginManager(), skip_bad=True)
+    assert report.events > 10
+    # only the last line may be torn
+    assert all(b.line == report.events + len(report.bad_lines) for b in report.bad_lines)
+    assert len(report.bad_lines) <= 1
