@@ -91,3 +91,19 @@ def test_readme_test_command_is_what_ci_runs():
     assert match, "README must show the test command in a marked block"
     command = match.group(1).strip()
     assert command in ci, ".ci/run must run the README's test command as written"
+
+
+def test_readme_code_blocks_are_the_tested_files():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"<!-- file: (\S+) -->\n```python\n(.*?)```", readme, re.S)
+    assert len(blocks) >= 2
+    for path, code in blocks:
+        assert (ROOT / path).read_text(encoding="utf-8") == code, f"README block of {path} is stale"
+
+
+def test_readme_demo_command_installs_and_runs_the_demo():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    first = re.search(r"```sh\n(.+?)\n```", readme, re.S)
+    assert first and first.group(1).endswith("kithooks demo"), (
+        "the demo is the README's first command"
+    )

@@ -320,6 +320,29 @@ def hooks(as_json: bool) -> None:
     out.print(table)
 
 
+# --------------------------------------------------------------------------- scaffold
+
+
+@cli.command(name="new-plugin")
+@click.argument("name")
+@click.option("--dir", "directory", type=click.Path(path_type=Path), help="Where (default ./NAME).")
+def new_plugin_command(name: str, directory: Path | None) -> None:
+    """Write a pip-installable plugin project NAME, with tests that pass as generated."""
+    from importlib.metadata import version
+
+    from .scaffold import ScaffoldError, new_plugin
+
+    try:
+        root = new_plugin(name, directory, kithooks_version=version("kithooks"))
+    except ScaffoldError as exc:
+        fail(str(exc))
+    except OSError as exc:
+        fail(f"cannot write the project: {exc}")
+    click.echo(f"Created {root}. Next:")
+    click.echo(f"  cd {root} && python3 -m venv .venv && .venv/bin/pip install -e '.[test]'")
+    click.echo("  .venv/bin/python -m pytest")
+
+
 # --------------------------------------------------------------------------- state
 
 

@@ -15,6 +15,8 @@ units), so they follow the contract as it changes::
 
 from __future__ import annotations
 
+import itertools
+import json
 from typing import Any, TypeVar
 
 import attrs
@@ -23,7 +25,15 @@ from hypothesis import strategies as st
 from ..dispatch import RULES
 from ..events import EVENT_CLASSES, RESULT_CLASSES, ContextMessage, Event, EventType, Result
 
-__all__ = ["context_messages", "event_types", "events", "for_class", "json_objects", "results"]
+__all__ = [
+    "context_messages",
+    "event_types",
+    "events",
+    "for_class",
+    "json_objects",
+    "results",
+    "turns",
+]
 
 T = TypeVar("T")
 
@@ -111,3 +121,212 @@ def results(of: EventType | str | type[Result] | None = None) -> st.SearchStrate
     if rule is None:
         raise ValueError(f"{of!r} is an observe event; it has no result")
     return for_class(rule.result_type)
+
+
+# --------------------------------------------------------------------------- whole turns
+
+_names = st.sampled_from(("bash", "read", "edit", "write", "grep", "ls", "find", "my_tool", ""))
+_finish = ("stop", "length", "content-filter")
+
+
+@st.composite
+def _tool_call(draw: st.DrawFn, call_id: str, step: int) -> tuple[list[Event], list[Event]]:
+    """(events during the stream, events after it) of one tool call; maybe a subagent."""
+    from ..events import (
+        SubagentChunkEvent,
+        SubagentEndEvent,
+        SubagentStartEvent,
+        ToolCallEvent,
+        ToolCallInputDeltaEvent,
+        ToolCallInputEndEvent,
+        ToolCallInputStartEvent,
+        ToolExecutionEndEvent,
+        ToolExecutionStartEvent,
+        ToolOutputEvent,
+        ToolResultEvent,
+        tool_kind_for,
+    )
+
+    subagent = draw(st.booleans()) and draw(st.booleans())
+    name = "subagent" if subagent else draw(_names)
+    kind = tool_kind_for(name)
+    args = draw(json_objects())
+    text = json.dumps(args)
+    cut = draw(st.lists(st.integers(0, len(text)), max_size=3, unique=True))
+    bounds = [0, *sorted(cut), len(text)]
+    stream: list[Event] = [
+        ToolCallInputStartEvent(tool_call_id=call_id, tool_name=name, tool_kind=kind)
+    ]
+    stream += [
+        ToolCallInputDeltaEvent(tool_call_id=call_id, delta=text[a:b])
+        for a, b in itertools.pairwise(bounds)
+        if b > a
+    ]
+    stream.append(ToolCallInputEndEvent(tool_call_id=call_id))
+    task = draw(_text) if subagent else ""
+    if subagent:
+        stream.append(SubagentStartEvent(tool_call_id=call_id, task=task))
+    after: list[Event] = [
+        ToolCallEvent(
+            tool_name=name,
+            tool_call_id=call_id,
+            tool_kind=kind,
+            input=text,
+            parsed_args=args,
+            source="llm",
+        ),
+        ToolExecutionStartEvent(tool_call_id=call_id, tool_name=name, tool_kind=kind),
+    ]
+    if subagent:
+        chunks = [
+            "turn_start",
+            *draw(st.lists(st.sampled_from(("text", "tool_call", "tool_result")), max_size=4)),
+            "turn_end",
+        ]
+        after += [
+            SubagentChunkEvent(
+                tool_call_id=call_id,
+                task=task,
+                chunk_type=c,
+                content=draw(_text) if c == "text" else "",
+            )
+            for c in chunks
+        ]
+    else:
+        after += [
+            ToolOutputEvent(
+                tool_call_id=call_id, tool_name=name, tool_kind=kind, chunk=line, is_stderr=err
+            )
+            for line, err in draw(st.lists(st.tuples(_text, st.booleans()), max_size=3))
+        ]
+    content, is_error = draw(_text), draw(st.booleans())
+    after += [
+        ToolExecutionEndEvent(tool_call_id=call_id, tool_name=name, tool_kind=kind),
+        ToolResultEvent(
+            tool_call_id=call_id,
+            tool_name=name,
+            tool_kind=kind,
+            input=text,
+            content=content,
+            is_error=is_error,
+        ),
+    ]
+    if subagent:
+        after.append(
+            SubagentEndEvent(
+                tool_call_id=call_id,
+                task=task,
+                response="" if is_error else content,
+                error_msg=content if is_error else "",
+            )
+        )
+    return stream, after
+
+
+@st.composite
+def turns(draw: st.DrawFn, *, max_steps: int = 4, max_tools: int = 3) -> list[Event]:
+    """A whole turn's events in the original's order.
+
+    input, before_agent_start, context_prepare, agent_start, message_start; then per step:
+    prepare_step, step_start, maybe retries / warnings / reasoning, text deltas and tool
+    calls streamed (their ``tool_call_input_*``; ``subagent_start`` for subagents), then each
+    call's ``tool_call``, execution, output (or subagent chunks), ``tool_result`` (and
+    ``subagent_end``), and ``step_finish`` + ``llm_usage`` for the step; last ``message_end``
+    and ``agent_end`` (or ``error`` and ``agent_end`` with ``stop_reason='error'``, the failed
+    step having no ``step_finish`` / ``llm_usage``). Tool call ids are unique and shared by a
+    call's events; step numbers count up from 0; every step but the last calls tools.
+    """
+    from ..events import (
+        AgentEndEvent,
+        AgentStartEvent,
+        BeforeAgentStartEvent,
+        ContextPrepareEvent,
+        ErrorEvent,
+        InputEvent,
+        LLMUsageEvent,
+        MessageEndEvent,
+        MessageStartEvent,
+        MessageUpdateEvent,
+        PrepareStepEvent,
+        ReasoningStartEvent,
+        RetryEvent,
+        StepFinishEvent,
+        StepStartEvent,
+        WarningsEvent,
+    )
+
+    prompt = draw(_text)
+    window = draw(st.lists(context_messages(), max_size=4).map(tuple))
+    events: list[Event] = [
+        InputEvent(text=prompt, source=draw(st.sampled_from(("interactive", "cli", "")))),
+        BeforeAgentStartEvent(prompt=prompt),
+        ContextPrepareEvent(messages=window),
+        AgentStartEvent(prompt=prompt),
+        MessageStartEvent(),
+    ]
+    steps = draw(st.integers(1, max_steps))
+    fails = draw(st.booleans()) and draw(st.booleans())
+    model = draw(
+        st.sampled_from(
+            (("anthropic", "claude-sonnet-4-5"), ("openai", "gpt-4o"), ("acme", "unknown-1"))
+        )
+    )
+    calls = 0
+    text = ""
+    for step in range(steps):
+        last = step == steps - 1
+        events += [
+            PrepareStepEvent(step_number=step, messages=window),
+            StepStartEvent(step_number=step),
+        ]
+        for attempt in range(draw(st.integers(0, 1))):
+            events.append(RetryEvent(attempt=attempt + 1, error="overloaded"))
+        if draw(st.booleans()):
+            events.append(WarningsEvent(warnings=tuple(draw(st.lists(_text, max_size=2)))))
+        if draw(st.booleans()):
+            events.append(ReasoningStartEvent(id=f"r{step}"))
+        chunks = draw(st.lists(_text, max_size=5))
+        events += [MessageUpdateEvent(chunk=c) for c in chunks]
+        text = "".join(chunks)
+        if last and fails:
+            events += [
+                ErrorEvent(error="provider failed"),
+                AgentEndEvent(response="", stop_reason="error"),
+            ]
+            return events
+        n_tools = 0 if last else draw(st.integers(1, max_tools))
+        after: list[Event] = []
+        for _ in range(n_tools):
+            calls += 1
+            stream, rest = draw(_tool_call(f"call_{calls}", step))
+            events += stream
+            after += rest
+        events += after
+        usage = [draw(st.integers(0, 50_000)) for _ in range(4)]
+        reason = "tool-calls" if n_tools else draw(st.sampled_from(_finish))
+        events.append(
+            StepFinishEvent(
+                step_number=step,
+                has_tool_calls=bool(n_tools),
+                finish_reason=reason,
+                input_tokens=usage[0],
+                output_tokens=usage[1],
+                cache_read_tokens=usage[2],
+                cache_write_tokens=usage[3],
+            )
+        )
+        events.append(
+            LLMUsageEvent(
+                input_tokens=usage[0],
+                output_tokens=usage[1],
+                cache_read_tokens=usage[2],
+                cache_write_tokens=usage[3],
+                cost=draw(st.floats(0, 1)),
+                provider=model[0],
+                model=model[1],
+                step_number=step,
+                finish_reason=reason,
+            )
+        )
+    events += [MessageEndEvent(content=text), AgentEndEvent(response=text, stop_reason=reason)]
+    return events
