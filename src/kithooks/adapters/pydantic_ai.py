@@ -1,0 +1,519 @@
+"""kithooks inside pydantic-ai: ``Agent(model, capabilities=[KitHooks(pm)])``.
+
+:class:`KitHooks` is a pydantic-ai capability that makes every run of the agent emit the
+kithooks events through a :class:`~kithooks.PluginManager` in the original's order, and
+honours every result:
+
+=====================  ==============================================================
+kithooks event         where it comes from in the run
+=====================  ==============================================================
+input                  the run's prompt, first; ``transform`` rewrites the prompt the
+                       model sees, ``handled`` ends the run before any model call
+before_agent_start     next; ``inject_text`` / ``system_prompt`` are added to the turn
+context_prepare        before the first model request: rewrites that request's messages
+agent_start,           then
+message_start
+prepare_step,          before every model request (step 0 included): rewrites its messages
+step_start
+message_update,        the model's text deltas (with ``stream=True``, per streamed delta;
+tool_call_input_*      otherwise once per text part); tool-call argument deltas
+reasoning_start        a thinking part starts
+tool_call ...          every tool execution: a block means the tool never runs and the model
+tool_result            receives ``Error: <reason>``; ``tool_result`` rewrites what it receives
+step_finish,           each model response's usage, after the step's tools ran; cost from
+llm_usage              ``compute_cost``, model and provider from the response
+retry                  a further attempt at a model request
+error, agent_end       the run failed / ended; ``agent_end`` is enriched by the aggregator
+message_end            the final step's text, on success
+=====================  ==============================================================
+
+Not emitted, because pydantic-ai has no equivalent: ``tool_output`` (tools do not stream
+output), ``subagent_*``, ``warnings``, ``source``, ``model_change``, ``before_fork``,
+``before_session_switch``, ``before_compact``, ``session_start`` and ``session_shutdown``
+(a host emits those around its sessions).
+
+``ctx.turn_id`` is the run's ``run_id``; ``ctx.session_id`` is the manager context's, or
+the run's ``conversation_id`` when that is empty. Plugins see the manager's state store.
+Install with ``pip install 'kithooks[pydantic-ai]'``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import attrs
+from pydantic_ai.capabilities import AbstractCapability
+from pydantic_ai.messages import (
+    ModelMessage,
+    ModelRequest,
+    ModelResponse,
+    PartDeltaEvent,
+    PartEndEvent,
+    PartStartEvent,
+    SystemPromptPart,
+    TextPart,
+    TextPartDelta,
+    ThinkingPart,
+    ToolCallPart,
+    ToolCallPartDelta,
+    ToolReturnPart,
+    UserPromptPart,
+)
+from pydantic_ai.run import AgentRunResult
+
+from ..context import Context
+from ..events import (
+    AgentEndEvent,
+    AgentStartEvent,
+    BeforeAgentStartEvent,
+    ContextMessage,
+    ContextPrepareEvent,
+    ErrorEvent,
+    EventType,
+    InputEvent,
+    MessageEndEvent,
+    MessageStartEvent,
+    MessageUpdateEvent,
+    PrepareStepEvent,
+    ReasoningStartEvent,
+    RetryEvent,
+    StepFinishEvent,
+    StepStartEvent,
+    ToolCallEvent,
+    ToolCallInputDeltaEvent,
+    ToolCallInputEndEvent,
+    ToolCallInputStartEvent,
+    ToolExecutionEndEvent,
+    ToolExecutionStartEvent,
+    ToolResultEvent,
+    tool_kind_for,
+)
+from ..hosting import apply_messages
+from ..manager import PluginManager
+from ..usage import ModelPrice, usage_event
+
+__all__ = ["KitHooks", "describe_message", "make_message"]
+
+_FINISH = {
+    "stop": "stop",
+    "length": "length",
+    "content_filter": "content-filter",
+    "tool_call": "tool-calls",
+    "error": "error",
+}
+
+
+def _text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, Sequence):
+        return "".join(c for c in content if isinstance(c, str))
+    return ""
+
+
+def describe_message(message: ModelMessage) -> tuple[str, str]:
+    """A pydantic-ai message as ``(role, text)`` for a :class:`ContextMessage`.
+
+    A response is ``assistant`` (its text parts); a request is ``system`` when it holds only
+    system prompt parts, ``tool`` when it holds only tool returns, else ``user`` (its user and
+    system text).
+    """
+    if isinstance(message, ModelResponse):
+        return "assistant", "".join(p.content for p in message.parts if isinstance(p, TextPart))
+    parts = list(message.parts)
+    if parts and all(isinstance(p, SystemPromptPart) for p in parts):
+        return "system", "\n\n".join(p.content for p in parts if isinstance(p, SystemPromptPart))
+    if parts and all(isinstance(p, ToolReturnPart) for p in parts):
+        return "tool", "\n\n".join(
+            p.model_response_str() for p in parts if isinstance(p, ToolReturnPart)
+        )
+    texts = [
+        p.content if isinstance(p, SystemPromptPart) else _text(p.content)
+        for p in parts
+        if isinstance(p, UserPromptPart | SystemPromptPart)
+    ]
+    return "user", "\n\n".join(t for t in texts if t)
+
+
+def make_message(role: str, content: str) -> ModelMessage:
+    """A new pydantic-ai message for one a plugin added (``tool`` becomes user text)."""
+    if role == "assistant":
+        return ModelResponse(parts=[TextPart(content=content)])
+    if role == "system":
+        return ModelRequest(parts=[SystemPromptPart(content=content)])
+    return ModelRequest(parts=[UserPromptPart(content=content)])
+
+
+def _window(messages: Sequence[ModelMessage]) -> tuple[ContextMessage, ...]:
+    return tuple(
+        ContextMessage(index=i, role=role, content=content)
+        for i, (role, content) in enumerate(describe_message(m) for m in messages)
+    )
+
+
+def _args_text(args: Any) -> str:
+    if args is None:
+        return ""
+    return args if isinstance(args, str) else json.dumps(args)
+
+
+class _Run:
+    """What one run has seen so far."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.prompt: str | None = None
+        self.new_prompt: str | None = None
+        self.injection: tuple[str | None, str | None] = (None, None)
+        self.started = False
+        self.step = -1
+        self.pending: ModelResponse | None = None
+        self.pending_step = 0
+        self.step_text: list[str] = []
+        self.finish = ""
+        self.streaming_parts: dict[int, tuple[str, str]] = {}
+
+
+@dataclasses.dataclass(init=False)
+class KitHooks(AbstractCapability[Any]):
+    """Make a pydantic-ai agent a kithooks host (see the module docs for the event map).
+
+    Args:
+        pm: the plugin manager whose plugins see the agent's events.
+        stream: emit ``message_update`` and ``tool_call_input_*`` per streamed delta. This
+            puts runs in pydantic-ai's streaming mode (a ``FunctionModel`` then needs a
+            ``stream_function``). Without it, each text part is one ``message_update``.
+        prices: host prices for models genai-prices lacks (see :class:`ModelPrice`).
+        handled_output: the run's output when an ``input`` handler consumed the prompt.
+    """
+
+    pm: PluginManager
+    stream: bool
+    prices: Mapping[str, ModelPrice] | None
+    handled_output: Any
+
+    def __init__(
+        self,
+        pm: PluginManager,
+        *,
+        stream: bool = False,
+        prices: Mapping[str, ModelPrice] | None = None,
+        handled_output: Any = "",
+    ) -> None:
+        self.pm = pm
+        self.stream = stream
+        self.prices = prices
+        self.handled_output = handled_output
+        self._run: _Run | None = None
+
+    @property
+    def has_on_event(self) -> bool:
+        """Listen to the event stream only when streaming was asked for."""
+        return self.stream
+
+    async def for_run(self, ctx: Any) -> KitHooks:
+        """A fresh copy per run, holding that run's state."""
+        copy = KitHooks(
+            self.pm, stream=self.stream, prices=self.prices, handled_output=self.handled_output
+        )
+        base = self.pm.context
+        copy._run = _Run(
+            attrs.evolve(
+                base,
+                session_id=base.session_id or (ctx.conversation_id or ""),
+                turn_id=ctx.run_id or "",
+            )
+        )
+        return copy
+
+    # -- helpers -------------------------------------------------------------------------
+
+    @property
+    def _r(self) -> _Run:
+        assert self._run is not None, "KitHooks used outside a run"
+        return self._run
+
+    async def _emit(self, event: Any) -> Any:
+        if not self.pm.has_handlers(event.event_type):
+            return None
+        return await self.pm.aemit(event, self._r.ctx)
+
+    async def _flush_step(self) -> None:
+        """step_finish + llm_usage of the previous response, once its tools have run."""
+        r = self._r
+        response, r.pending = r.pending, None
+        if response is None:
+            return
+        usage = response.usage
+        read, write = usage.cache_read_tokens, usage.cache_write_tokens
+        fresh = max(0, usage.input_tokens - read - write)  # pydantic-ai counts cache inside input
+        finish = _FINISH.get(response.finish_reason or "", "")
+        has_tools = any(isinstance(p, ToolCallPart) for p in response.parts)
+        if not finish:
+            finish = "tool-calls" if has_tools else "stop"
+        r.finish = finish
+        await self._emit(
+            StepFinishEvent(
+                step_number=r.pending_step,
+                has_tool_calls=has_tools,
+                finish_reason=finish,
+                input_tokens=fresh,
+                output_tokens=usage.output_tokens,
+                cache_read_tokens=read,
+                cache_write_tokens=write,
+            )
+        )
+        if self.pm.has_handlers(EventType.LLM_USAGE):
+            await self._emit(
+                usage_event(
+                    provider=response.provider_name or "",
+                    model=response.model_name or "",
+                    input_tokens=fresh,
+                    output_tokens=usage.output_tokens,
+                    cache_read_tokens=read,
+                    cache_write_tokens=write,
+                    step_number=r.pending_step,
+                    finish_reason=finish,
+                    request_id=response.provider_response_id or "",
+                    prices=self.prices,
+                )
+            )
+
+    async def _rewrite(
+        self, event_factory: Any, messages: list[ModelMessage]
+    ) -> list[ModelMessage]:
+        et = event_factory(()).event_type
+        if not self.pm.has_handlers(et):
+            return messages
+        result = await self._emit(event_factory(_window(messages)))
+        if result is None or result.messages is None:
+            return messages
+        return apply_messages(messages, result.messages, make_message)
+
+    # -- the run -------------------------------------------------------------------------
+
+    async def wrap_run(self, ctx: Any, *, handler: Any) -> Any:
+        """input (handled ends the run), before_agent_start; error / agent_end at the end."""
+        r = self._r
+        prompt = ctx.prompt if isinstance(ctx.prompt, str) else _text(ctx.prompt)
+        r.prompt = prompt
+        result = await self._emit(InputEvent(text=prompt, source="queue"))
+        if result is not None and result.action == "handled":
+            return AgentRunResult(output=self.handled_output)
+        if result is not None and result.action == "transform" and result.text != prompt:
+            r.new_prompt = result.text
+        current = r.new_prompt if r.new_prompt is not None else prompt
+        injection = await self._emit(BeforeAgentStartEvent(prompt=current))
+        if injection is not None:
+            r.injection = (injection.inject_text, injection.system_prompt)
+        try:
+            run_result = await handler()
+        except Exception as exc:
+            await self._emit(ErrorEvent(error=f"{type(exc).__name__}: {exc}"))
+            await self._emit(AgentEndEvent(response="", stop_reason="error"))
+            raise
+        await self._flush_step()
+        await self._emit(MessageEndEvent(content="".join(r.step_text)))
+        output = run_result.output
+        response = output if isinstance(output, str) else json.dumps(output, default=str)
+        await self._emit(AgentEndEvent(response=response, stop_reason=r.finish or "completed"))
+        return run_result
+
+    def _prepare_prompt(self, ctx: Any, messages: list[ModelMessage]) -> list[ModelMessage]:
+        """Apply the input transform and the injection to the prompt's message, persistently."""
+        r = self._r
+        inject_text, system_prompt = r.injection
+        if r.new_prompt is None and inject_text is None and system_prompt is None:
+            return messages
+        history: list[ModelMessage] = ctx.messages
+        for position in range(len(history) - 1, -1, -1):
+            message = history[position]
+            if not isinstance(message, ModelRequest):
+                continue
+            if not any(isinstance(p, UserPromptPart) for p in message.parts):
+                continue
+            new = message
+            if r.new_prompt is not None:
+                parts = [
+                    dataclasses.replace(p, content=r.new_prompt)
+                    if isinstance(p, UserPromptPart) and _text(p.content) == r.prompt
+                    else p
+                    for p in message.parts
+                ]
+                new = dataclasses.replace(message, parts=parts)
+            extra: list[Any] = []
+            if system_prompt is not None:
+                extra.append(SystemPromptPart(content=system_prompt))
+            if inject_text is not None:
+                extra.append(UserPromptPart(content=inject_text))
+            replacement: list[ModelMessage] = [new]
+            if extra:
+                replacement.insert(0, ModelRequest(parts=extra))
+            history[position : position + 1] = replacement
+            messages = [m for old in messages for m in (replacement if old is message else [old])]
+            break
+        return messages
+
+    async def before_model_request(self, ctx: Any, request_context: Any) -> Any:
+        """Turn start (once), then prepare_step and step_start for each request."""
+        r = self._r
+        await self._flush_step()
+        messages = list(request_context.messages)
+        if not r.started:
+            r.started = True
+            messages = self._prepare_prompt(ctx, messages)
+            messages = await self._rewrite(lambda w: ContextPrepareEvent(messages=w), messages)
+            await self._emit(AgentStartEvent(prompt=r.prompt or ""))
+            await self._emit(MessageStartEvent())
+        r.step += 1
+        step = r.step
+        messages = await self._rewrite(
+            lambda w: PrepareStepEvent(step_number=step, messages=w), messages
+        )
+        r.step_text = []
+        r.streaming_parts = {}
+        await self._emit(StepStartEvent(step_number=step))
+        if messages != list(request_context.messages):
+            request_context = dataclasses.replace(request_context, messages=messages)
+        return request_context
+
+    async def prepare_model_request(self, ctx: Any, request_context: Any) -> Any:
+        """A further attempt at the same request is a retry."""
+        if request_context.attempt > 1:
+            await self._emit(
+                RetryEvent(attempt=request_context.attempt - 1, error="model request retried")
+            )
+        return request_context
+
+    async def after_model_request(
+        self, ctx: Any, *, request_context: Any, response: ModelResponse
+    ) -> ModelResponse:
+        """Keep the response for step_finish / llm_usage; without streaming, emit its text."""
+        r = self._r
+        r.pending, r.pending_step = response, r.step
+        if not self.stream:
+            for part in response.parts:
+                if isinstance(part, TextPart) and part.content:
+                    r.step_text.append(part.content)
+                    await self._emit(MessageUpdateEvent(chunk=part.content))
+                elif isinstance(part, ThinkingPart):
+                    await self._emit(ReasoningStartEvent(id=part.id or ""))
+                elif isinstance(part, ToolCallPart):
+                    kind = tool_kind_for(part.tool_name)
+                    await self._emit(
+                        ToolCallInputStartEvent(
+                            tool_call_id=part.tool_call_id, tool_name=part.tool_name, tool_kind=kind
+                        )
+                    )
+                    await self._emit(
+                        ToolCallInputDeltaEvent(
+                            tool_call_id=part.tool_call_id, delta=_args_text(part.args)
+                        )
+                    )
+                    await self._emit(ToolCallInputEndEvent(tool_call_id=part.tool_call_id))
+        return response
+
+    async def on_event(self, ctx: Any, *, event: Any) -> None:
+        """With ``stream=True``: text and tool-argument deltas as they stream."""
+        r = self._r
+        if isinstance(event, PartStartEvent):
+            part = event.part
+            if isinstance(part, TextPart):
+                if part.content:
+                    r.step_text.append(part.content)
+                    await self._emit(MessageUpdateEvent(chunk=part.content))
+            elif isinstance(part, ThinkingPart):
+                await self._emit(ReasoningStartEvent(id=part.id or ""))
+            elif isinstance(part, ToolCallPart):
+                r.streaming_parts[event.index] = (part.tool_call_id, part.tool_name)
+                kind = tool_kind_for(part.tool_name)
+                await self._emit(
+                    ToolCallInputStartEvent(
+                        tool_call_id=part.tool_call_id, tool_name=part.tool_name, tool_kind=kind
+                    )
+                )
+                if part.args:
+                    await self._emit(
+                        ToolCallInputDeltaEvent(
+                            tool_call_id=part.tool_call_id, delta=_args_text(part.args)
+                        )
+                    )
+        elif isinstance(event, PartDeltaEvent):
+            delta = event.delta
+            if isinstance(delta, TextPartDelta):
+                if delta.content_delta:
+                    r.step_text.append(delta.content_delta)
+                    await self._emit(MessageUpdateEvent(chunk=delta.content_delta))
+            elif isinstance(delta, ToolCallPartDelta) and delta.args_delta:
+                call_id = r.streaming_parts.get(event.index, (delta.tool_call_id or "", ""))[0]
+                await self._emit(
+                    ToolCallInputDeltaEvent(
+                        tool_call_id=call_id, delta=_args_text(delta.args_delta)
+                    )
+                )
+        elif isinstance(event, PartEndEvent) and isinstance(event.part, ToolCallPart):
+            await self._emit(ToolCallInputEndEvent(tool_call_id=event.part.tool_call_id))
+
+    async def wrap_tool_execute(
+        self, ctx: Any, *, call: ToolCallPart, tool_def: Any, args: Any, handler: Any
+    ) -> Any:
+        """tool_call (a block returns ``Error: <reason>``), the tool, tool_result."""
+        name, call_id = call.tool_name, call.tool_call_id
+        kind = tool_kind_for(name)
+        raw = _args_text(call.args)
+        if self.pm.has_handlers(EventType.TOOL_CALL):
+            parsed = args if isinstance(args, dict) else call.args_as_dict()
+            decision = await self._emit(
+                ToolCallEvent(
+                    tool_name=name,
+                    tool_call_id=call_id,
+                    tool_kind=kind,
+                    input=raw,
+                    parsed_args=parsed,
+                    source="llm",
+                )
+            )
+            if decision is not None and decision.block:
+                return f"Error: {decision.reason or 'blocked by extension'}"
+        await self._emit(
+            ToolExecutionStartEvent(tool_call_id=call_id, tool_name=name, tool_kind=kind)
+        )
+        try:
+            result = await handler(args)
+        except Exception as exc:
+            await self._emit(
+                ToolExecutionEndEvent(tool_call_id=call_id, tool_name=name, tool_kind=kind)
+            )
+            await self._emit(
+                ToolResultEvent(
+                    tool_call_id=call_id,
+                    tool_name=name,
+                    tool_kind=kind,
+                    input=raw,
+                    content=f"{type(exc).__name__}: {exc}",
+                    is_error=True,
+                )
+            )
+            raise
+        await self._emit(
+            ToolExecutionEndEvent(tool_call_id=call_id, tool_name=name, tool_kind=kind)
+        )
+        if not self.pm.has_handlers(EventType.TOOL_RESULT):
+            return result
+        content = result if isinstance(result, str) else json.dumps(result, default=str)
+        rewrite = await self._emit(
+            ToolResultEvent(
+                tool_call_id=call_id,
+                tool_name=name,
+                tool_kind=kind,
+                input=raw,
+                content=content,
+                is_error=False,
+            )
+        )
+        if rewrite is None or rewrite.content is None:
+            return result
+        return rewrite.content

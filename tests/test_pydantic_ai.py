@@ -1,0 +1,439 @@
+"""kithooks plugins inside pydantic-ai agents, offline with FunctionModel."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+
+import pytest
+from pydantic_ai import Agent
+from pydantic_ai.messages import (
+    ModelMessage,
+    ModelRequest,
+    ModelResponse,
+    SystemPromptPart,
+    TextPart,
+    ToolCallPart,
+    ToolReturnPart,
+    UserPromptPart,
+)
+from pydantic_ai.models.function import AgentInfo, DeltaToolCall, FunctionModel
+from pydantic_ai.usage import RequestUsage
+
+import kithooks
+from kithooks import Context, PluginManager, hookimpl
+from kithooks.adapters.pydantic_ai import KitHooks, describe_message, make_message
+
+
+class Log:
+    """Every event, in order."""
+
+    def __init__(self):
+        self.events = []
+
+    def names(self):
+        return [e.event_type.value for e in self.events]
+
+    def of(self, cls):
+        return [e for e in self.events if isinstance(e, cls)]
+
+
+for _et in kithooks.EventType:
+    setattr(
+        Log, _et.hook_name, hookimpl(tryfirst=True)(lambda self, event: self.events.append(event))
+    )
+
+
+class Script:
+    """A FunctionModel script: step 0 calls `shell`, step 1 answers with what it got."""
+
+    def __init__(self, command="ls", usage=None):
+        self.requests: list[list[ModelMessage]] = []
+        self.command = command
+        self.usage = usage or [
+            RequestUsage(input_tokens=1_200, output_tokens=40, cache_read_tokens=200),
+            RequestUsage(input_tokens=1_500, output_tokens=20, cache_write_tokens=100),
+        ]
+
+    def __call__(self, messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        self.requests.append(list(messages))
+        if len(self.requests) == 1:
+            return ModelResponse(
+                parts=[
+                    TextPart("Checking."),
+                    ToolCallPart("shell", {"command": self.command}, tool_call_id="c1"),
+                ],
+                usage=self.usage[0],
+                model_name="gpt-4o",
+                provider_name="openai",
+                finish_reason="tool_call",
+            )
+        last = messages[-1].parts[0]
+        return ModelResponse(
+            parts=[TextPart(f"Tool said: {last.content}")],
+            usage=self.usage[1],
+            model_name="gpt-4o",
+            provider_name="openai",
+            finish_reason="stop",
+        )
+
+
+def run(agent, prompt, **kwargs):
+    """Run the agent on a loop asyncio closes (run_sync leaves loop sockets to the GC)."""
+    return asyncio.run(agent.run(prompt, **kwargs))
+
+
+def make_agent(pm: PluginManager, script: Script, **kwargs):
+    agent = Agent(FunctionModel(script, model_name="gpt-4o"), capabilities=[KitHooks(pm, **kwargs)])
+    ran: list[str] = []
+
+    @agent.tool_plain
+    def shell(command: str) -> str:
+        """Run a shell command."""
+        ran.append(command)
+        return f"output of {command}"
+
+    return agent, ran
+
+
+@pytest.fixture
+def host():
+    pm = PluginManager(context=Context(session_id="s1"))
+    log = Log()
+    pm.register(log, name="log")
+    return pm, log
+
+
+def test_events_in_the_originals_order(host):
+    pm, log = host
+    agent, ran = make_agent(pm, Script())
+    result = run(agent, "list files")
+    assert result.output == "Tool said: output of ls" and ran == ["ls"]
+    assert log.names() == [
+        "input", "before_agent_start", "context_prepare", "agent_start", "message_start",
+        "prepare_step", "step_start", "message_update",
+        "tool_call_input_start", "tool_call_input_delta", "tool_call_input_end",
+        "tool_call", "tool_execution_start", "tool_execution_end", "tool_result",
+        "step_finish", "llm_usage",
+        "prepare_step", "step_start", "message_update", "step_finish", "llm_usage",
+        "message_end", "agent_end",
+    ]  # fmt: skip
+
+
+def test_a_blocked_tool_never_runs_and_the_model_sees_the_error(host):
+    pm, _ = host
+
+    class Gate:
+        @hookimpl
+        def on_tool_call(self, event):
+            if "rm -rf" in event.parsed_args.get("command", ""):
+                return kithooks.ToolCallResult(block=True, reason="dangerous command")
+            return None
+
+    pm.register(Gate())
+    script = Script(command="rm -rf /")
+    agent, ran = make_agent(pm, script)
+    result = run(agent, "clean up")
+    assert ran == []
+    returned = script.requests[1][-1].parts[0]
+    assert isinstance(returned, ToolReturnPart) and returned.content == "Error: dangerous command"
+    assert result.output == "Tool said: Error: dangerous command"
+
+
+def test_a_tool_result_rewrite_reaches_the_model(host):
+    pm, log = host
+
+    class Redact:
+        @hookimpl
+        def on_tool_result(self, event):
+            return kithooks.ToolResultResult(content=event.content.replace("ls", "[redacted]"))
+
+    pm.register(Redact())
+    script = Script()
+    agent, _ = make_agent(pm, script)
+    run(agent, "go")
+    assert script.requests[1][-1].parts[0].content == "output of [redacted]"
+    assert log.of(kithooks.ToolResultEvent)[0].content == "output of ls"
+
+
+def test_an_input_transform_changes_the_prompt_the_model_sees(host):
+    pm, log = host
+
+    class Upper:
+        @hookimpl
+        def on_input(self, event):
+            return kithooks.InputResult(action="transform", text=event.text.upper())
+
+    pm.register(Upper())
+    script = Script()
+    agent, _ = make_agent(pm, script)
+    result = run(agent, "list files")
+    first = script.requests[0][0].parts[0]
+    assert isinstance(first, UserPromptPart) and first.content == "LIST FILES"
+    assert log.of(kithooks.BeforeAgentStartEvent)[0].prompt == "LIST FILES"
+    user_parts = [
+        p for m in result.all_messages() for p in m.parts if isinstance(p, UserPromptPart)
+    ]
+    assert [p.content for p in user_parts] == ["LIST FILES"]  # persisted too
+
+
+def test_handled_input_never_reaches_the_model(host):
+    pm, log = host
+
+    class Slash:
+        @hookimpl
+        def on_input(self, event):
+            return kithooks.InputResult(action="handled")
+
+    pm.register(Slash())
+    script = Script()
+    agent, _ = make_agent(pm, script, handled_output="(handled by a plugin)")
+    assert run(agent, "/help").output == "(handled by a plugin)"
+    assert script.requests == [] and log.names() == ["input"]
+
+
+def test_before_agent_start_injects_text_and_a_system_prompt(host):
+    pm, _ = host
+
+    class Rules:
+        @hookimpl
+        def on_before_agent_start(self, event):
+            return kithooks.BeforeAgentStartResult(
+                inject_text="Project rules: be brief.", system_prompt="Extra system."
+            )
+
+    pm.register(Rules())
+    script = Script()
+    agent, _ = make_agent(pm, script)
+    run(agent, "hi")
+    parts = [p for m in script.requests[0] for p in m.parts]
+    assert [(type(p), p.content) for p in parts] == [
+        (SystemPromptPart, "Extra system."),
+        (UserPromptPart, "Project rules: be brief."),
+        (UserPromptPart, "hi"),
+    ]
+    # persisted for the turn: the next step's request still carries it
+    later = [
+        p.content for m in script.requests[1] for p in m.parts if isinstance(p, UserPromptPart)
+    ]
+    assert later == ["Project rules: be brief.", "hi"]
+
+
+def test_context_prepare_can_drop_and_add_messages(host):
+    pm, log = host
+
+    class Window:
+        @hookimpl
+        def on_context_prepare(self, event):
+            kept = [m for m in event.messages if "secret" not in m.content]
+            note = kithooks.ContextMessage(index=-1, role="system", content="Answer in French.")
+            return kithooks.ContextPrepareResult(messages=(note, *kept))
+
+    pm.register(Window())
+    script = Script()
+    agent, _ = make_agent(pm, script)
+    history = [
+        ModelRequest(parts=[UserPromptPart("my secret is 42")]),
+        ModelResponse(parts=[TextPart("noted")]),
+    ]
+    run(agent, "what now?", message_history=history)
+    first = script.requests[0]
+    assert describe_message(first[0]) == ("system", "Answer in French.")
+    assert all("secret" not in describe_message(m)[1] for m in first)
+    assert [describe_message(m)[1] for m in first[1:]] == ["noted", "what now?"]
+    window = log.of(kithooks.ContextPrepareEvent)[0].messages
+    assert [(m.index, m.role) for m in window] == [(0, "user"), (1, "assistant"), (2, "user")]
+
+
+def test_prepare_step_rewrites_each_request(host):
+    pm, _ = host
+
+    class Trim:
+        @hookimpl
+        def on_prepare_step(self, event):
+            if event.step_number == 1:
+                extra = kithooks.ContextMessage(index=-1, role="user", content="Be terse.")
+                return kithooks.PrepareStepResult(messages=(*event.messages, extra))
+            return None
+
+    pm.register(Trim())
+    script = Script()
+    agent, _ = make_agent(pm, script)
+    run(agent, "go")
+    assert describe_message(script.requests[1][-1]) == ("user", "Be terse.")
+    assert len(script.requests[0]) == 1
+
+
+def test_llm_usage_counts_and_costs_match_the_responses(host):
+    pm, log = host
+    script = Script()
+    agent, _ = make_agent(pm, script)
+    run(agent, "go")
+    usages = log.of(kithooks.LLMUsageEvent)
+    assert [
+        (u.input_tokens, u.output_tokens, u.cache_read_tokens, u.cache_write_tokens) for u in usages
+    ] == [
+        (1_000, 40, 200, 0),  # pydantic-ai counts cache inside input; kithooks does not
+        (1_400, 20, 0, 100),
+    ]
+    assert [(u.model, u.provider, u.step_number, u.finish_reason) for u in usages] == [
+        ("gpt-4o", "openai", 0, "tool-calls"),
+        ("gpt-4o", "openai", 1, "stop"),
+    ]
+    expected = [
+        kithooks.compute_cost(
+            provider="openai",
+            model="gpt-4o",
+            input_tokens=1_000,
+            output_tokens=40,
+            cache_read_tokens=200,
+        ),
+        kithooks.compute_cost(
+            provider="openai",
+            model="gpt-4o",
+            input_tokens=1_400,
+            output_tokens=20,
+            cache_write_tokens=100,
+        ),
+    ]
+    assert [u.cost for u in usages] == expected and all(c > 0 for c in expected)
+
+
+def test_agent_end_aggregates_match_the_run(host):
+    pm, log = host
+    agent, _ = make_agent(pm, Script())
+    result = run(agent, "go")
+    (end,) = log.of(kithooks.AgentEndEvent)
+    usages = log.of(kithooks.LLMUsageEvent)
+    assert end.response == result.output and end.stop_reason == "stop"
+    assert end.tool_call_count == 1 and end.tool_names == ("shell",)
+    assert end.llm_call_count == 2
+    assert end.input_tokens_delta == 2_400 and end.output_tokens_delta == 60
+    assert end.cache_read_tokens_delta == 200 and end.cache_write_tokens_delta == 100
+    assert end.cost_delta == pytest.approx(sum(u.cost for u in usages))
+
+
+def test_session_and_turn_ids_and_state_during_the_run(host):
+    pm, _ = host
+    seen = []
+
+    class Ids:
+        @hookimpl
+        def on_agent_start(self, event, ctx):
+            seen.append((ctx.session_id, ctx.turn_id))
+            ctx.set_state("runs", str(int(ctx.get_state("runs") or 0) + 1))
+
+    pm.register(Ids())
+    agent, _ = make_agent(pm, Script())
+    run(agent, "a")
+    run(agent, "b")
+    assert [s for s, _ in seen] == ["s1", "s1"]
+    assert seen[0][1] and seen[0][1] != seen[1][1]
+    assert pm.state.get("runs") == "2"
+
+
+def stream_script():
+    calls = {"n": 0}
+
+    async def stream(messages: list[ModelMessage], info: AgentInfo):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            yield "Let me "
+            yield "check."
+            yield {0: DeltaToolCall(name="shell", json_args='{"comm', tool_call_id="c1")}
+            yield {0: DeltaToolCall(json_args='and": "ls"}')}
+        else:
+            for chunk in ("All ", "done ", "now."):
+                yield chunk
+
+    return stream
+
+
+def test_streaming_runs_emit_message_update_chunks_that_join_to_the_final_text(host):
+    pm, log = host
+    agent = Agent(
+        FunctionModel(stream_function=stream_script()), capabilities=[KitHooks(pm, stream=True)]
+    )
+
+    @agent.tool_plain
+    def shell(command: str) -> str:
+        return f"ran {command}"
+
+    result = run(agent, "go")
+    chunks = [e.chunk for e in log.of(kithooks.MessageUpdateEvent)]
+    assert len(chunks) >= 5
+    assert "".join(chunks) == "Let me check.All done now."
+    assert log.of(kithooks.MessageEndEvent)[0].content == result.output == "All done now."
+    deltas = "".join(e.delta for e in log.of(kithooks.ToolCallInputDeltaEvent))
+    assert json.loads(deltas) == {"command": "ls"}
+    assert log.of(kithooks.ToolCallInputStartEvent)[0].tool_call_id == "c1"
+    assert log.names().index("tool_call_input_end") < log.names().index("tool_call")
+
+
+def test_a_plugin_that_raises_does_not_break_the_run(host, caplog):
+    pm, _ = host
+
+    class Broken:
+        @hookimpl
+        def on_tool_call(self, event):
+            raise RuntimeError("plugin bug")
+
+        @hookimpl
+        def on_message_update(self, event):
+            raise ValueError("another")
+
+    pm.register(Broken(), name="broken")
+    agent, ran = make_agent(pm, Script())
+    with caplog.at_level(logging.ERROR, logger="kithooks"):
+        result = run(agent, "go")
+    assert result.output == "Tool said: output of ls" and ran == ["ls"]
+    assert "'broken'" in caplog.text
+
+
+def test_async_plugins_are_awaited(host):
+    pm, _ = host
+
+    class AsyncGate:
+        @hookimpl
+        async def on_tool_call(self, event):
+            return kithooks.ToolCallResult(block=True, reason="async says no")
+
+    pm.register(AsyncGate())
+    agent, ran = make_agent(pm, Script())
+    assert run(agent, "go").output == "Tool said: Error: async says no" and ran == []
+
+
+def test_a_failing_run_emits_error_and_agent_end(host):
+    pm, log = host
+
+    def boom(messages, info):
+        raise RuntimeError("provider down")
+
+    agent = Agent(FunctionModel(boom), capabilities=[KitHooks(pm)])
+    with pytest.raises(RuntimeError, match="provider down"):
+        run(agent, "go")
+    assert log.names()[-2:] == ["error", "agent_end"]
+    assert log.events[-1].stop_reason == "error" and "provider down" in log.events[-2].error
+
+
+def test_make_message_roles():
+    assert describe_message(make_message("assistant", "a")) == ("assistant", "a")
+    assert describe_message(make_message("system", "s")) == ("system", "s")
+    assert describe_message(make_message("user", "u")) == ("user", "u")
+    assert describe_message(make_message("tool", "t")) == ("user", "t")
+
+
+def test_the_example_agent_runs_offline():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parent.parent / "examples" / "pydantic_ai_agent.py"
+    proc = subprocess.run(
+        [sys.executable, str(example)], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "[REDACTED:openai-key]" in proc.stdout and "sk-proj" not in proc.stdout
+    assert "permission gate: `rm -rf /`" in proc.stdout
+    assert "[turn] stop=stop tools=2 llm-calls=3" in proc.stdout
