@@ -1,4 +1,4 @@
-"""The benchmarks still run (tiny counts; never timed here)."""
+"""The benchmarks still run (tiny counts; never timed here: no target is asserted)."""
 
 import subprocess
 import sys
@@ -16,4 +16,12 @@ def test_bench_quick_run_works():
         check=False,
     )
     assert proc.returncode == 0, proc.stderr
-    assert "kithooks emit ns" in proc.stdout and "durable mutations/s" in proc.stdout
+    for section in (
+        "Observe dispatch",
+        "Guard and transform",
+        "A whole turn",
+        "Payload construction",
+        "State store",
+        "Targets",
+    ):
+        assert section in proc.stdout

@@ -141,3 +141,23 @@ def test_tool_logger_records_tool_events_with_the_recorder(tmp_path, monkeypatch
         "tool_call",
     ]
     assert records[-1].event.tool_call_id == "c2" and records[0].session_id == "s"
+
+
+def test_stream_monitor_reports_each_turn():
+    from kithooks.examples import stream_monitor
+    from kithooks.testing import Harness, check_contract
+
+    with Harness(stream_monitor.StreamMonitor(), context={"session_id": "s", "turn_id": "t"}) as h:
+        h.emit(kithooks.AgentStartEvent())
+        for chunk in ("Hel", "lo"):
+            h.emit(kithooks.MessageUpdateEvent(chunk=chunk))
+        h.emit(kithooks.ToolOutputEvent(chunk="line\n"))
+        h.emit(kithooks.AgentEndEvent())
+        (line,) = h.printed
+        assert line.startswith("[stream] 2 chunks, 5 chars, 1 tool output lines, first token after ")
+    assert check_contract(stream_monitor.StreamMonitor(), max_examples=30) == [
+        "on_agent_end",
+        "on_agent_start",
+        "on_message_update",
+        "on_tool_output",
+    ]

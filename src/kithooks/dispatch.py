@@ -39,6 +39,7 @@ from .events import (
     ToolCallResult,
     ToolResultEvent,
     ToolResultResult,
+    replace,
 )
 
 __all__ = ["KINDS", "RULES", "EventKind", "Merge", "Rule", "kind_of"]
@@ -132,7 +133,7 @@ class _ToolResultMerge(Merge):
             self.is_error = changes["is_error"] = result.is_error
         if changes:
             assert isinstance(self.event, ToolResultEvent)
-            self.event = attrs.evolve(self.event, **changes)
+            self.event = replace(self.event, **changes)
         return False
 
     def result(self) -> Result | None:
@@ -158,7 +159,7 @@ class _InputMerge(Merge):
         if result.action == "transform":
             self.transformed = True
             assert isinstance(self.event, InputEvent)
-            self.event = attrs.evolve(self.event, text=result.text)
+            self.event = replace(self.event, text=result.text)
         return False
 
     def result(self) -> Result | None:
@@ -208,7 +209,7 @@ class _MessagesMerge(Merge):
         if result.messages is not None:
             self.changed = True
             assert isinstance(self.event, ContextPrepareEvent | PrepareStepEvent)
-            self.event = attrs.evolve(self.event, messages=result.messages)
+            self.event = replace(self.event, messages=result.messages)
         return False
 
     def result(self) -> Result | None:

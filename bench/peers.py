@@ -1,0 +1,64 @@
+"""The peers a user might pick instead of kithooks, each set up to run N observers that do
+the same work (bump a counter): LangChain's callback manager and Strands' hook registry.
+
+Each ``make_*`` returns a zero-argument callable that dispatches one event, or None when
+the peer is not installed (``pip install 'kithooks[bench]'``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+
+class Counter:
+    n = 0
+
+
+def make_langchain(n: int, counter: Counter) -> Callable[[], object] | None:
+    """``on_llm_new_token`` (LangChain's per-token event) to n handlers."""
+    try:
+        from langchain_core.callbacks import BaseCallbackHandler, CallbackManager
+    except ImportError:
+        return None
+
+    class Handler(BaseCallbackHandler):
+        def on_llm_new_token(self, token: str, **kwargs: Any) -> None:
+            counter.n += 1
+
+    manager = CallbackManager(handlers=[Handler() for _ in range(n)])
+    run = manager.on_llm_start({"name": "bench"}, ["prompt"])[0]
+    return lambda: run.on_llm_new_token("tok")
+
+
+def make_strands(n: int, counter: Counter) -> Callable[[], object] | None:
+    """An observe event (``MessageAddedEvent``) through Strands' ``HookRegistry`` to n callbacks."""
+    try:
+        from strands.hooks import HookRegistry, MessageAddedEvent
+    except ImportError:
+        return None
+
+    registry = HookRegistry()
+
+    def callback(event: object) -> None:
+        counter.n += 1
+
+    for _ in range(n):
+        registry.add_callback(MessageAddedEvent, callback)
+    event = MessageAddedEvent(
+        agent=None, message={"role": "assistant", "content": [{"text": "tok"}]}
+    )  # type: ignore[arg-type]
+    return lambda: registry.invoke_callbacks(event)
+
+
+def versions() -> dict[str, str]:
+    """Installed versions of the peers."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for dist in ("pluggy", "langchain-core", "strands-agents"):
+        try:
+            out[dist] = version(dist)
+        except PackageNotFoundError:
+            out[dist] = "not installed"
+    return out

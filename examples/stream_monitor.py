@@ -1,0 +1,1 @@
+../src/kithooks/examples/stream_monitor.py
