@@ -154,7 +154,7 @@ def test_stream_monitor_reports_each_turn():
         h.emit(kithooks.ToolOutputEvent(chunk="line\n"))
         h.emit(kithooks.AgentEndEvent())
         (line,) = h.printed
-        assert line.startswith("[stream] 2 chunks, 5 chars, 1 tool output lines, first token after ")
+        assert line.startswith("[stream] 2 chunks, 5 chars, 1 tool output lines, first token")
     assert check_contract(stream_monitor.StreamMonitor(), max_examples=30) == [
         "on_agent_end",
         "on_agent_start",

@@ -437,3 +437,37 @@ def test_the_example_agent_runs_offline():
     assert "[REDACTED:openai-key]" in proc.stdout and "sk-proj" not in proc.stdout
     assert "permission gate: `rm -rf /`" in proc.stdout
     assert "[turn] stop=stop tools=2 llm-calls=3" in proc.stdout
+
+
+def test_a_further_attempt_at_a_model_request_is_a_retry(host):
+    from pydantic_ai.capabilities import AbstractCapability
+    from pydantic_ai.exceptions import RetryModelRequest
+
+    pm, log = host
+
+    class RetryFirstAnswer(AbstractCapability):
+        def __init__(self):
+            self.rejected = False
+
+        async def after_model_request(self, ctx, *, request_context, response):
+            if not self.rejected:
+                self.rejected = True
+                raise RetryModelRequest()
+            return response
+
+    script = Script()
+    agent = Agent(
+        FunctionModel(script, model_name="gpt-4o"), capabilities=[KitHooks(pm), RetryFirstAnswer()]
+    )
+
+    @agent.tool_plain
+    def shell(command: str) -> str:
+        return "ok"
+
+    result = run(agent, "go")
+    assert len(script.requests) == 2 and result.output == "Tool said: go"
+    retries = log.of(kithooks.RetryEvent)
+    assert [r.attempt for r in retries] == [1]
+    names = log.names()
+    assert names.index("retry") > names.index("step_start")  # within the step, no new step_start
+    assert names.count("step_start") == 1 and names.count("llm_usage") == 1

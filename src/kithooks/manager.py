@@ -20,7 +20,7 @@ from pluggy import HookImpl, PluginValidationError
 
 from .aggregator import TurnAggregator
 from .context import Context
-from .dispatch import RULES, EventKind, Rule
+from .dispatch import RULES, EventKind, Merge, Rule
 from .events import EVENT_CLASSES, Event, EventType, Result, SessionShutdownEvent, SessionStartEvent
 from .hookspecs import PROJECT, KitHookSpecs
 from .loading import (
@@ -215,7 +215,9 @@ class PluginManager(pluggy.PluginManager):
 
     Handlers run in registration order (``tryfirst`` / ``trylast`` move one to the front
     or back). Calling a hook through pluggy (``pm.hook.on_tool_call(event=e, ctx=c)``)
-    runs the same dispatch as :meth:`emit` and returns the same answer.
+    runs the same dispatch as :meth:`emit` and returns the same answer (so pluggy's
+    tracing and call monitoring do not see kithooks hooks; use ``on_error`` and
+    ``on_result``). Hookimpl wrappers are refused: the merge rules are the manager's.
     """
 
     def __init__(
@@ -505,16 +507,18 @@ class PluginManager(pluggy.PluginManager):
                 continue
             finally:
                 h.release()
-            if result is None:
-                continue
-            if not isinstance(result, rule.result_type):
-                self._wrong_result(h.plugin, h.hook, result, rule.result_type)
-                continue
-            if self.on_result is not None:
-                self.on_result(h.plugin, h.hook, result)
-            if merge.add(result):
+            if result is not None and self._merge(rule, merge, h, result):
                 return result
         return merge.result()
+
+    def _merge(self, rule: Rule, merge: Merge, h: _Handler, result: object) -> bool:
+        """Check one handler's result and merge it; True means it stops dispatch."""
+        if not isinstance(result, rule.result_type):
+            self._wrong_result(h.plugin, h.hook, result, rule.result_type)
+            return False
+        if self.on_result is not None:
+            self.on_result(h.plugin, h.hook, result)
+        return merge.add(result)
 
     async def aemit(self, event: Event, ctx: Context | None = None) -> Any:
         """Like :meth:`emit`, awaiting coroutine handlers; plain handlers are called.
@@ -549,16 +553,10 @@ class PluginManager(pluggy.PluginManager):
                 continue
             finally:
                 h.task_lock.release()
-            if merge is None or result is None:
-                continue
-            assert rule is not None
-            if not isinstance(result, rule.result_type):
-                self._wrong_result(h.plugin, h.hook, result, rule.result_type)
-                continue
-            if self.on_result is not None:
-                self.on_result(h.plugin, h.hook, result)
-            if merge.add(result):
-                return result
+            if merge is not None and result is not None:
+                assert rule is not None
+                if self._merge(rule, merge, h, result):
+                    return result
         return None if merge is None else merge.result()
 
     def _hookexec(

@@ -388,31 +388,39 @@ class KitHooks(AbstractCapability[Any]):
             )
         return request_context
 
+    async def _text(self, chunk: str) -> None:
+        """One piece of the step's text: message_update."""
+        if chunk:
+            self._r.step_text.append(chunk)
+            await self._emit(MessageUpdateEvent(chunk=chunk))
+
+    async def _part_start(self, part: Any) -> None:
+        """A response part begins: text, a reasoning block, or a tool call's arguments."""
+        if isinstance(part, TextPart):
+            await self._text(part.content)
+        elif isinstance(part, ThinkingPart):
+            await self._emit(ReasoningStartEvent(id=part.id or ""))
+        elif isinstance(part, ToolCallPart):
+            call_id, name = part.tool_call_id, part.tool_name
+            start = ToolCallInputStartEvent(
+                tool_call_id=call_id, tool_name=name, tool_kind=tool_kind_for(name)
+            )
+            await self._emit(start)
+            if part.args:
+                await self._emit(
+                    ToolCallInputDeltaEvent(tool_call_id=call_id, delta=_args_text(part.args))
+                )
+
     async def after_model_request(
         self, ctx: Any, *, request_context: Any, response: ModelResponse
     ) -> ModelResponse:
-        """Keep the response for step_finish / llm_usage; without streaming, emit its text."""
+        """Keep the response for step_finish / llm_usage; without streaming, emit its parts."""
         r = self._r
         r.pending, r.pending_step = response, r.step
         if not self.stream:
             for part in response.parts:
-                if isinstance(part, TextPart) and part.content:
-                    r.step_text.append(part.content)
-                    await self._emit(MessageUpdateEvent(chunk=part.content))
-                elif isinstance(part, ThinkingPart):
-                    await self._emit(ReasoningStartEvent(id=part.id or ""))
-                elif isinstance(part, ToolCallPart):
-                    kind = tool_kind_for(part.tool_name)
-                    await self._emit(
-                        ToolCallInputStartEvent(
-                            tool_call_id=part.tool_call_id, tool_name=part.tool_name, tool_kind=kind
-                        )
-                    )
-                    await self._emit(
-                        ToolCallInputDeltaEvent(
-                            tool_call_id=part.tool_call_id, delta=_args_text(part.args)
-                        )
-                    )
+                await self._part_start(part)
+                if isinstance(part, ToolCallPart):
                     await self._emit(ToolCallInputEndEvent(tool_call_id=part.tool_call_id))
         return response
 
@@ -420,33 +428,13 @@ class KitHooks(AbstractCapability[Any]):
         """With ``stream=True``: text and tool-argument deltas as they stream."""
         r = self._r
         if isinstance(event, PartStartEvent):
-            part = event.part
-            if isinstance(part, TextPart):
-                if part.content:
-                    r.step_text.append(part.content)
-                    await self._emit(MessageUpdateEvent(chunk=part.content))
-            elif isinstance(part, ThinkingPart):
-                await self._emit(ReasoningStartEvent(id=part.id or ""))
-            elif isinstance(part, ToolCallPart):
-                r.streaming_parts[event.index] = (part.tool_call_id, part.tool_name)
-                kind = tool_kind_for(part.tool_name)
-                await self._emit(
-                    ToolCallInputStartEvent(
-                        tool_call_id=part.tool_call_id, tool_name=part.tool_name, tool_kind=kind
-                    )
-                )
-                if part.args:
-                    await self._emit(
-                        ToolCallInputDeltaEvent(
-                            tool_call_id=part.tool_call_id, delta=_args_text(part.args)
-                        )
-                    )
+            if isinstance(event.part, ToolCallPart):
+                r.streaming_parts[event.index] = (event.part.tool_call_id, event.part.tool_name)
+            await self._part_start(event.part)
         elif isinstance(event, PartDeltaEvent):
             delta = event.delta
             if isinstance(delta, TextPartDelta):
-                if delta.content_delta:
-                    r.step_text.append(delta.content_delta)
-                    await self._emit(MessageUpdateEvent(chunk=delta.content_delta))
+                await self._text(delta.content_delta)
             elif isinstance(delta, ToolCallPartDelta) and delta.args_delta:
                 call_id = r.streaming_parts.get(event.index, (delta.tool_call_id or "", ""))[0]
                 await self._emit(
