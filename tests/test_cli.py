@@ -183,3 +183,42 @@ def test_state_commands(run, tmp_path):
     assert (
         bad.returncode == 2 and "not valid JSON" in bad.stderr and len(bad.stderr.splitlines()) == 1
     )
+
+
+def test_long_replays_show_a_progress_bar_in_a_terminal(tmp_path):
+    import pty
+
+    recording = tmp_path / "long.jsonl"
+    line = json.dumps(
+        {"session_id": "s", "turn_id": "t", "event": {"type": "message_update", "chunk": "x"}}
+    )
+    recording.write_text((line + "\n") * 3000)
+    controller, terminal = pty.openpty()
+    env = {
+        **os.environ,
+        "HOME": str(tmp_path),
+        "XDG_CONFIG_HOME": str(tmp_path / "cfg"),
+        "TERM": "xterm",
+    }
+    env.pop("NO_COLOR", None)
+    proc = subprocess.Popen(
+        [str(KITHOOKS), "replay", str(recording), "--no-entrypoints"],
+        stdout=subprocess.DEVNULL,
+        stderr=terminal,
+        stdin=terminal,
+        env=env,
+        cwd=tmp_path,
+    )
+    os.close(terminal)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(controller, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        seen += chunk
+    assert proc.wait(timeout=60) == 0
+    os.close(controller)
+    assert b"replaying" in seen

@@ -45,6 +45,14 @@ def fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
     sys.exit(code)
 
 
+def _table(*headers: str, title: str | None = None) -> Table:
+    """A table whose cells wrap instead of being cut: nothing is lost in narrow output."""
+    table = Table(title=title)
+    for header in headers:
+        table.add_column(header, overflow="fold")
+    return table
+
+
 def emit_json(data: Any) -> None:
     """Print ``data`` as JSON on stdout."""
     click.echo(json.dumps(data, indent=2, ensure_ascii=False))
@@ -278,7 +286,7 @@ def plugins(plugin_files: tuple[Path, ...], no_entrypoints: bool, as_json: bool)
     else:
         if not rows:
             out.print("No plugins found.")
-        table = Table("plugin", "from", "hooks", show_lines=False)
+        table = _table("plugin", "from", "hooks")
         for r in rows:
             origin = (
                 f"{r['distribution']} {r['version']} ({r['location']})"
@@ -314,7 +322,7 @@ def hooks(as_json: bool) -> None:
     if as_json:
         emit_json(rows)
         return
-    table = Table("event", "hook", "kind", "fields", "result")
+    table = _table("event", "hook", "kind", "fields", "result")
     for r in rows:
         table.add_row(r["event"], r["hook"], r["kind"], ", ".join(r["fields"]), r["result"] or "")
     out.print(table)
@@ -379,7 +387,7 @@ def state_show(session_file: Path, as_json: bool) -> None:
     if not data:
         out.print(f"{escape(str(store.path))}: empty")
         return
-    table = Table("key", "value", title=escape(str(store.path)))
+    table = _table("key", "value", title=escape(str(store.path)))
     for key in sorted(data):
         table.add_row(escape(key), escape(data[key]))
     out.print(table)
