@@ -107,3 +107,14 @@ def test_readme_demo_command_installs_and_runs_the_demo():
     assert first and first.group(1).endswith("kithooks demo"), (
         "the demo is the README's first command"
     )
+
+
+def test_reference_documents_the_context():
+    text = HOOKSPECS_MD.read_text(encoding="utf-8")
+    section = text.split("\n## Context\n", 1)[1]
+    for f in attrs.fields(kithooks.Context):
+        if not f.name.startswith("_"):
+            assert f"| `{f.name}` |" in section, f"Context.{f.name} is not documented"
+            assert f.metadata.get("doc"), f"Context.{f.name} has no meaning"
+    for name in ("get_state", "set_state", "delete_state", "list_state", "emit_custom_event"):
+        assert f"`{name}(" in section

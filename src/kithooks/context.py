@@ -51,11 +51,15 @@ class Context:
     the turn aggregator tells turns apart by the pair.
     """
 
-    session_id: str = ""
-    cwd: str = ""
-    model: str = ""
-    interactive: bool = False
-    turn_id: str = ""
+    session_id: str = attrs.field(default="", metadata={"doc": "The session's id ('' if none)."})
+    cwd: str = attrs.field(default="", metadata={"doc": "The agent's working directory."})
+    model: str = attrs.field(default="", metadata={"doc": "The active model, 'provider/model'."})
+    interactive: bool = attrs.field(
+        default=False, metadata={"doc": "True when a person is at the keyboard."}
+    )
+    turn_id: str = attrs.field(
+        default="", metadata={"doc": "The running turn's id; with session_id it keys the turn."}
+    )
 
     print: Callable[[str], None] = _cb(_noop_text, "Show text to the user.")
     print_info: Callable[[str], None] = _cb(_noop_text, "Show an informational line.")

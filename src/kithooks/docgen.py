@@ -14,6 +14,7 @@ from typing import Any
 
 import attrs
 
+from .context import Context
 from .dispatch import KINDS, RULES
 from .events import EVENT_CLASSES, ContextMessage, EventType, all_event_types
 from .hookspecs import KitHookSpecs
@@ -101,7 +102,45 @@ def render() -> str:
     )
     out.extend(_fields_table(ContextMessage))
     out.append("")
+    out.extend(_context_section())
     return "\n".join(out)
+
+
+def _method_signature(method: Any) -> str:
+    """``(key: str) -> str | None``: annotations as written, without ``self``."""
+    sig = inspect.signature(method)
+    params = []
+    for p in sig.parameters.values():
+        if p.name == "self":
+            continue
+        text = f"{p.name}: {p.annotation}"
+        if p.default is not p.empty:
+            text += f" = {p.default!r}"
+        params.append(text)
+    return f"({', '.join(params)}) -> {sig.return_annotation}"
+
+
+def _context_section() -> list[str]:
+    """The Context a handler receives: its fields, the host's callbacks, its methods."""
+    out = ["## Context", "", inspect.cleandoc(Context.__doc__ or ""), ""]
+    out += ["| field / callback | default | meaning |", "| --- | --- | --- |"]
+    for f in attrs.fields(Context):
+        if f.name.startswith("_"):
+            continue
+        default = "no-op" if callable(f.default) else f"`{f.default!r}`"
+        if f.name == "is_idle":
+            default = "returns `True`"
+        elif f.name == "get_session_path":
+            default = "returns `''`"
+        out.append(f"| `{f.name}` | {default} | {_cell(f.metadata.get('doc', ''))} |")
+    out += ["", "| method | meaning |", "| --- | --- |"]
+    for name in ("get_state", "set_state", "delete_state", "list_state", "emit_custom_event"):
+        method = getattr(Context, name)
+        sig = _cell(_method_signature(method))
+        doc = inspect.cleandoc(method.__doc__ or "").split("\n\n")[0]
+        out.append(f"| `{name}{sig}` | {_cell(doc)} |")
+    out.append("")
+    return out
 
 
 def _section(et: EventType) -> list[str]:
