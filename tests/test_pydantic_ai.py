@@ -138,6 +138,7 @@ def test_a_blocked_tool_never_runs_and_the_model_sees_the_error(host):
     assert ran == []
     returned = script.requests[1][-1].parts[0]
     assert isinstance(returned, ToolReturnPart) and returned.content == "Error: dangerous command"
+    assert returned.outcome == "failed"
     assert result.output == "Tool said: Error: dangerous command"
 
 
@@ -155,6 +156,23 @@ def test_a_tool_result_rewrite_reaches_the_model(host):
     run(agent, "go")
     assert script.requests[1][-1].parts[0].content == "output of [redacted]"
     assert log.of(kithooks.ToolResultEvent)[0].content == "output of ls"
+
+
+def test_a_tool_result_marked_as_an_error_reaches_the_model_as_a_failure(host):
+    pm, _ = host
+
+    class Fail:
+        @hookimpl
+        def on_tool_result(self, event):
+            return kithooks.ToolResultResult(content="permission denied", is_error=True)
+
+    pm.register(Fail())
+    script = Script()
+    agent, ran = make_agent(pm, script)
+    run(agent, "go")
+    returned = script.requests[1][-1].parts[0]
+    assert ran == ["ls"]
+    assert (returned.content, returned.outcome) == ("permission denied", "failed")
 
 
 def test_an_input_transform_changes_the_prompt_the_model_sees(host):

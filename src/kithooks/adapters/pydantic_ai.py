@@ -7,7 +7,7 @@ honours every result:
 =====================  ==============================================================
 kithooks event         where it comes from in the run
 =====================  ==============================================================
-input                  the run's prompt, first; ``transform`` rewrites the prompt the
+input                  the run's prompt (source ``script``), first; ``transform`` rewrites the prompt the
                        model sees, ``handled`` ends the run before any model call
 before_agent_start     next; ``inject_text`` / ``system_prompt`` are added to the turn
 context_prepare        before the first model request: rewrites that request's messages
@@ -19,7 +19,8 @@ message_update,        the model's text deltas (with ``stream=True``, per stream
 tool_call_input_*      otherwise once per text part); tool-call argument deltas
 reasoning_start        a thinking part starts
 tool_call ...          every tool execution: a block means the tool never runs and the model
-tool_result            receives ``Error: <reason>``; ``tool_result`` rewrites what it receives
+tool_result            receives the failed result ``Error: <reason>``; ``tool_result``
+                       rewrites what it receives (``is_error=True`` makes it a failed result)
 step_finish,           each model response's usage, after the step's tools ran; cost from
 llm_usage              ``compute_cost``, model and provider from the response
 retry                  a further attempt at a model request
@@ -46,6 +47,7 @@ from typing import Any
 
 import attrs
 from pydantic_ai.capabilities import AbstractCapability
+from pydantic_ai.exceptions import ToolFailed
 from pydantic_ai.messages import (
     ModelMessage,
     ModelRequest,
@@ -300,7 +302,7 @@ class KitHooks(AbstractCapability[Any]):
         r = self._r
         prompt = ctx.prompt if isinstance(ctx.prompt, str) else _text(ctx.prompt)
         r.prompt = prompt
-        result = await self._emit(InputEvent(text=prompt, source="queue"))
+        result = await self._emit(InputEvent(text=prompt, source="script"))
         if result is not None and result.action == "handled":
             return AgentRunResult(output=self.handled_output)
         if result is not None and result.action == "transform" and result.text != prompt:
@@ -465,7 +467,8 @@ class KitHooks(AbstractCapability[Any]):
                 )
             )
             if decision is not None and decision.block:
-                return f"Error: {decision.reason or 'blocked by extension'}"
+                # A failed tool result: the model sees the error, and the tool never ran.
+                raise ToolFailed(f"Error: {decision.reason or 'blocked by extension'}")
         await self._emit(
             ToolExecutionStartEvent(tool_call_id=call_id, tool_name=name, tool_kind=kind)
         )
@@ -502,6 +505,8 @@ class KitHooks(AbstractCapability[Any]):
                 is_error=False,
             )
         )
-        if rewrite is None or rewrite.content is None:
+        if rewrite is None:
             return result
-        return rewrite.content
+        if rewrite.is_error:
+            raise ToolFailed(content if rewrite.content is None else rewrite.content)
+        return result if rewrite.content is None else rewrite.content
