@@ -7,8 +7,9 @@ honours every result:
 =====================  ==============================================================
 kithooks event         where it comes from in the run
 =====================  ==============================================================
-input                  the run's prompt (source ``script``), first; ``transform`` rewrites the prompt the
-                       model sees, ``handled`` ends the run before any model call
+input                  the run's prompt (source ``script``), first; ``transform``
+                       rewrites the prompt the model sees, ``handled`` ends the run
+                       before any model call
 before_agent_start     next; ``inject_text`` / ``system_prompt`` are added to the turn
 context_prepare        before the first model request: rewrites that request's messages
 agent_start,           then
