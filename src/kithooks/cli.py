@@ -58,16 +58,11 @@ def emit_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, ensure_ascii=False))
 
 
-def _manager(
-    plugin_files: tuple[Path, ...], entrypoints: bool, discover_files: bool = True
-) -> PluginManager:
+def _manager(plugin_files: tuple[Path, ...], entrypoints: bool) -> PluginManager:
     pm = PluginManager(context=Context(print=lambda _: None))
     if entrypoints:
         pm.load_entrypoints()
-    if discover_files:
-        pm.load_plugin_files(plugin_files)
-    else:
-        pm.load_plugin_files(plugin_files, user_dir=None, project_dir=None)
+    pm.load_plugin_files(plugin_files)
     return pm
 
 
@@ -96,10 +91,10 @@ def _count_lines(path: Path) -> int:
 
 @contextmanager
 def _progress(path: Path, enabled: bool) -> Iterator[Callable[[int], None] | None]:
-    if not enabled or not err.is_terminal or _count_lines(path) < PROGRESS_AT:
+    total = _count_lines(path) if enabled and err.is_terminal else 0
+    if total < PROGRESS_AT:
         yield None
         return
-    total = _count_lines(path)
     with Progress(console=err, transient=True) as bar:
         task = bar.add_task("replaying", total=total)
         yield lambda n: bar.update(task, completed=n)

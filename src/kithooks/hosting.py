@@ -36,6 +36,7 @@ from .events import (
     ContextMessage,
     ContextPrepareEvent,
     ErrorEvent,
+    Event,
     EventType,
     InputEvent,
     MessageEndEvent,
@@ -67,8 +68,10 @@ __all__ = [
     "before_compact",
     "before_fork",
     "before_session_switch",
+    "context_window",
     "parse_args",
     "run_tool",
+    "step_events",
     "tool_output",
 ]
 
@@ -295,6 +298,68 @@ def apply_messages(
     return out
 
 
+def context_window(
+    messages: Sequence[M], describe: Callable[[M], tuple[str, str]]
+) -> tuple[ContextMessage, ...]:
+    """A host's messages as the plugins see them: ``describe(m)`` gives ``(role, text)``,
+    and each message's ``index`` is its position (the inverse of :func:`apply_messages`)."""
+    return tuple(
+        ContextMessage(index=i, role=role, content=content)
+        for i, (role, content) in enumerate(describe(m) for m in messages)
+    )
+
+
+def step_events(
+    pm: PluginManager,
+    step_number: int,
+    *,
+    provider: str,
+    model: str,
+    input_tokens: int,
+    output_tokens: int,
+    cache_read_tokens: int = 0,
+    cache_write_tokens: int = 0,
+    finish_reason: str = "",
+    has_tool_calls: bool = False,
+    request_id: str = "",
+    oauth: bool = False,
+    prices: Mapping[str, ModelPrice] | None = None,
+) -> list[Event]:
+    """The ``step_finish`` and ``llm_usage`` events of one finished step, in that order.
+
+    ``input_tokens`` excludes cache reads and writes. The usage event (and its price) is
+    built only when some plugin handles ``llm_usage``.
+    """
+    events: list[Event] = [
+        StepFinishEvent(
+            step_number=step_number,
+            has_tool_calls=has_tool_calls,
+            finish_reason=finish_reason,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            cache_read_tokens=cache_read_tokens,
+            cache_write_tokens=cache_write_tokens,
+        )
+    ]
+    if pm.has_handlers(EventType.LLM_USAGE):
+        events.append(
+            usage_event(
+                provider=provider,
+                model=model,
+                input_tokens=input_tokens,
+                output_tokens=output_tokens,
+                cache_read_tokens=cache_read_tokens,
+                cache_write_tokens=cache_write_tokens,
+                step_number=step_number,
+                finish_reason=finish_reason,
+                request_id=request_id,
+                oauth=oauth,
+                prices=prices,
+            )
+        )
+    return events
+
+
 @attrs.frozen(kw_only=True)
 class Prompt:
     """The prompt after ``input``: possibly transformed, or handled (do not send it)."""
@@ -438,18 +503,15 @@ class Turn:
 
     def _messages(
         self,
+        event_type: EventType,
         event_factory: Callable[[tuple[ContextMessage, ...]], Any],
         messages: Sequence[M],
         describe: Callable[[M], tuple[str, str]],
         make: Callable[[str, str], M],
     ) -> list[M]:
-        if not self.pm.has_handlers(event_factory(()).event_type):
+        if not self.pm.has_handlers(event_type):
             return list(messages)
-        window = tuple(
-            ContextMessage(index=i, role=role, content=content)
-            for i, (role, content) in enumerate(describe(m) for m in messages)
-        )
-        result = self._emit(event_factory(window))
+        result = self._emit(event_factory(context_window(messages, describe)))
         if result is None or result.messages is None:
             return list(messages)
         return apply_messages(messages, result.messages, make)
@@ -466,7 +528,13 @@ class Turn:
         ``describe(message)`` gives a host message's ``(role, text)``; ``make(role, text)``
         builds a host message for one a plugin added.
         """
-        return self._messages(lambda w: ContextPrepareEvent(messages=w), messages, describe, make)
+        return self._messages(
+            EventType.CONTEXT_PREPARE,
+            lambda w: ContextPrepareEvent(messages=w),
+            messages,
+            describe,
+            make,
+        )
 
     def prepare_step(
         self,
@@ -478,6 +546,7 @@ class Turn:
     ) -> list[M]:
         """Emit ``prepare_step`` for one step and return its (possibly replaced) messages."""
         return self._messages(
+            EventType.PREPARE_STEP,
             lambda w: PrepareStepEvent(step_number=step_number, messages=w),
             messages,
             describe,
@@ -528,32 +597,21 @@ class Turn:
         prices: Mapping[str, ModelPrice] | None = None,
     ) -> None:
         """Emit ``step_finish`` and ``llm_usage`` (priced with ``compute_cost``), in that order."""
-        self._emit(
-            StepFinishEvent(
-                step_number=step_number,
-                has_tool_calls=has_tool_calls,
-                finish_reason=finish_reason,
-                input_tokens=input_tokens,
-                output_tokens=output_tokens,
-                cache_read_tokens=cache_read_tokens,
-                cache_write_tokens=cache_write_tokens,
-            )
-        )
-        if self.pm.has_handlers(EventType.LLM_USAGE):
-            self._emit(
-                usage_event(
-                    provider=provider,
-                    model=model,
-                    input_tokens=input_tokens,
-                    output_tokens=output_tokens,
-                    cache_read_tokens=cache_read_tokens,
-                    cache_write_tokens=cache_write_tokens,
-                    step_number=step_number,
-                    finish_reason=finish_reason,
-                    oauth=oauth,
-                    prices=prices,
-                )
-            )
+        for event in step_events(
+            self.pm,
+            step_number,
+            provider=provider,
+            model=model,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            cache_read_tokens=cache_read_tokens,
+            cache_write_tokens=cache_write_tokens,
+            finish_reason=finish_reason,
+            has_tool_calls=has_tool_calls,
+            oauth=oauth,
+            prices=prices,
+        ):
+            self._emit(event)
 
     def end(self, *, response: str = "", stop_reason: str = "", error: str | None = None) -> None:
         """End the turn: ``message_end`` (the last step's text) or ``error``, then ``agent_end``.

@@ -156,7 +156,7 @@ class _Plan:
     prepare): one compiled function that runs them all (see ``_compile_observers``).
     """
 
-    __slots__ = ("event_type", "handlers", "has_async", "kind", "observers", "prepare", "rule")
+    __slots__ = ("event_type", "handlers", "has_async", "observers", "prepare", "rule")
 
     def __init__(
         self,
@@ -168,7 +168,6 @@ class _Plan:
         self.event_type = event_type
         self.handlers = handlers
         self.rule: Rule | None = RULES.get(event_type)
-        self.kind = EventKind.OBSERVE if self.rule is None else self.rule.kind
         self.has_async = any(h.is_async for h in handlers)
         self.prepare = prepare
         fast = self.rule is None and not self.has_async and prepare is None
@@ -244,6 +243,7 @@ class PluginManager(pluggy.PluginManager):
         self._seq = itertools.count()
         self._order: dict[str, tuple[int, int]] = {}
         self._locks: dict[str, PluginLock] = {}
+        self._custom_of: dict[str, list[tuple[str, Callable[..., None]]]] = {}
         self._sources: dict[str, PluginSource] = {}
         self._file_batches: list[tuple[int, tuple[str | os.PathLike[str], ...]]] = []
         self._file_plugins: dict[Path, str] = {}
@@ -291,7 +291,7 @@ class PluginManager(pluggy.PluginManager):
         """
         with self._registry_lock:
             label = name or self._unique_name(plugin)
-            self._validate(plugin, label)
+            custom = self._validate(plugin, label)
             try:
                 registered = super().register(plugin, label)
             except BaseException:
@@ -302,6 +302,7 @@ class PluginManager(pluggy.PluginManager):
                 return None
             self._order[registered] = self._pending_order or (next(self._seq), 0)
             self._locks[registered] = PluginLock()
+            self._custom_of[registered] = custom
             self._sources.setdefault(registered, PluginSource(kind="object", name=registered))
             self._rebuild()
             return registered
@@ -327,10 +328,12 @@ class PluginManager(pluggy.PluginManager):
                 self._order.pop(name, None)
                 self._locks.pop(name, None)
                 self._sources.pop(name, None)
+                self._custom_of.pop(name, None)
             self._rebuild()
             return removed
 
-    def _validate(self, plugin: object, label: str) -> None:
+    def _validate(self, plugin: object, label: str) -> list[tuple[str, Callable[..., None]]]:
+        """Refuse what kithooks cannot dispatch; returns the plugin's custom-event handlers."""
         for attr in dir(plugin):
             opts = self.parse_hookimpl_opts(plugin, attr)
             if opts is None:
@@ -348,11 +351,13 @@ class PluginManager(pluggy.PluginManager):
                     f"plugin {label!r}: {attr!r} is a wrapper; kithooks hooks take plain "
                     "handlers (dispatch semantics are the manager's)",
                 )
-        for attr, fn in self._custom_handlers_of(plugin):
+        custom = self._custom_handlers_of(plugin)
+        for attr, fn in custom:
             if inspect.iscoroutinefunction(fn):
                 raise PluginValidationError(
                     plugin, f"plugin {label!r}: custom event handler {attr!r} must not be async"
                 )
+        return custom
 
     @staticmethod
     def _custom_handlers_of(plugin: object) -> list[tuple[str, Callable[..., None]]]:
@@ -370,8 +375,7 @@ class PluginManager(pluggy.PluginManager):
 
     def _rebuild(self) -> None:
         """Recompute every dispatch plan; readers see the old or the new plans, never half."""
-        plugins = {name: p for name, p in self._name2plugin.items() if p is not None}
-        aggregator = next((p for p in plugins.values() if isinstance(p, TurnAggregator)), None)
+        aggregator = self.turn_aggregator
         impls = {et: getattr(self.hook, et.hook_name).get_hookimpls() for et in EventType}
         active = aggregator
         if aggregator is not None and not any(
@@ -384,8 +388,8 @@ class PluginManager(pluggy.PluginManager):
             if plan is not None:
                 plans[et] = plan
         custom: dict[str, list[tuple[tuple[int, int], _CustomHandler]]] = {}
-        for name, plugin in plugins.items():
-            for _attr, fn in self._custom_handlers_of(plugin):
+        for name, found in self._custom_of.items():
+            for _attr, fn in found:
                 handler = _CustomHandler(name, fn, self._locks[name])
                 custom.setdefault(getattr(fn, _CUSTOM_MARK), []).append(
                     (self._order[name], handler)

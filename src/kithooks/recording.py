@@ -350,22 +350,13 @@ def replay(
     ``progress(n)`` is called after each event.
     """
     report = ReplayReport(path=os.fspath(path))
-    turns: dict[tuple[str, str], TurnReport] = {}
-    current: list[Event | None] = [None]
-
-    def turn_of(session_id: str, turn_id: str) -> TurnReport:
-        key = (session_id, turn_id)
-        if key not in turns:
-            turns[key] = TurnReport(session_id=session_id, turn_id=turn_id)
-            report.turns.append(turns[key])
-        return turns[key]
-
-    contexts: dict[tuple[str, str], Context] = {}
-    active: list[TurnReport | None] = [None]
+    turns: dict[tuple[str, str], tuple[TurnReport, Context]] = {}
+    event: Event | None = None  # the event being replayed
+    active: TurnReport | None = None  # and its turn
     saved = (pm.on_result, pm.on_error, pm.on_custom_event)
 
     def on_result(plugin: str, hook: str, result: Result) -> None:
-        event, turn = current[0], active[0]
+        turn = active
         if event is not None and turn is not None:
             action = _action(plugin, hook, event, result)
             if action is not None:
@@ -376,7 +367,7 @@ def replay(
     def on_error(error: Any) -> None:
         if isinstance(error, HandlerError):
             report.errors.append(error)
-            turn = active[0]
+            turn = active
             if turn is not None:
                 detail = f"{type(error.error).__name__}: {error.error}"
                 turn.actions.append(
@@ -386,7 +377,7 @@ def replay(
             saved[1](error)
 
     def on_custom(name: str, data: Any) -> None:
-        turn = active[0]
+        turn = active
         if turn is not None:
             detail = f"{name}: {_short(str(data))}"
             turn.actions.append(
@@ -410,13 +401,12 @@ def replay(
     try:
         for record in read_recording(path, skip_bad=skip_bad, bad=report.bad_lines):
             key = (record.session_id, record.turn_id)
-            turn = turn_of(*key)
-            ctx = contexts.get(key)
-            if ctx is None:
-                ctx = contexts[key] = _replay_context(
-                    pm.context, turn, record.session_id, record.turn_id
-                )
-            active[0], current[0] = turn, record.event
+            if key not in turns:
+                new = TurnReport(session_id=record.session_id, turn_id=record.turn_id)
+                report.turns.append(new)
+                turns[key] = (new, _replay_context(pm.context, new, *key))
+            turn, ctx = turns[key]
+            active, event = turn, record.event
             turn.events += 1
             report.events += 1
             pm.emit(record.event, ctx)
@@ -427,5 +417,4 @@ def replay(
     finally:
         pm.on_result, pm.on_error, pm.on_custom_event = saved
         pm.unregister(probe)
-        current[0] = active[0] = None
     return report

@@ -68,11 +68,11 @@ from pydantic_ai.messages import (
 from pydantic_ai.run import AgentRunResult
 
 from ..context import Context
+from ..dispatch import RULES
 from ..events import (
     AgentEndEvent,
     AgentStartEvent,
     BeforeAgentStartEvent,
-    ContextMessage,
     ContextPrepareEvent,
     ErrorEvent,
     EventType,
@@ -83,7 +83,6 @@ from ..events import (
     PrepareStepEvent,
     ReasoningStartEvent,
     RetryEvent,
-    StepFinishEvent,
     StepStartEvent,
     ToolCallEvent,
     ToolCallInputDeltaEvent,
@@ -94,9 +93,9 @@ from ..events import (
     ToolResultEvent,
     tool_kind_for,
 )
-from ..hosting import apply_messages
+from ..hosting import apply_messages, context_window, step_events
 from ..manager import PluginManager
-from ..usage import ModelPrice, usage_event
+from ..usage import ModelPrice
 
 __all__ = ["KitHooks", "describe_message", "make_message"]
 
@@ -148,13 +147,6 @@ def make_message(role: str, content: str) -> ModelMessage:
     if role == "system":
         return ModelRequest(parts=[SystemPromptPart(content=content)])
     return ModelRequest(parts=[UserPromptPart(content=content)])
-
-
-def _window(messages: Sequence[ModelMessage]) -> tuple[ContextMessage, ...]:
-    return tuple(
-        ContextMessage(index=i, role=role, content=content)
-        for i, (role, content) in enumerate(describe_message(m) for m in messages)
-    )
 
 
 def _args_text(args: Any) -> str:
@@ -258,40 +250,28 @@ class KitHooks(AbstractCapability[Any]):
         if not finish:
             finish = "tool-calls" if has_tools else "stop"
         r.finish = finish
-        await self._emit(
-            StepFinishEvent(
-                step_number=r.pending_step,
-                has_tool_calls=has_tools,
-                finish_reason=finish,
-                input_tokens=fresh,
-                output_tokens=usage.output_tokens,
-                cache_read_tokens=read,
-                cache_write_tokens=write,
-            )
-        )
-        if self.pm.has_handlers(EventType.LLM_USAGE):
-            await self._emit(
-                usage_event(
-                    provider=response.provider_name or "",
-                    model=response.model_name or "",
-                    input_tokens=fresh,
-                    output_tokens=usage.output_tokens,
-                    cache_read_tokens=read,
-                    cache_write_tokens=write,
-                    step_number=r.pending_step,
-                    finish_reason=finish,
-                    request_id=response.provider_response_id or "",
-                    prices=self.prices,
-                )
-            )
+        for event in step_events(
+            self.pm,
+            r.pending_step,
+            provider=response.provider_name or "",
+            model=response.model_name or "",
+            input_tokens=fresh,
+            output_tokens=usage.output_tokens,
+            cache_read_tokens=read,
+            cache_write_tokens=write,
+            finish_reason=finish,
+            has_tool_calls=has_tools,
+            request_id=response.provider_response_id or "",
+            prices=self.prices,
+        ):
+            await self._emit(event)
 
     async def _rewrite(
-        self, event_factory: Any, messages: list[ModelMessage]
+        self, et: EventType, event_factory: Any, messages: list[ModelMessage]
     ) -> list[ModelMessage]:
-        et = event_factory(()).event_type
         if not self.pm.has_handlers(et):
             return messages
-        result = await self._emit(event_factory(_window(messages)))
+        result = await self._emit(event_factory(context_window(messages, describe_message)))
         if result is None or result.messages is None:
             return messages
         return apply_messages(messages, result.messages, make_message)
@@ -368,13 +348,17 @@ class KitHooks(AbstractCapability[Any]):
         if not r.started:
             r.started = True
             messages = self._prepare_prompt(ctx, messages)
-            messages = await self._rewrite(lambda w: ContextPrepareEvent(messages=w), messages)
+            messages = await self._rewrite(
+                EventType.CONTEXT_PREPARE, lambda w: ContextPrepareEvent(messages=w), messages
+            )
             await self._emit(AgentStartEvent(prompt=r.prompt or ""))
             await self._emit(MessageStartEvent())
         r.step += 1
         step = r.step
         messages = await self._rewrite(
-            lambda w: PrepareStepEvent(step_number=step, messages=w), messages
+            EventType.PREPARE_STEP,
+            lambda w: PrepareStepEvent(step_number=step, messages=w),
+            messages,
         )
         r.step_text = []
         r.streaming_parts = {}
@@ -469,7 +453,8 @@ class KitHooks(AbstractCapability[Any]):
             )
             if decision is not None and decision.block:
                 # A failed tool result: the model sees the error, and the tool never ran.
-                raise ToolFailed(f"Error: {decision.reason or 'blocked by extension'}")
+                default = RULES[EventType.TOOL_CALL].default_reason
+                raise ToolFailed(f"Error: {decision.reason or default}")
         await self._emit(
             ToolExecutionStartEvent(tool_call_id=call_id, tool_name=name, tool_kind=kind)
         )
