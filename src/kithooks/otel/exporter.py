@@ -71,9 +71,25 @@ def _usage(input_tokens: int, output_tokens: int, cache_read: int, cache_write: 
     }
 
 
+def _call_usage(event: StepFinishEvent | LLMUsageEvent) -> Attributes:
+    """One LLM call's usage and finish reason."""
+    attributes = _usage(
+        event.input_tokens, event.output_tokens, event.cache_read_tokens, event.cache_write_tokens
+    )
+    if event.finish_reason:
+        attributes[sc.FINISH_REASONS] = (event.finish_reason,)
+    return attributes
+
+
 def _fail(span: Span, error_type: str, description: str) -> None:
     span.set_attribute(sc.ERROR_TYPE, error_type)
     span.set_status(Status(StatusCode.ERROR, description))
+
+
+def _end_unfinished(spans: Iterable[Span], reason: str) -> None:
+    for span in spans:
+        _fail(span, sc.UNFINISHED, reason)
+        span.end()
 
 
 class _Subagent:
@@ -196,11 +212,15 @@ class OtelExporter:
             return self._turns.get((ctx.session_id, ctx.turn_id))
 
     def _abandon(self, turn: _Turn, reason: str) -> None:
+        """End the turn and every span open in it, as unfinished."""
+        self._abandon_children(turn, reason)
+        _fail(turn.root, sc.UNFINISHED, reason)
+        turn.root.end()
+
+    def _abandon_children(self, turn: _Turn, reason: str) -> None:
         with self._lock:
             spans = turn.open_spans()
-        for span in [*spans, turn.root]:
-            _fail(span, sc.UNFINISHED, reason)
-            span.end()
+        _end_unfinished(spans, reason)
 
     @hookimpl
     def on_agent_start(self, event: AgentStartEvent, ctx: Context) -> None:
@@ -272,13 +292,6 @@ class OtelExporter:
         if event.stop_reason == "error" and not turn.failed:
             _fail(root, sc.AGENT_ERROR, "the turn failed")
         root.end()
-
-    def _abandon_children(self, turn: _Turn, reason: str) -> None:
-        with self._lock:
-            spans = turn.open_spans()
-        for span in spans:
-            _fail(span, sc.UNFINISHED, reason)
-            span.end()
 
     @hookimpl
     def on_session_shutdown(self, ctx: Context) -> None:
@@ -393,14 +406,7 @@ class OtelExporter:
                 turn.chat_end = time.time_ns()
         if span is None:  # llm_usage came first and ended it
             return
-        attributes = _usage(
-            event.input_tokens,
-            event.output_tokens,
-            event.cache_read_tokens,
-            event.cache_write_tokens,
-        )
-        if event.finish_reason:
-            attributes[sc.FINISH_REASONS] = (event.finish_reason,)
+        attributes = _call_usage(event)
         span.set_attributes(attributes)
 
     @hookimpl
@@ -414,12 +420,7 @@ class OtelExporter:
             turn.chat = turn.chat_end = None
         if span is None:  # no step_start: the call's start is unknown
             span, named = self._start_chat(turn, ctx)
-        attributes = _usage(
-            event.input_tokens,
-            event.output_tokens,
-            event.cache_read_tokens,
-            event.cache_write_tokens,
-        )
+        attributes = _call_usage(event)
         attributes |= _clean(
             {
                 sc.PROVIDER_NAME: event.provider,
@@ -428,8 +429,6 @@ class OtelExporter:
             }
         )
         attributes[sc.COST] = event.cost
-        if event.finish_reason:
-            attributes[sc.FINISH_REASONS] = (event.finish_reason,)
         if not named and event.model:
             attributes[sc.REQUEST_MODEL] = event.model
             span.update_name(f"{sc.CHAT} {event.model}")
@@ -511,7 +510,7 @@ class OtelExporter:
                 )
             _fail(span, sc.BLOCKED, result.reason or "blocked by extension")
             span.end()
-        elif result.args is not None:
+        elif result.args is not None and result.args != event.parsed_args:
             with self._lock:
                 spans = turn.tools.get(event.tool_call_id)
                 span = spans[-1] if spans else None
@@ -578,7 +577,9 @@ class OtelExporter:
             replaced = turn.subagents.pop(event.tool_call_id, None)
             turn.subagents[event.tool_call_id] = _Subagent(span)
         if replaced is not None:
-            self._end_subagent(replaced, "a new subagent_start came for the same tool call")
+            reason = "a new subagent_start came for the same tool call"
+            _fail(replaced.span, sc.UNFINISHED, reason)
+            self._end_subagent(replaced, reason)
 
     @hookimpl
     def on_subagent_chunk(self, event: SubagentChunkEvent, ctx: Context) -> None:
@@ -621,9 +622,7 @@ class OtelExporter:
 
     def _end_subagent(self, sub: _Subagent, reason: str) -> None:
         with self._lock:
-            spans: Iterable[Span] = [s for q in sub.tools.values() for s in q]
+            spans = [s for q in sub.tools.values() for s in q]
             sub.tools.clear()
-        for span in spans:
-            _fail(span, sc.UNFINISHED, reason)
-            span.end()
+        _end_unfinished(spans, reason)
         sub.span.end()
