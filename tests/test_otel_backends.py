@@ -10,6 +10,7 @@ import textwrap
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -237,3 +238,25 @@ def test_exporter_for_says_what_is_wrong(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setitem(sys.modules, "opentelemetry.sdk.trace.export", None)
     with pytest.raises(ImportError, match=r"needs the OpenTelemetry SDK.*kithooks\[otel\]"):
         exporter_for("console")
+
+
+def test_the_benchmark_runs_and_prints_its_section() -> None:
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.otel", "--quick"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "### OpenTelemetry exporter: one turn (535 events, 6 spans)" in done.stdout
+    for row in (
+        "| no plugins |",
+        "| aggregator |",
+        "| exporter, API no-op provider |",
+        "| exporter, SDK, in-memory (simple) |",
+        "| exporter, SDK, in-memory (batch) |",
+    ):
+        assert row in done.stdout
