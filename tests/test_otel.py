@@ -286,6 +286,59 @@ def test_an_error_result_the_plugins_clear_is_not_an_error(traced: SimpleNamespa
     assert (bash.attributes or {})["kithooks.tool.result_rewritten"] is True
 
 
+class Rewriter:
+    @hookimpl
+    def on_tool_call(self, event: ToolCallEvent) -> ToolCallResult | None:
+        if event.tool_name == "bash":
+            return ToolCallResult(args={"command": "ls -la"})
+        if event.tool_name == "ls":  # the same arguments: no rewrite
+            return ToolCallResult(args=event.parsed_args)
+        return None
+
+
+def content_exporter(traced: SimpleNamespace, *plugins: object) -> PluginManager:
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(traced.memory))
+    pm = PluginManager()
+    for plugin in plugins:
+        pm.register(plugin)
+    pm.register(OtelExporter(provider, capture_content=True))
+    return pm
+
+
+def test_rewritten_arguments_are_marked(traced: SimpleNamespace) -> None:
+    pm = content_exporter(traced, Rewriter())
+    turn = Turn(pm, turn_id="t1", ctx=ctx_of())
+    turn.agent_start("x")
+    turn.run_tool(lambda _: "", tool_name="bash", tool_call_id="c1", input='{"command": "rm"}')
+    turn.run_tool(lambda _: "", tool_name="ls", tool_call_id="c2", input='{"path": "."}')
+    turn.end(response="", stop_reason="stop")
+    spans = finished(traced)
+    bash, ls = one(spans, "execute_tool bash"), one(spans, "execute_tool ls")
+    assert (bash.attributes or {})["kithooks.tool.arguments_rewritten"] is True
+    assert (bash.attributes or {})["gen_ai.tool.call.arguments"] == '{"command": "ls -la"}'
+    assert "kithooks.tool.arguments_rewritten" not in (ls.attributes or {})
+    assert (ls.attributes or {})["gen_ai.tool.call.arguments"] == '{"path": "."}'
+
+
+def test_capture_content_records_what_the_tool_got_and_the_model_receives(
+    traced: SimpleNamespace,
+) -> None:
+    pm = content_exporter(traced, Gate("no"), Redactor())
+    turn = Turn(pm, turn_id="t1", ctx=ctx_of())
+    turn.agent_start("x")
+    turn.run_tool(lambda _: "secret=1", tool_name="read", tool_call_id="c1", input='{"p": 1}')
+    turn.run_tool(lambda _: "", tool_name="bash", tool_call_id="c2", input='{"c": "rm"}')
+    turn.end(response="", stop_reason="stop")
+    spans = finished(traced)
+    read, bash = one(spans, "execute_tool read"), one(spans, "execute_tool bash")
+    assert (read.attributes or {})["gen_ai.tool.call.arguments"] == '{"p": 1}'
+    assert (read.attributes or {})["gen_ai.tool.call.result"] == "[redacted]"
+    assert (bash.attributes or {})["gen_ai.tool.call.arguments"] == '{"c": "rm"}'
+    assert "gen_ai.tool.call.result" not in (bash.attributes or {})
+    assert bash.status.description == "no"
+
+
 def run_turn(pm: PluginManager, i: int, barrier: threading.Barrier) -> None:
     turn = Turn(pm, turn_id=f"t{i}", ctx=ctx_of(session=f"s{i}"))
     turn.agent_start(f"task {i}")

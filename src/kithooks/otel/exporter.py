@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -35,6 +36,7 @@ from ..events import (
     ToolCallResult,
     ToolResultEvent,
     ToolResultResult,
+    thaw,
 )
 from ..hookspecs import hookimpl
 from . import semconv as sc
@@ -166,6 +168,9 @@ class OtelExporter:
         tracer_provider: where the spans go; the global tracer provider when None.
         agent_name: the agent's name, in the root span's name and ``gen_ai.agent.name``.
         max_open_turns: how many turns may be open at once.
+        capture_content: also record each tool call's final arguments and result
+            (``gen_ai.tool.call.arguments`` / ``gen_ai.tool.call.result``, after every
+            rewrite). Off by default: they may hold secrets and personal data.
     """
 
     NAME = "otel-exporter"
@@ -176,10 +181,12 @@ class OtelExporter:
         *,
         agent_name: str = "",
         max_open_turns: int = 1024,
+        capture_content: bool = False,
     ) -> None:
         if max_open_turns < 1:
             raise ValueError(f"max_open_turns must be >= 1, got {max_open_turns}")
         self.agent_name = agent_name
+        self.capture_content = capture_content
         self.max_open_turns = max_open_turns
         self._tracer = trace.get_tracer("kithooks", __version__, tracer_provider)
         self._agent_span = f"{sc.INVOKE_AGENT} {agent_name}" if agent_name else sc.INVOKE_AGENT
@@ -500,22 +507,31 @@ class OtelExporter:
             return span
 
     def _tool_call_outcome(self, event: ToolCallEvent, result: Result | None, turn: _Turn) -> None:
-        if not isinstance(result, ToolCallResult):
+        call = result if isinstance(result, ToolCallResult) else ToolCallResult()
+        rewritten = call.args is not None and call.args != event.parsed_args
+        if not (call.block or rewritten or self.capture_content):
             return
-        if result.block:
-            span = self._pop_tool(turn, event.tool_call_id)
-            if span is None:  # a guard ran before the exporter's handler
-                span = self._start_tool(
-                    event.tool_name, event.tool_call_id, event.tool_kind, turn.context
-                )
-            _fail(span, sc.BLOCKED, result.reason or "blocked by extension")
-            span.end()
-        elif result.args is not None and result.args != event.parsed_args:
+        attributes: Attributes = {}
+        if rewritten:
+            attributes[sc.ARGS_REWRITTEN] = True
+        if self.capture_content:
+            args = json.dumps(thaw(call.args)) if rewritten else event.input
+            attributes[sc.TOOL_ARGUMENTS] = args
+        if not call.block:
             with self._lock:
                 spans = turn.tools.get(event.tool_call_id)
                 span = spans[-1] if spans else None
             if span is not None:
-                span.set_attribute(sc.ARGS_REWRITTEN, True)
+                span.set_attributes(attributes)
+            return
+        span = self._pop_tool(turn, event.tool_call_id)
+        if span is None:  # a guard ran before the exporter's handler
+            span = self._start_tool(
+                event.tool_name, event.tool_call_id, event.tool_kind, turn.context
+            )
+        span.set_attributes(attributes)
+        _fail(span, sc.BLOCKED, call.reason or "blocked by extension")
+        span.end()
 
     def _tool_result_outcome(
         self, event: ToolResultEvent, result: Result | None, turn: _Turn
@@ -523,12 +539,16 @@ class OtelExporter:
         span = self._pop_tool(turn, event.tool_call_id)
         if span is None:
             return
-        is_error = event.is_error
+        is_error, content = event.is_error, event.content
         if isinstance(result, ToolResultResult):
             if result.is_error is not None:
                 is_error = result.is_error
-            if is_error != event.is_error or result.content not in (None, event.content):
+            if result.content is not None:
+                content = result.content
+            if is_error != event.is_error or content != event.content:
                 span.set_attribute(sc.RESULT_REWRITTEN, True)
+        if self.capture_content:
+            span.set_attribute(sc.TOOL_RESULT, content)
         if is_error:
             _fail(span, sc.TOOL_ERROR, "the tool's result is an error")
         span.end()
