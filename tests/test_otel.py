@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Iterator, Sequence
 from types import SimpleNamespace
@@ -623,3 +624,40 @@ def test_events_outside_any_turn_make_no_spans(traced: SimpleNamespace) -> None:
         pm.emit(event, ctx)
     pm.emit(SessionShutdownEvent(), ctx)
     assert finished(traced) == []
+
+
+def test_turns_dispatched_with_aemit_and_async_guards(traced: SimpleNamespace) -> None:
+    class AsyncGate:
+        @hookimpl
+        async def on_tool_call(self, event: ToolCallEvent) -> ToolCallResult | None:
+            await asyncio.sleep(0)
+            return (
+                ToolCallResult(block=True, reason="async no") if event.tool_name == "bash" else None
+            )
+
+    pm = PluginManager()
+    pm.register(AsyncGate())
+    pm.register(traced.plugin)
+
+    async def turn(i: int) -> None:
+        ctx = ctx_of(turn=f"t{i}")
+        await pm.aemit(AgentStartEvent(prompt="x"), ctx)
+        await pm.aemit(ToolCallEvent(tool_name="bash", tool_call_id="c1", input="{}"), ctx)
+        await pm.aemit(ToolCallEvent(tool_name="read", tool_call_id="c2", input="{}"), ctx)
+        await pm.aemit(ToolResultEvent(tool_name="read", tool_call_id="c2", content="ok"), ctx)
+        await pm.aemit(AgentEndEvent(response="", stop_reason="stop"), ctx)
+
+    async def main() -> None:
+        await asyncio.wait_for(asyncio.gather(*(turn(i) for i in range(4))), timeout=30)
+
+    asyncio.run(main())
+    spans = finished(traced)
+    roots = named(spans, "invoke_agent coder")
+    assert len({tid(r) for r in roots}) == 4
+    for root in roots:
+        mine = [s for s in spans if tid(s) == tid(root) and s is not root]
+        statuses = {s.name: (s.status.status_code, s.status.description) for s in mine}
+        assert statuses == {
+            "execute_tool bash": (StatusCode.ERROR, "async no"),
+            "execute_tool read": (StatusCode.UNSET, None),
+        }
