@@ -661,3 +661,24 @@ def test_turns_dispatched_with_aemit_and_async_guards(traced: SimpleNamespace) -
             "execute_tool bash": (StatusCode.ERROR, "async no"),
             "execute_tool read": (StatusCode.UNSET, None),
         }
+
+
+def test_a_failing_guard_under_fail_closed_is_a_block_naming_it(
+    traced: SimpleNamespace,
+) -> None:
+    class Broken:
+        @hookimpl
+        def on_tool_call(self, event: ToolCallEvent) -> None:
+            raise RuntimeError("policy file missing")
+
+    pm = PluginManager(fail_closed=True)
+    pm.register(Broken(), name="broken-gate")
+    pm.register(traced.plugin)
+    turn = Turn(pm, turn_id="t1", ctx=ctx_of())
+    turn.agent_start("x")
+    assert turn.run_tool(lambda _: "", tool_name="bash", tool_call_id="c1", input="{}").blocked
+    turn.end(response="", stop_reason="stop")
+    bash = one(finished(traced), "execute_tool bash")
+    assert bash.status.status_code is StatusCode.ERROR
+    assert "broken-gate" in (bash.status.description or "")
+    assert (bash.attributes or {})["error.type"] == "kithooks.blocked"
