@@ -413,8 +413,7 @@ class OtelExporter:
                 turn.chat_end = time.time_ns()
         if span is None:  # llm_usage came first and ended it
             return
-        attributes = _call_usage(event)
-        span.set_attributes(attributes)
+        span.set_attributes(_call_usage(event))
 
     @hookimpl
     def on_llm_usage(self, event: LLMUsageEvent, ctx: Context) -> None:
