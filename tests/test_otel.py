@@ -682,3 +682,21 @@ def test_a_failing_guard_under_fail_closed_is_a_block_naming_it(
     assert bash.status.status_code is StatusCode.ERROR
     assert "broken-gate" in (bash.status.description or "")
     assert (bash.attributes or {})["error.type"] == "kithooks.blocked"
+
+
+def test_provider_ids_become_the_conventions_well_known_names(traced: SimpleNamespace) -> None:
+    pm, ctx = traced.pm, ctx_of(model="google/gemini-2.5-pro")
+    pm.emit(AgentStartEvent(prompt="x"), ctx)
+    pm.emit(StepStartEvent(step_number=0), ctx)
+    pm.emit(LLMUsageEvent(model="gemini-2.5-pro", provider="google"), ctx)
+    pm.emit(StepStartEvent(step_number=1), ctx)
+    pm.emit(LLMUsageEvent(model="grok-4", provider="x-ai"), ctx)
+    pm.emit(AgentEndEvent(response="", stop_reason="stop"), ctx)
+    spans = finished(traced)
+    root = one(spans, "invoke_agent coder")
+    assert (root.attributes or {})["gen_ai.provider.name"] == "gcp.gen_ai"
+    providers = {
+        (s.attributes or {})["gen_ai.response.model"]: (s.attributes or {})["gen_ai.provider.name"]
+        for s in named(spans, "chat gemini-2.5-pro")  # named by the request's model
+    }
+    assert providers == {"gemini-2.5-pro": "gcp.gen_ai", "grok-4": "x_ai"}

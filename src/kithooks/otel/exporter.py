@@ -58,9 +58,9 @@ def _clean(pairs: Mapping[str, AttributeValue | None]) -> Attributes:
 
 
 def _split_model(model: str) -> tuple[str, str]:
-    """``'provider/model'`` as ``(provider, model)``; a bare model has no provider."""
+    """``'provider/model'`` as ``(gen_ai.provider.name, model)``; a bare model has none."""
     provider, sep, name = model.partition("/")
-    return (provider, name) if sep else ("", model)
+    return (sc.provider_name(provider), name) if sep else ("", model)
 
 
 def _usage(input_tokens: int, output_tokens: int, cache_read: int, cache_write: int) -> Attributes:
@@ -429,7 +429,7 @@ class OtelExporter:
         attributes = _call_usage(event)
         attributes |= _clean(
             {
-                sc.PROVIDER_NAME: event.provider,
+                sc.PROVIDER_NAME: sc.provider_name(event.provider),
                 sc.RESPONSE_MODEL: event.model,
                 sc.RESPONSE_ID: event.request_id,
             }

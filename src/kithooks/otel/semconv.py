@@ -9,6 +9,8 @@ use (the conventions have none). ``kithooks.*`` names carry what only kithooks s
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Final
 
 OPERATION_NAME: Final = "gen_ai.operation.name"
@@ -58,3 +60,22 @@ LLM_CALL_COUNT: Final = "kithooks.turn.llm_call_count"
 COMPACTION_EVENT: Final = "kithooks.compaction"
 MODEL_CHANGE_EVENT: Final = "kithooks.model_change"
 RETRY_EVENT: Final = "kithooks.retry"
+
+#: Provider ids (genai-prices', KIT's) whose well-known gen_ai.provider.name is spelled
+#: otherwise; any other id is used as it is.
+PROVIDER_NAMES: Final[Mapping[str, str]] = MappingProxyType(
+    {
+        "google": "gcp.gen_ai",
+        "aws": "aws.bedrock",
+        "bedrock": "aws.bedrock",
+        "azure": "azure.ai.openai",
+        "mistral": "mistral_ai",
+        "x-ai": "x_ai",
+        "xai": "x_ai",
+    }
+)
+
+
+def provider_name(provider: str) -> str:
+    """The ``gen_ai.provider.name`` of a provider id (``"google"`` -> ``"gcp.gen_ai"``)."""
+    return PROVIDER_NAMES.get(provider, provider)
