@@ -113,7 +113,11 @@ class HookSettings:
 
     def kit_events(self) -> frozenset[EventType]:
         """The kithooks events some command listens to."""
-        return frozenset(CLAUDE_EVENTS[name] for name, groups in self.events.items() if groups)
+        return frozenset(
+            CLAUDE_EVENTS[name]
+            for name, groups in self.events.items()
+            if any(group.hooks for group in groups)
+        )
 
 
 def _fail(source: str, where: str, message: str) -> SettingsError:
@@ -224,7 +228,7 @@ def load_settings(settings: Mapping[str, Any] | str | os.PathLike[str]) -> HookS
     types that are valid for Claude Code but not run here are listed in ``skipped`` and
     logged as warnings on logger ``kithooks``.
     """
-    if isinstance(settings, Mapping):
-        return _parse("<settings>", settings)
-    path = Path(settings)
-    return _parse(str(path), _read_file(path))
+    if isinstance(settings, str | os.PathLike):
+        path = Path(settings)
+        return _parse(str(path), _read_file(path))
+    return _parse("<settings>", settings)
