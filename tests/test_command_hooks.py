@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from command_hooks_helpers import context_with_confirm, script, settings
+from hooks.command_hooks_support import context_with_confirm, script, settings
 from kithooks import (
     AgentEndEvent,
     BeforeCompactEvent,

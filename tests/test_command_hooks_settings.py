@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from command_hooks_helpers import settings
+from hooks.command_hooks_support import settings
 from kithooks import EventType
 from kithooks.command_hooks import (
     CommandHooks,

@@ -1,4 +1,4 @@
-"""Shared by the command-hook tests: hook script paths and settings builders."""
+"""Shared by the command-hook tests (not a hook): hook script paths, settings builders."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import attrs
 
 from kithooks import Context
 
-HOOKS = Path(__file__).resolve().parent / "hooks"
+HOOKS = Path(__file__).resolve().parent
 
 
 def script(name: str, *args: object) -> str:
