@@ -9,6 +9,7 @@ subprocesses) and reported per call. ``python -m bench.command_hooks [--quick]``
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -23,6 +24,7 @@ from pathlib import Path
 
 from kithooks import PluginManager, ToolCallEvent, ToolCallResult, hookimpl
 from kithooks.command_hooks import AsyncCommandHooks, CommandHooks
+from kithooks.command_hooks.runner import SHELL
 
 from .timing import per_call_ns, table
 
@@ -72,8 +74,8 @@ def _blocked(result: object) -> object:
 
 
 def _candidates(
-    tmp: Path,
-) -> tuple[dict[str, Callable[[], object]], dict[str, str], dict[str, int]]:
+    tmp: Path, loop: asyncio.AbstractEventLoop
+) -> tuple[dict[str, Callable[[], object]], dict[str, str]]:
     python_hook = shlex.join([sys.executable, str(VALIDATOR)])
     shell_hook = "read -r -d '' input; case $input in *'\"grep '*) echo 'use rg' >&2; exit 2;; esac"
     in_process = _manager(InProcessValidator())
@@ -82,7 +84,6 @@ def _candidates(
     async_pm = _manager(
         AsyncCommandHooks.from_settings(_hook_settings(python_hook), project_dir=tmp)
     )
-    loop = asyncio.new_event_loop()
     plugin_file = tmp / "validator_plugin.py"
     plugin_file.write_text(CLAUDE_HOOK_PLUGIN)
     stdin = json.dumps(
@@ -111,22 +112,47 @@ def _candidates(
         assert '"deny"' in done.stdout, done.stdout + done.stderr
         return done
 
+    hook_stdin = json.dumps({"hook_event_name": "PreToolUse", "tool_input": {"command": _COMMAND}})
+
+    def bare_shell() -> object:
+        done = subprocess.run(
+            [SHELL, "-c", shell_hook],
+            input=hook_stdin,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 2, done
+        return done
+
+    def import_only() -> object:
+        return subprocess.run(
+            [sys.executable, "-c", "import kithooks"], timeout=60, check=True, env=env, cwd=tmp
+        )
+
     candidates: dict[str, Callable[[], object]] = {
         "in-process plugin": lambda: _blocked(in_process.emit(_EVENT)),
         "command hook, bash": lambda: _blocked(shell.emit(_EVENT)),
+        "bare subprocess, bash": bare_shell,
         "command hook, python script": lambda: _blocked(python.emit(_EVENT)),
         "async command hook, python script": lambda: _blocked(
             loop.run_until_complete(async_pm.aemit(_EVENT))
         ),
         "claude-hook process": claude_hook,
+        "python -c 'import kithooks'": import_only,
     }
     what = {
         "in-process plugin": "`pm.emit(tool_call)` to a plugin applying the rule in Python",
         "command hook, bash": "`CommandHooks`: one `bash -c` hook applying the rule (exit 2)",
+        "bare subprocess, bash": "the same `bash -c` command through `subprocess.run`, "
+        "no kithooks: the floor of a shell hook",
         "command hook, python script": "`CommandHooks`: tests/hooks/bash_validator.py (exit 2)",
         "async command hook, python script": "`AsyncCommandHooks` under `aemit`, same script",
         "claude-hook process": "what Claude Code pays to ask kithooks: one "
         "`python -m kithooks.command_hooks claude-hook -p plugin.py` process",
+        "python -c 'import kithooks'": "starting Python and importing kithooks, nothing else: "
+        "the floor of the row above",
     }
     return candidates, what
 
@@ -134,9 +160,14 @@ def _candidates(
 def run(quick: bool) -> str:
     """The markdown section: per-call cost of each way of running the check."""
     rounds = 2 if quick else 5
-    calls = {"in-process plugin": 200 if quick else 2_000, "claude-hook process": 1 if quick else 3}
-    with tempfile.TemporaryDirectory() as tmp_name:
-        candidates, what = _candidates(Path(tmp_name))
+    calls = {
+        "in-process plugin": 200 if quick else 2_000,
+        "claude-hook process": 1 if quick else 3,
+        "python -c 'import kithooks'": 1 if quick else 3,
+    }
+    loop = asyncio.new_event_loop()
+    with tempfile.TemporaryDirectory() as tmp_name, contextlib.closing(loop):
+        candidates, what = _candidates(Path(tmp_name), loop)
         samples: dict[str, list[float]] = {name: [] for name in candidates}
         for fn in candidates.values():  # warm up: imports, page cache
             fn()
@@ -149,8 +180,8 @@ def run(quick: bool) -> str:
     header = ["candidate", "what one call measures", "per tool call", "vs in-process"]
     note = (
         f"\nPython {platform.python_version()}, {os.cpu_count()} cores, {rounds} interleaved "
-        "rounds, median per call. A command hook's cost is the process start (the shell, and "
-        "the interpreter for a script), not kithooks' dispatch.\n"
+        "rounds, median per call. A command hook costs what starting its process costs (compare "
+        "the bare subprocess row); a `claude-hook` call costs what importing kithooks costs.\n"
     )
     return table("Command hooks: cost per tool call", rows, header) + note
 
