@@ -49,8 +49,23 @@ def _kill_group(pid: int) -> None:
         os.killpg(pid, signal.SIGKILL)
 
 
-def _text(data: bytes | None) -> str:
-    return (data or b"").decode("utf-8", errors="replace")
+def _text(data: bytes) -> str:
+    return data.decode("utf-8", errors="replace")
+
+
+def _finished(
+    command: str, returncode: int | None, out: bytes, err: bytes, *, timeout: float, start: float
+) -> CommandRun:
+    """A command that ran: ``returncode`` None means it was killed at its deadline."""
+    return CommandRun(
+        command=command,
+        returncode=returncode,
+        stdout=_text(out),
+        stderr=_text(err),
+        timed_out=returncode is None,
+        timeout=timeout,
+        seconds=time.monotonic() - start,
+    )
 
 
 def _run_one(
@@ -80,27 +95,12 @@ def _run_one(
         finally:
             proc.kill()
             proc.wait()
-        return CommandRun(
-            command=command,
-            returncode=None,
-            stdout=_text(out),
-            stderr=_text(err),
-            timed_out=True,
-            timeout=timeout,
-            seconds=time.monotonic() - start,
-        )
+        return _finished(command, None, out, err, timeout=timeout, start=start)
     finally:
         if proc.returncode is None:  # interrupted (KeyboardInterrupt...): leave nothing behind
             _kill_group(proc.pid)
             proc.wait()
-    return CommandRun(
-        command=command,
-        returncode=proc.returncode,
-        stdout=_text(out),
-        stderr=_text(err),
-        timeout=timeout,
-        seconds=time.monotonic() - start,
-    )
+    return _finished(command, proc.returncode, out, err, timeout=timeout, start=start)
 
 
 def run_commands(
@@ -139,24 +139,11 @@ async def _arun_one(
         _kill_group(proc.pid)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(proc.wait(), _DRAIN)
-        return CommandRun(
-            command=command,
-            returncode=None,
-            timed_out=True,
-            timeout=timeout,
-            seconds=time.monotonic() - start,
-        )
+        return _finished(command, None, b"", b"", timeout=timeout, start=start)
     finally:
         if proc.returncode is None:  # cancelled, or the kill above is still landing
             _kill_group(proc.pid)
-    return CommandRun(
-        command=command,
-        returncode=proc.returncode,
-        stdout=_text(out),
-        stderr=_text(err),
-        timeout=timeout,
-        seconds=time.monotonic() - start,
-    )
+    return _finished(command, proc.returncode, out, err, timeout=timeout, start=start)
 
 
 async def arun_commands(
