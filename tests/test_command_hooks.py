@@ -556,3 +556,55 @@ def test_the_sync_plugin_works_under_aemit(tmp_path):
     )
     result = asyncio.run(asyncio.wait_for(pm.aemit(bash("rm a")), timeout=10))
     assert result.block
+
+
+def test_a_cancelled_async_handler_kills_its_process_group(tmp_path):
+    pids = tmp_path / "pids"
+    pm, _ = manager(
+        AsyncCommandHooks.from_settings(
+            settings("PreToolUse", script("sleepy.sh", pids), timeout=60), project_dir=tmp_path
+        )
+    )
+
+    async def main():
+        task = asyncio.create_task(pm.aemit(bash("ls")))
+        deadline = time.monotonic() + 10
+        while not (pids.exists() and len(pids.read_text().split()) == 2):
+            assert time.monotonic() < deadline, "the hook never started"
+            await asyncio.sleep(0.02)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(task, timeout=10)
+
+    asyncio.run(main())
+    _shell_pid, sleep_pid = map(int, pids.read_text().split())
+    deadline = time.monotonic() + 2.0
+    while _alive(sleep_pid) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not _alive(sleep_pid)
+
+
+def test_big_input_and_output_do_not_deadlock(tmp_path):
+    big = "x" * 1_000_000
+    # One hook never reads its stdin; the other prints a megabyte that is not JSON.
+    quiet = "exit 0"
+    chatty = "cat > /dev/null; head -c 1000000 /dev/zero | tr '\\0' 'y'"
+    pm, errors = manager(
+        CommandHooks.from_settings(settings("PreToolUse", quiet, chatty), project_dir=tmp_path)
+    )
+    assert pm.emit(bash(big)) is None
+    assert errors == []
+
+
+def test_the_project_dir_is_made_absolute(tmp_path, monkeypatch):
+    log = tmp_path / "seen.jsonl"
+    (tmp_path / "p").mkdir()
+    monkeypatch.chdir(tmp_path)
+    pm, _ = manager(
+        CommandHooks.from_settings(
+            settings("PreToolUse", script("record.py", log)), project_dir="p"
+        )
+    )
+    pm.emit(bash("ls"))
+    seen = json.loads(log.read_text())
+    assert seen["project_dir"] == str(tmp_path / "p") == seen["cwd"]

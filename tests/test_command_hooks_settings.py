@@ -183,3 +183,22 @@ def test_combine_the_most_restrictive_decision_wins_in_any_order(answers):
     assert combined.decision == expected
     assert combined.reason == "\n".join(r for d, r in answers if d == expected and r and d)
     assert combine(list(reversed(verdicts))).decision == expected
+
+
+@given(
+    code=st.integers(min_value=-64, max_value=255).filter(lambda c: c not in (0, 2)),
+    stdout=st.text(max_size=30),
+    stderr=st.text(max_size=30),
+)
+def test_any_other_exit_code_is_a_non_blocking_error(code, stdout, stderr):
+    for event in ("PreToolUse", "UserPromptSubmit", "Stop"):
+        verdict = read_answer(event, run(code, stdout, stderr))
+        assert verdict.decision == "" and verdict.context == "" and verdict.updated_input is None
+        assert f"exit code {code}" in verdict.error
+
+
+@given(st.text(max_size=40))
+def test_exit_2_always_blocks_with_a_reason(stderr):
+    verdict = read_answer("PreToolUse", run(2, "", stderr))
+    assert verdict.decision == "deny" and verdict.reason
+    assert verdict.reason == (stderr.strip() or "blocked by hook command 'hook'")

@@ -118,7 +118,7 @@ class CommandHooks:
         groups = self.settings.events.get(claude_event)
         if not groups:
             return None
-        project_dir = self.project_dir or ctx.cwd or os.getcwd()
+        project_dir = os.path.abspath(self.project_dir or ctx.cwd or os.getcwd())
         with self._lock:
             active = ctx.session_id in self._stop_active
         subjects, data = hook_input(

@@ -115,6 +115,13 @@ def run_commands(
         return [f.result() for f in futures]
 
 
+async def _reap(proc: asyncio.subprocess.Process) -> None:
+    """Kill ``proc``'s process group and wait (briefly) until it is gone and its pipes closed."""
+    _kill_group(proc.pid)
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(proc.wait(), _DRAIN)
+
+
 async def _arun_one(
     command: str, timeout: float, stdin: bytes, cwd: str, env: Mapping[str, str]
 ) -> CommandRun:
@@ -136,13 +143,11 @@ async def _arun_one(
     try:
         out, err = await asyncio.wait_for(proc.communicate(stdin), timeout)
     except TimeoutError:
-        _kill_group(proc.pid)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(proc.wait(), _DRAIN)
+        await _reap(proc)
         return _finished(command, None, b"", b"", timeout=timeout, start=start)
-    finally:
-        if proc.returncode is None:  # cancelled, or the kill above is still landing
-            _kill_group(proc.pid)
+    except asyncio.CancelledError:  # the host gave up on this call: leave nothing behind
+        await _reap(proc)
+        raise
     return _finished(command, proc.returncode, out, err, timeout=timeout, start=start)
 
 
