@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -10,9 +11,15 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from kithooks import Context, PluginManager, ToolCallResult, hookimpl
 from kithooks.command_hooks import session_state_path
 from kithooks.command_hooks._core import rewrite_supported
+from kithooks.command_hooks.answering import answer
+from kithooks.command_hooks.protocol import read_answer
+from kithooks.command_hooks.runner import CommandRun
 
 PLUGIN = textwrap.dedent(
     """
@@ -211,3 +218,39 @@ def test_kithooks_answers_claude_code_through_its_own_command_hooks(plugin, tmp_
     )
     result = pm.emit(ToolCallEvent(tool_name="bash", input='{"command": "rm -r x"}'))
     assert result.block and result.reason == "no rm (call 1)"
+
+
+@settings(max_examples=50)
+@given(
+    block=st.booleans(),
+    reason=st.text(min_size=1, max_size=40).filter(str.strip),
+    exit_code=st.booleans(),
+)
+def test_both_directions_agree(block, reason, exit_code):
+    """What claude-hook answers for a plugin's decision, CommandHooks reads back as it."""
+
+    class Gate:
+        @hookimpl
+        def on_tool_call(self, event):
+            return ToolCallResult(block=block, reason=reason) if block else None
+
+    pm = PluginManager()
+    pm.register(Gate())
+    data = pre_tool_use("anything")
+    answered = asyncio.run(
+        asyncio.wait_for(answer(pm, data, Context(), block_with_exit_code=exit_code), timeout=10)
+    )
+    stdout = "" if answered.output is None else json.dumps(answered.output)
+    done = CommandRun(
+        command="kithooks claude-hook",
+        returncode=answered.exit_code,
+        stdout=stdout,
+        stderr=answered.stderr,
+    )
+    verdict = read_answer("PreToolUse", done)
+    assert verdict.error == ""
+    if block:
+        assert verdict.decision == "deny"
+        assert verdict.reason == (reason.strip() if exit_code else reason)
+    else:
+        assert verdict.decision == "" and (answered.exit_code, stdout) == (0, "")
