@@ -16,7 +16,6 @@ from hypothesis import strategies as st
 
 from kithooks import Context, PluginManager, ToolCallResult, hookimpl
 from kithooks.command_hooks import session_state_path
-from kithooks.command_hooks._core import rewrite_supported
 from kithooks.command_hooks.answering import answer
 from kithooks.command_hooks.protocol import read_answer
 from kithooks.command_hooks.runner import CommandRun
@@ -124,7 +123,6 @@ def test_deny_as_exit_2(plugin, tmp_path):
     assert (done.returncode, done.stdout, done.stderr.strip()) == (2, "", "no rm (call 1)")
 
 
-@pytest.mark.skipif(not rewrite_supported, reason="needs ToolCallResult(args=...) (CORE-API 2)")
 def test_rewrite_is_updated_input(plugin, tmp_path):
     done = hook(plugin, pre_tool_use("make all"), env_dir=tmp_path)
     assert done.returncode == 0, done.stderr

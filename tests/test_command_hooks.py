@@ -22,12 +22,7 @@ from kithooks import (
     ToolResultEvent,
 )
 from kithooks.command_hooks import AsyncCommandHooks, CommandHookError, CommandHooks
-from kithooks.command_hooks._core import rewrite_supported
 from kithooks.hosting import Turn, run_tool
-
-needs_rewrite = pytest.mark.skipif(
-    not rewrite_supported, reason="needs ToolCallResult(args=...) (CORE-API section 2)"
-)
 
 
 def manager(plugin: CommandHooks, **kw) -> tuple[PluginManager, list]:
@@ -90,7 +85,6 @@ def test_json_deny_blocks_with_the_permission_reason(tmp_path):
     assert pm.emit(bash("ls")) is None
 
 
-@needs_rewrite
 def test_updated_input_reaches_the_tool_through_run_tool(tmp_path):
     pm, errors = manager(
         CommandHooks.from_settings(

@@ -7,8 +7,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import attrs
-
 from kithooks import Context
 
 HOOKS = Path(__file__).resolve().parent
@@ -38,11 +36,4 @@ def context_with_confirm(answer: bool, asked: list[str], **fields: Any) -> Conte
         asked.append(question)
         return answer
 
-    if "confirm" in attrs.fields_dict(Context):
-        return Context(confirm=confirm, **fields)  # type: ignore[call-arg]
-
-    @attrs.define(kw_only=True, slots=True)
-    class WithConfirm(Context):  # until Context.confirm lands on main (CORE-API 7)
-        confirm: Any = attrs.field(default=None, repr=False, eq=False)
-
-    return WithConfirm(confirm=confirm, **fields)
+    return Context(confirm=confirm, **fields)

@@ -1,4 +1,4 @@
-"""``python -m kithooks.command_hooks claude-hook ...``: the command before the main CLI has it."""
+"""``python -m kithooks.command_hooks claude-hook``: the same as ``kithooks claude-hook``."""
 
 from __future__ import annotations
 

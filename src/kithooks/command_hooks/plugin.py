@@ -22,11 +22,11 @@ from ..events import (
     EventType,
     InputResult,
     Result,
+    ToolCallResult,
     ToolResultEvent,
     ToolResultResult,
 )
 from ..hookspecs import hookimpl
-from ._core import ask, rewrite_supported, tool_call_result
 from .aliases import ToolAliases
 from .protocol import Combined, claude_event_of, combine, hook_input, plain, read_answer
 from .runner import CommandRun, arun_commands, run_commands
@@ -177,19 +177,17 @@ class CommandHooks:
         name = self.aliases.claude_name(event.tool_name)
         if c.stop:
             self._stop(c, ctx)
-            return tool_call_result(block=True, reason=c.stop_reason or "stopped by a hook"), True
+            return ToolCallResult(block=True, reason=c.stop_reason or "stopped by a hook"), True
         if c.decision == "deny":
-            return tool_call_result(block=True, reason=c.reason), True
+            return ToolCallResult(block=True, reason=c.reason), True
         if c.decision == "ask":
             question = f"{name}: {c.reason}" if c.reason else f"Allow this {name} call?"
-            if not ask(ctx, question):
-                return tool_call_result(block=True, reason=c.reason or "not confirmed"), True
+            if not ctx.confirm(question):
+                return ToolCallResult(block=True, reason=c.reason or "not confirmed"), True
         if c.context:
             logger.debug("PreToolUse additionalContext has no kithooks counterpart: dropped")
         if c.updated_input is not None:
-            if not rewrite_supported:
-                logger.warning("updatedInput ignored: this kithooks cannot rewrite tool input")
-            return tool_call_result(args=plain(c.updated_input)), True
+            return ToolCallResult(args=plain(c.updated_input)), True
         return None, c.decision != ""
 
     def _post_tool_use(self, c: Combined, event: Any, ctx: Context) -> _Outcome:
