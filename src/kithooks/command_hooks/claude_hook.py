@@ -99,12 +99,16 @@ def claude_hook(
 ) -> None:
     """Answer one Claude Code hook invocation (JSON on stdin) with kithooks plugins.
 
-    Wire it into Claude Code's settings.json for any hook event, e.g.
-    {"hooks": {"PreToolUse": [{"hooks": [{"type": "command",
-    "command": "kithooks claude-hook"}]}]}}. A block becomes a deny with the plugin's
-    reason, a tool-input rewrite becomes updatedInput, a handled prompt is blocked, and
-    nothing to say is exit 0 with no output. Plugin failures are reported on stderr and
-    fail open. Exit 1 means the input was not a hook invocation.
+    Wire it into Claude Code's settings.json for any hook event, e.g.:
+
+    \b
+      {"hooks": {"PreToolUse": [{"hooks": [
+        {"type": "command", "command": "kithooks claude-hook"}]}]}}
+
+    A block becomes a deny with the plugin's reason, a tool-input rewrite becomes
+    updatedInput, a handled prompt is blocked, and nothing to say is exit 0 with no
+    output. Plugin failures are reported on stderr and fail open. Exit 1 means the input
+    was not a hook invocation.
     """
     raw = sys.stdin.buffer.read()
     try:
