@@ -214,3 +214,44 @@ def test_sigkill_at_each_step_of_a_compaction(tmp_path, point):
     store.close()
     assert StateStore(path).snapshot() == expected | {"after": "1"}
     assert path.stat().st_mode & 0o777 == 0o600
+
+
+EXITS = textwrap.dedent(
+    """
+    import sys, threading, time
+    from kithooks import StateStore
+
+    path, hold = sys.argv[1], sys.argv[2] == "hold"
+    store = StateStore(path)
+    store.set("a", "1")
+    store.set("b", "<2>")
+    if hold:  # a daemon thread sits in a batch while the interpreter exits
+        entered = threading.Event()
+        def sit():
+            with store.batch():
+                entered.set()
+                time.sleep(60)
+        threading.Thread(target=sit, daemon=True).start()
+        assert entered.wait(10)
+    """
+)
+
+
+@pytest.mark.parametrize("hold", [False, True], ids=["normal", "batch-left-open"])
+def test_a_normal_exit_folds_the_journal_into_the_sidecar(tmp_path, hold):
+    path = tmp_path / "exit.ext-state.json"
+    start = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, "-c", EXITS, str(path), "hold" if hold else "go"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert time.monotonic() - start < 30
+    if hold:  # the lock stayed held: the journal is left complete, and says so
+        assert "not compacting" in proc.stderr and not path.exists()
+    else:
+        assert path.read_bytes() == b'{\n  "a": "1",\n  "b": "\\u003c2\\u003e"\n}'
+    assert StateStore(path).snapshot() == {"a": "1", "b": "<2>"}

@@ -11,11 +11,13 @@ acknowledged write. See :mod:`kithooks.state.journal` for the journal's format.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import errno
 import logging
 import os
 import stat
+import time
 import weakref
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -47,9 +49,13 @@ LOCK_POLL = 0.001
 _Identity = tuple[int, int, int, int] | None
 _READ_ONLY_ERRORS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOENT}
 _open_backends: weakref.WeakSet[SidecarBackend] = weakref.WeakSet()
+#: Sidecars this process wrote a journal record to: compacted at exit.
+_written: set[Path] = set()
+#: How long the exit-time compaction waits for a lock held elsewhere (seconds).
+EXIT_LOCK_WAIT = 2.0
 
 
-def _identity(path: Path) -> _Identity:
+def _identity(path: str) -> _Identity:
     try:
         st = os.stat(path)
     except OSError:
@@ -69,6 +75,7 @@ class SidecarBackend:
         self.real = Path(os.path.realpath(self.path))
         self.journal_path = self.real.with_name(self.real.name + ".journal")
         self.lock_path = self.real.with_name(self.real.name + ".lock")
+        self._watched = (str(self.journal_path), str(self.real))
         self._lock_fd: int | None = None
         self._lock_pid = 0
         self._journal_fd: int | None = None
@@ -148,7 +155,7 @@ class SidecarBackend:
     # -- reading ------------------------------------------------------------------------
 
     def _observe(self) -> tuple[_Identity, _Identity]:
-        return _identity(self.journal_path), _identity(self.real)
+        return _identity(self._watched[0]), _identity(self._watched[1])
 
     def stale(self) -> bool:
         """Whether the journal or the sidecar changed since this backend last looked."""
@@ -200,7 +207,7 @@ class SidecarBackend:
         fd = self._journal_fd
         if fd is not None and self._journal_pid == os.getpid():
             # Still the file at the path? (Someone may have removed or replaced it.)
-            st, now = os.fstat(fd), _identity(self.journal_path)
+            st, now = os.fstat(fd), _identity(self._watched[0])
             if st.st_nlink and now is not None and now[0] == st.st_ino:
                 return fd
             self.close()
@@ -231,6 +238,7 @@ class SidecarBackend:
             raise StateError(f"writing state journal {self.journal_path}: {exc}") from exc
         self._offset += len(record)
         self._line += 1
+        _written.add(self.real)
         self._seen = self._observe()
         if self._offset - journal.HEADER_LENGTH > max(COMPACT_AT_LEAST, 2 * self._sidecar_size):
             try:
@@ -264,8 +272,42 @@ class SidecarBackend:
 
 
 def _after_fork_in_child() -> None:
+    _written.clear()  # the parent compacts what it wrote
     for backend in list(_open_backends):
         backend._forget_inherited()
+
+
+@atexit.register
+def _compact_at_exit() -> None:
+    """Fold the journals this process wrote into their sidecars, so that programs reading
+    only the sidecar (KIT, a person) see the whole state after the process ends.
+
+    A lock held elsewhere for longer than :data:`EXIT_LOCK_WAIT` (a batch left open by a
+    daemon thread, another process) skips that sidecar: its journal stays complete and the
+    next store to open it reads it.
+    """
+    for real in sorted(_written):
+        backend = SidecarBackend(real)
+        try:
+            fd = backend._lock_descriptor(write=False)
+            if fd is None or not backend.journal_path.exists():
+                continue  # removed since (a temporary directory): nothing to fold
+            deadline = time.monotonic() + EXIT_LOCK_WAIT
+            while not filelock.lock_descriptor(fd, blocking=False):
+                if time.monotonic() > deadline:
+                    log.warning("not compacting %s at exit: its lock is held", real)
+                    break
+                time.sleep(LOCK_POLL)
+            else:
+                try:
+                    backend.compact(backend.load())
+                finally:
+                    filelock.unlock_descriptor(fd)
+        except (StateError, OSError) as exc:
+            log.warning("compacting %s at exit failed: %s", real, exc)
+        finally:
+            backend.close()
+    _written.clear()
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -76,7 +76,8 @@ class StateStore:
     next call. Reads check for others' writes with two ``stat`` calls and take the lock
     only when there is something new. A key or value that cannot be stored is refused with
     :class:`StateError` naming the key; a write that fails raises :class:`StateError` and
-    changes nothing, in memory or on disk.
+    changes nothing, in memory or on disk. When the interpreter exits normally, the
+    journals it wrote are folded into their sidecars (see :meth:`close`).
     """
 
     __slots__ = ("_backend", "_batch", "_data", "_lock", "_path")
