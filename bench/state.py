@@ -10,8 +10,9 @@ Rows: the number of keys already in the store. Columns:
 - *store writes/s inside batch()*: mutations grouped into one durable write at the end.
 - *store reads/s*: ``get()`` of an existing key (it checks for other processes' writes).
 
-Both stores are filled first, then measured in interleaved rounds (store, SQLite, store,
-...) so a busy disk slows both alike; each figure is the median of the rounds.
+Every store is filled first, then measured in interleaved rounds (each round: every size,
+the store then SQLite), so a busy disk slows all alike; each figure is the median of the
+rounds.
 
 Run alone: ``python -m bench.state`` (``--quick``: tiny counts).
 """
@@ -76,23 +77,41 @@ def _sqlite_write(db: sqlite3.Connection, size: int) -> Callable[[int], object]:
 def run(
     sizes: tuple[int, ...] = SIZES, mutations: int = 200, rounds: int = 5
 ) -> tuple[str, dict[int, dict[str, float]]]:
-    """Measure every size; the Markdown section and the figures per size."""
-    results: dict[int, dict[str, float]] = {}
+    """Measure every size; the Markdown section and the figures per size.
+
+    Every round visits every size (the store, then SQLite), so drift in the disk's speed
+    during the run affects all sizes and both peers alike.
+    """
+    samples: dict[int, dict[str, list[float]]] = {
+        size: {"store": [], "sqlite": [], "batched": [], "reads": []} for size in sizes
+    }
+    # Under the home directory: /tmp is often a RAM disk, where fsync costs nothing.
     with tempfile.TemporaryDirectory(dir=Path.home()) as tmp:
-        for size in sizes:
-            store = _store(Path(tmp) / f"s{size}.ext-state.json", size)
-            db = _sqlite(Path(tmp) / f"s{size}.sqlite", size)
-            samples: dict[str, list[float]] = {"store": [], "sqlite": []}
-            for _ in range(rounds):
-                samples["store"].append(_rate(_store_write(store, size), mutations))
-                samples["sqlite"].append(_rate(_sqlite_write(db, size), mutations))
-            with store.batch():
-                batched = _rate(_store_write(store, size), mutations * 50)
-            reads = _rate(lambda i, s=store, n=size: s.get(f"plugin:key-{i % n}"), mutations * 50)
-            figures = {name: statistics.median(values) for name, values in samples.items()}
-            results[size] = figures | {"batched": batched, "reads": reads}
+        peers = {
+            size: (
+                _store(Path(tmp) / f"s{size}.ext-state.json", size),
+                _sqlite(Path(tmp) / f"s{size}.sqlite", size),
+            )
+            for size in sizes
+        }
+        for _ in range(rounds):
+            for size, (store, db) in peers.items():
+                got = samples[size]
+                got["store"].append(_rate(_store_write(store, size), mutations))
+                got["sqlite"].append(_rate(_sqlite_write(db, size), mutations))
+                with store.batch():
+                    got["batched"].append(_rate(_store_write(store, size), mutations * 20))
+                read = _rate(
+                    lambda i, s=store, n=size: s.get(f"plugin:key-{i % n}"), mutations * 20
+                )
+                got["reads"].append(read)
+        for store, db in peers.values():
             db.close()
             store.close()
+    results = {
+        size: {name: statistics.median(values) for name, values in got.items()}
+        for size, got in samples.items()
+    }
     rows = [
         [
             f"{size:,}",

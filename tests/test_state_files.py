@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -147,7 +148,7 @@ def test_hostile_sidecar_is_an_error_naming_the_file(tmp_path, content):
     got = _open_with_deadline(path)
     assert isinstance(got, StateError), got
     assert str(path) in str(got)
-    assert __import__("re").search(match, str(got)), str(got)
+    assert re.search(match, str(got)), str(got)
 
 
 HOSTILE_LOADS = {

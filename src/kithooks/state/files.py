@@ -39,6 +39,13 @@ def _not_regular(path: Path, st: os.stat_result, what: str) -> StateError:
     return StateError(f"{what} {path} is {kind}, not a regular file")
 
 
+def _regular(fd: int, path: Path, what: str) -> os.stat_result:
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        raise _not_regular(path, st, what)
+    return st
+
+
 def read_regular(path: Path, what: str) -> bytes | None:
     """The bytes of the regular file ``path``, or None when it does not exist.
 
@@ -61,9 +68,7 @@ def read_parts(path: Path, what: str, head: int, start: int) -> tuple[bytes, byt
     except OSError as exc:
         raise StateError(f"reading {what} {path}: {exc.strerror}") from exc
     try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise _not_regular(path, st, what)
+        st = _regular(fd, path, what)
         first = os.pread(fd, head, 0) if head else b""
         chunks, offset = [], start
         while chunk := os.pread(fd, max(st.st_size - offset, 1 << 16), offset):
@@ -95,9 +100,7 @@ def open_regular(path: Path, what: str, mode_like: Path | None) -> tuple[int, bo
     except OSError as exc:
         raise StateError(f"opening {what} {path}: {exc.strerror or exc}") from exc
     try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise _not_regular(path, st, what)
+        _regular(fd, path, what)
         if created:
             like = _stat_or_none(mode_like)
             _copy_mode_and_owner(fd, like)

@@ -47,6 +47,8 @@ COMPACT_AT_LEAST = 32 * 1024
 LOCK_POLL = 0.001
 
 _Identity = tuple[int, int, int, int] | None
+#: Flushes a file's data and size (macOS has no fdatasync: fsync there).
+_datasync = getattr(os, "fdatasync", os.fsync)
 _READ_ONLY_ERRORS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOENT}
 _open_backends: weakref.WeakSet[SidecarBackend] = weakref.WeakSet()
 #: Sidecars this process wrote a journal record to: compacted at exit.
@@ -80,6 +82,7 @@ class SidecarBackend:
         self._lock_pid = 0
         self._journal_fd: int | None = None
         self._journal_pid = 0
+        self._journal_ino = 0
         self._base: journal.Base = journal.base_of(b"")
         self._header: bytes | None = None  # the journal header our view follows; None: reset
         self._offset = 0  # end of the last journal record applied to our view
@@ -204,16 +207,21 @@ class SidecarBackend:
     # -- writing ------------------------------------------------------------------------
 
     def _journal(self) -> int:
-        fd = self._journal_fd
+        """The open journal; reopened (or created) when the file at its path is another.
+
+        Called after :meth:`sync` under the lock, so ``_seen`` describes the path now.
+        """
+        fd, now = self._journal_fd, self._seen[0]
         if fd is not None and self._journal_pid == os.getpid():
-            # Still the file at the path? (Someone may have removed or replaced it.)
-            st, now = os.fstat(fd), _identity(self._watched[0])
-            if st.st_nlink and now is not None and now[0] == st.st_ino:
+            if now is not None and now[0] == self._journal_ino:
                 return fd
-            self.close()
+            self._journal_fd = None  # removed or replaced by someone: let it go
+            with contextlib.suppress(OSError):
+                os.close(fd)
         self._forget_inherited()
         fd, created = open_regular(self.journal_path, "state journal", self.real)
         self._journal_fd, self._journal_pid = fd, os.getpid()
+        self._journal_ino = os.fstat(fd).st_ino
         if created:
             self._header = None
         return fd
@@ -227,19 +235,20 @@ class SidecarBackend:
                 header = journal.make_header(self._base)
                 os.ftruncate(fd, 0)
                 write_all(fd, header + record)
-                os.fdatasync(fd)
+                _datasync(fd)
                 self._header, self._offset, self._line = header, len(header), 2
             else:
-                if os.fstat(fd).st_size != self._offset:
+                if self._seen[0] is None or self._seen[0][1] != self._offset:
                     os.ftruncate(fd, self._offset)  # the torn line of a writer that crashed
                 write_all(fd, record)
-                os.fdatasync(fd)
+                _datasync(fd)
         except OSError as exc:
             raise StateError(f"writing state journal {self.journal_path}: {exc}") from exc
         self._offset += len(record)
         self._line += 1
         _written.add(self.real)
-        self._seen = self._observe()
+        st = os.fstat(fd)  # only the journal changed
+        self._seen = ((st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns), self._seen[1])
         if self._offset - journal.HEADER_LENGTH > max(COMPACT_AT_LEAST, 2 * self._sidecar_size):
             try:
                 self.compact(data)
@@ -264,7 +273,7 @@ class SidecarBackend:
             header = journal.make_header(self._base)
             os.ftruncate(fd, 0)
             write_all(fd, header)
-            os.fdatasync(fd)
+            _datasync(fd)
         except OSError as exc:
             raise StateError(f"compacting state file {self.path}: {exc}") from exc
         self._header, self._offset, self._line = header, len(header), 2
