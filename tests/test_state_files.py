@@ -283,3 +283,15 @@ def test_kithooks_state_commands_give_the_same_errors(tmp_path, kind):
         assert "Traceback" not in proc.stderr
         said = "".join((proc.stdout + proc.stderr).split())  # rich may wrap the path
         assert "".join(str(path).split()) in said, proc.stdout + proc.stderr
+
+
+def test_a_journal_removed_by_someone_else_is_started_afresh(tmp_path):
+    path = tmp_path / "s.json"
+    store = StateStore(path)
+    store.set("a", "1")
+    store.compact()  # the sidecar holds a
+    store.set("lost", "x")  # only in the journal...
+    _journal(path).unlink()  # ...which someone removes
+    store.set("b", "2")  # the open descriptor is let go, a new journal made
+    assert StateStore(path).snapshot() == {"a": "1", "b": "2"}
+    assert store.snapshot() == {"a": "1", "b": "2"}
