@@ -18,13 +18,14 @@ import functools
 import logging
 import time
 from collections.abc import Mapping
-from datetime import UTC, datetime
-from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from .events import LLMUsageEvent
+
+if TYPE_CHECKING:
+    from decimal import Decimal
 
 __all__ = ["ModelPrice", "compute_cost", "split_model", "usage_event"]
 
@@ -111,6 +112,8 @@ class _Rates:
         return a * inp + b * out + c * read + d * write
 
     def _probe(self, inp: int, out: int, read: int, write: int) -> Decimal:
+        from decimal import Decimal
+
         from genai_prices import Usage
 
         usage = Usage(
@@ -160,6 +163,8 @@ class _Model:
         last = self._second
         if last is not None and last[0] == second:
             return last[1]
+        from datetime import UTC, datetime
+
         price = self._info.get_prices(datetime.fromtimestamp(second, tz=UTC))
         for rates in self._dated:
             if rates._price is price:
