@@ -13,11 +13,11 @@ price that changes with the date or the time of day is chosen again on every cal
 
 from __future__ import annotations
 
-import bisect
 import functools
 import logging
 import time
-from collections.abc import Mapping
+from bisect import bisect_left as _bisect_left
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -104,7 +104,8 @@ class _Rates:
         self._tiers: dict[int, tuple[float, float, float, float]] = {}
 
     def cost(self, inp: int, out: int, read: int, write: int) -> float:
-        tier = bisect.bisect_left(self._starts, inp + read + write) if self._starts else 0
+        starts = self._starts
+        tier = _bisect_left(starts, inp + read + write) if starts else 0
         rates = self._tiers.get(tier)
         if rates is None:
             rates = self._tiers[tier] = self._measure(tier)
@@ -176,10 +177,6 @@ class _Model:
         return rates
 
 
-#: The genai-prices snapshot ``_lookup``'s answers come from (it swaps in updated prices).
-_snapshot: list[object] = [None]
-
-
 def _find(snapshot: Any, provider: str | None, model: str) -> Any:
     """genai-prices' model for ``model`` of ``provider`` (None: the provider whose names
     match), or None. Done here rather than by ``DataSnapshot.find_provider_model``, which
@@ -223,14 +220,30 @@ def _lookup(provider: str, model: str) -> _Model | None:
     return None
 
 
-def _model(provider: str, model: str) -> _Model | None:
-    from genai_prices import data_snapshot
+class _Table:
+    """genai-prices' current price table: ``_lookup``'s answers are dropped when genai-prices
+    swaps in another one (updated prices)."""
 
-    snapshot = data_snapshot.get_snapshot()
-    if snapshot is not _snapshot[0]:  # first use, or genai-prices updated its prices
-        _lookup.cache_clear()
-        _snapshot[0] = snapshot
-    return _lookup(provider, model)
+    __slots__ = ("get_snapshot", "snapshot")
+
+    def __init__(self) -> None:
+        self.get_snapshot: Callable[[], object] | None = None
+        self.snapshot: object = None
+
+    def model(self, provider: str, model: str) -> _Model | None:
+        get = self.get_snapshot
+        if get is None:
+            from genai_prices import data_snapshot
+
+            get = self.get_snapshot = data_snapshot.get_snapshot
+        snapshot = get()
+        if snapshot is not self.snapshot:
+            _lookup.cache_clear()
+            self.snapshot = snapshot
+        return _lookup(provider, model)
+
+
+_table = _Table()
 
 
 def compute_cost(
@@ -281,7 +294,7 @@ def compute_cost(
         custom = prices.get(f"{provider}/{model}") or prices.get(model)
         if custom is not None:
             return custom.cost(input_tokens, output_tokens, cache_read_tokens, cache_write_tokens)
-    found = _model(provider, model)
+    found = _table.model(provider, model)
     if found is None:
         return 0.0
     return found.rates().cost(input_tokens, output_tokens, cache_read_tokens, cache_write_tokens)
