@@ -40,6 +40,7 @@ def run(number: int, rounds: int) -> tuple[str, dict[str, float]]:
             rounds=rounds,
         )
         results[model] = r["compute_cost"]
+        results[f"{model} calc_price"] = r["genai_prices.calc_price"]
         rows.append(
             [
                 f"{provider}/{model}",
