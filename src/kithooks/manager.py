@@ -17,12 +17,12 @@ import os
 import sys
 import threading
 import weakref
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
 import pluggy
-from pluggy import HookImpl, PluginValidationError
+from pluggy import HookCaller, HookImpl, PluginValidationError
 
 from .aggregator import TurnAggregator
 from .bus import CustomEventBus, custom_event, custom_handlers_of
@@ -76,6 +76,22 @@ def event_type_named(name: EventType | str, where: str = "event type") -> EventT
         raise ValueError(f"unknown {where} {name!r}{hint}") from None
 
 
+class _KitHookCaller(HookCaller):
+    """``pm.hook.on_<event>(event=..., ctx=...)`` straight into :meth:`PluginManager.emit`.
+
+    pluggy's own ``__call__`` checks and copies its arguments and handler list before it
+    reaches ``_hookexec``; kithooks hooks take ``event`` and an optional ``ctx``, so the
+    call goes to ``emit`` (same plan, same answer) without that detour.
+    """
+
+    __slots__ = ()
+
+    def __call__(self, **kwargs: object) -> Any:
+        """Call the hook: the same dispatch and result as ``pm.emit(event, ctx)``."""
+        pm: PluginManager = self._hookexec.__self__  # type: ignore[attr-defined]
+        return pm._call_hook(self.name, kwargs)
+
+
 class PluginManager(pluggy.PluginManager):
     """A pluggy plugin manager with the kithooks hookspecs and dispatch semantics.
 
@@ -114,6 +130,8 @@ class PluginManager(pluggy.PluginManager):
         super().__init__(PROJECT)
         self.add_hookspecs(KitHookSpecs)
         self.add_hookspecs(OutcomeSpecs)
+        for hook in _HOOK_EVENTS:
+            getattr(self.hook, hook).__class__ = _KitHookCaller
         if handler_timeout is not None and not (
             isinstance(handler_timeout, int | float) and handler_timeout > 0
         ):
@@ -126,7 +144,8 @@ class PluginManager(pluggy.PluginManager):
         self._first_result = on_result
         self._first_custom = on_custom_event
         self._remove_first = self.listeners.add(on_error, on_result, on_custom_event)
-        self._callers = Callers(self.listeners, fail_closed, self._outcome_plan)
+        self._hooked: set[str] = set()  # the kithooks hooks that have handlers now
+        self._callers = Callers(self.listeners, fail_closed, self._outcome_plan, self._hooked)
         self.state: StateStore = StateStore() if state is None else state
         #: Plugins that could not be loaded, with why (entry points and files).
         self.load_errors: list[LoadError] = []
@@ -147,7 +166,6 @@ class PluginManager(pluggy.PluginManager):
         self._file_plugins: dict[Path, str] = {}
         self._pending_order: tuple[int, int] | None = None
         self._plans: dict[str, Plan] = {}
-        self._hooked: set[str] = set()  # the kithooks hooks that have handlers now
         self._by_class: dict[type, Plan | None] = dict.fromkeys(EVENT_CLASSES.values())
         self._aggregator: TurnAggregator | None = None
         self._context = Context()
@@ -490,7 +508,7 @@ class PluginManager(pluggy.PluginManager):
                     order=lambda i: self._order.get(i.plugin_name, (sys.maxsize, 0)),
                     lock_of=self._lock_of_impl,
                     prepare=active.enrich if hook == "on_agent_end" and active else None,
-                    failed=self._callers.failed,
+                    callers=self._callers,
                     default_timeout=self.handler_timeout,
                     async_plugins=self._async_plugins,
                 )
@@ -613,20 +631,22 @@ class PluginManager(pluggy.PluginManager):
         firstresult: bool,
     ) -> object | list[object]:
         """pluggy's call path: kithooks hooks get the same dispatch (and plan) as :meth:`emit`."""
-        et = _HOOK_EVENTS.get(hook_name)
-        if et is None:
+        if hook_name not in _HOOK_EVENTS:
             if hook_name == OUTCOME_HOOK:
                 raise TypeError(
                     "on_outcome is called by the manager after a dispatch, not by hosts"
                 )
             return super()._hookexec(hook_name, methods, kwargs, firstresult)
-        event = kwargs.get("event")
-        if not isinstance(event, EVENT_CLASSES[et]):
-            raise TypeError(
-                f"{hook_name} takes event={EVENT_CLASSES[et].__name__}, not {type(event).__name__}"
-            )
-        result: object = self.emit(event, kwargs.get("ctx"))
+        result: object = self._call_hook(hook_name, kwargs)
         return result
+
+    def _call_hook(self, hook_name: str, kwargs: Mapping[str, object]) -> Any:
+        """A kithooks hook called through pluggy: the event checked, then :meth:`emit`."""
+        event = kwargs.get("event")
+        cls = EVENT_CLASSES[_HOOK_EVENTS[hook_name]]
+        if type(event) is not cls and not isinstance(event, cls):
+            raise TypeError(f"{hook_name} takes event={cls.__name__}, not {type(event).__name__}")
+        return self.emit(event, kwargs.get("ctx"))  # type: ignore[arg-type]
 
     # ------------------------------------------------------------------ custom events
 
