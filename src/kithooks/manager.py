@@ -254,8 +254,11 @@ class PluginManager(pluggy.PluginManager):
         self._context = ctx
         self._view = handler_view(ctx, self)
 
-    def _view_of(self, ctx: object) -> Context:
-        """The handlers' view of ``ctx`` (the slow path of ``emit``)."""
+    def _view_for(self, ctx: object) -> Context:
+        """The view of ``ctx`` this manager's handlers get (cached on the context)."""
+        view = getattr(ctx, "_view", None)
+        if view is not None and view._manager is self:
+            return view  # type: ignore[no-any-return]
         if not isinstance(ctx, Context):
             raise TypeError(f"ctx must be a kithooks.Context or None, not {type(ctx).__name__}")
         return handler_view(ctx, self)
@@ -577,13 +580,7 @@ class PluginManager(pluggy.PluginManager):
             plan = self._plan_of(event, "emit")
             if plan is None:
                 return None
-        view: Context | None
-        if ctx is None:
-            view = self._view
-        else:
-            view = getattr(ctx, "_view", None)
-            if view is None or view._manager is not self:
-                view = self._view_of(ctx)
+        view = self._view if ctx is None else self._view_for(ctx)
         observers = plan.observers
         if observers is None:
             return self._callers.run(plan, event, view)
@@ -610,13 +607,7 @@ class PluginManager(pluggy.PluginManager):
             plan = self._plan_of(event, "aemit")
             if plan is None:
                 return None
-        view: Context | None
-        if ctx is None:
-            view = self._view
-        else:
-            view = getattr(ctx, "_view", None)
-            if view is None or view._manager is not self:
-                view = self._view_of(ctx)
+        view = self._view if ctx is None else self._view_for(ctx)
         observers = plan.aobservers
         if observers is None:
             return await self._callers.arun(plan, event, view)
@@ -656,7 +647,7 @@ class PluginManager(pluggy.PluginManager):
             self.listeners.custom(name, data)
         if not self._bus.has(name):
             return
-        view = self._view if ctx is None else self._view_of(ctx)
+        view = self._view if ctx is None else self._view_for(ctx)
         self._bus.emit(name, data, view, self._callers.failed)
 
     def has_custom_subscribers(self, name: str) -> bool:

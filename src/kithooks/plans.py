@@ -106,6 +106,22 @@ class Handler:
         return self.matches is None or self.matches(tool_name)
 
 
+def _names(i: int, h: Handler, wait: Callable[[PluginLock], Any]) -> dict[str, Any]:
+    """What the compiled code of handler ``i`` refers to, by name."""
+    return {
+        f"_a{i}": h.acquire,
+        f"_r{i}": h.release,
+        f"_c{i}": h.call,
+        f"_p{i}": h.plugin,
+        f"_h{i}": h.hook,
+        f"_H{i}": h,
+        f"_L{i}": h.lock,
+        f"_m{i}": h.matches,
+        f"_w{i}": functools.partial(wait, h.lock),
+        f"_k{i}": functools.partial(check_task, h.lock),
+    }
+
+
 def _compile_observers(
     handlers: tuple[Handler, ...],
     failed: Callable[[str, str, BaseException], None],
@@ -128,19 +144,7 @@ def _compile_observers(
         namespace["_current_task"] = asyncio.current_task
     lines = ["async def observe(event, ctx):" if for_async else "def observe(event, ctx):"]
     for i, h in enumerate(handlers):
-        namespace.update(
-            {
-                f"_a{i}": h.acquire,
-                f"_r{i}": h.release,
-                f"_c{i}": h.call,
-                f"_p{i}": h.plugin,
-                f"_h{i}": h.hook,
-                f"_L{i}": h.lock,
-                f"_m{i}": h.matches,
-                f"_w{i}": functools.partial(wait_async if for_async else wait_sync, h.lock),
-                f"_k{i}": functools.partial(check_task, h.lock),
-            }
-        )
+        namespace.update(_names(i, h, wait_async if for_async else wait_sync))
         indent = "    "
         if h.matches is not None:
             lines.append(f"    if _m{i}(event.tool_name):")
@@ -204,20 +208,7 @@ def _compile_rule(
     }
     lines = ["def dispatch(event, ctx):", "    merge = None", "    current = event"]
     for i, h in enumerate(handlers):
-        namespace.update(
-            {
-                f"_a{i}": h.acquire,
-                f"_r{i}": h.release,
-                f"_c{i}": h.call,
-                f"_p{i}": h.plugin,
-                f"_h{i}": h.hook,
-                f"_H{i}": h,
-                f"_L{i}": h.lock,
-                f"_m{i}": h.matches,
-                f"_w{i}": functools.partial(wait_sync, h.lock),
-                f"_k{i}": functools.partial(check_task, h.lock),
-            }
-        )
+        namespace.update(_names(i, h, wait_sync))
         stop = (
             [
                 "    if _C.fail_closed:",
