@@ -1,4 +1,4 @@
-"""kithooks inside LangChain v1 agents: ``create_agent(model, tools, middleware=[KitHooksMiddleware(pm)])``.
+"""kithooks inside LangChain v1 agents: ``create_agent(..., middleware=[KitHooksMiddleware(pm)])``.
 
 :class:`KitHooksMiddleware` is a LangChain agent middleware that makes every run of the agent
 (``invoke``, ``ainvoke``, ``stream``, ``astream``) emit the kithooks events through a
@@ -171,6 +171,7 @@ class _Run:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self.prompt = ""
+        self.label = ""  #: agent_start's prompt: the original, never the transformed text
         self.prompt_id: str | None = None
         self.inject_text: str | None = None
         self.system_prompt: str | None = None
@@ -350,6 +351,7 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
         prompt_message = next((m for m in reversed(messages) if isinstance(m, HumanMessage)), None)
         if prompt_message is not None:
             run.prompt, run.prompt_id = str(prompt_message.text), prompt_message.id
+            run.label = run.prompt
         if pm.has_handlers(EventType.INPUT):
             result = yield InputEvent(text=run.prompt, source="script")
             if result is not None and result.action == "handled":
@@ -376,8 +378,8 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
         message, run.pending = run.pending, None
         if message is None:
             return
-        usage = message.usage_metadata or {}
-        details = usage.get("input_token_details") or {}
+        usage: Mapping[str, Any] = message.usage_metadata or {}
+        details: Mapping[str, Any] = usage.get("input_token_details") or {}
         read = int(details.get("cache_read") or 0)
         write = int(details.get("cache_creation") or 0)
         fresh = max(0, int(usage.get("input_tokens") or 0) - read - write)  # input counts cache
@@ -440,7 +442,7 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
                 EventType.CONTEXT_PREPARE, lambda w: ContextPrepareEvent(messages=w), messages
             )
             if pm.has_handlers(EventType.AGENT_START):
-                yield AgentStartEvent(prompt=run.prompt)
+                yield AgentStartEvent(prompt=run.label)
             if pm.has_handlers(EventType.MESSAGE_START):
                 yield MessageStartEvent()
         run.step += 1
