@@ -103,6 +103,7 @@ from ..events import (
 from ..hosting import ToolOutcome, ToolResponse, apply_messages, context_window, step_events
 from ..manager import PluginManager
 from ..usage import ModelPrice
+from . import TOOL_EVENTS
 
 try:
     from ..hosting import ToolRun  # type: ignore[attr-defined]
@@ -116,12 +117,6 @@ Steps = Generator[Event, Any, T]
 """A piece of the event sequence: yields each event to emit, receives its merged result."""
 
 TURN_KEY = "kithooks_turn"
-_TOOL_EVENTS = (
-    EventType.TOOL_CALL,
-    EventType.TOOL_EXECUTION_START,
-    EventType.TOOL_EXECUTION_END,
-    EventType.TOOL_RESULT,
-)
 _FINISH = {
     "stop": "stop",
     "end_turn": "stop",
@@ -565,7 +560,7 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
 
     def _tool_run(self, request: ToolCallRequest) -> tuple[_Run, Any] | None:
         """The turn and a ToolRun for this call, or None when nobody listens."""
-        if not any(self.pm.has_handlers(et) for et in _TOOL_EVENTS):
+        if not any(self.pm.has_handlers(et) for et in TOOL_EVENTS):
             return None
         run = self._run_of(request.state)
         if run is None:
@@ -602,7 +597,7 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
         if found is None:
             return handler(request)
         run, tool_run = found
-        if _has_async_handlers(self.pm, _TOOL_EVENTS):
+        if _has_async_handlers(self.pm, TOOL_EVENTS):
             return _run_coroutine(self._atool(run, tool_run, request, handler))
         blocked = tool_run.start()
         if blocked is not None:

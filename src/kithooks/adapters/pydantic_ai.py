@@ -68,7 +68,6 @@ from pydantic_ai.messages import (
 from pydantic_ai.run import AgentRunResult
 
 from ..context import Context
-from ..dispatch import RULES
 from ..events import (
     AgentEndEvent,
     AgentStartEvent,
@@ -84,18 +83,20 @@ from ..events import (
     ReasoningStartEvent,
     RetryEvent,
     StepStartEvent,
-    ToolCallEvent,
     ToolCallInputDeltaEvent,
     ToolCallInputEndEvent,
     ToolCallInputStartEvent,
-    ToolExecutionEndEvent,
-    ToolExecutionStartEvent,
-    ToolResultEvent,
     tool_kind_for,
 )
-from ..hosting import apply_messages, context_window, step_events
+from ..hosting import ToolResponse, apply_messages, context_window, step_events
 from ..manager import PluginManager
 from ..usage import ModelPrice
+from . import TOOL_EVENTS
+
+try:
+    from ..hosting import ToolRun  # type: ignore[attr-defined]
+except ImportError:  # until CORE-API section 5 lands on main
+    from ._toolrun import ToolRun
 
 __all__ = ["KitHooks", "describe_message", "make_message"]
 
@@ -436,63 +437,32 @@ class KitHooks(AbstractCapability[Any]):
         self, ctx: Any, *, call: ToolCallPart, tool_def: Any, args: Any, handler: Any
     ) -> Any:
         """tool_call (a block returns ``Error: <reason>``), the tool, tool_result."""
-        name, call_id = call.tool_name, call.tool_call_id
-        kind = tool_kind_for(name)
-        raw = _args_text(call.args)
-        if self.pm.has_handlers(EventType.TOOL_CALL):
-            parsed = args if isinstance(args, dict) else call.args_as_dict()
-            decision = await self._emit(
-                ToolCallEvent(
-                    tool_name=name,
-                    tool_call_id=call_id,
-                    tool_kind=kind,
-                    input=raw,
-                    parsed_args=parsed,
-                    source="llm",
-                )
-            )
-            if decision is not None and decision.block:
-                # A failed tool result: the model sees the error, and the tool never ran.
-                default = RULES[EventType.TOOL_CALL].default_reason
-                raise ToolFailed(f"Error: {decision.reason or default}")
-        await self._emit(
-            ToolExecutionStartEvent(tool_call_id=call_id, tool_name=name, tool_kind=kind)
+        pm = self.pm
+        if not any(pm.has_handlers(et) for et in TOOL_EVENTS):
+            return await handler(args)
+        run = ToolRun(
+            pm,
+            tool_name=call.tool_name,
+            tool_call_id=call.tool_call_id,
+            input=_args_text(call.args),
+            ctx=self._r.ctx,
         )
+        blocked = await run.astart()
+        if blocked is not None:
+            # A failed tool result: the model sees the error, and the tool never ran.
+            raise ToolFailed(blocked.content)
+        if run.args is not None:
+            args = dict(run.args)
         try:
             result = await handler(args)
         except Exception as exc:
-            await self._emit(
-                ToolExecutionEndEvent(tool_call_id=call_id, tool_name=name, tool_kind=kind)
-            )
-            await self._emit(
-                ToolResultEvent(
-                    tool_call_id=call_id,
-                    tool_name=name,
-                    tool_kind=kind,
-                    input=raw,
-                    content=f"{type(exc).__name__}: {exc}",
-                    is_error=True,
-                )
-            )
+            await run.afinish(ToolResponse(content=f"{type(exc).__name__}: {exc}", is_error=True))
             raise
-        await self._emit(
-            ToolExecutionEndEvent(tool_call_id=call_id, tool_name=name, tool_kind=kind)
-        )
-        if not self.pm.has_handlers(EventType.TOOL_RESULT):
+        if not pm.has_handlers(EventType.TOOL_RESULT):
+            await run.afinish(ToolResponse())
             return result
         content = result if isinstance(result, str) else json.dumps(result, default=str)
-        rewrite = await self._emit(
-            ToolResultEvent(
-                tool_call_id=call_id,
-                tool_name=name,
-                tool_kind=kind,
-                input=raw,
-                content=content,
-                is_error=False,
-            )
-        )
-        if rewrite is None:
-            return result
-        if rewrite.is_error:
-            raise ToolFailed(content if rewrite.content is None else rewrite.content)
-        return result if rewrite.content is None else rewrite.content
+        outcome = await run.afinish(ToolResponse(content=content))
+        if outcome.is_error:
+            raise ToolFailed(outcome.content)
+        return result if outcome.content == content else outcome.content
