@@ -9,59 +9,12 @@ import pytest
 pytest.importorskip("langchain.agents")
 
 from langchain.agents import create_agent
-from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage
-from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.tools import tool
 
 from kithooks import PluginManager
-from kithooks.adapters.langchain import KitHooksMiddleware, describe_message
+from kithooks.adapters.langchain import KitHooksMiddleware
 from kithooks.testing.conformance import Adapter, AdapterConformance, Script
-
-
-class ScriptedChatModel(BaseChatModel):
-    """A chat model that answers with a conformance Script (tool calls and usage included)."""
-
-    script: Any
-
-    @property
-    def _llm_type(self) -> str:
-        return "scripted"
-
-    def bind_tools(self, tools: Any, **kwargs: Any) -> ScriptedChatModel:
-        return self
-
-    def _generate(
-        self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kw: Any
-    ) -> ChatResult:
-        reply = self.script.respond([describe_message(m) for m in messages])
-        cached = reply.cache_read_tokens + reply.cache_write_tokens
-        message = AIMessage(
-            content=reply.text,
-            tool_calls=[
-                {"name": c.name, "args": dict(c.args), "id": c.id} for c in reply.tool_calls
-            ],
-            usage_metadata={
-                "input_tokens": reply.input_tokens + cached,  # LangChain counts cache in input
-                "output_tokens": reply.output_tokens,
-                "total_tokens": reply.input_tokens + cached + reply.output_tokens,
-                "input_token_details": {
-                    "cache_read": reply.cache_read_tokens,
-                    "cache_creation": reply.cache_write_tokens,
-                },
-            },
-            response_metadata={
-                "model_name": reply.model,
-                "model_provider": reply.provider,
-                "finish_reason": "tool_calls" if reply.tool_calls else "stop",
-            },
-        )
-        return ChatResult(generations=[ChatGeneration(message=message)])
-
-
-def answer_of(state: dict[str, Any]) -> str:
-    last = [m for m in state["messages"] if isinstance(m, AIMessage)]
-    return last[-1].text if last else ""
+from test_langchain import ScriptedChatModel, answer_of
 
 
 class LangChainAdapter(Adapter):

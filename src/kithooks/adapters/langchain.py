@@ -177,6 +177,8 @@ class _Run:
         self.pending_step = 0
         self.step_text = ""
         self.finish = ""
+        #: Tool calls an interrupt paused after ``tool_call``: resumed without asking again.
+        self.paused: dict[str, Any] = {}
 
 
 def _run_coroutine(coro: Coroutine[Any, Any, T]) -> T:
@@ -558,14 +560,19 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
         await self._adrive(self._after_model(run, response), run.ctx)
         return response
 
-    def _tool_run(self, request: ToolCallRequest) -> tuple[_Run, Any] | None:
-        """The turn and a ToolRun for this call, or None when nobody listens."""
+    def _tool_run(self, request: ToolCallRequest) -> tuple[_Run, Any, bool] | None:
+        """The turn, a ToolRun for this call and whether it was started before (an
+        interrupt paused it), or None when nobody listens."""
         if not any(self.pm.has_handlers(et) for et in TOOL_EVENTS):
             return None
         run = self._run_of(request.state)
         if run is None:
             return None
         call = request.tool_call
+        with self._lock:
+            paused = run.paused.pop(call["id"] or "", None)
+        if paused is not None:
+            return run, paused, True
         tool_run = ToolRun(
             self.pm,
             tool_name=call["name"],
@@ -573,7 +580,11 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
             input=json.dumps(call["args"]),
             ctx=run.ctx,
         )
-        return run, tool_run
+        return run, tool_run, False
+
+    def _pause(self, run: _Run, tool_run: Any) -> None:
+        with self._lock:
+            run.paused[tool_run.tool_call_id] = tool_run
 
     @staticmethod
     def _with_args(request: ToolCallRequest, tool_run: Any) -> ToolCallRequest:
@@ -596,15 +607,16 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
         found = self._tool_run(request)
         if found is None:
             return handler(request)
-        run, tool_run = found
+        run, tool_run, resumed = found
         if _has_async_handlers(self.pm, TOOL_EVENTS):
-            return _run_coroutine(self._atool(run, tool_run, request, handler))
-        blocked = tool_run.start()
+            return _run_coroutine(self._atool(run, tool_run, resumed, request, handler))
+        blocked = None if resumed else tool_run.start()
         if blocked is not None:
             return _blocked(request, blocked)
         try:
             result = handler(self._with_args(request, tool_run))
         except GraphBubbleUp:
+            self._pause(run, tool_run)
             raise
         except Exception as exc:
             tool_run.finish(ToolResponse(content=f"{type(exc).__name__}: {exc}", is_error=True))
@@ -615,9 +627,14 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
         return _rewritten(result, message, outcome)  # type: ignore[no-any-return]
 
     async def _atool(
-        self, run: _Run, tool_run: Any, request: ToolCallRequest, handler: Callable[..., Any]
+        self,
+        run: _Run,
+        tool_run: Any,
+        resumed: bool,
+        request: ToolCallRequest,
+        handler: Callable[..., Any],
     ) -> ToolMessage | Command[Any]:
-        blocked = await tool_run.astart()
+        blocked = None if resumed else await tool_run.astart()
         if blocked is not None:
             return _blocked(request, blocked)
         try:
@@ -625,6 +642,7 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
             if inspect.isawaitable(result):
                 result = await result
         except GraphBubbleUp:
+            self._pause(run, tool_run)
             raise
         except Exception as exc:
             await tool_run.afinish(
@@ -645,8 +663,8 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
         found = self._tool_run(request)
         if found is None:
             return await handler(request)
-        run, tool_run = found
-        return await self._atool(run, tool_run, request, handler)
+        run, tool_run, resumed = found
+        return await self._atool(run, tool_run, resumed, request, handler)
 
     def after_agent(self, state: KitHooksState, runtime: Runtime[Any]) -> dict[str, Any] | None:
         """Close the turn: the last usage, message_end, agent_end."""
