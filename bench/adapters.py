@@ -1,10 +1,13 @@
 """Adapter overhead: whole agent runs in pydantic-ai and LangChain, with and without kithooks.
 
 Every run is the example agent's scenario, offline: a scripted model reads a file holding a
-secret, tries ``rm -rf /``, then answers (3 model calls, 2 tool calls). Per framework, in
-interleaved rounds in one process:
+secret, tries ``rm -rf /``, then answers (3 model calls, 2 tool calls). Runs are async
+(``agent.run`` / ``agent.ainvoke``) with async model and tools, so no thread hand-offs blur
+the figures on a busy machine. Per framework, in interleaved rounds in one process:
 
 * ``bare agent``: the agent with no hooks at all.
+* ``no-op hooks``: the framework's own hooks at the places the adapter hooks in, doing
+  nothing: what the framework charges for having hooks at all (the floor for any adapter).
 * ``native hooks``: the framework's own hooks (pydantic-ai ``Hooks``, a LangChain
   ``AgentMiddleware``) doing the example plugins' work with the same functions: the
   permission gate's check, the secret redactor, the context injector's rules file, the usage
@@ -15,12 +18,16 @@ interleaved rounds in one process:
 
 Targets (issue 21): 0 plugins at most 1.03 x the bare run; with the example plugins, the
 adapter's overhead over the bare run at most 1.2 x the native hooks' overhead.
+
+Times are the process's CPU time (``time.process_time_ns``), the median of the rounds: the
+machine is shared, and wall-clock time would mostly measure the other processes.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import statistics
 import tempfile
 import time
 from collections.abc import Callable
@@ -30,7 +37,7 @@ from typing import Any
 import kithooks
 from kithooks.examples import context_injector, permission_gate, secret_redactor, usage_budget
 
-from .timing import compare, table
+from .timing import table
 
 NOTES = "deploy key: sk-proj-Zx81kQp0vT3mW9aLr5sYc2Nd; ship on Friday"
 PROMPT = "Read notes.txt and tidy up the project."
@@ -120,7 +127,7 @@ def manager(cwd: str, *, plugins: bool) -> kithooks.PluginManager:
 
 def pydantic_ai_candidates(cwd: str) -> dict[str, Callable[[], object]]:
     from pydantic_ai import Agent
-    from pydantic_ai.capabilities import Hooks
+    from pydantic_ai.capabilities import AbstractCapability, Hooks
     from pydantic_ai.exceptions import ToolFailed
     from pydantic_ai.messages import (
         ModelMessage,
@@ -136,7 +143,7 @@ def pydantic_ai_candidates(cwd: str) -> dict[str, Callable[[], object]]:
 
     from kithooks.adapters.pydantic_ai import KitHooks
 
-    def scripted(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+    async def scripted(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
         returns = [p for m in messages for p in m.parts if isinstance(p, ToolReturnPart)]
         usage = RequestUsage(input_tokens=900 + 300 * len(returns), output_tokens=60)
         if not returns:
@@ -151,20 +158,18 @@ def pydantic_ai_candidates(cwd: str) -> dict[str, Callable[[], object]]:
             ]
         else:
             parts = [TextPart(f"The notes say: {returns[0].content!s}.")]
-        return ModelResponse(
-            parts=parts, usage=usage, model_name="gpt-4o", provider_name="openai"
-        )
+        return ModelResponse(parts=parts, usage=usage, model_name="gpt-4o", provider_name="openai")
 
     def build(capabilities: list[Any]) -> Any:
         agent: Any = Agent(FunctionModel(scripted, model_name="gpt-4o"), capabilities=capabilities)
 
         @agent.tool_plain
-        def read_file(path: str) -> str:
+        async def read_file(path: str) -> str:
             """Read a file."""
             return NOTES
 
         @agent.tool_plain
-        def bash(command: str) -> str:
+        async def bash(command: str) -> str:
             """Run a command."""
             return "ok"
 
@@ -183,7 +188,9 @@ def pydantic_ai_candidates(cwd: str) -> dict[str, Callable[[], object]]:
 
     @hooks.on.after_model_request
     async def after_model_request(ctx: Any, *, request_context: Any, response: Any) -> Any:
-        finish = "tool-calls" if any(isinstance(p, ToolCallPart) for p in response.parts) else "stop"
+        finish = (
+            "tool-calls" if any(isinstance(p, ToolCallPart) for p in response.parts) else "stop"
+        )
         work.usage(
             step["n"], "gpt-4o", response.usage.input_tokens, response.usage.output_tokens, finish
         )
@@ -203,9 +210,32 @@ def pydantic_ai_candidates(cwd: str) -> dict[str, Callable[[], object]]:
         work.end("stop")
         return result
 
+    class NoOp(AbstractCapability[Any]):
+        """The hooks KitHooks uses, passing everything through."""
+
+        async def wrap_run(self, ctx: Any, *, handler: Any) -> Any:
+            return await handler()
+
+        async def before_model_request(self, ctx: Any, request_context: Any) -> Any:
+            return request_context
+
+        async def prepare_model_request(self, ctx: Any, request_context: Any) -> Any:
+            return request_context
+
+        async def after_model_request(
+            self, ctx: Any, *, request_context: Any, response: Any
+        ) -> Any:
+            return response
+
+        async def wrap_tool_execute(
+            self, ctx: Any, *, call: Any, tool_def: Any, args: Any, handler: Any
+        ) -> Any:
+            return await handler(args)
+
     runner = asyncio.Runner()
     agents = {
         "bare agent": build([]),
+        "no-op hooks": build([NoOp()]),
         "native hooks": build([hooks]),
         "kithooks, 0 plugins": build([KitHooks(manager(cwd, plugins=False))]),
         "kithooks, example plugins": build([KitHooks(manager(cwd, plugins=True))]),
@@ -237,6 +267,11 @@ def langchain_candidates(cwd: str) -> dict[str, Callable[[], object]]:
         def _generate(
             self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kw: Any
         ) -> ChatResult:
+            raise NotImplementedError("the benchmark runs the agent async")
+
+        async def _agenerate(
+            self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kw: Any
+        ) -> ChatResult:
             returns = [m for m in messages if isinstance(m, ToolMessage)]
             fresh = 900 + 300 * len(returns)
             if not returns:
@@ -256,12 +291,12 @@ def langchain_candidates(cwd: str) -> dict[str, Callable[[], object]]:
             return ChatResult(generations=[ChatGeneration(message=answer)])
 
     @tool
-    def read_file(path: str) -> str:
+    async def read_file(path: str) -> str:
         """Read a file."""
         return NOTES
 
     @tool
-    def bash(command: str) -> str:
+    async def bash(command: str) -> str:
         """Run a command."""
         return "ok"
 
@@ -273,15 +308,15 @@ def langchain_candidates(cwd: str) -> dict[str, Callable[[], object]]:
             self.rules: str | None = None
             self.step = 0
 
-        def before_agent(self, state: Any, runtime: Any) -> None:
+        async def abefore_agent(self, state: Any, runtime: Any) -> None:
             self.rules, self.step = work.start(), 0
 
-        def wrap_model_call(self, request: Any, handler: Any) -> Any:
+        async def awrap_model_call(self, request: Any, handler: Any) -> Any:
             if self.rules is not None:
                 request = request.override(
                     messages=[HumanMessage(content=self.rules), *request.messages]
                 )
-            response = handler(request)
+            response = await handler(request)
             message = response.result[0]
             usage = message.usage_metadata
             finish = "tool-calls" if message.tool_calls else "stop"
@@ -289,41 +324,74 @@ def langchain_candidates(cwd: str) -> dict[str, Callable[[], object]]:
             self.step += 1
             return response
 
-        def wrap_tool_call(self, request: Any, handler: Any) -> Any:
+        async def awrap_tool_call(self, request: Any, handler: Any) -> Any:
             call = request.tool_call
             reason = work.gate(call["name"], call["args"])
             if reason is not None:
                 return ToolMessage(
                     content=reason, tool_call_id=call["id"], name=call["name"], status="error"
                 )
-            result = handler(request)
+            result = await handler(request)
             cleaned = secret_redactor.redact(result.text)
             if cleaned != result.text:
                 result = result.model_copy(update={"content": cleaned})
             return result
 
-        def after_agent(self, state: Any, runtime: Any) -> None:
+        async def aafter_agent(self, state: Any, runtime: Any) -> None:
             work.end("stop")
+
+    class NoOp(AgentMiddleware):  # type: ignore[type-arg]
+        """The hooks KitHooksMiddleware uses, passing everything through."""
+
+        async def abefore_agent(self, state: Any, runtime: Any) -> None:
+            return None
+
+        async def awrap_model_call(self, request: Any, handler: Any) -> Any:
+            return await handler(request)
+
+        async def awrap_tool_call(self, request: Any, handler: Any) -> Any:
+            return await handler(request)
+
+        async def aafter_agent(self, state: Any, runtime: Any) -> None:
+            return None
 
     def build(middleware: list[Any]) -> Any:
         return create_agent(Scripted(), [read_file, bash], middleware=middleware)
 
     agents = {
         "bare agent": build([]),
+        "no-op hooks": build([NoOp()]),
         "native hooks": build([Native()]),
         "kithooks, 0 plugins": build([KitHooksMiddleware(manager(cwd, plugins=False))]),
         "kithooks, example plugins": build([KitHooksMiddleware(manager(cwd, plugins=True))]),
     }
     payload = {"messages": [{"role": "user", "content": PROMPT}]}
-    return {name: (lambda a=a: a.invoke(payload)) for name, a in agents.items()}
+    runner = asyncio.Runner()
+    return {name: (lambda a=a: runner.run(a.ainvoke(payload))) for name, a in agents.items()}
 
 
 # -- the section ---------------------------------------------------------------------------
 
 
+def compare_cpu(
+    candidates: dict[str, Callable[[], object]], *, number: int, rounds: int
+) -> dict[str, float]:
+    """Median CPU ns per call of each candidate, measured in interleaved rounds."""
+    samples: dict[str, list[float]] = {name: [] for name in candidates}
+    for fn in candidates.values():  # warm up
+        fn()
+    for _ in range(rounds):
+        for name, fn in candidates.items():
+            start = time.process_time_ns()
+            for _ in range(number):
+                fn()
+            samples[name].append((time.process_time_ns() - start) / number)
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
 def measure(quick: bool) -> dict[str, dict[str, float]]:
-    """Median ns per agent run of each candidate, per framework."""
-    number, rounds = (2, 3) if quick else (20, 15)
+    """Median CPU ns per agent run of each candidate, per framework."""
+    number, rounds = (2, 3) if quick else (5, 31)
     results: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "AGENTS.md").write_text("Never delete files outside the repository.")
@@ -336,7 +404,7 @@ def measure(quick: bool) -> dict[str, dict[str, float]]:
             except ImportError as exc:  # the framework is not installed
                 results[framework] = {"not installed": float("nan"), str(exc): 0.0}
                 continue
-            results[framework] = compare(made, number=number, rounds=rounds)
+            results[framework] = compare_cpu(made, number=number, rounds=rounds)
     return results
 
 
@@ -361,12 +429,17 @@ def run(quick: bool) -> str:
                 ]
             )
         zero = r["kithooks, 0 plugins"] / bare
+        floor = r["kithooks, 0 plugins"] / r["no-op hooks"]
         native = r["native hooks"] - bare
         ours = r["kithooks, example plugins"] - bare
         overhead = ours / native if native > 0 else float("inf")
         targets.append(
             f"| {framework}: 0 plugins <= 1.03 x bare agent | {zero:.3f} x | "
             f"{'met' if zero <= 1.03 else 'MISSED'} |"
+        )
+        targets.append(
+            f"| {framework}: 0 plugins <= 1.03 x no-op hooks (the adapter's own part) | "
+            f"{floor:.3f} x | {'met' if floor <= 1.03 else 'MISSED'} |"
         )
         targets.append(
             f"| {framework}: example plugins' overhead <= 1.2 x native hooks' | "
@@ -376,12 +449,14 @@ def run(quick: bool) -> str:
     text = table(
         "Adapter overhead (one agent run: 3 model calls, 2 tool calls)",
         rows,
-        ["framework", "candidate", "ms per run", "x bare", "µs over bare"],
+        ["framework", "candidate", "CPU ms per run", "x bare", "µs over bare"],
     )
     note = (
-        "Each row is one whole offline agent run (scripted model). *native hooks* does the "
-        "example plugins' work with the framework's own hooks; *kithooks, example plugins* runs "
-        "the four example plugins and the turn aggregator through the adapter.\n"
+        "Each row is one whole offline async agent run (scripted model), in CPU time. *no-op "
+        "hooks*: the framework's hooks at the adapter's places, doing nothing; *native hooks*: "
+        "the example plugins' work in the framework's own hooks; *kithooks, 0 plugins*: the "
+        "adapter with no plugin; *kithooks, example plugins*: the four example plugins and the "
+        "turn aggregator through the adapter.\n"
     )
     return text + "\n" + note + "\n" + "\n".join(targets) + "\n"
 

@@ -375,15 +375,18 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
         message, run.pending = run.pending, None
         if message is None:
             return
+        run.finish = _finish_reason(message)
+        pm = self.pm
+        if not (pm.has_handlers(EventType.STEP_FINISH) or pm.has_handlers(EventType.LLM_USAGE)):
+            return
         usage: Mapping[str, Any] = message.usage_metadata or {}
         details: Mapping[str, Any] = usage.get("input_token_details") or {}
         read = int(details.get("cache_read") or 0)
         write = int(details.get("cache_creation") or 0)
         fresh = max(0, int(usage.get("input_tokens") or 0) - read - write)  # input counts cache
         metadata = message.response_metadata
-        run.finish = _finish_reason(message)
         yield from step_events(
-            self.pm,
+            pm,
             run.pending_step,
             provider=str(metadata.get("model_provider") or ""),
             model=str(metadata.get("model_name") or metadata.get("model") or ""),
