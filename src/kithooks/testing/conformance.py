@@ -26,8 +26,10 @@ import abc
 import asyncio
 import json
 import logging
+import sys
 import threading
 from collections.abc import Mapping, Sequence
+from types import FrameType
 from typing import Any, ClassVar
 
 import attrs
@@ -517,6 +519,28 @@ class AdapterConformance:
             assert rec.names(turn) == EXPECTED_ORDER, turn
         ends = rec.of(AgentEndEvent)
         assert [(e.tool_call_count, e.llm_call_count) for e in ends] == [(1, 2)] * 4
+
+    def test_no_payload_is_built_without_plugins(self, mode: str) -> None:
+        pm = PluginManager(aggregate_turns=False)
+        script = standard_script()
+        agent = self.adapter.build(pm, script)
+        built: list[str] = []
+
+        def spy(frame: FrameType, event: str, arg: Any) -> None:
+            if event == "call" and frame.f_code.co_name == "__init__":
+                this = frame.f_locals.get("self")
+                if isinstance(this, Event):
+                    built.append(type(this).__name__)
+
+        sys.setprofile(spy)
+        threading.setprofile(spy)
+        try:
+            answer = self.drive(agent, "list files", mode)
+        finally:
+            threading.setprofile(None)
+            sys.setprofile(None)
+        assert answer == "Tool said: output of ls" and script.ran == ["ls"]
+        assert built == [], f"payloads built with no plugin to read them: {built}"
 
     def test_a_failing_model_call_ends_the_turn_with_error(self, mode: str) -> None:
         pm, rec = self.host()
