@@ -100,15 +100,18 @@ from ..events import (
     ToolCallInputStartEvent,
     tool_kind_for,
 )
-from ..hosting import ToolOutcome, ToolResponse, apply_messages, context_window, step_events
+from ..hosting import (
+    ToolOutcome,
+    ToolResponse,
+    ToolRun,
+    adrive,
+    apply_messages,
+    context_window,
+    step_events,
+)
 from ..manager import PluginManager
 from ..usage import ModelPrice
 from . import TOOL_EVENTS
-
-try:
-    from ..hosting import ToolRun  # type: ignore[attr-defined]
-except ImportError:  # until CORE-API section 5 lands on main
-    from ._toolrun import ToolRun
 
 __all__ = ["KitHooksMiddleware", "describe_message", "make_message"]
 
@@ -178,7 +181,7 @@ class _Run:
         self.step_text = ""
         self.finish = ""
         #: Tool calls an interrupt paused after ``tool_call``: resumed without asking again.
-        self.paused: dict[str, Any] = {}
+        self.paused: dict[str, ToolRun] = {}
 
 
 def _run_coroutine(coro: Coroutine[Any, Any, T]) -> T:
@@ -300,13 +303,7 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
 
     async def _adrive(self, steps: Steps[T], ctx: Context) -> T:
         """Run a piece of the sequence from async code."""
-        pm = self.pm
-        try:
-            event = next(steps)
-            while True:
-                event = steps.send(await pm.aemit(event, ctx))
-        except StopIteration as done:
-            return done.value  # type: ignore[no-any-return]
+        return await adrive(self.pm, steps, ctx)
 
     def _run_of(self, state: Any) -> _Run | None:
         key = state.get(TURN_KEY) if isinstance(state, Mapping) else None
@@ -563,10 +560,11 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
         await self._adrive(self._after_model(run, response), run.ctx)
         return response
 
-    def _tool_run(self, request: ToolCallRequest) -> tuple[_Run, Any, bool] | None:
+    def _tool_run(self, request: ToolCallRequest) -> tuple[_Run, ToolRun, bool] | None:
         """The turn, a ToolRun for this call and whether it was started before (an
         interrupt paused it), or None when nobody listens."""
-        if not any(self.pm.has_handlers(et) for et in TOOL_EVENTS):
+        name = request.tool_call["name"]
+        if not any(self.pm.has_handlers(et, name) for et in TOOL_EVENTS):
             return None
         run = self._run_of(request.state)
         if run is None:
@@ -585,15 +583,15 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
         )
         return run, tool_run, False
 
-    def _pause(self, run: _Run, tool_run: Any) -> None:
+    def _pause(self, run: _Run, tool_run: ToolRun) -> None:
         with self._lock:
-            run.paused[tool_run.tool_call_id] = tool_run
+            run.paused[tool_run.id] = tool_run
 
     @staticmethod
-    def _with_args(request: ToolCallRequest, tool_run: Any) -> ToolCallRequest:
-        if tool_run.args is None:
+    def _with_args(request: ToolCallRequest, tool_run: ToolRun) -> ToolCallRequest:
+        if not tool_run.rewritten:
             return request
-        return request.override(tool_call={**request.tool_call, "args": dict(tool_run.args)})
+        return request.override(tool_call={**request.tool_call, "args": json.loads(tool_run.input)})
 
     @staticmethod
     def _response(message: ToolMessage | None) -> ToolResponse:
@@ -632,7 +630,7 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
     async def _atool(
         self,
         run: _Run,
-        tool_run: Any,
+        tool_run: ToolRun,
         resumed: bool,
         request: ToolCallRequest,
         handler: Callable[..., Any],

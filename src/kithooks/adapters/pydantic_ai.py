@@ -89,15 +89,10 @@ from ..events import (
     ToolCallInputStartEvent,
     tool_kind_for,
 )
-from ..hosting import ToolResponse, apply_messages, context_window, step_events
+from ..hosting import ToolResponse, ToolRun, apply_messages, context_window, step_events
 from ..manager import PluginManager
 from ..usage import ModelPrice
 from . import TOOL_EVENTS
-
-try:
-    from ..hosting import ToolRun  # type: ignore[attr-defined]
-except ImportError:  # until CORE-API section 5 lands on main
-    from ._toolrun import ToolRun
 
 __all__ = ["KitHooks", "describe_message", "make_message"]
 
@@ -455,7 +450,7 @@ class KitHooks(AbstractCapability[Any]):
     ) -> Any:
         """tool_call (a block returns ``Error: <reason>``), the tool, tool_result."""
         pm = self.pm
-        if not any(pm.has_handlers(et) for et in TOOL_EVENTS):
+        if not any(pm.has_handlers(et, call.tool_name) for et in TOOL_EVENTS):
             return await handler(args)
         run = ToolRun(
             pm,
@@ -468,14 +463,14 @@ class KitHooks(AbstractCapability[Any]):
         if blocked is not None:
             # A failed tool result: the model sees the error, and the tool never ran.
             raise ToolFailed(blocked.content)
-        if run.args is not None:
-            args = dict(run.args)
+        if run.rewritten:
+            args = json.loads(run.input)
         try:
             result = await handler(args)
         except Exception as exc:
             await run.afinish(ToolResponse(content=f"{type(exc).__name__}: {exc}", is_error=True))
             raise
-        if not pm.has_handlers(EventType.TOOL_RESULT):
+        if not pm.has_handlers(EventType.TOOL_RESULT, call.tool_name):
             await run.afinish(ToolResponse())
             return result
         content = result if isinstance(result, str) else json.dumps(result, default=str)

@@ -326,14 +326,12 @@ class AdapterConformance:
         assert "tool_execution_start" not in names and "tool_result" not in names
 
     def test_an_args_rewrite_reaches_the_tool(self, mode: str) -> None:
-        if "args" not in attrs.fields_dict(ToolCallResult):
-            pytest.skip("this kithooks has no ToolCallResult.args")
         pm, rec = self.host()
 
         class Safer:
             @hookimpl
             def on_tool_call(self, event: ToolCallEvent) -> ToolCallResult:
-                return ToolCallResult(args={"command": "ls -la"})  # type: ignore[call-arg]
+                return ToolCallResult(args={"command": "ls -la"})
 
         pm.register(Safer())
         script = standard_script()
