@@ -125,7 +125,8 @@ def manager(cwd: str, *, plugins: bool) -> kithooks.PluginManager:
 # -- pydantic-ai ---------------------------------------------------------------------------
 
 
-def pydantic_ai_candidates(cwd: str) -> dict[str, Callable[[], object]]:
+def pydantic_ai_candidates(cwd: str, runner: asyncio.Runner) -> dict[str, Callable[[], object]]:
+    """One run of each pydantic-ai candidate, on ``runner``'s loop."""
     from pydantic_ai import Agent
     from pydantic_ai.capabilities import AbstractCapability, Hooks
     from pydantic_ai.exceptions import ToolFailed
@@ -232,7 +233,6 @@ def pydantic_ai_candidates(cwd: str) -> dict[str, Callable[[], object]]:
         ) -> Any:
             return await handler(args)
 
-    runner = asyncio.Runner()
     agents = {
         "bare agent": build([]),
         "no-op hooks": build([NoOp()]),
@@ -246,7 +246,8 @@ def pydantic_ai_candidates(cwd: str) -> dict[str, Callable[[], object]]:
 # -- LangChain -----------------------------------------------------------------------------
 
 
-def langchain_candidates(cwd: str) -> dict[str, Callable[[], object]]:
+def langchain_candidates(cwd: str, runner: asyncio.Runner) -> dict[str, Callable[[], object]]:
+    """One run of each LangChain candidate, on ``runner``'s loop."""
     from langchain.agents import create_agent
     from langchain.agents.middleware import AgentMiddleware
     from langchain_core.language_models import BaseChatModel
@@ -366,7 +367,6 @@ def langchain_candidates(cwd: str) -> dict[str, Callable[[], object]]:
         "kithooks, example plugins": build([KitHooksMiddleware(manager(cwd, plugins=True))]),
     }
     payload = {"messages": [{"role": "user", "content": PROMPT}]}
-    runner = asyncio.Runner()
     return {name: (lambda a=a: runner.run(a.ainvoke(payload))) for name, a in agents.items()}
 
 
@@ -393,14 +393,14 @@ def measure(quick: bool) -> dict[str, dict[str, float]]:
     """Median CPU ns per agent run of each candidate, per framework."""
     number, rounds = (2, 3) if quick else (5, 31)
     results: dict[str, dict[str, float]] = {}
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, asyncio.Runner() as runner:
         (Path(tmp) / "AGENTS.md").write_text("Never delete files outside the repository.")
         for framework, candidates in (
             ("pydantic-ai", pydantic_ai_candidates),
             ("LangChain", langchain_candidates),
         ):
             try:
-                made = candidates(tmp)
+                made = candidates(tmp, runner)
             except ImportError as exc:  # the framework is not installed
                 results[framework] = {"not installed": float("nan"), str(exc): 0.0}
                 continue
