@@ -19,9 +19,11 @@ step_start
 message_update,        the model's text deltas (with ``stream=True``, per streamed delta;
 tool_call_input_*      otherwise once per text part); tool-call argument deltas
 reasoning_start        a thinking part starts
-tool_call ...          every tool execution: a block means the tool never runs and the model
-tool_result            receives the failed result ``Error: <reason>``; ``tool_result``
-                       rewrites what it receives (``is_error=True`` makes it a failed result)
+tool_call ...          every tool execution, through ``hosting.ToolRun``: a block means the
+tool_result            tool never runs and the model receives the failed result
+                       ``Error: <reason>``; an ``args`` rewrite is what the tool gets;
+                       ``tool_result`` rewrites what the model receives (``is_error=True``
+                       makes it a failed result)
 step_finish,           each model response's usage, after the step's tools ran; cost from
 llm_usage              ``compute_cost``, model and provider from the response
 retry                  a further attempt at a model request
