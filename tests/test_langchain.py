@@ -388,3 +388,43 @@ def test_the_example_agent_runs_offline():
     assert "[REDACTED:openai-key]" in proc.stdout and "sk-proj" not in proc.stdout
     assert "permission gate: `rm -rf /`" in proc.stdout
     assert "[turn] stop=stop tools=2 llm-calls=3" in proc.stdout
+
+
+def test_handlers_for_other_tools_leave_a_call_alone(host):
+    pm, rec = host
+
+    class ShellGate:
+        @hookimpl(tools="shell")
+        def on_tool_call(self, event):
+            return kithooks.ToolCallResult(block=True, reason="no shell")
+
+    pm.register(ShellGate())
+    script = Script(
+        [
+            Reply(text="", tool_calls=(ToolCall(name="read", args={"path": "a"}, id="r1"),)),
+            Reply(text="", tool_calls=(ToolCall(name="shell", args={"command": "ls"}, id="s1"),)),
+            Reply(text="{tool}"),
+        ]
+    )
+    read_paths = []
+
+    @tool
+    def read(path: str) -> str:
+        """Read a file."""
+        read_paths.append(path)
+        return "contents"
+
+    agent, _, _ = make_agent(pm, script, tools=[read, *_shell_tool(script)])
+    state = agent.invoke(prompt("go"))
+    assert read_paths == ["a"] and script.ran == []
+    assert answer_of(state) == "Error: no shell"
+    assert [e.tool_name for e in rec.of(kithooks.ToolCallEvent)] == ["read", "shell"]
+
+
+def _shell_tool(script):
+    @tool
+    def shell(command: str) -> str:
+        """Run a shell command."""
+        return script.shell(command)
+
+    return [shell]
