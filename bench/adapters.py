@@ -1,7 +1,8 @@
 """Adapter overhead: whole agent runs in pydantic-ai and LangChain, with and without kithooks.
 
-Every run is the example agent's scenario, offline: a scripted model reads a file holding a
-secret, tries ``rm -rf /``, then answers (3 model calls, 2 tool calls). Runs are async
+Every run is the example agents' scenario, offline, with their scripted models
+(``examples/*_agent.py``): the model reads a file holding a secret, tries ``rm -rf /``, then
+answers (3 model calls, 2 tool calls; the tools here return at once). Runs are async
 (``agent.run`` / ``agent.ainvoke``) with async model and tools, so no thread hand-offs blur
 the figures on a busy machine. Per framework, in interleaved rounds in one process:
 
@@ -127,42 +128,23 @@ def manager(cwd: str, *, plugins: bool) -> kithooks.PluginManager:
 
 def pydantic_ai_candidates(cwd: str, runner: asyncio.Runner) -> dict[str, Callable[[], object]]:
     """One run of each pydantic-ai candidate, on ``runner``'s loop."""
+    from examples.pydantic_ai_agent import scripted_model
     from pydantic_ai import Agent
     from pydantic_ai.capabilities import AbstractCapability, Hooks
     from pydantic_ai.exceptions import ToolFailed
     from pydantic_ai.messages import (
-        ModelMessage,
         ModelRequest,
-        ModelResponse,
-        TextPart,
         ToolCallPart,
-        ToolReturnPart,
         UserPromptPart,
     )
-    from pydantic_ai.models.function import AgentInfo, FunctionModel
-    from pydantic_ai.usage import RequestUsage
+    from pydantic_ai.models.function import FunctionModel
 
     from kithooks.adapters.pydantic_ai import KitHooks
 
-    async def scripted(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
-        returns = [p for m in messages for p in m.parts if isinstance(p, ToolReturnPart)]
-        usage = RequestUsage(input_tokens=900 + 300 * len(returns), output_tokens=60)
-        if not returns:
-            parts: list[Any] = [
-                TextPart("Reading the notes."),
-                ToolCallPart("read_file", {"path": "notes.txt"}, tool_call_id="call_1"),
-            ]
-        elif len(returns) == 1:
-            parts = [
-                TextPart("Cleaning up."),
-                ToolCallPart("bash", {"command": "rm -rf /"}, tool_call_id="call_2"),
-            ]
-        else:
-            parts = [TextPart(f"The notes say: {returns[0].content!s}.")]
-        return ModelResponse(parts=parts, usage=usage, model_name="gpt-4o", provider_name="openai")
-
     def build(capabilities: list[Any]) -> Any:
-        agent: Any = Agent(FunctionModel(scripted, model_name="gpt-4o"), capabilities=capabilities)
+        agent: Any = Agent(
+            FunctionModel(scripted_model, model_name="gpt-4o"), capabilities=capabilities
+        )
 
         @agent.tool_plain
         async def read_file(path: str) -> str:
@@ -248,48 +230,13 @@ def pydantic_ai_candidates(cwd: str, runner: asyncio.Runner) -> dict[str, Callab
 
 def langchain_candidates(cwd: str, runner: asyncio.Runner) -> dict[str, Callable[[], object]]:
     """One run of each LangChain candidate, on ``runner``'s loop."""
+    from examples.langchain_agent import ScriptedModel
     from langchain.agents import create_agent
     from langchain.agents.middleware import AgentMiddleware
-    from langchain_core.language_models import BaseChatModel
-    from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
-    from langchain_core.outputs import ChatGeneration, ChatResult
+    from langchain_core.messages import HumanMessage, ToolMessage
     from langchain_core.tools import tool
 
     from kithooks.adapters.langchain import KitHooksMiddleware
-
-    class Scripted(BaseChatModel):
-        @property
-        def _llm_type(self) -> str:
-            return "scripted"
-
-        def bind_tools(self, tools: Any, **kwargs: Any) -> Any:
-            return self
-
-        def _generate(
-            self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kw: Any
-        ) -> ChatResult:
-            raise NotImplementedError("the benchmark runs the agent async")
-
-        async def _agenerate(
-            self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kw: Any
-        ) -> ChatResult:
-            returns = [m for m in messages if isinstance(m, ToolMessage)]
-            fresh = 900 + 300 * len(returns)
-            if not returns:
-                call = {"name": "read_file", "args": {"path": "notes.txt"}, "id": "call_1"}
-                answer = AIMessage(content="Reading the notes.", tool_calls=[call])
-            elif len(returns) == 1:
-                call = {"name": "bash", "args": {"command": "rm -rf /"}, "id": "call_2"}
-                answer = AIMessage(content="Cleaning up.", tool_calls=[call])
-            else:
-                answer = AIMessage(content=f"The notes say: {returns[0].text}.")
-            answer.usage_metadata = {
-                "input_tokens": fresh,
-                "output_tokens": 60,
-                "total_tokens": fresh + 60,
-            }
-            answer.response_metadata = {"model_name": "gpt-4o", "model_provider": "openai"}
-            return ChatResult(generations=[ChatGeneration(message=answer)])
 
     @tool
     async def read_file(path: str) -> str:
@@ -357,7 +304,7 @@ def langchain_candidates(cwd: str, runner: asyncio.Runner) -> dict[str, Callable
             return None
 
     def build(middleware: list[Any]) -> Any:
-        return create_agent(Scripted(), [read_file, bash], middleware=middleware)
+        return create_agent(ScriptedModel(), [read_file, bash], middleware=middleware)
 
     agents = {
         "bare agent": build([]),

@@ -47,6 +47,14 @@ class ScriptedModel(BaseChatModel):
     def _generate(
         self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kw: Any
     ) -> ChatResult:
+        return self._play(messages)
+
+    async def _agenerate(
+        self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kw: Any
+    ) -> ChatResult:
+        return self._play(messages)
+
+    def _play(self, messages: list[BaseMessage]) -> ChatResult:
         returns = [m for m in messages if isinstance(m, ToolMessage)]
         fresh = 900 + 300 * len(returns)
         metadata = {"model_name": "gpt-4o", "model_provider": "openai"}
