@@ -12,7 +12,7 @@ import sys
 from importlib.metadata import version
 from pathlib import Path
 
-from . import cost, dispatch, payloads, startup, state, turn
+from . import command_hooks, cost, dispatch, otel, payloads, startup, state, turn
 from .peers import versions
 
 HERE = Path(__file__).resolve().parent
@@ -225,8 +225,10 @@ def main() -> int:
     out.append(start_text)
     pay_text, _ = payloads.run(number, rounds)
     out.append(pay_text)
-    state_text, _ = state.run((10, 1_000, 10_000), mutations)
+    state_text, _ = state.run((10, 1_000, 10_000, 100_000), mutations)
     out.append(state_text)
+    out.append(otel.run(args.quick))
+    out.append(command_hooks.run(args.quick))
 
     targets = _targets(observe, guarded, aemit, turned, costs, started)
     out.append("### Targets\n\n" + targets.text())

@@ -63,6 +63,8 @@ def test_bench_quick_run_works(quick_run):
         "Start-up",
         "Payload construction",
         "State store",
+        "OpenTelemetry exporter",
+        "Command hooks: cost per tool call",
         "Targets",
     ):
         assert f"### {section}" in quick_run

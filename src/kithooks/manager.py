@@ -10,7 +10,6 @@ rebuilt only for the hooks a registration touches.
 from __future__ import annotations
 
 import difflib
-import importlib.metadata
 import inspect
 import itertools
 import logging
@@ -663,6 +662,8 @@ class PluginManager(pluggy.PluginManager):
             return []
         blocked = blocked_names()
         loaded: list[str] = []
+        import importlib.metadata  # here: reading entry points is slow to import
+
         for ep in importlib.metadata.entry_points(group=group):
             if ep.name in blocked or self.is_blocked(ep.name) or ep.name in self._name2plugin:
                 continue
