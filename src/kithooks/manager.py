@@ -544,6 +544,19 @@ class PluginManager(pluggy.PluginManager):
         plan = self._plan(hook)
         return plan is not None and any(h.wants(tool_name) for h in plan.handlers)
 
+    def has_async_handlers(self, event_type: EventType | str) -> bool:
+        """True when a handler of ``event_type`` (or of its outcome) is a coroutine function.
+
+        Such an event must be dispatched with :meth:`aemit`; a sync host can run it with
+        ``asyncio.run(pm.aemit(event))`` or on a loop of its own.
+        """
+        et = event_type_named(event_type)
+        plan = self._plan(et.hook_name)
+        if plan is None:
+            return False
+        outcome = self._outcome_plan() if plan.rule is not None else None
+        return plan.has_async or (outcome is not None and outcome.has_async)
+
     def handler_names(self, event_type: EventType | str, tool_name: str | None = None) -> list[str]:
         """The plugins handling ``event_type`` (for ``tool_name`` when given), in order."""
         plan = self._plan("on_" + event_type_named(event_type))

@@ -292,11 +292,10 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
         try:
             event = next(steps)
             while True:
-                try:
-                    result = pm.emit(event, ctx)
-                except TypeError:
-                    # The event has coroutine handlers (emit checks before calling any).
+                if pm.has_async_handlers(event.event_type):
                     result = _run_coroutine(pm.aemit(event, ctx))
+                else:
+                    result = pm.emit(event, ctx)
                 event = steps.send(result)
         except StopIteration as done:
             return done.value  # type: ignore[no-any-return]
