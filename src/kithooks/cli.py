@@ -44,8 +44,28 @@ __all__ = ["cli", "main", "replay_manager"]
 EXIT_OK, EXIT_PLUGINS_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 PROGRESS_AT = 1_000  # lines: replays longer than this show a progress bar in a terminal
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+class PipeClosed(Exception):
+    """The reader of standard output went away (``kithooks demo | head -1``)."""
+
+
+class _Console(Console):
+    """rich's console, but a closed pipe is :class:`PipeClosed` (rich would exit with 1)."""
+
+    def on_broken_pipe(self) -> None:
+        raise PipeClosed
+
+
+out = _Console(highlight=False, soft_wrap=True)
+err = _Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def echo(text: str) -> None:
+    """One line on stdout (click would exit with 1 on a closed pipe: PipeClosed instead)."""
+    try:
+        click.echo(text)
+    except BrokenPipeError:
+        raise PipeClosed from None
 
 
 def fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
@@ -83,7 +103,7 @@ def _rows(headers: Sequence[str], rows: Sequence[Sequence[str]], title: str | No
         out.print(table)
         return
     for row in rows:
-        click.echo("\t".join(one_line(cell) for cell in row))
+        echo("\t".join(one_line(cell) for cell in row))
 
 
 def _strict(data: Any) -> Any:
@@ -109,7 +129,7 @@ def _stdout_is_utf8() -> bool:
 def emit_json(data: Any) -> None:
     """Print ``data`` as strict JSON on stdout (``\\u`` escapes when stdout is not UTF-8)."""
     text = json.dumps(_strict(data), indent=2, ensure_ascii=not _stdout_is_utf8(), allow_nan=False)
-    click.echo(text)
+    echo(text)
 
 
 def replay_manager(
@@ -464,9 +484,9 @@ def new_plugin_command(name: str, directory: Path | None) -> None:
         fail(str(exc))
     except OSError as exc:
         fail(f"cannot write the project: {exc}")
-    click.echo(f"Created {root}. Next:")
+    echo(f"Created {root}. Next:")
     for step in next_steps(root):
-        click.echo(f"  {step}")
+        echo(f"  {step}")
 
 
 # --------------------------------------------------------------------------- state
@@ -528,7 +548,7 @@ def state_get(session_file: Path, key: str) -> None:
     value = store.get(key)
     if value is None:
         fail(f"no key {key!r} in {store.path}")
-    click.echo(value)
+    echo(value)
 
 
 @state.command("set")
@@ -606,7 +626,7 @@ def main(argv: list[str] | None = None) -> NoReturn:
     try:
         code = _run(argv)
         sys.stdout.flush()
-    except BrokenPipeError:
+    except (PipeClosed, BrokenPipeError):
         # The reader went away (`kithooks demo | head -1`): not an error. Point stdout at
         # /dev/null so the interpreter's final flush does not complain.
         devnull = os.open(os.devnull, os.O_WRONLY)
