@@ -202,6 +202,10 @@ def on_input(event):
 @kithooks.hookimpl
 def on_tool_result(event):
     return kithooks.ToolResultResult(content=event.content.replace("secret", "[gone]"))
+
+@kithooks.hookimpl
+def on_tool_call(event):
+    return kithooks.ToolCallResult(args={**event.parsed_args, "command": "ls -la"})
 """
 
 
@@ -212,10 +216,15 @@ def test_rewrites_show_before_and_after(run, tmp_path):
         [
             {"type": "input", "text": "make it loud"},
             {"type": "tool_result", "tool_name": "read", "content": "the secret is 42"},
+            {"type": "tool_call", "tool_name": "bash", "input": '{"command": "ls", "cwd": "/"}'},
         ],
     )
     proc = run("replay", str(rec), "-p", str(tmp_path / "upper.py"), "--no-entrypoints")
     assert proc.returncode == 0, proc.stderr
+    assert (
+        '  upper rewrote tool_call: args {"command": "ls", "cwd": "/"} -> '
+        '{"command": "ls -la", "cwd": "/"}'
+    ) in proc.stdout
     assert "  upper transformed input: 'make it loud' -> 'MAKE IT LOUD'" in proc.stdout
     assert "  upper rewrote tool_result: 'the secret is 42' -> 'the [gone] is 42'" in proc.stdout
     data = strict_json(run("replay", str(rec), "-p", str(tmp_path / "upper.py"), "--json").stdout)

@@ -584,11 +584,12 @@ def state_delete(session_file: Path, key: str) -> None:
 
 
 class _LogLine(logging.Handler):
-    """kithooks' log records as one stderr line each. Plugin failures are left out: the
-    commands report them themselves, grouped, with their tracebacks."""
+    """kithooks' log records as one stderr line each. Plugin failures (logged by
+    ``kithooks.callers``, load errors by ``kithooks.manager``) are left out: the commands
+    report them themselves, grouped, with their tracebacks."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return record.levelno >= logging.WARNING and record.module != "manager"
+        return record.levelno >= logging.WARNING and record.module not in ("callers", "manager")
 
     def emit(self, record: logging.LogRecord) -> None:
         say(record.getMessage())

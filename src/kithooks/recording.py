@@ -25,7 +25,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from types import CodeType, FrameType, ModuleType
 from typing import IO, Any, BinaryIO
@@ -401,6 +401,15 @@ def _args_text(args: Any) -> str:
         return repr(args)
 
 
+def _plain(value: Any) -> Any:
+    """Frozen JSON-like data (``parsed_args``) as plain dicts and lists."""
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
 class _Chain:
     """What the plugins before the current one made of the event being replayed."""
 
@@ -409,7 +418,7 @@ class _Chain:
         self.text: str = getattr(event, "text", "")
         self.content: str = getattr(event, "content", "")
         self.is_error: bool = getattr(event, "is_error", False)
-        self.args: Any = getattr(event, "parsed_args", None)
+        self.args: Any = _plain(getattr(event, "parsed_args", None))
 
 
 def _action(plugin: str, chain: _Chain, result: Result) -> Action | None:
@@ -425,7 +434,7 @@ def _action(plugin: str, chain: _Chain, result: Result) -> Action | None:
         )
     kind = event.event_type
     if kind is EventType.TOOL_CALL:
-        args = data.get("args")
+        args = _plain(data.get("args"))
         if args is None:
             return None
         before, chain.args = chain.args, args
