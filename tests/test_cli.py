@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-KITHOOKS = Path(sys.executable).parent / "kithooks"
+from test_cli_support import KITHOOKS, run_cli
 
 RAISING = """
 import kithooks
@@ -35,26 +34,7 @@ def on_agent_end(event, ctx):
 
 @pytest.fixture
 def run(tmp_path):
-    env = {
-        **os.environ,
-        "HOME": str(tmp_path / "home"),
-        "XDG_CONFIG_HOME": str(tmp_path / "config"),
-        "KITHOOKS_TOOL_LOG": str(tmp_path / "tools.jsonl"),
-        "NO_COLOR": "1",
-    }
-
-    def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [str(KITHOOKS), *args],
-            cwd=tmp_path,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-
-    return run
+    return lambda *args: run_cli(tmp_path, *args)
 
 
 def test_demo(run):

@@ -5,10 +5,7 @@ the real command in a subprocess (slow). Either way every line is an event or a
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,8 +14,7 @@ from hypothesis import strategies as st
 
 from kithooks.recording import BadLine, read_recording
 from kithooks.testing.strategies import events
-
-KITHOOKS = Path(sys.executable).parent / "kithooks"
+from test_cli_support import run_cli
 
 
 def _valid_line(event) -> bytes:
@@ -89,17 +85,9 @@ def test_replay_command_survives_any_bytes(tmp_path_factory, lines):
     tmp = tmp_path_factory.mktemp("fuzz")
     path = tmp / "r.jsonl"
     path.write_bytes(b"\n".join(lines) + b"\n")
-    env = {**os.environ, "HOME": str(tmp), "XDG_CONFIG_HOME": str(tmp / "cfg"), "NO_COLOR": "1"}
     for extra in ((), ("--skip-bad",)):
-        proc = subprocess.run(
-            [str(KITHOOKS), "replay", str(path), "--no-entrypoints", *extra],
-            capture_output=True,
-            env=env,
-            cwd=tmp,
-            timeout=120,
-            check=False,
-        )
-        stderr = proc.stderr.decode("utf-8", "replace")
+        proc = run_cli(tmp, "replay", str(path), "--no-entrypoints", *extra)
+        stderr = proc.stderr
         assert proc.returncode in (0, 1, 2), stderr
         assert "Traceback" not in stderr, stderr
         reported = re.findall(

@@ -4,45 +4,18 @@ failures, missing and unencodable state. Every test runs the real command."""
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-KITHOOKS = Path(sys.executable).parent / "kithooks"
+from test_cli_support import run_cli
+
 GOOD = b'{"session_id": "s", "turn_id": "t", "event": {"type": "message_start"}}'
 
 
 @pytest.fixture
 def run(tmp_path):
-    env = {
-        **os.environ,
-        "HOME": str(tmp_path / "home"),
-        "XDG_CONFIG_HOME": str(tmp_path / "config"),
-        "NO_COLOR": "1",
-    }
-
-    def run(*args: str | bytes, stdin: bytes | None = None) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run(
-            [str(KITHOOKS), *args],
-            cwd=tmp_path,
-            env=env,
-            input=stdin,
-            capture_output=True,
-            timeout=120,
-            check=False,
-        )
-        return subprocess.CompletedProcess(
-            proc.args,
-            proc.returncode,
-            proc.stdout.decode("utf-8", "replace"),
-            proc.stderr.decode("utf-8", "replace"),
-        )
-
-    return run
+    return lambda *args, **kw: run_cli(tmp_path, *args, **kw)
 
 
 def event_line(event: bytes) -> bytes:

@@ -5,7 +5,6 @@ plugin names on printed lines, before -> after rewrites, recorded durations, asy
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,41 +12,12 @@ from pathlib import Path
 import pytest
 
 from kithooks.demo import demo_recording
-
-KITHOOKS = Path(sys.executable).parent / "kithooks"
-
-
-def environment(tmp_path: Path, **extra: str) -> dict[str, str]:
-    return {
-        **{k: v for k, v in os.environ.items() if k != "PYTHONIOENCODING"},
-        "HOME": str(tmp_path / "home"),
-        "XDG_CONFIG_HOME": str(tmp_path / "config"),
-        "KITHOOKS_TOOL_LOG": str(tmp_path / "tools.jsonl"),
-        "NO_COLOR": "1",
-        **extra,
-    }
+from test_cli_support import KITHOOKS, cli_env, run_cli
 
 
 @pytest.fixture
 def run(tmp_path):
-    def run(*args: str, stdin: bytes | None = None, **env: str) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run(
-            [str(KITHOOKS), *args],
-            cwd=tmp_path,
-            env=environment(tmp_path, **env),
-            input=stdin,
-            capture_output=True,
-            timeout=120,
-            check=False,
-        )
-        return subprocess.CompletedProcess(
-            proc.args,
-            proc.returncode,
-            proc.stdout.decode("utf-8", "replace"),
-            proc.stderr.decode("utf-8", "replace"),
-        )
-
-    return run
+    return lambda *args, **kw: run_cli(tmp_path, *args, **kw)
 
 
 def strict_json(text: str):
@@ -64,7 +34,7 @@ def test_piped_hooks_grep_finds_one_line_per_event(tmp_path):
         f"{KITHOOKS} hooks | grep tool_call_input_start",
         shell=True,
         cwd=tmp_path,
-        env=environment(tmp_path, COLUMNS="40"),
+        env=cli_env(tmp_path, COLUMNS="40"),
         capture_output=True,
         text=True,
         timeout=60,
@@ -164,7 +134,7 @@ def test_a_closed_pipe_ends_quietly_with_exit_0(tmp_path):
     proc = subprocess.Popen(
         [str(KITHOOKS), "replay", str(rec), "-p", str(tmp_path / "printer.py")],
         cwd=tmp_path,
-        env=environment(tmp_path),
+        env=cli_env(tmp_path),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
@@ -182,7 +152,7 @@ def test_demo_piped_into_head(tmp_path):
         shell=True,
         executable="/bin/bash",
         cwd=tmp_path,
-        env=environment(tmp_path),
+        env=cli_env(tmp_path),
         capture_output=True,
         text=True,
         timeout=60,
@@ -300,35 +270,10 @@ def test_async_plugins_work_in_replay_and_demo(run, tmp_path):
     assert "  agate says: async saw 1 tools" in proc.stdout
 
 
-def test_python_dash_m_kithooks_is_the_command(tmp_path):
-    env = environment(tmp_path)
-    as_module = subprocess.run(
-        [sys.executable, "-m", "kithooks", "hooks", "--json"],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-        timeout=60,
-        check=False,
-    )
-    script = subprocess.run(
-        [str(KITHOOKS), "hooks", "--json"],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-        timeout=60,
-        check=False,
-    )
+def test_python_dash_m_kithooks_is_the_command(run, tmp_path):
+    as_module = run_cli(tmp_path, "hooks", "--json", command=(sys.executable, "-m", "kithooks"))
+    script = run("hooks", "--json")
     assert as_module.returncode == 0 == script.returncode
     assert as_module.stdout == script.stdout
-    bad = subprocess.run(
-        [sys.executable, "-m", "kithooks", "nope"],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-        timeout=60,
-        check=False,
-    )
+    bad = run_cli(tmp_path, "nope", command=(sys.executable, "-m", "kithooks"))
     assert bad.returncode == 2 and "No such command 'nope'" in bad.stderr
