@@ -74,7 +74,7 @@ def on_agent_end(event, ctx):
     helper(ctx)
 
 def helper(ctx):
-    ctx.print("line one\\nline two")
+    ctx.print("line one\\nline two :x: [red]as typed[/red]")
     ctx.emit_custom_event("odd", {"nan": math.nan, "inf": math.inf, "obj": object()})
 """
 
@@ -100,7 +100,8 @@ def test_json_is_strict_and_names_the_plugin_of_every_action(run, tmp_path):
     assert odd["after"]["nan"] is None and odd["after"]["inf"] is None
     assert odd["after"]["obj"].startswith("<object object")
     text = run("replay", str(rec), "-p", str(tmp_path / "printer.py"))
-    assert "  printer says: line one\\nline two" in text.stdout.splitlines()  # one record a line
+    # one record a line, as the plugin typed it
+    assert "  printer says: line one\\nline two :x: [red]as typed[/red]" in text.stdout.splitlines()
 
 
 def test_demo_json_plugin_is_never_empty(run):

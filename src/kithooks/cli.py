@@ -56,8 +56,9 @@ class _Console(Console):
         raise PipeClosed
 
 
-out = _Console(highlight=False, soft_wrap=True)
-err = _Console(stderr=True, highlight=False, soft_wrap=True)
+# No emoji codes: a plugin's ":x:" is text, not a picture.
+out = _Console(highlight=False, soft_wrap=True, emoji=False)
+err = _Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 
 
 def echo(text: str) -> None:
