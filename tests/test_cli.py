@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-KITHOOKS = Path(sys.executable).parent / "kithooks"
+from test_cli_support import KITHOOKS, run_cli
 
 RAISING = """
 import kithooks
@@ -35,26 +34,7 @@ def on_agent_end(event, ctx):
 
 @pytest.fixture
 def run(tmp_path):
-    env = {
-        **os.environ,
-        "HOME": str(tmp_path / "home"),
-        "XDG_CONFIG_HOME": str(tmp_path / "config"),
-        "KITHOOKS_TOOL_LOG": str(tmp_path / "tools.jsonl"),
-        "NO_COLOR": "1",
-    }
-
-    def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [str(KITHOOKS), *args],
-            cwd=tmp_path,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-
-    return run
+    return lambda *args: run_cli(tmp_path, *args)
 
 
 def test_demo(run):
@@ -97,11 +77,16 @@ def test_replay_exit_1_when_a_plugin_fails(run, tmp_path):
     recording.write_text('{"event": {"type": "message_update", "chunk": "x"}}\n')
     proc = run("replay", str(recording), "-p", str(tmp_path / "raising.py"))
     assert proc.returncode == 1
-    assert proc.stderr.strip().splitlines()[-1] == "kithooks: 1 plugin failure(s); see above"
+    assert proc.stderr.strip().splitlines()[-1] == (
+        "kithooks: 1 plugin failure(s) of 1 kind(s); -v shows every traceback"
+    )
     assert "raising FAILED on_message_update: RuntimeError: plugin bug" in proc.stdout
     proc = run("replay", str(recording), "-p", str(tmp_path / "broken.py"), "--json")
     assert proc.returncode == 1
-    assert json.loads(proc.stdout)["load_errors"][0]["name"] == "broken"
+    data = json.loads(proc.stdout)
+    assert data["events"] == 1  # the work was done
+    assert data["load_errors"][0]["name"] == "broken"
+    assert f"load error: plugin 'broken' (file {tmp_path / 'broken.py'})" in proc.stderr
 
 
 def test_replay_bad_line_exit_2_with_one_line_reason(run, tmp_path):
@@ -140,7 +125,9 @@ def test_plugins_lists_files_hooks_and_load_errors(run, tmp_path):
     (d / "broken.py").write_text("import does_not_exist_anywhere\n")
     proc = run("plugins", "-p", str(d), "--no-entrypoints")
     assert proc.returncode == 1
-    assert "does_not_exist_anywhere" in proc.stdout
+    assert proc.stdout.startswith("listener\t")  # the listing is still printed
+    assert "load error: plugin 'broken'" in proc.stderr
+    assert "does_not_exist_anywhere" in proc.stderr
 
 
 def test_project_plugin_directory_is_discovered(run, tmp_path):
@@ -172,7 +159,7 @@ def test_state_commands(run, tmp_path):
     assert json.loads(sidecar.read_text()) == {"budget": "1.5"}
     assert run("state", "get", str(session), "budget").stdout == "1.5\n"
     assert json.loads(run("state", "show", str(session), "--json").stdout) == {"budget": "1.5"}
-    assert "budget" in run("state", "show", str(sidecar)).stdout
+    assert run("state", "show", str(sidecar)).stdout == "budget\t1.5\n"
     missing = run("state", "get", str(session), "nope")
     assert missing.returncode == 2 and missing.stderr.startswith("kithooks: no key 'nope'")
     assert run("state", "delete", str(session), "budget").returncode == 0

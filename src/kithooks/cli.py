@@ -1,15 +1,24 @@
-"""The ``kithooks`` command line.
+"""The ``kithooks`` command line (also ``python -m kithooks``).
 
 Exit codes: 0 success, 1 when plugins failed (a load error or a handler error), 2 for bad
-usage or bad input; each failure prints a one-line reason on stderr. Output is rich text in
-a terminal, plain text otherwise, and JSON with ``--json``.
+usage or bad input; each failure prints a one-line reason on stderr. In a terminal output is
+rich text (tables, colour); otherwise it is plain text, one record a line, never wrapped;
+with ``--json`` it is strict JSON (no ``NaN`` or ``Infinity``). Text the output encoding
+cannot hold is escaped, and a closed pipe (``kithooks demo | head -1``) ends quietly.
+
+Other modules add commands to the :data:`cli` group with ``cli.add_command``.
 """
 
 from __future__ import annotations
 
+import codecs
+import io
 import json
+import logging
+import math
+import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NoReturn, cast
@@ -30,19 +39,52 @@ from .manager import PluginManager
 from .recording import ReplayError, ReplayReport, replay
 from .state import StateError, StateStore, sidecar_path
 
-__all__ = ["main"]
+__all__ = ["cli", "main", "replay_manager"]
 
 EXIT_OK, EXIT_PLUGINS_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 PROGRESS_AT = 1_000  # lines: replays longer than this show a progress bar in a terminal
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+class PipeClosed(Exception):
+    """The reader of standard output went away (``kithooks demo | head -1``)."""
+
+
+class _Console(Console):
+    """rich's console, but a closed pipe is :class:`PipeClosed` (rich would exit with 1)."""
+
+    def on_broken_pipe(self) -> None:
+        raise PipeClosed
+
+
+# No emoji codes: a plugin's ":x:" is text, not a picture.
+out = _Console(highlight=False, soft_wrap=True, emoji=False)
+err = _Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
+
+
+def echo(text: str) -> None:
+    """One line on stdout (click would exit with 1 on a closed pipe: PipeClosed instead)."""
+    try:
+        click.echo(text)
+    except BrokenPipeError:
+        raise PipeClosed from None
 
 
 def fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
     """Print ``kithooks: <message>`` on stderr and exit with ``code``."""
-    err.print(f"kithooks: {escape(message)}", style="red" if err.is_terminal else None)
+    say(message, style="red")
     sys.exit(code)
+
+
+def say(message: str, style: str | None = None) -> None:
+    """Print ``kithooks: <message>`` on stderr (one line)."""
+    err.print(f"kithooks: {escape(one_line(message))}", style=style if err.is_terminal else None)
+
+
+def one_line(text: str) -> str:
+    """``text`` with line breaks and tabs escaped, so a record stays on its line."""
+    if not any(c in text for c in "\r\n\t"):
+        return text
+    return text.replace("\\", "\\\\").replace("\r", "\\r").replace("\n", "\\n").replace("\t", "\\t")
 
 
 def _table(*headers: str, title: str | None = None) -> Table:
@@ -53,13 +95,57 @@ def _table(*headers: str, title: str | None = None) -> Table:
     return table
 
 
+def _rows(headers: Sequence[str], rows: Sequence[Sequence[str]], title: str | None = None) -> None:
+    """A table in a terminal; else one tab-separated line per row (no header, no wrapping)."""
+    if out.is_terminal:
+        table = _table(*headers, title=escape(title) if title else None)
+        for row in rows:
+            table.add_row(*(escape(cell) for cell in row))
+        out.print(table)
+        return
+    for row in rows:
+        echo("\t".join(one_line(cell) for cell in row))
+
+
+def _strict(data: Any) -> Any:
+    """``data`` as strict JSON data: non-finite floats become null, other objects their repr."""
+    if isinstance(data, float):
+        return data if math.isfinite(data) else None
+    if data is None or isinstance(data, (str, int, bool)):
+        return data
+    if isinstance(data, dict):
+        return {str(k): _strict(v) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [_strict(v) for v in data]
+    return repr(data)
+
+
+def _stdout_is_utf8() -> bool:
+    try:
+        return codecs.lookup(sys.stdout.encoding or "ascii").name == "utf-8"
+    except LookupError:
+        return False
+
+
 def emit_json(data: Any) -> None:
-    """Print ``data`` as JSON on stdout."""
-    click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+    """Print ``data`` as strict JSON on stdout (``\\u`` escapes when stdout is not UTF-8)."""
+    text = json.dumps(_strict(data), indent=2, ensure_ascii=not _stdout_is_utf8(), allow_nan=False)
+    echo(text)
 
 
-def _manager(plugin_files: tuple[Path, ...], entrypoints: bool) -> PluginManager:
-    pm = PluginManager(context=Context(print=lambda _: None))
+def replay_manager(
+    plugin_files: Sequence[Path],
+    *,
+    entrypoints: bool,
+    extra: Sequence[tuple[str, object]] = (),
+    cwd: str = "",
+) -> PluginManager:
+    """The manager ``replay``, ``demo`` and ``plugins`` run: ``extra`` plugins (name, object)
+    first, then the installed ones (when ``entrypoints``), then the plugin files and the
+    user's and project's plugin directories. Load errors are in ``pm.load_errors``."""
+    pm = PluginManager(context=Context(cwd=cwd, print=lambda _: None))
+    for name, plugin in extra:
+        pm.register(plugin, name=name)
     if entrypoints:
         pm.load_entrypoints()
     pm.load_plugin_files(plugin_files)
@@ -72,7 +158,15 @@ def _load_error_json(e: LoadError) -> dict[str, str]:
         "kind": e.kind,
         "location": e.location,
         "error": f"{type(e.error).__name__}: {e.error}",
+        "message": e.message,
     }
+
+
+def _report_load_errors(pm: PluginManager) -> bool:
+    """Print each load error on stderr; True when there was one."""
+    for e in pm.load_errors:
+        say(f"load error: {e.message}", style="red")
+    return bool(pm.load_errors)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -90,8 +184,8 @@ def _count_lines(path: Path) -> int:
 
 
 @contextmanager
-def _progress(path: Path, enabled: bool) -> Iterator[Callable[[int], None] | None]:
-    total = _count_lines(path) if enabled and err.is_terminal else 0
+def _progress(path: Path | None, enabled: bool) -> Iterator[Callable[[int], None] | None]:
+    total = _count_lines(path) if path is not None and enabled and err.is_terminal else 0
     if total < PROGRESS_AT:
         yield None
         return
@@ -120,75 +214,93 @@ _ICONS = {
     "rewrite": ("rewrote", "yellow"),
     "inject": ("injected", "cyan"),
     "summary": ("summarized", "cyan"),
-    "custom_event": ("custom event", "magenta"),
+    "custom_event": ("sent custom event", "magenta"),
     "error": ("FAILED", "bold red"),
     "print": ("says", "dim"),
     "print_error": ("warns", "yellow"),
 }
 
 
-def _print_report(report: ReplayReport, load_errors: list[LoadError], plugins: list[str]) -> None:
-    out.print(f"[bold]Replaying[/bold] {escape(report.path)}")
-    out.print(f"plugins: {escape(', '.join(plugins)) or '(none)'}")
-    for e in load_errors:
-        out.print(f"[red]load error:[/red] {escape(e.message)}")
+def _line(text: str, style: str = "") -> None:
+    """One record on stdout: styled in a terminal, plain otherwise."""
+    text = escape(one_line(text))
+    out.print(f"[{style}]{text}[/{style}]" if style and out.is_terminal else text)
+
+
+def _print_report(report: ReplayReport, plugins: list[str]) -> None:
+    _line(f"Replaying {report.path}", "bold")
+    _line(f"plugins: {', '.join(plugins) or '(none)'}")
     for turn in report.turns:
         if not turn.actions and turn.agent_end is None:
             continue
         label = turn.turn_id or "(outside a turn)"
-        out.print()
-        out.print(
-            f"[bold]Turn {escape(label)}[/bold] "
-            f"(session {escape(turn.session_id)}, {turn.events} events)"
-        )
+        _line(f"Turn {label} (session {turn.session_id}, {turn.events} events)", "bold")
         for a in turn.actions:
             verb, style = _ICONS.get(a.kind, (a.kind, ""))
-            who = f"{a.plugin} " if a.plugin else ""
-            where = f" {a.event_type}" if a.event_type and a.kind not in ("custom_event",) else ""
+            where = f" {a.event_type}" if a.event_type and a.kind != "custom_event" else ""
             detail = f": {a.detail}" if a.detail else ""
-            out.print(
-                f"  [{style}]{escape(who + verb + where + detail)}[/{style}]"
-                if style
-                else f"  {escape(who + verb + where + detail)}"
-            )
+            _line(f"  {a.plugin} {verb}{where}{detail}", style)
         if turn.agent_end is not None:
-            out.print(f"  [green]{escape(_end_line(turn.agent_end))}[/green]")
-    out.print()
-    status = f"{report.events} events, {len(report.errors)} plugin errors"
+            _line(f"  {_end_line(turn.agent_end)}", "green")
+    status = f"{report.events} events, {report.failure_count} plugin failures"
     if report.bad_lines:
         status += f", {len(report.bad_lines)} bad lines skipped"
-    out.print(status)
+    _line(status)
+
+
+def _print_failures(report: ReplayReport) -> None:
+    for failure in report.failures:
+        say(failure.message, style="red")
+        for tb in failure.tracebacks:
+            err.out(tb.rstrip("\n"), highlight=False)
 
 
 def _run_replay(
-    path: Path,
+    source: Path | None,
     pm: PluginManager,
     *,
     skip_bad: bool,
     as_json: bool,
+    verbose: bool = False,
 ) -> int:
+    """Replay ``source`` (None: standard input), print the report, return the exit code."""
+    name = "<stdin>" if source is None else str(source)
     try:
-        with _progress(path, not as_json) as progress:
-            report = replay(path, pm, skip_bad=skip_bad, progress=progress)
+        with _progress(source, not as_json) as progress:
+            report = replay(
+                sys.stdin.buffer if source is None else source,
+                pm,
+                skip_bad=skip_bad,
+                progress=progress,
+                all_tracebacks=verbose,
+                name=name,
+            )
     except ReplayError as exc:
+        _report_load_errors(pm)
         fail(f"{exc} (use --skip-bad to skip bad lines)")
     except OSError as exc:
-        fail(f"cannot read {path}: {exc.strerror or exc}")
-    plugins = [name for name, _ in pm.list_name_plugin() if name != "turn-aggregator"]
+        fail(f"cannot read {name}: {exc.strerror or exc}")
+    plugins = [n for n, p in pm.list_name_plugin() if p is not None and n != "turn-aggregator"]
     if as_json:
         data = report.to_json()
         data["plugins"] = plugins
         data["load_errors"] = [_load_error_json(e) for e in pm.load_errors]
         emit_json(data)
     else:
-        _print_report(report, pm.load_errors, plugins)
+        _print_report(report, plugins)
     for bad in report.bad_lines:
-        err.print(f"kithooks: skipped {escape(bad.message)}")
-    if pm.load_errors or report.errors:
-        n = len(pm.load_errors) + len(report.errors)
-        err.print(f"kithooks: {n} plugin failure(s); see above")
-        return EXIT_PLUGINS_FAILED
-    return EXIT_OK
+        say(f"skipped {bad.message}")
+    if report.bad_lines:
+        say(f"{len(report.bad_lines)} bad line(s) skipped")
+    _print_failures(report)
+    failed = _report_load_errors(pm)
+    if report.failures:
+        hint = "" if verbose else "; -v shows every traceback"
+        say(
+            f"{report.failure_count} plugin failure(s) of {len(report.failures)} kind(s){hint}",
+            style="red",
+        )
+    return EXIT_PLUGINS_FAILED if failed or report.failures else EXIT_OK
 
 
 _PLUGIN_OPTION = click.option(
@@ -203,50 +315,64 @@ _NO_EP_OPTION = click.option(
     "--no-entrypoints", is_flag=True, help="Do not load installed plugins."
 )
 _JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+_VERBOSE_OPTION = click.option(
+    "--verbose", "-v", is_flag=True, help="Show every traceback of a repeated plugin failure."
+)
 
 
 @cli.command()
 @_PLUGIN_OPTION
 @_NO_EP_OPTION
 @_JSON_OPTION
-def demo(plugin_files: tuple[Path, ...], no_entrypoints: bool, as_json: bool) -> None:
+@_VERBOSE_OPTION
+def demo(
+    plugin_files: tuple[Path, ...], no_entrypoints: bool, as_json: bool, verbose: bool
+) -> None:
     """Replay a bundled two-turn agent session through the example plugins.
 
     The discovered plugins (entry points, plugin directories, --plugin) run beside the
     bundled examples: a permission gate, a secret redactor, a context injector, a usage
     budget and a tool logger (writing to a temporary file unless $KITHOOKS_TOOL_LOG is set).
     """
-    import os
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
         os.environ.setdefault("KITHOOKS_TOOL_LOG", os.path.join(tmp, "tool-log.jsonl"))
-        pm = PluginManager(
-            context=Context(cwd=str(demo_module.demo_project()), print=lambda _: None)
+        pm = replay_manager(
+            plugin_files,
+            entrypoints=not no_entrypoints,
+            extra=demo_module.EXAMPLE_PLUGINS,
+            cwd=str(demo_module.demo_project()),
         )
-        for name, module in demo_module.EXAMPLE_PLUGINS:
-            pm.register(module, name=name)
-        if not no_entrypoints:
-            pm.load_entrypoints()
-        pm.load_plugin_files(plugin_files)
-        code = _run_replay(demo_module.demo_recording(), pm, skip_bad=False, as_json=as_json)
+        code = _run_replay(
+            demo_module.demo_recording(), pm, skip_bad=False, as_json=as_json, verbose=verbose
+        )
     sys.exit(code)
 
 
 @cli.command(name="replay")
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, allow_dash=True))
 @_PLUGIN_OPTION
 @_NO_EP_OPTION
 @click.option(
     "--skip-bad", is_flag=True, help="Skip malformed lines (counted) instead of stopping."
 )
 @_JSON_OPTION
+@_VERBOSE_OPTION
 def replay_command(
-    file: Path, plugin_files: tuple[Path, ...], no_entrypoints: bool, skip_bad: bool, as_json: bool
+    *,
+    file: str,
+    plugin_files: tuple[Path, ...],
+    no_entrypoints: bool,
+    skip_bad: bool,
+    as_json: bool,
+    verbose: bool,
 ) -> None:
-    """Replay a JSONL recording through the discovered plugins and report what they did."""
-    pm = _manager(plugin_files, entrypoints=not no_entrypoints)
-    sys.exit(_run_replay(file, pm, skip_bad=skip_bad, as_json=as_json))
+    """Replay a JSONL recording (FILE, or - for standard input) through the discovered
+    plugins and report what they did."""
+    pm = replay_manager(plugin_files, entrypoints=not no_entrypoints)
+    source = None if file == "-" else Path(file)
+    sys.exit(_run_replay(source, pm, skip_bad=skip_bad, as_json=as_json, verbose=verbose))
 
 
 # --------------------------------------------------------------------------- plugins / hooks
@@ -257,8 +383,11 @@ def replay_command(
 @_NO_EP_OPTION
 @_JSON_OPTION
 def plugins(plugin_files: tuple[Path, ...], no_entrypoints: bool, as_json: bool) -> None:
-    """List the discovered plugins, the hooks each implements, and load errors."""
-    pm = _manager(plugin_files, entrypoints=not no_entrypoints)
+    """List the discovered plugins, the hooks each implements, and load errors.
+
+    Piped, one plugin a line, tab-separated: name, origin, hooks (comma-separated).
+    """
+    pm = replay_manager(plugin_files, entrypoints=not no_entrypoints)
     rows: list[dict[str, Any]] = []
     for name, plugin in pm.list_name_plugin():
         if plugin is None or name == "turn-aggregator":
@@ -275,31 +404,35 @@ def plugins(plugin_files: tuple[Path, ...], no_entrypoints: bool, as_json: bool)
                 "hooks": hooks,
             }
         )
-    errors = [_load_error_json(e) for e in pm.load_errors]
     if as_json:
-        emit_json({"plugins": rows, "load_errors": errors})
+        emit_json({"plugins": rows, "load_errors": [_load_error_json(e) for e in pm.load_errors]})
+    elif rows:
+        _rows(
+            ("plugin", "from", "hooks"),
+            [
+                (
+                    r["name"],
+                    f"{r['distribution']} {r['version']} ({r['location']})"
+                    if r["kind"] == "entrypoint"
+                    else r["location"],
+                    ",".join(r["hooks"]),
+                )
+                for r in rows
+            ],
+        )
     else:
-        if not rows:
-            out.print("No plugins found.")
-        table = _table("plugin", "from", "hooks")
-        for r in rows:
-            origin = (
-                f"{r['distribution']} {r['version']} ({r['location']})"
-                if r["kind"] == "entrypoint"
-                else r["location"]
-            )
-            table.add_row(r["name"], escape(origin), ", ".join(r["hooks"]))
-        if rows:
-            out.print(table)
-        for e in pm.load_errors:
-            out.print(f"[red]load error:[/red] {escape(e.message)}")
-    sys.exit(EXIT_PLUGINS_FAILED if errors else EXIT_OK)
+        say("no plugins found")
+    sys.exit(EXIT_PLUGINS_FAILED if _report_load_errors(pm) else EXIT_OK)
 
 
 @cli.command()
 @_JSON_OPTION
 def hooks(as_json: bool) -> None:
-    """The event catalogue: wire name, hook, dispatch kind, payload fields, result."""
+    """The event catalogue: wire name, hook, dispatch kind, payload fields, result.
+
+    Piped, one event a line, tab-separated: event, hook, kind, payload class, fields
+    (comma-separated), result class (- for none).
+    """
     rows: list[dict[str, Any]] = []
     for et in all_event_types():
         cls = EVENT_CLASSES[et]
@@ -317,10 +450,22 @@ def hooks(as_json: bool) -> None:
     if as_json:
         emit_json(rows)
         return
-    table = _table("event", "hook", "kind", "fields", "result")
     for r in rows:
-        table.add_row(r["event"], r["hook"], r["kind"], ", ".join(r["fields"]), r["result"] or "")
-    out.print(table)
+        r["result"] = r["result"] or "-"
+    _rows(
+        ("event", "hook", "kind", "payload", "fields", "result"),
+        [
+            (
+                r["event"],
+                r["hook"],
+                r["kind"],
+                r["payload"],
+                ",".join(r["fields"]),
+                r["result"] or "-",
+            )
+            for r in rows
+        ],
+    )
 
 
 # --------------------------------------------------------------------------- scaffold
@@ -331,34 +476,45 @@ def hooks(as_json: bool) -> None:
 @click.option("--dir", "directory", type=click.Path(path_type=Path), help="Where (default ./NAME).")
 def new_plugin_command(name: str, directory: Path | None) -> None:
     """Write a pip-installable plugin project NAME, with tests that pass as generated."""
-    from importlib.metadata import version
+    from .scaffold import ScaffoldError, kithooks_requirement, new_plugin, next_steps
 
-    from .scaffold import ScaffoldError, new_plugin
-
+    requirement = kithooks_requirement()
     try:
-        root = new_plugin(name, directory, kithooks_version=version("kithooks"))
+        root = new_plugin(name, directory, requirement=requirement)
     except ScaffoldError as exc:
         fail(str(exc))
     except OSError as exc:
         fail(f"cannot write the project: {exc}")
-    click.echo(f"Created {root}. Next:")
-    click.echo(f"  cd {root} && python3 -m venv .venv && .venv/bin/pip install -e '.[test]'")
-    click.echo("  .venv/bin/python -m pytest")
+    echo(f"Created {root}. Next:")
+    for step in next_steps(root):
+        echo(f"  {step}")
 
 
 # --------------------------------------------------------------------------- state
 
 
-def _store(session_file: Path) -> StateStore:
+def _store(session_file: Path, *, must_exist: bool = True) -> StateStore:
     path = (
         session_file
         if session_file.name.endswith(".ext-state.json")
         else sidecar_path(session_file)
     )
+    if must_exist and not path.is_file():
+        fail(f"no state file {path}")
     try:
         return StateStore(path)
     except StateError as exc:
         fail(str(exc))
+
+
+def _utf8(what: str, text: str) -> None:
+    """Exit 2 unless ``text`` (from the command line) is text the state file can hold."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        char = ord(text[exc.start])
+        shown = f"byte 0x{char - 0xDC00:02x}" if 0xDC80 <= char <= 0xDCFF else f"U+{char:04X}"
+        fail(f"the {what} is not UTF-8 text: {shown} at position {exc.start + 1}")
 
 
 @cli.group()
@@ -373,19 +529,15 @@ _SESSION = click.argument("session_file", type=click.Path(dir_okay=False, path_t
 @_SESSION
 @_JSON_OPTION
 def state_show(session_file: Path, as_json: bool) -> None:
-    """Show every key and value."""
+    """Show every key and value (piped: one key a line, key TAB value)."""
     store = _store(session_file)
     data = store.snapshot()
     if as_json:
         emit_json(data)
-        return
-    if not data:
-        out.print(f"{escape(str(store.path))}: empty")
-        return
-    table = _table("key", "value", title=escape(str(store.path)))
-    for key in sorted(data):
-        table.add_row(escape(key), escape(data[key]))
-    out.print(table)
+    elif not data:
+        say(f"{store.path}: empty")
+    else:
+        _rows(("key", "value"), [(k, data[k]) for k in sorted(data)], title=str(store.path))
 
 
 @state.command("get")
@@ -393,10 +545,11 @@ def state_show(session_file: Path, as_json: bool) -> None:
 @click.argument("key")
 def state_get(session_file: Path, key: str) -> None:
     """Print one value (exit 2 when the key is missing)."""
-    value = _store(session_file).get(key)
+    store = _store(session_file)
+    value = store.get(key)
     if value is None:
-        fail(f"no key {key!r} in {sidecar_path(session_file)}")
-    click.echo(value)
+        fail(f"no key {key!r} in {store.path}")
+    echo(value)
 
 
 @state.command("set")
@@ -404,8 +557,10 @@ def state_get(session_file: Path, key: str) -> None:
 @click.argument("key")
 @click.argument("value")
 def state_set(session_file: Path, key: str, value: str) -> None:
-    """Set a key (saved atomically)."""
-    store = _store(session_file)
+    """Set a key (saved atomically; the file is made when missing)."""
+    _utf8("key", key)
+    _utf8("value", value)
+    store = _store(session_file, must_exist=False)
     try:
         store.set(key, value)
     except StateError as exc:
@@ -426,18 +581,59 @@ def state_delete(session_file: Path, key: str) -> None:
         fail(str(exc))
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Entry point of the ``kithooks`` console script."""
+# --------------------------------------------------------------------------- entry point
+
+
+class _LogLine(logging.Handler):
+    """kithooks' log records as one stderr line each. Plugin failures (logged by
+    ``kithooks.callers``, load errors by ``kithooks.manager``) are left out: the commands
+    report them themselves, grouped, with their tracebacks."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING and record.module not in ("callers", "manager")
+
+    def emit(self, record: logging.LogRecord) -> None:
+        say(record.getMessage())
+
+
+def _escape_unencodable() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="backslashreplace")
+
+
+def _run(argv: list[str] | None) -> int:
     try:
-        cli.main(args=argv, prog_name="kithooks", standalone_mode=False)
+        # Without standalone mode click returns what the command returned, or an exit code.
+        returned = cli.main(args=argv, prog_name="kithooks", standalone_mode=False)
     except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
+        return exc.exit_code
     except click.exceptions.Abort:
-        fail("aborted")
+        say("aborted")
+        return EXIT_BAD_INPUT
     except click.ClickException as exc:
         exc.show()
-        sys.exit(EXIT_BAD_INPUT)
+        return EXIT_BAD_INPUT
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
+    return returned if isinstance(returned, int) else EXIT_OK
 
 
-if __name__ == "__main__":
-    main()
+def main(argv: list[str] | None = None) -> NoReturn:
+    """Entry point of the ``kithooks`` console script and of ``python -m kithooks``."""
+    _escape_unencodable()
+    logger = logging.getLogger("kithooks")
+    handler = _LogLine()
+    logger.addHandler(handler)
+    try:
+        code = _run(argv)
+        sys.stdout.flush()
+    except (PipeClosed, BrokenPipeError):
+        # The reader went away (`kithooks demo | head -1`): not an error. Point stdout at
+        # /dev/null so the interpreter's final flush does not complain.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        code = EXIT_OK
+    finally:
+        logger.removeHandler(handler)
+    sys.exit(code)

@@ -10,10 +10,12 @@ again (a test checks the bundled file is what the script produces).
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import sys
 import tempfile
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 from types import ModuleType
@@ -39,6 +41,15 @@ from .recording import Recorder
 __all__ = ["EXAMPLE_PLUGINS", "demo_project", "demo_recording", "record_session"]
 
 SESSION = "demo-session"
+#: The scripted session's clock: it starts at 2025-11-29 09:00 UTC and each recorded event
+#: takes 40 ms, so the bundled recording (and the durations replay reports) never change.
+START_MS, STEP_MS = 1_764_406_800_000, 40
+
+
+def _scripted_clock() -> Callable[[], int]:
+    ticks = itertools.count()
+    return lambda: START_MS + STEP_MS * next(ticks)
+
 
 #: The bundled example plugins, in the order the demo registers them.
 EXAMPLE_PLUGINS: tuple[tuple[str, ModuleType], ...] = (
@@ -315,7 +326,7 @@ def record_session(path: str | os.PathLike[str]) -> None:
             pm = PluginManager(
                 aggregate_turns=False, context=Context(session_id=SESSION, cwd=str(demo_project()))
             )
-            with Recorder(target) as recorder:
+            with Recorder(target, clock=_scripted_clock()) as recorder:
                 pm.register(recorder, name="recorder")
                 for name, module in EXAMPLE_PLUGINS:
                     pm.register(module, name=name)

@@ -2,27 +2,39 @@
 
 A recording has one JSON object per line::
 
-    {"session_id": "s1", "turn_id": "t1", "event": {"type": "tool_call", "tool_name": "bash", ...}}
+    {"session_id": "s1", "turn_id": "t1", "time_ms": 1764403200000,
+     "event": {"type": "tool_call", "tool_name": "bash", ...}}
 
 The :class:`Recorder` writes what the host emitted (it runs first, before any plugin can
-change or stop an event) and flushes every line, so a crash loses at most the line being
-written. :func:`replay` reads a recording and emits each event through a manager, reporting
-what the plugins did.
+change or stop an event) with the wall-clock time in milliseconds, and flushes every line,
+so a crash loses at most the line being written. :func:`replay` reads a recording and
+emits each event through a manager with ``aemit`` (async plugins work), reporting what the
+plugins did. Reading accepts any bytes: a line that is not a valid record is reported as
+``FILE:LINE: what is wrong``.
 """
 
 from __future__ import annotations
 
+import asyncio
+import codecs
+import inspect
 import json
+import math
 import os
+import sys
 import threading
-from collections.abc import Callable, Iterator
+import time
+import traceback
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import IO, Any
+from types import CodeType, FrameType, ModuleType
+from typing import IO, Any, BinaryIO
 
 import attrs
 
+from .aggregator import TurnAggregator
 from .context import Context
-from .events import AgentEndEvent, Event, EventType, Result
+from .events import AgentEndEvent, AgentStartEvent, Event, EventType, Result
 from .hookspecs import hookimpl
 from .manager import HandlerError, PluginManager
 from .structuring import StructureError, event_from_dict, event_to_dict, unstructure
@@ -30,43 +42,64 @@ from .structuring import StructureError, event_from_dict, event_to_dict, unstruc
 __all__ = [
     "Action",
     "BadLine",
+    "Failure",
+    "Record",
     "Recorder",
     "ReplayError",
     "ReplayReport",
     "TurnReport",
+    "areplay",
     "read_recording",
     "replay",
 ]
 
+#: How many line numbers a :class:`Failure` keeps (its ``count`` counts them all).
+FIRST_LINES = 5
 
-def _record_line(event: Event, ctx: Context) -> str:
-    record = {"session_id": ctx.session_id, "turn_id": ctx.turn_id, "event": event_to_dict(event)}
+
+def _wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def _record_line(event: Event, ctx: Context, time_ms: int) -> str:
+    record = {
+        "session_id": ctx.session_id,
+        "turn_id": ctx.turn_id,
+        "time_ms": time_ms,
+        "event": event_to_dict(event),
+    }
     return json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"
 
 
 class Recorder:
     """A plugin that appends every event it sees to a JSONL file.
 
-    ``events`` limits it to some event types (all 34 by default). Its handlers are
-    ``tryfirst``: register it before other ``tryfirst`` plugins to see every event as the
-    host emitted it (guards cannot stop it from seeing a call they block).
+    ``events`` limits it to some event types (all 34 by default). ``clock`` gives each
+    line's ``time_ms`` (wall-clock milliseconds by default); replay measures turn durations
+    with it. Its handlers are ``tryfirst``: register it before other ``tryfirst`` plugins to
+    see every event as the host emitted it (guards cannot stop it from seeing a call they
+    block).
     """
 
     def __init__(
-        self, path: str | os.PathLike[str], *, events: frozenset[EventType] | None = None
+        self,
+        path: str | os.PathLike[str],
+        *,
+        events: frozenset[EventType] | None = None,
+        clock: Callable[[], int] = _wall_clock_ms,
     ) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._events = frozenset(EventType) if events is None else frozenset(events)
+        self._clock = clock
         self._file: IO[str] | None = self.path.open("a", encoding="utf-8")
         self._lock = threading.Lock()
 
     def record(self, event: Event, ctx: Context) -> None:
-        """Append one event (with the context's session and turn ids) and flush."""
-        line = _record_line(event, ctx)
+        """Append one event (with the context's session and turn ids and the time) and flush."""
         with self._lock:
             if self._file is not None:
-                self._file.write(line)
+                self._file.write(_record_line(event, ctx, self._clock()))
                 self._file.flush()
 
     def close(self) -> None:
@@ -95,6 +128,9 @@ def _recorder_hook(et: EventType) -> Callable[..., None]:
 
 for _et in EventType:  # one tryfirst handler per event, written once for all 34
     setattr(Recorder, _et.hook_name, _recorder_hook(_et))
+
+
+# --------------------------------------------------------------------------- reading
 
 
 @attrs.frozen(kw_only=True)
@@ -127,39 +163,91 @@ class Record:
     session_id: str
     turn_id: str
     event: Event
+    time_ms: int | None = None  #: when it was recorded (None in recordings without times)
 
 
 def read_recording(
-    path: str | os.PathLike[str], *, skip_bad: bool = False, bad: list[BadLine] | None = None
+    source: str | os.PathLike[str] | BinaryIO,
+    *,
+    skip_bad: bool = False,
+    bad: list[BadLine] | None = None,
+    name: str | None = None,
 ) -> Iterator[Record]:
-    """The records of a recording file, in order.
+    """The records of a recording (a path, or a binary stream such as ``sys.stdin.buffer``).
 
-    A malformed line raises :class:`ReplayError` naming the file, the line and what is
-    wrong; with ``skip_bad`` it is appended to ``bad`` and skipped. Blank lines are ignored.
+    Any bytes are accepted. A line that is not a valid record (not UTF-8, not JSON, too
+    deeply nested, ``NaN`` or an out-of-range number, not a known event...) raises
+    :class:`ReplayError` naming the file (``name``, by default the path or ``<stdin>``), the
+    line and what is wrong; with ``skip_bad`` it is appended to ``bad`` and skipped. Blank
+    lines are ignored, and so is a UTF-8 byte order mark at the start.
     """
-    name = os.fspath(path)
-    with open(path, encoding="utf-8") as fh:
-        for number, raw in enumerate(fh, 1):
-            if not raw.strip():
-                continue
-            try:
-                yield _parse(raw, number)
-            except ValueError as exc:
-                problem = BadLine(path=name, line=number, error=str(exc))
-                if not skip_bad:
-                    raise ReplayError(problem) from None
-                if bad is not None:
-                    bad.append(problem)
+    if isinstance(source, (str, os.PathLike)):
+        label = os.fspath(source) if name is None else name
+        with open(source, "rb") as fh:
+            yield from _records(fh, label, skip_bad, bad)
+    else:
+        yield from _records(source, "<stdin>" if name is None else name, skip_bad, bad)
 
 
-def _parse(raw: str, number: int) -> Record:
+def _records(
+    fh: BinaryIO, label: str, skip_bad: bool, bad: list[BadLine] | None
+) -> Iterator[Record]:
+    for number, raw in enumerate(fh, 1):
+        line = (
+            raw[len(codecs.BOM_UTF8) :] if number == 1 and raw.startswith(codecs.BOM_UTF8) else raw
+        )
+        if not line.strip():
+            continue
+        try:
+            yield _parse(line, number)
+        except ValueError as exc:
+            problem = BadLine(path=label, line=number, error=str(exc))
+            if not skip_bad:
+                raise ReplayError(problem) from None
+            if bad is not None:
+                bad.append(problem)
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"number out of range: {text[:20]}{'...' if len(text) > 20 else ''}")
+    return value
+
+
+def _int(text: str) -> int:
     try:
-        data = json.loads(raw)
+        return int(text)
+    except ValueError:  # more digits than int() converts (sys.get_int_max_str_digits)
+        raise ValueError(f"integer too long ({len(text)} digits)") from None
+
+
+def _loads(raw: bytes) -> Any:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(
+            f"not UTF-8: byte 0x{raw[exc.start]:02x} at column {exc.start + 1}"
+        ) from None
+    try:
+        return json.loads(
+            text, parse_constant=_no_constant, parse_float=_finite_float, parse_int=_int
+        )
     except json.JSONDecodeError as exc:
         raise ValueError(f"not JSON: {exc.msg} at column {exc.colno}") from None
+    except RecursionError:
+        raise ValueError("not JSON this program can read: nested too deeply") from None
+
+
+def _parse(raw: bytes, number: int) -> Record:
+    data = _loads(raw)
     if not isinstance(data, dict):
         raise ValueError(f"expected a JSON object, got {type(data).__name__}")
-    unknown = set(data) - {"session_id", "turn_id", "event"}
+    unknown = set(data) - {"session_id", "turn_id", "time_ms", "event"}
     if unknown:
         raise ValueError(f"unknown key(s) {', '.join(sorted(unknown))}")
     if "event" not in data:
@@ -167,25 +255,38 @@ def _parse(raw: str, number: int) -> Record:
     for key in ("session_id", "turn_id"):
         if not isinstance(data.get(key, ""), str):
             raise ValueError(f"{key} must be a string")
+    time_ms = data.get("time_ms")
+    if time_ms is not None and (
+        not isinstance(time_ms, int) or isinstance(time_ms, bool) or time_ms < 0
+    ):
+        raise ValueError("time_ms must be a non-negative integer")
     try:
         event = event_from_dict(data["event"])
     except StructureError as exc:
         raise ValueError(
             "bad event: " + "; ".join(e.replace("@ $", "@ event") for e in exc.errors)
         ) from None
+    except RecursionError:
+        raise ValueError("bad event: nested too deeply") from None
+    except Exception as exc:  # a payload validator refusing a value in its own words
+        raise ValueError(f"bad event: {type(exc).__name__}: {exc}") from None
     return Record(
         line=number,
         session_id=data.get("session_id", ""),
         turn_id=data.get("turn_id", ""),
         event=event,
+        time_ms=time_ms,
     )
+
+
+# --------------------------------------------------------------------------- the report
 
 
 @attrs.frozen(kw_only=True)
 class Action:
-    """Something a plugin did during replay."""
+    """Something a plugin did during replay (``plugin`` is never empty)."""
 
-    kind: str  #: block, cancel, handled, transform, inject, rewrite, result, custom_event, error
+    kind: str  #: block, cancel, handled, transform, inject, rewrite, summary, custom_event, ...
     plugin: str
     event_type: str
     detail: str = ""
@@ -201,6 +302,34 @@ class Action:
 
 
 @attrs.define(kw_only=True)
+class Failure:
+    """One kind of handler failure: a (plugin, hook, exception type and message) and its count.
+
+    ``lines`` holds the recording lines of the first :data:`FIRST_LINES` occurrences;
+    ``tracebacks`` the first occurrence's traceback, or every one when the replay was asked
+    to keep them all.
+    """
+
+    plugin: str
+    hook: str
+    error: str  #: ``ExceptionType: message``
+    count: int = 0
+    lines: list[int] = attrs.Factory(list)
+    tracebacks: list[str] = attrs.Factory(list)
+
+    @property
+    def message(self) -> str:
+        """One line: who failed where, how often, and on which lines first."""
+        where = ", ".join(str(n) for n in self.lines)
+        more = ", ..." if self.count > len(self.lines) else ""
+        times = "once" if self.count == 1 else f"{self.count} times"
+        return (
+            f"plugin {self.plugin!r} failed in {self.hook} {times}: {self.error} "
+            f"(line {where}{more})"
+        )
+
+
+@attrs.define(kw_only=True)
 class TurnReport:
     """One turn of a replay: the plugins' actions and the enriched ``agent_end``."""
 
@@ -213,44 +342,33 @@ class TurnReport:
 
 @attrs.define(kw_only=True)
 class ReplayReport:
-    """What a replay did."""
+    """What a replay did. ``failures`` groups handler failures; ``failure_count`` sums them."""
 
     path: str
     events: int = 0
     turns: list[TurnReport] = attrs.Factory(list)
     bad_lines: list[BadLine] = attrs.Factory(list)
-    errors: list[HandlerError] = attrs.Factory(list)
+    failures: list[Failure] = attrs.Factory(list)
+
+    @property
+    def failure_count(self) -> int:
+        """How many handler calls failed in all."""
+        return sum(f.count for f in self.failures)
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON data (``kithooks replay --json``)."""
         return {
             "path": self.path,
             "events": self.events,
-            "errors": [
-                {
-                    "plugin": e.plugin,
-                    "hook": e.hook,
-                    "error": f"{type(e.error).__name__}: {e.error}",
-                }
-                for e in self.errors
-            ],
+            "failure_count": self.failure_count,
+            "errors": [attrs.asdict(f) for f in self.failures],
             "bad_lines": [attrs.asdict(b) for b in self.bad_lines],
             "turns": [
                 {
                     "session_id": t.session_id,
                     "turn_id": t.turn_id,
                     "events": t.events,
-                    "actions": [
-                        {
-                            "kind": a.kind,
-                            "plugin": a.plugin,
-                            "event_type": a.event_type,
-                            "detail": a.detail,
-                            "before": a.before,
-                            "after": a.after,
-                        }
-                        for a in t.actions
-                    ],
+                    "actions": [attrs.asdict(a) for a in t.actions],
                     "agent_end": None if t.agent_end is None else unstructure(t.agent_end),
                 }
                 for t in self.turns
@@ -262,7 +380,50 @@ def _short(text: str, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _action(plugin: str, hook: str, event: Event, result: Result) -> Action | None:
+def _change(before: str, after: str, limit: int = 60) -> str:
+    """``'old' -> 'new'`` for people, both from a little before the first difference."""
+    same = 0
+    for b, a in zip(before, after, strict=False):
+        if b != a:
+            break
+        same += 1
+    start = max(0, same - 20)
+    lead = "..." if start else ""
+    return (
+        f"{lead}{_short(repr(before[start:]), limit)} -> {lead}{_short(repr(after[start:]), limit)}"
+    )
+
+
+def _args_text(args: Any) -> str:
+    try:
+        return json.dumps(args, ensure_ascii=False, sort_keys=True, default=str)
+    except ValueError:  # circular data from a plugin
+        return repr(args)
+
+
+def _plain(value: Any) -> Any:
+    """Frozen JSON-like data (``parsed_args``) as plain dicts and lists."""
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+class _Chain:
+    """What the plugins before the current one made of the event being replayed."""
+
+    def __init__(self, event: Event) -> None:
+        self.event = event
+        self.text: str = getattr(event, "text", "")
+        self.content: str = getattr(event, "content", "")
+        self.is_error: bool = getattr(event, "is_error", False)
+        self.args: Any = _plain(getattr(event, "parsed_args", None))
+
+
+def _action(plugin: str, chain: _Chain, result: Result) -> Action | None:
+    """The action a result stands for; updates ``chain`` with what it changed."""
+    event = chain.event
     et = event.event_type.value
     data = unstructure(result)
     if getattr(result, "block", False):
@@ -271,121 +432,266 @@ def _action(plugin: str, hook: str, event: Event, result: Result) -> Action | No
         return Action(
             kind="cancel", plugin=plugin, event_type=et, detail=data["reason"], after=data
         )
-    if event.event_type is EventType.INPUT:
+    kind = event.event_type
+    if kind is EventType.TOOL_CALL:
+        args = _plain(data.get("args"))
+        if args is None:
+            return None
+        before, chain.args = chain.args, args
+        detail = f"args {_short(_args_text(before), 70)} -> {_short(_args_text(args), 70)}"
+        return Action(
+            kind="rewrite", plugin=plugin, event_type=et, detail=detail, before=before, after=args
+        )
+    if kind is EventType.INPUT:
         action = data["action"]
         if action == "continue":
             return None
-        before = getattr(event, "text", "")
+        before = chain.text
+        if action == "handled":
+            detail = f"{_short(repr(before))} (it never reaches the model)"
+        else:
+            chain.text = data["text"]
+            detail = _change(before, data["text"])
         return Action(
-            kind=action,
+            kind=action, plugin=plugin, event_type=et, detail=detail, before=before, after=data
+        )
+    if kind is EventType.TOOL_RESULT:
+        content, is_error = data["content"], data["is_error"]
+        if content is None and is_error is None:
+            return None
+        before = chain.content
+        parts = []
+        if content is not None:
+            parts.append(_change(before, content))
+            chain.content = content
+        if is_error is not None:
+            parts.append(f"is_error {chain.is_error} -> {is_error}")
+            chain.is_error = is_error
+        return Action(
+            kind="rewrite",
             plugin=plugin,
             event_type=et,
-            detail=_short(data["text"]),
+            detail="; ".join(parts),
             before=before,
-            after=data["text"],
+            after=data,
         )
-    if event.event_type is EventType.TOOL_RESULT:
-        content = data["content"]
-        if content is None and data["is_error"] is None:
-            return None
-        before = getattr(event, "content", "")
-        detail = f"now {_short(content, 100)!r}" if content is not None else ""
-        if data["is_error"] is not None:
-            detail += ("; " if detail else "") + f"is_error={data['is_error']}"
-        return Action(
-            kind="rewrite", plugin=plugin, event_type=et, detail=detail, before=before, after=data
-        )
-    if event.event_type is EventType.BEFORE_AGENT_START:
+    if kind is EventType.BEFORE_AGENT_START:
         parts = [f"{k} {_short(v, 60)!r}" for k, v in data.items() if v is not None]
         return (
             Action(kind="inject", plugin=plugin, event_type=et, detail=", ".join(parts), after=data)
             if parts
             else None
         )
-    if event.event_type in (EventType.CONTEXT_PREPARE, EventType.PREPARE_STEP):
+    if kind in (EventType.CONTEXT_PREPARE, EventType.PREPARE_STEP):
         if data["messages"] is None:
             return None
-        before = len(getattr(event, "messages", ()))
-        detail = f"{before} -> {len(data['messages'])} messages"
+        before_n = len(getattr(event, "messages", ()))
+        detail = f"{before_n} -> {len(data['messages'])} messages"
         return Action(kind="rewrite", plugin=plugin, event_type=et, detail=detail, after=data)
-    if event.event_type is EventType.BEFORE_COMPACT and data.get("summary"):
+    if kind is EventType.BEFORE_COMPACT and data.get("summary"):
         return Action(
             kind="summary", plugin=plugin, event_type=et, detail=_short(data["summary"]), after=data
         )
     return None
 
 
-def _replay_context(base: Context, turn: TurnReport, session_id: str, turn_id: str) -> Context:
-    """A copy of ``base`` for one turn whose print callbacks also land in the turn's report."""
+# --------------------------------------------------------------------------- who is calling
 
-    def capture(kind: str, original: Callable[[str], None]) -> Callable[[str], None]:
-        def callback(text: str) -> None:
-            turn.actions.append(Action(kind=kind, plugin="", event_type="", detail=text))
-            original(text)
 
-        return callback
+_PACKAGE = os.path.dirname(os.path.abspath(__file__))
 
-    return attrs.evolve(
-        base,
-        session_id=session_id,
-        turn_id=turn_id,
-        print=capture("print", base.print),
-        print_info=capture("print", base.print_info),
-        print_error=capture("print_error", base.print_error),
+
+def _is_kithooks_internal(source: str) -> bool:
+    """True for kithooks' own modules (the bundled example plugins are not internal)."""
+    path = os.path.abspath(source)
+    return path.startswith(_PACKAGE + os.sep) and not path.startswith(
+        os.path.join(_PACKAGE, "examples") + os.sep
     )
 
 
-def replay(
-    path: str | os.PathLike[str],
+class _Attribution:
+    """Finds the plugin whose code is running, from the call stack (for prints and events).
+
+    A frame of a plugin's hook function names it; failing that, a frame of a plugin's source
+    file (a helper the handler called, a custom-event handler) does.
+    """
+
+    def __init__(self, pm: PluginManager) -> None:
+        self.codes: dict[CodeType, str] = {}
+        self.files: dict[str, str] = {}
+        for name, plugin in pm.list_name_plugin():
+            if plugin is None or isinstance(plugin, TurnAggregator):
+                continue
+            for caller in pm.get_hookcallers(plugin) or []:
+                for impl in caller.get_hookimpls():
+                    code = getattr(inspect.unwrap(impl.function), "__code__", None)
+                    if impl.plugin is plugin and isinstance(code, CodeType):
+                        self.codes.setdefault(code, name)
+            module = (
+                plugin
+                if isinstance(plugin, ModuleType)
+                else sys.modules.get(type(plugin).__module__)
+            )
+            source = getattr(module, "__file__", None)
+            if source and not _is_kithooks_internal(source):
+                self.files.setdefault(source, name)
+                self.files.setdefault(os.path.abspath(source), name)
+
+    def plugin(self, default: str = "host") -> str:
+        """The plugin whose code called the caller of this method, or ``default``."""
+        first: FrameType | None = sys._getframe(2)
+        frame = first
+        while frame is not None:
+            name = self.codes.get(frame.f_code)
+            if name is not None:
+                return name
+            frame = frame.f_back
+        frame = first
+        while frame is not None:
+            name = self.files.get(frame.f_code.co_filename)
+            if name is not None:
+                return name
+            frame = frame.f_back
+        return default
+
+
+# --------------------------------------------------------------------------- replay
+
+
+class _RecordedClock:
+    """The turn aggregator's clock during replay: the recording's time, not the replay's.
+
+    Records with ``time_ms`` set it; an ``agent_end`` without one ends its turn at the
+    turn's start plus the ``duration_ms`` the recording carries.
+    """
+
+    def __init__(self) -> None:
+        self.now_ns = 0
+        self._starts: dict[tuple[str, str], int] = {}
+
+    def __call__(self) -> int:
+        return self.now_ns
+
+    def advance(self, record: Record) -> None:
+        key = (record.session_id, record.turn_id)
+        if record.time_ms is not None:
+            self.now_ns = record.time_ms * 1_000_000
+        elif isinstance(record.event, AgentEndEvent):
+            start = self._starts.get(key, self.now_ns)
+            self.now_ns = max(self.now_ns, start + record.event.duration_ms * 1_000_000)
+        if isinstance(record.event, AgentStartEvent):
+            self._starts[key] = self.now_ns
+        elif isinstance(record.event, AgentEndEvent):
+            self._starts.pop(key, None)
+
+
+class _Replay:
+    """The state of one replay: the report, the record being replayed, listeners' targets."""
+
+    def __init__(self, pm: PluginManager, path: str, all_tracebacks: bool) -> None:
+        self.pm = pm
+        self.report = ReplayReport(path=path)
+        self.all_tracebacks = all_tracebacks
+        self.who = _Attribution(pm)
+        self.turn: TurnReport | None = None
+        self.line = 0
+        self.chain: _Chain | None = None
+        self._failures: dict[tuple[str, str, str], Failure] = {}
+        self._contexts: dict[tuple[str, str], tuple[TurnReport, Context]] = {}
+
+    def on_result(self, plugin: str, hook: str, result: Result) -> None:
+        if self.chain is not None and self.turn is not None:
+            action = _action(plugin, self.chain, result)
+            if action is not None:
+                self.turn.actions.append(action)
+
+    def on_error(self, error: object) -> None:
+        if not isinstance(error, HandlerError):
+            return  # a load error: the manager keeps it in pm.load_errors
+        exc = error.error
+        text = f"{type(exc).__name__}: {exc}"
+        key = (error.plugin, error.hook, text)
+        failure = self._failures.get(key)
+        if failure is None:
+            failure = self._failures[key] = Failure(
+                plugin=error.plugin, hook=error.hook, error=text
+            )
+            self.report.failures.append(failure)
+            if self.turn is not None:  # the first occurrence shows in its turn; the rest count
+                self.turn.actions.append(
+                    Action(kind="error", plugin=error.plugin, event_type=error.hook, detail=text)
+                )
+        failure.count += 1
+        if len(failure.lines) < FIRST_LINES:
+            failure.lines.append(self.line)
+        if self.all_tracebacks or not failure.tracebacks:
+            failure.tracebacks.append("".join(traceback.format_exception(exc)))
+
+    def on_custom_event(self, name: str, data: Any) -> None:
+        if self.turn is not None:
+            self.turn.actions.append(
+                Action(
+                    kind="custom_event",
+                    plugin=self.who.plugin(),
+                    event_type=name,
+                    detail=f"{name}: {_short(str(data))}",
+                    after=data,
+                )
+            )
+
+    def context(self, record: Record) -> tuple[TurnReport, Context]:
+        """The record's turn, and a copy of the manager's context for it."""
+        key = (record.session_id, record.turn_id)
+        found = self._contexts.get(key)
+        if found is None:
+            turn = TurnReport(session_id=record.session_id, turn_id=record.turn_id)
+            self.report.turns.append(turn)
+            found = self._contexts[key] = (turn, self._turn_context(turn, *key))
+        return found
+
+    def _turn_context(self, turn: TurnReport, session_id: str, turn_id: str) -> Context:
+        base = self.pm.context
+
+        def capture(kind: str, original: Callable[[str], None]) -> Callable[[str], None]:
+            def callback(text: str) -> None:
+                who = self.who.plugin()
+                turn.actions.append(Action(kind=kind, plugin=who, event_type="", detail=text))
+                original(text)
+
+            return callback
+
+        return attrs.evolve(
+            base,
+            session_id=session_id,
+            turn_id=turn_id,
+            print=capture("print", base.print),
+            print_info=capture("print", base.print_info),
+            print_error=capture("print_error", base.print_error),
+        )
+
+
+async def areplay(
+    source: str | os.PathLike[str] | BinaryIO,
     pm: PluginManager,
     *,
     skip_bad: bool = False,
     progress: Callable[[int], None] | None = None,
+    all_tracebacks: bool = False,
+    name: str | None = None,
 ) -> ReplayReport:
-    """Emit every event of a recording through ``pm`` and report what the plugins did.
+    """Emit every event of a recording through ``pm`` with ``aemit`` and report what happened.
 
-    Each event is emitted with a copy of the manager's context carrying the record's
-    ``session_id`` and ``turn_id``. A bad line raises :class:`ReplayError` (the events
-    before it were replayed); with ``skip_bad`` it is counted in ``bad_lines`` instead.
+    ``source`` is a path or a binary stream (``name`` labels it in messages). Each event is
+    emitted with a copy of the manager's context carrying the record's ``session_id`` and
+    ``turn_id``; the turn aggregator measures durations on the recording's clock. A bad line
+    raises :class:`ReplayError` (the events before it were replayed); with ``skip_bad`` it
+    is counted in ``bad_lines`` instead. Handler failures are grouped in ``failures``
+    (``all_tracebacks`` keeps every traceback, not just the first of each group).
     ``progress(n)`` is called after each event.
     """
-    report = ReplayReport(path=os.fspath(path))
-    turns: dict[tuple[str, str], tuple[TurnReport, Context]] = {}
-    event: Event | None = None  # the event being replayed
-    active: TurnReport | None = None  # and its turn
-    saved = (pm.on_result, pm.on_error, pm.on_custom_event)
-
-    def on_result(plugin: str, hook: str, result: Result) -> None:
-        turn = active
-        if event is not None and turn is not None:
-            action = _action(plugin, hook, event, result)
-            if action is not None:
-                turn.actions.append(action)
-        if saved[0] is not None:
-            saved[0](plugin, hook, result)
-
-    def on_error(error: Any) -> None:
-        if isinstance(error, HandlerError):
-            report.errors.append(error)
-            turn = active
-            if turn is not None:
-                detail = f"{type(error.error).__name__}: {error.error}"
-                turn.actions.append(
-                    Action(kind="error", plugin=error.plugin, event_type=error.hook, detail=detail)
-                )
-        if saved[1] is not None:
-            saved[1](error)
-
-    def on_custom(name: str, data: Any) -> None:
-        turn = active
-        if turn is not None:
-            detail = f"{name}: {_short(str(data))}"
-            turn.actions.append(
-                Action(kind="custom_event", plugin="", event_type=name, detail=detail, after=data)
-            )
-        if saved[2] is not None:
-            saved[2](name, data)
-
+    label = name or (os.fspath(source) if isinstance(source, (str, os.PathLike)) else "<stdin>")
+    state = _Replay(pm, label, all_tracebacks)
+    report = state.report
     ends: list[AgentEndEvent] = []
 
     class _EndProbe:
@@ -395,26 +701,57 @@ def replay(
         def on_agent_end(self, event: AgentEndEvent) -> None:
             ends.append(event)
 
+    clock = _RecordedClock()
+    original = pm.turn_aggregator
+    if original is not None:
+        pm.unregister(original)
+        pm.register(
+            TurnAggregator(max_open_turns=original.max_open_turns, clock=clock),
+            name=TurnAggregator.NAME,
+        )
     probe = _EndProbe()
     pm.register(probe, name="kithooks-replay-probe")
-    pm.on_result, pm.on_error, pm.on_custom_event = on_result, on_error, on_custom
+    remove = pm.add_listener(
+        on_error=state.on_error, on_result=state.on_result, on_custom_event=state.on_custom_event
+    )
     try:
-        for record in read_recording(path, skip_bad=skip_bad, bad=report.bad_lines):
-            key = (record.session_id, record.turn_id)
-            if key not in turns:
-                new = TurnReport(session_id=record.session_id, turn_id=record.turn_id)
-                report.turns.append(new)
-                turns[key] = (new, _replay_context(pm.context, new, *key))
-            turn, ctx = turns[key]
-            active, event = turn, record.event
+        for record in read_recording(source, skip_bad=skip_bad, bad=report.bad_lines, name=label):
+            turn, ctx = state.context(record)
+            state.turn, state.line, state.chain = turn, record.line, _Chain(record.event)
+            clock.advance(record)
             turn.events += 1
             report.events += 1
-            pm.emit(record.event, ctx)
+            await pm.aemit(record.event, ctx)
             if isinstance(record.event, AgentEndEvent) and ends:
                 turn.agent_end = ends.pop()
             if progress is not None:
                 progress(report.events)
     finally:
-        pm.on_result, pm.on_error, pm.on_custom_event = saved
+        remove()
         pm.unregister(probe)
+        if original is not None:
+            pm.unregister(name=TurnAggregator.NAME)
+            pm.register(original, name=TurnAggregator.NAME)
     return report
+
+
+def replay(
+    source: str | os.PathLike[str] | BinaryIO,
+    pm: PluginManager,
+    *,
+    skip_bad: bool = False,
+    progress: Callable[[int], None] | None = None,
+    all_tracebacks: bool = False,
+    name: str | None = None,
+) -> ReplayReport:
+    """:func:`areplay` for code that is not async (it runs its own event loop)."""
+    return asyncio.run(
+        areplay(
+            source,
+            pm,
+            skip_bad=skip_bad,
+            progress=progress,
+            all_tracebacks=all_tracebacks,
+            name=name,
+        )
+    )

@@ -1,15 +1,26 @@
 """``kithooks new-plugin NAME``: write a pip-installable plugin project whose tests pass.
 
 The project has a ``pyproject.toml`` with the ``kithooks`` entry point, a plugin module,
-and tests that use the harness and the contract check of the shipped pytest plugin.
+and tests that use the harness and the contract check of the shipped pytest plugin. It
+depends on the kithooks the generator runs from: by its ``file://`` location when that
+kithooks was installed from a path or a checkout (it is not on a package index), else by
+version.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import json
+import keyword
 import re
+import shlex
+import sys
+from importlib import metadata
 from pathlib import Path
 
-__all__ = ["ScaffoldError", "new_plugin"]
+import attrs
+
+__all__ = ["KithooksSource", "ScaffoldError", "kithooks_requirement", "new_plugin", "next_steps"]
 
 _NAME = re.compile(r"^[a-z][a-z0-9]*(?:[-_][a-z0-9]+)*$")
 
@@ -29,11 +40,11 @@ version = "0.1.0"
 description = "A kithooks plugin."
 readme = "README.md"
 requires-python = ">=3.11"
-dependencies = ["kithooks>={kithooks_version}"]
+dependencies = ["{requirement}"]
 
 [project.optional-dependencies]
-test = ["kithooks[testing]>={kithooks_version}"]
-
+test = ["{test_requirement}"]
+{direct}
 # This is how kithooks finds the plugin once the package is installed.
 [project.entry-points.kithooks]
 {name} = "{package}.plugin"
@@ -48,10 +59,10 @@ testpaths = ["tests"]
 README = """\
 # {name}
 
-A [kithooks](https://pypi.org/project/kithooks/) plugin. Installed, it is found through
-the `kithooks` entry-point group (`kithooks plugins` lists it).
+A kithooks plugin. Installed, it is found through the `kithooks` entry-point group
+(`kithooks plugins` lists it). Install it with its tests' dependencies and run them:
 
-    python3 -m venv .venv && .venv/bin/pip install -e '.[test]' && .venv/bin/python -m pytest
+    {steps}
 
 `src/{package}/plugin.py` holds the handlers; `tests/test_plugin.py` drives them with the
 kithooks harness and property-tests them against the event contracts.
@@ -138,24 +149,104 @@ def test_is_found_through_its_entry_point():
 '''
 
 
-def new_plugin(
-    name: str, directory: str | Path | None = None, *, kithooks_version: str = "0.1"
-) -> Path:
-    """Write the project for plugin ``name`` into ``directory`` (default ``./<name>``).
+@attrs.frozen
+class KithooksSource:
+    """Where a generated project gets kithooks: a ``file://`` URL, or an index by version."""
 
-    Raises :class:`ScaffoldError` when the name is not a lowercase package name
-    (``token-meter``) or the directory exists and is not empty.
+    version: str
+    url: str | None = None  #: the checkout or file kithooks was installed from
+
+    def requirement(self, extra: str = "") -> str:
+        """The PEP 508 requirement, e.g. ``kithooks[testing] @ file:///src/kithooks``."""
+        name = f"kithooks[{extra}]" if extra else "kithooks"
+        return f"{name} @ {self.url}" if self.url else f"{name}>={self.version}"
+
+
+def kithooks_requirement() -> KithooksSource:
+    """The kithooks this code runs from.
+
+    Installed from a path or a checkout (pip records its ``file://`` URL), or imported from
+    a source tree, it is named by that location; installed from an index, by version.
     """
+    here = Path(__file__).resolve().parent.parent.parent
+    try:
+        dist = metadata.distribution("kithooks")
+    except metadata.PackageNotFoundError:
+        return KithooksSource(version="0", url=here.as_uri())
+    direct = dist.read_text("direct_url.json")
+    url = json.loads(direct).get("url") if direct else None
+    if isinstance(url, str) and url.startswith("file://"):
+        return KithooksSource(version=dist.version, url=url)
+    return KithooksSource(version=dist.version)
+
+
+def next_steps(root: Path) -> list[str]:
+    """The commands that install the project at ``root`` and run its tests, in order (its
+    ``pyproject.toml`` says where kithooks comes from)."""
+    return [
+        f"cd {shlex.quote(str(root))}",
+        "python3 -m venv .venv",
+        ".venv/bin/pip install -e '.[test]'",
+        ".venv/bin/python -m pytest",
+    ]
+
+
+def _check_name(name: str) -> str:
+    """The package name for plugin ``name``; ScaffoldError when it is not one or shadows one."""
     if not _NAME.match(name):
         raise ScaffoldError(
             f"plugin name {name!r} must be lowercase letters and digits, words joined by - or _ "
             "(e.g. token-meter)"
         )
+    package = name.replace("-", "_")
+    if keyword.iskeyword(package):
+        raise ScaffoldError(f"plugin name {name!r} is a Python keyword; choose another name")
+    if package in sys.stdlib_module_names:
+        raise ScaffoldError(
+            f"plugin name {name!r} would shadow the standard library module {package!r}; "
+            "choose another name"
+        )
+    spec = importlib.util.find_spec(package)
+    if spec is not None:
+        where = f" ({spec.origin})" if spec.origin else ""
+        raise ScaffoldError(
+            f"plugin name {name!r} would shadow the installed module {package!r}{where}; "
+            "choose another name"
+        )
+    return package
+
+
+def new_plugin(
+    name: str,
+    directory: str | Path | None = None,
+    *,
+    requirement: KithooksSource | None = None,
+) -> Path:
+    """Write the project for plugin ``name`` into ``directory`` (default ``./<name>``).
+
+    ``requirement`` says where the project gets kithooks (default: where this kithooks came
+    from, :func:`kithooks_requirement`). Raises :class:`ScaffoldError` when the name is not
+    a lowercase package name (``token-meter``), would shadow an importable module
+    (``kithooks``, ``json``), or the directory exists and is not empty.
+    """
+    package = _check_name(name)
+    source = kithooks_requirement() if requirement is None else requirement
     root = Path(directory) if directory is not None else Path(name)
     if root.exists() and (not root.is_dir() or any(root.iterdir())):
         raise ScaffoldError(f"{root} already exists and is not an empty directory")
-    package = name.replace("-", "_")
-    values = {"name": name, "package": package, "kithooks_version": kithooks_version}
+    values = {
+        "name": name,
+        "package": package,
+        "requirement": source.requirement(),
+        "test_requirement": source.requirement("testing"),
+        "direct": (
+            "\n# kithooks is named by its location (it is not on a package index).\n"
+            "[tool.hatch.metadata]\nallow-direct-references = true\n"
+            if source.url
+            else ""
+        ),
+        "steps": " && ".join(next_steps(Path("."))[1:]),
+    }
     files = {
         "pyproject.toml": PYPROJECT,
         "README.md": README,
