@@ -72,7 +72,7 @@ def hook(plugin: Path, data, *extra: str, env_dir: Path) -> subprocess.Completed
         [
             sys.executable,
             "-m",
-            "kithooks.command_hooks",
+            "kithooks",  # the main command: claude-hook is one of its subcommands
             "claude-hook",
             "-p",
             str(plugin),

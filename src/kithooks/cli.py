@@ -139,16 +139,26 @@ def replay_manager(
     entrypoints: bool,
     extra: Sequence[tuple[str, object]] = (),
     cwd: str = "",
+    settings: Sequence[Path] = (),
 ) -> PluginManager:
     """The manager ``replay``, ``demo`` and ``plugins`` run: ``extra`` plugins (name, object)
     first, then the installed ones (when ``entrypoints``), then the plugin files and the
-    user's and project's plugin directories. Load errors are in ``pm.load_errors``."""
+    user's and project's plugin directories, then the command hooks of the user's and
+    project's ``hooks.json`` and of ``settings`` (Claude Code settings files). Load errors
+    are in ``pm.load_errors``."""
+    from .command_hooks import discover_settings, plugins_for
+
     pm = PluginManager(context=Context(cwd=cwd, print=lambda _: None))
     for name, plugin in extra:
         pm.register(plugin, name=name)
     if entrypoints:
         pm.load_entrypoints()
     pm.load_plugin_files(plugin_files)
+    hooks, errors = plugins_for([*discover_settings(), *settings])
+    for hook in hooks:
+        pm.register(hook, name=hook.__name__)
+    for error in errors:
+        pm.report_load_error(error)
     return pm
 
 
@@ -314,6 +324,13 @@ _PLUGIN_OPTION = click.option(
 _NO_EP_OPTION = click.option(
     "--no-entrypoints", is_flag=True, help="Do not load installed plugins."
 )
+_SETTINGS_OPTION = click.option(
+    "--settings",
+    "settings",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A Claude Code settings file whose command hooks run too (repeatable).",
+)
 _JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 _VERBOSE_OPTION = click.option(
     "--verbose", "-v", is_flag=True, help="Show every traceback of a repeated plugin failure."
@@ -323,10 +340,15 @@ _VERBOSE_OPTION = click.option(
 @cli.command()
 @_PLUGIN_OPTION
 @_NO_EP_OPTION
+@_SETTINGS_OPTION
 @_JSON_OPTION
 @_VERBOSE_OPTION
 def demo(
-    plugin_files: tuple[Path, ...], no_entrypoints: bool, as_json: bool, verbose: bool
+    plugin_files: tuple[Path, ...],
+    no_entrypoints: bool,
+    settings: tuple[Path, ...],
+    as_json: bool,
+    verbose: bool,
 ) -> None:
     """Replay a bundled two-turn agent session through the example plugins.
 
@@ -343,6 +365,7 @@ def demo(
             entrypoints=not no_entrypoints,
             extra=demo_module.EXAMPLE_PLUGINS,
             cwd=str(demo_module.demo_project()),
+            settings=settings,
         )
         code = _run_replay(
             demo_module.demo_recording(), pm, skip_bad=False, as_json=as_json, verbose=verbose
@@ -354,8 +377,17 @@ def demo(
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, allow_dash=True))
 @_PLUGIN_OPTION
 @_NO_EP_OPTION
+@_SETTINGS_OPTION
 @click.option(
     "--skip-bad", is_flag=True, help="Skip malformed lines (counted) instead of stopping."
+)
+@click.option(
+    "--otel",
+    "otel_kind",
+    type=click.Choice(["console", "otlp"]),
+    default=None,
+    help="Also export the session's traces: console prints spans as JSON (on stderr with "
+    "--json); otlp sends them where the OTEL_EXPORTER_OTLP_* variables say.",
 )
 @_JSON_OPTION
 @_VERBOSE_OPTION
@@ -364,15 +396,34 @@ def replay_command(
     file: str,
     plugin_files: tuple[Path, ...],
     no_entrypoints: bool,
+    settings: tuple[Path, ...],
     skip_bad: bool,
+    otel_kind: str | None,
     as_json: bool,
     verbose: bool,
 ) -> None:
     """Replay a JSONL recording (FILE, or - for standard input) through the discovered
     plugins and report what they did."""
-    pm = replay_manager(plugin_files, entrypoints=not no_entrypoints)
+    extra: list[tuple[str, object]] = []
+    shutdown: Callable[[], None] | None = None
+    if otel_kind is not None:
+        try:
+            from .otel import exporter_for
+
+            exporter, shutdown = exporter_for(otel_kind, out=sys.stderr if as_json else None)
+        except (ImportError, ValueError) as exc:
+            fail(str(exc))
+        extra.append((exporter.NAME, exporter))
+    pm = replay_manager(
+        plugin_files, entrypoints=not no_entrypoints, extra=extra, settings=settings
+    )
     source = None if file == "-" else Path(file)
-    sys.exit(_run_replay(source, pm, skip_bad=skip_bad, as_json=as_json, verbose=verbose))
+    try:
+        code = _run_replay(source, pm, skip_bad=skip_bad, as_json=as_json, verbose=verbose)
+    finally:
+        if shutdown is not None:
+            shutdown()
+    sys.exit(code)
 
 
 # --------------------------------------------------------------------------- plugins / hooks
@@ -381,13 +432,16 @@ def replay_command(
 @cli.command()
 @_PLUGIN_OPTION
 @_NO_EP_OPTION
+@_SETTINGS_OPTION
 @_JSON_OPTION
-def plugins(plugin_files: tuple[Path, ...], no_entrypoints: bool, as_json: bool) -> None:
+def plugins(
+    plugin_files: tuple[Path, ...], no_entrypoints: bool, settings: tuple[Path, ...], as_json: bool
+) -> None:
     """List the discovered plugins, the hooks each implements, and load errors.
 
     Piped, one plugin a line, tab-separated: name, origin, hooks (comma-separated).
     """
-    pm = replay_manager(plugin_files, entrypoints=not no_entrypoints)
+    pm = replay_manager(plugin_files, entrypoints=not no_entrypoints, settings=settings)
     rows: list[dict[str, Any]] = []
     for name, plugin in pm.list_name_plugin():
         if plugin is None or name == "turn-aggregator":
@@ -617,6 +671,16 @@ def _run(argv: list[str] | None) -> int:
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
     return returned if isinstance(returned, int) else EXIT_OK
+
+
+def _add_commands() -> None:
+    """Commands that live with their feature."""
+    from .command_hooks import claude_hook
+
+    cli.add_command(claude_hook)
+
+
+_add_commands()
 
 
 def main(argv: list[str] | None = None) -> NoReturn:

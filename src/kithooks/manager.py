@@ -663,6 +663,13 @@ class PluginManager(pluggy.PluginManager):
         view = self._view if ctx is None else self._view_for(ctx)
         self._bus.emit(name, data, view, self._callers.failed)
 
+    def report_load_error(self, error: LoadError) -> None:
+        """Record a plugin that could not be loaded: in :attr:`load_errors`, on logger
+        ``kithooks`` and to the listeners (what the ``load_*`` methods do for their own)."""
+        self.load_errors.append(error)
+        logger.error("%s", error.message, exc_info=error.error)
+        self.listeners.error(error)
+
     def has_custom_subscribers(self, name: str) -> bool:
         """True when some plugin subscribed to the custom event ``name``."""
         return self._bus.has(name)
