@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+
 from test_cli_support import run_cli
 
 HOOKS = Path(__file__).parent / "hooks"
