@@ -600,3 +600,39 @@ def test_the_cli_exits_non_zero_naming_a_failed_entry_point(site, tmp_path):
         " ".join(proc.stdout.split())
     )
     assert "this plugin refuses to load" in proc.stdout
+
+
+def test_base_private_and_abstract_classes_in_a_file_are_not_plugins(tmp_path):
+    pm = load_dir(
+        tmp_path,
+        {
+            "family.py": """
+                import abc
+                import kithooks
+
+                class Base:
+                    @kithooks.hookimpl
+                    def on_tool_call(self, event):
+                        return kithooks.ToolCallResult(block=True, reason=self.reason)
+
+                class Strict(Base):
+                    reason = "strict"
+
+                class _Private:
+                    @kithooks.hookimpl
+                    def on_agent_end(self, event):
+                        pass
+
+                class Abstract(abc.ABC):
+                    @abc.abstractmethod
+                    def rule(self): ...
+
+                    @kithooks.hookimpl
+                    def on_input(self, event):
+                        pass
+            """
+        },
+    )
+    assert pm.load_errors == []
+    assert [n for n, _ in pm.list_name_plugin()][1:] == ["family:Strict"]
+    assert pm.emit(kithooks.ToolCallEvent()).reason == "strict"

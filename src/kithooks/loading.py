@@ -354,11 +354,26 @@ def check_has_hooks(pm: PluginManager, obj: object, label: str, what: str) -> No
         )
 
 
-def _defined_classes(module: ModuleType) -> list[type]:
-    return [
+def _plugin_classes(pm: PluginManager, module: ModuleType) -> list[type]:
+    """The classes of ``module`` that are plugins, in definition order.
+
+    Defined there (not imported), public (no leading ``_``), not abstract, not a base of
+    another class defined there, and with a marked method (or one named like a hook, which
+    is then refused as unmarked).
+    """
+    defined = [
         value
         for value in vars(module).values()
         if inspect.isclass(value) and value.__module__ == module.__name__
+    ]
+    bases = {base for cls in defined for base in cls.__mro__[1:]}
+    return [
+        cls
+        for cls in defined
+        if not cls.__name__.startswith("_")
+        and not inspect.isabstract(cls)
+        and cls not in bases
+        and _looks_like_plugin_class(pm, cls)
     ]
 
 
@@ -400,7 +415,8 @@ class Loader:
     - one plugin named after the file's stem (the directory's name) holding its module-level
       hookimpls, when it has any;
     - one plugin per class *defined* in it (not imported) with at least one marked method,
-      built with no arguments and named ``<stem>:<ClassName>``.
+      built with no arguments and named ``<stem>:<ClassName>`` (private classes, abstract
+      classes and classes other classes of the file derive from are not plugins).
 
     A file giving no plugin, a class that cannot be built, and a function named like a hook
     but not marked are each a :class:`LoadError`; the others still load.
@@ -541,9 +557,7 @@ class Loader:
         out: list[tuple[str, str, object]] = []
         if _looks_like_plugin_module(pm, module):
             out.append((base, found.kind, module))
-        for cls in _defined_classes(module):
-            if not _looks_like_plugin_class(pm, cls):
-                continue
+        for cls in _plugin_classes(pm, module):
             label = f"{base}:{cls.__name__}"
             try:
                 out.append((label, "class", _instantiate(cls, label, str(found.path))))
