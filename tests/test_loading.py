@@ -382,7 +382,9 @@ def test_a_function_named_like_a_hook_but_unmarked_is_an_error_saying_to_mark_it
     errors = errors_by_name(pm)
     assert set(errors) == {plugin}
     assert f"{hook!r} named like a hook but not marked" in errors[plugin]
-    assert "@kithooks.hookimpl" in errors[plugin] and "@kithooks.not_a_hook" in errors[plugin]
+    assert (
+        "@kithooks.hookimpl" in errors[plugin] and "@kithooks.loading.not_a_hook" in errors[plugin]
+    )
     assert pm.get_plugin(plugin) is None and not pm.has_handlers("agent_end")
 
 

@@ -311,12 +311,12 @@ def unmarked_hooks(pm: PluginManager, obj: object) -> list[str]:
     """Functions or methods of ``obj`` named like one of ``pm``'s hooks but not marked.
 
     Such a function would never be called; the plugin is refused with a message saying to
-    mark it with ``@kithooks.hookimpl``, or with ``@kithooks.not_a_hook`` for a helper.
+    mark it with ``@kithooks.hookimpl``, or with ``@kithooks.loading.not_a_hook`` for a helper.
     """
     found = []
     for attr in sorted(_hook_names(pm)):
         raw = _static(obj, attr)
-        if raw is None or not (inspect.isroutine(raw) or callable(raw)):
+        if raw is None or not inspect.isroutine(raw):
             continue
         if _is_marked(pm, obj, attr) or getattr(raw, NOT_A_HOOK_MARK, False):
             continue
@@ -336,7 +336,7 @@ def _refuse_unmarked(pm: PluginManager, obj: object, label: str) -> None:
         raise PluginValidationError(
             obj,
             f"plugin {label!r}: {names} named like a hook but not marked, so never called; "
-            "decorate it with @kithooks.hookimpl (or @kithooks.not_a_hook for a helper)",
+            "decorate it with @kithooks.hookimpl (or @kithooks.loading.not_a_hook for a helper)",
         )
 
 
