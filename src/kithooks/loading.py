@@ -14,7 +14,6 @@ import hashlib
 import importlib.machinery
 import importlib.metadata
 import inspect
-import logging
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -38,14 +37,14 @@ __all__ = [
     "default_project_dir",
     "default_user_dir",
     "entrypoints_disabled",
-    "find_plugin_files",
+    "forget_modules",
+    "import_plugin_directory",
     "import_plugin_file",
     "module_name_for",
     "not_a_hook",
     "unmarked_hooks",
 ]
 
-logger = logging.getLogger("kithooks")
 
 #: Comma-separated plugin names that are never registered (entry points and files alike).
 BLOCK_ENV = "KITHOOKS_BLOCK_PLUGINS"
@@ -194,21 +193,6 @@ def _find(dirs: Iterable[Path], paths: Iterable[Path]) -> Iterator[_Found | Load
                 location=str(path),
                 error=FileNotFoundError(f"plugin path {str(path)!r} {problem}"),
             )
-
-
-def find_plugin_files(sources: Iterable[str | os.PathLike[str]]) -> list[Path]:
-    """Plugin files and directory plugins in ``sources``, in order, deduplicated.
-
-    A directory that is itself a directory plugin (holds ``main.py`` or ``__init__.py``)
-    contributes itself; any other directory its ``*.py`` files and directory plugins sorted by
-    name (not ``_*``, ``.*``, ``test_*``, ``*_test`` or ``conftest``); a ``.py`` file itself.
-    Missing paths are skipped.
-    """
-    out: dict[Path, None] = {}
-    for found in _find((), (Path(s).expanduser().absolute() for s in sources)):
-        if isinstance(found, _Found):
-            out.setdefault(found.path, None)
-    return list(out)
 
 
 # --------------------------------------------------------------------------- importing
