@@ -298,7 +298,7 @@ def unmarked_hooks(pm: PluginManager, obj: object) -> list[str]:
     mark it with ``@kithooks.hookimpl``, or with ``@kithooks.loading.not_a_hook`` for a helper.
     """
     found = []
-    for attr in sorted(_hook_names(pm)):
+    for attr in sorted(_hook_names(pm).intersection(dir(obj))):
         raw = _static(obj, attr)
         if raw is None or not inspect.isroutine(raw):
             continue
@@ -308,9 +308,10 @@ def unmarked_hooks(pm: PluginManager, obj: object) -> list[str]:
     return found
 
 
-def _hook_count(pm: PluginManager, obj: object) -> int:
-    marked = sum(1 for attr in dir(obj) if _is_marked(pm, obj, attr))
-    return marked + len(pm._custom_handlers_of(obj))
+def _has_hooks(pm: PluginManager, obj: object) -> bool:
+    """True when ``obj`` has a marked hookimpl or a custom-event handler."""
+    names = (attr for attr in dir(obj) if not attr.startswith("__"))  # no dunder is a hook
+    return any(_is_marked(pm, obj, attr) for attr in names) or bool(pm._custom_handlers_of(obj))
 
 
 def _refuse_unmarked(pm: PluginManager, obj: object, label: str) -> None:
@@ -330,7 +331,7 @@ def check_has_hooks(pm: PluginManager, obj: object, label: str, what: str) -> No
     That is: it has a function named like a hook without a mark, or no hook at all.
     """
     _refuse_unmarked(pm, obj, label)
-    if _hook_count(pm, obj) == 0:
+    if not _has_hooks(pm, obj):
         raise PluginValidationError(
             obj,
             f"plugin {label!r}: {what} has no hooks; mark its hook functions or methods "
@@ -362,11 +363,11 @@ def _plugin_classes(pm: PluginManager, module: ModuleType) -> list[type]:
 
 
 def _looks_like_plugin_class(pm: PluginManager, cls: type) -> bool:
-    return _hook_count(pm, cls) > 0 or bool(unmarked_hooks(pm, cls))
+    return _has_hooks(pm, cls) or bool(unmarked_hooks(pm, cls))
 
 
 def _looks_like_plugin_module(pm: PluginManager, module: ModuleType) -> bool:
-    return _hook_count(pm, module) > 0 or bool(unmarked_hooks(pm, module))
+    return _has_hooks(pm, module) or bool(unmarked_hooks(pm, module))
 
 
 def _instantiate(cls: type, label: str, where: str) -> object:
