@@ -638,3 +638,30 @@ def test_base_private_and_abstract_classes_in_a_file_are_not_plugins(tmp_path):
     assert pm.load_errors == []
     assert [n for n, _ in pm.list_name_plugin()][1:] == ["family:Strict"]
     assert pm.emit(kithooks.ToolCallEvent()).reason == "strict"
+
+
+def test_class_plugins_reload_and_can_be_blocked_by_name(tmp_path, monkeypatch):
+    d = tmp_path / "plugins"
+    d.mkdir()
+    gate = d / "gate.py"
+    body = """
+import kithooks
+
+class {cls}:
+    @kithooks.hookimpl
+    def on_tool_call(self, event):
+        return kithooks.ToolCallResult(block=True, reason="{reason}")
+"""
+    gate.write_text(body.format(cls="Strict", reason="v1") + body.format(cls="Loose", reason="x"))
+    monkeypatch.setenv("KITHOOKS_BLOCK_PLUGINS", "gate:Loose")
+    pm = PluginManager()
+    assert pm.load_plugin_files([d], user_dir=None, project_dir=None) == ["gate:Strict"]
+    assert pm.emit(kithooks.ToolCallEvent()).reason == "v1"
+    gate.write_text(body.format(cls="Renamed", reason="v2"))
+    assert pm.reload() == ["gate:Renamed"]
+    assert pm.get_plugin("gate:Strict") is None
+    assert pm.emit(kithooks.ToolCallEvent()).reason == "v2"
+    gate.write_text("import kithooks\n")  # the file lost its hooks: an error, not silence
+    assert pm.reload() == []
+    assert [e.name for e in pm.load_errors] == ["gate"]
+    assert not pm.has_handlers("tool_call")
