@@ -665,3 +665,12 @@ class {cls}:
     assert pm.reload() == []
     assert [e.name for e in pm.load_errors] == ["gate"]
     assert not pm.has_handlers("tool_call")
+
+
+def test_hooks_in_both_init_and_main_of_a_directory_plugin_are_an_error(tmp_path):
+    hooks = "import kithooks\n\n@kithooks.hookimpl\ndef on_agent_end(event):\n    pass\n"
+    pm = load_dir(tmp_path, {"both/__init__.py": hooks, "both/main.py": hooks})
+    (error,) = pm.load_errors
+    assert error.name == "both" and error.kind == "directory"
+    assert "both __init__.py and main.py" in error.message and "both" in error.location
+    assert pm.get_plugin("both") is None

@@ -370,6 +370,10 @@ def _looks_like_plugin_module(pm: PluginManager, module: ModuleType) -> bool:
     return _has_hooks(pm, module) or bool(unmarked_hooks(pm, module))
 
 
+def _holds_plugins(pm: PluginManager, module: ModuleType) -> bool:
+    return _looks_like_plugin_module(pm, module) or bool(_plugin_classes(pm, module))
+
+
 def _instantiate(cls: type, label: str, where: str) -> object:
     try:
         return cls()
@@ -540,6 +544,14 @@ class Loader:
             forget_modules(found.path)
             return [(base, found.kind, exc)]
         out: list[tuple[str, str, object]] = []
+        package = sys.modules.get(module.__name__.removesuffix(".main"))
+        if package is not None and package is not module and _holds_plugins(pm, package):
+            # main.py is the plugin: hooks in __init__.py would silently never run
+            message = (
+                f"plugin {base!r}: both __init__.py and main.py in {found.path} hold hooks; "
+                "main.py is the plugin, so move the hooks of __init__.py into it"
+            )
+            return [(base, found.kind, PluginValidationError(package, message))]
         if _looks_like_plugin_module(pm, module):
             out.append((base, found.kind, module))
         for cls in _plugin_classes(pm, module):
