@@ -4,7 +4,9 @@ pluggy's own call path all equal a small reference model of the contract's rules
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import re
 
 import attrs
 import pytest
@@ -25,11 +27,24 @@ GUARD_FLAGS = {
 }
 
 
-def reference(event, behaviours, *, fail_closed=False):
+def matches(tools, name):
+    """The tools= rule, written from the docs (independently of kithooks.matching)."""
+    if tools is None or tools in ("", "*"):
+        return True
+    if isinstance(tools, list):
+        return name in tools
+    if re.fullmatch(r"[A-Za-z0-9_.-]+(\|[A-Za-z0-9_.-]+)*", tools):
+        return name in tools.split("|")
+    return re.fullmatch(tools, name) is not None
+
+
+def reference(event, behaviours, *, fail_closed=False, tools=None):
     """What the contract says emit returns, and the event each handler sees.
 
-    Written from CONTRACT.md ("Dispatch"), independently of kithooks.dispatch.
+    Written from CONTRACT.md ("Dispatch") and the docs of tools= and args,
+    independently of kithooks.dispatch.
     """
+    tools = tools or [None] * len(behaviours)
     et = event.event_type
     kind = KINDS[et]
     expected_type = RULES[et].result_type if et in RULES else None
@@ -37,6 +52,8 @@ def reference(event, behaviours, *, fail_closed=False):
     valid = []  # (index, result) of results of the right type
     current = event
     for i, b in enumerate(behaviours):
+        if not matches(tools[i], event.tool_name if hasattr(event, "tool_name") else ""):
+            continue
         seen.append(current)
         if b == RAISE:
             if fail_closed and kind is EventKind.GUARD:
@@ -58,6 +75,12 @@ def reference(event, behaviours, *, fail_closed=False):
             current = attrs.evolve(current, text=b.text)
         elif et in (EventType.CONTEXT_PREPARE, EventType.PREPARE_STEP) and b.messages is not None:
             current = attrs.evolve(current, messages=b.messages)
+        elif et is EventType.TOOL_CALL and b.args is not None:
+            current = attrs.evolve(
+                current,
+                parsed_args=b.args,
+                input=json.dumps(kithooks.events.thaw(b.args), ensure_ascii=False),
+            )
     if kind is EventKind.OBSERVE or not valid:
         return None, seen
     if et is EventType.TOOL_RESULT:
@@ -84,6 +107,10 @@ def reference(event, behaviours, *, fail_closed=False):
     if et is EventType.BEFORE_COMPACT:
         summaries = [b.summary for b in valid if b.summary]
         return kithooks.BeforeCompactResult(summary=summaries[-1] if summaries else ""), seen
+    if et is EventType.TOOL_CALL:
+        rewrites = [b.args for b in valid if b.args is not None]
+        if rewrites:
+            return attrs.evolve(valid[-1], args=rewrites[-1]), seen
     return valid[-1], seen
 
 
@@ -98,16 +125,50 @@ OBSERVED = [et for et in EventType if et not in RULES]
 CASES = [*RULES, "observe"]
 
 
+TOOL_EVENTS = {et for et in EventType if "tool_name" in kithooks.event_class(et).__slots__}
+
+
+def tool_specs(name):
+    """tools= values that match ``name``, almost match it, or are unrelated."""
+    near = [name + "2", name.upper() if name.upper() != name else name.lower() + "x", "bash"]
+    return st.one_of(
+        st.none(),
+        st.just("*"),
+        st.lists(st.sampled_from([name, *near]), min_size=1, max_size=3),
+        st.sampled_from(near).map(lambda n: f"{n}|other"),
+        st.just(re.escape(name[:1]) + ".*" if name else ".*"),
+    )
+
+
 @st.composite
 def scenarios(draw, case):
     et = draw(st.sampled_from(OBSERVED)) if case == "observe" else case
     event = draw(ks.events(et))
+    if et in TOOL_EVENTS:  # names that are plain, so "a|b" and regexes mean what they say
+        event = attrs.evolve(event, tool_name=draw(st.sampled_from(["bash", "Bash", "edit"])))
     behaviours = draw(st.lists(behaviour_for(et), max_size=6))
-    asyncs = draw(st.lists(st.booleans(), min_size=len(behaviours), max_size=len(behaviours)))
-    return event, behaviours, asyncs
+    n = len(behaviours)
+    asyncs = draw(st.lists(st.booleans(), min_size=n, max_size=n))
+    tools = (
+        draw(st.lists(tool_specs(event.tool_name), min_size=n, max_size=n))
+        if et in TOOL_EVENTS
+        else [None] * n
+    )
+    return event, behaviours, asyncs, tools
 
 
-def make_plugin(et, behaviour, seen, is_async):
+class Outcomes:
+    """Records what on_outcome hears."""
+
+    def __init__(self):
+        self.heard = []
+
+    @kithooks.hookimpl
+    def on_outcome(self, event, result):
+        self.heard.append((event, result))
+
+
+def make_plugin(et, behaviour, seen, is_async, tools=None):
     class Plugin:
         pass
 
@@ -127,16 +188,28 @@ def make_plugin(et, behaviour, seen, is_async):
         def handler(self, event, ctx):
             return respond(event)
 
-    setattr(Plugin, et.hook_name, kithooks.hookimpl(handler))
+    setattr(Plugin, et.hook_name, kithooks.hookimpl(handler, tools=tools))
     return Plugin()
 
 
-def build(event, behaviours, asyncs, fail_closed=False):
+def build(event, behaviours, asyncs, fail_closed=False, tools=None):
     seen: list = []
+    tools = tools or [None] * len(behaviours)
     pm = kithooks.PluginManager(fail_closed=fail_closed, aggregate_turns=False)
-    for i, (b, a) in enumerate(zip(behaviours, asyncs, strict=True)):
-        pm.register(make_plugin(event.event_type, b, seen, a), name=f"p{i}")
-    return pm, seen
+    outcomes = Outcomes()
+    pm.register(outcomes, name="outcomes")
+    for i, (b, a, t) in enumerate(zip(behaviours, asyncs, tools, strict=True)):
+        pm.register(make_plugin(event.event_type, b, seen, a, t), name=f"p{i}")
+    return pm, seen, outcomes
+
+
+def check_outcome(outcomes, event, got, behaviours):
+    """on_outcome heard exactly one dispatch of a guard / transform event, with its answer."""
+    if event.event_type not in RULES or not behaviours:
+        assert outcomes.heard == []
+    else:
+        assert outcomes.heard == [(event, got)]
+    outcomes.heard.clear()
 
 
 def check(got, expected):
@@ -152,18 +225,21 @@ def check(got, expected):
 @pytest.mark.parametrize("case", CASES, ids=str)
 @given(data=st.data(), fail_closed=st.booleans())
 def test_emit_matches_the_reference_model(case, data, fail_closed):
-    event, behaviours, _ = data.draw(scenarios(case))
+    event, behaviours, _, tools = data.draw(scenarios(case))
     logging.disable(logging.CRITICAL)
     try:
-        pm, seen = build(event, behaviours, [False] * len(behaviours), fail_closed)
-        expected, expected_seen = reference(event, behaviours, fail_closed=fail_closed)
-        check(pm.emit(event), expected)
+        pm, seen, outcomes = build(event, behaviours, [False] * len(behaviours), fail_closed, tools)
+        expected, expected_seen = reference(event, behaviours, fail_closed=fail_closed, tools=tools)
+        got = pm.emit(event)
+        check(got, expected)
         assert seen == expected_seen
+        check_outcome(outcomes, event, got, behaviours)
         seen.clear()
         # pluggy's own call path gives the same answer.
         got = getattr(pm.hook, event.event_type.hook_name)(event=event, ctx=kithooks.Context())
         check(got, expected)
         assert seen == expected_seen
+        check_outcome(outcomes, event, got, behaviours)
     finally:
         logging.disable(logging.NOTSET)
 
@@ -171,12 +247,14 @@ def test_emit_matches_the_reference_model(case, data, fail_closed):
 @pytest.mark.parametrize("case", CASES, ids=str)
 @given(data=st.data(), fail_closed=st.booleans())
 def test_aemit_matches_the_reference_model(case, data, fail_closed):
-    event, behaviours, asyncs = data.draw(scenarios(case))
+    event, behaviours, asyncs, tools = data.draw(scenarios(case))
     logging.disable(logging.CRITICAL)
     try:
-        pm, seen = build(event, behaviours, asyncs, fail_closed)
-        expected, expected_seen = reference(event, behaviours, fail_closed=fail_closed)
-        check(asyncio.run(pm.aemit(event)), expected)
+        pm, seen, outcomes = build(event, behaviours, asyncs, fail_closed, tools)
+        expected, expected_seen = reference(event, behaviours, fail_closed=fail_closed, tools=tools)
+        got = asyncio.run(asyncio.wait_for(pm.aemit(event), timeout=10))
+        check(got, expected)
         assert seen == expected_seen
+        check_outcome(outcomes, event, got, behaviours)
     finally:
         logging.disable(logging.NOTSET)

@@ -381,23 +381,19 @@ def test_a_function_named_like_a_hook_but_unmarked_is_an_error_saying_to_mark_it
     pm = load_dir(tmp_path, {"unmarked.py": source})
     errors = errors_by_name(pm)
     assert set(errors) == {plugin}
-    assert f"{hook!r} named like a hook but not marked" in errors[plugin]
-    assert (
-        "@kithooks.hookimpl" in errors[plugin] and "@kithooks.loading.not_a_hook" in errors[plugin]
-    )
+    assert f"{hook!r} is named like a kithooks hook but is not marked" in errors[plugin]
+    assert "@kithooks.hookimpl" in errors[plugin] and "rename it" in errors[plugin]
     assert pm.get_plugin(plugin) is None and not pm.has_handlers("agent_end")
 
 
-def test_not_a_hook_lets_a_helper_keep_a_hook_name(tmp_path):
+def test_a_helper_renamed_away_from_a_hook_name_is_fine(tmp_path):
     pm = load_dir(
         tmp_path,
         {
             "helper.py": """
                 import kithooks
-                from kithooks.loading import not_a_hook
 
-                @not_a_hook
-                def on_tool_call(command):
+                def _on_tool_call(command):  # a helper: not a hook's name
                     return command.startswith("rm")
 
                 @kithooks.hookimpl
@@ -405,14 +401,13 @@ def test_not_a_hook_lets_a_helper_keep_a_hook_name(tmp_path):
                     pass
 
                 class Gate:
-                    @not_a_hook
                     @staticmethod
-                    def on_input(text):
-                        return text
+                    def is_dangerous(text):
+                        return _on_tool_call(text)
 
                     @kithooks.hookimpl
                     def on_tool_call(self, event):
-                        if on_tool_call(event.input):
+                        if self.is_dangerous(event.input):
                             return kithooks.ToolCallResult(block=True, reason="helper said so")
             """
         },

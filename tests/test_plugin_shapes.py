@@ -32,13 +32,6 @@ REASON = "rm -rf is not allowed"
 #: The README's Hosting snippet's input, as the host passes it.
 HOSTED_INPUT = '{"command": "rm -rf /"}'
 
-# Until ToolCallEvent derives parsed_args from input (a core-api change on main), the
-# README's own snippet cannot be blocked by the README's gate. The test then checks that each
-# shape loaded and reports the rest as an expected failure; once the derivation lands, the
-# xfail goes away by itself and the block is asserted.
-DERIVES_PARSED_ARGS = kithooks.ToolCallEvent(input=HOSTED_INPUT).parsed_args is not None
-NO_DERIVATION = "ToolCallEvent(input=...) does not derive parsed_args yet (core-api, issue 13)"
-
 
 def hosting_snippet(pm: PluginManager) -> object:
     """The README's Hosting snippet, verbatim but for the command."""
@@ -166,8 +159,6 @@ def checked(pm: PluginManager, name: str) -> object:
     assert pm.load_errors == [], [e.message for e in pm.load_errors]
     handlers = [n for n in pm.handler_names("tool_call") if n != "turn-aggregator"]
     assert handlers == [name]
-    if not DERIVES_PARSED_ARGS:
-        pytest.xfail(NO_DERIVATION)
     return hosting_snippet(pm)
 
 
@@ -217,8 +208,6 @@ def cli_replay_block(project: Path, tmp_path: Path) -> dict[str, str]:
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     assert report["plugins"] == ["gate:PermissionGate"] and report["load_errors"] == []
-    if not DERIVES_PARSED_ARGS:
-        pytest.xfail(NO_DERIVATION)
     actions = [a for turn in report["turns"] for a in turn["actions"]]
     blocks = [a for a in actions if a["kind"] == "block"]
     assert len(blocks) == 1, actions

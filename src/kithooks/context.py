@@ -10,7 +10,7 @@ import attrs
 if TYPE_CHECKING:
     from .manager import PluginManager
 
-__all__ = ["Context"]
+__all__ = ["Context", "HandlerContext", "handler_view"]
 
 
 def _noop_text(text: str) -> None:
@@ -27,6 +27,10 @@ def _true() -> bool:
 
 def _empty() -> str:
     return ""
+
+
+def _no(question: str) -> bool:
+    return False
 
 
 def _noop_model(model: str) -> None:
@@ -78,8 +82,13 @@ class Context:
     compact: Callable[[str], None] = _cb(
         _noop_text, "Ask the host to compact the context, with custom instructions."
     )
+    confirm: Callable[[str], bool] = _cb(
+        _no, "Ask the person a yes/no question (a permission prompt); False when nobody can answer."
+    )
 
     _manager: PluginManager | None = attrs.field(default=None, init=False, repr=False, eq=False)
+    #: The last handler view made of this context, and the manager it belongs to.
+    _view: Context | None = attrs.field(default=None, init=False, repr=False, eq=False)
 
     # -- state -------------------------------------------------------------------------
 
@@ -112,3 +121,61 @@ class Context:
         m = self._manager
         if m is not None:
             m.emit_custom_event(name, data, ctx=self)
+
+
+_FIELDS = tuple(f.name for f in attrs.fields(Context) if f.init)
+
+
+class HandlerContext(Context):
+    """What a handler receives: a read-only view of the host's :class:`Context`.
+
+    Reading a field reads the host's context at that moment (the host may change
+    ``turn_id`` between turns); assigning one raises :class:`AttributeError`, so no plugin
+    can change the ids the plugins after it see. The state methods and custom events go to
+    the manager that dispatches, so a context given to two managers never lets one
+    manager's plugins write into the other's store.
+    """
+
+    __slots__ = ("_host",)
+
+    def __init__(self, host: Context, manager: PluginManager) -> None:
+        object.__setattr__(self, "_host", host)
+        object.__setattr__(self, "_manager", manager)
+        object.__setattr__(self, "_view", self)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(
+            f"a handler cannot change ctx.{name}: the context belongs to the host "
+            "(return a result to change what happens, or keep your own data in ctx.set_state)"
+        )
+
+    @property
+    def host(self) -> Context:
+        """The host's context this view reads."""
+        host: Context = object.__getattribute__(self, "_host")
+        return host
+
+
+def _read_through(name: str) -> property:
+    def get(self: HandlerContext) -> Any:
+        return getattr(object.__getattribute__(self, "_host"), name)
+
+    return property(get, doc=f"The host context's ``{name}``.")
+
+
+for _name in _FIELDS:
+    setattr(HandlerContext, _name, _read_through(_name))
+del _name
+
+
+def handler_view(ctx: Context, manager: PluginManager) -> Context:
+    """The view of ``ctx`` that ``manager``'s handlers get (made once, then cached)."""
+    if isinstance(ctx, HandlerContext):
+        ctx = ctx.host
+    view = ctx._view
+    if view is None or view._manager is not manager:
+        view = HandlerContext(ctx, manager)
+        ctx._view = view
+        if ctx._manager is None:
+            ctx._manager = manager  # the host's own get_state reaches its first manager
+    return view

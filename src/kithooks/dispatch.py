@@ -16,6 +16,7 @@ result and hands each handler ``merge.event``.
 from __future__ import annotations
 
 import enum
+import json
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
@@ -36,11 +37,14 @@ from .events import (
     PrepareStepEvent,
     PrepareStepResult,
     Result,
+    ToolCallEvent,
     ToolCallResult,
     ToolResultEvent,
     ToolResultResult,
     replace,
+    thaw,
 )
+from .listeners import describe_error
 
 __all__ = ["KINDS", "RULES", "EventKind", "Merge", "Rule", "kind_of"]
 
@@ -58,7 +62,7 @@ class Merge:
 
     __slots__ = ("event", "seen")
 
-    def __init__(self, event: Event) -> None:
+    def __init__(self, event: Event, rule: Rule) -> None:
         self.event = event
         self.seen = False
 
@@ -76,9 +80,9 @@ class _LastWins(Merge):
 
     __slots__ = ("flag", "last")
 
-    def __init__(self, event: Event, flag: str) -> None:
-        super().__init__(event)
-        self.flag = flag
+    def __init__(self, event: Event, rule: Rule) -> None:
+        super().__init__(event, rule)
+        self.flag = rule.flag
         self.last: Result | None = None
 
     def add(self, result: Any) -> bool:
@@ -96,8 +100,8 @@ class _CompactMerge(_LastWins):
 
     __slots__ = ("summary",)
 
-    def __init__(self, event: Event, flag: str) -> None:
-        super().__init__(event, flag)
+    def __init__(self, event: Event, rule: Rule) -> None:
+        super().__init__(event, rule)
         self.summary = ""
 
     def add(self, result: Any) -> bool:
@@ -114,13 +118,39 @@ class _CompactMerge(_LastWins):
         return BeforeCompactResult(summary=self.summary)
 
 
+class _ToolCallMerge(_LastWins):
+    """tool_call: block stops; an ``args`` rewrite is what later handlers (and the tool) get."""
+
+    __slots__ = ("args",)
+
+    def __init__(self, event: Event, rule: Rule) -> None:
+        super().__init__(event, rule)
+        self.args: Mapping[str, Any] | None = None
+
+    def add(self, result: Any) -> bool:
+        if result.block:
+            return True
+        self.last = result
+        if result.args is not None:
+            self.args = result.args
+            assert isinstance(self.event, ToolCallEvent)
+            text = json.dumps(thaw(result.args), ensure_ascii=False)
+            self.event = replace(self.event, parsed_args=result.args, input=text)
+        return False
+
+    def result(self) -> Result | None:
+        if self.last is None or self.args is None:
+            return self.last
+        return replace(self.last, args=self.args)
+
+
 class _ToolResultMerge(Merge):
     """tool_result: later non-None content / is_error replace earlier ones."""
 
     __slots__ = ("content", "is_error")
 
-    def __init__(self, event: Event) -> None:
-        super().__init__(event)
+    def __init__(self, event: Event, rule: Rule) -> None:
+        super().__init__(event, rule)
         self.content: str | None = None
         self.is_error: bool | None = None
 
@@ -147,8 +177,8 @@ class _InputMerge(Merge):
 
     __slots__ = ("last", "transformed")
 
-    def __init__(self, event: Event) -> None:
-        super().__init__(event)
+    def __init__(self, event: Event, rule: Rule) -> None:
+        super().__init__(event, rule)
         self.last: InputResult | None = None
         self.transformed = False
 
@@ -174,8 +204,8 @@ class _InjectMerge(Merge):
 
     __slots__ = ("injects", "system_prompt")
 
-    def __init__(self, event: Event) -> None:
-        super().__init__(event)
+    def __init__(self, event: Event, rule: Rule) -> None:
+        super().__init__(event, rule)
         self.injects: list[str] = []
         self.system_prompt: str | None = None
 
@@ -199,9 +229,9 @@ class _MessagesMerge(Merge):
 
     __slots__ = ("changed", "result_type")
 
-    def __init__(self, event: Event, result_type: type[Result]) -> None:
-        super().__init__(event)
-        self.result_type = result_type
+    def __init__(self, event: Event, rule: Rule) -> None:
+        super().__init__(event, rule)
+        self.result_type = rule.result_type
         self.changed = False
 
     def add(self, result: Any) -> bool:
@@ -224,34 +254,26 @@ class _MessagesMerge(Merge):
 class Rule:
     """How one guard or transform event is dispatched.
 
-    ``flag`` names the result attribute that stops a guard (``block`` or ``cancel``);
-    ``merge`` is the accumulator class; ``text`` describes the merge for the docs.
+    ``merge`` is the accumulator class (its docstring says the rule in one line); ``flag``
+    names the result attribute that stops a guard (``block`` or ``cancel``); ``text``
+    describes the merge for the docs; ``default_reason`` is what a host shows for a block
+    or cancel that gave no reason.
     """
 
     kind: EventKind
     result_type: type[Result]
     text: str
+    merge: type[Merge]
     flag: str = ""
     default_reason: str = ""
 
     def begin(self, event: Event) -> Merge:
         """A fresh accumulator for one dispatch of ``event``."""
-        et = event.event_type
-        if et is EventType.BEFORE_COMPACT:
-            return _CompactMerge(event, self.flag)
-        if self.kind is EventKind.GUARD:
-            return _LastWins(event, self.flag)
-        if et is EventType.TOOL_RESULT:
-            return _ToolResultMerge(event)
-        if et is EventType.INPUT:
-            return _InputMerge(event)
-        if et is EventType.BEFORE_AGENT_START:
-            return _InjectMerge(event)
-        return _MessagesMerge(event, self.result_type)
+        return self.merge(event, self)
 
     def failure(self, plugin: str, hook: str, error: BaseException) -> Result:
         """The block / cancel a failing guard handler becomes under ``fail_closed``."""
-        reason = f"plugin {plugin!r} failed in {hook}: {type(error).__name__}: {error}"
+        reason = f"plugin {plugin!r} failed in {hook}: {describe_error(error)}"
         result: Result = self.result_type(**{self.flag: True, "reason": reason})
         return result
 
@@ -266,7 +288,11 @@ RULES: Mapping[EventType, Rule] = MappingProxyType(
         EventType.TOOL_CALL: Rule(
             EventKind.GUARD,
             ToolCallResult,
-            _GUARD_TEXT.format(flag="block"),
+            "The first result with `block=True` stops dispatch and is returned. A result's `args` "
+            "replace the call's arguments: later handlers see them as `parsed_args` and `input`, "
+            "and the merged result carries the final ones. Otherwise the last non-None result "
+            "(None when no handler returned one).",
+            _ToolCallMerge,
             flag="block",
             default_reason="blocked by extension",
         ),
@@ -274,6 +300,7 @@ RULES: Mapping[EventType, Rule] = MappingProxyType(
             EventKind.GUARD,
             BeforeForkResult,
             _GUARD_TEXT.format(flag="cancel"),
+            _LastWins,
             flag="cancel",
             default_reason="Fork cancelled by extension.",
         ),
@@ -281,6 +308,7 @@ RULES: Mapping[EventType, Rule] = MappingProxyType(
             EventKind.GUARD,
             BeforeSessionSwitchResult,
             _GUARD_TEXT.format(flag="cancel"),
+            _LastWins,
             flag="cancel",
             default_reason="Session switch cancelled by extension.",
         ),
@@ -290,6 +318,7 @@ RULES: Mapping[EventType, Rule] = MappingProxyType(
             "The first result with `cancel=True` stops dispatch and is returned; otherwise "
             "`BeforeCompactResult(summary=<the last non-empty summary>)` (None when no handler "
             "returned a result).",
+            _CompactMerge,
             flag="cancel",
             default_reason="compaction cancelled by extension",
         ),
@@ -299,6 +328,7 @@ RULES: Mapping[EventType, Rule] = MappingProxyType(
             "A later non-None `content` / `is_error` replaces an earlier one, and the next "
             "handler's event carries it; the merged `ToolResultResult` is returned (None when "
             "no handler returned one).",
+            _ToolResultMerge,
         ),
         EventType.INPUT: Rule(
             EventKind.TRANSFORM,
@@ -306,12 +336,14 @@ RULES: Mapping[EventType, Rule] = MappingProxyType(
             "`action='handled'` stops dispatch and is returned. `action='transform'` replaces "
             "the text later handlers see, and the result is `InputResult(action='transform', "
             "text=<final text>)`. Otherwise the last non-None result.",
+            _InputMerge,
         ),
         EventType.BEFORE_AGENT_START: Rule(
             EventKind.TRANSFORM,
             BeforeAgentStartResult,
             "Every handler's `inject_text` is kept, joined in order by a blank line; the last "
             "non-None `system_prompt` wins (None when no handler returned a result).",
+            _InjectMerge,
         ),
         EventType.CONTEXT_PREPARE: Rule(
             EventKind.TRANSFORM,
@@ -320,6 +352,7 @@ RULES: Mapping[EventType, Rule] = MappingProxyType(
             "carries the final list, or `messages=None` when nobody changed it (None when no "
             "handler returned a result). A kept message keeps its `index` into the original "
             "window; a new message has `index < 0`.",
+            _MessagesMerge,
         ),
         EventType.PREPARE_STEP: Rule(
             EventKind.TRANSFORM,
@@ -328,6 +361,7 @@ RULES: Mapping[EventType, Rule] = MappingProxyType(
             "carries the final list, or `messages=None` when nobody changed it (None when no "
             "handler returned a result). A kept message keeps its `index` into the step's "
             "messages; a new message has `index < 0`.",
+            _MessagesMerge,
         ),
     }
 )

@@ -10,6 +10,8 @@ appended to the class docstring and rendered into ``hookspecs.md``.
 from __future__ import annotations
 
 import enum
+import json
+import math
 from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType
 from typing import Any, ClassVar, TypeVar
@@ -69,6 +71,7 @@ __all__ = [
     "RESULT_CLASSES",
     "all_event_types",
     "event_class",
+    "parse_json_object",
     "thaw",
     "tool_kind_for",
 ]
@@ -182,12 +185,26 @@ def _v_bool(inst: object, a: attrs.Attribute[Any], v: object) -> None:
         raise _type_error(inst, a, "bool", v)
 
 
-def _v_action(inst: object, a: attrs.Attribute[Any], v: str) -> None:
-    if v not in ("continue", "transform", "handled"):
+def _v_count(inst: object, a: attrs.Attribute[Any], v: object) -> None:
+    _v_int(inst, a, v)
+    if v < 0:  # type: ignore[operator]
+        raise ValueError(f"{type(inst).__name__}.{a.name} must be 0 or more, not {v!r}")
+
+
+def _v_amount(inst: object, a: attrs.Attribute[Any], v: object) -> None:
+    _v_float(inst, a, v)
+    if not math.isfinite(v) or v < 0:  # type: ignore[arg-type, operator]
         raise ValueError(
-            f"{type(inst).__name__}.{a.name} must be 'continue', 'transform' or 'handled', "
-            f"not {v!r}"
+            f"{type(inst).__name__}.{a.name} must be a finite number, 0 or more, not {v!r}"
         )
+
+
+def _v_choice(inst: object, a: attrs.Attribute[Any], v: object) -> None:
+    _v_str(inst, a, v)
+    choices = a.metadata["choices"]
+    if v not in choices and not (v == "" and a.default == ""):
+        allowed = ", ".join(repr(c) for c in choices)
+        raise ValueError(f"{type(inst).__name__}.{a.name} must be one of {allowed}, not {v!r}")
 
 
 def _v_opt_str(inst: object, a: attrs.Attribute[Any], v: object) -> None:
@@ -271,6 +288,15 @@ def _to_args(v: object) -> object:
         raise TypeError(str(exc)) from None
 
 
+def parse_json_object(text: str) -> dict[str, Any] | None:
+    """``text`` parsed as a JSON object, or None when it is not one (never an error)."""
+    try:
+        value = json.loads(text)
+    except (ValueError, TypeError, RecursionError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
 def thaw(value: object) -> Any:
     """Turn read-only mappings and tuples (as in ``parsed_args``) back into dicts and lists."""
     if isinstance(value, Mapping):
@@ -298,19 +324,30 @@ def _meta(
     }
 
 
-def _str(doc: str, choices: Iterable[str] = ()) -> Any:
-    return attrs.field(default="", validator=_v_str, metadata=_meta("str", doc, choices))
+def _str(doc: str, choices: Iterable[str] = (), *, closed: bool = False) -> Any:
+    """A str field; with ``closed``, only ``choices`` (and the zero value '') are valid."""
+    return attrs.field(
+        default="",
+        validator=_v_choice if closed else _v_str,
+        metadata=_meta("str", doc, choices, closed=closed),
+    )
 
 
 def _int(doc: str, kind: str = "count") -> Any:
-    return attrs.field(default=0, validator=_v_int, metadata=_meta("int", doc, kind=kind))
+    """An int field; counts and step numbers (every kind but 'index') are 0 or more."""
+    return attrs.field(
+        default=0,
+        validator=_v_int if kind == "index" else _v_count,
+        metadata=_meta("int", doc, kind=kind),
+    )
 
 
 def _float(doc: str, kind: str = "float") -> Any:
+    """A float field: a finite amount, 0 or more (costs, percentages)."""
     return attrs.field(
         default=0.0,
         converter=_to_float,
-        validator=_v_float,
+        validator=_v_amount,
         metadata=_meta("float", doc, kind=kind),
     )
 
@@ -376,7 +413,7 @@ def _fast_init(cls: type) -> None:
     tests the common case inline: ``type(value) is str``.
     """
     fields = attrs.fields(cls)
-    namespace: dict[str, Any] = {}
+    namespace: dict[str, Any] = {"_inf": math.inf}
     params, body = [], []
     for f in fields:
         name = f.name
@@ -387,18 +424,27 @@ def _fast_init(cls: type) -> None:
         if f.converter is not None:
             namespace[f"_c_{name}"] = f.converter
             body.append(f"    {name} = _c_{name}({name})")
+        # The common case is tested inline; anything else goes to the field's validators,
+        # which raise the error naming the field (or pass, for an unusual but valid value).
         exact = _FAST_TYPES.get(f.metadata["type"])
+        check = f"_v_{name}(self, _a_{name}, {name})"
         if f.metadata["type"] == "float":
-            body.append(f"    if {name}.__class__ is not float: _v_{name}(self, _a_{name}, {name})")
-        elif exact is not None and not f.metadata["closed"]:
             body.append(
-                f"    if {name}.__class__ is not {exact}: _v_{name}(self, _a_{name}, {name})"
+                f"    if {name}.__class__ is not float or not 0.0 <= {name} < _inf: {check}"
             )
+        elif exact == "int" and f.metadata["kind"] != "index":
+            body.append(f"    if {name}.__class__ is not int or {name} < 0: {check}")
+        elif exact is not None and not f.metadata["closed"]:
+            body.append(f"    if {name}.__class__ is not {exact}: {check}")
         else:
-            body.append(f"    _v_{name}(self, _a_{name}, {name})")
+            body.append(f"    {check}")
         # The slot's own setter: frozen classes refuse setattr, and this skips the name lookup.
         namespace[f"_s_{name}"] = cls.__dict__[name].__set__
         body.append(f"    _s_{name}(self, {name})")
+    post = getattr(cls, "_derive", None)
+    if post is not None:  # fields computed from others (ToolCallEvent.parsed_args)
+        namespace["_post"] = post
+        body.append("    _post(self)")
     signature = f"self, *, {', '.join(params)}" if params else "self"
     source = f"def __init__({signature}):\n" + "\n".join(body or ["    pass"]) + "\n"
     exec(compile(source, f"<kithooks __init__ of {cls.__name__}>", "exec"), namespace)
@@ -513,10 +559,17 @@ class ToolCallEvent(Event):
     tool_kind: str = _str(_TOOL_KIND, _TOOL_KIND_VALUES)
     input: str = _str("The tool's arguments as the raw JSON text the model produced.")
     parsed_args: Mapping[str, Any] | None = _args(
-        "The arguments parsed from `input` as a read-only mapping; None when `input` is not a "
-        "JSON object."
+        "The arguments as a read-only mapping; derived from `input` when not given (None when "
+        "`input` is not a JSON object)."
     )
     source: str = _str("Who asked for the call; always 'llm' from the host helpers.")
+
+    def _derive(self) -> None:
+        # parsed_args not given: the JSON object in `input`, if it holds one.
+        if self.parsed_args is None and self.input:
+            args = parse_json_object(self.input)
+            if args is not None:
+                object.__setattr__(self, "parsed_args", _to_args(args))
 
 
 @_documented
@@ -607,7 +660,9 @@ class InputEvent(Event):
     event_type: ClassVar[EventType] = EventType.INPUT
     text: str = _str("The prompt text (as transformed by earlier handlers).")
     source: str = _str(
-        "Where the prompt came from.", choices=("interactive", "cli", "script", "queue")
+        "Where the prompt came from.",
+        choices=("interactive", "cli", "script", "queue"),
+        closed=True,
     )
 
 
@@ -649,6 +704,7 @@ class AgentEndEvent(Event):
             "unknown",
             "completed",
         ),
+        closed=True,
     )
     tool_call_count: int = _int("Tool calls emitted in the turn (blocked ones included).")
     tool_names: tuple[str, ...] = _strs(
@@ -716,7 +772,7 @@ class ModelChangeEvent(Event):
     event_type: ClassVar[EventType] = EventType.MODEL_CHANGE
     new_model: str = _str("The new model, as 'provider/model'.")
     previous_model: str = _str("The model before the change.")
-    source: str = _str("Who changed it.", choices=("extension", "user"))
+    source: str = _str("Who changed it.", choices=("extension", "user"), closed=True)
 
 
 @_documented
@@ -747,7 +803,7 @@ class BeforeSessionSwitchEvent(Event):
     """The user asked for another session: a guard may cancel."""
 
     event_type: ClassVar[EventType] = EventType.BEFORE_SESSION_SWITCH
-    reason: str = _str("Why the session switches.", choices=("new", "clear", "resume"))
+    reason: str = _str("Why the session switches.", choices=("new", "clear", "resume"), closed=True)
 
 
 @_documented
@@ -794,6 +850,7 @@ class SubagentChunkEvent(Event):
             "tool_execution_end",
             "tool_result",
         ),
+        closed=True,
     )
     content: str = _str("Text of a 'text' chunk.")
     tool_name: str = _str("Tool of a tool_* chunk.")
@@ -834,6 +891,7 @@ class StepFinishEvent(Event):
     finish_reason: str = _str(
         "The provider's finish reason.",
         choices=("stop", "length", "tool-calls", "content-filter", "error", "other", "unknown"),
+        closed=True,
     )
     input_tokens: int = _int(_TOKENS_IN)
     output_tokens: int = _int("Output tokens of the call.")
@@ -922,6 +980,7 @@ class LLMUsageEvent(Event):
     finish_reason: str = _str(
         "The provider's finish reason for the call.",
         choices=("stop", "length", "tool-calls", "content-filter", "error", "other", "unknown"),
+        closed=True,
     )
 
 
@@ -937,6 +996,10 @@ class ToolCallResult(Result):
         "True stops the call: the tool never runs and the model gets 'Error: <reason>'."
     )
     reason: str = _str("Why it was blocked; 'blocked by extension' when empty.")
+    args: Mapping[str, Any] | None = _args(
+        "New arguments for the tool (a JSON object), or None to keep them. Later handlers see "
+        "them as `parsed_args` (and their JSON as `input`); a block from any handler wins."
+    )
 
 
 @_documented
@@ -955,7 +1018,7 @@ class InputResult(Result):
 
     action: str = attrs.field(
         default="continue",
-        validator=[_v_str, _v_action],
+        validator=_v_choice,
         metadata=_meta(
             "str",
             "'continue' leaves the prompt alone, 'transform' replaces it with `text`, 'handled' "

@@ -7,6 +7,11 @@ two arguments. ``hookspecs.md`` is generated from these docstrings and the paylo
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
+from typing import Any, TypeVar, overload
+
+import attrs
 import pluggy
 
 from .context import Context
@@ -24,6 +29,7 @@ from .events import (
     ContextPrepareEvent,
     ContextPrepareResult,
     ErrorEvent,
+    Event,
     InputEvent,
     InputResult,
     LLMUsageEvent,
@@ -34,6 +40,7 @@ from .events import (
     PrepareStepEvent,
     PrepareStepResult,
     ReasoningStartEvent,
+    Result,
     RetryEvent,
     SessionShutdownEvent,
     SessionStartEvent,
@@ -55,14 +62,126 @@ from .events import (
     ToolResultResult,
     WarningsEvent,
 )
+from .matching import ToolSpec, tool_matcher
 
-__all__ = ["PROJECT", "KitHookSpecs", "hookimpl", "hookspec"]
+__all__ = [
+    "POLICY_ATTR",
+    "PROJECT",
+    "HandlerPolicy",
+    "HookimplMarker",
+    "KitHookSpecs",
+    "OutcomeSpecs",
+    "hookimpl",
+    "hookspec",
+]
 
 #: The pluggy project name and the entry-point group.
 PROJECT = "kithooks"
 
+#: The attribute under which ``hookimpl`` stores a handler's :class:`HandlerPolicy`.
+POLICY_ATTR = "kithooks_policy"
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+@attrs.frozen(kw_only=True)
+class HandlerPolicy:
+    """What ``@kithooks.hookimpl(tools=..., timeout=...)`` adds to pluggy's options."""
+
+    tools: ToolSpec | None = None
+    timeout: float | None = None
+
+
+class HookimplMarker:
+    """pluggy's hookimpl marker with two kithooks options.
+
+    ``tools`` limits a handler of a tool event to the tools it names (see
+    :mod:`kithooks.matching`); ``timeout`` (seconds, coroutine handlers only) cancels a
+    handler at its deadline and counts it as a failure of its plugin. The other options
+    are pluggy's (``tryfirst``, ``trylast``, ``specname``, ...).
+    """
+
+    def __init__(self, project_name: str) -> None:
+        self.project_name = project_name
+        self._pluggy = pluggy.HookimplMarker(project_name)
+
+    @overload
+    def __call__(
+        self,
+        function: _F,
+        *,
+        tools: ToolSpec | None = None,
+        timeout: float | None = None,
+        tryfirst: bool = False,
+        trylast: bool = False,
+        specname: str | None = None,
+        optionalhook: bool = False,
+        wrapper: bool = False,
+        hookwrapper: bool = False,
+    ) -> _F: ...
+
+    @overload
+    def __call__(
+        self,
+        function: None = None,
+        *,
+        tools: ToolSpec | None = None,
+        timeout: float | None = None,
+        tryfirst: bool = False,
+        trylast: bool = False,
+        specname: str | None = None,
+        optionalhook: bool = False,
+        wrapper: bool = False,
+        hookwrapper: bool = False,
+    ) -> Callable[[_F], _F]: ...
+
+    def __call__(
+        self,
+        function: _F | None = None,
+        *,
+        tools: ToolSpec | None = None,
+        timeout: float | None = None,
+        tryfirst: bool = False,
+        trylast: bool = False,
+        specname: str | None = None,
+        optionalhook: bool = False,
+        wrapper: bool = False,
+        hookwrapper: bool = False,
+    ) -> _F | Callable[[_F], _F]:
+        """Mark ``function`` as a hook implementation (usable bare or with options)."""
+        tool_matcher(tools)  # a bad pattern fails here, where it is written
+        if timeout is not None and (
+            isinstance(timeout, bool)
+            or not isinstance(timeout, int | float)
+            or not math.isfinite(timeout)
+            or timeout <= 0
+        ):
+            raise ValueError(
+                f"hookimpl(timeout=...) must be a positive number of seconds, not {timeout!r}"
+            )
+        policy = None
+        if tools is not None or timeout is not None:
+            policy = HandlerPolicy(tools=tools, timeout=timeout)
+        mark = self._pluggy(
+            tryfirst=tryfirst,
+            trylast=trylast,
+            specname=specname,
+            optionalhook=optionalhook,
+            wrapper=wrapper,
+            hookwrapper=hookwrapper,
+        )
+
+        def apply(fn: _F) -> _F:
+            mark(fn)
+            if policy is not None:
+                setattr(fn, POLICY_ATTR, policy)
+            return fn
+
+        return apply if function is None else apply(function)
+
+
 hookspec = pluggy.HookspecMarker(PROJECT)
-hookimpl = pluggy.HookimplMarker(PROJECT)
+hookimpl = HookimplMarker(PROJECT)
 
 
 class KitHookSpecs:
@@ -354,4 +473,19 @@ class KitHookSpecs:
         Emitted once per completed step, after ``step_finish``, with the call's tokens (input
         tokens exclude cache reads and writes), its cost in USD and the model and provider
         that answered. The turn aggregator sums these into ``agent_end``.
+        """
+
+
+class OutcomeSpecs:
+    """The hook that is not an event: what a guard or transform dispatch decided."""
+
+    @hookspec
+    def on_outcome(self, event: Event, result: Result | None, ctx: Context) -> None:
+        """What a guard or transform dispatch decided. Observe (not an event of its own).
+
+        Emitted after every ``emit`` / ``aemit`` of a guard or transform event that had at
+        least one handler, once that event's handlers have all run (or one stopped the
+        dispatch), with ``event`` as the host emitted it and ``result`` the merged result the
+        host receives (None when no handler returned one). A tracer or audit log uses it to
+        see blocks, cancels and rewrites without depending on handler order.
         """

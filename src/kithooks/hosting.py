@@ -19,12 +19,12 @@ from __future__ import annotations
 import inspect
 import json
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
+from typing import Any, TypeVar, cast
 
 import attrs
 
-from .context import Context
+from .context import Context, handler_view
 from .dispatch import RULES
 from .events import (
     AgentEndEvent,
@@ -50,6 +50,8 @@ from .events import (
     ToolExecutionStartEvent,
     ToolOutputEvent,
     ToolResultEvent,
+    parse_json_object,
+    thaw,
     tool_kind_for,
 )
 from .manager import PluginManager
@@ -62,13 +64,16 @@ __all__ = [
     "Prompt",
     "ToolOutcome",
     "ToolResponse",
+    "ToolRun",
     "Turn",
+    "adrive",
     "apply_messages",
     "arun_tool",
     "before_compact",
     "before_fork",
     "before_session_switch",
     "context_window",
+    "drive",
     "parse_args",
     "run_tool",
     "step_events",
@@ -76,6 +81,7 @@ __all__ = [
 ]
 
 M = TypeVar("M")
+R = TypeVar("R")
 
 _ROLES = ("system", "user", "assistant", "tool")
 
@@ -102,14 +108,11 @@ class ToolOutcome:
 
 def parse_args(text: str) -> Mapping[str, Any] | None:
     """The tool input as a JSON object, or None when it is not one."""
-    try:
-        value = json.loads(text)
-    except (ValueError, TypeError):
-        return None
-    return value if isinstance(value, dict) else None
+    return parse_json_object(text)
 
 
 def _response(value: object) -> ToolResponse:
+    """A tool's return value as a :class:`ToolResponse` (a str is its content)."""
     if isinstance(value, ToolResponse):
         return value
     if isinstance(value, str):
@@ -121,63 +124,103 @@ def _failed(exc: Exception) -> ToolResponse:
     return ToolResponse(content=f"Error: {type(exc).__name__}: {exc}", is_error=True)
 
 
-class _ToolCall:
-    """The events around one tool call, shared by the sync and async wrappers."""
+def drive(pm: PluginManager, steps: Generator[Event, Any, R], ctx: Context | None) -> R:
+    """Run a host sequence with ``emit``: each event it yields is emitted, the answer sent back."""
+    try:
+        event = next(steps)
+        while True:
+            event = steps.send(pm.emit(event, ctx))
+    except StopIteration as done:
+        return cast("R", done.value)
+
+
+async def adrive(pm: PluginManager, steps: Generator[Event, Any, R], ctx: Context | None) -> R:
+    """Run a host sequence with ``aemit`` (coroutine handlers are awaited)."""
+    try:
+        event = next(steps)
+        while True:
+            event = steps.send(await pm.aemit(event, ctx))
+    except StopIteration as done:
+        return cast("R", done.value)
+
+
+class ToolRun:
+    """The events around one tool call: one sequence for sync and async hosts and adapters.
+
+    ::
+
+        run = ToolRun(pm, tool_name="bash", tool_call_id="c1", input='{"command": "ls"}')
+        blocked = run.start()              # or: await run.astart()
+        if blocked is None:
+            outcome = run.finish(tool(run.input))   # or: await run.afinish(...)
+
+    :meth:`start` emits ``tool_call`` (a block returns the outcome the model must get,
+    ``Error: <reason>``, and the tool must not run; an ``args`` rewrite sets :attr:`input`
+    and :attr:`args`, what the tool must get) and then ``tool_execution_start``.
+    :meth:`finish` emits ``tool_execution_end`` and ``tool_result`` and returns what the
+    model receives, with the plugins' rewrite applied. Every payload is built only when a
+    plugin handles its event.
+    """
+
+    __slots__ = ("args", "ctx", "id", "input", "kind", "name", "pm", "rewritten")
 
     def __init__(
         self,
         pm: PluginManager,
-        ctx: Context | None,
         *,
         tool_name: str,
         tool_call_id: str,
         input: str,
-        tool_kind: str | None,
+        tool_kind: str | None = None,
+        ctx: Context | None = None,
     ) -> None:
         self.pm, self.ctx = pm, ctx
-        self.name, self.id, self.input = tool_name, tool_call_id, input
+        self.name, self.id = tool_name, tool_call_id
         self.kind = tool_kind or tool_kind_for(tool_name)
+        #: The arguments the tool must get: the model's JSON text, or the plugins' rewrite.
+        self.input = input
+        #: :attr:`input` as a read-only mapping (None when it is not a JSON object).
+        self.args: Mapping[str, Any] | None = None
+        #: True when a plugin rewrote the arguments.
+        self.rewritten = False
 
-    def ask(self) -> ToolOutcome | None:
-        """Emit tool_call (and tool_execution_start); an outcome means: blocked."""
+    def _start(self) -> Generator[Event, Any, ToolOutcome | None]:
         pm = self.pm
-        if pm.has_handlers(EventType.TOOL_CALL):
+        if pm.has_handlers(EventType.TOOL_CALL, self.name):
             event = ToolCallEvent(
                 tool_name=self.name,
                 tool_call_id=self.id,
                 tool_kind=self.kind,
                 input=self.input,
-                parsed_args=parse_args(self.input),
                 source="llm",
             )
-            result = pm.emit(event, self.ctx)
-            if result is not None and result.block:
-                reason = result.reason or RULES[EventType.TOOL_CALL].default_reason
-                return ToolOutcome(
-                    content=f"Error: {reason}", is_error=True, blocked=True, reason=reason
-                )
-        if pm.has_handlers(EventType.TOOL_EXECUTION_START):
-            pm.emit(
-                ToolExecutionStartEvent(
-                    tool_call_id=self.id, tool_name=self.name, tool_kind=self.kind
-                ),
-                self.ctx,
+            self.args = event.parsed_args
+            result = yield event
+            if result is not None:
+                if result.block:
+                    reason = result.reason or RULES[EventType.TOOL_CALL].default_reason
+                    return ToolOutcome(
+                        content=f"Error: {reason}", is_error=True, blocked=True, reason=reason
+                    )
+                if result.args is not None:
+                    self.args = result.args
+                    self.input = json.dumps(thaw(result.args), ensure_ascii=False)
+                    self.rewritten = True
+        if pm.has_handlers(EventType.TOOL_EXECUTION_START, self.name):
+            yield ToolExecutionStartEvent(
+                tool_call_id=self.id, tool_name=self.name, tool_kind=self.kind
             )
         return None
 
-    def finish(self, response: ToolResponse) -> ToolOutcome:
-        """Emit tool_execution_end and tool_result; apply the merged rewrite."""
+    def _finish(self, response: ToolResponse) -> Generator[Event, Any, ToolOutcome]:
         pm = self.pm
-        if pm.has_handlers(EventType.TOOL_EXECUTION_END):
-            pm.emit(
-                ToolExecutionEndEvent(
-                    tool_call_id=self.id, tool_name=self.name, tool_kind=self.kind
-                ),
-                self.ctx,
+        if pm.has_handlers(EventType.TOOL_EXECUTION_END, self.name):
+            yield ToolExecutionEndEvent(
+                tool_call_id=self.id, tool_name=self.name, tool_kind=self.kind
             )
         content, is_error = response.content, response.is_error
-        if pm.has_handlers(EventType.TOOL_RESULT):
-            event = ToolResultEvent(
+        if pm.has_handlers(EventType.TOOL_RESULT, self.name):
+            result = yield ToolResultEvent(
                 tool_call_id=self.id,
                 tool_name=self.name,
                 tool_kind=self.kind,
@@ -186,13 +229,28 @@ class _ToolCall:
                 is_error=is_error,
                 metadata=response.metadata,
             )
-            result = pm.emit(event, self.ctx)
             if result is not None:
                 if result.content is not None:
                     content = result.content
                 if result.is_error is not None:
                     is_error = result.is_error
         return ToolOutcome(content=content, is_error=is_error, metadata=response.metadata)
+
+    def start(self) -> ToolOutcome | None:
+        """Emit ``tool_call`` and ``tool_execution_start``; an outcome means: blocked."""
+        return drive(self.pm, self._start(), self.ctx)
+
+    async def astart(self) -> ToolOutcome | None:
+        """:meth:`start` with ``aemit``."""
+        return await adrive(self.pm, self._start(), self.ctx)
+
+    def finish(self, response: ToolResponse | str) -> ToolOutcome:
+        """Emit ``tool_execution_end`` and ``tool_result``; returns what the model gets."""
+        return drive(self.pm, self._finish(_response(response)), self.ctx)
+
+    async def afinish(self, response: ToolResponse | str) -> ToolOutcome:
+        """:meth:`finish` with ``aemit``."""
+        return await adrive(self.pm, self._finish(_response(response)), self.ctx)
 
 
 def run_tool(
@@ -207,20 +265,27 @@ def run_tool(
 ) -> ToolOutcome:
     """Run ``tool(input)`` between the tool events; returns what the model should receive.
 
-    ``tool_kind`` defaults to the original's table. An exception from the tool becomes an
-    error result (``Error: <type>: <message>``); it does not propagate.
+    The tool gets the arguments as the plugins left them (a ``ToolCallResult(args=...)``
+    rewrite replaces ``input``). ``tool_kind`` defaults to the original's table. An
+    exception from the tool becomes an error result (``Error: <type>: <message>``); it does
+    not propagate.
     """
-    call = _ToolCall(
-        pm, ctx, tool_name=tool_name, tool_call_id=tool_call_id, input=input, tool_kind=tool_kind
+    run = ToolRun(
+        pm,
+        tool_name=tool_name,
+        tool_call_id=tool_call_id,
+        input=input,
+        tool_kind=tool_kind,
+        ctx=ctx,
     )
-    blocked = call.ask()
+    blocked = run.start()
     if blocked is not None:
         return blocked
     try:
-        response = _response(tool(input))
+        response = _response(tool(run.input))
     except Exception as exc:
         response = _failed(exc)
-    return call.finish(response)
+    return run.finish(response)
 
 
 async def arun_tool(
@@ -233,25 +298,27 @@ async def arun_tool(
     tool_kind: str | None = None,
     ctx: Context | None = None,
 ) -> ToolOutcome:
-    """:func:`run_tool` for async code: ``tool`` may be a coroutine function.
-
-    The tool events are emitted with ``emit`` (plain handlers); use
-    :meth:`PluginManager.aemit` directly for coroutine handlers of tool events.
-    """
-    call = _ToolCall(
-        pm, ctx, tool_name=tool_name, tool_call_id=tool_call_id, input=input, tool_kind=tool_kind
+    """:func:`run_tool` for async code: ``tool`` may be a coroutine function, and the events
+    are dispatched with ``aemit`` (coroutine handlers are awaited)."""
+    run = ToolRun(
+        pm,
+        tool_name=tool_name,
+        tool_call_id=tool_call_id,
+        input=input,
+        tool_kind=tool_kind,
+        ctx=ctx,
     )
-    blocked = call.ask()
+    blocked = await run.astart()
     if blocked is not None:
         return blocked
     try:
-        value = tool(input)
+        value = tool(run.input)
         if inspect.isawaitable(value):
             value = await value
         response = _response(value)
     except Exception as exc:
         response = _failed(exc)
-    return call.finish(response)
+    return await run.afinish(response)
 
 
 def tool_output(
@@ -396,8 +463,6 @@ class CompactDecision:
 
 def _guard(pm: PluginManager, event: Any, ctx: Context | None) -> tuple[bool, str, Any]:
     et = event.event_type
-    if not pm.has_handlers(et):
-        return False, "", None
     result = pm.emit(event, ctx)
     if result is not None and result.cancel:
         return True, result.reason or RULES[et].default_reason, result
@@ -413,6 +478,8 @@ def before_fork(
     ctx: Context | None = None,
 ) -> Cancellation:
     """Ask plugins whether the session may fork from ``target_id``."""
+    if not pm.has_handlers(EventType.BEFORE_FORK):
+        return Cancellation(cancelled=False)
     event = BeforeForkEvent(
         target_id=target_id, is_user_message=is_user_message, user_text=user_text
     )
@@ -424,6 +491,8 @@ def before_session_switch(
     pm: PluginManager, *, reason: str = "new", ctx: Context | None = None
 ) -> Cancellation:
     """Ask plugins whether the host may switch sessions (``reason``: new, clear, resume)."""
+    if not pm.has_handlers(EventType.BEFORE_SESSION_SWITCH):
+        return Cancellation(cancelled=False)
     cancelled, why, _ = _guard(pm, BeforeSessionSwitchEvent(reason=reason), ctx)
     return Cancellation(cancelled=cancelled, reason=why)
 
@@ -438,6 +507,8 @@ def before_compact(
     ctx: Context | None = None,
 ) -> CompactDecision:
     """Ask plugins whether to compact, and whether one brings its own summary."""
+    if not pm.has_handlers(EventType.BEFORE_COMPACT):
+        return CompactDecision(cancelled=False)
     usage = estimated_tokens / context_limit if context_limit else 0.0
     event = BeforeCompactEvent(
         estimated_tokens=estimated_tokens,
@@ -476,6 +547,7 @@ class Turn:
         self.pm = pm
         base = ctx if ctx is not None else pm.context
         self.ctx = attrs.evolve(base, turn_id=turn_id or uuid.uuid4().hex)
+        handler_view(self.ctx, pm)  # bind it: the host's ctx.get_state reaches pm.state at once
         self._text: list[str] = []
 
     def _emit(self, event: Any) -> Any:

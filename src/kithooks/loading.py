@@ -16,13 +16,16 @@ import importlib.metadata
 import inspect
 import os
 import sys
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from typing import TYPE_CHECKING, Final
 
 import attrs
 from pluggy import PluginValidationError
+
+from .bus import custom_handlers_of
+from .hookspecs import KitHookSpecs, OutcomeSpecs
 
 if TYPE_CHECKING:
     from .manager import PluginManager
@@ -41,8 +44,6 @@ __all__ = [
     "import_plugin_directory",
     "import_plugin_file",
     "module_name_for",
-    "not_a_hook",
-    "unmarked_hooks",
 ]
 
 
@@ -51,12 +52,8 @@ BLOCK_ENV = "KITHOOKS_BLOCK_PLUGINS"
 #: When set to a non-empty value other than ``0``, ``load_entrypoints`` loads nothing.
 DISABLE_ENTRYPOINTS_ENV = "KITHOOKS_DISABLE_ENTRYPOINTS"
 
-#: The attribute :func:`not_a_hook` sets on a helper named like a hook.
-NOT_A_HOOK_MARK: Final = "kithooks_not_a_hook"
 #: ``LoadError.kind`` of plugins that came from files (dropped and re-read by ``reload``).
 FILE_KINDS: Final = frozenset({"file", "directory", "class"})
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 
 @attrs.frozen(kw_only=True)
@@ -103,17 +100,6 @@ def _describe(error: BaseException) -> str:
     if isinstance(error, SystemExit):
         return f"sys.exit({error.code!r}) while importing"
     return text
-
-
-def not_a_hook(fn: F) -> F:
-    """Mark a function or method named like a hook (``on_tool_call``) as a plain helper.
-
-    Without this mark (or ``@kithooks.hookimpl``), a plugin with a function named like a hook
-    is refused, because an unmarked hook would silently never run.
-    """
-    target = fn.__func__ if isinstance(fn, staticmethod | classmethod) else fn
-    setattr(target, NOT_A_HOOK_MARK, True)
-    return fn
 
 
 def blocked_names() -> frozenset[str]:
@@ -269,11 +255,10 @@ def forget_modules(path: Path) -> None:
 # --------------------------------------------------------------------------- shapes
 
 
-def _hook_names(pm: PluginManager) -> frozenset[str]:
-    """The names of every hook that has a spec (kithooks' and the host's)."""
-    return frozenset(
-        name for name, caller in vars(pm.hook).items() if getattr(caller, "spec", None) is not None
-    )
+#: Every hook kithooks specifies (the events' hooks and ``on_outcome``).
+KIT_HOOKS: Final = frozenset(
+    name for specs in (KitHookSpecs, OutcomeSpecs) for name in vars(specs) if name.startswith("on_")
+)
 
 
 def _is_marked(pm: PluginManager, obj: object, attr: str) -> bool:
@@ -283,60 +268,32 @@ def _is_marked(pm: PluginManager, obj: object, attr: str) -> bool:
         return False
 
 
-def _static(obj: object, attr: str) -> object:
-    try:
-        raw = inspect.getattr_static(obj, attr)
-    except AttributeError:
-        return None
-    return raw.__func__ if isinstance(raw, staticmethod | classmethod) else raw
-
-
-def unmarked_hooks(pm: PluginManager, obj: object) -> list[str]:
-    """Functions or methods of ``obj`` named like one of ``pm``'s hooks but not marked.
-
-    Such a function would never be called; the plugin is refused with a message saying to
-    mark it with ``@kithooks.hookimpl``, or with ``@kithooks.loading.not_a_hook`` for a helper.
-    """
-    found = []
-    for attr in sorted(_hook_names(pm).intersection(dir(obj))):
-        raw = _static(obj, attr)
-        if raw is None or not inspect.isroutine(raw):
-            continue
-        if _is_marked(pm, obj, attr) or getattr(raw, NOT_A_HOOK_MARK, False):
-            continue
-        found.append(attr)
-    return found
-
-
 def _has_hooks(pm: PluginManager, obj: object) -> bool:
     """True when ``obj`` has a marked hookimpl or a custom-event handler."""
     names = (attr for attr in dir(obj) if not attr.startswith("__"))  # no dunder is a hook
-    return any(_is_marked(pm, obj, attr) for attr in names) or bool(pm._custom_handlers_of(obj))
+    return any(_is_marked(pm, obj, attr) for attr in names) or bool(custom_handlers_of(obj))
 
 
-def _refuse_unmarked(pm: PluginManager, obj: object, label: str) -> None:
-    unmarked = unmarked_hooks(pm, obj)
-    if unmarked:
-        names = ", ".join(repr(n) for n in unmarked)
-        raise PluginValidationError(
-            obj,
-            f"plugin {label!r}: {names} named like a hook but not marked, so never called; "
-            "decorate it with @kithooks.hookimpl (or @kithooks.loading.not_a_hook for a helper)",
-        )
+def _named_like_hooks(obj: object) -> bool:
+    """True when ``obj`` has a function named like a kithooks hook (marked or not).
 
-
-def check_has_hooks(pm: PluginManager, obj: object, label: str, what: str) -> None:
-    """Raise :class:`pluggy.PluginValidationError` when ``obj`` would be a plugin doing nothing.
-
-    That is: it has a function named like a hook without a mark, or no hook at all.
+    ``PluginManager.register`` refuses such a function when it is not marked; the loader
+    registers such an object so that the refusal is reported, instead of skipping it.
     """
-    _refuse_unmarked(pm, obj, label)
-    if not _has_hooks(pm, obj):
-        raise PluginValidationError(
-            obj,
-            f"plugin {label!r}: {what} has no hooks; mark its hook functions or methods "
-            "with @kithooks.hookimpl",
-        )
+    for attr in KIT_HOOKS.intersection(dir(obj)):
+        try:
+            raw = inspect.getattr_static(obj, attr)
+        except AttributeError:
+            continue
+        if isinstance(raw, staticmethod | classmethod):
+            raw = raw.__func__
+        if inspect.isroutine(raw):
+            return True
+    return False
+
+
+def _looks_like_plugin(pm: PluginManager, obj: object) -> bool:
+    return _has_hooks(pm, obj) or _named_like_hooks(obj)
 
 
 def _plugin_classes(pm: PluginManager, module: ModuleType) -> list[type]:
@@ -358,20 +315,12 @@ def _plugin_classes(pm: PluginManager, module: ModuleType) -> list[type]:
         if not cls.__name__.startswith("_")
         and not inspect.isabstract(cls)
         and cls not in bases
-        and _looks_like_plugin_class(pm, cls)
+        and _looks_like_plugin(pm, cls)
     ]
 
 
-def _looks_like_plugin_class(pm: PluginManager, cls: type) -> bool:
-    return _has_hooks(pm, cls) or bool(unmarked_hooks(pm, cls))
-
-
-def _looks_like_plugin_module(pm: PluginManager, module: ModuleType) -> bool:
-    return _has_hooks(pm, module) or bool(unmarked_hooks(pm, module))
-
-
 def _holds_plugins(pm: PluginManager, module: ModuleType) -> bool:
-    return _looks_like_plugin_module(pm, module) or bool(_plugin_classes(pm, module))
+    return _looks_like_plugin(pm, module) or bool(_plugin_classes(pm, module))
 
 
 def _instantiate(cls: type, label: str, where: str) -> object:
@@ -552,7 +501,7 @@ class Loader:
                 "main.py is the plugin, so move the hooks of __init__.py into it"
             )
             return [(base, found.kind, PluginValidationError(package, message))]
-        if _looks_like_plugin_module(pm, module):
+        if _looks_like_plugin(pm, module):
             out.append((base, found.kind, module))
         for cls in _plugin_classes(pm, module):
             label = f"{base}:{cls.__name__}"
@@ -574,8 +523,17 @@ class Loader:
 
     def _register(self, obj: object, name: str, what: str, source: PluginSource) -> None:
         pm = self._pm
-        check_has_hooks(pm, obj, name, what)
+        if not _looks_like_plugin(pm, obj):
+            raise PluginValidationError(
+                obj,
+                f"plugin {name!r}: {what} has no hooks; mark its hook functions or methods "
+                "with @kithooks.hookimpl",
+            )
+        # refuses a function named like a hook but not marked (it would never be called)
         pm.register(obj, name=name)
+        if not _has_hooks(pm, obj):  # only refused names: register() let nothing through
+            pm.unregister(name=name)
+            raise PluginValidationError(obj, f"plugin {name!r}: {what} has no hooks")
         pm._sources[name] = source
 
     def _failed(self, error: LoadError) -> None:

@@ -1,4 +1,11 @@
-"""The :class:`PluginManager`: registration, dispatch with kithooks semantics, loading."""
+"""The :class:`PluginManager`: a pluggy plugin manager with kithooks' dispatch.
+
+A thin facade over the house's rooms: plans (:mod:`kithooks.plans`), the handler loops
+(:mod:`kithooks.callers`), the custom-event bus (:mod:`kithooks.bus`), listeners
+(:mod:`kithooks.listeners`), plugin locks (:mod:`kithooks.locks`) and loading
+(:mod:`kithooks.loading`). It owns the registry and keeps one cached plan per hook,
+rebuilt only for the hooks a registration touches.
+"""
 
 from __future__ import annotations
 
@@ -9,179 +16,51 @@ import logging
 import os
 import sys
 import threading
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+import weakref
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any, Final, cast
+from typing import Any, Final
 
-import attrs
 import pluggy
 from pluggy import HookImpl, PluginValidationError
 
 from .aggregator import TurnAggregator
-from .context import Context
-from .dispatch import RULES, EventKind, Merge, Rule
+from .bus import CustomEventBus, custom_event, custom_handlers_of
+from .callers import Callers
+from .context import Context, HandlerContext, handler_view
 from .events import EVENT_CLASSES, Event, EventType, Result, SessionShutdownEvent, SessionStartEvent
-from .hookspecs import PROJECT, KitHookSpecs
+from .hookspecs import POLICY_ATTR, PROJECT, HandlerPolicy, KitHookSpecs, OutcomeSpecs
+from .listeners import HandlerError, Listeners
 from .loading import Loader, LoadError, PluginSource, default_project_dir, default_user_dir
 from .locks import PluginLock
+from .plans import OUTCOME_HOOK, Plan, build_plan
 from .state import StateStore
 
-__all__ = ["HandlerError", "PluginManager", "custom_event"]
+__all__ = ["HandlerError", "PluginManager", "custom_event", "event_type_named"]
 
 logger = logging.getLogger("kithooks")
 
 _HOOK_EVENTS: Final[dict[str, EventType]] = {et.hook_name: et for et in EventType}
-_CUSTOM_MARK = "kithooks_custom_event"
+#: Every hook kithooks itself specifies: the 34 events and the outcome hook.
+_KIT_HOOKS: Final[frozenset[str]] = frozenset([*_HOOK_EVENTS, OUTCOME_HOOK])
+_TOOL_HOOKS: Final[frozenset[str]] = frozenset(
+    et.hook_name for et, cls in EVENT_CLASSES.items() if "tool_name" in cls.__slots__
+)
+_AGGREGATOR_HOOKS: Final = ("on_agent_start", "on_tool_call", "on_llm_usage", "on_agent_end")
 _DEFAULT: Any = object()
 _UNKNOWN: Any = object()  # emit() was given something that is not a payload class
 
 
-def custom_event(name: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
-    """Mark a plugin function as a handler of the custom event ``name``.
-
-    The handler is called as ``fn(data)`` or ``fn(data, ctx)`` when any plugin or the host
-    calls ``emit_custom_event(name, data)``; subscribers run in registration order under
-    their plugin's lock, and one that raises is logged and skipped.
-    """
-    if not isinstance(name, str) or not name:
-        raise ValueError(f"custom_event() needs a non-empty event name, got {name!r}")
-
-    def mark(fn: Callable[..., None]) -> Callable[..., None]:
-        setattr(fn, _CUSTOM_MARK, name)
-        return fn
-
-    return mark
-
-
-@attrs.frozen(kw_only=True)
-class HandlerError:
-    """A handler that raised, or returned a result of the wrong type; it was isolated."""
-
-    plugin: str
-    hook: str
-    error: BaseException = attrs.field(eq=False)
-
-    @property
-    def message(self) -> str:
-        """One line naming the plugin, the hook and the error."""
-        error = f"{type(self.error).__name__}: {self.error}"
-        return f"plugin {self.plugin!r} failed in {self.hook}: {error}"
-
-
-class _Handler:
-    """One hookimpl: ``call(event)`` when ``event_only``, else ``call(event, ctx)``."""
-
-    __slots__ = (
-        "acquire",
-        "call",
-        "event_only",
-        "hook",
-        "is_async",
-        "plugin",
-        "release",
-        "task_lock",
-        "thread_lock",
-    )
-
-    def __init__(self, impl: HookImpl, hook: str, lock: PluginLock) -> None:
-        fn = impl.function
-        self.plugin = impl.plugin_name
-        self.hook = hook
-        self.thread_lock = lock.thread
-        # Bound once: calling acquire()/release() costs a third of a `with lock:` block.
-        self.acquire = lock.thread.acquire
-        self.release = lock.thread.release
-        self.task_lock = lock.task
-        self.is_async = inspect.iscoroutinefunction(fn)
-        args = tuple(impl.argnames)
-        call: Callable[..., Any]
-        #: ``def on_x(self, event)`` is called as ``call(event)``: no adapter frame on the hot path.
-        self.event_only = args == ("event",)
-        if args == ("event", "ctx") or self.event_only:
-            call = fn
-        elif args == ("ctx",):
-            call = lambda e, c: fn(c)  # noqa: E731
-        elif args == ("ctx", "event"):
-            call = lambda e, c: fn(c, e)  # noqa: E731
-        else:
-            call = lambda e, c: fn()  # noqa: E731
-        self.call: Callable[..., Any] = call
-
-
-def _compile_observers(
-    handlers: tuple[_Handler, ...], failed: Callable[[str, str, Exception], None]
-) -> Callable[[Any, Any], None]:
-    """One straight-line function calling every observer, each under its plugin's lock.
-
-    Built once per registration change: no loop, no tuple unpacking, no attribute lookups at
-    dispatch time. Each handler's failure is isolated exactly as in the general path.
-    """
-    namespace: dict[str, Any] = {"_failed": failed}
-    lines = ["def observe(event, ctx):"]
-    for i, h in enumerate(handlers):
-        namespace[f"_a{i}"], namespace[f"_r{i}"], namespace[f"_c{i}"] = h.acquire, h.release, h.call
-        namespace[f"_p{i}"], namespace[f"_h{i}"] = h.plugin, h.hook
-        call = f"_c{i}(event)" if h.event_only else f"_c{i}(event, ctx)"
-        lines += [
-            f"    _a{i}()",
-            "    try:",
-            f"        {call}",
-            "    except Exception as exc:",
-            f"        _failed(_p{i}, _h{i}, exc)",
-            "    finally:",
-            f"        _r{i}()",
-        ]
-    if not handlers:
-        lines.append("    return None")
-    exec(compile("\n".join(lines) + "\n", "<kithooks observers>", "exec"), namespace)
-    observe: Callable[[Any, Any], None] = namespace["observe"]
-    return observe
-
-
-class _Plan:
-    """Everything one event's dispatch needs, computed at registration time.
-
-    ``observers`` is set for the common case (an observe event, plain handlers, nothing to
-    prepare): one compiled function that runs them all (see ``_compile_observers``).
-    """
-
-    __slots__ = ("event_type", "handlers", "has_async", "observers", "prepare", "rule")
-
-    def __init__(
-        self,
-        event_type: EventType,
-        handlers: tuple[_Handler, ...],
-        prepare: Callable[[Any, Context], Any] | None,
-        failed: Callable[[str, str, Exception], None],
-    ) -> None:
-        self.event_type = event_type
-        self.handlers = handlers
-        self.rule: Rule | None = RULES.get(event_type)
-        self.has_async = any(h.is_async for h in handlers)
-        self.prepare = prepare
-        fast = self.rule is None and not self.has_async and prepare is None
-        self.observers = _compile_observers(handlers, failed) if fast else None
-
-
-class _CustomHandler:
-    __slots__ = ("call", "lock", "plugin")
-
-    def __init__(self, plugin: str, fn: Callable[..., None], lock: PluginLock) -> None:
-        self.plugin = plugin
-        self.lock = lock.thread
-        try:
-            params = [
-                p
-                for p in inspect.signature(fn).parameters.values()
-                if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty
-            ]
-        except (TypeError, ValueError):
-            params = []
-        self.call: Callable[[Any, Context], None] = fn if len(params) >= 2 else (lambda d, c: fn(d))
-
-
-def _order_group(impl: HookImpl) -> int:
-    return 0 if impl.tryfirst else 2 if impl.trylast else 1
+def event_type_named(name: EventType | str, where: str = "event type") -> EventType:
+    """``name`` as an :class:`EventType`; an unknown name is a ValueError with a did-you-mean."""
+    if isinstance(name, EventType):
+        return name
+    try:
+        return EventType(name)
+    except ValueError:
+        close = difflib.get_close_matches(str(name), [e.value for e in EventType], n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ValueError(f"unknown {where} {name!r}{hint}") from None
 
 
 class PluginManager(pluggy.PluginManager):
@@ -191,21 +70,20 @@ class PluginManager(pluggy.PluginManager):
         state: the session's :class:`StateStore` (an in-memory one by default), exposed
             as ``pm.state`` and to handlers through ``ctx.get_state`` and friends.
         context: the :class:`Context` handlers get when ``emit`` is called without one.
-        fail_closed: a guard handler that raises blocks / cancels, with a reason naming
-            the plugin and the error, instead of being skipped.
+        fail_closed: a guard handler that raises (or times out) blocks / cancels, with a
+            reason naming the plugin and the error, instead of being skipped.
         aggregate_turns: register a :class:`TurnAggregator` as ``turn-aggregator``.
-        on_error: called with a :class:`HandlerError` or :class:`~kithooks.loading.LoadError`
-            whenever a plugin fails (after it is logged on logger ``kithooks``).
-        on_result: called as ``on_result(plugin, hook, result)`` for every valid result a
-            guard or transform handler returns, before it is merged (replay uses it to say
-            which plugin did what).
-        on_custom_event: called as ``on_custom_event(name, data)`` for every custom event.
+        handler_timeout: the deadline, in seconds, of every coroutine handler that sets
+            none itself (``@kithooks.hookimpl(timeout=...)``); None waits forever.
+        on_error, on_result, on_custom_event: a first listener (see :meth:`add_listener`).
 
     Handlers run in registration order (``tryfirst`` / ``trylast`` move one to the front
     or back). Calling a hook through pluggy (``pm.hook.on_tool_call(event=e, ctx=c)``)
     runs the same dispatch as :meth:`emit` and returns the same answer (so pluggy's
-    tracing and call monitoring do not see kithooks hooks; use ``on_error`` and
-    ``on_result``). Hookimpl wrappers are refused: the merge rules are the manager's.
+    tracing and call monitoring do not see kithooks hooks; use listeners). Wrappers are
+    refused on kithooks hooks (the merge rules are the manager's; ``on_outcome`` sees
+    what a dispatch decided); hooks a host adds with :meth:`add_hookspecs` behave as in
+    pluggy.
     """
 
     def __init__(
@@ -215,35 +93,117 @@ class PluginManager(pluggy.PluginManager):
         context: Context | None = None,
         fail_closed: bool = False,
         aggregate_turns: bool = True,
+        handler_timeout: float | None = None,
         on_error: Callable[[HandlerError | LoadError], None] | None = None,
         on_result: Callable[[str, str, Result], None] | None = None,
         on_custom_event: Callable[[str, Any], None] | None = None,
     ) -> None:
         super().__init__(PROJECT)
         self.add_hookspecs(KitHookSpecs)
-        self.fail_closed = fail_closed
-        self.on_error = on_error
-        self.on_result = on_result
-        self.on_custom_event = on_custom_event
+        self.add_hookspecs(OutcomeSpecs)
+        if handler_timeout is not None and not (
+            isinstance(handler_timeout, int | float) and handler_timeout > 0
+        ):
+            raise ValueError(
+                f"handler_timeout must be a positive number of seconds, not {handler_timeout!r}"
+            )
+        self.handler_timeout = handler_timeout
+        self.listeners = Listeners()
+        self._first_error = on_error
+        self._first_result = on_result
+        self._first_custom = on_custom_event
+        self._remove_first = self.listeners.add(on_error, on_result, on_custom_event)
+        self._callers = Callers(self.listeners, fail_closed, self._outcome_plan)
         self.state: StateStore = StateStore() if state is None else state
         #: Plugins that could not be loaded, with why (entry points and files).
         self.load_errors: list[LoadError] = []
         self._registry_lock = threading.RLock()
         self._seq = itertools.count()
         self._order: dict[str, tuple[int, int]] = {}
-        self._locks: dict[str, PluginLock] = {}
-        self._custom_of: dict[str, list[tuple[str, Callable[..., None]]]] = {}
+        self._lock_of_name: dict[str, PluginLock] = {}
+        # A plugin object keeps its lock across unregister / register, so a handler still
+        # running under the old registration and one under the new never overlap.
+        self._locks_by_object: weakref.WeakKeyDictionary[Any, PluginLock] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._locks_by_id: dict[int, tuple[object, PluginLock]] = {}
+        self._async_plugins: frozenset[str] = frozenset()
+        self._bus = CustomEventBus()
         self._sources: dict[str, PluginSource] = {}
         self._loader = Loader(self)
         self._pending_order: tuple[int, int] | None = None
-        self._plans: dict[EventType, _Plan] = {}
-        self._by_class: dict[type, Any] = {}
-        self._custom: dict[str, tuple[_CustomHandler, ...]] = {}
+        self._plans: dict[str, Plan] = {}
+        self._by_class: dict[type, Plan | None] = dict.fromkeys(EVENT_CLASSES.values())
         self._aggregator: TurnAggregator | None = None
         self._context = Context()
+        self._view: Context = handler_view(self._context, self)
         self.set_context(Context() if context is None else context)
         if aggregate_turns:
             self.register(TurnAggregator(), name=TurnAggregator.NAME)
+
+    # ------------------------------------------------------------------ listeners
+
+    @property
+    def fail_closed(self) -> bool:
+        """Whether a failing guard handler blocks / cancels (see the class docstring)."""
+        return self._callers.fail_closed
+
+    @fail_closed.setter
+    def fail_closed(self, value: bool) -> None:
+        self._callers.fail_closed = bool(value)
+
+    def add_listener(
+        self,
+        *,
+        on_error: Callable[[HandlerError | LoadError], None] | None = None,
+        on_result: Callable[[str, str, Result], None] | None = None,
+        on_custom_event: Callable[[str, Any], None] | None = None,
+    ) -> Callable[[], None]:
+        """Hear plugin failures, handler results and custom events; returns a detach function.
+
+        ``on_error(error)`` gets every :class:`HandlerError` and
+        :class:`~kithooks.loading.LoadError` (after it is logged on logger ``kithooks``);
+        ``on_result(plugin, hook, result)`` every valid result a guard or transform handler
+        returns, before it is merged; ``on_custom_event(name, data)`` every custom event.
+        Any number of listeners may listen at once.
+        """
+        return self.listeners.add(on_error, on_result, on_custom_event)
+
+    def _reset_first(self) -> None:
+        self._remove_first()
+        self._remove_first = self.listeners.add(
+            self._first_error, self._first_result, self._first_custom
+        )
+
+    @property
+    def on_error(self) -> Callable[[HandlerError | LoadError], None] | None:
+        """The ``on_error`` listener given to the constructor (assigning replaces it)."""
+        return self._first_error
+
+    @on_error.setter
+    def on_error(self, value: Callable[[HandlerError | LoadError], None] | None) -> None:
+        self._first_error = value
+        self._reset_first()
+
+    @property
+    def on_result(self) -> Callable[[str, str, Result], None] | None:
+        """The ``on_result`` listener given to the constructor (assigning replaces it)."""
+        return self._first_result
+
+    @on_result.setter
+    def on_result(self, value: Callable[[str, str, Result], None] | None) -> None:
+        self._first_result = value
+        self._reset_first()
+
+    @property
+    def on_custom_event(self) -> Callable[[str, Any], None] | None:
+        """The ``on_custom_event`` listener given to the constructor (assigning replaces it)."""
+        return self._first_custom
+
+    @on_custom_event.setter
+    def on_custom_event(self, value: Callable[[str, Any], None] | None) -> None:
+        self._first_custom = value
+        self._reset_first()
 
     # ------------------------------------------------------------------ context
 
@@ -253,50 +213,79 @@ class PluginManager(pluggy.PluginManager):
         return self._context
 
     def set_context(self, ctx: Context) -> None:
-        """Make ``ctx`` the default context (bound to this manager's state and events)."""
-        if not isinstance(ctx, Context):
-            raise TypeError(f"set_context() takes a kithooks.Context, not {type(ctx).__name__}")
-        ctx._manager = self
+        """Make ``ctx`` the default context handlers get (through a read-only view)."""
+        if not isinstance(ctx, Context) or isinstance(ctx, HandlerContext):
+            raise TypeError(
+                f"set_context() takes a host's kithooks.Context, not {type(ctx).__name__}"
+            )
         self._context = ctx
+        self._view = handler_view(ctx, self)
 
-    def _ctx(self, ctx: Context | None) -> Context:
-        if ctx is None:
-            return self._context
-        if ctx._manager is not self:
-            if not isinstance(ctx, Context):
-                raise TypeError(f"ctx must be a kithooks.Context, not {type(ctx).__name__}")
-            ctx._manager = self
-        return ctx
+    def _view_of(self, ctx: object) -> Context:
+        """The handlers' view of ``ctx`` (the slow path of ``emit``)."""
+        if not isinstance(ctx, Context):
+            raise TypeError(f"ctx must be a kithooks.Context or None, not {type(ctx).__name__}")
+        return handler_view(ctx, self)
 
     # ------------------------------------------------------------------ registration
 
     def register(self, plugin: object, name: str | None = None) -> str | None:
         """Register a plugin (any object or module with ``@kithooks.hookimpl`` functions).
 
-        Raises :class:`pluggy.PluginValidationError` naming the plugin when a hookimpl is
-        not a kithooks hook (with the closest hook name), takes an argument its hook does
-        not have, or is a wrapper. A plugin that fails to register leaves nothing behind.
+        Raises :class:`ValueError` when the object or the name is already registered (the
+        first registration stays whole), and :class:`pluggy.PluginValidationError` naming
+        the plugin when a handler is not a kithooks hook (with the closest hook name), a
+        function named like a kithooks hook is not marked ``@kithooks.hookimpl``, a
+        handler takes an argument its hook does not have, ``tools=`` is set on a hook
+        without a tool, ``timeout=`` on a plain function, or a kithooks hook has a wrapper.
+        A plugin that fails to register leaves nothing behind.
         """
         with self._registry_lock:
+            if self.is_registered(plugin):
+                raise ValueError(
+                    f"plugin {self.get_name(plugin)!r} is already registered; unregister it first"
+                )
             label = name or self._unique_name(plugin)
-            custom = self._validate(plugin, label)
+            if self._name2plugin.get(label) is not None:
+                raise ValueError(f"a plugin named {label!r} is already registered")
+            hooks = self._validate(plugin, label)
+            custom = custom_handlers_of(plugin)
             try:
                 registered = super().register(plugin, label)
             except BaseException:
-                if label in self._name2plugin and self._name2plugin[label] is plugin:
+                if self._name2plugin.get(label) is plugin:
                     super().unregister(plugin=plugin, name=label)
                 raise
-            if registered is None:
+            if registered is None:  # blocked by name
                 return None
             self._order[registered] = self._pending_order or (next(self._seq), 0)
-            self._locks[registered] = PluginLock()
-            self._custom_of[registered] = custom
+            lock = self._lock_for(plugin, registered)
+            self._bus.subscribe(registered, custom, lock, self._order[registered])
             self._sources.setdefault(registered, PluginSource(kind="object", name=registered))
-            self._rebuild()
+            self._rebuild(hooks)
             return registered
 
+    def _lock_for(self, plugin: object, name: str) -> PluginLock:
+        try:
+            lock = self._locks_by_object.get(plugin)
+            if lock is None:
+                lock = self._locks_by_object[plugin] = PluginLock(name)
+        except TypeError:  # not weak-referenceable: keep it by id, with the object alive
+            kept = self._locks_by_id.get(id(plugin))
+            if kept is None or kept[0] is not plugin:
+                kept = self._locks_by_id[id(plugin)] = (plugin, PluginLock(name))
+            lock = kept[1]
+        lock.name = name
+        self._lock_of_name[name] = lock
+        return lock
+
     def _unique_name(self, plugin: object) -> str:
-        """A readable default name: a module's name, else the class name (``Gate``, ``Gate-2``)."""
+        """A readable default name: a module's name, else the class name (``Gate``, ``Gate-2``).
+
+        A subclass that overrides :meth:`get_canonical_name` decides instead.
+        """
+        if type(self).get_canonical_name is not pluggy.PluginManager.get_canonical_name:
+            return self.get_canonical_name(plugin)
         if isinstance(plugin, type(sys)):
             return self.get_canonical_name(plugin)
         base = getattr(plugin, "__name__", None) or type(plugin).__name__
@@ -307,122 +296,177 @@ class PluginManager(pluggy.PluginManager):
         return name
 
     def unregister(self, plugin: object | None = None, name: str | None = None) -> Any | None:
-        """Unregister a plugin (by object or name) and all its handlers."""
+        """Unregister a plugin (by object or name) and all its handlers.
+
+        Raises :class:`ValueError` naming the plugin when it is not registered.
+        """
         with self._registry_lock:
-            if name is None and plugin is not None:
+            if name is None:
+                if plugin is None:
+                    raise ValueError("unregister() needs a plugin or a name")
                 name = self.get_name(plugin)
+                if name is None:
+                    raise ValueError(f"{plugin!r} is not registered")
+            elif name not in self._name2plugin:
+                raise ValueError(f"no plugin named {name!r} is registered")
+            obj = self._name2plugin[name]
+            if obj is None:  # a blocked name: nothing registered under it
+                return super().unregister(name=name)
+            hooks = [caller.name for caller in self.get_hookcallers(obj) or []]
             removed = super().unregister(plugin=plugin, name=name)
-            if name is not None:
-                self._order.pop(name, None)
-                self._locks.pop(name, None)
-                self._sources.pop(name, None)
-                self._custom_of.pop(name, None)
-            self._rebuild()
+            self._order.pop(name, None)
+            self._lock_of_name.pop(name, None)
+            self._sources.pop(name, None)
+            self._bus.unsubscribe(name)
+            self._rebuild(hooks)
             return removed
 
-    def _validate(self, plugin: object, label: str) -> list[tuple[str, Callable[..., None]]]:
-        """Refuse what kithooks cannot dispatch; returns the plugin's custom-event handlers."""
+    def set_blocked(self, name: str) -> None:
+        """Block registrations under ``name`` (unregistering the plugin there, if any)."""
+        with self._registry_lock:
+            if self._name2plugin.get(name) is not None:
+                self.unregister(name=name)
+            self._name2plugin[name] = None  # pluggy's mark of a blocked name
+
+    def add_hookspecs(self, module_or_class: Any) -> None:
+        """Add hook specifications, as in pluggy (a host may add its own hooks)."""
+        super().add_hookspecs(module_or_class)
+        if getattr(self, "_plans", None) is not None:
+            # Pending hookimpls of the new specs are now verified and callable through pm.hook.
+            self._rebuild([h for h in vars(self.hook) if not h.startswith("_")])
+
+    def _validate(self, plugin: object, label: str) -> list[str]:
+        """Refuse what kithooks cannot dispatch; returns the kithooks hooks of ``plugin``."""
+        hooks: list[str] = []
+        is_async = False
         for attr in dir(plugin):
             opts = self.parse_hookimpl_opts(plugin, attr)
             if opts is None:
+                if attr in _KIT_HOOKS:
+                    self._refuse_unmarked(plugin, label, attr)
                 continue
             hook = opts.get("specname") or attr
-            if hook not in _HOOK_EVENTS:
-                close = difflib.get_close_matches(hook, _HOOK_EVENTS, n=1)
-                hint = f"; did you mean {close[0]!r}?" if close else ""
-                raise PluginValidationError(
-                    plugin, f"plugin {label!r}: {attr!r} is not a kithooks hook{hint}"
-                )
+            if hook not in _KIT_HOOKS:
+                if hook.startswith("on_") and not hasattr(self.hook, hook):
+                    close = difflib.get_close_matches(hook, _KIT_HOOKS, n=1)
+                    if close:
+                        raise PluginValidationError(
+                            plugin,
+                            f"plugin {label!r}: {attr!r} is not a kithooks hook; "
+                            f"did you mean {close[0]!r}?",
+                        )
+                continue  # a host's own hook, or one pluggy keeps pending (check_pending)
             if opts.get("wrapper") or opts.get("hookwrapper"):
                 raise PluginValidationError(
                     plugin,
                     f"plugin {label!r}: {attr!r} is a wrapper; kithooks hooks take plain "
-                    "handlers (dispatch semantics are the manager's)",
+                    "handlers (on_outcome sees what a dispatch decided)",
                 )
-        custom = self._custom_handlers_of(plugin)
-        for attr, fn in custom:
+            fn = getattr(plugin, attr)
+            policy: HandlerPolicy | None = getattr(fn, POLICY_ATTR, None)
+            coroutine = inspect.iscoroutinefunction(fn)
+            is_async = is_async or coroutine
+            if policy is not None:
+                if policy.tools is not None and hook not in _TOOL_HOOKS:
+                    raise PluginValidationError(
+                        plugin,
+                        f"plugin {label!r}: {attr!r} sets tools=, but {hook} has no tool name "
+                        "to match (tools= works on tool events only)",
+                    )
+                if policy.timeout is not None and not coroutine:
+                    raise PluginValidationError(
+                        plugin,
+                        f"plugin {label!r}: {attr!r} sets timeout=, but it is a plain function; "
+                        "a running Python function cannot be stopped safely. Make it "
+                        "'async def' (and emit with aemit), or bound its work inside",
+                    )
+            hooks.append(hook)
+        for _attr, _name, fn in custom_handlers_of(plugin):
             if inspect.iscoroutinefunction(fn):
                 raise PluginValidationError(
-                    plugin, f"plugin {label!r}: custom event handler {attr!r} must not be async"
+                    plugin, f"plugin {label!r}: custom event handler {_attr!r} must not be async"
                 )
-        return custom
+        if is_async:
+            self._async_plugins = self._async_plugins | {label}
+        return hooks
 
     @staticmethod
-    def _custom_handlers_of(plugin: object) -> list[tuple[str, Callable[..., None]]]:
-        found = []
-        for attr in dir(plugin):
-            try:
-                raw = inspect.getattr_static(plugin, attr)
-            except AttributeError:
-                continue
-            if isinstance(raw, staticmethod | classmethod):
-                raw = raw.__func__
-            if callable(raw) and isinstance(getattr(raw, _CUSTOM_MARK, None), str):
-                found.append((attr, getattr(plugin, attr)))
-        return found
+    def _refuse_unmarked(plugin: object, label: str, attr: str) -> None:
+        try:
+            raw = inspect.getattr_static(plugin, attr)
+        except AttributeError:
+            return
+        if isinstance(raw, staticmethod | classmethod):
+            raw = raw.__func__
+        if inspect.isfunction(raw) or inspect.ismethod(raw):
+            raise PluginValidationError(
+                plugin,
+                f"plugin {label!r}: {attr!r} is named like a kithooks hook but is not marked; "
+                "decorate it with @kithooks.hookimpl (or rename it if it is a helper)",
+            )
 
-    def _rebuild(self) -> None:
-        """Recompute every dispatch plan; readers see the old or the new plans, never half."""
+    # ------------------------------------------------------------------ plans
+
+    def _rebuild(self, hooks: Iterable[str]) -> None:
+        """Rebuild the plans of ``hooks``; readers see the old or the new plan, never half."""
+        touched = {h for h in hooks if h in _KIT_HOOKS}
+        if "on_agent_end" in touched:
+            touched.update(_AGGREGATOR_HOOKS)  # the aggregator turns active or passive
         aggregator = self.turn_aggregator
-        impls = {et: getattr(self.hook, et.hook_name).get_hookimpls() for et in EventType}
         active = aggregator
         if aggregator is not None and not any(
-            i.plugin is not aggregator for i in impls[EventType.AGENT_END]
+            i.plugin is not aggregator for i in self.hook.on_agent_end.get_hookimpls()
         ):
             active = None
-        plans: dict[EventType, _Plan] = {}
-        for et in EventType:
-            plan = self._make_plan(et, impls[et], aggregator, active)
-            if plan is not None:
-                plans[et] = plan
-        custom: dict[str, list[tuple[tuple[int, int], _CustomHandler]]] = {}
-        for name, found in self._custom_of.items():
-            for _attr, fn in found:
-                handler = _CustomHandler(name, fn, self._locks[name])
-                custom.setdefault(getattr(fn, _CUSTOM_MARK), []).append(
-                    (self._order[name], handler)
-                )
-        self._custom = {
-            k: tuple(h for _, h in sorted(v, key=lambda x: x[0])) for k, v in custom.items()
-        }
         self._aggregator = active
-        self._by_class = {cls: plans.get(et) for et, cls in EVENT_CLASSES.items()}
-        self._plans = plans
+        for hook in touched:
+            impls = [
+                i
+                for i in getattr(self.hook, hook).get_hookimpls()
+                if active is not None or aggregator is None or i.plugin is not aggregator
+            ]
+            prepare = active.enrich if (hook == "on_agent_end" and active is not None) else None
+            plan = build_plan(
+                hook,
+                impls,
+                order=lambda i: self._order.get(i.plugin_name, (sys.maxsize, 0)),
+                lock_of=self._lock_of_impl,
+                prepare=prepare,
+                failed=self._callers.failed,
+                default_timeout=self.handler_timeout,
+                async_plugins=self._async_plugins,
+            )
+            if plan is None:
+                self._plans.pop(hook, None)
+            else:
+                self._plans[hook] = plan
+            if hook in _HOOK_EVENTS:
+                self._by_class[EVENT_CLASSES[_HOOK_EVENTS[hook]]] = plan
 
-    def _make_plan(
-        self,
-        et: EventType,
-        impls: Sequence[HookImpl],
-        aggregator: TurnAggregator | None,
-        active: TurnAggregator | None,
-    ) -> _Plan | None:
-        chosen = [
-            i
-            for i in impls
-            if active is not None or aggregator is None or i.plugin is not aggregator
-        ]
-        chosen.sort(
-            key=lambda i: (_order_group(i), self._order.get(i.plugin_name, (sys.maxsize, 0)))
-        )
-        handlers = tuple(
-            _Handler(i, et.hook_name, self._locks.get(i.plugin_name) or PluginLock())
-            for i in chosen
-        )
-        prepare = active.enrich if (et is EventType.AGENT_END and active is not None) else None
-        if not handlers:
-            return None
-        return _Plan(et, handlers, prepare, self._handler_failed)
+    def _lock_of_impl(self, impl: HookImpl) -> PluginLock:
+        lock = self._lock_of_name.get(impl.plugin_name)
+        return lock if lock is not None else self._lock_for(impl.plugin, impl.plugin_name)
+
+    def _outcome_plan(self) -> Plan | None:
+        return self._plans.get(OUTCOME_HOOK)
 
     # ------------------------------------------------------------------ queries
 
-    def has_handlers(self, event_type: EventType | str) -> bool:
-        """True when some plugin handles ``event_type`` (constant time)."""
-        return event_type in self._plans
+    def has_handlers(self, event_type: EventType | str, tool_name: str | None = None) -> bool:
+        """True when some plugin handles ``event_type`` (for ``tool_name``, when given).
 
-    def handler_names(self, event_type: EventType | str) -> list[str]:
-        """The plugins handling ``event_type``, in dispatch order."""
-        plan = self._plans.get(EventType(event_type))
-        return [] if plan is None else [h.plugin for h in plan.handlers]
+        Constant time without ``tool_name``. An unknown event name is a ValueError with the
+        closest name.
+        """
+        plan = self._plans.get("on_" + event_type_named(event_type))
+        if plan is None:
+            return False
+        return tool_name is None or any(h.wants(tool_name) for h in plan.handlers)
+
+    def handler_names(self, event_type: EventType | str, tool_name: str | None = None) -> list[str]:
+        """The plugins handling ``event_type`` (for ``tool_name`` when given), in order."""
+        plan = self._plans.get("on_" + event_type_named(event_type))
+        return [] if plan is None else plan.names(tool_name)
 
     def plugin_source(self, name: str) -> PluginSource | None:
         """Where the plugin ``name`` came from (entry point, file or object)."""
@@ -443,113 +487,63 @@ class PluginManager(pluggy.PluginManager):
 
         Observe events return None; guard and transform events return the merged result of
         their kind (see ``kithooks.dispatch``). A handler that raises is logged and skipped.
-        Raises :class:`TypeError` when ``event`` is not a kithooks event, and when a handler
-        of this event is a coroutine function (use :meth:`aemit`).
+        Raises :class:`TypeError` when ``event`` is not a kithooks event or ``ctx`` not a
+        :class:`Context`, and when a handler of this event is a coroutine function (use
+        :meth:`aemit`).
         """
         # One lookup by class (every payload class is a key): no isinstance on the hot path.
         plan = self._by_class.get(type(event), _UNKNOWN)
         if plan is None:
             return None
         if plan is _UNKNOWN:
-            if not isinstance(event, Event):
-                raise TypeError(f"emit() takes a kithooks event, not {type(event).__name__}")
-            plan = self._plans.get(event.event_type)  # a subclass of a payload class
+            plan = self._plan_of(event, "emit")
             if plan is None:
                 return None
+        view: Context | None
         if ctx is None:
-            ctx = self._context
-        elif ctx._manager is not self:
-            ctx = self._ctx(ctx)
+            view = self._view
+        else:
+            view = getattr(ctx, "_view", None)
+            if view is None or view._manager is not self:
+                view = self._view_of(ctx)
         observers = plan.observers
         if observers is None:
-            return self._run(plan, event, ctx)
+            return self._callers.run(plan, event, view)
         # The hot path (message_update, tool_output): observe, plain handlers, compiled.
-        observers(event, ctx)
+        observers(event, view)
         return None
 
-    def _run(self, plan: _Plan, event: Any, ctx: Context) -> Any:
-        if plan.has_async:
-            names = ", ".join(repr(h.plugin) for h in plan.handlers if h.is_async)
-            raise TypeError(
-                f"{plan.event_type.hook_name} has coroutine handlers ({names}); "
-                "use 'await pm.aemit(event)'"
-            )
-        if plan.prepare is not None:
-            event = plan.prepare(event, ctx)
-        rule = plan.rule
-        if rule is None:
-            for h in plan.handlers:
-                h.acquire()
-                try:
-                    h.call(event) if h.event_only else h.call(event, ctx)
-                except Exception as exc:
-                    self._handler_failed(h.plugin, h.hook, exc)
-                finally:
-                    h.release()
-            return None
-        merge = rule.begin(event)
-        for h in plan.handlers:
-            h.acquire()
-            try:
-                result = h.call(merge.event) if h.event_only else h.call(merge.event, ctx)
-            except Exception as exc:
-                self._handler_failed(h.plugin, h.hook, exc)
-                if self.fail_closed and rule.kind is EventKind.GUARD:
-                    return rule.failure(h.plugin, h.hook, exc)
-                continue
-            finally:
-                h.release()
-            if result is not None and self._merge(rule, merge, h, result):
-                return result
-        return merge.result()
-
-    def _merge(self, rule: Rule, merge: Merge, h: _Handler, result: object) -> bool:
-        """Check one handler's result and merge it; True means it stops dispatch."""
-        if not isinstance(result, rule.result_type):
-            self._wrong_result(h.plugin, h.hook, result, rule.result_type)
-            return False
-        if self.on_result is not None:
-            self.on_result(h.plugin, h.hook, result)
-        return merge.add(result)
+    def _plan_of(self, event: object, verb: str) -> Plan | None:
+        if not isinstance(event, Event):
+            raise TypeError(f"{verb}() takes a kithooks event, not {type(event).__name__}")
+        return self._plans.get(event.event_type.hook_name)  # a subclass of a payload class
 
     async def aemit(self, event: Event, ctx: Context | None = None) -> Any:
         """Like :meth:`emit`, awaiting coroutine handlers; plain handlers are called.
 
-        Handlers of one plugin are serialized across tasks (a per-plugin lock re-entrant
-        within a task) and, for plain handlers, across threads too.
+        A plugin's handlers never run at once, across threads, tasks and event loops: a
+        coroutine handler holds its plugin while it is suspended, and waiting for a busy
+        plugin lets the event loop run other tasks.
         """
-        if not isinstance(event, Event):
-            raise TypeError(f"aemit() takes a kithooks event, not {type(event).__name__}")
-        plan = self._plans.get(event.event_type)
+        plan = self._by_class.get(type(event), _UNKNOWN)
         if plan is None:
             return None
-        ctx = self._ctx(ctx)
-        if plan.prepare is not None:
-            event = plan.prepare(event, ctx)
-        rule = plan.rule
-        merge = None if rule is None else rule.begin(event)
-        for h in plan.handlers:
-            current = event if merge is None else merge.event
-            await h.task_lock.acquire()
-            try:
-                if h.is_async:
-                    pending = h.call(current) if h.event_only else h.call(current, ctx)
-                    result = await cast("Awaitable[Any]", pending)
-                else:
-                    with h.thread_lock:
-                        result = h.call(current) if h.event_only else h.call(current, ctx)
-            except Exception as exc:
-                self._handler_failed(h.plugin, h.hook, exc)
-                if rule is not None and self.fail_closed and rule.kind is EventKind.GUARD:
-                    return rule.failure(h.plugin, h.hook, exc)
-                continue
-            finally:
-                h.task_lock.release()
-            if merge is not None and result is not None:
-                assert rule is not None
-                if self._merge(rule, merge, h, result):
-                    return result
-        return None if merge is None else merge.result()
+        if plan is _UNKNOWN:
+            plan = self._plan_of(event, "aemit")
+            if plan is None:
+                return None
+        view: Context | None
+        if ctx is None:
+            view = self._view
+        else:
+            view = getattr(ctx, "_view", None)
+            if view is None or view._manager is not self:
+                view = self._view_of(ctx)
+        observers = plan.aobservers
+        if observers is None:
+            return await self._callers.arun(plan, event, view)
+        await observers(event, view)
+        return None
 
     def _hookexec(
         self,
@@ -558,67 +552,43 @@ class PluginManager(pluggy.PluginManager):
         kwargs: Any,
         firstresult: bool,
     ) -> object | list[object]:
-        """pluggy's call path: kithooks hooks get the same dispatch as :meth:`emit`."""
+        """pluggy's call path: kithooks hooks get the same dispatch (and plan) as :meth:`emit`."""
         et = _HOOK_EVENTS.get(hook_name)
         if et is None:
+            if hook_name == OUTCOME_HOOK:
+                raise TypeError(
+                    "on_outcome is called by the manager after a dispatch, not by hosts"
+                )
             return super()._hookexec(hook_name, methods, kwargs, firstresult)
         event = kwargs.get("event")
         if not isinstance(event, EVENT_CLASSES[et]):
             raise TypeError(
                 f"{hook_name} takes event={EVENT_CLASSES[et].__name__}, not {type(event).__name__}"
             )
-        plan = self._make_plan(et, methods, self.turn_aggregator, self._aggregator)
-        if plan is None:
-            return None
-        result: object = self._run(plan, event, self._ctx(kwargs.get("ctx")))
+        result: object = self.emit(event, kwargs.get("ctx"))
         return result
-
-    def _report(self, error: HandlerError | LoadError) -> None:
-        if self.on_error is None:
-            return
-        try:
-            self.on_error(error)
-        except Exception:
-            logger.exception("kithooks: the on_error callback itself raised")
-
-    def _handler_failed(self, plugin: str, hook: str, exc: Exception) -> None:
-        logger.error("plugin %r raised in %s; skipped", plugin, hook, exc_info=exc)
-        self._report(HandlerError(plugin=plugin, hook=hook, error=exc))
-
-    def _wrong_result(self, plugin: str, hook: str, result: object, expected: type[Result]) -> None:
-        exc = TypeError(
-            f"returned {type(result).__name__}; {hook} takes {expected.__name__} or None"
-        )
-        logger.error("plugin %r %s; ignored", plugin, exc)
-        self._report(HandlerError(plugin=plugin, hook=hook, error=exc))
 
     # ------------------------------------------------------------------ custom events
 
     def emit_custom_event(self, name: str, data: Any = "", ctx: Context | None = None) -> None:
         """Call every plugin subscribed to ``name`` with ``data``, in registration order."""
-        if self.on_custom_event is not None:
-            self.on_custom_event(name, data)
-        handlers = self._custom.get(name)
-        if not handlers:
+        if self.listeners.customs:
+            self.listeners.custom(name, data)
+        if not self._bus.has(name):
             return
-        context = self._ctx(ctx)
-        for h in handlers:
-            with h.lock:
-                try:
-                    h.call(data, context)
-                except Exception as exc:
-                    self._handler_failed(h.plugin, f"custom event {name!r}", exc)
+        view = self._view if ctx is None else self._view_of(ctx)
+        self._bus.emit(name, data, view, self._callers.failed)
 
     def has_custom_subscribers(self, name: str) -> bool:
         """True when some plugin subscribed to the custom event ``name``."""
-        return name in self._custom
+        return self._bus.has(name)
 
     # ------------------------------------------------------------------ loading
 
     def _load_failed(self, error: LoadError) -> None:
         self.load_errors.append(error)
         logger.error("%s", error.message, exc_info=error.error)
-        self._report(error)
+        self.listeners.error(error)
 
     def load_entrypoints(self, group: str = PROJECT) -> list[str]:
         """Register every plugin of the entry-point ``group``; returns the names registered.

@@ -1,0 +1,251 @@
+"""Dispatch plans: what one event's dispatch needs, computed when plugins register.
+
+:func:`build_plan` is a pure function from an event's hook implementations (with each
+plugin's lock and place in the registration order) to a :class:`Plan`: the handlers in
+dispatch order, each with its argument adapter, tool matcher and timeout, and, for the
+common case, one compiled function that runs every observer. The manager caches one plan
+per hook and rebuilds only the hooks a registration touches; ``emit``, ``aemit`` and
+pluggy's ``pm.hook.on_x(...)`` all use the cached plan.
+
+Code generation lives here and in ``events`` only, for speed: an observe event with plain
+handlers (a ``message_update`` per streamed token) runs as one straight-line function with
+no loop, no tuple unpacking and no attribute lookups at dispatch time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from pluggy import HookImpl
+
+from .dispatch import RULES, Rule
+from .events import EventType
+from .hookspecs import POLICY_ATTR, HandlerPolicy
+from .locks import LockCycleError, PluginLock, check_task, wait_async, wait_sync
+from .matching import tool_matcher
+
+__all__ = ["OUTCOME_HOOK", "Handler", "Plan", "build_plan", "order_group"]
+
+#: The hook that observes what a guard or transform dispatch decided.
+OUTCOME_HOOK = "on_outcome"
+
+#: The arguments each kind of hook passes, in the order the callers pass them.
+_EVENT_ARGS = ("event", "ctx")
+_OUTCOME_ARGS = ("event", "result", "ctx")
+
+
+def _adapt(fn: Callable[..., Any], argnames: tuple[str, ...], given: tuple[str, ...]) -> Any:
+    """``fn`` called with the subset of ``given`` it declares, in its own order."""
+    if argnames == given:
+        return fn
+    positions = tuple(given.index(a) for a in argnames)
+    if not positions:
+        return lambda *values: fn()
+    if len(positions) == 1:
+        (only,) = positions
+        return lambda *values: fn(values[only])
+    return lambda *values: fn(*[values[i] for i in positions])
+
+
+class Handler:
+    """One hookimpl, ready to call: ``call(event)`` when ``event_only``, else ``call(event, ctx)``.
+
+    ``matches`` is the compiled ``tools=`` matcher (None: every tool); ``timeout`` the
+    deadline of a coroutine handler in seconds (None: none).
+    """
+
+    __slots__ = (
+        "acquire",
+        "call",
+        "event_only",
+        "hook",
+        "is_async",
+        "lock",
+        "matches",
+        "plugin",
+        "release",
+        "timeout",
+        "tools",
+    )
+
+    def __init__(
+        self,
+        impl: HookImpl,
+        hook: str,
+        lock: PluginLock,
+        default_timeout: float | None,
+    ) -> None:
+        fn = impl.function
+        self.plugin = impl.plugin_name
+        self.hook = hook
+        self.lock = lock
+        self.acquire = lock.acquire
+        self.release = lock.release
+        self.is_async = inspect.iscoroutinefunction(fn)
+        policy: HandlerPolicy | None = getattr(fn, POLICY_ATTR, None)
+        self.tools = None if policy is None else policy.tools
+        self.matches = tool_matcher(self.tools)
+        timeout = None if policy is None else policy.timeout
+        self.timeout = (
+            timeout if timeout is not None else (default_timeout if self.is_async else None)
+        )
+        args = tuple(impl.argnames)
+        given = _OUTCOME_ARGS if hook == OUTCOME_HOOK else _EVENT_ARGS
+        #: ``def on_x(self, event)`` is called as ``call(event)``: no adapter on the hot path.
+        self.event_only = args == ("event",) and hook != OUTCOME_HOOK
+        self.call: Callable[..., Any] = fn if self.event_only else _adapt(fn, args, given)
+
+    def wants(self, tool_name: str) -> bool:
+        """True when this handler runs for a call of ``tool_name``."""
+        return self.matches is None or self.matches(tool_name)
+
+
+def _compile_observers(
+    handlers: tuple[Handler, ...],
+    failed: Callable[[str, str, BaseException], None],
+    async_plugins: frozenset[str],
+    *,
+    for_async: bool,
+) -> Callable[[Any, Any], Any]:
+    """One straight-line function calling every observer, each under its plugin's lock.
+
+    Each handler's failure (and a lock wait that would never end) is isolated exactly as in
+    the general path. Only plugins with coroutine handlers pay for the task check. With
+    ``for_async`` the function is a coroutine whose waits let the event loop run.
+    """
+    namespace: dict[str, Any] = {
+        "_failed": failed,
+        "_Cycle": LockCycleError,
+        "_current_task": asyncio.current_task,
+    }
+    lines = ["async def observe(event, ctx):" if for_async else "def observe(event, ctx):"]
+    for i, h in enumerate(handlers):
+        namespace.update(
+            {
+                f"_a{i}": h.acquire,
+                f"_r{i}": h.release,
+                f"_c{i}": h.call,
+                f"_p{i}": h.plugin,
+                f"_h{i}": h.hook,
+                f"_L{i}": h.lock,
+                f"_m{i}": h.matches,
+                f"_w{i}": functools.partial(wait_async if for_async else wait_sync, h.lock),
+                f"_k{i}": functools.partial(check_task, h.lock),
+            }
+        )
+        indent = "    "
+        if h.matches is not None:
+            lines.append(f"    if _m{i}(event.tool_name):")
+            indent = "        "
+        if for_async:
+            enter = [f"if not _a{i}(False): await _w{i}()"]
+            if h.plugin in async_plugins:
+                enter += [
+                    f"elif _L{i}.task is not None and _L{i}.task is not _current_task():",
+                    f"    _r{i}()",
+                    f"    await _w{i}()",
+                ]
+        else:
+            enter = [f"if not _a{i}(False): _w{i}()"]
+            if h.plugin in async_plugins:
+                enter.append(f"elif _L{i}.task is not None: _k{i}()")
+        call = f"_c{i}(event)" if h.event_only else f"_c{i}(event, ctx)"
+        body = [
+            "try:",
+            *(f"    {line}" for line in enter),
+            "except _Cycle as exc:",
+            f"    _failed(_p{i}, _h{i}, exc)",
+            "else:",
+            "    try:",
+            f"        {call}",
+            "    except Exception as exc:",
+            f"        _failed(_p{i}, _h{i}, exc)",
+            "    finally:",
+            f"        _r{i}()",
+        ]
+        lines += [indent + line for line in body]
+    if not handlers:
+        lines.append("    return None")
+    exec(compile("\n".join(lines) + "\n", "<kithooks observers>", "exec"), namespace)
+    observe: Callable[[Any, Any], Any] = namespace["observe"]
+    return observe
+
+
+class Plan:
+    """Everything one hook's dispatch needs.
+
+    ``observers`` (for ``emit``) and ``aobservers`` (a coroutine, for ``aemit``) are set for
+    the common case (an observe event, plain handlers, nothing to prepare): one compiled
+    function that runs them all.
+    """
+
+    __slots__ = (
+        "aobservers",
+        "event_type",
+        "handlers",
+        "has_async",
+        "hook",
+        "observers",
+        "prepare",
+        "rule",
+    )
+
+    def __init__(  # noqa: PLR0917 (built in one place, build_plan)
+        self,
+        hook: str,
+        event_type: EventType | None,
+        handlers: tuple[Handler, ...],
+        prepare: Callable[[Any, Any], Any] | None,
+        failed: Callable[[str, str, BaseException], None],
+        async_plugins: frozenset[str],
+    ) -> None:
+        self.hook = hook
+        self.event_type = event_type
+        self.handlers = handlers
+        self.rule: Rule | None = None if event_type is None else RULES.get(event_type)
+        self.has_async = any(h.is_async for h in handlers)
+        self.prepare = prepare
+        fast = self.rule is None and not self.has_async and prepare is None and hook != OUTCOME_HOOK
+        self.observers = (
+            _compile_observers(handlers, failed, async_plugins, for_async=False) if fast else None
+        )
+        self.aobservers = (
+            _compile_observers(handlers, failed, async_plugins, for_async=True) if fast else None
+        )
+
+    def names(self, tool_name: str | None = None) -> list[str]:
+        """The plugins this plan calls (for ``tool_name``, when given), in order."""
+        return [h.plugin for h in self.handlers if tool_name is None or h.wants(tool_name)]
+
+
+def order_group(impl: HookImpl) -> int:
+    """0 for ``tryfirst``, 2 for ``trylast``, 1 otherwise."""
+    return 0 if impl.tryfirst else 2 if impl.trylast else 1
+
+
+def build_plan(
+    hook: str,
+    impls: Sequence[HookImpl],
+    *,
+    order: Callable[[HookImpl], tuple[int, int]],
+    lock_of: Callable[[HookImpl], PluginLock],
+    prepare: Callable[[Any, Any], Any] | None,
+    failed: Callable[[str, str, BaseException], None],
+    default_timeout: float | None,
+    async_plugins: frozenset[str],
+) -> Plan | None:
+    """The plan for ``hook`` given its implementations, or None when there are none.
+
+    Handlers run in registration order (``order``), ``tryfirst`` ones first and
+    ``trylast`` ones last.
+    """
+    if not impls:
+        return None
+    event_type = None if hook == OUTCOME_HOOK else EventType(hook[3:])
+    ranked = sorted(impls, key=lambda i: (order_group(i), order(i)))
+    handlers = tuple(Handler(i, hook, lock_of(i), default_timeout) for i in ranked)
+    return Plan(hook, event_type, handlers, prepare, failed, async_plugins)

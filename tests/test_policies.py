@@ -1,0 +1,280 @@
+"""Guard policies (issue 15): tool matchers, handler timeouts with a fail policy, and the
+tool-input rewrite, through every dispatch path."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import pytest
+from pluggy import PluginValidationError
+
+import kithooks
+from kithooks import EventType, PluginManager, ToolCallEvent, ToolCallResult, hookimpl
+from kithooks.hosting import ToolRun, arun_tool, run_tool
+from kithooks.matching import describe_tools, tool_matcher
+
+
+def run(coro, timeout=10):
+    return asyncio.run(asyncio.wait_for(coro, timeout))
+
+
+# ---------------------------------------------------------------- matchers
+
+
+@pytest.mark.parametrize(
+    ("spec", "yes", "no"),
+    [
+        ("bash|shell", ["bash", "shell"], ["bash2", "Bash", "sh", "bash|shell", ""]),
+        (["Edit", "Write"], ["Edit", "Write"], ["edit", "Edit2", "EditWrite"]),
+        ("mcp__.*", ["mcp__fs__read", "mcp__"], ["xmcp__a", "mcp_"]),
+        ("Edit|Write.*", ["Edit", "Write", "WriteFile"], ["Edit2", "edit"]),
+        ("*", ["anything", ""], []),
+        ("", ["anything"], []),
+    ],
+)
+def test_matcher_rule(spec, yes, no):
+    m = tool_matcher(spec)
+    for name in yes:
+        assert m is None or m(name), (spec, name)
+    for name in no:
+        assert m is not None and not m(name), (spec, name)
+
+
+def test_bad_matchers_fail_where_written():
+    with pytest.raises(ValueError, match=r"'\(unclosed'"):
+        hookimpl(tools="(unclosed")
+    with pytest.raises(TypeError, match="string or a list"):
+        tool_matcher(3)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="empty list"):
+        tool_matcher([])
+    assert describe_tools(["a", "b"]) == "a|b" and describe_tools(None) == "*"
+
+
+class BashOnly:
+    def __init__(self):
+        self.seen = []
+
+    @hookimpl(tools="bash|shell")
+    def on_tool_call(self, event):
+        self.seen.append(event.tool_name)
+
+
+@pytest.mark.parametrize("name", ["bash2", "Bash", "BASH", "bas", "shell-x"])
+def test_near_misses_do_not_reach_the_handler(name):
+    pm = PluginManager()
+    plugin = BashOnly()
+    pm.register(plugin)
+    pm.emit(ToolCallEvent(tool_name=name))
+    run(pm.aemit(ToolCallEvent(tool_name=name)))
+    assert plugin.seen == []
+    assert not pm.has_handlers(EventType.TOOL_CALL, tool_name=name)
+    pm.emit(ToolCallEvent(tool_name="bash"))
+    assert plugin.seen == ["bash"]
+    assert pm.handler_names("tool_call", tool_name="bash") == ["BashOnly"]
+    assert pm.handler_names("tool_call", tool_name=name) == []
+
+
+def test_matchers_on_observe_tool_events_use_the_compiled_path():
+    pm = PluginManager()
+    seen = []
+
+    class Obs:
+        @hookimpl(tools=["bash"])
+        def on_tool_execution_start(self, event):
+            seen.append(event.tool_name)
+
+    pm.register(Obs())
+    for name in ("bash", "Bash", "bash"):
+        pm.emit(kithooks.ToolExecutionStartEvent(tool_name=name))
+    assert seen == ["bash", "bash"]
+
+
+def test_tools_on_a_hook_without_a_tool_is_a_registration_error():
+    class Wrong:
+        @hookimpl(tools="bash")
+        def on_agent_end(self, event):
+            pass
+
+    with pytest.raises(PluginValidationError, match=r"'on_agent_end' sets tools=.*no tool name"):
+        PluginManager().register(Wrong())
+
+
+# ---------------------------------------------------------------- timeouts
+
+
+class Sleeper:
+    def __init__(self, seconds):
+        self.seconds = seconds
+
+    @hookimpl(tools="bash", timeout=0.2)
+    async def on_tool_call(self, event):
+        await asyncio.sleep(self.seconds)
+        return ToolCallResult(reason="finished")
+
+
+@pytest.mark.parametrize("fail_closed", [False, True])
+def test_an_async_guard_past_its_deadline_is_a_failure(fail_closed):
+    errors = []
+    pm = PluginManager(fail_closed=fail_closed, on_error=errors.append)
+    pm.register(Sleeper(30), name="sleepy")
+    started = time.monotonic()
+    result = run(pm.aemit(ToolCallEvent(tool_name="bash")))
+    elapsed = time.monotonic() - started
+    assert elapsed < 5, "the handler was not cancelled at its deadline"
+    assert [e.plugin for e in errors] == ["sleepy"]
+    assert "timed out after 0.2s" in errors[0].message and "on_tool_call" in errors[0].message
+    if fail_closed:
+        assert result.block and "'sleepy'" in result.reason and "timed out" in result.reason
+    else:
+        assert result is None
+
+
+def test_a_guard_within_its_deadline_answers():
+    pm = PluginManager()
+    pm.register(Sleeper(0))
+    assert run(pm.aemit(ToolCallEvent(tool_name="bash"))).reason == "finished"
+
+
+def test_manager_default_timeout_applies_to_async_handlers_only():
+    errors = []
+    pm = PluginManager(handler_timeout=0.1, on_error=errors.append, fail_closed=True)
+
+    class Hung:
+        @hookimpl
+        async def on_before_fork(self, event):
+            await asyncio.sleep(30)
+
+    pm.register(Hung())
+    started = time.monotonic()
+    result = run(pm.aemit(kithooks.BeforeForkEvent()))
+    assert time.monotonic() - started < 5
+    assert result.cancel and "timed out after 0.1s" in result.reason
+    with pytest.raises(ValueError, match="positive number"):
+        PluginManager(handler_timeout=0)
+
+
+def test_timeout_on_a_plain_function_is_refused_with_a_reason():
+    class Plain:
+        @hookimpl(timeout=1)
+        def on_tool_call(self, event):
+            pass
+
+    with pytest.raises(PluginValidationError, match=r"plain function.*async def"):
+        PluginManager().register(Plain())
+    with pytest.raises(ValueError, match="positive number of seconds"):
+        hookimpl(timeout=-1)
+
+
+# ---------------------------------------------------------------- rewrite
+
+
+class Rewriter:
+    """Rewrites `make deploy` to a dry run; the second adds a flag to whatever it sees."""
+
+    @hookimpl(tools="bash")
+    def on_tool_call(self, event):
+        if (event.parsed_args or {}).get("command") == "make deploy":
+            return ToolCallResult(args={"command": "make deploy --dry-run"})
+        return None
+
+
+class Flagger:
+    def __init__(self):
+        self.seen = []
+
+    @hookimpl(tools="bash")
+    def on_tool_call(self, event):
+        self.seen.append((event.input, dict(event.parsed_args or {})))
+        return ToolCallResult(args={**event.parsed_args, "verbose": True})
+
+
+def test_a_rewrite_chain_reaches_the_tool_through_run_tool():
+    pm = PluginManager()
+    flagger = Flagger()
+    pm.register(Rewriter())
+    pm.register(flagger)
+    got = []
+    outcome = run_tool(
+        pm,
+        lambda text: got.append(json.loads(text)) or "ok",
+        tool_name="bash",
+        tool_call_id="c1",
+        input='{"command": "make deploy"}',
+    )
+    assert outcome.content == "ok"
+    # The second handler saw the first one's rewrite, as parsed_args and as input JSON.
+    assert flagger.seen == [
+        ('{"command": "make deploy --dry-run"}', {"command": "make deploy --dry-run"})
+    ]
+    assert got == [{"command": "make deploy --dry-run", "verbose": True}]
+    merged = pm.emit(ToolCallEvent(tool_name="bash", input='{"command": "make deploy"}'))
+    assert dict(merged.args) == {"command": "make deploy --dry-run", "verbose": True}
+
+
+def test_a_later_block_wins_over_an_earlier_rewrite():
+    class Blocker:
+        @hookimpl
+        def on_tool_call(self, event):
+            if "--dry-run" in event.input:
+                return ToolCallResult(block=True, reason="no deploys today")
+            return None
+
+    pm = PluginManager()
+    pm.register(Rewriter())
+    pm.register(Blocker())
+    ran = []
+    outcome = run_tool(
+        pm, ran.append, tool_name="bash", tool_call_id="c1", input='{"command": "make deploy"}'
+    )
+    assert outcome.blocked and outcome.content == "Error: no deploys today" and ran == []
+
+
+def test_async_rewrite_and_tool_run():
+    class AsyncRewriter:
+        @hookimpl(tools="bash", timeout=2)
+        async def on_tool_call(self, event):
+            await asyncio.sleep(0)
+            return ToolCallResult(args={"command": "echo safe"})
+
+    pm = PluginManager()
+    pm.register(AsyncRewriter())
+
+    async def tool(text):
+        return "ran " + json.loads(text)["command"]
+
+    outcome = run(arun_tool(pm, tool, tool_name="bash", tool_call_id="c", input='{"command": "x"}'))
+    assert outcome.content == "ran echo safe"
+
+
+def test_toolrun_exposes_the_final_arguments():
+    pm = PluginManager()
+    pm.register(Rewriter())
+    call = ToolRun(pm, tool_name="bash", tool_call_id="c", input='{"command": "make deploy"}')
+    assert call.start() is None
+    assert call.rewritten and dict(call.args) == {"command": "make deploy --dry-run"}
+    assert json.loads(call.input) == {"command": "make deploy --dry-run"}
+    assert call.finish("done").content == "done"
+
+
+def test_the_whole_policy_in_a_few_lines():
+    """The issue's 'done when': only for bash, at most 2 seconds, fail closed, rewrite
+    `make deploy` to a dry run."""
+
+    class DeployGuard:
+        @hookimpl(tools="bash", timeout=2)
+        async def on_tool_call(self, event):
+            if event.parsed_args.get("command") == "make deploy":
+                return ToolCallResult(args={"command": "make deploy --dry-run"})
+            return None
+
+    pm = PluginManager(fail_closed=True)
+    pm.register(DeployGuard())
+    got = []
+    run(
+        arun_tool(
+            pm, got.append, tool_name="bash", tool_call_id="c", input='{"command": "make deploy"}'
+        )
+    )
+    assert got == ['{"command": "make deploy --dry-run"}']
