@@ -669,3 +669,51 @@ def test_hooks_in_both_init_and_main_of_a_directory_plugin_are_an_error(tmp_path
     assert error.name == "both" and error.kind == "directory"
     assert "both __init__.py and main.py" in error.message and "both" in error.location
     assert pm.get_plugin("both") is None
+
+
+def test_keyboard_interrupt_in_a_plugin_file_propagates(tmp_path):
+    d = tmp_path / "plugins"
+    d.mkdir()
+    (d / "interrupt.py").write_text("raise KeyboardInterrupt\n")
+    pm = PluginManager()
+    with pytest.raises(KeyboardInterrupt):
+        pm.load_plugin_files([d], user_dir=None, project_dir=None)
+    assert not [m for m in sys.modules if m.startswith("_kithooks_plugin_interrupt_")]
+
+
+def test_a_class_with_only_custom_event_handlers_is_a_plugin(tmp_path):
+    pm = load_dir(
+        tmp_path,
+        {
+            "listener.py": """
+                import kithooks
+
+                SEEN = []
+
+                class Listener:
+                    @kithooks.custom_event("deploy")
+                    def on_deploy(self, data):
+                        SEEN.append(data)
+            """
+        },
+    )
+    assert pm.load_errors == []
+    assert [n for n, _ in pm.list_name_plugin()][1:] == ["listener:Listener"]
+    assert pm.has_custom_subscribers("deploy")
+
+
+def test_an_interrupted_load_can_be_retried(tmp_path):
+    d = tmp_path / "plugins"
+    d.mkdir()
+    flag = tmp_path / "interrupt"
+    flag.write_text("")
+    (d / "flaky.py").write_text(
+        "import pathlib\nimport kithooks\n\n"
+        f"if pathlib.Path({str(flag)!r}).exists():\n    raise KeyboardInterrupt\n\n"
+        "@kithooks.hookimpl\ndef on_agent_end(event):\n    pass\n"
+    )
+    pm = PluginManager()
+    with pytest.raises(KeyboardInterrupt):
+        pm.load_plugin_files([d], user_dir=None, project_dir=None)
+    flag.unlink()
+    assert pm.load_plugin_files([d], user_dir=None, project_dir=None) == ["flaky"]

@@ -453,33 +453,48 @@ class Loader:
                 continue
             if found.name in blocked or pm.is_blocked(found.name):
                 continue
-            self._from_path[found.path] = registered = []
-            base = found.name if pm.get_plugin(found.name) is None else str(found.path)
-            for label, kind, obj in self._plugins_of(found, base):
-                if label in blocked:
-                    continue
-                if isinstance(obj, BaseException):
-                    self._failed(
-                        LoadError(name=label, kind=kind, location=str(found.path), error=obj)
-                    )
-                    continue
-                pm._pending_order = (batch.seq, position)
-                position += 1
-                try:
-                    source = PluginSource(kind=kind, name=label, location=str(found.path))
-                    self._register(obj, label, f"{kind} {found.path}", source)
-                except Exception as exc:
-                    self._failed(
-                        LoadError(name=label, kind=kind, location=str(found.path), error=exc)
-                    )
-                    continue
-                finally:
-                    pm._pending_order = None
-                registered.append(label)
-                names.append(label)
+            registered: list[str] = []
+            self._from_path[found.path] = registered
+            try:
+                self._load_found(found, batch.seq, position, blocked, registered)
+            except BaseException:  # KeyboardInterrupt: a retry must not skip this path
+                if not registered:
+                    del self._from_path[found.path]
+                raise
+            position += len(registered)
+            names += registered
             if not registered:
                 forget_modules(found.path)
         return names
+
+    def _load_found(
+        self,
+        found: _Found,
+        seq: int,
+        position: int,
+        blocked: frozenset[str],
+        registered: list[str],
+    ) -> None:
+        """Register what ``found`` provides, appending each name to ``registered``."""
+        pm = self._pm
+        where = str(found.path)
+        base = found.name if pm.get_plugin(found.name) is None else where
+        for label, kind, obj in self._plugins_of(found, base):
+            if label in blocked:
+                continue
+            if isinstance(obj, BaseException):
+                self._failed(LoadError(name=label, kind=kind, location=where, error=obj))
+                continue
+            pm._pending_order = (seq, position + len(registered))
+            try:
+                source = PluginSource(kind=kind, name=label, location=where)
+                self._register(obj, label, f"{kind} {where}", source)
+            except Exception as exc:
+                self._failed(LoadError(name=label, kind=kind, location=where, error=exc))
+                continue
+            finally:
+                pm._pending_order = None
+            registered.append(label)
 
     def _plugins_of(self, found: _Found, base: str) -> list[tuple[str, str, object]]:
         """``(name, kind, plugin object or the error)`` for everything ``found`` provides."""
