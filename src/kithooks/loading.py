@@ -488,7 +488,7 @@ class Loader:
             pm._pending_order = (seq, position + len(registered))
             try:
                 source = PluginSource(kind=kind, name=label, location=where)
-                self._register(obj, label, f"{kind} {where}", source)
+                self._register(obj, label, f"{kind} {where}", source, screened=True)
             except Exception as exc:
                 self._failed(LoadError(name=label, kind=kind, location=where, error=exc))
                 continue
@@ -536,9 +536,12 @@ class Loader:
 
     # ------------------------------------------------------------------ common
 
-    def _register(self, obj: object, name: str, what: str, source: PluginSource) -> None:
+    def _register(
+        self, obj: object, name: str, what: str, source: PluginSource, *, screened: bool = False
+    ) -> None:
+        """Register ``obj``; ``screened`` when the caller already found hooks (or hook names)."""
         pm = self._pm
-        if not _looks_like_plugin(pm, obj):
+        if not screened and not _looks_like_plugin(pm, obj):
             raise PluginValidationError(
                 obj,
                 f"plugin {name!r}: {what} has no hooks; mark its hook functions or methods "
@@ -546,8 +549,8 @@ class Loader:
             )
         # refuses a function named like a hook but not marked (it would never be called)
         pm.register(obj, name=name)
-        if not _has_hooks(pm, obj):  # only refused names: register() let nothing through
-            pm.unregister(name=name)
+        if not pm.get_hookcallers(obj) and not _has_hooks(pm, obj):
+            pm.unregister(name=name)  # it only had names register() does not refuse
             raise PluginValidationError(obj, f"plugin {name!r}: {what} has no hooks")
         pm._sources[name] = source
 
