@@ -1,23 +1,38 @@
-"""The session state store: format, atomic durable saves, crashes, threads, switching."""
+"""The session state store: format, durability, refusals, threads, switching, the backend
+interface. Processes and crashes: test_state_processes.py; hostile files:
+test_state_files.py; the model-based test: test_state_machine.py."""
 
 from __future__ import annotations
 
 import json
-import os
-import random
-import signal
 import subprocess
 import sys
 import textwrap
 import threading
-import time
+from collections.abc import Mapping
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import kithooks
 from kithooks import PluginManager, StateError, StateStore, sidecar_path
+from kithooks.state import MemoryBackend, SidecarBackend, StateBackend
+from kithooks.state.codec import encode_sidecar
+
+
+def _go_json_reference(data: dict[str, str]) -> bytes:
+    """The encoder kithooks 0.1 used (json.dumps with indent): the sidecar format."""
+    text = json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False)
+    for char, escape in (
+        ("<", "\\u003c"),
+        (">", "\\u003e"),
+        ("&", "\\u0026"),
+        ("\u2028", "\\u2028"),
+        ("\u2029", "\\u2029"),
+    ):
+        text = text.replace(char, escape)
+    return text.encode("utf-8")
 
 
 def test_sidecar_path():
@@ -31,11 +46,12 @@ def test_sidecar_path():
         sidecar_path("")
 
 
-def test_file_format_is_the_originals(tmp_path):
+def test_compacted_file_format_is_the_originals(tmp_path):
     path = tmp_path / "s.ext-state.json"
     store = StateStore(path)
     store.set("b", "<tag> & more")
     store.set("a", "héllo")
+    store.compact()
     # What Go's json.MarshalIndent(map, "", "  ") writes: sorted keys, HTML escapes, UTF-8,
     # no trailing newline.
     assert path.read_bytes() == (
@@ -43,6 +59,15 @@ def test_file_format_is_the_originals(tmp_path):
     )
     assert oct(path.stat().st_mode & 0o777) == "0o644"
     assert StateStore(path).snapshot() == {"a": "héllo", "b": "<tag> & more"}
+    store.delete("a")
+    store.delete("b")
+    store.close()
+    assert path.read_bytes() == b"{}"
+
+
+@given(st.dictionaries(st.text(), st.text(), max_size=12))
+def test_sidecar_encoding_is_byte_for_byte_the_old_one(data):
+    assert encode_sidecar(data) == _go_json_reference(data)
 
 
 def test_reads_a_file_the_original_wrote(tmp_path):
@@ -54,6 +79,7 @@ def test_reads_a_file_the_original_wrote(tmp_path):
     assert store.keys() == ["budget:total", "x"]
 
 
+@settings(max_examples=30, deadline=None)
 @given(st.dictionaries(st.text(), st.text(), max_size=8))
 def test_round_trip_of_any_strings(tmp_path_factory, data):
     path = tmp_path_factory.mktemp("rt") / "s.json"
@@ -61,10 +87,10 @@ def test_round_trip_of_any_strings(tmp_path_factory, data):
     with store.batch():
         for k, v in data.items():
             store.set(k, v)
-    assert StateStore(path).snapshot() == data
-    assert path.exists() == bool(data)  # an empty batch changes nothing and saves nothing
-    if data:
-        assert json.loads(path.read_text(encoding="utf-8")) == data
+    assert StateStore(path).snapshot() == data  # from the journal
+    store.close()
+    assert not path.exists() if not data else json.loads(path.read_text("utf-8")) == data
+    assert StateStore(path).snapshot() == data  # from the sidecar
 
 
 @pytest.mark.parametrize("content", [b"", b"   \n", b"null"])
@@ -75,12 +101,20 @@ def test_missing_or_empty_file_is_an_empty_store(tmp_path, content):
     assert StateStore(path).snapshot() == {}
 
 
+def test_reading_a_missing_sidecar_creates_nothing(tmp_path):
+    store = StateStore(tmp_path / "missing" / "s.json")
+    assert store.snapshot() == {} and store.get("k") is None
+    store.close()
+    assert not (tmp_path / "missing").exists()
+
+
 @pytest.mark.parametrize(
     ("content", "match"),
     [
-        (b"{not json", "not valid JSON"),
-        (b"[1, 2]", "must hold a JSON object"),
-        (b'{"a": 1}', "value of 'a' must be a string"),
+        (b"{not json", "not valid JSON: .*line 1 column 2"),
+        (b'{\n  "a": "1",\n  oops\n}', "not valid JSON: .*line 3 column 3"),
+        (b"[1, 2]", "must hold a JSON object, not an array"),
+        (b'{"a": 1}', "value of 'a' must be a string, not a number"),
         (b"\xff\xfe", "not valid JSON"),
     ],
 )
@@ -88,84 +122,199 @@ def test_malformed_file_raises_and_leaves_the_store_alone(tmp_path, content, mat
     path = tmp_path / "s.json"
     store = StateStore(path)
     store.set("keep", "me")
+    store.compact()
+    good = path.read_bytes()
     path.write_bytes(content)
     with pytest.raises(StateError, match=match) as info:
         store.load()
     assert str(path) in str(info.value)
+    with pytest.raises(StateError, match=match):  # every read says so while the file is bad
+        store.get("keep")
+    with pytest.raises(StateError, match=match):
+        StateStore(path)
+    path.write_bytes(good)
     assert store.snapshot() == {"keep": "me"}
 
 
-def test_non_string_keys_or_values_are_type_errors(tmp_path):
-    store = StateStore(tmp_path / "s.json")
-    with pytest.raises(TypeError, match="state value must be str"):
-        store.set("k", 1)  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match="state key must be str"):
-        store.set(1, "v")  # type: ignore[arg-type]
-    assert not (tmp_path / "s.json").exists()
+# -- refusals ------------------------------------------------------------------------------
 
 
-def test_deleting_a_missing_key_saves_nothing(tmp_path):
+BAD_ENTRIES = [
+    ("k", 1, "value of state key 'k' must be a str, not int"),
+    ("k", None, "value of state key 'k' must be a str, not NoneType"),
+    ("k", b"bytes", "value of state key 'k' must be a str, not bytes"),
+    ("k", "lone \ud800 surrogate", r"value of state key 'k' contains a lone surrogate"),
+    (1, "v", "state key must be a str, not int"),
+    ("bad \udfff key", "v", r"state key 'bad \\udfff key' contains a lone surrogate"),
+]
+
+
+@pytest.mark.parametrize(("key", "value", "match"), BAD_ENTRIES)
+def test_a_value_that_cannot_be_stored_is_refused_naming_the_key(tmp_path, key, value, match):
     path = tmp_path / "s.json"
     store = StateStore(path)
-    store.delete("nothing")
-    assert not path.exists()
-    store.set("a", "1")
-    mtime = path.stat().st_mtime_ns
-    store.delete("nothing")
-    assert path.stat().st_mtime_ns == mtime
-    store.delete("a")
-    assert path.read_text() == "{}"
+    store.set("ok", "1")
+    with pytest.raises(StateError, match=match):
+        store.set(key, value)
+    assert store.snapshot() == {"ok": "1"} == StateStore(path).snapshot()
+    store.set("after", "2")  # the store keeps working
+    store.close()
+    assert json.loads(path.read_text()) == {"ok": "1", "after": "2"}
 
 
-def test_a_failing_save_undoes_the_mutation_releases_the_lock_and_raises(tmp_path):
-    blocker = tmp_path / "file"
-    blocker.write_text("x")
-    store = StateStore(tmp_path / "ok.json")
-    store.set("a", "1")
-    store._path = blocker / "cannot" / "s.json"  # parent is a file: every save fails
-    with pytest.raises(StateError, match="saving state file"):
-        store.set("a", "2")
-    with pytest.raises(StateError):
-        store.set("new", "x")
-    assert store.snapshot() == {"a": "1"}
-    done = threading.Event()
-
-    def other_thread():
-        with pytest.raises(StateError):
-            store.delete("a")
-        done.set()
-
-    threading.Thread(target=other_thread).start()
-    assert done.wait(5), "the lock was not released after a failed save"
-    assert store.snapshot() == {"a": "1"}
-    assert list(tmp_path.glob("**/*.tmp")) == []
+@pytest.mark.parametrize(("key", "value", "match"), BAD_ENTRIES)
+def test_a_refusal_inside_batch_keeps_memory_equal_to_disk(tmp_path, key, value, match):
+    path = tmp_path / "s.json"
+    store = StateStore(path)
+    with store.batch():
+        store.set("before", "1")
+        with pytest.raises(StateError, match=match):
+            store.set(key, value)
+        store.set("after", "2")
+    assert store.snapshot() == {"before": "1", "after": "2"} == StateStore(path).snapshot()
+    with pytest.raises(StateError, match=match), store.batch():
+        store.set("third", "3")
+        store.set(key, value)  # the error leaves the block: what it changed is written
+    assert store.snapshot() == StateStore(path).snapshot()
+    assert store.get("third") == "3"
+    store.close()
+    assert json.loads(path.read_text()) == store.snapshot()
 
 
-def test_batch_saves_once_and_nests(tmp_path, monkeypatch):
-    import kithooks.state as state_module
-
+def test_delete_refuses_a_non_str_key(tmp_path):
     store = StateStore(tmp_path / "s.json")
-    saves = []
-    real = state_module._atomic_write
-    monkeypatch.setattr(
-        state_module, "_atomic_write", lambda p, b: (saves.append(1), real(p, b))[1]
+    with pytest.raises(StateError, match="state key must be a str, not tuple"):
+        store.delete(("a",))  # type: ignore[arg-type]
+
+
+# -- durability and failures -----------------------------------------------------------------
+
+
+def test_deleting_a_missing_key_writes_nothing(tmp_path):
+    path = tmp_path / "s.json"
+    store = StateStore(path)
+    journal = SidecarBackend(path).journal_path
+    store.delete("nothing")
+    assert not journal.exists()
+    store.set("a", "1")
+    size = journal.stat().st_size
+    store.delete("nothing")
+    assert journal.stat().st_size == size
+    store.delete("a")
+    assert journal.stat().st_size > size
+    assert StateStore(path).snapshot() == {}
+
+
+FAILING_WRITES = textwrap.dedent(
+    """
+    import resource, signal, sys, threading
+    from kithooks import StateError, StateStore
+    from kithooks.state import SidecarBackend
+
+    path = sys.argv[1]
+    store = StateStore(path)
+    store.set("a", "1")
+    size = SidecarBackend(path).journal_path.stat().st_size
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    limits = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (size, limits[1]))  # the disk is "full"
+    for attempt in (lambda: store.set("a", "2"), lambda: store.delete("a")):
+        try:
+            attempt()
+        except StateError as exc:
+            assert "File too large" in str(exc), exc
+        else:
+            raise AssertionError("the write did not fail")
+    try:
+        with store.batch():
+            store.set("new", "x")
+            store.delete("a")
+    except StateError:
+        pass
+    else:
+        raise AssertionError("the batch did not fail")
+    assert store.snapshot() == {"a": "1"} == StateStore(path).snapshot()
+    errors = []
+    def other():
+        try:
+            store.set("b", "2")
+        except StateError as exc:
+            errors.append(exc)
+    thread = threading.Thread(target=other)
+    thread.start()
+    thread.join(timeout=10)
+    assert not thread.is_alive(), "the lock was not released after a failed write"
+    assert len(errors) == 1
+    resource.setrlimit(resource.RLIMIT_FSIZE, limits)
+    store.set("b", "2")  # the torn bytes of the failed writes are cut off first
+    assert StateStore(path).snapshot() == {"a": "1", "b": "2"} == store.snapshot()
+    print("ok")
+    """
+)
+
+
+def test_a_failing_write_changes_nothing_releases_the_lock_and_raises(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-c", FAILING_WRITES, str(tmp_path / "s.json")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
+    assert proc.returncode == 0 and proc.stdout == "ok\n", proc.stderr
+
+
+def test_batch_writes_one_record_and_nests(tmp_path):
+    path = tmp_path / "s.json"
+    store = StateStore(path)
+    journal = SidecarBackend(path).journal_path
     with store.batch():
         for i in range(100):
             store.set(f"k{i}", str(i))
         with store.batch():
             store.delete("k0")
-        assert saves == []
-    assert saves == [1]
-    assert len(StateStore(tmp_path / "s.json")) == 99
+        assert not journal.exists()
+    lines = journal.read_bytes().splitlines()
+    assert len(lines) == 2  # the header and one record
+    assert len(StateStore(path)) == 99
 
 
-def test_batch_that_raises_still_saves_what_it_changed(tmp_path):
+def test_batch_that_raises_still_writes_what_it_changed(tmp_path):
     store = StateStore(tmp_path / "s.json")
     with pytest.raises(RuntimeError), store.batch():
         store.set("a", "1")
         raise RuntimeError("stop")
     assert StateStore(tmp_path / "s.json").get("a") == "1"
+
+
+def test_the_journal_is_compacted_as_it_grows(tmp_path):
+    path = tmp_path / "s.json"
+    store = StateStore(path)
+    journal = SidecarBackend(path).journal_path
+    sizes = []
+    for i in range(150):
+        store.set(f"k{i % 5}", f"{i} " + "v" * 1000)
+        sizes.append(journal.stat().st_size)
+    assert max(sizes) < 34 * 1024  # 32 KiB of records, then a compaction
+    assert path.exists() and min(sizes[40:]) < 2000
+    expected = {f"k{i}": f"{145 + i} " + "v" * 1000 for i in range(5)}
+    assert StateStore(path).snapshot() == expected
+    store.close()
+    assert json.loads(path.read_text()) == expected
+    assert journal.read_bytes().count(b"\n") == 1  # the header alone
+
+
+def test_operations_that_need_a_whole_state_refuse_inside_batch(tmp_path):
+    store = StateStore(tmp_path / "s.json")
+    with store.batch():
+        store.set("a", "1")
+        for call in (store.load, store.compact, store.close, lambda: store.switch(None)):
+            with pytest.raises(StateError, match=r"cannot run inside batch\(\)"):
+                call()
+    assert StateStore(tmp_path / "s.json").get("a") == "1"
+
+
+# -- switching, threads, the manager ---------------------------------------------------------
 
 
 def test_switch_loads_the_other_session_and_leaks_nothing(tmp_path):
@@ -175,30 +324,39 @@ def test_switch_loads_the_other_session_and_leaks_nothing(tmp_path):
     store.switch(two)
     assert store.snapshot() == {}
     store.set("from-two", "2")
-    assert json.loads(one.read_text()) == {"from-one": "1"}
-    assert json.loads(two.read_text()) == {"from-two": "2"}
+    assert StateStore(one).snapshot() == {"from-one": "1"}
+    assert StateStore(two).snapshot() == {"from-two": "2"}
     (tmp_path / "bad.json").write_text("[]")
     with pytest.raises(StateError):
         store.switch(tmp_path / "bad.json")
     assert store.path == two and store.snapshot() == {"from-two": "2"}
     store.switch(one)
     assert store.snapshot() == {"from-one": "1"}
+    store.switch(None)
+    assert store.path is None and store.snapshot() == {}
 
 
-def test_threads_writing_at_once_leave_the_latest_state_on_disk(tmp_path):
+def test_threads_writing_at_once_lose_nothing(tmp_path):
     path = tmp_path / "s.json"
     store = StateStore(path)
+    other = StateStore(path)  # a second store on the same sidecar, in this process
 
     def writer(t):
+        target = store if t % 2 else other
         for i in range(30):
-            store.set(f"t{t}", str(i))
+            target.set(f"t{t}", str(i))
+            with target.batch():
+                target.set("count", str(int(target.get("count") or 0) + 1))
 
     threads = [threading.Thread(target=writer, args=(t,)) for t in range(8)]
     for t in threads:
         t.start()
     for t in threads:
-        t.join()
-    assert json.loads(path.read_text()) == {f"t{t}": "29" for t in range(8)}
+        t.join(timeout=60)
+        assert not t.is_alive()
+    expected = {f"t{t}": "29" for t in range(8)} | {"count": str(8 * 30)}
+    assert StateStore(path).snapshot() == expected
+    assert store.snapshot() == other.snapshot() == expected
 
 
 def test_state_survives_reload_and_is_shared_by_plugins(tmp_path):
@@ -209,42 +367,74 @@ def test_state_survives_reload_and_is_shared_by_plugins(tmp_path):
     assert pm.state is store and pm.context.get_state("k") == "v"
 
 
-CHILD = textwrap.dedent(
-    """
-    import sys
-    from kithooks import StateStore
-    store = StateStore(sys.argv[1])
-    i = int(store.get("n") or 0)
-    print("ready", flush=True)
-    while True:
-        i += 1
-        with store.batch():
-            store.set("n", str(i))
-            store.set("payload", "x" * (i % 5000))
-            store.set("check", str(i * 7))
-    """
-)
+def test_the_harness_recording_store_still_records_and_stores(tmp_path):
+    from kithooks.testing.harness import HostCall, _RecordingStore
+
+    calls: list[HostCall] = []
+    store = _RecordingStore(tmp_path / "s.json", calls)
+    store.set("a", "1")
+    store.delete("a")
+    store.set("b", "2")
+    assert [c.name for c in calls] == ["set_state", "delete_state", "set_state"]
+    assert StateStore(tmp_path / "s.json").snapshot() == {"b": "2"}
 
 
-def test_sigkill_at_random_points_never_leaves_a_torn_file(tmp_path):
-    path = tmp_path / "crash.ext-state.json"
-    rng = random.Random(1234)
-    last_n = 0
-    for _ in range(15):
-        proc = subprocess.Popen(
-            [sys.executable, "-c", CHILD, str(path)], stdout=subprocess.PIPE, text=True
-        )
-        assert proc.stdout is not None
-        assert proc.stdout.readline().strip() == "ready"
-        time.sleep(rng.uniform(0.0, 0.05))
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
-        proc.stdout.close()
-        data = StateStore(path).snapshot()  # must load
-        if data:
-            n = int(data["n"])
-            # one consistent state, written whole: never a mix of two
-            assert data == {"n": str(n), "payload": "x" * (n % 5000), "check": str(n * 7)}
-            assert n >= last_n
-            last_n = n
-    assert last_n > 0
+# -- the backend interface ---------------------------------------------------------------------
+
+
+class DictBackend:
+    """A backend a host could write: a shared dict standing for a database."""
+
+    def __init__(self, shared: dict[str, str]) -> None:
+        self.shared = shared
+        self.writes: list[dict[str, str | None]] = []
+        self.version = self.seen = 0
+
+    def lock(self, write):
+        import contextlib
+
+        return contextlib.nullcontext(self)
+
+    def stale(self):
+        return self.version != self.seen
+
+    def load(self):
+        self.seen = self.version
+        return dict(self.shared)
+
+    def sync(self, data):
+        return self.load()
+
+    def write(self, changes: Mapping[str, str | None], data):
+        for key, value in changes.items():
+            if value is None:
+                self.shared.pop(key, None)
+            else:
+                self.shared[key] = value
+        self.writes.append(dict(changes))
+
+    def compact(self, data):
+        pass
+
+    def close(self):
+        pass
+
+
+def test_a_host_backend_is_used_without_plugins_noticing():
+    shared: dict[str, str] = {"seeded": "1"}
+    backend = DictBackend(shared)
+    assert isinstance(backend, StateBackend) and isinstance(MemoryBackend(), StateBackend)
+    store = StateStore(backend=backend)
+    pm = PluginManager(state=store)
+    assert pm.context.get_state("seeded") == "1"
+    pm.context.set_state("k", "v")
+    with store.batch():
+        store.set("a", "1")
+        store.delete("seeded")
+    assert shared == {"k": "v", "a": "1"}
+    assert backend.writes == [{"k": "v"}, {"a": "1", "seeded": None}]
+    shared["from-elsewhere"] = "x"
+    backend.version += 1
+    assert store.get("from-elsewhere") == "x"
+    with pytest.raises(TypeError, match="a path or a backend"):
+        StateStore("p.json", backend=backend)

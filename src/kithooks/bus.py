@@ -39,6 +39,8 @@ def custom_handlers_of(plugin: object) -> list[tuple[str, str, Callable[..., Non
     """``(attribute, event name, bound function)`` for each custom-event handler of ``plugin``."""
     found = []
     for attr in dir(plugin):
+        if attr.startswith("__"):
+            continue
         try:
             raw = inspect.getattr_static(plugin, attr)
         except AttributeError:

@@ -29,7 +29,13 @@ import re
 import threading
 from typing import Any, Final
 
-__all__ = ["LockCycleError", "PluginLock", "check_task", "wait_async", "wait_sync"]
+__all__ = [
+    "LockCycleError",
+    "PluginLock",
+    "check_task",
+    "wait_async",
+    "wait_sync",
+]
 
 _get_ident: Final = threading.get_ident
 _current_task: Final = asyncio.current_task

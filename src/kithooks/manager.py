@@ -48,7 +48,10 @@ _TOOL_HOOKS: Final[frozenset[str]] = frozenset(
 )
 _AGGREGATOR_HOOKS: Final = ("on_agent_start", "on_tool_call", "on_llm_usage", "on_agent_end")
 _DEFAULT: Any = object()
-_UNKNOWN: Any = object()  # emit() was given something that is not a payload class
+# emit() meets something that is not a payload class, or an event whose handlers changed
+# since its plan was built: either way the slow path finds (or builds) the plan.
+_UNKNOWN: Any = object()
+_STALE: Any = _UNKNOWN
 
 
 def event_type_named(name: EventType | str, where: str = "event type") -> EventType:
@@ -133,6 +136,7 @@ class PluginManager(pluggy.PluginManager):
         self._loader = Loader(self)
         self._pending_order: tuple[int, int] | None = None
         self._plans: dict[str, Plan] = {}
+        self._hooked: set[str] = set()  # the kithooks hooks that have handlers now
         self._by_class: dict[type, Plan | None] = dict.fromkeys(EVENT_CLASSES.values())
         self._aggregator: TurnAggregator | None = None
         self._context = Context()
@@ -250,6 +254,11 @@ class PluginManager(pluggy.PluginManager):
                 raise ValueError(f"a plugin named {label!r} is already registered")
             hooks = self._validate(plugin, label)
             custom = custom_handlers_of(plugin)
+            for attr, _event, fn in custom:
+                if inspect.iscoroutinefunction(fn):
+                    raise PluginValidationError(
+                        plugin, f"plugin {label!r}: custom event handler {attr!r} must not be async"
+                    )
             try:
                 registered = super().register(plugin, label)
             except BaseException:
@@ -335,6 +344,16 @@ class PluginManager(pluggy.PluginManager):
             # Pending hookimpls of the new specs are now verified and callable through pm.hook.
             self._rebuild([h for h in vars(self.hook) if not h.startswith("_")])
 
+    def parse_hookimpl_opts(self, plugin: Any, name: str) -> Any:
+        """pluggy's hookimpl discovery, skipping dunder names (no hook is called ``__x__``).
+
+        Looking at the 25-odd dunders of every plugin object was most of what registering
+        cost.
+        """
+        if name.startswith("__"):
+            return None
+        return super().parse_hookimpl_opts(plugin, name)
+
     def _validate(self, plugin: object, label: str) -> list[str]:
         """Refuse what kithooks cannot dispatch; returns the kithooks hooks of ``plugin``."""
         hooks: list[str] = []
@@ -363,32 +382,35 @@ class PluginManager(pluggy.PluginManager):
                     "handlers (on_outcome sees what a dispatch decided)",
                 )
             fn = getattr(plugin, attr)
-            policy: HandlerPolicy | None = getattr(fn, POLICY_ATTR, None)
             coroutine = inspect.iscoroutinefunction(fn)
             is_async = is_async or coroutine
-            if policy is not None:
-                if policy.tools is not None and hook not in _TOOL_HOOKS:
-                    raise PluginValidationError(
-                        plugin,
-                        f"plugin {label!r}: {attr!r} sets tools=, but {hook} has no tool name "
-                        "to match (tools= works on tool events only)",
-                    )
-                if policy.timeout is not None and not coroutine:
-                    raise PluginValidationError(
-                        plugin,
-                        f"plugin {label!r}: {attr!r} sets timeout=, but it is a plain function; "
-                        "a running Python function cannot be stopped safely. Make it "
-                        "'async def' (and emit with aemit), or bound its work inside",
-                    )
+            self._check_policy(plugin, label, attr, hook, fn, coroutine)
             hooks.append(hook)
-        for _attr, _name, fn in custom_handlers_of(plugin):
-            if inspect.iscoroutinefunction(fn):
-                raise PluginValidationError(
-                    plugin, f"plugin {label!r}: custom event handler {_attr!r} must not be async"
-                )
         if is_async:
             self._async_plugins = self._async_plugins | {label}
         return hooks
+
+    @staticmethod
+    def _check_policy(  # noqa: PLR0917
+        plugin: object, label: str, attr: str, hook: str, fn: Any, coroutine: bool
+    ) -> None:
+        """``tools=`` only on tool hooks; ``timeout=`` only on coroutine handlers."""
+        policy: HandlerPolicy | None = getattr(fn, POLICY_ATTR, None)
+        if policy is None:
+            return
+        if policy.tools is not None and hook not in _TOOL_HOOKS:
+            raise PluginValidationError(
+                plugin,
+                f"plugin {label!r}: {attr!r} sets tools=, but {hook} has no tool name "
+                "to match (tools= works on tool events only)",
+            )
+        if policy.timeout is not None and not coroutine:
+            raise PluginValidationError(
+                plugin,
+                f"plugin {label!r}: {attr!r} sets timeout=, but it is a plain function; "
+                "a running Python function cannot be stopped safely. Make it "
+                "'async def' (and emit with aemit), or bound its work inside",
+            )
 
     @staticmethod
     def _refuse_unmarked(plugin: object, label: str, attr: str) -> None:
@@ -408,7 +430,11 @@ class PluginManager(pluggy.PluginManager):
     # ------------------------------------------------------------------ plans
 
     def _rebuild(self, hooks: Iterable[str]) -> None:
-        """Rebuild the plans of ``hooks``; readers see the old or the new plan, never half."""
+        """Mark the plans of ``hooks`` stale; the next dispatch of each builds it again.
+
+        Registration stays cheap (no compiling); ``has_handlers`` stays exact, from the
+        set of hooks that have handlers, updated here.
+        """
         touched = {h for h in hooks if h in _KIT_HOOKS}
         if "on_agent_end" in touched:
             touched.update(_AGGREGATOR_HOOKS)  # the aggregator turns active or passive
@@ -420,35 +446,55 @@ class PluginManager(pluggy.PluginManager):
             active = None
         self._aggregator = active
         for hook in touched:
-            impls = [
-                i
-                for i in getattr(self.hook, hook).get_hookimpls()
-                if active is not None or aggregator is None or i.plugin is not aggregator
-            ]
-            prepare = active.enrich if (hook == "on_agent_end" and active is not None) else None
-            plan = build_plan(
-                hook,
-                impls,
-                order=lambda i: self._order.get(i.plugin_name, (sys.maxsize, 0)),
-                lock_of=self._lock_of_impl,
-                prepare=prepare,
-                failed=self._callers.failed,
-                default_timeout=self.handler_timeout,
-                async_plugins=self._async_plugins,
-            )
-            if plan is None:
-                self._plans.pop(hook, None)
+            impls = self._impls(hook)
+            self._plans.pop(hook, None)
+            if impls:
+                self._hooked.add(hook)
             else:
-                self._plans[hook] = plan
+                self._hooked.discard(hook)
             if hook in _HOOK_EVENTS:
-                self._by_class[EVENT_CLASSES[_HOOK_EVENTS[hook]]] = plan
+                self._by_class[EVENT_CLASSES[_HOOK_EVENTS[hook]]] = _STALE if impls else None
+
+    def _impls(self, hook: str) -> list[HookImpl]:
+        """The implementations of ``hook`` that dispatch calls (a passive aggregator's are not)."""
+        aggregator = self.turn_aggregator
+        return [
+            i
+            for i in getattr(self.hook, hook).get_hookimpls()
+            if self._aggregator is not None or aggregator is None or i.plugin is not aggregator
+        ]
+
+    def _plan(self, hook: str) -> Plan | None:
+        """The cached plan of ``hook``, built now if a registration made it stale."""
+        plan = self._plans.get(hook)
+        if plan is not None or hook not in self._hooked:
+            return plan
+        with self._registry_lock:
+            plan = self._plans.get(hook)
+            if plan is None and hook in self._hooked:
+                active = self._aggregator
+                plan = build_plan(
+                    hook,
+                    self._impls(hook),
+                    order=lambda i: self._order.get(i.plugin_name, (sys.maxsize, 0)),
+                    lock_of=self._lock_of_impl,
+                    prepare=active.enrich if hook == "on_agent_end" and active else None,
+                    failed=self._callers.failed,
+                    default_timeout=self.handler_timeout,
+                    async_plugins=self._async_plugins,
+                )
+                if plan is not None:
+                    self._plans[hook] = plan
+                    if hook in _HOOK_EVENTS:
+                        self._by_class[EVENT_CLASSES[_HOOK_EVENTS[hook]]] = plan
+            return plan
 
     def _lock_of_impl(self, impl: HookImpl) -> PluginLock:
         lock = self._lock_of_name.get(impl.plugin_name)
         return lock if lock is not None else self._lock_for(impl.plugin, impl.plugin_name)
 
     def _outcome_plan(self) -> Plan | None:
-        return self._plans.get(OUTCOME_HOOK)
+        return self._plan(OUTCOME_HOOK) if OUTCOME_HOOK in self._hooked else None
 
     # ------------------------------------------------------------------ queries
 
@@ -458,14 +504,17 @@ class PluginManager(pluggy.PluginManager):
         Constant time without ``tool_name``. An unknown event name is a ValueError with the
         closest name.
         """
-        plan = self._plans.get("on_" + event_type_named(event_type))
-        if plan is None:
+        hook = "on_" + event_type_named(event_type)
+        if hook not in self._hooked:
             return False
-        return tool_name is None or any(h.wants(tool_name) for h in plan.handlers)
+        if tool_name is None:
+            return True
+        plan = self._plan(hook)
+        return plan is not None and any(h.wants(tool_name) for h in plan.handlers)
 
     def handler_names(self, event_type: EventType | str, tool_name: str | None = None) -> list[str]:
         """The plugins handling ``event_type`` (for ``tool_name`` when given), in order."""
-        plan = self._plans.get("on_" + event_type_named(event_type))
+        plan = self._plan("on_" + event_type_named(event_type))
         return [] if plan is None else plan.names(tool_name)
 
     def plugin_source(self, name: str) -> PluginSource | None:
@@ -516,7 +565,7 @@ class PluginManager(pluggy.PluginManager):
     def _plan_of(self, event: object, verb: str) -> Plan | None:
         if not isinstance(event, Event):
             raise TypeError(f"{verb}() takes a kithooks event, not {type(event).__name__}")
-        return self._plans.get(event.event_type.hook_name)  # a subclass of a payload class
+        return self._plan(event.event_type.hook_name)  # stale, or a subclass of a payload class
 
     async def aemit(self, event: Event, ctx: Context | None = None) -> Any:
         """Like :meth:`emit`, awaiting coroutine handlers; plain handlers are called.

@@ -109,14 +109,16 @@ def _compile_observers(
     failed: Callable[[str, str, BaseException], None],
     async_plugins: frozenset[str],
     *,
-    for_async: bool,
+    mode: str,
 ) -> Callable[[Any, Any], Any]:
     """One straight-line function calling every observer, each under its plugin's lock.
 
     Each handler's failure (and a lock wait that would never end) is isolated exactly as in
-    the general path. Only plugins with coroutine handlers pay for the task check. With
-    ``for_async`` the function is a coroutine whose waits let the event loop run.
+    the general path. Only plugins with coroutine handlers pay for the task check.
+    ``mode``: ``"sync"`` tries each lock and falls back to a cycle-checking wait that blocks
+    the thread; ``"async"`` is a coroutine whose waits let the event loop run.
     """
+    for_async = mode == "async"
     namespace: dict[str, Any] = {
         "_failed": failed,
         "_Cycle": LockCycleError,
@@ -184,7 +186,9 @@ class Plan:
     """
 
     __slots__ = (
-        "aobservers",
+        "_aobservers",
+        "_async_plugins",
+        "_failed",
         "event_type",
         "handlers",
         "has_async",
@@ -210,12 +214,22 @@ class Plan:
         self.has_async = any(h.is_async for h in handlers)
         self.prepare = prepare
         fast = self.rule is None and not self.has_async and prepare is None and hook != OUTCOME_HOOK
+        self._failed, self._async_plugins = failed, async_plugins
         self.observers = (
-            _compile_observers(handlers, failed, async_plugins, for_async=False) if fast else None
+            _compile_observers(handlers, failed, async_plugins, mode="sync") if fast else None
         )
-        self.aobservers = (
-            _compile_observers(handlers, failed, async_plugins, for_async=True) if fast else None
-        )
+        self._aobservers: Callable[[Any, Any], Any] | None = None
+
+    @property
+    def aobservers(self) -> Callable[[Any, Any], Any] | None:
+        """The coroutine twin of ``observers``, compiled on the first ``aemit``."""
+        if self.observers is None:
+            return None
+        if self._aobservers is None:
+            self._aobservers = _compile_observers(
+                self.handlers, self._failed, self._async_plugins, mode="async"
+            )
+        return self._aobservers
 
     def names(self, tool_name: str | None = None) -> list[str]:
         """The plugins this plan calls (for ``tool_name``, when given), in order."""

@@ -1,0 +1,149 @@
+"""``kithooks claude-hook``: kithooks plugins as one Claude Code command hook."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import re
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..context import Context
+from ..loading import LoadError
+from ..manager import HandlerError, PluginManager
+from ..state import StateError, StateStore, sidecar_path
+from .aliases import ToolAliases
+from .answering import answer
+
+__all__ = ["STATE_DIR_ENV", "claude_hook", "default_state_dir", "session_state_path"]
+
+#: Where ``claude-hook`` keeps the state of sessions that have no transcript path.
+STATE_DIR_ENV = "KITHOOKS_STATE_DIR"
+
+_SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
+def default_state_dir() -> Path:
+    """``$KITHOOKS_STATE_DIR``, else ``$XDG_STATE_HOME/kithooks/claude-hook``
+    (``~/.local/state/kithooks/claude-hook``)."""
+    explicit = os.environ.get(STATE_DIR_ENV)
+    if explicit:
+        return Path(explicit)
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(
+        os.path.expanduser("~"), ".local", "state"
+    )
+    return Path(base) / "kithooks" / "claude-hook"
+
+
+def session_state_path(data: Mapping[str, Any], state_dir: Path | None = None) -> Path | None:
+    """The sidecar file holding plugin state for the invocation's session, or None.
+
+    With a ``transcript_path``: the transcript's sidecar (``<id>.jsonl`` ->
+    ``<id>.ext-state.json``, as every kithooks host does). Otherwise, with a ``session_id``:
+    ``<state dir>/<session_id>.ext-state.json`` (an id that is not a plain file name is
+    hashed). Neither: None (state lives for this invocation only).
+    """
+    transcript = data.get("transcript_path")
+    if isinstance(transcript, str) and transcript:
+        return sidecar_path(transcript)
+    session = data.get("session_id")
+    if not isinstance(session, str) or not session:
+        return None
+    key = session if _SAFE_ID.fullmatch(session) else hashlib.sha256(session.encode()).hexdigest()
+    return (state_dir or default_state_dir()) / f"{key}.ext-state.json"
+
+
+def _store(path: Path | None) -> StateStore:
+    if path is None:
+        return StateStore()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return StateStore(path)
+
+
+def _say(message: str) -> None:
+    click.echo(f"kithooks claude-hook: {message}", err=True)
+
+
+@click.command(name="claude-hook")
+@click.option(
+    "--plugin",
+    "-p",
+    "plugin_files",
+    multiple=True,
+    type=click.Path(exists=True, path_type=Path),
+    help="A plugin file or directory to load (repeatable).",
+)
+@click.option("--no-entrypoints", is_flag=True, help="Do not load installed plugins.")
+@click.option(
+    "--block-with-exit-code",
+    is_flag=True,
+    help="Answer a block with exit code 2 and the reason on stderr instead of JSON.",
+)
+@click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help=f"Where session state lives when Claude Code gives no transcript path "
+    f"(default ${STATE_DIR_ENV} or $XDG_STATE_HOME/kithooks/claude-hook).",
+)
+def claude_hook(
+    plugin_files: tuple[Path, ...],
+    no_entrypoints: bool,
+    block_with_exit_code: bool,
+    state_dir: Path | None,
+) -> None:
+    """Answer one Claude Code hook invocation (JSON on stdin) with kithooks plugins.
+
+    Wire it into Claude Code's settings.json for any hook event, e.g.:
+
+    \b
+      {"hooks": {"PreToolUse": [{"hooks": [
+        {"type": "command", "command": "kithooks claude-hook"}]}]}}
+
+    A block becomes a deny with the plugin's reason, a tool-input rewrite becomes
+    updatedInput, a handled prompt is blocked, and nothing to say is exit 0 with no
+    output. Plugin failures are reported on stderr and fail open. Exit 1 means the input
+    was not a hook invocation.
+    """
+    raw = sys.stdin.buffer.read()
+    try:
+        data = json.loads(raw)
+    except ValueError as exc:
+        _say(f"stdin is not JSON: {exc}")
+        sys.exit(1)
+    if not isinstance(data, dict):
+        _say(f"stdin must be a JSON object, got {type(data).__name__}")
+        sys.exit(1)
+    try:
+        store = _store(session_state_path(data, state_dir))
+    except (OSError, StateError) as exc:
+        _say(f"session state unavailable ({exc}); using memory for this call")
+        store = StateStore()
+    transcript = str(data.get("transcript_path") or "")
+    ctx = Context(
+        session_id=str(data.get("session_id") or ""),
+        cwd=str(data.get("cwd") or ""),
+        model=str(data.get("model") or ""),
+        get_session_path=lambda: transcript,
+    )
+
+    def report(error: HandlerError | LoadError) -> None:
+        _say(error.message)
+
+    pm = PluginManager(state=store, context=ctx, on_error=report)
+    if not no_entrypoints:
+        pm.load_entrypoints()
+    pm.load_plugin_files(plugin_files)
+    result = asyncio.run(
+        answer(pm, data, ctx, aliases=ToolAliases(), block_with_exit_code=block_with_exit_code)
+    )
+    if result.output is not None:
+        click.echo(json.dumps(result.output, ensure_ascii=False))
+    if result.stderr:
+        click.echo(result.stderr, err=True)
+    sys.exit(result.exit_code)

@@ -1,0 +1,340 @@
+"""The plugins that run command hooks in a kithooks host: :class:`CommandHooks` (plain
+handlers: works under ``emit`` and ``aemit``) and :class:`AsyncCommandHooks` (coroutine
+handlers on asyncio subprocesses: ``aemit`` only, never blocks the event loop)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar
+
+import attrs
+
+from ..context import Context
+from ..events import (
+    BeforeAgentStartEvent,
+    BeforeAgentStartResult,
+    BeforeCompactResult,
+    Event,
+    EventType,
+    InputResult,
+    Result,
+    ToolCallResult,
+    ToolResultEvent,
+    ToolResultResult,
+)
+from ..hookspecs import hookimpl
+from .aliases import ToolAliases
+from .protocol import Combined, claude_event_of, combine, hook_input, plain, read_answer
+from .runner import CommandRun, arun_commands, run_commands
+from .settings import HookSettings, load_settings
+
+__all__ = ["AsyncCommandHooks", "CommandHookError", "CommandHooks"]
+
+logger = logging.getLogger("kithooks")
+
+_Outcome = tuple[Result | None, bool]  # (result for the manager, whether the hooks did anything)
+
+
+class CommandHookError(RuntimeError):
+    """Command hooks failed (non-zero exit other than 2, timeout, bad answer); fail-open."""
+
+
+@attrs.frozen(kw_only=True)
+class _Call:
+    """One event's commands, ready to run."""
+
+    claude_event: str
+    commands: tuple[tuple[str, float], ...]
+    stdin: bytes
+    cwd: str
+    env: Mapping[str, str]
+
+
+class CommandHooks:
+    """A plugin running Claude-Code-style command hooks on kithooks events.
+
+    Build it with :meth:`from_settings`. It implements only the hooks its settings use, so
+    ``pm.has_handlers`` stays false for the others. Handlers are plain functions: the
+    commands of one event run in parallel threads and the handler returns when they are
+    done, under ``emit`` and ``aemit`` alike (under ``aemit`` that blocks the event loop for
+    the commands' duration; :class:`AsyncCommandHooks` does not).
+
+    ``project_dir`` is the commands' working directory and ``$CLAUDE_PROJECT_DIR``; by
+    default the context's ``cwd``, else the process's. ``aliases`` (host name -> Claude Code
+    name) extends :data:`~kithooks.command_hooks.DEFAULT_TOOL_ALIASES`.
+    """
+
+    _specialized: ClassVar[bool] = False
+
+    def __new__(cls, settings: HookSettings, **_: Any) -> CommandHooks:
+        kind = cls if cls.__dict__.get("_specialized") else _specialize(cls, settings.kit_events())
+        return super().__new__(kind)
+
+    def __init__(
+        self,
+        settings: HookSettings,
+        *,
+        project_dir: str | os.PathLike[str] | None = None,
+        aliases: Mapping[str, str] | None = None,
+        name: str = "command-hooks",
+    ) -> None:
+        self.settings = settings
+        self.project_dir = os.fspath(project_dir) if project_dir is not None else None
+        self.aliases = ToolAliases(aliases)
+        self.__name__ = name
+        self._lock = threading.Lock()
+        self._pending: dict[str, list[str]] = {}  # session id -> context for its next turn
+        self._stop_active: set[str] = set()  # sessions whose running turn a Stop hook started
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Mapping[str, Any] | str | os.PathLike[str] | HookSettings,
+        *,
+        project_dir: str | os.PathLike[str] | None = None,
+        aliases: Mapping[str, str] | None = None,
+        name: str = "command-hooks",
+    ) -> CommandHooks:
+        """The plugin for a Claude-Code-shaped settings mapping or ``settings.json`` path.
+
+        Raises :class:`~kithooks.command_hooks.SettingsError` naming the file and entry.
+        """
+        loaded = settings if isinstance(settings, HookSettings) else load_settings(settings)
+        return cls(loaded, project_dir=project_dir, aliases=aliases, name=name)
+
+    def __repr__(self) -> str:
+        events = ", ".join(sorted(self.settings.events))
+        return f"{type(self).__name__}({self.settings.source!r}: {events})"
+
+    # -- one event: prepare, run, apply -----------------------------------------------------
+
+    def prepare(self, event: Event, ctx: Context) -> _Call | None:
+        """The commands that match ``event`` (identical commands once) and their stdin."""
+        claude_event = claude_event_of(event)
+        groups = self.settings.events.get(claude_event)
+        if not groups:
+            return None
+        project_dir = os.path.abspath(self.project_dir or ctx.cwd or os.getcwd())
+        with self._lock:
+            active = ctx.session_id in self._stop_active
+        subjects, data = hook_input(
+            claude_event,
+            event,
+            ctx,
+            project_dir=project_dir,
+            aliases=self.aliases,
+            stop_hook_active=active,
+        )
+        commands: dict[str, float] = {}
+        for group in groups:
+            if subjects and not any(group.matches(s) for s in subjects):
+                continue
+            for hook in group.hooks:
+                commands[hook.command] = max(commands.get(hook.command, 0.0), hook.timeout)
+        if not commands:
+            return None
+        env = {**os.environ, "CLAUDE_PROJECT_DIR": project_dir}
+        stdin = json.dumps(data, ensure_ascii=False).encode()
+        return _Call(
+            claude_event=claude_event,
+            commands=tuple(commands.items()),
+            stdin=stdin,
+            cwd=project_dir,
+            env=env,
+        )
+
+    def apply(self, call: _Call, runs: list[CommandRun], event: Event, ctx: Context) -> Any:
+        """What the commands' answers mean for the host: a result, and the callbacks."""
+        combined = combine([read_answer(call.claude_event, run) for run in runs])
+        for message in combined.system_messages:
+            ctx.print_info(message)
+        result, effect = _APPLY[call.claude_event](self, combined, event, ctx)
+        if combined.errors:
+            message = "; ".join(combined.errors)
+            if not effect:
+                raise CommandHookError(message)
+            # The other commands' answer stands; the failure is logged, not raised (raising
+            # would drop that answer).
+            logger.warning("plugin %r (%s): %s", self.__name__, call.claude_event, message)
+        return result
+
+    # -- what each event's answer does ---------------------------------------------------
+
+    def _stop(self, c: Combined, ctx: Context) -> None:
+        ctx.abort()
+        if c.stop_reason:
+            ctx.print_info(c.stop_reason)
+
+    def _queue_context(self, ctx: Context, text: str) -> None:
+        with self._lock:
+            self._pending.setdefault(ctx.session_id, []).append(text)
+
+    def _pre_tool_use(self, c: Combined, event: Any, ctx: Context) -> _Outcome:
+        name = self.aliases.claude_name(event.tool_name)
+        if c.stop:
+            self._stop(c, ctx)
+            return ToolCallResult(block=True, reason=c.stop_reason or "stopped by a hook"), True
+        if c.decision == "deny":
+            return ToolCallResult(block=True, reason=c.reason), True
+        if c.decision == "ask":
+            question = f"{name}: {c.reason}" if c.reason else f"Allow this {name} call?"
+            if not ctx.confirm(question):
+                return ToolCallResult(block=True, reason=c.reason or "not confirmed"), True
+        if c.context:
+            logger.debug("PreToolUse additionalContext has no kithooks counterpart: dropped")
+        if c.updated_input is not None:
+            return ToolCallResult(args=plain(c.updated_input)), True
+        return None, c.decision != ""
+
+    def _post_tool_use(self, c: Combined, event: Any, ctx: Context) -> _Outcome:
+        assert isinstance(event, ToolResultEvent)
+        if c.stop:
+            self._stop(c, ctx)
+        content = event.content if c.replaced_output is None else c.replaced_output
+        feedback = "\n".join(t for t in (c.reason, c.context) if t)
+        if feedback:
+            content = f"{content}\n\n{feedback}" if content else feedback
+        if content == event.content:
+            return None, c.stop
+        return ToolResultResult(content=content), True
+
+    def _user_prompt_submit(self, c: Combined, event: Any, ctx: Context) -> _Outcome:
+        if c.stop:
+            if c.stop_reason:
+                ctx.print_info(c.stop_reason)
+            return InputResult(action="handled"), True
+        if c.decision == "deny":
+            ctx.print_error(c.reason)
+            return InputResult(action="handled"), True
+        if c.context:
+            self._queue_context(ctx, c.context)
+            return None, True
+        return None, False
+
+    def _session_start(self, c: Combined, event: Any, ctx: Context) -> _Outcome:
+        if c.stop:
+            self._stop(c, ctx)
+        if c.context:
+            self._queue_context(ctx, c.context)
+        return None, c.stop or bool(c.context)
+
+    def _pre_compact(self, c: Combined, event: Any, ctx: Context) -> _Outcome:
+        if c.stop or c.decision == "deny":
+            reason = c.reason or c.stop_reason or "compaction blocked by a hook"
+            return BeforeCompactResult(cancel=True, reason=reason), True
+        return None, False
+
+    def _observed(self, c: Combined, event: Any, ctx: Context) -> _Outcome:
+        """SessionEnd, SubagentStart, SubagentStop: nothing in kithooks to block or extend."""
+        if c.stop:
+            self._stop(c, ctx)
+        if c.decision == "deny" or c.context:
+            logger.warning(
+                "plugin %r: a %s hook answered with a block or context, which kithooks "
+                "has no counterpart for; ignored",
+                self.__name__,
+                claude_event_of(event),
+            )
+        return None, c.stop
+
+    def _stop_hook(self, c: Combined, event: Any, ctx: Context) -> _Outcome:
+        session = ctx.session_id
+        if c.stop:
+            with self._lock:
+                self._stop_active.discard(session)
+            if c.stop_reason:
+                ctx.print_info(c.stop_reason)
+            return None, True
+        if c.decision == "deny":  # "keep going": the reason becomes the next user message
+            with self._lock:
+                self._stop_active.add(session)
+            ctx.send_message(c.reason)
+            return None, True
+        with self._lock:
+            self._stop_active.discard(session)
+        return None, False
+
+    # -- the context that UserPromptSubmit / SessionStart hooks add -----------------------
+
+    def inject(self, event: BeforeAgentStartEvent, ctx: Context) -> BeforeAgentStartResult | None:
+        """The context queued for this session's turn, as ``inject_text``."""
+        with self._lock:
+            pending = self._pending.pop(ctx.session_id, None)
+        if not pending:
+            return None
+        return BeforeAgentStartResult(inject_text="\n\n".join(pending))
+
+
+_APPLY: dict[str, Callable[[CommandHooks, Combined, Any, Context], _Outcome]] = {
+    "PreToolUse": CommandHooks._pre_tool_use,
+    "PostToolUse": CommandHooks._post_tool_use,
+    "PostToolUseFailure": CommandHooks._post_tool_use,
+    "UserPromptSubmit": CommandHooks._user_prompt_submit,
+    "SessionStart": CommandHooks._session_start,
+    "SessionEnd": CommandHooks._observed,
+    "PreCompact": CommandHooks._pre_compact,
+    "SubagentStart": CommandHooks._observed,
+    "SubagentStop": CommandHooks._observed,
+    "Stop": CommandHooks._stop_hook,
+}
+
+
+class AsyncCommandHooks(CommandHooks):
+    """:class:`CommandHooks` with coroutine handlers: the commands run as asyncio
+    subprocesses, so other tasks keep running meanwhile. Only for hosts that dispatch with
+    ``aemit`` (``emit`` refuses coroutine handlers)."""
+
+
+def _run_sync(self: CommandHooks, event: Any, ctx: Context) -> Any:
+    call = self.prepare(event, ctx)
+    if call is None:
+        return None
+    runs = run_commands(call.commands, call.stdin, cwd=call.cwd, env=call.env)
+    return self.apply(call, runs, event, ctx)
+
+
+async def _run_async(self: CommandHooks, event: Any, ctx: Context) -> Any:
+    call = self.prepare(event, ctx)
+    if call is None:
+        return None
+    runs = await arun_commands(call.commands, call.stdin, cwd=call.cwd, env=call.env)
+    return self.apply(call, runs, event, ctx)
+
+
+def _inject(self: CommandHooks, event: Any, ctx: Context) -> Any:
+    return self.inject(event, ctx)
+
+
+_HANDLERS: dict[type[CommandHooks], Callable[..., Any]] = {
+    CommandHooks: hookimpl(_run_sync),
+    AsyncCommandHooks: hookimpl(_run_async),
+}
+_INJECT = hookimpl(_inject)
+
+
+_SPECIALIZED: dict[tuple[type[CommandHooks], frozenset[EventType]], type[CommandHooks]] = {}
+_SPECIALIZE_LOCK = threading.Lock()
+
+
+def _specialize(cls: type[CommandHooks], events: frozenset[EventType]) -> type[CommandHooks]:
+    """A subclass of ``cls`` implementing exactly the hooks of ``events`` (one per set)."""
+    with _SPECIALIZE_LOCK:
+        found = _SPECIALIZED.get((cls, events))
+        if found is None:
+            found = _SPECIALIZED[(cls, events)] = _make_subclass(cls, events)
+        return found
+
+
+def _make_subclass(cls: type[CommandHooks], events: frozenset[EventType]) -> type[CommandHooks]:
+    handler = next(_HANDLERS[k] for k in cls.__mro__ if k in _HANDLERS)
+    namespace: dict[str, Any] = {"_specialized": True, "__doc__": cls.__doc__}
+    for event_type in events:
+        namespace[event_type.hook_name] = handler
+    if events & {EventType.INPUT, EventType.SESSION_START}:
+        namespace[EventType.BEFORE_AGENT_START.hook_name] = _INJECT
+    namespace["__module__"] = cls.__module__
+    return type(cls.__name__, (cls,), namespace)

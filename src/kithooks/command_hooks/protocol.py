@@ -1,0 +1,326 @@
+"""Claude Code's hook protocol: what a command reads on stdin, and what its answer means.
+
+Input: :func:`hook_input` turns a kithooks event into the JSON object a command reads.
+Output: :func:`read_answer` turns one finished command (exit code, stdout, stderr) into a
+:class:`Verdict`; :func:`combine` merges the verdicts of the commands that ran for one event,
+the most restrictive decision winning (deny > ask > allow).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import attrs
+
+from ..context import Context
+from ..events import (
+    AgentEndEvent,
+    BeforeCompactEvent,
+    Event,
+    InputEvent,
+    SessionShutdownEvent,
+    SessionStartEvent,
+    SubagentEndEvent,
+    SubagentStartEvent,
+    ToolCallEvent,
+    ToolResultEvent,
+)
+from .aliases import ToolAliases
+from .runner import CommandRun
+
+__all__ = [
+    "BLOCKING_EXIT",
+    "Combined",
+    "Verdict",
+    "claude_event_of",
+    "combine",
+    "hook_input",
+    "plain",
+    "read_answer",
+]
+
+#: The exit code that blocks (stderr is the reason).
+BLOCKING_EXIT = 2
+
+#: Events whose plain (non-JSON) stdout on exit 0 is context for the model.
+_STDOUT_IS_CONTEXT = frozenset({"UserPromptSubmit", "SessionStart"})
+
+_RANK = {"": 0, "allow": 1, "ask": 2, "deny": 3}
+_DECISIONS = {"block": "deny", "approve": "allow"}  # top-level "decision" values
+_PERMISSIONS = {"allow": "allow", "deny": "deny", "ask": "ask", "defer": ""}
+
+
+def plain(value: Any) -> Any:
+    """``value`` with every mapping a dict and every tuple a list (JSON-ready)."""
+    if isinstance(value, Mapping):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    return value
+
+
+def _json_object(text: str) -> dict[str, Any] | None:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def claude_event_of(event: Event) -> str:
+    """The Claude Code event a kithooks event is: ``tool_result`` splits on ``is_error``."""
+    if isinstance(event, ToolResultEvent):
+        return "PostToolUseFailure" if event.is_error else "PostToolUse"
+    return _CLAUDE_NAME[type(event)]
+
+
+_CLAUDE_NAME: Mapping[type[Event], str] = {
+    ToolCallEvent: "PreToolUse",
+    InputEvent: "UserPromptSubmit",
+    SessionStartEvent: "SessionStart",
+    SessionShutdownEvent: "SessionEnd",
+    BeforeCompactEvent: "PreCompact",
+    SubagentStartEvent: "SubagentStart",
+    SubagentEndEvent: "SubagentStop",
+    AgentEndEvent: "Stop",
+}
+
+
+def _tool_input(event: ToolCallEvent | ToolResultEvent) -> dict[str, Any]:
+    parsed = _json_object(event.input)
+    if parsed is not None:
+        return parsed
+    args = getattr(event, "parsed_args", None)
+    return plain(args) if args is not None else {}
+
+
+def hook_input(
+    claude_event: str,
+    event: Event,
+    ctx: Context,
+    *,
+    project_dir: str,
+    aliases: ToolAliases,
+    stop_hook_active: bool = False,
+) -> tuple[tuple[str, ...], dict[str, Any]]:
+    """The names a matcher is tried on, and the JSON object the commands read on stdin.
+
+    Tool events are matched on the Claude Code name and the host's name (``Bash`` and
+    ``bash``); ``SessionStart`` on its source (``startup``), ``PreCompact`` on its trigger
+    (``auto`` / ``manual``), ``SessionEnd`` on its reason (``other``), subagent events on the
+    agent type (``""``); the others match every matcher.
+    """
+    data: dict[str, Any] = {"session_id": ctx.session_id}
+    transcript = ctx.get_session_path()
+    if transcript:
+        data["transcript_path"] = transcript
+    data["cwd"] = ctx.cwd or project_dir
+    data["permission_mode"] = "default"
+    data["hook_event_name"] = claude_event
+    subjects: tuple[str, ...] = ()
+    if isinstance(event, ToolCallEvent | ToolResultEvent):
+        name = aliases.claude_name(event.tool_name)
+        subjects = (name, event.tool_name) if name != event.tool_name else (name,)
+        data["tool_name"] = name
+        data["tool_input"] = _tool_input(event)
+        if isinstance(event, ToolResultEvent):
+            if event.is_error:
+                data["error"] = event.content
+                data["is_interrupt"] = False
+            else:
+                response = _json_object(event.content)
+                data["tool_response"] = event.content if response is None else response
+        data["tool_use_id"] = event.tool_call_id
+    elif isinstance(event, InputEvent):
+        data["prompt"] = event.text
+    elif isinstance(event, SessionStartEvent):
+        subjects = ("startup",)
+        data["source"] = "startup"
+        if ctx.model:
+            data["model"] = ctx.model
+    elif isinstance(event, SessionShutdownEvent):
+        subjects = ("other",)
+        data["reason"] = "other"
+    elif isinstance(event, BeforeCompactEvent):
+        trigger = "auto" if event.is_automatic else "manual"
+        subjects = (trigger,)
+        data["trigger"] = trigger
+        data["custom_instructions"] = ""
+    elif isinstance(event, SubagentStartEvent):
+        subjects = ("",)
+        data["agent_id"] = event.tool_call_id
+        data["agent_type"] = ""
+    elif isinstance(event, SubagentEndEvent):
+        subjects = ("",)
+        data["agent_id"] = event.tool_call_id
+        data["agent_type"] = ""
+        data["stop_hook_active"] = False
+        data["last_assistant_message"] = event.response or event.error_msg
+    elif isinstance(event, AgentEndEvent):
+        data["stop_hook_active"] = stop_hook_active
+        data["last_assistant_message"] = event.response
+    return subjects, data
+
+
+@attrs.frozen(kw_only=True)
+class Verdict:
+    """What one command answered, in protocol terms."""
+
+    command: str
+    decision: str = ""  #: "deny" (exit 2, "block", permissionDecision deny), "ask", "allow" or ""
+    reason: str = ""
+    updated_input: Mapping[str, Any] | None = None
+    context: str = ""  #: additionalContext, or plain stdout for UserPromptSubmit / SessionStart
+    stop: bool = False  #: ``"continue": false``
+    stop_reason: str = ""
+    system_message: str = ""
+    replaced_output: str | None = None  #: PostToolUse ``updatedMCPToolOutput``
+    error: str = ""  #: a non-blocking error: other exit codes, timeouts, malformed answers
+
+
+def _failure(run: CommandRun) -> str:
+    if run.start_error:
+        return f"hook command {run.command!r} could not start: {run.start_error}"
+    if run.timed_out:
+        return (
+            f"hook command {run.command!r} timed out after {run.timeout:g}s; "
+            "its process group was killed"
+        )
+    detail = run.stderr.strip() or "no stderr output"
+    return f"hook command {run.command!r} failed with exit code {run.returncode}: {detail}"
+
+
+def _str_field(obj: Mapping[str, Any], key: str, errors: list[str]) -> str:
+    value = obj.get(key)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        errors.append(f'"{key}" must be a string, got {value!r}')
+        return ""
+    return value
+
+
+def _answer(event_name: str, run: CommandRun, obj: Mapping[str, Any]) -> Verdict:
+    errors: list[str] = []
+    proceed = obj.get("continue", True)
+    if not isinstance(proceed, bool):
+        errors.append(f'"continue" must be true or false, got {proceed!r}')
+        proceed = True
+    raw_decision = obj.get("decision")
+    decision = ""
+    if raw_decision is not None:
+        if raw_decision not in _DECISIONS:
+            errors.append(f'"decision" must be "block" or "approve", got {raw_decision!r}')
+        else:
+            decision = _DECISIONS[raw_decision]
+    reason = _str_field(obj, "reason", errors)
+    specific = obj.get("hookSpecificOutput") or {}
+    updated: Mapping[str, Any] | None = None
+    context = ""
+    replaced: str | None = None
+    if not isinstance(specific, Mapping):
+        errors.append(f'"hookSpecificOutput" must be an object, got {specific!r}')
+        specific = {}
+    permission = specific.get("permissionDecision")
+    if permission is not None:
+        if permission not in _PERMISSIONS:
+            errors.append(
+                f'"permissionDecision" must be "allow", "deny", "ask" or "defer", '
+                f"got {permission!r}"
+            )
+        else:  # hookSpecificOutput wins over the older top-level decision
+            decision = _PERMISSIONS[permission]
+            reason = _str_field(specific, "permissionDecisionReason", errors) or reason
+    raw_updated = specific.get("updatedInput")
+    if raw_updated is not None:
+        if isinstance(raw_updated, Mapping):
+            updated = raw_updated
+        else:
+            errors.append(f'"updatedInput" must be an object, got {raw_updated!r}')
+    context = _str_field(specific, "additionalContext", errors)
+    if "updatedMCPToolOutput" in specific:
+        value = specific["updatedMCPToolOutput"]
+        replaced = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    if event_name != "PreToolUse" and decision in ("allow", "ask"):
+        decision = ""  # only tool calls are approved or asked about
+    stop_reason = _str_field(obj, "stopReason", errors)
+    system_message = _str_field(obj, "systemMessage", errors)
+    error = ""
+    if errors:
+        error = f"hook command {run.command!r} gave invalid output: " + "; ".join(errors)
+    return Verdict(
+        command=run.command,
+        decision=decision,
+        reason=reason,
+        updated_input=updated,
+        context=context,
+        stop=not proceed,
+        stop_reason=stop_reason,
+        system_message=system_message,
+        replaced_output=replaced,
+        error=error,
+    )
+
+
+def read_answer(event_name: str, run: CommandRun) -> Verdict:
+    """Interpret one finished command as Claude Code does for ``event_name``.
+
+    Exit 2 blocks with stderr as the reason (stdout is not read); exit 0 reads stdout as
+    the JSON answer when it is a JSON object, else as plain text (context for
+    UserPromptSubmit and SessionStart, ignored elsewhere); anything else is a non-blocking
+    error.
+    """
+    if run.returncode == BLOCKING_EXIT:
+        reason = run.stderr.strip() or f"blocked by hook command {run.command!r}"
+        return Verdict(command=run.command, decision="deny", reason=reason)
+    if run.returncode != 0:
+        return Verdict(command=run.command, error=_failure(run))
+    text = run.stdout.strip()
+    obj = _json_object(text) if text.startswith("{") else None
+    if obj is not None:
+        return _answer(event_name, run, obj)
+    if text and event_name in _STDOUT_IS_CONTEXT:
+        return Verdict(command=run.command, context=text)
+    return Verdict(command=run.command)
+
+
+@attrs.frozen(kw_only=True)
+class Combined:
+    """The verdicts of one event's commands, merged."""
+
+    decision: str = ""
+    reason: str = ""  #: the reasons given with the winning decision, one per line
+    updated_input: Mapping[str, Any] | None = None
+    context: str = ""
+    stop: bool = False
+    stop_reason: str = ""
+    system_messages: tuple[str, ...] = ()
+    replaced_output: str | None = None
+    errors: tuple[str, ...] = ()
+
+
+def _lines(values: Sequence[str]) -> str:
+    return "\n".join(v for v in values if v)
+
+
+def combine(verdicts: Sequence[Verdict]) -> Combined:
+    """Merge verdicts (in settings order): the most restrictive decision wins (deny > ask >
+    allow) with its reasons joined; the last ``updatedInput`` and ``updatedMCPToolOutput``
+    win; contexts, stop reasons and system messages are all kept; any ``continue: false``
+    stops."""
+    decision = max((v.decision for v in verdicts), key=_RANK.__getitem__, default="")
+    updated = [v.updated_input for v in verdicts if v.updated_input is not None]
+    replaced = [v.replaced_output for v in verdicts if v.replaced_output is not None]
+    return Combined(
+        decision=decision,
+        reason=_lines([v.reason for v in verdicts if v.decision == decision]) if decision else "",
+        updated_input=updated[-1] if updated else None,
+        context=_lines([v.context for v in verdicts]),
+        stop=any(v.stop for v in verdicts),
+        stop_reason=_lines([v.stop_reason for v in verdicts if v.stop]),
+        system_messages=tuple(v.system_message for v in verdicts if v.system_message),
+        replaced_output=replaced[-1] if replaced else None,
+        errors=tuple(v.error for v in verdicts if v.error),
+    )

@@ -1,0 +1,238 @@
+"""Reading and checking a Claude-Code-shaped hook settings mapping or file.
+
+The accepted shape is Claude Code's ``settings.json``::
+
+    {"hooks": {"PreToolUse": [{"matcher": "Bash",
+                               "hooks": [{"type": "command", "command": "...", "timeout": 30}]}]}}
+
+Everything else in a settings file (``permissions``, ``env``, ...) is ignored. A wrong entry
+is a :class:`SettingsError` naming the file and the entry's path.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import logging
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from ..events import EventType
+from ..matching import tool_matcher
+
+__all__ = [
+    "CLAUDE_EVENTS",
+    "DEFAULT_TIMEOUT",
+    "NO_COUNTERPART",
+    "CommandHook",
+    "HookSettings",
+    "MatcherGroup",
+    "SettingsError",
+    "load_settings",
+]
+
+logger = logging.getLogger("kithooks")
+
+#: Seconds a command may run when its entry gives no ``timeout`` (Claude Code's default).
+DEFAULT_TIMEOUT = 60.0
+
+#: Claude Code's hook events that have a kithooks counterpart, and that counterpart.
+#: ``PostToolUse`` and ``PostToolUseFailure`` are both ``tool_result`` (with ``is_error``
+#: False and True); ``Stop`` is ``agent_end``.
+CLAUDE_EVENTS: Mapping[str, EventType] = {
+    "PreToolUse": EventType.TOOL_CALL,
+    "PostToolUse": EventType.TOOL_RESULT,
+    "PostToolUseFailure": EventType.TOOL_RESULT,
+    "UserPromptSubmit": EventType.INPUT,
+    "SessionStart": EventType.SESSION_START,
+    "SessionEnd": EventType.SESSION_SHUTDOWN,
+    "PreCompact": EventType.BEFORE_COMPACT,
+    "SubagentStart": EventType.SUBAGENT_START,
+    "SubagentStop": EventType.SUBAGENT_END,
+    "Stop": EventType.AGENT_END,
+}
+
+#: Claude Code events kithooks has no counterpart for: accepted in a settings file, never run.
+NO_COUNTERPART: frozenset[str] = frozenset(
+    {
+        "PermissionRequest",
+        "PermissionDenied",
+        "Notification",
+        "PostCompact",
+        "StopFailure",
+        "Setup",
+        "ConfigChange",
+        "InstructionsLoaded",
+        "TeammateIdle",
+        "TaskCompleted",
+        "TaskCreated",
+        "WorktreeCreate",
+        "WorktreeRemove",
+        "Elicitation",
+        "ElicitationResult",
+        "CwdChanged",
+        "FileChanged",
+    }
+)
+
+
+class SettingsError(ValueError):
+    """A hook settings file or mapping that cannot be used; the message names the entry."""
+
+
+@attrs.frozen(kw_only=True)
+class CommandHook:
+    """One ``{"type": "command", ...}`` entry."""
+
+    command: str
+    timeout: float  #: seconds
+    where: str  #: ``settings.json: hooks.PreToolUse[0].hooks[0]``
+
+
+@attrs.frozen(kw_only=True)
+class MatcherGroup:
+    """One entry of an event's list: a matcher and its commands."""
+
+    matcher: str  #: as written; ``""`` when absent
+    matches: Callable[[str], bool] = attrs.field(eq=False, repr=False)
+    hooks: tuple[CommandHook, ...]
+
+
+@attrs.frozen(kw_only=True)
+class HookSettings:
+    """The command hooks of one settings source, by Claude Code event name."""
+
+    source: str  #: the file's path, or ``<settings>`` for a mapping
+    events: Mapping[str, tuple[MatcherGroup, ...]]
+    #: Entries that are valid for Claude Code but are not run here, each with why.
+    skipped: tuple[str, ...] = ()
+
+    def kit_events(self) -> frozenset[EventType]:
+        """The kithooks events some command listens to."""
+        return frozenset(
+            CLAUDE_EVENTS[name]
+            for name, groups in self.events.items()
+            if any(group.hooks for group in groups)
+        )
+
+
+def _every_name(name: str) -> bool:
+    return True
+
+
+def _fail(source: str, where: str, message: str) -> SettingsError:
+    return SettingsError(f"{source}: {where}: {message}" if where else f"{source}: {message}")
+
+
+def _read_file(path: Path) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SettingsError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise SettingsError(f"{path}: not UTF-8 text: {exc}") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SettingsError(
+            f"{path}: line {exc.lineno} column {exc.colno}: invalid JSON: {exc.msg}"
+        ) from None
+
+
+def _timeout(source: str, where: str, raw: Any) -> float:
+    if raw is None:
+        return DEFAULT_TIMEOUT
+    if isinstance(raw, bool) or not isinstance(raw, int | float) or not raw > 0:
+        raise _fail(source, where, f'"timeout" must be a positive number of seconds, got {raw!r}')
+    return float(raw)
+
+
+def _hook(source: str, where: str, raw: Any, skipped: list[str]) -> CommandHook | None:
+    if not isinstance(raw, Mapping):
+        raise _fail(source, where, f"must be an object, got {type(raw).__name__}")
+    kind = raw.get("type")
+    if kind is None:
+        raise _fail(source, where, '"type" is missing')
+    if not isinstance(kind, str):
+        raise _fail(source, where, f'"type" must be a string, got {kind!r}')
+    if kind != "command":
+        skipped.append(f"{source}: {where}: hooks of type {kind!r} are not run (only 'command')")
+        return None
+    if "command" not in raw:
+        raise _fail(source, where, '"command" is missing')
+    command = raw["command"]
+    if not isinstance(command, str) or not command.strip():
+        raise _fail(source, where, f'"command" must be a non-empty string, got {command!r}')
+    timeout = _timeout(source, where, raw.get("timeout"))
+    return CommandHook(command=command, timeout=timeout, where=f"{source}: {where}")
+
+
+def _group(source: str, where: str, raw: Any, skipped: list[str]) -> MatcherGroup:
+    if not isinstance(raw, Mapping):
+        raise _fail(source, where, f"must be an object, got {type(raw).__name__}")
+    matcher = raw.get("matcher", "")
+    if matcher is None:
+        matcher = ""
+    if not isinstance(matcher, str):
+        raise _fail(source, where, f'"matcher" must be a string, got {matcher!r}')
+    try:
+        matches = tool_matcher(matcher) or _every_name
+    except ValueError as exc:
+        raise _fail(source, where, f'"matcher": {exc}') from None
+    if "hooks" not in raw:
+        raise _fail(source, where, '"hooks" is missing')
+    hooks_raw = raw["hooks"]
+    if not isinstance(hooks_raw, list):
+        raise _fail(source, f"{where}.hooks", f"must be a list, got {type(hooks_raw).__name__}")
+    hooks = []
+    for i, item in enumerate(hooks_raw):
+        hook = _hook(source, f"{where}.hooks[{i}]", item, skipped)
+        if hook is not None:
+            hooks.append(hook)
+    return MatcherGroup(matcher=matcher, matches=matches, hooks=tuple(hooks))
+
+
+def _parse(source: str, data: Any) -> HookSettings:
+    if not isinstance(data, Mapping):
+        raise _fail(source, "", f"settings must be a JSON object, got {type(data).__name__}")
+    hooks = data.get("hooks", {})
+    if not isinstance(hooks, Mapping):
+        raise _fail(source, "hooks", f"must be an object, got {type(hooks).__name__}")
+    events: dict[str, tuple[MatcherGroup, ...]] = {}
+    skipped: list[str] = []
+    for name, entries in hooks.items():
+        where = f"hooks.{name}"
+        if not isinstance(entries, list):
+            raise _fail(source, where, f"must be a list, got {type(entries).__name__}")
+        groups = tuple(
+            _group(source, f"{where}[{i}]", entry, skipped) for i, entry in enumerate(entries)
+        )
+        if name in CLAUDE_EVENTS:
+            events[name] = groups
+        elif name in NO_COUNTERPART:
+            skipped.append(f"{source}: {where}: kithooks has no counterpart of {name}")
+        else:
+            close = difflib.get_close_matches(name, [*CLAUDE_EVENTS, *NO_COUNTERPART], n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            skipped.append(f"{source}: {where}: unknown hook event {name!r}{hint}")
+    for line in skipped:
+        logger.warning("kithooks command hooks: %s; skipped", line)
+    return HookSettings(source=source, events=events, skipped=tuple(skipped))
+
+
+def load_settings(settings: Mapping[str, Any] | str | os.PathLike[str]) -> HookSettings:
+    """Check a settings mapping, or read and check a settings file.
+
+    Raises :class:`SettingsError` naming the file and the entry, e.g.
+    ``settings.json: hooks.PreToolUse[0].hooks[0]: "command" is missing``. Events and hook
+    types that are valid for Claude Code but not run here are listed in ``skipped`` and
+    logged as warnings on logger ``kithooks``.
+    """
+    if isinstance(settings, str | os.PathLike):
+        path = Path(settings)
+        return _parse(str(path), _read_file(path))
+    return _parse("<settings>", settings)

@@ -1,0 +1,647 @@
+"""The :class:`OtelExporter` plugin: a turn's events as GenAI spans."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections import OrderedDict, deque
+from collections.abc import Iterable, Mapping
+
+from opentelemetry import trace
+from opentelemetry.context import Context as OtelContext
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode, TracerProvider
+from opentelemetry.util.types import AttributeValue
+
+from .. import __version__
+from ..context import Context
+from ..events import (
+    AgentEndEvent,
+    AgentStartEvent,
+    BeforeCompactEvent,
+    BeforeCompactResult,
+    ErrorEvent,
+    Event,
+    LLMUsageEvent,
+    ModelChangeEvent,
+    Result,
+    RetryEvent,
+    StepFinishEvent,
+    StepStartEvent,
+    SubagentChunkEvent,
+    SubagentEndEvent,
+    SubagentStartEvent,
+    ToolCallEvent,
+    ToolCallResult,
+    ToolResultEvent,
+    ToolResultResult,
+    thaw,
+)
+from ..hookspecs import hookimpl
+from . import semconv as sc
+
+__all__ = ["OtelExporter"]
+
+logger = logging.getLogger("kithooks")
+
+TurnKey = tuple[str, str]
+Attributes = dict[str, AttributeValue]
+
+#: Session events (compactions, model changes) kept for a session's next turn, at most.
+MAX_PENDING_EVENTS = 64
+
+
+def _clean(pairs: Mapping[str, AttributeValue | None]) -> Attributes:
+    """The attributes whose value is known (not None, not '')."""
+    return {k: v for k, v in pairs.items() if v is not None and v != ""}
+
+
+def _split_model(model: str) -> tuple[str, str]:
+    """``'provider/model'`` as ``(gen_ai.provider.name, model)``; a bare model has none."""
+    provider, sep, name = model.partition("/")
+    return (sc.provider_name(provider), name) if sep else ("", model)
+
+
+def _usage(input_tokens: int, output_tokens: int, cache_read: int, cache_write: int) -> Attributes:
+    # kithooks' input_tokens excludes cache reads and writes; the conventions' includes them.
+    return {
+        sc.INPUT_TOKENS: input_tokens + cache_read + cache_write,
+        sc.OUTPUT_TOKENS: output_tokens,
+        sc.CACHE_READ_TOKENS: cache_read,
+        sc.CACHE_CREATION_TOKENS: cache_write,
+    }
+
+
+def _call_usage(event: StepFinishEvent | LLMUsageEvent) -> Attributes:
+    """One LLM call's usage and finish reason."""
+    attributes = _usage(
+        event.input_tokens, event.output_tokens, event.cache_read_tokens, event.cache_write_tokens
+    )
+    if event.finish_reason:
+        attributes[sc.FINISH_REASONS] = (event.finish_reason,)
+    return attributes
+
+
+def _fail(span: Span, error_type: str, description: str) -> None:
+    span.set_attribute(sc.ERROR_TYPE, error_type)
+    span.set_status(Status(StatusCode.ERROR, description))
+
+
+def _end_unfinished(spans: Iterable[Span], reason: str) -> None:
+    for span in spans:
+        _fail(span, sc.UNFINISHED, reason)
+        span.end()
+
+
+class _Subagent:
+    __slots__ = ("context", "span", "tools")
+
+    def __init__(self, span: Span) -> None:
+        self.span = span
+        self.context = trace.set_span_in_context(span)
+        self.tools: dict[str, deque[Span]] = {}  # the subagent's tool calls, by tool name
+
+
+class _Turn:
+    __slots__ = (
+        "chat",
+        "chat_end",
+        "chat_named",
+        "context",
+        "failed",
+        "root",
+        "subagents",
+        "tools",
+    )
+
+    def __init__(self, root: Span) -> None:
+        self.root = root
+        self.context: OtelContext = trace.set_span_in_context(root)
+        self.failed = False
+        self.chat: Span | None = None  # the LLM call in flight
+        self.chat_named = False  # its name carries the model
+        self.chat_end: int | None = None  # when its response ended (ns), once known
+        self.tools: dict[str, deque[Span]] = {}  # open execute_tool spans, by tool_call_id
+        self.subagents: dict[str, _Subagent] = {}  # by the subagent call's tool_call_id
+
+    def open_spans(self) -> list[Span]:
+        """Every span of the turn still open, children first; forgets the children."""
+        spans: list[Span] = [s for q in self.tools.values() for s in q]
+        for sub in self.subagents.values():
+            spans.extend(s for q in sub.tools.values() for s in q)
+            spans.append(sub.span)
+        if self.chat is not None:
+            spans.append(self.chat)
+        self.tools.clear()
+        self.subagents.clear()
+        self.chat = None
+        return spans
+
+
+class OtelExporter:
+    """Turns the event stream into OpenTelemetry traces (GenAI semantic conventions).
+
+    One trace per turn: a root span ``invoke_agent {agent_name}`` (kind INTERNAL) from
+    ``agent_start`` to ``agent_end``, holding the turn's summed usage and cost; a child span
+    ``chat {model}`` (kind CLIENT) per LLM call, from ``step_start`` until its response
+    ended (the step's first ``tool_call``, else ``step_finish`` / ``llm_usage``), with its
+    usage, cost and finish reason; a child span ``execute_tool {tool}`` (kind INTERNAL) per
+    tool call, from ``tool_call`` to ``tool_result`` (status ERROR when the result is an
+    error, or at the block when a guard blocked the call, with the guard's reason). A
+    sub-agent is a nested ``invoke_agent`` span under its tool call, its tool calls nested in
+    it. Compactions and model changes are span events on the turn (on the session's next
+    turn when they happen between turns).
+
+    The root span's parent is the OpenTelemetry context current at ``agent_start``: a turn
+    run inside a host's own span nests in it, and is a trace of its own otherwise.
+
+    Turns are keyed by ``(ctx.session_id, ctx.turn_id)``, so concurrent turns on many
+    threads never mix. At most ``max_open_turns`` turns are open; one more ends the oldest
+    (status ERROR, ``error.type`` ``kithooks.unfinished``), as ``session_shutdown`` ends the
+    session's unfinished turns and :meth:`end_open_turns` all of them.
+
+    Blocks and rewrites come from the ``on_outcome`` hook, which sees the merged result of
+    every guard and transform event.
+
+    Args:
+        tracer_provider: where the spans go; the global tracer provider when None.
+        agent_name: the agent's name, in the root span's name and ``gen_ai.agent.name``.
+        max_open_turns: how many turns may be open at once.
+        capture_content: also record each tool call's final arguments and result
+            (``gen_ai.tool.call.arguments`` / ``gen_ai.tool.call.result``, after every
+            rewrite). Off by default: they may hold secrets and personal data.
+    """
+
+    NAME = "otel-exporter"
+
+    def __init__(
+        self,
+        tracer_provider: TracerProvider | None = None,
+        *,
+        agent_name: str = "",
+        max_open_turns: int = 1024,
+        capture_content: bool = False,
+    ) -> None:
+        if max_open_turns < 1:
+            raise ValueError(f"max_open_turns must be >= 1, got {max_open_turns}")
+        self.agent_name = agent_name
+        self.capture_content = capture_content
+        self.max_open_turns = max_open_turns
+        self._tracer = trace.get_tracer("kithooks", __version__, tracer_provider)
+        self._agent_span = f"{sc.INVOKE_AGENT} {agent_name}" if agent_name else sc.INVOKE_AGENT
+        self._turns: OrderedDict[TurnKey, _Turn] = OrderedDict()
+        self._pending: OrderedDict[str, list[tuple[str, Attributes, int]]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"<OtelExporter open_turns={len(self._turns)}>"
+
+    @property
+    def open_turns(self) -> int:
+        """How many turns have a root span open."""
+        return len(self._turns)
+
+    def end_open_turns(self, reason: str = "turn unfinished when the exporter closed") -> int:
+        """End every open turn (status ERROR with ``reason``); returns how many there were."""
+        with self._lock:
+            turns = list(self._turns.values())
+            self._turns.clear()
+            self._pending.clear()
+        for turn in turns:
+            self._abandon(turn, reason)
+        return len(turns)
+
+    # -- turns ---------------------------------------------------------------------------
+
+    def _turn(self, ctx: Context) -> _Turn | None:
+        with self._lock:
+            return self._turns.get((ctx.session_id, ctx.turn_id))
+
+    def _abandon(self, turn: _Turn, reason: str) -> None:
+        """End the turn and every span open in it, as unfinished."""
+        self._abandon_children(turn, reason)
+        _fail(turn.root, sc.UNFINISHED, reason)
+        turn.root.end()
+
+    def _abandon_children(self, turn: _Turn, reason: str) -> None:
+        with self._lock:
+            spans = turn.open_spans()
+        _end_unfinished(spans, reason)
+
+    @hookimpl
+    def on_agent_start(self, event: AgentStartEvent, ctx: Context) -> None:
+        """Open the turn's root span ``invoke_agent``."""
+        provider, model = _split_model(ctx.model)
+        root = self._tracer.start_span(
+            self._agent_span,
+            kind=SpanKind.INTERNAL,
+            attributes=_clean(
+                {
+                    sc.OPERATION_NAME: sc.INVOKE_AGENT,
+                    sc.AGENT_NAME: self.agent_name,
+                    sc.CONVERSATION_ID: ctx.session_id,
+                    sc.PROVIDER_NAME: provider,
+                    sc.REQUEST_MODEL: model,
+                    sc.TURN_ID: ctx.turn_id,
+                }
+            ),
+        )
+        turn = _Turn(root)
+        key = (ctx.session_id, ctx.turn_id)
+        evicted: list[_Turn] = []
+        with self._lock:
+            replaced = self._turns.pop(key, None)
+            self._turns[key] = turn
+            while len(self._turns) > self.max_open_turns:
+                evicted.append(self._turns.popitem(last=False)[1])
+            pending = self._pending.pop(ctx.session_id, [])
+        for name, attributes, timestamp in pending:
+            root.add_event(name, attributes, timestamp)
+        if replaced is not None:
+            self._abandon(replaced, "a new agent_start came for the same session and turn id")
+        for old in evicted:
+            self._abandon(old, f"more than {self.max_open_turns} turns were open")
+
+    @hookimpl
+    def on_error(self, event: ErrorEvent, ctx: Context) -> None:
+        """Mark the turn failed, with the error's message."""
+        turn = self._turn(ctx)
+        if turn is not None:
+            turn.failed = True
+            _fail(turn.root, sc.AGENT_ERROR, event.error)
+
+    @hookimpl
+    def on_agent_end(self, event: AgentEndEvent, ctx: Context) -> None:
+        """End the turn: its usage and cost (from the turn aggregator) on the root span."""
+        with self._lock:
+            turn = self._turns.pop((ctx.session_id, ctx.turn_id), None)
+        if turn is None:
+            return
+        self._end_chat(turn)
+        self._abandon_children(turn, "the turn ended before this span did")
+        root = turn.root
+        attributes: Attributes = {
+            sc.TOOL_CALL_COUNT: event.tool_call_count,
+            sc.LLM_CALL_COUNT: event.llm_call_count,
+        }
+        if event.stop_reason:
+            attributes[sc.STOP_REASON] = event.stop_reason
+        if event.llm_call_count:
+            attributes |= _usage(
+                event.input_tokens_delta,
+                event.output_tokens_delta,
+                event.cache_read_tokens_delta,
+                event.cache_write_tokens_delta,
+            )
+            attributes[sc.COST] = event.cost_delta
+        root.set_attributes(attributes)
+        if event.stop_reason == "error" and not turn.failed:
+            _fail(root, sc.AGENT_ERROR, "the turn failed")
+        root.end()
+
+    @hookimpl
+    def on_session_shutdown(self, ctx: Context) -> None:
+        """End the session's unfinished turns (status ERROR)."""
+        session = ctx.session_id
+        with self._lock:
+            keys = [k for k in self._turns if k[0] == session]
+            turns = [self._turns.pop(k) for k in keys]
+            dropped = self._pending.pop(session, [])
+        for turn in turns:
+            self._abandon(turn, "turn unfinished at session_shutdown")
+        if dropped:
+            logger.debug(
+                "otel: %d session events of %r had no turn to go on", len(dropped), session
+            )
+
+    # -- session events --------------------------------------------------------------------
+
+    def _session_event(self, ctx: Context, name: str, attributes: Attributes) -> None:
+        now = time.time_ns()
+        with self._lock:
+            turn = self._turns.get((ctx.session_id, ctx.turn_id))
+            if turn is None:
+                events = self._pending.setdefault(ctx.session_id, [])
+                self._pending.move_to_end(ctx.session_id)
+                events.append((name, attributes, now))
+                del events[:-MAX_PENDING_EVENTS]
+                while len(self._pending) > self.max_open_turns:
+                    self._pending.popitem(last=False)
+                return
+        turn.root.add_event(name, attributes, now)
+
+    @hookimpl
+    def on_model_change(self, event: ModelChangeEvent, ctx: Context) -> None:
+        """A span event ``kithooks.model_change`` on the turn."""
+        self._session_event(
+            ctx,
+            sc.MODEL_CHANGE_EVENT,
+            _clean(
+                {
+                    "kithooks.model_change.new_model": event.new_model,
+                    "kithooks.model_change.previous_model": event.previous_model,
+                    "kithooks.model_change.source": event.source,
+                }
+            ),
+        )
+
+    @hookimpl
+    def on_before_compact(self, event: BeforeCompactEvent) -> None:
+        """Subscribes the exporter to compactions; each is recorded in :meth:`on_outcome`,
+        which knows whether a guard cancelled it."""
+
+    def _compaction(self, event: BeforeCompactEvent, result: Result | None, ctx: Context) -> None:
+        cancelled = isinstance(result, BeforeCompactResult) and result.cancel
+        summary = isinstance(result, BeforeCompactResult) and bool(result.summary)
+        attributes: Attributes = {
+            "kithooks.compaction.estimated_tokens": event.estimated_tokens,
+            "kithooks.compaction.context_limit": event.context_limit,
+            "kithooks.compaction.usage_percent": event.usage_percent,
+            "kithooks.compaction.message_count": event.message_count,
+            "kithooks.compaction.is_automatic": event.is_automatic,
+            "kithooks.compaction.cancelled": cancelled,
+            "kithooks.compaction.plugin_summary": summary and not cancelled,
+        }
+        if cancelled and isinstance(result, BeforeCompactResult):
+            attributes["kithooks.compaction.reason"] = (
+                result.reason or "compaction cancelled by extension"
+            )
+        self._session_event(ctx, sc.COMPACTION_EVENT, attributes)
+
+    # -- LLM calls -------------------------------------------------------------------------
+
+    def _start_chat(self, turn: _Turn, ctx: Context) -> tuple[Span, bool]:
+        provider, model = _split_model(ctx.model)
+        span = self._tracer.start_span(
+            f"{sc.CHAT} {model}" if model else sc.CHAT,
+            context=turn.context,
+            kind=SpanKind.CLIENT,
+            attributes=_clean(
+                {sc.OPERATION_NAME: sc.CHAT, sc.PROVIDER_NAME: provider, sc.REQUEST_MODEL: model}
+            ),
+        )
+        return span, bool(model)
+
+    def _end_chat(self, turn: _Turn) -> None:
+        with self._lock:
+            span, end = turn.chat, turn.chat_end
+            turn.chat = turn.chat_end = None
+        if span is not None:
+            span.end(end)
+
+    @hookimpl
+    def on_step_start(self, event: StepStartEvent, ctx: Context) -> None:
+        """Open the step's ``chat`` span (ending one left open by the step before)."""
+        turn = self._turn(ctx)
+        if turn is None:
+            return
+        self._end_chat(turn)
+        span, named = self._start_chat(turn, ctx)
+        with self._lock:
+            turn.chat, turn.chat_named, turn.chat_end = span, named, None
+
+    @hookimpl
+    def on_step_finish(self, event: StepFinishEvent, ctx: Context) -> None:
+        """The call's usage and finish reason; the span stays open for ``llm_usage``."""
+        turn = self._turn(ctx)
+        if turn is None:
+            return
+        with self._lock:
+            span = turn.chat
+            if span is not None and turn.chat_end is None:
+                turn.chat_end = time.time_ns()
+        if span is None:  # llm_usage came first and ended it
+            return
+        span.set_attributes(_call_usage(event))
+
+    @hookimpl
+    def on_llm_usage(self, event: LLMUsageEvent, ctx: Context) -> None:
+        """Complete and end the ``chat`` span: models, usage, cost, finish reason."""
+        turn = self._turn(ctx)
+        if turn is None:
+            return
+        with self._lock:
+            span, named, end = turn.chat, turn.chat_named, turn.chat_end
+            turn.chat = turn.chat_end = None
+        if span is None:  # no step_start: the call's start is unknown
+            span, named = self._start_chat(turn, ctx)
+        attributes = _call_usage(event)
+        attributes |= _clean(
+            {
+                sc.PROVIDER_NAME: sc.provider_name(event.provider),
+                sc.RESPONSE_MODEL: event.model,
+                sc.RESPONSE_ID: event.request_id,
+            }
+        )
+        attributes[sc.COST] = event.cost
+        if not named and event.model:
+            attributes[sc.REQUEST_MODEL] = event.model
+            span.update_name(f"{sc.CHAT} {event.model}")
+        span.set_attributes(attributes)
+        span.end(end)
+
+    @hookimpl
+    def on_retry(self, event: RetryEvent, ctx: Context) -> None:
+        """A span event ``kithooks.retry`` on the LLM call being retried."""
+        turn = self._turn(ctx)
+        span = None if turn is None else turn.chat
+        if span is not None:
+            span.add_event(
+                sc.RETRY_EVENT,
+                _clean(
+                    {"kithooks.retry.attempt": event.attempt, "kithooks.retry.error": event.error}
+                ),
+            )
+
+    # -- tool calls ------------------------------------------------------------------------
+
+    def _start_tool(
+        self, name: str, call_id: str, kind: str, parent: OtelContext, start: int | None = None
+    ) -> Span:
+        return self._tracer.start_span(
+            f"{sc.EXECUTE_TOOL} {name}" if name else sc.EXECUTE_TOOL,
+            context=parent,
+            kind=SpanKind.INTERNAL,
+            attributes=_clean(
+                {
+                    sc.OPERATION_NAME: sc.EXECUTE_TOOL,
+                    sc.TOOL_NAME: name,
+                    sc.TOOL_CALL_ID: call_id,
+                    sc.TOOL_TYPE: sc.FUNCTION,
+                    sc.TOOL_KIND: kind,
+                }
+            ),
+            start_time=start,
+        )
+
+    @hookimpl(tryfirst=True)
+    def on_tool_call(self, event: ToolCallEvent, ctx: Context) -> None:
+        """Open the call's ``execute_tool`` span, before any guard runs."""
+        turn = self._turn(ctx)
+        if turn is None:
+            return
+        now = time.time_ns()
+        span = self._start_tool(
+            event.tool_name, event.tool_call_id, event.tool_kind, turn.context, now
+        )
+        with self._lock:
+            if turn.chat is not None and turn.chat_end is None:
+                turn.chat_end = now  # tools run once the model's response is complete
+            turn.tools.setdefault(event.tool_call_id, deque()).append(span)
+
+    @hookimpl
+    def on_tool_result(self, event: ToolResultEvent) -> None:
+        """Subscribes the exporter to tool results; the span ends in :meth:`on_outcome`,
+        with the result the model receives after every rewrite."""
+
+    def _pop_tool(self, turn: _Turn, call_id: str) -> Span | None:
+        with self._lock:
+            spans = turn.tools.get(call_id)
+            if not spans:
+                return None
+            span = spans.popleft()
+            if not spans:
+                del turn.tools[call_id]
+            return span
+
+    def _tool_call_outcome(self, event: ToolCallEvent, result: Result | None, turn: _Turn) -> None:
+        call = result if isinstance(result, ToolCallResult) else ToolCallResult()
+        rewritten = call.args is not None and call.args != event.parsed_args
+        if not (call.block or rewritten or self.capture_content):
+            return
+        attributes: Attributes = {}
+        if rewritten:
+            attributes[sc.ARGS_REWRITTEN] = True
+        if self.capture_content:
+            args = json.dumps(thaw(call.args)) if rewritten else event.input
+            attributes[sc.TOOL_ARGUMENTS] = args
+        if not call.block:
+            with self._lock:
+                spans = turn.tools.get(event.tool_call_id)
+                span = spans[-1] if spans else None
+            if span is not None:
+                span.set_attributes(attributes)
+            return
+        span = self._pop_tool(turn, event.tool_call_id)
+        if span is None:  # a guard ran before the exporter's handler
+            span = self._start_tool(
+                event.tool_name, event.tool_call_id, event.tool_kind, turn.context
+            )
+        span.set_attributes(attributes)
+        _fail(span, sc.BLOCKED, call.reason or "blocked by extension")
+        span.end()
+
+    def _tool_result_outcome(
+        self, event: ToolResultEvent, result: Result | None, turn: _Turn
+    ) -> None:
+        span = self._pop_tool(turn, event.tool_call_id)
+        if span is None:
+            return
+        is_error, content = event.is_error, event.content
+        if isinstance(result, ToolResultResult):
+            if result.is_error is not None:
+                is_error = result.is_error
+            if result.content is not None:
+                content = result.content
+            if is_error != event.is_error or content != event.content:
+                span.set_attribute(sc.RESULT_REWRITTEN, True)
+        if self.capture_content:
+            span.set_attribute(sc.TOOL_RESULT, content)
+        if is_error:
+            _fail(span, sc.TOOL_ERROR, "the tool's result is an error")
+        span.end()
+
+    @hookimpl
+    def on_outcome(self, event: Event, result: Result | None, ctx: Context) -> None:
+        """Record what the guards and transforms decided: blocked and rewritten tool calls,
+        rewritten tool results, cancelled compactions."""
+        if isinstance(event, BeforeCompactEvent):
+            self._compaction(event, result, ctx)
+            return
+        if not isinstance(event, ToolCallEvent | ToolResultEvent):
+            return
+        turn = self._turn(ctx)
+        if turn is None:
+            return
+        if isinstance(event, ToolCallEvent):
+            self._tool_call_outcome(event, result, turn)
+        else:
+            self._tool_result_outcome(event, result, turn)
+
+    # -- sub-agents ------------------------------------------------------------------------
+
+    @hookimpl
+    def on_subagent_start(self, event: SubagentStartEvent, ctx: Context) -> None:
+        """Open a nested ``invoke_agent`` span, under the sub-agent's tool call when open."""
+        turn = self._turn(ctx)
+        if turn is None:
+            return
+        with self._lock:
+            calls = turn.tools.get(event.tool_call_id)
+            parent = trace.set_span_in_context(calls[-1]) if calls else turn.context
+        span = self._tracer.start_span(
+            sc.INVOKE_AGENT,
+            context=parent,
+            kind=SpanKind.INTERNAL,
+            attributes=_clean(
+                {
+                    sc.OPERATION_NAME: sc.INVOKE_AGENT,
+                    sc.CONVERSATION_ID: ctx.session_id,
+                    "kithooks.subagent.tool_call_id": event.tool_call_id,
+                }
+            ),
+        )
+        with self._lock:
+            replaced = turn.subagents.pop(event.tool_call_id, None)
+            turn.subagents[event.tool_call_id] = _Subagent(span)
+        if replaced is not None:
+            reason = "a new subagent_start came for the same tool call"
+            _fail(replaced.span, sc.UNFINISHED, reason)
+            self._end_subagent(replaced, reason)
+
+    @hookimpl
+    def on_subagent_chunk(self, event: SubagentChunkEvent, ctx: Context) -> None:
+        """The sub-agent's tool calls, as ``execute_tool`` spans nested in its span."""
+        if event.chunk_type not in ("tool_call", "tool_result"):
+            return
+        turn = self._turn(ctx)
+        if turn is None:
+            return
+        with self._lock:
+            sub = turn.subagents.get(event.tool_call_id)
+        if sub is None:
+            return
+        if event.chunk_type == "tool_call":
+            span = self._start_tool(event.tool_name, "", "", sub.context)
+            with self._lock:
+                sub.tools.setdefault(event.tool_name, deque()).append(span)
+            return
+        with self._lock:
+            spans = sub.tools.get(event.tool_name)
+            done = spans.popleft() if spans else None
+        if done is not None:
+            if event.is_error:
+                _fail(done, sc.TOOL_ERROR, "the tool's result is an error")
+            done.end()
+
+    @hookimpl
+    def on_subagent_end(self, event: SubagentEndEvent, ctx: Context) -> None:
+        """End the sub-agent's span (status ERROR when it failed)."""
+        turn = self._turn(ctx)
+        if turn is None:
+            return
+        with self._lock:
+            sub = turn.subagents.pop(event.tool_call_id, None)
+        if sub is None:
+            return
+        if event.error_msg:
+            _fail(sub.span, sc.SUBAGENT_ERROR, "the subagent failed")
+        self._end_subagent(sub, "the subagent ended before this span did")
+
+    def _end_subagent(self, sub: _Subagent, reason: str) -> None:
+        with self._lock:
+            spans = [s for q in sub.tools.values() for s in q]
+            sub.tools.clear()
+        _end_unfinished(spans, reason)
+        sub.span.end()

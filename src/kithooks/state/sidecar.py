@@ -1,0 +1,322 @@
+"""The default backend: the sidecar file, a journal beside it, and a lock file.
+
+A mutation appends one checksummed line to ``<sidecar>.journal`` and fdatasyncs it: the
+cost does not depend on the store's size. When the journal outgrows twice the sidecar (and
+32 KiB), the whole state is written into the sidecar in the original's format (atomically,
+keeping its mode and owner, through a symlink) and the journal starts again. Every read and
+write of the files happens under an exclusive ``flock`` on ``<sidecar>.lock`` taken with
+:func:`filelock.lock_descriptor`, so processes and stores sharing the sidecar never lose an
+acknowledged write. See :mod:`kithooks.state.journal` for the journal's format.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import errno
+import logging
+import os
+import stat
+import time
+import weakref
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+import filelock
+
+from . import journal
+from .codec import decode_sidecar, encode_sidecar
+from .errors import StateError
+from .files import (
+    open_regular,
+    read_parts,
+    read_regular,
+    remove_stray_temporaries,
+    replace_file,
+    write_all,
+)
+
+__all__ = ["SidecarBackend"]
+
+log = logging.getLogger("kithooks.state")
+
+#: The journal is compacted when it holds more record bytes than this and than twice the
+#: sidecar, so each compaction's cost is spread over at least as many bytes of writes.
+COMPACT_AT_LEAST = 32 * 1024
+#: How often a writer waiting for another's lock tries again (seconds).
+LOCK_POLL = 0.001
+
+_Identity = tuple[int, int, int, int] | None
+#: Flushes a file's data and size (macOS has no fdatasync: fsync there).
+_datasync = getattr(os, "fdatasync", os.fsync)
+_READ_ONLY_ERRORS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOENT}
+_open_backends: weakref.WeakSet[SidecarBackend] = weakref.WeakSet()
+#: Sidecars this process wrote a journal record to: compacted at exit.
+_written: set[Path] = set()
+#: How long the exit-time compaction waits for a lock held elsewhere (seconds).
+EXIT_LOCK_WAIT = 2.0
+
+
+def _identity(path: str) -> _Identity:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
+
+
+class SidecarBackend:
+    """The sidecar ``path`` with its journal and lock file (the files of a symlink's target).
+
+    Files are opened when first needed and kept open; :meth:`close` releases them.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        #: The file the sidecar is, after following symlinks: what compaction replaces.
+        self.real = Path(os.path.realpath(self.path))
+        self.journal_path = self.real.with_name(self.real.name + ".journal")
+        self.lock_path = self.real.with_name(self.real.name + ".lock")
+        self._watched = (str(self.journal_path), str(self.real))
+        self._lock_fd: int | None = None
+        self._lock_pid = 0
+        self._journal_fd: int | None = None
+        self._journal_pid = 0
+        self._journal_ino = 0
+        self._base: journal.Base = journal.base_of(b"")
+        self._header: bytes | None = None  # the journal header our view follows; None: reset
+        self._offset = 0  # end of the last journal record applied to our view
+        self._line = 1  # journal line number at _offset
+        self._sidecar_size = 0
+        self._seen: tuple[_Identity, _Identity] = (None, None)
+        self._swept = False
+        _open_backends.add(self)
+
+    def __repr__(self) -> str:
+        return f"SidecarBackend({str(self.path)!r})"
+
+    def __del__(self) -> None:
+        self.close()
+
+    # -- locking ------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def lock(self, write: bool) -> Iterator[object]:
+        """Hold the ``flock`` on the lock file (see :meth:`StateBackend.lock`)."""
+        fd = self._lock_descriptor(write)
+        if fd is None:
+            yield None
+            return
+        try:
+            filelock.lock_descriptor(fd, blocking=True, poll_interval=LOCK_POLL)
+        except OSError as exc:
+            raise StateError(f"locking state lock file {self.lock_path}: {exc}") from exc
+        try:
+            if not self._swept:
+                remove_stray_temporaries(self.real)
+                self._swept = True
+            yield fd
+        finally:
+            filelock.unlock_descriptor(fd)
+
+    def _lock_descriptor(self, write: bool) -> int | None:
+        if self._lock_fd is not None and self._lock_pid == os.getpid():
+            return self._lock_fd
+        self._forget_inherited()
+        flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK
+        try:
+            if write:
+                self.lock_path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.lock_path, flags, 0o644)
+        except OSError as exc:
+            if not write and exc.errno in _READ_ONLY_ERRORS:
+                return None  # nothing can be written here: read without the lock
+            raise StateError(f"opening state lock file {self.lock_path}: {exc}") from exc
+        self._lock_fd, self._lock_pid = fd, os.getpid()
+        return fd
+
+    def _forget_inherited(self) -> None:
+        """Close descriptors a forked child inherited: a shared flock would not exclude."""
+        if self._lock_fd is not None and self._lock_pid != os.getpid():
+            with contextlib.suppress(OSError):
+                os.close(self._lock_fd)
+            self._lock_fd = None
+        if self._journal_fd is not None and self._journal_pid != os.getpid():
+            with contextlib.suppress(OSError):
+                os.close(self._journal_fd)
+            self._journal_fd = None
+
+    def close(self) -> None:
+        """Close the lock file and the journal (reopened when next needed)."""
+        for name in ("_lock_fd", "_journal_fd"):
+            fd = getattr(self, name, None)
+            if fd is not None:
+                setattr(self, name, None)
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+
+    # -- reading ------------------------------------------------------------------------
+
+    def _observe(self) -> tuple[_Identity, _Identity]:
+        return _identity(self._watched[0]), _identity(self._watched[1])
+
+    def stale(self) -> bool:
+        """Whether the journal or the sidecar changed since this backend last looked."""
+        return self._observe() != self._seen
+
+    def load(self) -> dict[str, str]:
+        """The sidecar with every journal record applied."""
+        seen = self._observe()
+        raw = read_regular(self.real, "state file") or b""
+        data = decode_sidecar(raw, f"state file {self.path}")
+        self._base, self._sidecar_size = journal.base_of(raw), len(raw)
+        self._header, self._offset, self._line = None, 0, 1
+        log_raw = read_regular(self.journal_path, "state journal")
+        if log_raw:
+            where = f"state journal {self.journal_path}"
+            base = journal.parse_header(log_raw, where)
+            if base == self._base:
+                records, used = journal.parse_records(log_raw[journal.HEADER_LENGTH :], where, 2)
+                journal.apply(data, records)
+                self._header = log_raw[: journal.HEADER_LENGTH]
+                self._offset = journal.HEADER_LENGTH + used
+                self._line = 2 + len(records)
+        self._seen = seen
+        return data
+
+    def sync(self, data: dict[str, str]) -> dict[str, str]:
+        """``data`` with what was appended to the journal since; a full load after a
+        compaction or when another program rewrote the sidecar."""
+        seen = self._observe()
+        if seen == self._seen:
+            return data
+        if seen[1] == self._seen[1] and self._header is not None and seen[0] is not None:
+            got = read_parts(
+                self.journal_path, "state journal", journal.HEADER_LENGTH, self._offset
+            )
+            if got is not None and got[0] == self._header:
+                where = f"state journal {self.journal_path}"
+                records, used = journal.parse_records(got[1], where, self._line)
+                journal.apply(data, records)
+                self._offset += used
+                self._line += len(records)
+                self._seen = seen
+                return data
+        return self.load()
+
+    # -- writing ------------------------------------------------------------------------
+
+    def _journal(self) -> int:
+        """The open journal; reopened (or created) when the file at its path is another.
+
+        Called after :meth:`sync` under the lock, so ``_seen`` describes the path now.
+        """
+        fd, now = self._journal_fd, self._seen[0]
+        if fd is not None and self._journal_pid == os.getpid():
+            if now is not None and now[0] == self._journal_ino:
+                return fd
+            self._journal_fd = None  # removed or replaced by someone: let it go
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._forget_inherited()
+        fd, created = open_regular(self.journal_path, "state journal", self.real)
+        self._journal_fd, self._journal_pid = fd, os.getpid()
+        self._journal_ino = os.fstat(fd).st_ino
+        if created:
+            self._header = None
+        return fd
+
+    def write(self, changes: Mapping[str, str | None], data: Mapping[str, str]) -> None:
+        """Append one record for ``changes`` and fdatasync; compact when the journal is big."""
+        record = journal.encode_record(changes)
+        try:
+            fd = self._journal()
+            if self._header is None:
+                header = journal.make_header(self._base)
+                os.ftruncate(fd, 0)
+                write_all(fd, header + record)
+                _datasync(fd)
+                self._header, self._offset, self._line = header, len(header), 2
+            else:
+                if self._seen[0] is None or self._seen[0][1] != self._offset:
+                    os.ftruncate(fd, self._offset)  # the torn line of a writer that crashed
+                write_all(fd, record)
+                _datasync(fd)
+        except OSError as exc:
+            raise StateError(f"writing state journal {self.journal_path}: {exc}") from exc
+        self._offset += len(record)
+        self._line += 1
+        _written.add(self.real)
+        st = os.fstat(fd)  # only the journal changed
+        self._seen = ((st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns), self._seen[1])
+        if self._offset - journal.HEADER_LENGTH > max(COMPACT_AT_LEAST, 2 * self._sidecar_size):
+            try:
+                self.compact(data)
+            except StateError as exc:  # the record is durable; the next write tries again
+                log.warning("compacting %s failed (will retry): %s", self.path, exc)
+
+    def compact(self, data: Mapping[str, str]) -> None:
+        """Write ``data`` into the sidecar, then start the journal afresh.
+
+        Nothing to do when the journal holds no record that applies: the sidecar alone is
+        the state then.
+        """
+        if self._header is None or self._offset <= journal.HEADER_LENGTH:
+            return
+        payload = encode_sidecar(data)
+        try:
+            replace_file(self.real, payload)
+            self._base, self._sidecar_size = journal.base_of(payload), len(payload)
+            self._header = None  # the old journal is stale from here on
+            fd = self._journal()
+            os.fchmod(fd, stat.S_IMODE(os.stat(self.real).st_mode))  # no more readable than it
+            header = journal.make_header(self._base)
+            os.ftruncate(fd, 0)
+            write_all(fd, header)
+            _datasync(fd)
+        except OSError as exc:
+            raise StateError(f"compacting state file {self.path}: {exc}") from exc
+        self._header, self._offset, self._line = header, len(header), 2
+        self._seen = self._observe()
+
+
+def _after_fork_in_child() -> None:
+    _written.clear()  # the parent compacts what it wrote
+    for backend in list(_open_backends):
+        backend._forget_inherited()
+
+
+@atexit.register
+def _compact_at_exit() -> None:
+    """Fold the journals this process wrote into their sidecars, so that programs reading
+    only the sidecar (KIT, a person) see the whole state after the process ends.
+
+    A lock held elsewhere for longer than :data:`EXIT_LOCK_WAIT` (a batch left open by a
+    daemon thread, another process) skips that sidecar: its journal stays complete and the
+    next store to open it reads it.
+    """
+    for real in sorted(_written):
+        backend = SidecarBackend(real)
+        try:
+            fd = backend._lock_descriptor(write=False)
+            if fd is None or not backend.journal_path.exists():
+                continue  # removed since (a temporary directory): nothing to fold
+            deadline = time.monotonic() + EXIT_LOCK_WAIT
+            while not filelock.lock_descriptor(fd, blocking=False):
+                if time.monotonic() > deadline:
+                    log.warning("not compacting %s at exit: its lock is held", real)
+                    break
+                time.sleep(LOCK_POLL)
+            else:
+                try:
+                    backend.compact(backend.load())
+                finally:
+                    filelock.unlock_descriptor(fd)
+        except (StateError, OSError) as exc:
+            log.warning("compacting %s at exit failed: %s", real, exc)
+        finally:
+            backend.close()
+    _written.clear()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -1,0 +1,288 @@
+"""The session-scoped key-value store plugins share."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from types import TracebackType
+
+from .backend import MemoryBackend, StateBackend
+from .codec import check_key, check_value
+from .errors import StateError
+from .sidecar import SidecarBackend
+
+__all__ = ["StateStore", "sidecar_path"]
+
+_SUFFIX = ".ext-state.json"
+_MISSING = object()
+
+
+def sidecar_path(session: str | os.PathLike[str]) -> Path:
+    """The sidecar state file of a session file.
+
+    ``…/abc.jsonl`` gives ``…/abc.ext-state.json``; any other path gets ``.ext-state.json``
+    appended.
+    """
+    text = os.fspath(session)
+    if not text:
+        raise ValueError("sidecar_path() needs a session path, got ''")
+    if text.endswith(".jsonl"):
+        return Path(text[: -len(".jsonl")] + _SUFFIX)
+    return Path(text + _SUFFIX)
+
+
+class _Batch:
+    """The changes of an open ``batch()`` and how to undo them in memory."""
+
+    __slots__ = ("changes", "undo")
+
+    def __init__(self) -> None:
+        self.changes: dict[str, str | None] = {}
+        self.undo: dict[str, object] = {}
+
+    def record(self, data: dict[str, str], key: str, value: str | None) -> None:
+        self.undo.setdefault(key, data.get(key, _MISSING))
+        self.changes[key] = value
+
+    def roll_back(self, data: dict[str, str]) -> None:
+        for key, old in self.undo.items():
+            _put(data, key, old)
+
+
+def _put(data: dict[str, str], key: str, old: object) -> None:
+    if old is _MISSING:
+        data.pop(key, None)
+    else:
+        data[key] = old  # type: ignore[assignment]
+
+
+def _backend_for(path: Path | None) -> StateBackend:
+    return MemoryBackend() if path is None else SidecarBackend(path)
+
+
+class StateStore:
+    """String keys to string values, last write wins, durable and shared between processes.
+
+    ``StateStore(path)`` keeps the data in the sidecar file ``path`` (with a journal and a
+    lock file beside it, see docs/state.md); ``StateStore()`` keeps it in memory only;
+    ``StateStore(backend=...)`` uses another :class:`~kithooks.state.StateBackend`.
+
+    Every ``set()``/``delete()`` is durable when it returns and costs about the same
+    whatever the store's size. Any number of stores, in this process or others, may share
+    one sidecar: none loses an acknowledged write, and each sees the others' writes on its
+    next call. Reads check for others' writes with two ``stat`` calls and take the lock
+    only when there is something new. A key or value that cannot be stored is refused with
+    :class:`StateError` naming the key; a write that fails raises :class:`StateError` and
+    changes nothing, in memory or on disk. When the interpreter exits normally, the
+    journals it wrote are folded into their sidecars (see :meth:`close`).
+    """
+
+    __slots__ = ("_backend", "_batch", "_data", "_lock", "_path")
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        backend: StateBackend | None = None,
+    ) -> None:
+        if path is not None and backend is not None:
+            raise TypeError("StateStore() takes a path or a backend, not both")
+        self._path = None if path is None else Path(path)
+        self._backend: StateBackend = backend if backend is not None else _backend_for(self._path)
+        self._data: dict[str, str] = {}
+        self._lock = threading.RLock()
+        self._batch: _Batch | None = None
+        self.load()
+
+    @classmethod
+    def for_session(cls, session_path: str | os.PathLike[str]) -> StateStore:
+        """A store bound to the sidecar of ``session_path`` (see :func:`sidecar_path`), loaded."""
+        return cls(sidecar_path(session_path))
+
+    @property
+    def path(self) -> Path | None:
+        """The sidecar file, or None for an in-memory store or another backend."""
+        return self._path
+
+    @property
+    def backend(self) -> StateBackend:
+        """Where the data lives."""
+        return self._backend
+
+    def __repr__(self) -> str:
+        return f"StateStore(path={self._path!r}, keys={len(self._data)})"
+
+    def __len__(self) -> int:
+        self._refresh()
+        return len(self._data)
+
+    def __enter__(self) -> StateStore:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- reading -----------------------------------------------------------------------
+
+    def _refresh(self) -> None:
+        """Catch up with other stores' writes, if there are any (not inside a batch)."""
+        if not self._backend.stale():
+            return
+        with self._lock:
+            if self._batch is None:
+                with self._backend.lock(write=False):
+                    self._data = self._backend.sync(self._data)
+
+    def get(self, key: str) -> str | None:
+        """The value under ``key``, or None."""
+        self._refresh()
+        return self._data.get(key)
+
+    def keys(self) -> list[str]:
+        """All keys, sorted."""
+        self._refresh()
+        return sorted(self._data)
+
+    def snapshot(self) -> dict[str, str]:
+        """A copy of the whole store."""
+        self._refresh()
+        with self._lock:
+            return dict(self._data)
+
+    # -- writing -----------------------------------------------------------------------
+
+    def set(self, key: str, value: str) -> None:
+        """Store ``value`` under ``key``, durably.
+
+        A key or value that is not a ``str``, or holds a lone surrogate (it has no UTF-8
+        form), is refused with :class:`StateError` naming the key; nothing changes.
+        """
+        check_key(key)
+        check_value(key, value)
+        self._change(key, value)
+
+    def delete(self, key: str) -> None:
+        """Remove ``key``, durably; deleting a missing key writes nothing."""
+        check_key(key)
+        self._change(key, None)
+
+    def _change(self, key: str, value: str | None) -> None:
+        with self._lock:
+            if self._batch is not None:
+                if value is not None or key in self._data:
+                    self._batch.record(self._data, key, value)
+                    _put(self._data, key, _MISSING if value is None else value)
+                return
+            with self._backend.lock(write=True):
+                data = self._data = self._backend.sync(self._data)
+                old = data.get(key, _MISSING)
+                if value is None and old is _MISSING:
+                    return
+                _put(data, key, _MISSING if value is None else value)
+                try:
+                    self._backend.write({key: value}, data)
+                except BaseException:
+                    _put(data, key, old)
+                    raise
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[StateStore]:
+        """Group mutations into one durable write at the end of the block: a transaction.
+
+        Other threads and processes wait while a batch is open, and reads inside it see the
+        latest state, so a read-modify-write (a counter, a budget) loses no update. If the
+        block raises, what it changed is still written, then the exception propagates. If
+        the write fails, the batch's changes are undone in memory too.
+        """
+        with self._lock:
+            if self._batch is not None:
+                yield self
+                return
+            with self._backend.lock(write=True):
+                self._data = self._backend.sync(self._data)
+                batch = self._batch = _Batch()
+                try:
+                    yield self
+                finally:
+                    self._batch = None
+                    if batch.changes:
+                        try:
+                            self._backend.write(batch.changes, self._data)
+                        except BaseException:
+                            batch.roll_back(self._data)
+                            raise
+
+    # -- the files ---------------------------------------------------------------------
+
+    def _not_in_batch(self, what: str) -> None:
+        if self._batch is not None:
+            raise StateError(f"{what}() cannot run inside batch()")
+
+    def load(self) -> None:
+        """Replace the store with what its backend holds now (the sidecar plus the journal).
+
+        A missing or empty file gives an empty store. A malformed file raises
+        :class:`StateError` naming it and leaves the store as it was.
+        """
+        with self._lock:
+            self._not_in_batch("load")
+            with self._backend.lock(write=False):
+                self._data = self._backend.load()
+
+    def compact(self) -> None:
+        """Fold the journal into the sidecar: write the whole store in the original's format
+        and start the journal afresh (nothing happens when the journal holds no record).
+
+        Done automatically as the journal grows, and by :meth:`close`; call it before
+        another program reads the sidecar alone.
+        """
+        with self._lock:
+            self._not_in_batch("compact")
+            with self._backend.lock(write=True):
+                self._data = self._backend.sync(self._data)
+                self._backend.compact(self._data)
+
+    def save(self) -> None:
+        """Write the whole store into its sidecar now: the same as :meth:`compact`."""
+        self.compact()
+
+    def close(self) -> None:
+        """Compact (when the backend can be locked), then release the open files.
+
+        After ``close()`` the sidecar alone holds the whole state, for programs that read
+        only it. The store can still be used afterwards.
+        """
+        with self._lock:
+            self._not_in_batch("close")
+            with self._backend.lock(write=False) as held:
+                if held is not None:
+                    self._data = self._backend.sync(self._data)
+                    self._backend.compact(self._data)
+            self._backend.close()
+
+    def switch(self, path: str | os.PathLike[str] | None) -> None:
+        """Bind the store to another sidecar file and load it; no keys carry over.
+
+        If the new file is malformed, :class:`StateError` is raised and the store stays
+        bound to its old file with its old contents.
+        """
+        new_path = None if path is None else Path(path)
+        with self._lock:
+            self._not_in_batch("switch")
+            backend = _backend_for(new_path)
+            try:
+                with backend.lock(write=False):
+                    data = backend.load()
+            except BaseException:
+                backend.close()
+                raise
+            self._backend.close()
+            self._path, self._backend, self._data = new_path, backend, data

@@ -1,0 +1,254 @@
+"""``claude-hook``: kithooks plugins answering Claude Code hook invocations (real processes)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from kithooks import Context, PluginManager, ToolCallResult, hookimpl
+from kithooks.command_hooks import session_state_path
+from kithooks.command_hooks.answering import answer
+from kithooks.command_hooks.protocol import read_answer
+from kithooks.command_hooks.runner import CommandRun
+
+PLUGIN = textwrap.dedent(
+    """
+    import json
+    import kithooks
+    from kithooks import InputResult, ToolCallResult
+
+
+    @kithooks.hookimpl
+    def on_tool_call(event, ctx):
+        calls = int(ctx.get_state("calls") or 0) + 1
+        ctx.set_state("calls", str(calls))
+        if event.tool_name != "bash":
+            return None
+        command = (event.parsed_args or {}).get("command", "")
+        if command.startswith("rm "):
+            return ToolCallResult(block=True, reason=f"no rm (call {calls})")
+        if command.startswith("make"):
+            return ToolCallResult(args={"command": command + " --dry-run"})
+        return None
+
+
+    @kithooks.hookimpl
+    def on_input(event):
+        if event.text.startswith("/quit"):
+            return InputResult(action="handled")
+        return None
+
+
+    @kithooks.hookimpl
+    def on_before_agent_start(event):
+        return kithooks.BeforeAgentStartResult(inject_text="Remember: tabs, not spaces.")
+    """
+)
+
+
+@pytest.fixture
+def plugin(tmp_path):
+    path = tmp_path / "gate.py"
+    path.write_text(PLUGIN)
+    return path
+
+
+def hook(plugin: Path, data, *extra: str, env_dir: Path) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "KITHOOKS_STATE_DIR": str(env_dir / "state"),
+        "XDG_CONFIG_HOME": str(env_dir / "config"),
+    }
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "kithooks.command_hooks",
+            "claude-hook",
+            "-p",
+            str(plugin),
+            "--no-entrypoints",
+            *extra,
+        ],
+        input=data if isinstance(data, str) else json.dumps(data),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=env_dir,
+        env=env,
+    )
+
+
+def pre_tool_use(command: str, session: str = "sess-1", **more) -> dict:
+    return {
+        "session_id": session,
+        "cwd": "/work",
+        "hook_event_name": "PreToolUse",
+        "tool_name": "Bash",
+        "tool_input": {"command": command, "description": "d"},
+        "tool_use_id": "toolu_01",
+        **more,
+    }
+
+
+def test_allow_is_exit_0_with_no_output(plugin, tmp_path):
+    done = hook(plugin, pre_tool_use("ls -la"), env_dir=tmp_path)
+    assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
+
+
+def test_deny_is_a_permission_decision_with_the_plugins_reason(plugin, tmp_path):
+    done = hook(plugin, pre_tool_use("rm -rf /"), env_dir=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {
+        "hookSpecificOutput": {
+            "hookEventName": "PreToolUse",
+            "permissionDecision": "deny",
+            "permissionDecisionReason": "no rm (call 1)",
+        }
+    }
+
+
+def test_deny_as_exit_2(plugin, tmp_path):
+    done = hook(plugin, pre_tool_use("rm x"), "--block-with-exit-code", env_dir=tmp_path)
+    assert (done.returncode, done.stdout, done.stderr.strip()) == (2, "", "no rm (call 1)")
+
+
+def test_rewrite_is_updated_input(plugin, tmp_path):
+    done = hook(plugin, pre_tool_use("make all"), env_dir=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {
+        "hookSpecificOutput": {
+            "hookEventName": "PreToolUse",
+            "updatedInput": {"command": "make all --dry-run"},
+        }
+    }
+
+
+@pytest.mark.slow
+def test_state_persists_across_invocations_of_one_session(plugin, tmp_path):
+    for _ in range(2):
+        assert hook(plugin, pre_tool_use("ls"), env_dir=tmp_path).returncode == 0
+    done = hook(plugin, pre_tool_use("rm a"), env_dir=tmp_path)
+    assert json.loads(done.stdout)["hookSpecificOutput"]["permissionDecisionReason"] == (
+        "no rm (call 3)"
+    )
+    other = hook(plugin, pre_tool_use("rm a", session="sess-2"), env_dir=tmp_path)
+    assert "(call 1)" in other.stdout
+    sidecar = tmp_path / "state" / "sess-1.ext-state.json"
+    assert json.loads(sidecar.read_text()) == {"calls": "3"}
+
+
+def test_state_lives_beside_the_transcript_when_there_is_one(plugin, tmp_path):
+    transcript = tmp_path / "projects" / "abc.jsonl"
+    transcript.parent.mkdir()
+    data = pre_tool_use("ls", transcript_path=str(transcript))
+    assert hook(plugin, data, env_dir=tmp_path).returncode == 0
+    assert json.loads((tmp_path / "projects" / "abc.ext-state.json").read_text()) == {"calls": "1"}
+
+
+def test_session_state_path_rules(tmp_path):
+    assert session_state_path({"transcript_path": "/p/x.jsonl"}) == Path("/p/x.ext-state.json")
+    assert session_state_path({"session_id": "a-1"}, tmp_path) == tmp_path / "a-1.ext-state.json"
+    odd = session_state_path({"session_id": "../../etc"}, tmp_path)
+    assert odd is not None and odd.parent == tmp_path and ".." not in odd.name
+    assert session_state_path({}) is None
+
+
+@pytest.mark.slow
+def test_user_prompt_submit_handled_blocks_and_injection_becomes_context(plugin, tmp_path):
+    base = {"session_id": "s", "hook_event_name": "UserPromptSubmit", "cwd": "/w"}
+    done = hook(plugin, {**base, "prompt": "/quit now"}, env_dir=tmp_path)
+    assert json.loads(done.stdout)["decision"] == "block"
+    done = hook(plugin, {**base, "prompt": "fix it"}, env_dir=tmp_path)
+    assert json.loads(done.stdout) == {
+        "hookSpecificOutput": {
+            "hookEventName": "UserPromptSubmit",
+            "additionalContext": "Remember: tabs, not spaces.",
+        }
+    }
+
+
+@pytest.mark.slow
+def test_events_without_a_counterpart_and_bad_input(plugin, tmp_path):
+    done = hook(plugin, {"hook_event_name": "Notification", "message": "hi"}, env_dir=tmp_path)
+    assert (done.returncode, done.stdout) == (0, "")
+    done = hook(plugin, "not json", env_dir=tmp_path)
+    assert done.returncode == 1 and "stdin is not JSON" in done.stderr
+    done = hook(plugin, "[1]", env_dir=tmp_path)
+    assert done.returncode == 1 and "must be a JSON object" in done.stderr
+
+
+def test_a_failing_plugin_fails_open_and_is_reported(tmp_path):
+    broken = tmp_path / "broken.py"
+    broken.write_text(
+        "import kithooks\n\n@kithooks.hookimpl\ndef on_tool_call(event):\n    1 / 0\n"
+    )
+    done = hook(broken, pre_tool_use("rm x"), env_dir=tmp_path)
+    assert (done.returncode, done.stdout) == (0, "")
+    assert "plugin 'broken' failed in on_tool_call: ZeroDivisionError" in done.stderr
+
+
+def test_kithooks_answers_claude_code_through_its_own_command_hooks(plugin, tmp_path):
+    """Round trip: a kithooks host runs `claude-hook` as a command hook."""
+    from kithooks import PluginManager, ToolCallEvent
+    from kithooks.command_hooks import CommandHooks
+
+    command = (
+        f"KITHOOKS_STATE_DIR={tmp_path / 'state'} {sys.executable} -m kithooks.command_hooks "
+        f"claude-hook --no-entrypoints -p {plugin}"
+    )
+    pm = PluginManager()
+    pm.register(
+        CommandHooks.from_settings(
+            {"hooks": {"PreToolUse": [{"hooks": [{"type": "command", "command": command}]}]}},
+            project_dir=tmp_path,
+        )
+    )
+    result = pm.emit(ToolCallEvent(tool_name="bash", input='{"command": "rm -r x"}'))
+    assert result.block and result.reason == "no rm (call 1)"
+
+
+@settings(max_examples=50)
+@given(
+    block=st.booleans(),
+    reason=st.text(min_size=1, max_size=40).filter(str.strip),
+    exit_code=st.booleans(),
+)
+def test_both_directions_agree(block, reason, exit_code):
+    """What claude-hook answers for a plugin's decision, CommandHooks reads back as it."""
+
+    class Gate:
+        @hookimpl
+        def on_tool_call(self, event):
+            return ToolCallResult(block=block, reason=reason) if block else None
+
+    pm = PluginManager()
+    pm.register(Gate())
+    data = pre_tool_use("anything")
+    answered = asyncio.run(
+        asyncio.wait_for(answer(pm, data, Context(), block_with_exit_code=exit_code), timeout=10)
+    )
+    stdout = "" if answered.output is None else json.dumps(answered.output)
+    done = CommandRun(
+        command="kithooks claude-hook",
+        returncode=answered.exit_code,
+        stdout=stdout,
+        stderr=answered.stderr,
+    )
+    verdict = read_answer("PreToolUse", done)
+    assert verdict.error == ""
+    if block:
+        assert verdict.decision == "deny"
+        assert verdict.reason == (reason.strip() if exit_code else reason)
+    else:
+        assert verdict.decision == "" and (answered.exit_code, stdout) == (0, "")

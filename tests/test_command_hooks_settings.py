@@ -1,0 +1,204 @@
+"""Command-hook settings: validation errors name the file and entry; the protocol's merge."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from hooks.command_hooks_support import settings
+from kithooks import EventType
+from kithooks.command_hooks import (
+    CommandHooks,
+    SettingsError,
+    discover_settings,
+    load_settings,
+    plugins_for,
+)
+from kithooks.command_hooks.protocol import Verdict, combine, read_answer
+from kithooks.command_hooks.runner import CommandRun
+
+
+def error_of(data) -> str:
+    with pytest.raises(SettingsError) as info:
+        load_settings(data)
+    return str(info.value)
+
+
+def test_a_missing_command_names_file_and_entry(tmp_path):
+    path = tmp_path / "settings.json"
+    path.write_text(json.dumps({"hooks": {"PreToolUse": [{"hooks": [{"type": "command"}]}]}}))
+    with pytest.raises(SettingsError) as info:
+        CommandHooks.from_settings(path)
+    assert str(info.value) == f'{path}: hooks.PreToolUse[0].hooks[0]: "command" is missing'
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ([], "<settings>: settings must be a JSON object, got list"),
+        ({"hooks": []}, "<settings>: hooks: must be an object, got list"),
+        ({"hooks": {"Stop": {}}}, "<settings>: hooks.Stop: must be a list, got dict"),
+        ({"hooks": {"Stop": [3]}}, "<settings>: hooks.Stop[0]: must be an object, got int"),
+        ({"hooks": {"Stop": [{}]}}, '<settings>: hooks.Stop[0]: "hooks" is missing'),
+        (
+            {"hooks": {"Stop": [{"hooks": {}}]}},
+            "<settings>: hooks.Stop[0].hooks: must be a list, got dict",
+        ),
+        (
+            {"hooks": {"Stop": [{"hooks": [{"command": "x"}]}]}},
+            '<settings>: hooks.Stop[0].hooks[0]: "type" is missing',
+        ),
+        (
+            {"hooks": {"Stop": [{"hooks": [{"type": "command", "command": ""}]}]}},
+            "<settings>: hooks.Stop[0].hooks[0]: \"command\" must be a non-empty string, got ''",
+        ),
+        (
+            {"hooks": {"Stop": [{"hooks": [{"type": "command", "command": "x", "timeout": 0}]}]}},
+            '<settings>: hooks.Stop[0].hooks[0]: "timeout" must be a positive number of '
+            "seconds, got 0",
+        ),
+        (
+            {"hooks": {"Stop": [{"hooks": [{"type": "command", "command": "x", "timeout": "9"}]}]}},
+            '<settings>: hooks.Stop[0].hooks[0]: "timeout" must be a positive number of '
+            "seconds, got '9'",
+        ),
+        (
+            {"hooks": {"PreToolUse": [{"matcher": 5, "hooks": []}]}},
+            '<settings>: hooks.PreToolUse[0]: "matcher" must be a string, got 5',
+        ),
+    ],
+)
+def test_bad_entries(data, message):
+    assert error_of(data) == message
+
+
+def test_a_bad_regex_matcher_names_the_entry():
+    message = error_of(
+        {"hooks": {"PreToolUse": [{"hooks": []}, {"matcher": "Bash(", "hooks": []}]}}
+    )
+    assert message.startswith('<settings>: hooks.PreToolUse[1]: "matcher": ')
+    assert "Bash(" in message
+
+
+def test_invalid_json_names_line_and_column(tmp_path):
+    path = tmp_path / "hooks.json"
+    path.write_text('{\n  "hooks": {\n    "Stop": [,]\n  }\n}\n')
+    message = error_of(path)
+    assert message.startswith(f"{path}: line 3 column 14: invalid JSON")
+
+
+def test_a_missing_file_is_an_error_naming_it(tmp_path):
+    assert error_of(tmp_path / "nope.json").startswith(f"{tmp_path / 'nope.json'}: cannot read")
+
+
+def test_claude_only_events_and_hook_types_are_skipped_with_a_warning(caplog):
+    loaded = load_settings(
+        {
+            "hooks": {
+                "Notification": [{"hooks": [{"type": "command", "command": "notify-send hi"}]}],
+                "PreTooluse": [{"hooks": [{"type": "command", "command": "x"}]}],
+                "Stop": [{"hooks": [{"type": "prompt", "prompt": "done?"}]}],
+            }
+        }
+    )
+    assert loaded.kit_events() == frozenset()  # the Stop group has no command left
+    assert len(loaded.skipped) == 3
+    assert "no counterpart of Notification" in loaded.skipped[0]
+    assert "did you mean 'PreToolUse'" in loaded.skipped[1]
+    assert "type 'prompt'" in loaded.skipped[2]
+    assert caplog.text.count("skipped") == 3
+
+
+def test_defaults_timeout_and_matcher():
+    loaded = load_settings(settings("PreToolUse", "x"))
+    [group] = loaded.events["PreToolUse"]
+    assert group.matcher == "" and group.matches("anything")
+    loaded = load_settings({"hooks": {"Stop": [{"hooks": [{"type": "command", "command": "x"}]}]}})
+    assert loaded.events["Stop"][0].hooks[0].timeout == 60.0
+    assert loaded.kit_events() == {EventType.AGENT_END}
+
+
+def test_discovery_finds_user_then_project_hooks_json(tmp_path):
+    user, project = tmp_path / "user", tmp_path / "project" / ".kithooks"
+    user.mkdir()
+    project.mkdir(parents=True)
+    assert discover_settings(user, project) == []
+    (project / "hooks.json").write_text(json.dumps(settings("Stop", "true")))
+    (user / "hooks.json").write_text("{broken")
+    found = discover_settings(user, project)
+    assert found == [user / "hooks.json", project / "hooks.json"]
+    assert discover_settings(project, project) == [project / "hooks.json"]
+    plugins, errors = plugins_for(found)
+    assert [p.__name__ for p in plugins] == [f"command-hooks:{project / 'hooks.json'}"]
+    [error] = errors
+    assert error.location == str(user / "hooks.json") and "invalid JSON" in error.message
+
+
+# -- the protocol's answers --------------------------------------------------------------------
+
+
+def run(code=0, stdout="", stderr="") -> CommandRun:
+    return CommandRun(command="hook", returncode=code, stdout=stdout, stderr=stderr)
+
+
+def test_exit_2_ignores_stdout_and_uses_stderr():
+    verdict = read_answer("PreToolUse", run(2, '{"continue": false}', "no\n"))
+    assert verdict == Verdict(command="hook", decision="deny", reason="no")
+
+
+def test_plain_stdout_is_context_only_where_claude_code_reads_it():
+    assert read_answer("UserPromptSubmit", run(0, "ctx\n")).context == "ctx"
+    assert read_answer("SessionStart", run(0, "ctx")).context == "ctx"
+    assert read_answer("PreToolUse", run(0, "ctx")) == Verdict(command="hook")
+    assert read_answer("Stop", run(0, "{not json")) == Verdict(command="hook")
+
+
+def test_legacy_decisions_and_permission_decisions():
+    assert read_answer("PreToolUse", run(0, '{"decision": "approve"}')).decision == "allow"
+    assert read_answer("Stop", run(0, '{"decision": "block", "reason": "r"}')).reason == "r"
+    both = '{"decision": "approve", "hookSpecificOutput": {"permissionDecision": "deny"}}'
+    assert read_answer("PreToolUse", run(0, both)).decision == "deny"
+    defer = '{"hookSpecificOutput": {"permissionDecision": "defer"}}'
+    assert read_answer("PreToolUse", run(0, defer)).decision == ""
+    assert read_answer("Stop", run(0, '{"decision": "approve"}')).decision == ""
+
+
+def test_other_exit_codes_are_errors():
+    verdict = read_answer("PreToolUse", run(3, "", ""))
+    assert verdict.decision == "" and "exit code 3: no stderr output" in verdict.error
+
+
+_decisions = st.sampled_from(["", "allow", "ask", "deny"])
+
+
+@given(st.lists(st.tuples(_decisions, st.text(max_size=5)), max_size=6))
+def test_combine_the_most_restrictive_decision_wins_in_any_order(answers):
+    verdicts = [Verdict(command=str(i), decision=d, reason=r) for i, (d, r) in enumerate(answers)]
+    combined = combine(verdicts)
+    rank = ["", "allow", "ask", "deny"]
+    expected = max((d for d, _ in answers), key=rank.index, default="")
+    assert combined.decision == expected
+    assert combined.reason == "\n".join(r for d, r in answers if d == expected and r and d)
+    assert combine(list(reversed(verdicts))).decision == expected
+
+
+@given(
+    code=st.integers(min_value=-64, max_value=255).filter(lambda c: c not in (0, 2)),
+    stdout=st.text(max_size=30),
+    stderr=st.text(max_size=30),
+)
+def test_any_other_exit_code_is_a_non_blocking_error(code, stdout, stderr):
+    for event in ("PreToolUse", "UserPromptSubmit", "Stop"):
+        verdict = read_answer(event, run(code, stdout, stderr))
+        assert verdict.decision == "" and verdict.context == "" and verdict.updated_input is None
+        assert f"exit code {code}" in verdict.error
+
+
+@given(st.text(max_size=40))
+def test_exit_2_always_blocks_with_a_reason(stderr):
+    verdict = read_answer("PreToolUse", run(2, "", stderr))
+    assert verdict.decision == "deny" and verdict.reason
+    assert verdict.reason == (stderr.strip() or "blocked by hook command 'hook'")

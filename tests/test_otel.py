@@ -1,0 +1,702 @@
+"""OtelExporter: turns as GenAI traces, checked offline with the SDK's in-memory exporter."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator, Sequence
+from types import SimpleNamespace
+
+import pytest
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind, StatusCode
+
+from kithooks import (
+    AgentEndEvent,
+    AgentStartEvent,
+    BeforeCompactEvent,
+    BeforeCompactResult,
+    Context,
+    LLMUsageEvent,
+    ModelChangeEvent,
+    PluginManager,
+    SessionShutdownEvent,
+    StepFinishEvent,
+    StepStartEvent,
+    SubagentChunkEvent,
+    SubagentEndEvent,
+    SubagentStartEvent,
+    ToolCallEvent,
+    ToolCallResult,
+    ToolResultEvent,
+    ToolResultResult,
+    hookimpl,
+)
+from kithooks.hosting import ToolResponse, Turn, before_compact
+from kithooks.otel import OtelExporter
+from kithooks.usage import ModelPrice
+
+MODEL = "anthropic/claude-sonnet-4-5"
+PRICE = ModelPrice(input=3.0, output=15.0, cache_read=0.3, cache_write=3.75)
+PRICES = {MODEL: PRICE}
+
+
+@pytest.fixture
+def traced() -> Iterator[SimpleNamespace]:
+    memory = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    pm = PluginManager()
+    plugin = OtelExporter(provider, agent_name="coder")
+    pm.register(plugin, name=OtelExporter.NAME)
+    yield SimpleNamespace(pm=pm, plugin=plugin, memory=memory)
+    provider.shutdown()
+
+
+def ctx_of(session: str = "s1", turn: str = "t1", model: str = MODEL) -> Context:
+    return Context(session_id=session, turn_id=turn, model=model)
+
+
+def finished(traced: SimpleNamespace) -> list[ReadableSpan]:
+    return list(traced.memory.get_finished_spans())
+
+
+def named(spans: Sequence[ReadableSpan], name: str) -> list[ReadableSpan]:
+    return [s for s in spans if s.name == name]
+
+
+def one(spans: Sequence[ReadableSpan], name: str) -> ReadableSpan:
+    found = named(spans, name)
+    assert len(found) == 1, [s.name for s in spans]
+    return found[0]
+
+
+def sid(span: ReadableSpan) -> int:
+    assert span.context is not None
+    return span.context.span_id
+
+
+def tid(span: ReadableSpan) -> int:
+    assert span.context is not None
+    return span.context.trace_id
+
+
+def parent_of(span: ReadableSpan) -> int | None:
+    return None if span.parent is None else span.parent.span_id
+
+
+def fail(_: str) -> str:
+    raise RuntimeError("disk full")
+
+
+def step(turn: Turn, n: int, *, tokens: tuple[int, int, int, int], reason: str) -> None:
+    inp, out, read, write = tokens
+    turn.step_finish(
+        n,
+        provider="anthropic",
+        model="claude-sonnet-4-5",
+        input_tokens=inp,
+        output_tokens=out,
+        cache_read_tokens=read,
+        cache_write_tokens=write,
+        finish_reason=reason,
+        has_tool_calls=reason == "tool-calls",
+        prices=PRICES,
+    )
+
+
+def test_a_turn_with_two_llm_calls_and_two_tool_calls(traced: SimpleNamespace) -> None:
+    turn = Turn(traced.pm, turn_id="t1", ctx=ctx_of())
+    turn.agent_start("fix the build")
+    turn.step_start(0)
+    turn.run_tool(lambda _: "a.txt", tool_name="read", tool_call_id="c1", input='{"path": "a"}')
+    turn.run_tool(fail, tool_name="bash", tool_call_id="c2", input='{"command": "make"}')
+    step(turn, 0, tokens=(100, 20, 50, 10), reason="tool-calls")
+    turn.step_start(1)
+    step(turn, 1, tokens=(200, 30, 0, 0), reason="stop")
+    turn.end(response="done", stop_reason="stop")
+
+    spans = finished(traced)
+    assert sorted(s.name for s in spans) == [
+        "chat claude-sonnet-4-5",
+        "chat claude-sonnet-4-5",
+        "execute_tool bash",
+        "execute_tool read",
+        "invoke_agent coder",
+    ]
+    root = one(spans, "invoke_agent coder")
+    cost0 = PRICE.cost(100, 20, 50, 10)
+    cost1 = PRICE.cost(200, 30, 0, 0)
+    assert root.kind is SpanKind.INTERNAL
+    assert root.parent is None
+    assert dict(root.attributes or {}) == {
+        "gen_ai.operation.name": "invoke_agent",
+        "gen_ai.agent.name": "coder",
+        "gen_ai.conversation.id": "s1",
+        "gen_ai.provider.name": "anthropic",
+        "gen_ai.request.model": "claude-sonnet-4-5",
+        "kithooks.turn.id": "t1",
+        "kithooks.turn.tool_call_count": 2,
+        "kithooks.turn.llm_call_count": 2,
+        "kithooks.turn.stop_reason": "stop",
+        # the conventions' input_tokens include the cache reads and writes
+        "gen_ai.usage.input_tokens": 160 + 200,
+        "gen_ai.usage.output_tokens": 50,
+        "gen_ai.usage.cache_read.input_tokens": 50,
+        "gen_ai.usage.cache_creation.input_tokens": 10,
+        "operation.cost": pytest.approx(cost0 + cost1),
+    }
+    assert root.status.status_code is StatusCode.UNSET
+
+    chat0, chat1 = sorted(named(spans, "chat claude-sonnet-4-5"), key=lambda s: s.start_time or 0)
+    for chat, usage, reason, cost in (
+        (chat0, (160, 20, 50, 10), "tool-calls", cost0),
+        (chat1, (200, 30, 0, 0), "stop", cost1),
+    ):
+        assert chat.kind is SpanKind.CLIENT
+        assert dict(chat.attributes or {}) == {
+            "gen_ai.operation.name": "chat",
+            "gen_ai.provider.name": "anthropic",
+            "gen_ai.request.model": "claude-sonnet-4-5",
+            "gen_ai.response.model": "claude-sonnet-4-5",
+            "gen_ai.usage.input_tokens": usage[0],
+            "gen_ai.usage.output_tokens": usage[1],
+            "gen_ai.usage.cache_read.input_tokens": usage[2],
+            "gen_ai.usage.cache_creation.input_tokens": usage[3],
+            "gen_ai.response.finish_reasons": (reason,),
+            "operation.cost": pytest.approx(cost),
+        }
+
+    read = one(spans, "execute_tool read")
+    bash = one(spans, "execute_tool bash")
+    assert read.kind is SpanKind.INTERNAL
+    assert dict(read.attributes or {}) == {
+        "gen_ai.operation.name": "execute_tool",
+        "gen_ai.tool.name": "read",
+        "gen_ai.tool.call.id": "c1",
+        "gen_ai.tool.type": "function",
+        "kithooks.tool.kind": "read",
+    }
+    assert read.status.status_code is StatusCode.UNSET
+    assert bash.status.status_code is StatusCode.ERROR
+    assert (bash.attributes or {})["error.type"] == "kithooks.tool_error"
+    assert (bash.attributes or {})["gen_ai.tool.call.id"] == "c2"
+
+    # one trace, every child parented to the turn's root
+    assert {tid(s) for s in spans} == {tid(root)}
+    assert all(parent_of(s) == sid(root) for s in spans if s is not root)
+    # the first LLM call's response ended when its tools began; the tools ran in order
+    assert chat0.end_time == read.start_time
+    assert (read.end_time or 0) <= (bash.start_time or 0)
+    assert (bash.end_time or 0) <= (chat1.start_time or 0) <= (chat1.end_time or 0)
+    assert (root.start_time or 0) <= (chat0.start_time or 0)
+    assert (chat1.end_time or 0) <= (root.end_time or 0)
+    assert traced.plugin.open_turns == 0
+
+
+class Gate:
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+    @hookimpl
+    def on_tool_call(self, event: ToolCallEvent) -> ToolCallResult | None:
+        if event.tool_name == "bash":
+            return ToolCallResult(block=True, reason=self.reason)
+        return None
+
+
+class EagerGate(Gate):
+    @hookimpl(tryfirst=True)
+    def on_tool_call(self, event: ToolCallEvent) -> ToolCallResult | None:
+        return super().on_tool_call(event)
+
+
+@pytest.mark.parametrize(
+    ("gate", "description"),
+    [
+        (Gate("no shell today"), "no shell today"),
+        (Gate(""), "blocked by extension"),
+        # registered first and tryfirst: it runs before the exporter's own handler
+        (EagerGate("eager"), "eager"),
+    ],
+)
+def test_a_blocked_call_ends_its_span_at_the_block(
+    gate: Gate, description: str, traced: SimpleNamespace
+) -> None:
+    pm = PluginManager()
+    pm.register(gate)
+    pm.register(traced.plugin)
+    turn = Turn(pm, turn_id="t1", ctx=ctx_of())
+    turn.agent_start("clean up")
+    turn.step_start(0)
+    outcome = turn.run_tool(lambda _: "", tool_name="bash", tool_call_id="c9", input="{}")
+    assert outcome.blocked
+
+    span = one(finished(traced), "execute_tool bash")  # ended before the turn did
+    assert span.status.status_code is StatusCode.ERROR
+    assert span.status.description == description
+    assert (span.attributes or {})["error.type"] == "kithooks.blocked"
+    assert (span.attributes or {})["gen_ai.tool.call.id"] == "c9"
+    turn.end(response="", stop_reason="stop")
+    root = one(finished(traced), "invoke_agent coder")
+    assert parent_of(span) == sid(root) and tid(span) == tid(root)
+    assert (root.attributes or {})["kithooks.turn.tool_call_count"] == 1
+
+
+class Redactor:
+    @hookimpl
+    def on_tool_result(self, event: ToolResultEvent) -> ToolResultResult | None:
+        if "secret" in event.content:
+            return ToolResultResult(content="[redacted]", is_error=True)
+        return None
+
+
+def test_a_rewritten_result_is_marked_and_its_final_error_state_counts(
+    traced: SimpleNamespace,
+) -> None:
+    traced.pm.register(Redactor())
+    turn = Turn(traced.pm, turn_id="t1", ctx=ctx_of())
+    turn.agent_start("read")
+    turn.step_start(0)
+    turn.run_tool(lambda _: "secret=1", tool_name="read", tool_call_id="c1", input="{}")
+    turn.run_tool(lambda _: "plain", tool_name="ls", tool_call_id="c2", input="{}")
+    turn.end(response="", stop_reason="stop")
+    spans = finished(traced)
+    read, ls = one(spans, "execute_tool read"), one(spans, "execute_tool ls")
+    assert (read.attributes or {})["kithooks.tool.result_rewritten"] is True
+    assert read.status.status_code is StatusCode.ERROR
+    assert "kithooks.tool.result_rewritten" not in (ls.attributes or {})
+    assert ls.status.status_code is StatusCode.UNSET
+
+
+def test_an_error_result_the_plugins_clear_is_not_an_error(traced: SimpleNamespace) -> None:
+    class Forgive:
+        @hookimpl
+        def on_tool_result(self, event: ToolResultEvent) -> ToolResultResult:
+            return ToolResultResult(is_error=False)
+
+    traced.pm.register(Forgive())
+    turn = Turn(traced.pm, turn_id="t1", ctx=ctx_of())
+    turn.agent_start("x")
+    turn.run_tool(fail, tool_name="bash", tool_call_id="c1", input="{}")
+    turn.end(response="", stop_reason="stop")
+    bash = one(finished(traced), "execute_tool bash")
+    assert bash.status.status_code is StatusCode.UNSET
+    assert (bash.attributes or {})["kithooks.tool.result_rewritten"] is True
+
+
+class Rewriter:
+    @hookimpl
+    def on_tool_call(self, event: ToolCallEvent) -> ToolCallResult | None:
+        if event.tool_name == "bash":
+            return ToolCallResult(args={"command": "ls -la"})
+        if event.tool_name == "ls":  # the same arguments: no rewrite
+            return ToolCallResult(args=event.parsed_args)
+        return None
+
+
+def content_exporter(traced: SimpleNamespace, *plugins: object) -> PluginManager:
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(traced.memory))
+    pm = PluginManager()
+    for plugin in plugins:
+        pm.register(plugin)
+    pm.register(OtelExporter(provider, capture_content=True))
+    return pm
+
+
+def test_rewritten_arguments_are_marked(traced: SimpleNamespace) -> None:
+    pm = content_exporter(traced, Rewriter())
+    turn = Turn(pm, turn_id="t1", ctx=ctx_of())
+    turn.agent_start("x")
+    turn.run_tool(lambda _: "", tool_name="bash", tool_call_id="c1", input='{"command": "rm"}')
+    turn.run_tool(lambda _: "", tool_name="ls", tool_call_id="c2", input='{"path": "."}')
+    turn.end(response="", stop_reason="stop")
+    spans = finished(traced)
+    bash, ls = one(spans, "execute_tool bash"), one(spans, "execute_tool ls")
+    assert (bash.attributes or {})["kithooks.tool.arguments_rewritten"] is True
+    assert (bash.attributes or {})["gen_ai.tool.call.arguments"] == '{"command": "ls -la"}'
+    assert "kithooks.tool.arguments_rewritten" not in (ls.attributes or {})
+    assert (ls.attributes or {})["gen_ai.tool.call.arguments"] == '{"path": "."}'
+
+
+def test_capture_content_records_what_the_tool_got_and_the_model_receives(
+    traced: SimpleNamespace,
+) -> None:
+    pm = content_exporter(traced, Gate("no"), Redactor())
+    turn = Turn(pm, turn_id="t1", ctx=ctx_of())
+    turn.agent_start("x")
+    turn.run_tool(lambda _: "secret=1", tool_name="read", tool_call_id="c1", input='{"p": 1}')
+    turn.run_tool(lambda _: "", tool_name="bash", tool_call_id="c2", input='{"c": "rm"}')
+    turn.end(response="", stop_reason="stop")
+    spans = finished(traced)
+    read, bash = one(spans, "execute_tool read"), one(spans, "execute_tool bash")
+    assert (read.attributes or {})["gen_ai.tool.call.arguments"] == '{"p": 1}'
+    assert (read.attributes or {})["gen_ai.tool.call.result"] == "[redacted]"
+    assert (bash.attributes or {})["gen_ai.tool.call.arguments"] == '{"c": "rm"}'
+    assert "gen_ai.tool.call.result" not in (bash.attributes or {})
+    assert bash.status.description == "no"
+
+
+def run_turn(pm: PluginManager, i: int, barrier: threading.Barrier) -> None:
+    turn = Turn(pm, turn_id=f"t{i}", ctx=ctx_of(session=f"s{i}"))
+    turn.agent_start(f"task {i}")
+    barrier.wait(timeout=10)
+    turn.step_start(0)
+    for j in range(2):
+        barrier.wait(timeout=10)  # every thread's tool calls interleave
+        turn.run_tool(
+            lambda _, failing=j == 1: ToolResponse(content="ok", is_error=failing),
+            tool_name=f"tool{i}_{j}",
+            tool_call_id=f"c{j}",  # the same ids in every turn
+            input="{}",
+        )
+    step(turn, 0, tokens=(10 * i, i, 0, 0), reason="stop")
+    barrier.wait(timeout=10)
+    turn.end(response=f"done {i}", stop_reason="stop")
+
+
+def test_eight_concurrent_turns_in_eight_threads_never_mix(traced: SimpleNamespace) -> None:
+    barrier = threading.Barrier(8)
+    errors: list[BaseException] = []
+
+    def target(i: int) -> None:
+        try:
+            run_turn(traced.pm, i, barrier)
+        except BaseException as exc:
+            errors.append(exc)
+            barrier.abort()
+
+    threads = [threading.Thread(target=target, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+        assert not t.is_alive()
+    assert errors == []
+
+    spans = finished(traced)
+    roots = named(spans, "invoke_agent coder")
+    assert len(roots) == 8
+    assert len({tid(r) for r in roots}) == 8
+    for root in roots:
+        attributes = root.attributes or {}
+        i = int(str(attributes["gen_ai.conversation.id"])[1:])
+        assert attributes["kithooks.turn.id"] == f"t{i}"
+        assert attributes["gen_ai.usage.input_tokens"] == 10 * i
+        children = [s for s in spans if s is not root and tid(s) == tid(root)]
+        assert sorted(s.name for s in children) == [
+            "chat claude-sonnet-4-5",
+            f"execute_tool tool{i}_0",
+            f"execute_tool tool{i}_1",
+        ]
+        assert all(parent_of(s) == sid(root) for s in children)
+        statuses = {s.name: s.status.status_code for s in children}
+        assert statuses[f"execute_tool tool{i}_1"] is StatusCode.ERROR
+        assert statuses[f"execute_tool tool{i}_0"] is StatusCode.UNSET
+    assert traced.plugin.open_turns == 0
+
+
+def test_an_unfinished_turn_is_ended_at_session_shutdown(traced: SimpleNamespace) -> None:
+    pm = traced.pm
+    left = ctx_of(session="s1", turn="t1")
+    other = ctx_of(session="s2", turn="t1")
+    pm.emit(AgentStartEvent(prompt="a"), left)
+    pm.emit(AgentStartEvent(prompt="b"), other)
+    pm.emit(StepStartEvent(step_number=0), left)
+    pm.emit(ToolCallEvent(tool_name="bash", tool_call_id="c1", input="{}"), left)
+    assert finished(traced) == []
+    assert traced.plugin.open_turns == 2
+
+    pm.emit(SessionShutdownEvent(), left)
+    spans = finished(traced)
+    assert sorted(s.name for s in spans) == [
+        "chat claude-sonnet-4-5",
+        "execute_tool bash",
+        "invoke_agent coder",
+    ]
+    for span in spans:
+        assert span.status.status_code is StatusCode.ERROR
+        assert span.status.description == "turn unfinished at session_shutdown"
+        assert (span.attributes or {})["error.type"] == "kithooks.unfinished"
+    assert traced.plugin.open_turns == 1  # the other session's turn goes on
+
+    pm.emit(AgentEndEvent(response="b", stop_reason="stop"), other)
+    assert len(finished(traced)) == 4
+    assert traced.plugin.open_turns == 0
+
+
+def test_open_turns_are_bounded(traced: SimpleNamespace) -> None:
+    memory = traced.memory
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    pm = PluginManager()
+    plugin = OtelExporter(provider, max_open_turns=2)
+    pm.register(plugin)
+    for n in range(3):
+        pm.emit(AgentStartEvent(prompt="x"), ctx_of(turn=f"t{n}"))
+    assert plugin.open_turns == 2
+    (evicted,) = finished(traced)
+    assert (evicted.attributes or {})["kithooks.turn.id"] == "t0"
+    assert evicted.status.description == "more than 2 turns were open"
+    assert plugin.end_open_turns() == 2
+    assert plugin.open_turns == 0 and len(finished(traced)) == 3
+    with pytest.raises(ValueError, match="max_open_turns must be >= 1, got 0"):
+        OtelExporter(provider, max_open_turns=0)
+
+
+def test_llm_usage_before_step_finish_gives_the_same_chat_span(traced: SimpleNamespace) -> None:
+    pm, ctx = traced.pm, ctx_of(model="")
+    pm.emit(AgentStartEvent(prompt="x"), ctx)
+    pm.emit(StepStartEvent(step_number=0), ctx)
+    usage = LLMUsageEvent(
+        input_tokens=5,
+        output_tokens=7,
+        cost=0.5,
+        model="gpt-5",
+        provider="openai",
+        request_id="req_1",
+        finish_reason="stop",
+    )
+    pm.emit(usage, ctx)
+    pm.emit(StepFinishEvent(step_number=0, input_tokens=5, output_tokens=7), ctx)
+    pm.emit(AgentEndEvent(response="", stop_reason="stop"), ctx)
+    chat = one(finished(traced), "chat gpt-5")  # named by the response: ctx.model was empty
+    assert dict(chat.attributes or {}) == {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.provider.name": "openai",
+        "gen_ai.request.model": "gpt-5",
+        "gen_ai.response.model": "gpt-5",
+        "gen_ai.response.id": "req_1",
+        "gen_ai.usage.input_tokens": 5,
+        "gen_ai.usage.output_tokens": 7,
+        "gen_ai.usage.cache_read.input_tokens": 0,
+        "gen_ai.usage.cache_creation.input_tokens": 0,
+        "gen_ai.response.finish_reasons": ("stop",),
+        "operation.cost": 0.5,
+    }
+
+
+def test_a_step_without_llm_usage_ends_at_its_step_finish(traced: SimpleNamespace) -> None:
+    pm, ctx = traced.pm, ctx_of()
+    pm.emit(AgentStartEvent(prompt="x"), ctx)
+    pm.emit(StepStartEvent(step_number=0), ctx)
+    pm.emit(StepFinishEvent(step_number=0, input_tokens=3, finish_reason="stop"), ctx)
+    assert finished(traced) == []  # waits for llm_usage
+    pm.emit(AgentEndEvent(response="", stop_reason="stop"), ctx)
+    chat = one(finished(traced), "chat claude-sonnet-4-5")
+    root = one(finished(traced), "invoke_agent coder")
+    assert (chat.attributes or {})["gen_ai.usage.input_tokens"] == 3
+    assert (chat.end_time or 0) <= (root.end_time or 0)
+    assert chat.status.status_code is StatusCode.UNSET
+
+
+def test_a_subagent_is_a_nested_invoke_agent_span(traced: SimpleNamespace) -> None:
+    pm, ctx = traced.pm, ctx_of()
+    turn = Turn(pm, turn_id="t1", ctx=ctx)
+
+    def subagent(_: str) -> str:
+        for chunk in (
+            SubagentChunkEvent(tool_call_id="s1", chunk_type="turn_start"),
+            SubagentChunkEvent(tool_call_id="s1", chunk_type="tool_call", tool_name="grep"),
+            SubagentChunkEvent(
+                tool_call_id="s1", chunk_type="tool_result", tool_name="grep", is_error=True
+            ),
+            SubagentChunkEvent(tool_call_id="s1", chunk_type="tool_call", tool_name="read"),
+        ):
+            pm.emit(chunk, turn.ctx)
+        pm.emit(SubagentEndEvent(tool_call_id="s1", error_msg="gave up"), turn.ctx)
+        return "gave up"
+
+    turn.agent_start("delegate")
+    pm.emit(SubagentStartEvent(tool_call_id="s1", task="look"), turn.ctx)  # before tool_call
+    turn.run_tool(subagent, tool_name="subagent", tool_call_id="s1", input='{"task": "look"}')
+    turn.end(response="", stop_reason="stop")
+
+    spans = finished(traced)
+    root = one(spans, "invoke_agent coder")
+    sub = one(spans, "invoke_agent")
+    grep, read = one(spans, "execute_tool grep"), one(spans, "execute_tool read")
+    assert parent_of(sub) == sid(root)
+    assert (sub.attributes or {})["gen_ai.operation.name"] == "invoke_agent"
+    assert (sub.attributes or {})["kithooks.subagent.tool_call_id"] == "s1"
+    assert sub.status.status_code is StatusCode.ERROR
+    assert parent_of(grep) == sid(sub) and parent_of(read) == sid(sub)
+    assert grep.status.status_code is StatusCode.ERROR
+    assert (read.attributes or {})["error.type"] == "kithooks.unfinished"
+    assert {tid(s) for s in spans} == {tid(root)}
+
+
+def test_a_subagent_started_by_its_tool_call_nests_under_it(traced: SimpleNamespace) -> None:
+    pm, ctx = traced.pm, ctx_of()
+    turn = Turn(pm, turn_id="t1", ctx=ctx)
+
+    def subagent(_: str) -> str:
+        pm.emit(SubagentStartEvent(tool_call_id="s1", task="t"), turn.ctx)
+        pm.emit(SubagentEndEvent(tool_call_id="s1", response="ok"), turn.ctx)
+        return "ok"
+
+    turn.agent_start("delegate")
+    turn.run_tool(subagent, tool_name="subagent", tool_call_id="s1", input="{}")
+    turn.end(response="", stop_reason="stop")
+    spans = finished(traced)
+    call, sub = one(spans, "execute_tool subagent"), one(spans, "invoke_agent")
+    assert parent_of(sub) == sid(call)
+    assert sub.status.status_code is StatusCode.UNSET
+
+
+class NoCompactingYet:
+    @hookimpl
+    def on_before_compact(self, event: BeforeCompactEvent) -> BeforeCompactResult | None:
+        if event.is_automatic:
+            return BeforeCompactResult(cancel=True, reason="")
+        return None
+
+
+def test_compactions_and_model_changes_are_span_events_on_the_turn(
+    traced: SimpleNamespace,
+) -> None:
+    pm = traced.pm
+    pm.register(NoCompactingYet())
+    between = ctx_of(turn="")
+    # between turns: kept for the session's next turn
+    pm.emit(
+        ModelChangeEvent(new_model=MODEL, previous_model="openai/gpt-5", source="user"), between
+    )
+    before_compact(pm, estimated_tokens=900, context_limit=1000, message_count=40, ctx=between)
+    pm.emit(AgentStartEvent(prompt="x"), ctx_of(session="other"))  # not this session's turn
+    ctx = ctx_of()
+    pm.emit(AgentStartEvent(prompt="x"), ctx)
+    before_compact(
+        pm, estimated_tokens=950, context_limit=1000, message_count=41, is_automatic=True, ctx=ctx
+    )
+    pm.emit(AgentEndEvent(response="", stop_reason="stop"), ctx)
+    pm.emit(AgentEndEvent(response="", stop_reason="stop"), ctx_of(session="other"))
+
+    roots = {(s.attributes or {})["gen_ai.conversation.id"]: s for s in finished(traced)}
+    assert roots["other"].events == ()
+    change, manual, automatic = roots["s1"].events
+    assert change.name == "kithooks.model_change"
+    assert dict(change.attributes or {}) == {
+        "kithooks.model_change.new_model": MODEL,
+        "kithooks.model_change.previous_model": "openai/gpt-5",
+        "kithooks.model_change.source": "user",
+    }
+    assert manual.name == automatic.name == "kithooks.compaction"
+    assert dict(manual.attributes or {}) == {
+        "kithooks.compaction.estimated_tokens": 900,
+        "kithooks.compaction.context_limit": 1000,
+        "kithooks.compaction.usage_percent": 0.9,
+        "kithooks.compaction.message_count": 40,
+        "kithooks.compaction.is_automatic": False,
+        "kithooks.compaction.cancelled": False,
+        "kithooks.compaction.plugin_summary": False,
+    }
+    assert (automatic.attributes or {})["kithooks.compaction.cancelled"] is True
+    assert (automatic.attributes or {})["kithooks.compaction.reason"] == (
+        "compaction cancelled by extension"
+    )
+    assert change.timestamp <= manual.timestamp <= automatic.timestamp
+
+
+def test_a_failed_turn_has_an_error_status(traced: SimpleNamespace) -> None:
+    turn = Turn(traced.pm, turn_id="t1", ctx=ctx_of())
+    turn.agent_start("x")
+    turn.end(error="provider overloaded")
+    root = one(finished(traced), "invoke_agent coder")
+    assert root.status.status_code is StatusCode.ERROR
+    assert root.status.description == "provider overloaded"
+    assert (root.attributes or {})["kithooks.turn.stop_reason"] == "error"
+
+
+def test_events_outside_any_turn_make_no_spans(traced: SimpleNamespace) -> None:
+    pm, ctx = traced.pm, ctx_of()
+    for event in (
+        StepStartEvent(step_number=0),
+        ToolCallEvent(tool_name="bash", tool_call_id="c1"),
+        ToolResultEvent(tool_name="bash", tool_call_id="c1"),
+        LLMUsageEvent(model="m"),
+        SubagentStartEvent(tool_call_id="s"),
+        AgentEndEvent(),
+    ):
+        pm.emit(event, ctx)
+    pm.emit(SessionShutdownEvent(), ctx)
+    assert finished(traced) == []
+
+
+def test_turns_dispatched_with_aemit_and_async_guards(traced: SimpleNamespace) -> None:
+    class AsyncGate:
+        @hookimpl
+        async def on_tool_call(self, event: ToolCallEvent) -> ToolCallResult | None:
+            await asyncio.sleep(0)
+            return (
+                ToolCallResult(block=True, reason="async no") if event.tool_name == "bash" else None
+            )
+
+    pm = PluginManager()
+    pm.register(AsyncGate())
+    pm.register(traced.plugin)
+
+    async def turn(i: int) -> None:
+        ctx = ctx_of(turn=f"t{i}")
+        await pm.aemit(AgentStartEvent(prompt="x"), ctx)
+        await pm.aemit(ToolCallEvent(tool_name="bash", tool_call_id="c1", input="{}"), ctx)
+        await pm.aemit(ToolCallEvent(tool_name="read", tool_call_id="c2", input="{}"), ctx)
+        await pm.aemit(ToolResultEvent(tool_name="read", tool_call_id="c2", content="ok"), ctx)
+        await pm.aemit(AgentEndEvent(response="", stop_reason="stop"), ctx)
+
+    async def main() -> None:
+        await asyncio.wait_for(asyncio.gather(*(turn(i) for i in range(4))), timeout=30)
+
+    asyncio.run(main())
+    spans = finished(traced)
+    roots = named(spans, "invoke_agent coder")
+    assert len({tid(r) for r in roots}) == 4
+    for root in roots:
+        mine = [s for s in spans if tid(s) == tid(root) and s is not root]
+        statuses = {s.name: (s.status.status_code, s.status.description) for s in mine}
+        assert statuses == {
+            "execute_tool bash": (StatusCode.ERROR, "async no"),
+            "execute_tool read": (StatusCode.UNSET, None),
+        }
+
+
+def test_a_failing_guard_under_fail_closed_is_a_block_naming_it(
+    traced: SimpleNamespace,
+) -> None:
+    class Broken:
+        @hookimpl
+        def on_tool_call(self, event: ToolCallEvent) -> None:
+            raise RuntimeError("policy file missing")
+
+    pm = PluginManager(fail_closed=True)
+    pm.register(Broken(), name="broken-gate")
+    pm.register(traced.plugin)
+    turn = Turn(pm, turn_id="t1", ctx=ctx_of())
+    turn.agent_start("x")
+    assert turn.run_tool(lambda _: "", tool_name="bash", tool_call_id="c1", input="{}").blocked
+    turn.end(response="", stop_reason="stop")
+    bash = one(finished(traced), "execute_tool bash")
+    assert bash.status.status_code is StatusCode.ERROR
+    assert "broken-gate" in (bash.status.description or "")
+    assert (bash.attributes or {})["error.type"] == "kithooks.blocked"
+
+
+def test_provider_ids_become_the_conventions_well_known_names(traced: SimpleNamespace) -> None:
+    pm, ctx = traced.pm, ctx_of(model="google/gemini-2.5-pro")
+    pm.emit(AgentStartEvent(prompt="x"), ctx)
+    pm.emit(StepStartEvent(step_number=0), ctx)
+    pm.emit(LLMUsageEvent(model="gemini-2.5-pro", provider="google"), ctx)
+    pm.emit(StepStartEvent(step_number=1), ctx)
+    pm.emit(LLMUsageEvent(model="grok-4", provider="x-ai"), ctx)
+    pm.emit(AgentEndEvent(response="", stop_reason="stop"), ctx)
+    spans = finished(traced)
+    root = one(spans, "invoke_agent coder")
+    assert (root.attributes or {})["gen_ai.provider.name"] == "gcp.gen_ai"
+    providers = {
+        (s.attributes or {})["gen_ai.response.model"]: (s.attributes or {})["gen_ai.provider.name"]
+        for s in named(spans, "chat gemini-2.5-pro")  # named by the request's model
+    }
+    assert providers == {"gemini-2.5-pro": "gcp.gen_ai", "grok-4": "x_ai"}
