@@ -16,9 +16,12 @@ class Counter:
 
 
 def make_langchain(n: int, counter: Counter) -> Callable[[], object] | None:
-    """``on_llm_new_token`` (LangChain's per-token event) to n handlers."""
+    """``on_llm_new_token`` (LangChain's per-token event) to n handlers, handed a pre-built
+    ``GenerationChunk`` (LangChain's payload of a streamed token) as kithooks is handed a
+    pre-built ``MessageUpdateEvent``."""
     try:
         from langchain_core.callbacks import BaseCallbackHandler, CallbackManager
+        from langchain_core.outputs import GenerationChunk
     except ImportError:
         return None
 
@@ -28,7 +31,8 @@ def make_langchain(n: int, counter: Counter) -> Callable[[], object] | None:
 
     manager = CallbackManager(handlers=[Handler() for _ in range(n)])
     run = manager.on_llm_start({"name": "bench"}, ["prompt"])[0]
-    return lambda: run.on_llm_new_token("tok")
+    chunk = GenerationChunk(text="tok")
+    return lambda: run.on_llm_new_token("tok", chunk=chunk)
 
 
 def make_strands(n: int, counter: Counter) -> Callable[[], object] | None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -57,7 +56,8 @@ def test_usage_lines_running_total_and_turn_report(host):
     assert out[0].startswith("[usage] step=0 anthropic/claude-sonnet-4-5 tokens=↑10000 ↓1000")
     assert "cost=$0.0450 (tool-calls)" in out[0]
     total = u0.cost + u1.cost
-    assert json.loads(sidecar.read_text())["usage-budget:total-cost"] == f"{total:.6f}"
+    # The sidecar holds the journal's writes once compacted; a StateStore reads both.
+    assert StateStore(sidecar).get("usage-budget:total-cost") == f"{total:.6f}"
     assert out[2].startswith("[turn] stop=stop tools=2 llm-calls=2 tokens=↑22000 ↓1500")
     assert f"cost=${total:.4f}" in out[2]
     assert out[3] == "[turn] tool order: bash, read"

@@ -130,3 +130,175 @@ def test_usage_event_helper():
     assert (event.provider, event.model, event.step_number) == ("anthropic", "claude-sonnet-4-5", 2)
     assert event.cost == pytest.approx(by_hand(SONNET, 1000, 100, 0, 0))
     assert split_model("bare") == ("", "bare")
+
+
+# Models with each kind of price genai-prices has: flat (gpt-4o), a long-context tier
+# (claude-sonnet-4-5, gemini-2.5-pro), and a price that changes with the hour (deepseek-chat).
+TABLE_MODELS = [
+    ("anthropic", "claude-sonnet-4-5"),
+    ("openai", "gpt-4o"),
+    ("google", "gemini-2.5-pro"),
+    ("deepseek", "deepseek-chat"),
+    ("openrouter", "anthropic/claude-sonnet-4.5"),
+]
+
+
+@given(
+    which=st.sampled_from(TABLE_MODELS),
+    inp=st.integers(0, 400_000),
+    out=st.integers(0, 60_000),
+    read=st.integers(0, 150_000),
+    write=st.integers(0, 60_000),
+)
+def test_cached_rates_price_every_call_as_genai_prices_does(which, inp, out, read, write):
+    # The rates kept after a model's first call must give what genai-prices itself computes
+    # for the same call, on both sides of a long-context tier's start.
+    import genai_prices
+
+    provider, model = which
+    expected = genai_prices.calc_price(
+        genai_prices.Usage(
+            input_tokens=inp + read + write,
+            output_tokens=out,
+            cache_read_tokens=read,
+            cache_write_tokens=write,
+        ),
+        model,
+        provider_id=provider,
+    ).total_price
+    got = compute_cost(
+        provider=provider,
+        model=model,
+        input_tokens=inp,
+        output_tokens=out,
+        cache_read_tokens=read,
+        cache_write_tokens=write,
+    )
+    assert got == pytest.approx(float(expected), rel=1e-12, abs=1e-15)
+
+
+def test_tier_boundary_is_genai_prices_boundary():
+    # claude-sonnet-4-5's long-context rates apply once the input (cache included) exceeds
+    # 200k tokens: exactly 200,000 is the base rate, 200,001 the tier's.
+    at = compute_cost(
+        provider="anthropic",
+        model="claude-sonnet-4-5",
+        input_tokens=199_000,
+        output_tokens=0,
+        cache_read_tokens=1_000,
+    )
+    above = compute_cost(
+        provider="anthropic",
+        model="claude-sonnet-4-5",
+        input_tokens=199_001,
+        output_tokens=0,
+        cache_read_tokens=1_000,
+    )
+    assert at == pytest.approx((199_000 * 3.0 + 1_000 * 0.30) / 1e6)
+    assert above > at * 1.9  # the tier doubles the input rate
+
+
+def test_empty_provider_with_provider_slash_model_name():
+    plain = compute_cost(
+        provider="anthropic", model="claude-sonnet-4-5", input_tokens=1000, output_tokens=200
+    )
+    assert compute_cost(
+        provider="", model="anthropic/claude-sonnet-4-5", input_tokens=1000, output_tokens=200
+    ) == pytest.approx(plain)
+    # A name whose first part is not a provider is looked up whole (openrouter's names are
+    # "vendor/model"), and a slash name nobody knows costs nothing.
+    assert compute_cost(
+        provider="",
+        model="openrouter/anthropic/claude-sonnet-4.5",
+        input_tokens=1000,
+        output_tokens=200,
+    ) == pytest.approx(plain)
+    assert (
+        compute_cost(provider="", model="nobody/knows-this", input_tokens=1, output_tokens=1) == 0
+    )
+
+
+@pytest.mark.parametrize("field", ["model", "provider"])
+def test_none_model_or_provider_is_a_type_error_naming_it(field):
+    kwargs = {"provider": "openai", "model": "gpt-4o", field: None}
+    with pytest.raises(TypeError, match=f"^{field} must be str, not NoneType$"):
+        compute_cost(**kwargs, input_tokens=1, output_tokens=1)
+    with pytest.raises(TypeError, match=f"^{field} must be str"):
+        usage_event(**kwargs, input_tokens=1, output_tokens=1)
+
+
+def test_bool_token_counts_raise_even_on_the_fast_path():
+    with pytest.raises(TypeError, match="cache_read_tokens must be int, not bool"):
+        compute_cost(
+            provider="openai",
+            model="gpt-4o",
+            input_tokens=1,
+            output_tokens=1,
+            cache_read_tokens=True,
+        )
+
+
+def test_remembered_lookups_are_bounded():
+    from kithooks import usage
+
+    for i in range(usage.LOOKUP_CACHE_SIZE + 200):
+        assert compute_cost(provider="acme", model=f"m-{i}", input_tokens=1, output_tokens=1) == 0
+        assert compute_cost(provider="", model=f"anon-{i}", input_tokens=1, output_tokens=1) == 0
+    assert usage._lookup.cache_info().currsize <= usage.LOOKUP_CACHE_SIZE
+    # genai-prices' own look-up memory does not grow with the unknown names either.
+    from genai_prices import data_snapshot
+
+    snapshot = data_snapshot.get_snapshot()
+    remembered = set(snapshot._provider_cache) | snapshot._provider_misses
+    assert not any(key[0] and str(key[0]).startswith(("m-", "anon-")) for key in remembered)
+
+
+def test_genai_prices_is_imported_only_when_a_price_is_needed():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, kithooks\n"
+        "assert 'genai_prices' not in sys.modules, 'imported by import kithooks'\n"
+        "kithooks.compute_cost(provider='openai', model='gpt-4o', input_tokens=1,"
+        " output_tokens=1, oauth=True)\n"
+        "assert 'genai_prices' not in sys.modules, 'imported for an oauth call'\n"
+        "kithooks.compute_cost(provider='openai', model='gpt-4o', input_tokens=1,"
+        " output_tokens=1)\n"
+        "assert 'genai_prices' in sys.modules\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_updated_price_snapshot_is_used():
+    # genai-prices can swap in newer prices (UpdatePrices); remembered rates must not outlive
+    # the snapshot they came from.
+    import dataclasses
+    from decimal import Decimal
+
+    from genai_prices import data_snapshot, types
+
+    before = compute_cost(provider="openai", model="gpt-4o", input_tokens=10**6, output_tokens=0)
+    assert before == pytest.approx(2.5)
+    old = data_snapshot.get_snapshot()
+    providers = []
+    for provider in old.providers:
+        models = [
+            dataclasses.replace(m, prices=types.ModelPrice(input_mtok=Decimal(7)))
+            if (provider.id, m.id) == ("openai", "gpt-4o")
+            else m
+            for m in provider.models
+        ]
+        providers.append(dataclasses.replace(provider, models=models))
+    data_snapshot.set_custom_snapshot(data_snapshot.DataSnapshot(providers, from_auto_update=True))
+    try:
+        after = compute_cost(provider="openai", model="gpt-4o", input_tokens=10**6, output_tokens=0)
+    finally:
+        data_snapshot.set_custom_snapshot(None)
+    assert after == pytest.approx(7.0)
+    assert compute_cost(
+        provider="openai", model="gpt-4o", input_tokens=10**6, output_tokens=0
+    ) == pytest.approx(2.5)

@@ -14,8 +14,8 @@ goes through :meth:`Callers.run` or :meth:`Callers.arun`. They own, in one place
 
 from __future__ import annotations
 
-import asyncio
 import logging
+import threading
 from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
@@ -29,8 +29,7 @@ __all__ = ["Callers"]
 
 logger = logging.getLogger("kithooks")
 
-_current_task = asyncio.current_task
-_get_ident = __import__("threading").get_ident
+_get_ident = threading.get_ident
 
 
 class Callers:
@@ -128,6 +127,9 @@ class Callers:
         plan = self.outcome_plan()
         if plan is not None:
             for h in plan.handlers:
+                if h.is_async:
+                    self.failed(h.plugin, h.hook, TypeError("a coroutine handler needs aemit"))
+                    continue
                 try:
                     if not h.acquire(False):
                         wait_sync(h.lock)
@@ -146,6 +148,9 @@ class Callers:
 
     async def arun(self, plan: Plan, event: Any, ctx: Any) -> Any:
         """Dispatch ``event`` by ``plan``, awaiting coroutine handlers."""
+        import asyncio  # imported already: an event loop is running
+
+        task = asyncio.current_task()
         if plan.prepare is not None:
             event = plan.prepare(event, ctx)
         rule = plan.rule
@@ -155,7 +160,7 @@ class Callers:
             if h.matches is not None and not h.matches(current.tool_name):  # type: ignore[union-attr]
                 continue
             try:
-                value = await self._acall(h, (current,) if h.event_only else (current, ctx))
+                value = await self._acall(h, task, (current,) if h.event_only else (current, ctx))
             except Exception as exc:
                 self.failed(h.plugin, h.hook, exc)
                 if (stop := self._fail_closed(rule, h, exc)) is not None:
@@ -172,10 +177,9 @@ class Callers:
             return None
         return await self._aoutcome(event, merge.result(), ctx)
 
-    async def _acall(self, h: Handler, args: tuple[Any, ...]) -> Any:
+    async def _acall(self, h: Handler, task: Any, args: tuple[Any, ...]) -> Any:
         """Call one handler holding its plugin; a coroutine handler holds it across awaits."""
         lock = h.lock
-        task = _current_task()
         if not lock.acquire(False):
             await wait_async(lock)
         elif lock.task is not None and lock.task is not task:
@@ -190,6 +194,8 @@ class Callers:
                 pending = cast("Awaitable[Any]", h.call(*args))
                 if h.timeout is None:
                     return await pending
+                import asyncio
+
                 try:
                     async with asyncio.timeout(h.timeout):
                         return await pending
@@ -203,9 +209,12 @@ class Callers:
     async def _aoutcome(self, event: Any, result: Any, ctx: Any) -> Any:
         plan = self.outcome_plan()
         if plan is not None:
+            import asyncio
+
+            task = asyncio.current_task()
             for h in plan.handlers:
                 try:
-                    await self._acall(h, (event, result, ctx))
+                    await self._acall(h, task, (event, result, ctx))
                 except Exception as exc:
                     self.failed(h.plugin, h.hook, exc)
         return result

@@ -12,9 +12,10 @@ from __future__ import annotations
 import enum
 import json
 import math
-from collections.abc import Callable, Iterable, Mapping
+import sys
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from types import MappingProxyType
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, NoReturn, TypeVar
 
 import attrs
 
@@ -69,6 +70,8 @@ __all__ = [
     "WarningsEvent",
     "EVENT_CLASSES",
     "RESULT_CLASSES",
+    "ImmutablePayloadError",
+    "ReadOnlyMapping",
     "all_event_types",
     "event_class",
     "parse_json_object",
@@ -241,7 +244,7 @@ def _v_messages(inst: object, a: attrs.Attribute[Any], v: object) -> None:
 
 
 def _v_args(inst: object, a: attrs.Attribute[Any], v: object) -> None:
-    if v is not None and not isinstance(v, MappingProxyType):
+    if v is not None and not isinstance(v, ReadOnlyMapping):
         raise _type_error(inst, a, "a mapping of JSON data or None", v)
 
 
@@ -263,6 +266,67 @@ class _NotJSON(TypeError):
     pass
 
 
+class ReadOnlyMapping(Mapping[str, Any]):
+    """A JSON object that cannot be changed: ``parsed_args`` and ``ToolCallResult.args``.
+
+    Compares equal to a dict with the same items; ``dict(m)`` (or :func:`thaw`) gives a
+    copy to change.
+    """
+
+    __slots__ = ("_data",)
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self._data = data
+
+    def __getitem__(self, key: str) -> Any:
+        return self._data[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __repr__(self) -> str:
+        return repr(self._data)
+
+    def _refuse(self, *args: object, **kwargs: object) -> NoReturn:
+        raise TypeError(
+            "tool arguments are read-only: a handler cannot change them in place; return "
+            "ToolCallResult(args={...}) to rewrite the call's arguments (dict(args) is a copy)"
+        )
+
+    __setitem__ = __delitem__ = _refuse
+
+
+class ImmutablePayloadError(attrs.exceptions.FrozenInstanceError):
+    """Assigning a field of a payload or result: it says what to do instead."""
+
+    def __init__(self, message: str) -> None:
+        AttributeError.__init__(self, message)
+        self.msg = message
+        self.args = (message,)
+
+
+def _refuse_setattr(self: object, name: str, value: object) -> NoReturn:
+    cls: Any = type(self)
+    if isinstance(self, Event):
+        rules = sys.modules.get(__package__ + ".dispatch")
+        rule = None if rules is None else rules.RULES.get(cls.event_type)
+        how = (
+            f"return a {rule.result_type.__name__} from on_{cls.event_type} to change what happens"
+            if rule is not None
+            else f"{cls.event_type} is observed only: no handler can change it"
+        )
+        raise ImmutablePayloadError(
+            f"{cls.__name__} is immutable: a handler cannot set .{name}; {how}"
+        )
+    raise ImmutablePayloadError(
+        f"{cls.__name__} is immutable: cannot set .{name}; build a new one "
+        f"(attrs.evolve(value, {name}=...))"
+    )
+
+
 def _freeze_json(v: object, path: str) -> object:
     if v is None or isinstance(v, str | bool | int | float):
         return v
@@ -272,7 +336,7 @@ def _freeze_json(v: object, path: str) -> object:
             if not isinstance(k, str):
                 raise _NotJSON(f"{path} has a non-str key {k!r}")
             out[k] = _freeze_json(item, f"{path}[{k!r}]")
-        return MappingProxyType(out)
+        return ReadOnlyMapping(out)
     if isinstance(v, list | tuple):
         return tuple(_freeze_json(item, f"{path}[{i}]") for i, item in enumerate(v))
     raise _NotJSON(f"{path} holds {type(v).__name__}, which is not JSON data")
@@ -482,9 +546,11 @@ _REPLACE: dict[type, Callable[[Any, dict[str, Any]], Any]] = {}
 
 
 def _documented(cls: _C) -> _C:
-    """Append the fields' meanings to the class docstring (``help()`` shows them), and
-    install the fast checking ``__init__``."""
+    """Append the fields' meanings to the class docstring (``help()`` shows them), install
+    the fast checking ``__init__``, and an assignment error that says what to do instead."""
     _fast_init(cls)
+    cls.__setattr__ = _refuse_setattr  # type: ignore[assignment]
+    cls.__delattr__ = _refuse_setattr  # type: ignore[assignment]
     fields = attrs.fields(cls)
     if fields:
         lines = ["", "", "Fields:"]

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib.machinery
-import importlib.metadata
 import inspect
 import os
 import sys
@@ -28,6 +27,8 @@ from .bus import custom_handlers_of
 from .hookspecs import KitHookSpecs, OutcomeSpecs
 
 if TYPE_CHECKING:
+    import importlib.metadata
+
     from .manager import PluginManager
 
 __all__ = [
@@ -375,6 +376,8 @@ class Loader:
         pm = self._pm
         blocked = blocked_names()
         loaded: list[str] = []
+        import importlib.metadata  # here: reading entry points is slow to import
+
         for ep in importlib.metadata.entry_points(group=group):
             if ep.name in blocked or pm.is_blocked(ep.name) or pm.get_plugin(ep.name) is not None:
                 continue

@@ -24,10 +24,13 @@ another task of the same loop (that task cannot run until the wait returns): it 
 
 from __future__ import annotations
 
-import asyncio
 import re
+import sys
 import threading
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
+
+if TYPE_CHECKING:
+    import asyncio
 
 __all__ = [
     "LockCycleError",
@@ -38,8 +41,15 @@ __all__ = [
 ]
 
 _get_ident: Final = threading.get_ident
-_current_task: Final = asyncio.current_task
-_get_running_loop: Final = asyncio._get_running_loop
+
+
+def _current_task() -> Any:
+    """The running asyncio task, or None (asyncio is imported only by programs that use it)."""
+    aio = sys.modules.get("asyncio")
+    if aio is None or aio._get_running_loop() is None:
+        return None
+    return aio.current_task()
+
 
 #: Who waits for which lock: a thread id (sync waits) or a task (async waits) -> lock.
 _waiting: dict[object, PluginLock] = {}
@@ -83,7 +93,7 @@ class PluginLock:
     def held_by_other_task(self) -> bool:
         """True when a coroutine handler of another task of this thread holds the plugin."""
         task = self.task
-        return task is not None and (_get_running_loop() is None or task is not _current_task())
+        return task is not None and task is not _current_task()
 
 
 def _cycle(me: object, lock: PluginLock) -> list[str] | None:
@@ -96,10 +106,11 @@ def _cycle(me: object, lock: PluginLock) -> list[str] | None:
         holder = current.holder()
         if holder is None:
             return None
-        if holder == me or (isinstance(holder, asyncio.Task) and current.task_thread == me):
+        is_task = not isinstance(holder, int)
+        if holder == me or (is_task and current.task_thread == me):
             return chain
         nxt = _waiting.get(holder)
-        if nxt is None and isinstance(holder, asyncio.Task):
+        if nxt is None and is_task:
             nxt = _waiting.get(current.task_thread)  # its loop's thread is blocked
         current = nxt
         if current is not None:
@@ -161,7 +172,9 @@ async def wait_async(lock: PluginLock) -> None:
     On return this thread holds ``lock.rlock`` and no other task holds the plugin.
     Raises :class:`LockCycleError` when the wait would never end.
     """
-    task = _current_task()
+    import asyncio
+
+    task = asyncio.current_task()
     me: object = task if task is not None else _get_ident()
     delay = 0.0001
     try:

@@ -14,7 +14,6 @@ no loop, no tuple unpacking and no attribute lookups at dispatch time.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import inspect
 from collections.abc import Callable, Sequence
@@ -119,11 +118,11 @@ def _compile_observers(
     the thread; ``"async"`` is a coroutine whose waits let the event loop run.
     """
     for_async = mode == "async"
-    namespace: dict[str, Any] = {
-        "_failed": failed,
-        "_Cycle": LockCycleError,
-        "_current_task": asyncio.current_task,
-    }
+    namespace: dict[str, Any] = {"_failed": failed, "_Cycle": LockCycleError}
+    if for_async:
+        import asyncio  # an async dispatch is running: asyncio is imported already
+
+        namespace["_current_task"] = asyncio.current_task
     lines = ["async def observe(event, ctx):" if for_async else "def observe(event, ctx):"]
     for i, h in enumerate(handlers):
         namespace.update(

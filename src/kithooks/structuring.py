@@ -10,15 +10,21 @@ whose message names each bad field by its path.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
-from types import MappingProxyType
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import attrs
-import cattrs
-from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError, IterableValidationError
 
-from .events import EVENT_CLASSES, RESULT_CLASSES, ContextMessage, Event, EventType, thaw
+from .events import (
+    EVENT_CLASSES,
+    RESULT_CLASSES,
+    ContextMessage,
+    Event,
+    EventType,
+    ReadOnlyMapping,
+    thaw,
+)
 
 __all__ = ["StructureError", "event_from_dict", "event_to_dict", "structure", "unstructure"]
 
@@ -52,7 +58,17 @@ def _json_object(value: Any, _: Any) -> Any:
     return value
 
 
-def _make_converter() -> cattrs.Converter:
+if TYPE_CHECKING:
+    import cattrs
+
+
+@functools.cache
+def _converter() -> cattrs.Converter:
+    """The converter, made on first use: cattrs is imported only by code that structures."""
+    import cattrs
+
+    for cls in (ContextMessage, *EVENT_CLASSES.values(), *RESULT_CLASSES):
+        attrs.resolve_types(cast("type[Any]", cls))
     conv = cattrs.Converter(forbid_extra_keys=True, detailed_validation=True)
     for kind in (str, int, float, bool):
         conv.register_structure_hook(kind, _strict(kind))
@@ -67,7 +83,7 @@ def _make_converter() -> cattrs.Converter:
         return conv.structure(value, list[kind.__args__[0]])
 
     conv.register_structure_hook_func(lambda t: getattr(t, "__origin__", None) is tuple, array)
-    conv.register_unstructure_hook(MappingProxyType, thaw)
+    conv.register_unstructure_hook(ReadOnlyMapping, thaw)
     conv.register_unstructure_hook_func(
         lambda t: t is tuple or getattr(t, "__origin__", None) is tuple,
         lambda v: [conv.unstructure(x) for x in v],
@@ -75,13 +91,9 @@ def _make_converter() -> cattrs.Converter:
     return conv
 
 
-for _cls in (ContextMessage, *EVENT_CLASSES.values(), *RESULT_CLASSES):
-    attrs.resolve_types(cast("type[Any]", _cls))
-
-_converter = _make_converter()
-
-
 def _describe(exc: BaseException) -> str:
+    from cattrs.errors import ForbiddenExtraKeysError
+
     if isinstance(exc, ForbiddenExtraKeysError):
         return f"unknown field(s) {', '.join(sorted(exc.extra_fields))}"
     if isinstance(exc, KeyError):
@@ -91,6 +103,13 @@ def _describe(exc: BaseException) -> str:
 
 def _messages(exc: BaseException) -> list[str]:
     """One ``<why> @ <path>`` line per problem (``expected int, got str '1' @ $.step_number``)."""
+    import cattrs
+    from cattrs.errors import (
+        ClassValidationError,
+        ForbiddenExtraKeysError,
+        IterableValidationError,
+    )
+
     if isinstance(exc, ClassValidationError | IterableValidationError | ForbiddenExtraKeysError):
         return cattrs.transform_error(exc, path="$", format_exception=lambda e, _t: _describe(e))
     return [f"{_describe(exc)} @ $"]
@@ -98,7 +117,7 @@ def _messages(exc: BaseException) -> list[str]:
 
 def unstructure(obj: Any) -> Any:
     """A payload, result or :class:`ContextMessage` as plain JSON-able data."""
-    return _converter.unstructure(obj)
+    return _converter().unstructure(obj)
 
 
 def structure(data: Any, cls: type[T]) -> T:
@@ -107,8 +126,10 @@ def structure(data: Any, cls: type[T]) -> T:
         raise StructureError(
             [f"expected a JSON object for {cls.__name__}, got {type(data).__name__} @ $"]
         )
+    from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError
+
     try:
-        return _converter.structure(data, cls)
+        return _converter().structure(data, cls)
     except (ClassValidationError, ForbiddenExtraKeysError, TypeError, ValueError) as exc:
         raise StructureError(_messages(exc)) from exc
 

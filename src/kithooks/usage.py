@@ -3,25 +3,37 @@
 Token counts follow the original's convention: ``input_tokens`` excludes cache reads and
 cache writes. genai-prices counts both inside its ``input_tokens``, so they are added back
 before pricing.
+
+genai-prices is imported when a price is first needed (it takes longer to import than the
+rest of kithooks). A model is looked up once: its per-token rates are read from genai-prices
+by pricing a few probe calls with genai-prices itself, then kept, so a later call is four
+multiplications. The rates of a tiered price (a long-context tier) are kept per tier; a
+price that changes with the date or the time of day is chosen again on every call.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
-import threading
-from collections.abc import Mapping
+import time
+from bisect import bisect_left as _bisect_left
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 import attrs
-import genai_prices
 
 from .events import LLMUsageEvent
+
+if TYPE_CHECKING:
+    from decimal import Decimal
 
 __all__ = ["ModelPrice", "compute_cost", "split_model", "usage_event"]
 
 logger = logging.getLogger("kithooks")
 
-_unknown_logged: set[tuple[str, str]] = set()
-_unknown_lock = threading.Lock()
+#: How many (provider, model) look-ups are remembered, known and unknown models alike; the
+#: least recently used is forgotten first (an unknown model is logged again after that).
+LOOKUP_CACHE_SIZE = 1024
 
 
 @attrs.frozen(kw_only=True)
@@ -66,6 +78,174 @@ def _check_tokens(**counts: int) -> None:
             raise ValueError(f"{name} must be >= 0, got {value}")
 
 
+class _Rates:
+    """USD per token of one genai-prices price, for each tier of total input tokens.
+
+    genai-prices charges a tier's rate on all tokens once the call's input (cache reads and
+    writes included) exceeds the tier's start, so within one tier the cost is linear in the
+    four counts. The four rates of a tier are measured once, with genai-prices pricing probe
+    calls whose input lies in that tier.
+    """
+
+    __slots__ = ("_price", "_starts", "_tiers")
+
+    def __init__(self, price: Any) -> None:
+        from genai_prices.types import TieredPrices
+
+        self._price = price
+        self._starts = sorted(
+            {
+                tier.start
+                for value in vars(price).values()
+                if isinstance(value, TieredPrices)
+                for tier in value.tiers
+            }
+        )
+        self._tiers: dict[int, tuple[float, float, float, float]] = {}
+
+    def cost(self, inp: int, out: int, read: int, write: int) -> float:
+        starts = self._starts
+        tier = _bisect_left(starts, inp + read + write) if starts else 0
+        rates = self._tiers.get(tier)
+        if rates is None:
+            rates = self._tiers[tier] = self._measure(tier)
+        a, b, c, d = rates
+        return a * inp + b * out + c * read + d * write
+
+    def _probe(self, inp: int, out: int, read: int, write: int) -> Decimal:
+        from decimal import Decimal
+
+        from genai_prices import Usage
+
+        usage = Usage(
+            input_tokens=inp + read + write,
+            output_tokens=out,
+            cache_read_tokens=read,
+            cache_write_tokens=write,
+        )
+        return Decimal(self._price.calc_price(usage)["total_price"])
+
+    def _measure(self, tier: int) -> tuple[float, float, float, float]:
+        # Tier k holds the totals t with starts[k-1] < t <= starts[k].
+        low = self._starts[tier - 1] + 1 if tier else 1
+        high = self._starts[tier] if tier < len(self._starts) else None
+        if high is not None and low > high:  # a tier starting at 0: only a zero input is below
+            return (0.0, float(self._probe(0, 1, 0, 0)), 0.0, 0.0)
+        base = self._probe(low, 0, 0, 0)
+        per_input = base / low
+        rest = per_input * (low - 1)
+        return (
+            float(per_input),
+            float(self._probe(low, 1, 0, 0) - base),
+            float(self._probe(low - 1, 0, 1, 0) - rest),
+            float(self._probe(low - 1, 0, 0, 1) - rest),
+        )
+
+
+class _Model:
+    """One model of the price table: its rates, or its dated prices' rates.
+
+    A dated price (one from a start date on, or at some hours of the day) is chosen again
+    once per wall-clock second: the table's dates and hours fall on whole seconds.
+    """
+
+    __slots__ = ("_dated", "_fixed", "_info", "_second")
+
+    def __init__(self, info: Any) -> None:
+        self._info = info
+        self._fixed = None if isinstance(info.prices, list) else _Rates(info.prices)
+        self._dated: list[_Rates] = []
+        self._second: tuple[int, _Rates] | None = None
+
+    def rates(self) -> _Rates:
+        if self._fixed is not None:
+            return self._fixed
+        second = int(time.time())
+        last = self._second
+        if last is not None and last[0] == second:
+            return last[1]
+        from datetime import UTC, datetime
+
+        price = self._info.get_prices(datetime.fromtimestamp(second, tz=UTC))
+        for rates in self._dated:
+            if rates._price is price:
+                break
+        else:
+            rates = _Rates(price)
+            self._dated.append(rates)
+        self._second = (second, rates)
+        return rates
+
+
+def _find(snapshot: Any, provider: str | None, model: str) -> Any:
+    """genai-prices' model for ``model`` of ``provider`` (None: the provider whose names
+    match), or None. Done here rather than by ``DataSnapshot.find_provider_model``, which
+    remembers every name it is asked about, unknown ones included, without bound."""
+    from genai_prices.data_snapshot import find_provider_by_id
+
+    if provider is not None and provider.lower() == "litellm":  # "vendor/model" names
+        try:
+            return snapshot.find_provider_model(model, None, provider, None)[1]
+        except LookupError:
+            return None
+    ref = model.lower()
+    if provider is None:
+        found = next(
+            (
+                p
+                for p in snapshot.providers
+                if p.model_match is not None and p.model_match.is_match(ref)
+            ),
+            None,
+        )
+    else:
+        found = find_provider_by_id(snapshot.providers, provider)
+    return None if found is None else found.find_model(ref, all_providers=snapshot.providers)
+
+
+@functools.lru_cache(maxsize=LOOKUP_CACHE_SIZE)
+def _lookup(provider: str, model: str) -> _Model | None:
+    """The table's model for ``(provider, model)``, or None (logged) when it has none."""
+    from genai_prices import data_snapshot
+
+    snapshot = data_snapshot.get_snapshot()
+    attempts: list[tuple[str | None, str]] = [(provider or None, model)]
+    if not provider and "/" in model:
+        attempts.insert(0, split_model(model))
+    for provider_id, name in attempts:
+        info = _find(snapshot, provider_id, name)
+        if info is not None:
+            return _Model(info)
+    logger.debug("no price for model %r of provider %r; cost 0.0", model, provider)
+    return None
+
+
+class _Table:
+    """genai-prices' current price table: ``_lookup``'s answers are dropped when genai-prices
+    swaps in another one (updated prices)."""
+
+    __slots__ = ("get_snapshot", "snapshot")
+
+    def __init__(self) -> None:
+        self.get_snapshot: Callable[[], object] | None = None
+        self.snapshot: object = None
+
+    def model(self, provider: str, model: str) -> _Model | None:
+        get = self.get_snapshot
+        if get is None:
+            from genai_prices import data_snapshot
+
+            get = self.get_snapshot = data_snapshot.get_snapshot
+        snapshot = get()
+        if snapshot is not self.snapshot:
+            _lookup.cache_clear()
+            self.snapshot = snapshot
+        return _lookup(provider, model)
+
+
+_table = _Table()
+
+
 def compute_cost(
     *,
     provider: str,
@@ -83,37 +263,41 @@ def compute_cost(
     ``oauth=True`` (subscription billing) and models the price table does not know cost
     ``0.0``; an unknown model is logged once at debug level. ``prices`` maps
     ``'provider/model'`` or ``'model'`` to a :class:`ModelPrice` and wins over the table.
-    Negative or non-int token counts raise.
+    With an empty ``provider``, a ``'provider/model'`` name is looked up under that
+    provider first, then as a whole. A ``provider`` or ``model`` that is not a ``str``
+    (``None``) raises ``TypeError``, as do non-int token counts; negative counts raise
+    ``ValueError``.
     """
-    _check_tokens(
-        input_tokens=input_tokens,
-        output_tokens=output_tokens,
-        cache_read_tokens=cache_read_tokens,
-        cache_write_tokens=cache_write_tokens,
-    )
+    if type(model) is not str or type(provider) is not str:
+        for name, value in (("model", model), ("provider", provider)):
+            if not isinstance(value, str):
+                raise TypeError(f"{name} must be str, not {type(value).__name__}")
+    if not (
+        type(input_tokens) is int
+        and type(output_tokens) is int
+        and type(cache_read_tokens) is int
+        and type(cache_write_tokens) is int
+        and input_tokens >= 0
+        and output_tokens >= 0
+        and cache_read_tokens >= 0
+        and cache_write_tokens >= 0
+    ):
+        _check_tokens(
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            cache_read_tokens=cache_read_tokens,
+            cache_write_tokens=cache_write_tokens,
+        )
     if oauth:
         return 0.0
     if prices:
         custom = prices.get(f"{provider}/{model}") or prices.get(model)
         if custom is not None:
             return custom.cost(input_tokens, output_tokens, cache_read_tokens, cache_write_tokens)
-    usage = genai_prices.Usage(
-        input_tokens=input_tokens + cache_read_tokens + cache_write_tokens,
-        output_tokens=output_tokens,
-        cache_read_tokens=cache_read_tokens,
-        cache_write_tokens=cache_write_tokens,
-    )
-    try:
-        calc = genai_prices.calc_price(usage, model, provider_id=provider or None)
-    except LookupError as exc:
-        key = (provider, model)
-        with _unknown_lock:
-            first = key not in _unknown_logged
-            _unknown_logged.add(key)
-        if first:
-            logger.debug("no price for model %r of provider %r: %s; cost 0.0", model, provider, exc)
+    found = _table.model(provider, model)
+    if found is None:
         return 0.0
-    return float(calc.total_price)
+    return found.rates().cost(input_tokens, output_tokens, cache_read_tokens, cache_write_tokens)
 
 
 def usage_event(

@@ -1,0 +1,292 @@
+"""A plugin never silently does nothing, and kithooks.PluginManager keeps pluggy's promises
+(issue 13: events, names, contexts, fail-closed, registration)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import attrs
+import pluggy
+import pytest
+from pluggy import PluginValidationError
+
+import kithooks
+from kithooks import (
+    AgentStartEvent,
+    Context,
+    PluginManager,
+    StateStore,
+    ToolCallEvent,
+    ToolCallResult,
+    hookimpl,
+)
+from kithooks.hosting import Turn
+
+
+class Gate:
+    """The README's gate, in short: it reads parsed_args."""
+
+    @hookimpl
+    def on_tool_call(self, event):
+        if "rm -rf" in (event.parsed_args or {}).get("command", ""):
+            return ToolCallResult(block=True, reason="dangerous")
+        return None
+
+
+# ---------------------------------------------------------------- events and names
+
+
+def test_the_readme_hosting_snippet_is_blocked():
+    pm = PluginManager()
+    pm.register(Gate())
+    result = pm.emit(ToolCallEvent(tool_name="bash", input='{"command": "rm -rf /"}'))
+    assert result.block and result.reason == "dangerous"
+
+
+@pytest.mark.parametrize("text", ["", "not json", "[1, 2]", '"str"', "{bad", "1" * 5000])
+def test_parsed_args_is_none_when_input_is_not_a_json_object(text):
+    assert ToolCallEvent(input=text).parsed_args is None
+
+
+def test_given_parsed_args_win_over_input():
+    event = ToolCallEvent(input='{"a": 1}', parsed_args={"b": 2})
+    assert dict(event.parsed_args) == {"b": 2}
+
+
+@pytest.mark.parametrize("call", ["has_handlers", "handler_names"])
+def test_unknown_event_names_are_errors_with_a_suggestion(call):
+    pm = PluginManager()
+    with pytest.raises(
+        ValueError, match=r"unknown event type 'tool_cal'; did you mean 'tool_call'"
+    ):
+        getattr(pm, call)("tool_cal")
+    with pytest.raises(ValueError, match="unknown event type 'nothing'"):
+        getattr(pm, call)("nothing")
+
+
+def test_changing_a_payload_says_it_is_immutable_and_what_to_return():
+    errors = []
+    pm = PluginManager(on_error=errors.append)
+
+    class Mutator:
+        @hookimpl
+        def on_tool_call(self, event):
+            event.tool_name = "safe"
+
+        @hookimpl
+        def on_message_update(self, event):
+            event.parsed_args = None
+
+    pm.register(Mutator(), name="mutator")
+    pm.emit(ToolCallEvent(tool_name="bash"))
+    pm.emit(kithooks.MessageUpdateEvent())
+    assert "ToolCallEvent is immutable" in errors[0].message
+    assert "return a ToolCallResult from on_tool_call" in errors[0].message
+    assert "observed only" in errors[1].message
+    assert isinstance(errors[0].error, attrs.exceptions.FrozenInstanceError)
+    event = ToolCallEvent(input='{"command": "ls"}')
+    with pytest.raises(TypeError, match=r"read-only.*ToolCallResult\(args="):
+        event.parsed_args["command"] = "rm -rf /"  # type: ignore[index]
+    with pytest.raises(attrs.exceptions.FrozenInstanceError, match="build a new one"):
+        ToolCallResult().block = True  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("verb", ["emit", "aemit"])
+def test_wrong_argument_types_are_type_errors_naming_the_argument(verb):
+    pm = PluginManager()
+    pm.register(Gate())
+
+    def call(*args):
+        out = getattr(pm, verb)(*args)
+        return asyncio.run(out) if verb == "aemit" else out
+
+    with pytest.raises(TypeError, match=r"ctx must be a kithooks.Context or None, not dict"):
+        call(ToolCallEvent(), {})
+    with pytest.raises(TypeError, match=f"{verb}\\(\\) takes a kithooks event, not object"):
+        call(object())
+
+
+# ---------------------------------------------------------------- contexts
+
+
+class Writer:
+    def __init__(self, key):
+        self.key = key
+
+    @hookimpl
+    def on_agent_start(self, event, ctx):
+        ctx.set_state(self.key, ctx.session_id)
+
+
+def test_one_context_in_two_managers_never_crosses_stores():
+    ctx = Context(session_id="s1")
+    first = PluginManager(state=StateStore())
+    second = PluginManager(state=StateStore())
+    first.register(Writer("first"))
+    second.register(Writer("second"))
+    for _ in range(2):
+        first.emit(AgentStartEvent(), ctx)
+        second.emit(AgentStartEvent(), ctx)
+    assert first.state.keys() == ["first"]
+    assert second.state.keys() == ["second"]
+
+
+def test_a_plugin_cannot_rewrite_the_ids_later_plugins_see():
+    errors = []
+    pm = PluginManager(on_error=errors.append, context=Context(session_id="real", turn_id="t"))
+    seen = []
+
+    class Rewriter:
+        @hookimpl(tryfirst=True)
+        def on_agent_start(self, ctx):
+            ctx.session_id = "forged"
+
+    class Reader:
+        @hookimpl
+        def on_agent_start(self, ctx):
+            seen.append((ctx.session_id, ctx.turn_id))
+
+    pm.register(Rewriter(), name="rewriter")
+    pm.register(Reader())
+    pm.emit(AgentStartEvent())
+    assert seen == [("real", "t")]
+    assert errors[0].plugin == "rewriter" and "cannot change ctx.session_id" in errors[0].message
+
+
+def test_handlers_see_the_hosts_changes_between_turns():
+    ctx = Context(turn_id="1")
+    pm = PluginManager(context=ctx)
+    seen = []
+
+    class Reader:
+        @hookimpl
+        def on_agent_start(self, ctx):
+            seen.append(ctx.turn_id)
+
+    pm.register(Reader())
+    pm.emit(AgentStartEvent())
+    ctx.turn_id = "2"
+    pm.emit(AgentStartEvent())
+    assert seen == ["1", "2"]
+
+
+def test_turn_context_reaches_the_store_before_any_emit():
+    pm = PluginManager()
+    pm.state.set("k", "v")
+    assert Turn(pm).ctx.get_state("k") == "v"
+
+
+# ---------------------------------------------------------------- fail closed
+
+
+class Unprintable(Exception):
+    def __str__(self):
+        raise RuntimeError("cannot print me")
+
+
+def test_fail_closed_with_an_unprintable_exception_still_blocks(caplog):
+    errors = []
+    pm = PluginManager(fail_closed=True, on_error=errors.append)
+
+    class Broken:
+        @hookimpl
+        def on_tool_call(self, event):
+            raise Unprintable
+
+    pm.register(Broken(), name="broken")
+    with caplog.at_level(logging.CRITICAL, logger="kithooks"):
+        result = pm.emit(ToolCallEvent(tool_name="bash"))
+        aresult = asyncio.run(pm.aemit(ToolCallEvent(tool_name="bash")))
+    for r in (result, aresult):
+        assert r.block and "'broken'" in r.reason and "Unprintable" in r.reason
+    assert "could not be printed" in errors[0].message
+
+
+# ---------------------------------------------------------------- pluggy's promises
+
+
+class Obs:
+    def __init__(self):
+        self.seen = 0
+
+    @hookimpl
+    def on_agent_start(self, event):
+        self.seen += 1
+
+
+def test_registering_an_object_twice_is_a_value_error_and_keeps_the_first():
+    pm = PluginManager()
+    plugin = Obs()
+    pm.register(plugin, name="obs")
+    with pytest.raises(ValueError, match="'obs' is already registered"):
+        pm.register(plugin, name="obs")
+    with pytest.raises(ValueError, match="'obs' is already registered"):
+        pm.register(plugin, name="other")
+    with pytest.raises(ValueError, match="a plugin named 'obs' is already registered"):
+        pm.register(Obs(), name="obs")
+    assert pm.is_registered(plugin)
+    pm.emit(AgentStartEvent())
+    pm.hook.on_agent_start(event=AgentStartEvent(), ctx=Context())
+    assert plugin.seen == 2
+    pm.unregister(plugin)
+    assert not pm.is_registered(plugin) and not pm.has_handlers("agent_start")
+
+
+def test_unregistering_an_unknown_plugin_names_it():
+    pm = PluginManager()
+    with pytest.raises(ValueError, match="no plugin named 'ghost' is registered"):
+        pm.unregister(name="ghost")
+    with pytest.raises(ValueError, match="is not registered"):
+        pm.unregister(Obs())
+
+
+def test_a_host_adds_its_own_hooks_as_in_pluggy():
+    hookspec = pluggy.HookspecMarker("kithooks")
+
+    class HostSpecs:
+        @hookspec
+        def on_deploy(self, target: str) -> str: ...
+
+    class Deployer:
+        @hookimpl
+        def on_deploy(self, target):
+            return f"deploying {target}"
+
+    pm = PluginManager()
+    pm.register(Deployer())  # before the spec: pending, as in pluggy
+    with pytest.raises(PluginValidationError, match="unknown hook 'on_deploy'"):
+        pm.check_pending()
+    pm.add_hookspecs(HostSpecs)
+    pm.check_pending()
+    assert pm.hook.on_deploy(target="prod") == ["deploying prod"]
+
+
+def test_a_misspelt_kithooks_hook_stays_an_error_with_a_suggestion():
+    class Typo:
+        @hookimpl
+        def on_tool_cal(self, event):
+            pass
+
+    with pytest.raises(PluginValidationError, match="did you mean 'on_tool_call'"):
+        PluginManager().register(Typo())
+
+
+def test_an_overridden_get_canonical_name_is_honoured():
+    class Named(PluginManager):
+        def get_canonical_name(self, plugin):
+            return "custom-" + type(plugin).__name__.lower()
+
+    pm = Named()
+    assert pm.register(Obs()) == "custom-obs"
+
+
+def test_a_hook_named_function_that_is_not_marked_is_an_error():
+    class Forgot:
+        def on_tool_call(self, event):
+            return ToolCallResult(block=True)
+
+    with pytest.raises(
+        PluginValidationError, match=r"'on_tool_call' is named like a kithooks hook"
+    ):
+        PluginManager().register(Forgot())
