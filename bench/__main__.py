@@ -12,7 +12,7 @@ import sys
 from importlib.metadata import version
 from pathlib import Path
 
-from . import command_hooks, cost, dispatch, otel, payloads, startup, state, turn
+from . import adapters, command_hooks, cost, dispatch, otel, payloads, startup, state, turn
 from .peers import versions
 
 HERE = Path(__file__).resolve().parent
@@ -229,6 +229,7 @@ def main() -> int:
     out.append(state_text)
     out.append(otel.run(args.quick))
     out.append(command_hooks.run(args.quick))
+    out.append(adapters.run(args.quick))
 
     targets = _targets(observe, guarded, aemit, turned, costs, started)
     out.append("### Targets\n\n" + targets.text())

@@ -31,7 +31,7 @@ from kithooks.examples import context_injector, permission_gate, secret_redactor
 SAFE_PROGRAMS = {"ls", "cat", "echo", "pwd", "wc", "head"}
 
 
-def scripted_model(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+async def scripted_model(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
     """Plays a model offline: read the notes, try a dangerous clean-up, then answer."""
     returns = [p for m in messages for p in m.parts if isinstance(p, ToolReturnPart)]
     usage = RequestUsage(input_tokens=900 + 300 * len(returns), output_tokens=60)

@@ -65,6 +65,7 @@ def test_bench_quick_run_works(quick_run):
         "State store",
         "OpenTelemetry exporter",
         "Command hooks: cost per tool call",
+        "Adapter targets",
         "Targets",
     ):
         assert f"### {section}" in quick_run

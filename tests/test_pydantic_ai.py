@@ -1,10 +1,13 @@
-"""kithooks plugins inside pydantic-ai agents, offline with FunctionModel."""
+"""kithooks plugins inside pydantic-ai agents, offline with FunctionModel.
+
+The promises every adapter keeps are in test_conformance_pydantic_ai.py; these are the
+pydantic-ai-specific ones (failed tool results, history persistence, streaming, retries).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import logging
 
 import pytest
 from pydantic_ai import Agent
@@ -23,26 +26,8 @@ from pydantic_ai.usage import RequestUsage
 
 import kithooks
 from kithooks import Context, PluginManager, hookimpl
-from kithooks.adapters.pydantic_ai import KitHooks, describe_message, make_message
-
-
-class Log:
-    """Every event, in order."""
-
-    def __init__(self):
-        self.events = []
-
-    def names(self):
-        return [e.event_type.value for e in self.events]
-
-    def of(self, cls):
-        return [e for e in self.events if isinstance(e, cls)]
-
-
-for _et in kithooks.EventType:
-    setattr(
-        Log, _et.hook_name, hookimpl(tryfirst=True)(lambda self, event: self.events.append(event))
-    )
+from kithooks.adapters.pydantic_ai import KitHooks, describe_message
+from kithooks.testing.conformance import Recorder
 
 
 class Script:
@@ -100,25 +85,9 @@ def make_agent(pm: PluginManager, script: Script, **kwargs):
 @pytest.fixture
 def host():
     pm = PluginManager(context=Context(session_id="s1"))
-    log = Log()
+    log = Recorder()
     pm.register(log, name="log")
     return pm, log
-
-
-def test_events_in_the_originals_order(host):
-    pm, log = host
-    agent, ran = make_agent(pm, Script())
-    result = run(agent, "list files")
-    assert result.output == "Tool said: output of ls" and ran == ["ls"]
-    assert log.names() == [
-        "input", "before_agent_start", "context_prepare", "agent_start", "message_start",
-        "prepare_step", "step_start", "message_update",
-        "tool_call_input_start", "tool_call_input_delta", "tool_call_input_end",
-        "tool_call", "tool_execution_start", "tool_execution_end", "tool_result",
-        "step_finish", "llm_usage",
-        "prepare_step", "step_start", "message_update", "step_finish", "llm_usage",
-        "message_end", "agent_end",
-    ]  # fmt: skip
 
 
 def test_a_blocked_tool_never_runs_and_the_model_sees_the_error(host):
@@ -140,22 +109,6 @@ def test_a_blocked_tool_never_runs_and_the_model_sees_the_error(host):
     assert isinstance(returned, ToolReturnPart) and returned.content == "Error: dangerous command"
     assert returned.outcome == "failed"
     assert result.output == "Tool said: Error: dangerous command"
-
-
-def test_a_tool_result_rewrite_reaches_the_model(host):
-    pm, log = host
-
-    class Redact:
-        @hookimpl
-        def on_tool_result(self, event):
-            return kithooks.ToolResultResult(content=event.content.replace("ls", "[redacted]"))
-
-    pm.register(Redact())
-    script = Script()
-    agent, _ = make_agent(pm, script)
-    run(agent, "go")
-    assert script.requests[1][-1].parts[0].content == "output of [redacted]"
-    assert log.of(kithooks.ToolResultEvent)[0].content == "output of ls"
 
 
 def test_a_tool_result_marked_as_an_error_reaches_the_model_as_a_failure(host):
@@ -283,55 +236,6 @@ def test_prepare_step_rewrites_each_request(host):
     assert len(script.requests[0]) == 1
 
 
-def test_llm_usage_counts_and_costs_match_the_responses(host):
-    pm, log = host
-    script = Script()
-    agent, _ = make_agent(pm, script)
-    run(agent, "go")
-    usages = log.of(kithooks.LLMUsageEvent)
-    assert [
-        (u.input_tokens, u.output_tokens, u.cache_read_tokens, u.cache_write_tokens) for u in usages
-    ] == [
-        (1_000, 40, 200, 0),  # pydantic-ai counts cache inside input; kithooks does not
-        (1_400, 20, 0, 100),
-    ]
-    assert [(u.model, u.provider, u.step_number, u.finish_reason) for u in usages] == [
-        ("gpt-4o", "openai", 0, "tool-calls"),
-        ("gpt-4o", "openai", 1, "stop"),
-    ]
-    expected = [
-        kithooks.compute_cost(
-            provider="openai",
-            model="gpt-4o",
-            input_tokens=1_000,
-            output_tokens=40,
-            cache_read_tokens=200,
-        ),
-        kithooks.compute_cost(
-            provider="openai",
-            model="gpt-4o",
-            input_tokens=1_400,
-            output_tokens=20,
-            cache_write_tokens=100,
-        ),
-    ]
-    assert [u.cost for u in usages] == expected and all(c > 0 for c in expected)
-
-
-def test_agent_end_aggregates_match_the_run(host):
-    pm, log = host
-    agent, _ = make_agent(pm, Script())
-    result = run(agent, "go")
-    (end,) = log.of(kithooks.AgentEndEvent)
-    usages = log.of(kithooks.LLMUsageEvent)
-    assert end.response == result.output and end.stop_reason == "stop"
-    assert end.tool_call_count == 1 and end.tool_names == ("shell",)
-    assert end.llm_call_count == 2
-    assert end.input_tokens_delta == 2_400 and end.output_tokens_delta == 60
-    assert end.cache_read_tokens_delta == 200 and end.cache_write_tokens_delta == 100
-    assert end.cost_delta == pytest.approx(sum(u.cost for u in usages))
-
-
 def test_session_and_turn_ids_and_state_during_the_run(host):
     pm, _ = host
     seen = []
@@ -387,74 +291,6 @@ def test_streaming_runs_emit_message_update_chunks_that_join_to_the_final_text(h
     assert json.loads(deltas) == {"command": "ls"}
     assert log.of(kithooks.ToolCallInputStartEvent)[0].tool_call_id == "c1"
     assert log.names().index("tool_call_input_end") < log.names().index("tool_call")
-
-
-def test_a_plugin_that_raises_does_not_break_the_run(host, caplog):
-    pm, _ = host
-
-    class Broken:
-        @hookimpl
-        def on_tool_call(self, event):
-            raise RuntimeError("plugin bug")
-
-        @hookimpl
-        def on_message_update(self, event):
-            raise ValueError("another")
-
-    pm.register(Broken(), name="broken")
-    agent, ran = make_agent(pm, Script())
-    with caplog.at_level(logging.ERROR, logger="kithooks"):
-        result = run(agent, "go")
-    assert result.output == "Tool said: output of ls" and ran == ["ls"]
-    assert "'broken'" in caplog.text
-
-
-def test_async_plugins_are_awaited(host):
-    pm, _ = host
-
-    class AsyncGate:
-        @hookimpl
-        async def on_tool_call(self, event):
-            return kithooks.ToolCallResult(block=True, reason="async says no")
-
-    pm.register(AsyncGate())
-    agent, ran = make_agent(pm, Script())
-    assert run(agent, "go").output == "Tool said: Error: async says no" and ran == []
-
-
-def test_a_failing_run_emits_error_and_agent_end(host):
-    pm, log = host
-
-    def boom(messages, info):
-        raise RuntimeError("provider down")
-
-    agent = Agent(FunctionModel(boom), capabilities=[KitHooks(pm)])
-    with pytest.raises(RuntimeError, match="provider down"):
-        run(agent, "go")
-    assert log.names()[-2:] == ["error", "agent_end"]
-    assert log.events[-1].stop_reason == "error" and "provider down" in log.events[-2].error
-
-
-def test_make_message_roles():
-    assert describe_message(make_message("assistant", "a")) == ("assistant", "a")
-    assert describe_message(make_message("system", "s")) == ("system", "s")
-    assert describe_message(make_message("user", "u")) == ("user", "u")
-    assert describe_message(make_message("tool", "t")) == ("user", "t")
-
-
-def test_the_example_agent_runs_offline():
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    example = Path(__file__).resolve().parent.parent / "examples" / "pydantic_ai_agent.py"
-    proc = subprocess.run(
-        [sys.executable, str(example)], capture_output=True, text=True, timeout=120, check=False
-    )
-    assert proc.returncode == 0, proc.stderr
-    assert "[REDACTED:openai-key]" in proc.stdout and "sk-proj" not in proc.stdout
-    assert "permission gate: `rm -rf /`" in proc.stdout
-    assert "[turn] stop=stop tools=2 llm-calls=3" in proc.stdout
 
 
 def test_a_further_attempt_at_a_model_request_is_a_retry(host):

@@ -76,7 +76,7 @@ def test_harness(kithooks_harness):
     assert h.state.get("turns") == "1"
 
 def test_manager(kithooks_manager):
-    assert kithooks_manager.load_entrypoints is not None
+    assert kithooks_manager.plugin_source("turn-aggregator").kind == "object"
     assert kithooks_manager.state.path.name == "session.ext-state.json"
 """
 

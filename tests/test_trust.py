@@ -290,3 +290,19 @@ def test_a_hook_named_function_that_is_not_marked_is_an_error():
         PluginValidationError, match=r"'on_tool_call' is named like a kithooks hook"
     ):
         PluginManager().register(Forgot())
+
+
+def test_has_async_handlers_tells_a_sync_host_to_use_aemit():
+    pm = PluginManager()
+
+    class Async:
+        @hookimpl
+        async def on_tool_call(self, event):
+            return None
+
+    assert not pm.has_async_handlers("tool_call")
+    pm.register(Async(), name="async")
+    assert pm.has_async_handlers("tool_call") and not pm.has_async_handlers("agent_end")
+    with pytest.raises(TypeError, match=r"coroutine handlers \('async'\); use 'await pm.aemit"):
+        pm.emit(ToolCallEvent())
+    assert asyncio.run(pm.aemit(ToolCallEvent())) is None

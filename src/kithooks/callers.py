@@ -23,7 +23,7 @@ from .dispatch import EventKind, Merge, Rule
 from .events import Result
 from .listeners import HandlerError, Listeners, describe_error
 from .locks import LockCycleError, check_task, wait_async, wait_sync
-from .plans import Handler, Plan
+from .plans import OUTCOME_HOOK, Handler, Plan
 
 __all__ = ["Callers"]
 
@@ -35,17 +35,20 @@ _get_ident = threading.get_ident
 class Callers:
     """Runs plans; shared by every dispatch path of one manager."""
 
-    __slots__ = ("fail_closed", "listeners", "outcome_plan")
+    __slots__ = ("fail_closed", "hooked", "listeners", "outcome_plan")
 
     def __init__(
         self,
         listeners: Listeners,
         fail_closed: bool,
         outcome_plan: Callable[[], Plan | None],
+        hooked: set[str],
     ) -> None:
         self.listeners = listeners
         self.fail_closed = fail_closed
         self.outcome_plan = outcome_plan
+        #: The manager's set of hooks that have handlers (is on_outcome among them?).
+        self.hooked = hooked
 
     # ------------------------------------------------------------------ reporting
 
@@ -68,6 +71,16 @@ class Callers:
         self.failed(h.plugin, h.hook, exc)
         return False
 
+    def take(self, merge: Merge, h: Handler, result: object) -> bool:
+        """Check and merge one handler's result; True means it stops dispatch."""
+        return self._accept(merge.rule, h, result) and merge.add(result)
+
+    def done(self, event: Any, result: Any, ctx: Any) -> Any:
+        """The end of a guard or transform dispatch: tell on_outcome (if anyone listens)."""
+        if OUTCOME_HOOK in self.hooked:
+            return self._outcome(event, result, ctx)
+        return result
+
     def _fail_closed(self, rule: Rule | None, h: Handler, exc: BaseException) -> Result | None:
         """The block / cancel a failing guard handler becomes, or None (fail open)."""
         if rule is not None and self.fail_closed and rule.kind is EventKind.GUARD:
@@ -78,6 +91,8 @@ class Callers:
 
     def run(self, plan: Plan, event: Any, ctx: Any) -> Any:
         """Dispatch ``event`` by ``plan`` with plain handlers; returns the merged result."""
+        if plan.dispatch is not None:
+            return plan.dispatch(event, ctx)
         if plan.has_async:
             names = ", ".join(repr(h.plugin) for h in plan.handlers if h.is_async)
             raise TypeError(

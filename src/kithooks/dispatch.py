@@ -60,10 +60,11 @@ class EventKind(enum.StrEnum):
 class Merge:
     """Accumulates the results of one dispatch. ``event`` is what the next handler sees."""
 
-    __slots__ = ("event", "seen")
+    __slots__ = ("event", "rule", "seen")
 
     def __init__(self, event: Event, rule: Rule) -> None:
         self.event = event
+        self.rule = rule
         self.seen = False
 
     def add(self, result: Any) -> bool:

@@ -17,7 +17,7 @@ import attrs
 from .context import Context
 from .dispatch import KINDS, RULES
 from .events import EVENT_CLASSES, ContextMessage, EventType, all_event_types
-from .hookspecs import KitHookSpecs
+from .hookspecs import KitHookSpecs, OutcomeSpecs
 
 __all__ = ["main", "render"]
 
@@ -43,7 +43,19 @@ Dispatch kinds (`PluginManager.emit(event, ctx)` returns what the kind says):
 
 Handlers run in registration order (`tryfirst` / `trylast` move one to the front or back).
 A handler that raises is logged on logger `kithooks` with its plugin's name and skipped; a
-result of the wrong type is logged and ignored.
+result of the wrong type is logged and ignored. One plugin's handlers never run at once,
+across threads, asyncio tasks and event loops; a coroutine handler holds its plugin while it
+is suspended.
+
+## Handler options
+
+`@kithooks.hookimpl(tools=..., timeout=...)` adds two options to pluggy's (`tryfirst`,
+`trylast`, `specname`):
+
+| option | on | meaning |
+| --- | --- | --- |
+| `tools` | hooks of events with a `tool_name` | the handler is called only for matching tools: `"bash\\|shell"` (plain names joined by `\\|`) matches those names exactly, case-sensitive; `"*"` or `""` every tool; any other string is a regular expression matching the whole name; a list is exact names. Elsewhere it is a registration error. |
+| `timeout` | coroutine handlers | seconds; at the deadline the handler is cancelled and the call is a failure of its plugin (reported naming plugin, hook and "timed out"): skipped, or under `fail_closed=True` a block / cancel naming the plugin. On a plain function it is a registration error. `PluginManager(handler_timeout=...)` is the default for every coroutine handler. |
 """
 
 
@@ -102,8 +114,22 @@ def render() -> str:
     )
     out.extend(_fields_table(ContextMessage))
     out.append("")
+    out.extend(_outcome_section())
     out.extend(_context_section())
     return "\n".join(out)
+
+
+def _outcome_section() -> list[str]:
+    """The outcome hook: not an event, but a hook every tracer and audit log needs."""
+    spec = OutcomeSpecs.on_outcome
+    return [
+        "## on_outcome",
+        "",
+        f"`on_outcome{_method_signature(spec)}`",
+        "",
+        inspect.cleandoc(spec.__doc__ or ""),
+        "",
+    ]
 
 
 def _method_signature(method: Any) -> str:

@@ -394,20 +394,22 @@ def step_events(
 ) -> list[Event]:
     """The ``step_finish`` and ``llm_usage`` events of one finished step, in that order.
 
-    ``input_tokens`` excludes cache reads and writes. The usage event (and its price) is
-    built only when some plugin handles ``llm_usage``.
+    ``input_tokens`` excludes cache reads and writes. Each event (and the price) is built
+    only when some plugin handles it.
     """
-    events: list[Event] = [
-        StepFinishEvent(
-            step_number=step_number,
-            has_tool_calls=has_tool_calls,
-            finish_reason=finish_reason,
-            input_tokens=input_tokens,
-            output_tokens=output_tokens,
-            cache_read_tokens=cache_read_tokens,
-            cache_write_tokens=cache_write_tokens,
+    events: list[Event] = []
+    if pm.has_handlers(EventType.STEP_FINISH):
+        events.append(
+            StepFinishEvent(
+                step_number=step_number,
+                has_tool_calls=has_tool_calls,
+                finish_reason=finish_reason,
+                input_tokens=input_tokens,
+                output_tokens=output_tokens,
+                cache_read_tokens=cache_read_tokens,
+                cache_write_tokens=cache_write_tokens,
+            )
         )
-    ]
     if pm.has_handlers(EventType.LLM_USAGE):
         events.append(
             usage_event(
@@ -550,14 +552,15 @@ class Turn:
         handler_view(self.ctx, pm)  # bind it: the host's ctx.get_state reaches pm.state at once
         self._text: list[str] = []
 
-    def _emit(self, event: Any) -> Any:
-        if not self.pm.has_handlers(event.event_type):
+    def _emit(self, cls: type[Event], **fields: Any) -> Any:
+        """Emit ``cls(**fields)``; the payload is built only when a plugin handles it."""
+        if not self.pm.has_handlers(cls.event_type):
             return None
-        return self.pm.emit(event, self.ctx)
+        return self.pm.emit(cls(**fields), self.ctx)
 
     def input(self, text: str, *, source: str = "") -> Prompt:
         """Emit ``input``: the prompt as plugins transformed it, or handled."""
-        result = self._emit(InputEvent(text=text, source=source))
+        result = self._emit(InputEvent, text=text, source=source)
         if result is None:
             return Prompt(text=text)
         if result.action == "handled":
@@ -568,7 +571,7 @@ class Turn:
 
     def before_agent_start(self, prompt: str) -> Injection:
         """Emit ``before_agent_start``: the text and system prompt to add to the turn."""
-        result = self._emit(BeforeAgentStartEvent(prompt=prompt))
+        result = self._emit(BeforeAgentStartEvent, prompt=prompt)
         if result is None:
             return Injection()
         return Injection(inject_text=result.inject_text, system_prompt=result.system_prompt)
@@ -583,7 +586,7 @@ class Turn:
     ) -> list[M]:
         if not self.pm.has_handlers(event_type):
             return list(messages)
-        result = self._emit(event_factory(context_window(messages, describe)))
+        result = self.pm.emit(event_factory(context_window(messages, describe)), self.ctx)
         if result is None or result.messages is None:
             return list(messages)
         return apply_messages(messages, result.messages, make)
@@ -627,18 +630,18 @@ class Turn:
 
     def agent_start(self, label: str) -> None:
         """Emit ``agent_start`` (the turn's label) and ``message_start``."""
-        self._emit(AgentStartEvent(prompt=label))
-        self._emit(MessageStartEvent())
+        self._emit(AgentStartEvent, prompt=label)
+        self._emit(MessageStartEvent)
 
     def step_start(self, step_number: int) -> None:
         """Emit ``step_start``; text from here on belongs to this step."""
         self._text = []
-        self._emit(StepStartEvent(step_number=step_number))
+        self._emit(StepStartEvent, step_number=step_number)
 
     def text(self, chunk: str) -> None:
         """Emit one ``message_update`` delta."""
         self._text.append(chunk)
-        self._emit(MessageUpdateEvent(chunk=chunk))
+        self._emit(MessageUpdateEvent, chunk=chunk)
 
     def run_tool(
         self,
@@ -683,7 +686,7 @@ class Turn:
             oauth=oauth,
             prices=prices,
         ):
-            self._emit(event)
+            self.pm.emit(event, self.ctx)
 
     def end(self, *, response: str = "", stop_reason: str = "", error: str | None = None) -> None:
         """End the turn: ``message_end`` (the last step's text) or ``error``, then ``agent_end``.
@@ -692,8 +695,8 @@ class Turn:
         ``error``, ``agent_end`` has ``stop_reason='error'`` and an empty response.
         """
         if error is not None:
-            self._emit(ErrorEvent(error=error))
-            self._emit(AgentEndEvent(response="", stop_reason="error"))
+            self._emit(ErrorEvent, error=error)
+            self._emit(AgentEndEvent, response="", stop_reason="error")
             return
-        self._emit(MessageEndEvent(content="".join(self._text)))
-        self._emit(AgentEndEvent(response=response, stop_reason=stop_reason or "completed"))
+        self._emit(MessageEndEvent, content="".join(self._text))
+        self._emit(AgentEndEvent, response=response, stop_reason=stop_reason or "completed")

@@ -17,12 +17,12 @@ import os
 import sys
 import threading
 import weakref
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
 import pluggy
-from pluggy import HookImpl, PluginValidationError
+from pluggy import HookCaller, HookImpl, PluginValidationError
 
 from .aggregator import TurnAggregator
 from .bus import CustomEventBus, custom_event, custom_handlers_of
@@ -66,6 +66,22 @@ def event_type_named(name: EventType | str, where: str = "event type") -> EventT
         raise ValueError(f"unknown {where} {name!r}{hint}") from None
 
 
+class _KitHookCaller(HookCaller):
+    """``pm.hook.on_<event>(event=..., ctx=...)`` straight into :meth:`PluginManager.emit`.
+
+    pluggy's own ``__call__`` checks and copies its arguments and handler list before it
+    reaches ``_hookexec``; kithooks hooks take ``event`` and an optional ``ctx``, so the
+    call goes to ``emit`` (same plan, same answer) without that detour.
+    """
+
+    __slots__ = ()
+
+    def __call__(self, **kwargs: object) -> Any:
+        """Call the hook: the same dispatch and result as ``pm.emit(event, ctx)``."""
+        pm: PluginManager = self._hookexec.__self__  # type: ignore[attr-defined]
+        return pm._call_hook(self.name, kwargs)
+
+
 class PluginManager(pluggy.PluginManager):
     """A pluggy plugin manager with the kithooks hookspecs and dispatch semantics.
 
@@ -104,6 +120,8 @@ class PluginManager(pluggy.PluginManager):
         super().__init__(PROJECT)
         self.add_hookspecs(KitHookSpecs)
         self.add_hookspecs(OutcomeSpecs)
+        for hook in _HOOK_EVENTS:
+            getattr(self.hook, hook).__class__ = _KitHookCaller
         if handler_timeout is not None and not (
             isinstance(handler_timeout, int | float) and handler_timeout > 0
         ):
@@ -116,7 +134,8 @@ class PluginManager(pluggy.PluginManager):
         self._first_result = on_result
         self._first_custom = on_custom_event
         self._remove_first = self.listeners.add(on_error, on_result, on_custom_event)
-        self._callers = Callers(self.listeners, fail_closed, self._outcome_plan)
+        self._hooked: set[str] = set()  # the kithooks hooks that have handlers now
+        self._callers = Callers(self.listeners, fail_closed, self._outcome_plan, self._hooked)
         self.state: StateStore = StateStore() if state is None else state
         #: Plugins that could not be loaded, with why (entry points and files).
         self.load_errors: list[LoadError] = []
@@ -136,7 +155,6 @@ class PluginManager(pluggy.PluginManager):
         self._loader = Loader(self)
         self._pending_order: tuple[int, int] | None = None
         self._plans: dict[str, Plan] = {}
-        self._hooked: set[str] = set()  # the kithooks hooks that have handlers now
         self._by_class: dict[type, Plan | None] = dict.fromkeys(EVENT_CLASSES.values())
         self._aggregator: TurnAggregator | None = None
         self._context = Context()
@@ -225,8 +243,11 @@ class PluginManager(pluggy.PluginManager):
         self._context = ctx
         self._view = handler_view(ctx, self)
 
-    def _view_of(self, ctx: object) -> Context:
-        """The handlers' view of ``ctx`` (the slow path of ``emit``)."""
+    def _view_for(self, ctx: object) -> Context:
+        """The view of ``ctx`` this manager's handlers get (cached on the context)."""
+        view = getattr(ctx, "_view", None)
+        if view is not None and view._manager is self:
+            return view  # type: ignore[no-any-return]
         if not isinstance(ctx, Context):
             raise TypeError(f"ctx must be a kithooks.Context or None, not {type(ctx).__name__}")
         return handler_view(ctx, self)
@@ -479,7 +500,7 @@ class PluginManager(pluggy.PluginManager):
                     order=lambda i: self._order.get(i.plugin_name, (sys.maxsize, 0)),
                     lock_of=self._lock_of_impl,
                     prepare=active.enrich if hook == "on_agent_end" and active else None,
-                    failed=self._callers.failed,
+                    callers=self._callers,
                     default_timeout=self.handler_timeout,
                     async_plugins=self._async_plugins,
                 )
@@ -511,6 +532,19 @@ class PluginManager(pluggy.PluginManager):
             return True
         plan = self._plan(hook)
         return plan is not None and any(h.wants(tool_name) for h in plan.handlers)
+
+    def has_async_handlers(self, event_type: EventType | str) -> bool:
+        """True when a handler of ``event_type`` (or of its outcome) is a coroutine function.
+
+        Such an event must be dispatched with :meth:`aemit`; a sync host can run it with
+        ``asyncio.run(pm.aemit(event))`` or on a loop of its own.
+        """
+        et = event_type_named(event_type)
+        plan = self._plan(et.hook_name)
+        if plan is None:
+            return False
+        outcome = self._outcome_plan() if plan.rule is not None else None
+        return plan.has_async or (outcome is not None and outcome.has_async)
 
     def handler_names(self, event_type: EventType | str, tool_name: str | None = None) -> list[str]:
         """The plugins handling ``event_type`` (for ``tool_name`` when given), in order."""
@@ -548,13 +582,7 @@ class PluginManager(pluggy.PluginManager):
             plan = self._plan_of(event, "emit")
             if plan is None:
                 return None
-        view: Context | None
-        if ctx is None:
-            view = self._view
-        else:
-            view = getattr(ctx, "_view", None)
-            if view is None or view._manager is not self:
-                view = self._view_of(ctx)
+        view = self._view if ctx is None else self._view_for(ctx)
         observers = plan.observers
         if observers is None:
             return self._callers.run(plan, event, view)
@@ -581,13 +609,7 @@ class PluginManager(pluggy.PluginManager):
             plan = self._plan_of(event, "aemit")
             if plan is None:
                 return None
-        view: Context | None
-        if ctx is None:
-            view = self._view
-        else:
-            view = getattr(ctx, "_view", None)
-            if view is None or view._manager is not self:
-                view = self._view_of(ctx)
+        view = self._view if ctx is None else self._view_for(ctx)
         observers = plan.aobservers
         if observers is None:
             return await self._callers.arun(plan, event, view)
@@ -602,20 +624,22 @@ class PluginManager(pluggy.PluginManager):
         firstresult: bool,
     ) -> object | list[object]:
         """pluggy's call path: kithooks hooks get the same dispatch (and plan) as :meth:`emit`."""
-        et = _HOOK_EVENTS.get(hook_name)
-        if et is None:
+        if hook_name not in _HOOK_EVENTS:
             if hook_name == OUTCOME_HOOK:
                 raise TypeError(
                     "on_outcome is called by the manager after a dispatch, not by hosts"
                 )
             return super()._hookexec(hook_name, methods, kwargs, firstresult)
-        event = kwargs.get("event")
-        if not isinstance(event, EVENT_CLASSES[et]):
-            raise TypeError(
-                f"{hook_name} takes event={EVENT_CLASSES[et].__name__}, not {type(event).__name__}"
-            )
-        result: object = self.emit(event, kwargs.get("ctx"))
+        result: object = self._call_hook(hook_name, kwargs)
         return result
+
+    def _call_hook(self, hook_name: str, kwargs: Mapping[str, object]) -> Any:
+        """A kithooks hook called through pluggy: the event checked, then :meth:`emit`."""
+        event = kwargs.get("event")
+        cls = EVENT_CLASSES[_HOOK_EVENTS[hook_name]]
+        if type(event) is not cls and not isinstance(event, cls):
+            raise TypeError(f"{hook_name} takes event={cls.__name__}, not {type(event).__name__}")
+        return self.emit(event, kwargs.get("ctx"))  # type: ignore[arg-type]
 
     # ------------------------------------------------------------------ custom events
 
@@ -625,7 +649,7 @@ class PluginManager(pluggy.PluginManager):
             self.listeners.custom(name, data)
         if not self._bus.has(name):
             return
-        view = self._view if ctx is None else self._view_of(ctx)
+        view = self._view if ctx is None else self._view_for(ctx)
         self._bus.emit(name, data, view, self._callers.failed)
 
     def has_custom_subscribers(self, name: str) -> bool:

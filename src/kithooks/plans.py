@@ -17,15 +17,18 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pluggy import HookImpl
 
-from .dispatch import RULES, Rule
+from .dispatch import RULES, EventKind, Rule
 from .events import EventType
 from .hookspecs import POLICY_ATTR, HandlerPolicy
 from .locks import LockCycleError, PluginLock, check_task, wait_async, wait_sync
 from .matching import tool_matcher
+
+if TYPE_CHECKING:
+    from .callers import Callers
 
 __all__ = ["OUTCOME_HOOK", "Handler", "Plan", "build_plan", "order_group"]
 
@@ -103,6 +106,22 @@ class Handler:
         return self.matches is None or self.matches(tool_name)
 
 
+def _names(i: int, h: Handler, wait: Callable[[PluginLock], Any]) -> dict[str, Any]:
+    """What the compiled code of handler ``i`` refers to, by name."""
+    return {
+        f"_a{i}": h.acquire,
+        f"_r{i}": h.release,
+        f"_c{i}": h.call,
+        f"_p{i}": h.plugin,
+        f"_h{i}": h.hook,
+        f"_H{i}": h,
+        f"_L{i}": h.lock,
+        f"_m{i}": h.matches,
+        f"_w{i}": functools.partial(wait, h.lock),
+        f"_k{i}": functools.partial(check_task, h.lock),
+    }
+
+
 def _compile_observers(
     handlers: tuple[Handler, ...],
     failed: Callable[[str, str, BaseException], None],
@@ -125,19 +144,7 @@ def _compile_observers(
         namespace["_current_task"] = asyncio.current_task
     lines = ["async def observe(event, ctx):" if for_async else "def observe(event, ctx):"]
     for i, h in enumerate(handlers):
-        namespace.update(
-            {
-                f"_a{i}": h.acquire,
-                f"_r{i}": h.release,
-                f"_c{i}": h.call,
-                f"_p{i}": h.plugin,
-                f"_h{i}": h.hook,
-                f"_L{i}": h.lock,
-                f"_m{i}": h.matches,
-                f"_w{i}": functools.partial(wait_async if for_async else wait_sync, h.lock),
-                f"_k{i}": functools.partial(check_task, h.lock),
-            }
-        )
+        namespace.update(_names(i, h, wait_async if for_async else wait_sync))
         indent = "    "
         if h.matches is not None:
             lines.append(f"    if _m{i}(event.tool_name):")
@@ -176,6 +183,77 @@ def _compile_observers(
     return observe
 
 
+def _compile_rule(
+    handlers: tuple[Handler, ...],
+    rule: Rule,
+    callers: Callers,
+    async_plugins: frozenset[str],
+) -> Callable[[Any, Any], Any]:
+    """A guard or transform dispatch as one straight-line function (plain handlers).
+
+    The same steps as ``Callers.run``, unrolled: nothing is allocated until a handler
+    returns a result (most return None), and the outcome hook is asked only when someone
+    listens. Results are checked and merged by ``callers.take`` (the merge rules stay in
+    :mod:`kithooks.dispatch`).
+    """
+    guard = rule.kind is EventKind.GUARD
+    namespace: dict[str, Any] = {
+        "_Cycle": LockCycleError,
+        "_C": callers,
+        "_failed": callers.failed,
+        "_take": callers.take,
+        "_done": callers.done,
+        "_begin": rule.begin,
+        "_rule": rule,
+    }
+    lines = ["def dispatch(event, ctx):", "    merge = None", "    current = event"]
+    for i, h in enumerate(handlers):
+        namespace.update(_names(i, h, wait_sync))
+        stop = (
+            [
+                "    if _C.fail_closed:",
+                f"        return _done(event, _rule.failure(_p{i}, _h{i}, exc), ctx)",
+            ]
+            if guard
+            else []
+        )
+        enter = [f"    if not _a{i}(False): _w{i}()"]
+        if h.plugin in async_plugins:
+            enter.append(f"    elif _L{i}.task is not None: _k{i}()")
+        call = f"_c{i}(current)" if h.event_only else f"_c{i}(current, ctx)"
+        body = [
+            "try:",
+            *enter,
+            "except _Cycle as exc:",
+            f"    _failed(_p{i}, _h{i}, exc)",
+            *stop,
+            "else:",
+            "    try:",
+            f"        r = {call}",
+            "    except Exception as exc:",
+            "        r = None",
+            f"        _failed(_p{i}, _h{i}, exc)",
+            *(f"    {line}" for line in stop),
+            "    finally:",
+            f"        _r{i}()",
+            "    if r is not None:",
+            "        if merge is None:",
+            "            merge = _begin(event)",
+            f"        if _take(merge, _H{i}, r):",
+            "            return _done(event, r, ctx)",
+            "        current = merge.event",
+        ]
+        indent = "    "
+        if h.matches is not None:
+            lines.append(f"    if _m{i}(event.tool_name):")
+            indent = "        "
+        lines += [indent + line for line in body]
+    lines.append("    return _done(event, None if merge is None else merge.result(), ctx)")
+    exec(compile("\n".join(lines) + "\n", "<kithooks dispatch>", "exec"), namespace)
+    dispatch: Callable[[Any, Any], Any] = namespace["dispatch"]
+    return dispatch
+
+
 class Plan:
     """Everything one hook's dispatch needs.
 
@@ -188,6 +266,7 @@ class Plan:
         "_aobservers",
         "_async_plugins",
         "_failed",
+        "dispatch",
         "event_type",
         "handlers",
         "has_async",
@@ -203,9 +282,10 @@ class Plan:
         event_type: EventType | None,
         handlers: tuple[Handler, ...],
         prepare: Callable[[Any, Any], Any] | None,
-        failed: Callable[[str, str, BaseException], None],
+        callers: Callers,
         async_plugins: frozenset[str],
     ) -> None:
+        failed = callers.failed
         self.hook = hook
         self.event_type = event_type
         self.handlers = handlers
@@ -218,6 +298,12 @@ class Plan:
             _compile_observers(handlers, failed, async_plugins, mode="sync") if fast else None
         )
         self._aobservers: Callable[[Any, Any], Any] | None = None
+        #: A guard or transform event with plain handlers: its compiled dispatch.
+        self.dispatch = (
+            _compile_rule(handlers, self.rule, callers, async_plugins)
+            if self.rule is not None and not self.has_async and prepare is None
+            else None
+        )
 
     @property
     def aobservers(self) -> Callable[[Any, Any], Any] | None:
@@ -247,7 +333,7 @@ def build_plan(
     order: Callable[[HookImpl], tuple[int, int]],
     lock_of: Callable[[HookImpl], PluginLock],
     prepare: Callable[[Any, Any], Any] | None,
-    failed: Callable[[str, str, BaseException], None],
+    callers: Callers,
     default_timeout: float | None,
     async_plugins: frozenset[str],
 ) -> Plan | None:
@@ -261,4 +347,4 @@ def build_plan(
     event_type = None if hook == OUTCOME_HOOK else EventType(hook[3:])
     ranked = sorted(impls, key=lambda i: (order_group(i), order(i)))
     handlers = tuple(Handler(i, hook, lock_of(i), default_timeout) for i in ranked)
-    return Plan(hook, event_type, handlers, prepare, failed, async_plugins)
+    return Plan(hook, event_type, handlers, prepare, callers, async_plugins)

@@ -19,9 +19,11 @@ step_start
 message_update,        the model's text deltas (with ``stream=True``, per streamed delta;
 tool_call_input_*      otherwise once per text part); tool-call argument deltas
 reasoning_start        a thinking part starts
-tool_call ...          every tool execution: a block means the tool never runs and the model
-tool_result            receives the failed result ``Error: <reason>``; ``tool_result``
-                       rewrites what it receives (``is_error=True`` makes it a failed result)
+tool_call ...          every tool execution, through ``hosting.ToolRun``: a block means the
+tool_result            tool never runs and the model receives the failed result
+                       ``Error: <reason>``; an ``args`` rewrite is what the tool gets;
+                       ``tool_result`` rewrites what the model receives (``is_error=True``
+                       makes it a failed result)
 step_finish,           each model response's usage, after the step's tools ran; cost from
 llm_usage              ``compute_cost``, model and provider from the response
 retry                  a further attempt at a model request
@@ -68,13 +70,13 @@ from pydantic_ai.messages import (
 from pydantic_ai.run import AgentRunResult
 
 from ..context import Context
-from ..dispatch import RULES
 from ..events import (
     AgentEndEvent,
     AgentStartEvent,
     BeforeAgentStartEvent,
     ContextPrepareEvent,
     ErrorEvent,
+    Event,
     EventType,
     InputEvent,
     MessageEndEvent,
@@ -84,18 +86,15 @@ from ..events import (
     ReasoningStartEvent,
     RetryEvent,
     StepStartEvent,
-    ToolCallEvent,
     ToolCallInputDeltaEvent,
     ToolCallInputEndEvent,
     ToolCallInputStartEvent,
-    ToolExecutionEndEvent,
-    ToolExecutionStartEvent,
-    ToolResultEvent,
     tool_kind_for,
 )
-from ..hosting import apply_messages, context_window, step_events
+from ..hosting import ToolResponse, ToolRun, apply_messages, context_window, step_events
 from ..manager import PluginManager
 from ..usage import ModelPrice
+from . import TOOL_EVENTS
 
 __all__ = ["KitHooks", "describe_message", "make_message"]
 
@@ -231,7 +230,13 @@ class KitHooks(AbstractCapability[Any]):
         assert self._run is not None, "KitHooks used outside a run"
         return self._run
 
-    async def _emit(self, event: Any) -> Any:
+    async def _emit(self, cls: type[Event], **fields: Any) -> Any:
+        """Build and emit a ``cls`` event, only when some plugin handles it."""
+        if not self.pm.has_handlers(cls.event_type):
+            return None
+        return await self.pm.aemit(cls(**fields), self._r.ctx)
+
+    async def _emit_event(self, event: Event) -> Any:
         if not self.pm.has_handlers(event.event_type):
             return None
         return await self.pm.aemit(event, self._r.ctx)
@@ -242,14 +247,18 @@ class KitHooks(AbstractCapability[Any]):
         response, r.pending = r.pending, None
         if response is None:
             return
+        has_tools = any(isinstance(p, ToolCallPart) for p in response.parts)
+        finish = _FINISH.get(response.finish_reason or "", "") or (
+            "tool-calls" if has_tools else "stop"
+        )
+        r.finish = finish
+        if not (
+            self.pm.has_handlers(EventType.STEP_FINISH) or self.pm.has_handlers(EventType.LLM_USAGE)
+        ):
+            return
         usage = response.usage
         read, write = usage.cache_read_tokens, usage.cache_write_tokens
         fresh = max(0, usage.input_tokens - read - write)  # pydantic-ai counts cache inside input
-        finish = _FINISH.get(response.finish_reason or "", "")
-        has_tools = any(isinstance(p, ToolCallPart) for p in response.parts)
-        if not finish:
-            finish = "tool-calls" if has_tools else "stop"
-        r.finish = finish
         for event in step_events(
             self.pm,
             r.pending_step,
@@ -264,14 +273,14 @@ class KitHooks(AbstractCapability[Any]):
             request_id=response.provider_response_id or "",
             prices=self.prices,
         ):
-            await self._emit(event)
+            await self._emit_event(event)
 
     async def _rewrite(
         self, et: EventType, event_factory: Any, messages: list[ModelMessage]
     ) -> list[ModelMessage]:
         if not self.pm.has_handlers(et):
             return messages
-        result = await self._emit(event_factory(context_window(messages, describe_message)))
+        result = await self._emit_event(event_factory(context_window(messages, describe_message)))
         if result is None or result.messages is None:
             return messages
         return apply_messages(messages, result.messages, make_message)
@@ -283,26 +292,28 @@ class KitHooks(AbstractCapability[Any]):
         r = self._r
         prompt = ctx.prompt if isinstance(ctx.prompt, str) else _text(ctx.prompt)
         r.prompt = prompt
-        result = await self._emit(InputEvent(text=prompt, source="script"))
+        result = await self._emit(InputEvent, text=prompt, source="script")
         if result is not None and result.action == "handled":
             return AgentRunResult(output=self.handled_output)
         if result is not None and result.action == "transform" and result.text != prompt:
             r.new_prompt = result.text
         current = r.new_prompt if r.new_prompt is not None else prompt
-        injection = await self._emit(BeforeAgentStartEvent(prompt=current))
+        injection = await self._emit(BeforeAgentStartEvent, prompt=current)
         if injection is not None:
             r.injection = (injection.inject_text, injection.system_prompt)
         try:
             run_result = await handler()
         except Exception as exc:
-            await self._emit(ErrorEvent(error=f"{type(exc).__name__}: {exc}"))
-            await self._emit(AgentEndEvent(response="", stop_reason="error"))
+            await self._emit(ErrorEvent, error=f"{type(exc).__name__}: {exc}")
+            await self._emit(AgentEndEvent, response="", stop_reason="error")
             raise
         await self._flush_step()
-        await self._emit(MessageEndEvent(content="".join(r.step_text)))
-        output = run_result.output
-        response = output if isinstance(output, str) else json.dumps(output, default=str)
-        await self._emit(AgentEndEvent(response=response, stop_reason=r.finish or "completed"))
+        if self.pm.has_handlers(EventType.MESSAGE_END):
+            await self._emit(MessageEndEvent, content="".join(r.step_text))
+        if self.pm.has_handlers(EventType.AGENT_END):
+            output = run_result.output
+            response = output if isinstance(output, str) else json.dumps(output, default=str)
+            await self._emit(AgentEndEvent, response=response, stop_reason=r.finish or "completed")
         return run_result
 
     def _prepare_prompt(self, ctx: Any, messages: list[ModelMessage]) -> list[ModelMessage]:
@@ -351,8 +362,8 @@ class KitHooks(AbstractCapability[Any]):
             messages = await self._rewrite(
                 EventType.CONTEXT_PREPARE, lambda w: ContextPrepareEvent(messages=w), messages
             )
-            await self._emit(AgentStartEvent(prompt=r.prompt or ""))
-            await self._emit(MessageStartEvent())
+            await self._emit(AgentStartEvent, prompt=r.prompt or "")
+            await self._emit(MessageStartEvent)
         r.step += 1
         step = r.step
         messages = await self._rewrite(
@@ -362,7 +373,7 @@ class KitHooks(AbstractCapability[Any]):
         )
         r.step_text = []
         r.streaming_parts = {}
-        await self._emit(StepStartEvent(step_number=step))
+        await self._emit(StepStartEvent, step_number=step)
         if messages != list(request_context.messages):
             request_context = dataclasses.replace(request_context, messages=messages)
         return request_context
@@ -371,7 +382,7 @@ class KitHooks(AbstractCapability[Any]):
         """A further attempt at the same request is a retry."""
         if request_context.attempt > 1:
             await self._emit(
-                RetryEvent(attempt=request_context.attempt - 1, error="model request retried")
+                RetryEvent, attempt=request_context.attempt - 1, error="model request retried"
             )
         return request_context
 
@@ -379,23 +390,26 @@ class KitHooks(AbstractCapability[Any]):
         """One piece of the step's text: message_update."""
         if chunk:
             self._r.step_text.append(chunk)
-            await self._emit(MessageUpdateEvent(chunk=chunk))
+            await self._emit(MessageUpdateEvent, chunk=chunk)
 
     async def _part_start(self, part: Any) -> None:
         """A response part begins: text, a reasoning block, or a tool call's arguments."""
         if isinstance(part, TextPart):
             await self._text(part.content)
         elif isinstance(part, ThinkingPart):
-            await self._emit(ReasoningStartEvent(id=part.id or ""))
+            await self._emit(ReasoningStartEvent, id=part.id or "")
         elif isinstance(part, ToolCallPart):
             call_id, name = part.tool_call_id, part.tool_name
-            start = ToolCallInputStartEvent(
-                tool_call_id=call_id, tool_name=name, tool_kind=tool_kind_for(name)
-            )
-            await self._emit(start)
-            if part.args:
+            if self.pm.has_handlers(EventType.TOOL_CALL_INPUT_START):
                 await self._emit(
-                    ToolCallInputDeltaEvent(tool_call_id=call_id, delta=_args_text(part.args))
+                    ToolCallInputStartEvent,
+                    tool_call_id=call_id,
+                    tool_name=name,
+                    tool_kind=tool_kind_for(name),
+                )
+            if part.args and self.pm.has_handlers(EventType.TOOL_CALL_INPUT_DELTA):
+                await self._emit(
+                    ToolCallInputDeltaEvent, tool_call_id=call_id, delta=_args_text(part.args)
                 )
 
     async def after_model_request(
@@ -408,7 +422,7 @@ class KitHooks(AbstractCapability[Any]):
             for part in response.parts:
                 await self._part_start(part)
                 if isinstance(part, ToolCallPart):
-                    await self._emit(ToolCallInputEndEvent(tool_call_id=part.tool_call_id))
+                    await self._emit(ToolCallInputEndEvent, tool_call_id=part.tool_call_id)
         return response
 
     async def on_event(self, ctx: Any, *, event: Any) -> None:
@@ -424,75 +438,45 @@ class KitHooks(AbstractCapability[Any]):
                 await self._text(delta.content_delta)
             elif isinstance(delta, ToolCallPartDelta) and delta.args_delta:
                 call_id = r.streaming_parts.get(event.index, (delta.tool_call_id or "", ""))[0]
-                await self._emit(
-                    ToolCallInputDeltaEvent(
-                        tool_call_id=call_id, delta=_args_text(delta.args_delta)
+                if self.pm.has_handlers(EventType.TOOL_CALL_INPUT_DELTA):
+                    await self._emit(
+                        ToolCallInputDeltaEvent,
+                        tool_call_id=call_id,
+                        delta=_args_text(delta.args_delta),
                     )
-                )
         elif isinstance(event, PartEndEvent) and isinstance(event.part, ToolCallPart):
-            await self._emit(ToolCallInputEndEvent(tool_call_id=event.part.tool_call_id))
+            await self._emit(ToolCallInputEndEvent, tool_call_id=event.part.tool_call_id)
 
     async def wrap_tool_execute(
         self, ctx: Any, *, call: ToolCallPart, tool_def: Any, args: Any, handler: Any
     ) -> Any:
         """tool_call (a block returns ``Error: <reason>``), the tool, tool_result."""
-        name, call_id = call.tool_name, call.tool_call_id
-        kind = tool_kind_for(name)
-        raw = _args_text(call.args)
-        if self.pm.has_handlers(EventType.TOOL_CALL):
-            parsed = args if isinstance(args, dict) else call.args_as_dict()
-            decision = await self._emit(
-                ToolCallEvent(
-                    tool_name=name,
-                    tool_call_id=call_id,
-                    tool_kind=kind,
-                    input=raw,
-                    parsed_args=parsed,
-                    source="llm",
-                )
-            )
-            if decision is not None and decision.block:
-                # A failed tool result: the model sees the error, and the tool never ran.
-                default = RULES[EventType.TOOL_CALL].default_reason
-                raise ToolFailed(f"Error: {decision.reason or default}")
-        await self._emit(
-            ToolExecutionStartEvent(tool_call_id=call_id, tool_name=name, tool_kind=kind)
+        pm = self.pm
+        if not any(pm.has_handlers(et, call.tool_name) for et in TOOL_EVENTS):
+            return await handler(args)
+        run = ToolRun(
+            pm,
+            tool_name=call.tool_name,
+            tool_call_id=call.tool_call_id,
+            input=_args_text(call.args),
+            ctx=self._r.ctx,
         )
+        blocked = await run.astart()
+        if blocked is not None:
+            # A failed tool result: the model sees the error, and the tool never ran.
+            raise ToolFailed(blocked.content)
+        if run.rewritten:
+            args = json.loads(run.input)
         try:
             result = await handler(args)
         except Exception as exc:
-            await self._emit(
-                ToolExecutionEndEvent(tool_call_id=call_id, tool_name=name, tool_kind=kind)
-            )
-            await self._emit(
-                ToolResultEvent(
-                    tool_call_id=call_id,
-                    tool_name=name,
-                    tool_kind=kind,
-                    input=raw,
-                    content=f"{type(exc).__name__}: {exc}",
-                    is_error=True,
-                )
-            )
+            await run.afinish(ToolResponse(content=f"{type(exc).__name__}: {exc}", is_error=True))
             raise
-        await self._emit(
-            ToolExecutionEndEvent(tool_call_id=call_id, tool_name=name, tool_kind=kind)
-        )
-        if not self.pm.has_handlers(EventType.TOOL_RESULT):
+        if not pm.has_handlers(EventType.TOOL_RESULT, call.tool_name):
+            await run.afinish(ToolResponse())
             return result
         content = result if isinstance(result, str) else json.dumps(result, default=str)
-        rewrite = await self._emit(
-            ToolResultEvent(
-                tool_call_id=call_id,
-                tool_name=name,
-                tool_kind=kind,
-                input=raw,
-                content=content,
-                is_error=False,
-            )
-        )
-        if rewrite is None:
-            return result
-        if rewrite.is_error:
-            raise ToolFailed(content if rewrite.content is None else rewrite.content)
-        return result if rewrite.content is None else rewrite.content
+        outcome = await run.afinish(ToolResponse(content=content))
+        if outcome.is_error:
+            raise ToolFailed(outcome.content)
+        return result if outcome.content == content else outcome.content

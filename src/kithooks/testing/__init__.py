@@ -6,6 +6,9 @@
   a plugin against every hook it implements.
 * ``kithooks.testing.strategies`` (needs hypothesis): strategies for every payload and
   result, any event, and whole turns.
+* ``kithooks.testing.conformance`` (needs pytest): the adapter conformance suite; an
+  adapter author supplies a small ``Adapter`` and subclasses ``AdapterConformance`` to get
+  every adapter promise as a parametrized test (see docs/adapters.md).
 * A pytest plugin (installed with kithooks) with the fixtures ``kithooks_manager``,
   ``kithooks_harness`` and ``kithooks_contract``.
 """

@@ -1,0 +1,418 @@
+"""Adapter overhead: whole agent runs in pydantic-ai and LangChain, with and without kithooks.
+
+Every run is the example agents' scenario, offline, with their scripted models
+(``examples/*_agent.py``): the model reads a file holding a secret, tries ``rm -rf /``, then
+answers (3 model calls, 2 tool calls; the tools here return at once). Runs are async
+(``agent.run`` / ``agent.ainvoke``) with async model and tools, so no thread hand-offs blur
+the figures on a busy machine. Per framework, in interleaved rounds in one process:
+
+* ``bare agent``: the agent with no hooks at all.
+* ``no-op hooks``: the framework's own hooks at the places the adapter hooks in, doing
+  nothing: what the framework charges for having hooks at all (the floor for any adapter).
+* ``native hooks``: the framework's own hooks (pydantic-ai ``Hooks``, a LangChain
+  ``AgentMiddleware``) doing the example plugins' work with the same functions: the
+  permission gate's check, the secret redactor, the context injector's rules file, the usage
+  budget's per-call line, running total in a state store and turn report.
+* ``kithooks, 0 plugins``: the adapter on a manager with no plugin (no turn aggregator).
+* ``kithooks, example plugins``: the adapter with the four example plugins (permission gate,
+  secret redactor, context injector, usage budget) and the turn aggregator.
+
+Targets (issue 21): 0 plugins at most 1.03 x the bare run; with the example plugins, the
+adapter's overhead over the bare run at most 1.2 x the native hooks' overhead.
+
+Times are the process's CPU time (``time.process_time_ns``), the median of the rounds: the
+machine is shared, and wall-clock time would mostly measure the other processes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import kithooks
+from kithooks.examples import context_injector, permission_gate, secret_redactor, usage_budget
+
+from .timing import table
+
+NOTES = "deploy key: sk-proj-Zx81kQp0vT3mW9aLr5sYc2Nd; ship on Friday"
+PROMPT = "Read notes.txt and tidy up the project."
+
+
+def _sink(text: str) -> None:
+    return None
+
+
+class NativeWork:
+    """The example plugins' work, for the frameworks' own hooks to call."""
+
+    def __init__(self, cwd: str) -> None:
+        self.cwd = cwd
+        self.state = kithooks.StateStore()
+        self.started = 0.0
+        self.tools: list[str] = []
+        self.calls = 0
+        self.tokens = [0, 0]
+        self.cost = 0.0
+
+    def rules(self) -> str | None:
+        found = context_injector.find_rules(self.cwd)
+        if found is None:
+            return None
+        path, text = found
+        return f"Project rules ({path.name}):\n\n{text}"
+
+    def start(self) -> str | None:
+        self.started = time.monotonic()
+        self.tools, self.calls, self.tokens, self.cost = [], 0, [0, 0], 0.0
+        return self.rules()
+
+    def gate(self, name: str, args: dict[str, Any]) -> str | None:
+        """The block reason for a tool call, or None; counts the call."""
+        self.tools.append(name)
+        if name.lower() not in permission_gate.SHELL_TOOLS:
+            return None
+        command = args.get("command") or args.get("cmd") or ""
+        why = permission_gate.check(command)
+        return None if why is None else f"Error: permission gate: `{command}` {why}"
+
+    def usage(self, step: int, model: str, inp: int, out: int, finish: str) -> None:
+        cost = kithooks.compute_cost(
+            provider="openai", model=model, input_tokens=inp, output_tokens=out
+        )
+        self.calls += 1
+        self.tokens[0] += inp
+        self.tokens[1] += out
+        self.cost += cost
+        _sink(
+            f"[usage] step={step} openai/{model} tokens=↑{inp} ↓{out} cache=↑0/↓0 "
+            f"cost=${cost:.4f} ({finish})"
+        )
+        raw = self.state.get(usage_budget.TOTAL_KEY)
+        total = (float(raw) if raw else 0.0) + cost
+        self.state.set(usage_budget.TOTAL_KEY, f"{total:.6f}")
+        warn_at = float(self.state.get(usage_budget.WARN_AT_KEY) or usage_budget.DEFAULT_WARN_AT)
+        if total > warn_at:
+            _sink(f"[usage] session cost ${total:.4f} exceeds soft cap ${warn_at:.2f}")
+
+    def end(self, stop: str) -> None:
+        duration = int((time.monotonic() - self.started) * 1000)
+        _sink(
+            f"[turn] stop={stop} tools={len(self.tools)} llm-calls={self.calls} "
+            f"tokens=↑{self.tokens[0]} ↓{self.tokens[1]} cost=${self.cost:.4f} "
+            f"duration={duration}ms"
+        )
+        if self.tools:
+            _sink(f"[turn] tool order: {', '.join(self.tools)}")
+
+
+def manager(cwd: str, *, plugins: bool) -> kithooks.PluginManager:
+    """A manager with the example plugins and the aggregator, or with nothing."""
+    pm = kithooks.PluginManager(
+        context=kithooks.Context(cwd=cwd, print=_sink, print_error=_sink),
+        aggregate_turns=plugins,
+    )
+    if plugins:
+        for module in (permission_gate, secret_redactor, context_injector, usage_budget):
+            pm.register(module)
+    return pm
+
+
+# -- pydantic-ai ---------------------------------------------------------------------------
+
+
+def pydantic_ai_candidates(cwd: str, runner: asyncio.Runner) -> dict[str, Callable[[], object]]:
+    """One run of each pydantic-ai candidate, on ``runner``'s loop."""
+    from examples.pydantic_ai_agent import scripted_model
+    from pydantic_ai import Agent
+    from pydantic_ai.capabilities import AbstractCapability, Hooks
+    from pydantic_ai.exceptions import ToolFailed
+    from pydantic_ai.messages import (
+        ModelRequest,
+        ToolCallPart,
+        UserPromptPart,
+    )
+    from pydantic_ai.models.function import FunctionModel
+
+    from kithooks.adapters.pydantic_ai import KitHooks
+
+    def build(capabilities: list[Any]) -> Any:
+        agent: Any = Agent(
+            FunctionModel(scripted_model, model_name="gpt-4o"), capabilities=capabilities
+        )
+
+        @agent.tool_plain
+        async def read_file(path: str) -> str:
+            """Read a file."""
+            return NOTES
+
+        @agent.tool_plain
+        async def bash(command: str) -> str:
+            """Run a command."""
+            return "ok"
+
+        return agent
+
+    work = NativeWork(cwd)
+    hooks: Any = Hooks()
+    step = {"n": 0}
+
+    @hooks.on.before_run
+    async def before_run(ctx: Any) -> None:
+        step["n"] = 0
+        rules = work.start()
+        if rules is not None:
+            ctx.messages.insert(0, ModelRequest(parts=[UserPromptPart(content=rules)]))
+
+    @hooks.on.after_model_request
+    async def after_model_request(ctx: Any, *, request_context: Any, response: Any) -> Any:
+        finish = (
+            "tool-calls" if any(isinstance(p, ToolCallPart) for p in response.parts) else "stop"
+        )
+        work.usage(
+            step["n"], "gpt-4o", response.usage.input_tokens, response.usage.output_tokens, finish
+        )
+        step["n"] += 1
+        return response
+
+    @hooks.on.tool_execute
+    async def tool_execute(ctx: Any, *, call: Any, tool_def: Any, args: Any, handler: Any) -> Any:
+        reason = work.gate(call.tool_name, args)
+        if reason is not None:
+            raise ToolFailed(reason)
+        result = await handler(args)
+        return secret_redactor.redact(result) if isinstance(result, str) else result
+
+    @hooks.on.after_run
+    async def after_run(ctx: Any, *, result: Any) -> Any:
+        work.end("stop")
+        return result
+
+    class NoOp(AbstractCapability[Any]):
+        """The hooks KitHooks uses, passing everything through."""
+
+        async def wrap_run(self, ctx: Any, *, handler: Any) -> Any:
+            return await handler()
+
+        async def before_model_request(self, ctx: Any, request_context: Any) -> Any:
+            return request_context
+
+        async def prepare_model_request(self, ctx: Any, request_context: Any) -> Any:
+            return request_context
+
+        async def after_model_request(
+            self, ctx: Any, *, request_context: Any, response: Any
+        ) -> Any:
+            return response
+
+        async def wrap_tool_execute(
+            self, ctx: Any, *, call: Any, tool_def: Any, args: Any, handler: Any
+        ) -> Any:
+            return await handler(args)
+
+    agents = {
+        "bare agent": build([]),
+        "no-op hooks": build([NoOp()]),
+        "native hooks": build([hooks]),
+        "kithooks, 0 plugins": build([KitHooks(manager(cwd, plugins=False))]),
+        "kithooks, example plugins": build([KitHooks(manager(cwd, plugins=True))]),
+    }
+    return {name: (lambda a=a: runner.run(a.run(PROMPT))) for name, a in agents.items()}
+
+
+# -- LangChain -----------------------------------------------------------------------------
+
+
+def langchain_candidates(cwd: str, runner: asyncio.Runner) -> dict[str, Callable[[], object]]:
+    """One run of each LangChain candidate, on ``runner``'s loop."""
+    from examples.langchain_agent import ScriptedModel
+    from langchain.agents import create_agent
+    from langchain.agents.middleware import AgentMiddleware
+    from langchain_core.messages import HumanMessage, ToolMessage
+    from langchain_core.tools import tool
+
+    from kithooks.adapters.langchain import KitHooksMiddleware
+
+    @tool
+    async def read_file(path: str) -> str:
+        """Read a file."""
+        return NOTES
+
+    @tool
+    async def bash(command: str) -> str:
+        """Run a command."""
+        return "ok"
+
+    work = NativeWork(cwd)
+
+    class Native(AgentMiddleware):  # type: ignore[type-arg]
+        def __init__(self) -> None:
+            super().__init__()
+            self.rules: str | None = None
+            self.step = 0
+
+        async def abefore_agent(self, state: Any, runtime: Any) -> None:
+            self.rules, self.step = work.start(), 0
+
+        async def awrap_model_call(self, request: Any, handler: Any) -> Any:
+            if self.rules is not None:
+                request = request.override(
+                    messages=[HumanMessage(content=self.rules), *request.messages]
+                )
+            response = await handler(request)
+            message = response.result[0]
+            usage = message.usage_metadata
+            finish = "tool-calls" if message.tool_calls else "stop"
+            work.usage(self.step, "gpt-4o", usage["input_tokens"], usage["output_tokens"], finish)
+            self.step += 1
+            return response
+
+        async def awrap_tool_call(self, request: Any, handler: Any) -> Any:
+            call = request.tool_call
+            reason = work.gate(call["name"], call["args"])
+            if reason is not None:
+                return ToolMessage(
+                    content=reason, tool_call_id=call["id"], name=call["name"], status="error"
+                )
+            result = await handler(request)
+            cleaned = secret_redactor.redact(result.text)
+            if cleaned != result.text:
+                result = result.model_copy(update={"content": cleaned})
+            return result
+
+        async def aafter_agent(self, state: Any, runtime: Any) -> None:
+            work.end("stop")
+
+    class NoOp(AgentMiddleware):  # type: ignore[type-arg]
+        """The hooks KitHooksMiddleware uses, passing everything through."""
+
+        async def abefore_agent(self, state: Any, runtime: Any) -> None:
+            return None
+
+        async def awrap_model_call(self, request: Any, handler: Any) -> Any:
+            return await handler(request)
+
+        async def awrap_tool_call(self, request: Any, handler: Any) -> Any:
+            return await handler(request)
+
+        async def aafter_agent(self, state: Any, runtime: Any) -> None:
+            return None
+
+    def build(middleware: list[Any]) -> Any:
+        return create_agent(ScriptedModel(), [read_file, bash], middleware=middleware)
+
+    agents = {
+        "bare agent": build([]),
+        "no-op hooks": build([NoOp()]),
+        "native hooks": build([Native()]),
+        "kithooks, 0 plugins": build([KitHooksMiddleware(manager(cwd, plugins=False))]),
+        "kithooks, example plugins": build([KitHooksMiddleware(manager(cwd, plugins=True))]),
+    }
+    payload = {"messages": [{"role": "user", "content": PROMPT}]}
+    return {name: (lambda a=a: runner.run(a.ainvoke(payload))) for name, a in agents.items()}
+
+
+# -- the section ---------------------------------------------------------------------------
+
+
+def compare_cpu(
+    candidates: dict[str, Callable[[], object]], *, number: int, rounds: int
+) -> dict[str, float]:
+    """Median CPU ns per call of each candidate, measured in interleaved rounds."""
+    samples: dict[str, list[float]] = {name: [] for name in candidates}
+    for fn in candidates.values():  # warm up
+        fn()
+    for _ in range(rounds):
+        for name, fn in candidates.items():
+            start = time.process_time_ns()
+            for _ in range(number):
+                fn()
+            samples[name].append((time.process_time_ns() - start) / number)
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def measure(quick: bool) -> dict[str, dict[str, float]]:
+    """Median CPU ns per agent run of each candidate, per framework."""
+    number, rounds = (2, 3) if quick else (5, 31)
+    results: dict[str, dict[str, float]] = {}
+    with tempfile.TemporaryDirectory() as tmp, asyncio.Runner() as runner:
+        (Path(tmp) / "AGENTS.md").write_text("Never delete files outside the repository.")
+        for framework, candidates in (
+            ("pydantic-ai", pydantic_ai_candidates),
+            ("LangChain", langchain_candidates),
+        ):
+            try:
+                made = candidates(tmp, runner)
+            except ImportError as exc:  # the framework is not installed
+                results[framework] = {"not installed": float("nan"), str(exc): 0.0}
+                continue
+            results[framework] = compare_cpu(made, number=number, rounds=rounds)
+    return results
+
+
+def run(quick: bool) -> str:
+    """The adapters section of the benchmark report (markdown)."""
+    results = measure(quick)
+    rows: list[list[str]] = []
+    targets = ["### Adapter targets", "", "| target | measured | |", "|---|---|---|"]
+    for framework, r in results.items():
+        if "not installed" in r:
+            rows.append([framework, "not installed", "", "", ""])
+            continue
+        bare = r["bare agent"]
+        for name, ns in r.items():
+            rows.append(
+                [
+                    framework,
+                    name,
+                    f"{ns / 1e6:.2f}",
+                    f"{ns / bare:.3f} x",
+                    f"{(ns - bare) / 1e3:+.0f}",
+                ]
+            )
+        zero = r["kithooks, 0 plugins"] / bare
+        floor = r["kithooks, 0 plugins"] / r["no-op hooks"]
+        native = r["native hooks"] - bare
+        ours = r["kithooks, example plugins"] - bare
+        overhead = ours / native if native > 0 else float("inf")
+        targets.append(
+            f"| {framework}: 0 plugins <= 1.03 x bare agent | {zero:.3f} x | "
+            f"{'met' if zero <= 1.03 else 'MISSED'} |"
+        )
+        targets.append(
+            f"| {framework}: 0 plugins <= 1.03 x no-op hooks (the adapter's own part) | "
+            f"{floor:.3f} x | {'met' if floor <= 1.03 else 'MISSED'} |"
+        )
+        targets.append(
+            f"| {framework}: example plugins' overhead <= 1.2 x native hooks' | "
+            f"{overhead:.2f} x ({ours / 1e3:.0f} vs {native / 1e3:.0f} µs) | "
+            f"{'met' if overhead <= 1.2 else 'MISSED'} |"
+        )
+    text = table(
+        "Adapter overhead (one agent run: 3 model calls, 2 tool calls)",
+        rows,
+        ["framework", "candidate", "CPU ms per run", "x bare", "µs over bare"],
+    )
+    note = (
+        "Each row is one whole offline async agent run (scripted model), in CPU time. *no-op "
+        "hooks*: the framework's hooks at the adapter's places, doing nothing; *native hooks*: "
+        "the example plugins' work in the framework's own hooks; *kithooks, 0 plugins*: the "
+        "adapter with no plugin; *kithooks, example plugins*: the four example plugins and the "
+        "turn aggregator through the adapter.\n"
+    )
+    return text + "\n" + note + "\n" + "\n".join(targets) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.adapters", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="tiny counts: proves it runs")
+    print(run(parser.parse_args().quick))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,683 @@
+"""kithooks inside LangChain v1 agents: ``create_agent(..., middleware=[KitHooksMiddleware(pm)])``.
+
+:class:`KitHooksMiddleware` is a LangChain agent middleware that makes every run of the agent
+(``invoke``, ``ainvoke``, ``stream``, ``astream``) emit the kithooks events through a
+:class:`~kithooks.PluginManager`, with the same meaning as the pydantic-ai adapter, and
+honours every result. Sync and async plugins work in sync and async runs alike.
+
+=====================  ==============================================================
+kithooks event         where it comes from in the run
+=====================  ==============================================================
+input                  the run's last user message, first; ``transform`` rewrites it (in
+                       the agent's state too), ``handled`` ends the run before any model
+                       call (with ``handled_output`` as the answer when given)
+before_agent_start     next; ``system_prompt`` is added to the system message and
+                       ``inject_text`` placed before the prompt, for every model call of
+                       the run
+context_prepare        before the first model call: rewrites that call's messages
+agent_start,           then
+message_start
+prepare_step,          before every model call (step 0 included): rewrites its messages
+step_start
+message_update         the model's answer text (once per model call)
+reasoning_start        a reasoning block in the answer
+tool_call_input_*      each tool call of the answer (its arguments as one delta)
+tool_call ...          every tool execution: a block means the tool never runs and the model
+tool_result            receives an error ``ToolMessage`` reading ``Error: <reason>``; an
+                       ``args`` rewrite reaches the tool; ``tool_result`` rewrites what the
+                       model receives (``is_error=True`` makes it an error ``ToolMessage``)
+step_finish,           each answer's ``usage_metadata``, after the step's tools ran; cost
+llm_usage              from ``compute_cost``, model and provider from its response metadata
+error, agent_end       the run failed / ended; ``agent_end`` is enriched by the aggregator
+message_end            the final step's text, on success
+=====================  ==============================================================
+
+Not emitted: ``retry`` (a retrying middleware inside this one is invisible to it),
+``tool_output``, ``subagent_*``, ``warnings``, ``source``, ``model_change``, ``before_fork``,
+``before_session_switch``, ``before_compact``, ``session_start``, ``session_shutdown``.
+
+``ctx.session_id`` is the run's ``thread_id`` (``config={"configurable": {"thread_id": ...}}``)
+when there is one, else the manager context's; ``ctx.turn_id`` is the run's ``run_id`` when
+the caller gave one, else a fresh id per run, so concurrent runs of one agent never mix.
+An interrupt (human in the loop) pauses the turn; it goes on when the run is resumed.
+Put the middleware first in the list so it sees what the others do to the calls.
+Install with ``pip install 'kithooks[langchain]'``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import inspect
+import json
+import threading
+import uuid
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Mapping
+from typing import Annotated, Any, NotRequired, TypeVar
+
+import attrs
+from langchain.agents.middleware.types import (
+    AgentMiddleware,
+    AgentState,
+    ExtendedModelResponse,
+    ModelRequest,
+    ModelResponse,
+    PrivateStateAttr,
+    hook_config,
+)
+from langchain_core.messages import (
+    AIMessage,
+    AnyMessage,
+    BaseMessage,
+    HumanMessage,
+    SystemMessage,
+    ToolMessage,
+)
+from langgraph.config import get_config
+from langgraph.errors import GraphBubbleUp
+from langgraph.prebuilt.tool_node import ToolCallRequest
+from langgraph.runtime import Runtime
+from langgraph.types import Command
+
+from ..context import Context
+from ..events import (
+    AgentEndEvent,
+    AgentStartEvent,
+    BeforeAgentStartEvent,
+    ContextPrepareEvent,
+    ErrorEvent,
+    Event,
+    EventType,
+    InputEvent,
+    MessageEndEvent,
+    MessageStartEvent,
+    MessageUpdateEvent,
+    PrepareStepEvent,
+    ReasoningStartEvent,
+    StepStartEvent,
+    ToolCallInputDeltaEvent,
+    ToolCallInputEndEvent,
+    ToolCallInputStartEvent,
+    tool_kind_for,
+)
+from ..hosting import (
+    ToolOutcome,
+    ToolResponse,
+    ToolRun,
+    adrive,
+    apply_messages,
+    context_window,
+    step_events,
+)
+from ..manager import PluginManager
+from ..usage import ModelPrice
+from . import TOOL_EVENTS
+
+__all__ = ["KitHooksMiddleware", "describe_message", "make_message"]
+
+T = TypeVar("T")
+Steps = Generator[Event, Any, T]
+"""A piece of the event sequence: yields each event to emit, receives its merged result."""
+
+TURN_KEY = "kithooks_turn"
+_FINISH = {
+    "stop": "stop",
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "STOP": "stop",
+    "length": "length",
+    "max_tokens": "length",
+    "MAX_TOKENS": "length",
+    "content_filter": "content-filter",
+    "SAFETY": "content-filter",
+    "tool_calls": "tool-calls",
+    "tool_use": "tool-calls",
+}
+
+
+class KitHooksState(AgentState[Any]):
+    """The agent state with the running turn's id (private: not in the input or output)."""
+
+    kithooks_turn: NotRequired[Annotated[str, PrivateStateAttr]]
+
+
+def describe_message(message: BaseMessage) -> tuple[str, str]:
+    """A LangChain message as ``(role, text)`` for a :class:`~kithooks.ContextMessage`."""
+    if isinstance(message, AIMessage):
+        role = "assistant"
+    elif isinstance(message, SystemMessage):
+        role = "system"
+    elif isinstance(message, ToolMessage):
+        role = "tool"
+    else:
+        role = "user"
+    return role, str(message.text)
+
+
+def make_message(role: str, content: str) -> AnyMessage:
+    """A new LangChain message for one a plugin added (``tool`` becomes user text)."""
+    if role == "assistant":
+        return AIMessage(content=content)
+    if role == "system":
+        return SystemMessage(content=content)
+    return HumanMessage(content=content)
+
+
+class _Run:
+    """What one run (one turn) has seen so far."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.prompt = ""
+        self.label = ""  #: agent_start's prompt: the original, never the transformed text
+        self.prompt_id: str | None = None
+        self.inject_text: str | None = None
+        self.system_prompt: str | None = None
+        self.handled = False
+        self.started = False
+        self.step = -1
+        self.pending: AIMessage | None = None
+        self.pending_step = 0
+        self.step_text = ""
+        self.finish = ""
+        #: Tool calls an interrupt paused after ``tool_call``: resumed without asking again.
+        self.paused: dict[str, ToolRun] = {}
+
+
+def _run_coroutine(coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro`` to completion from sync code (in a helper thread if a loop runs here)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="kithooks") as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
+def _has_async_handlers(pm: PluginManager, event_types: tuple[EventType, ...]) -> bool:
+    """True when a coroutine handler listens to one of ``event_types`` (needs ``aemit``)."""
+    for et in event_types:
+        if pm.has_handlers(et):
+            caller = getattr(pm.hook, et.hook_name)
+            if any(inspect.iscoroutinefunction(i.function) for i in caller.get_hookimpls()):
+                return True
+    return False
+
+
+def _answer(response: Any) -> AIMessage | None:
+    """The model's answer in whatever a ``wrap_model_call`` handler returned."""
+    if isinstance(response, AIMessage):
+        return response
+    if isinstance(response, ExtendedModelResponse):
+        response = response.model_response
+    if isinstance(response, ModelResponse):
+        for message in response.result:
+            if isinstance(message, AIMessage):
+                return message
+    return None
+
+
+def _finish_reason(message: AIMessage) -> str:
+    if message.tool_calls:
+        return "tool-calls"
+    metadata = message.response_metadata
+    raw = metadata.get("finish_reason") or metadata.get("stop_reason") or ""
+    return _FINISH.get(str(raw), "stop")
+
+
+def _blocked(request: ToolCallRequest, outcome: ToolOutcome) -> ToolMessage:
+    call = request.tool_call
+    return ToolMessage(
+        content=outcome.content, tool_call_id=call["id"] or "", name=call["name"], status="error"
+    )
+
+
+def _tool_message(result: Any) -> ToolMessage | None:
+    """The ToolMessage a tool call produced (a Command may carry it in its update)."""
+    if isinstance(result, ToolMessage):
+        return result
+    if isinstance(result, Command) and isinstance(result.update, Mapping):
+        for message in result.update.get("messages", ()):
+            if isinstance(message, ToolMessage):
+                return message
+    return None
+
+
+def _rewritten(result: Any, message: ToolMessage | None, outcome: ToolOutcome) -> Any:
+    """``result`` with the tool_result rewrite applied (a plain ToolMessage only)."""
+    if not isinstance(result, ToolMessage) or message is None:
+        return result
+    status = "error" if outcome.is_error else "success"
+    if outcome.content == str(message.text) and status == message.status:
+        return result
+    return message.model_copy(update={"content": outcome.content, "status": status})
+
+
+class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
+    """Make a LangChain v1 agent a kithooks host (see the module docs for the event map).
+
+    Args:
+        pm: the plugin manager whose plugins see the agent's events.
+        prices: host prices for models genai-prices lacks (see :class:`ModelPrice`).
+        handled_output: the answer added to the conversation when an ``input`` handler
+            consumed the prompt (``""``: none is added; the run just ends).
+    """
+
+    state_schema = KitHooksState
+
+    def __init__(
+        self,
+        pm: PluginManager,
+        *,
+        prices: Mapping[str, ModelPrice] | None = None,
+        handled_output: str = "",
+    ) -> None:
+        super().__init__()
+        self.pm = pm
+        self.prices = prices
+        self.handled_output = handled_output
+        self._runs: dict[str, _Run] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def name(self) -> str:
+        """The middleware's node name in the agent graph."""
+        return "KitHooks"
+
+    # -- dispatch ------------------------------------------------------------------------
+
+    def _drive(self, steps: Steps[T], ctx: Context) -> T:
+        """Run a piece of the sequence from sync code (coroutine plugins are awaited too)."""
+        pm = self.pm
+        try:
+            event = next(steps)
+            while True:
+                if pm.has_async_handlers(event.event_type):
+                    result = _run_coroutine(pm.aemit(event, ctx))
+                else:
+                    result = pm.emit(event, ctx)
+                event = steps.send(result)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+
+    async def _adrive(self, steps: Steps[T], ctx: Context) -> T:
+        """Run a piece of the sequence from async code."""
+        return await adrive(self.pm, steps, ctx)
+
+    def _run_of(self, state: Any) -> _Run | None:
+        key = state.get(TURN_KEY) if isinstance(state, Mapping) else None
+        with self._lock:
+            return None if key is None else self._runs.get(key)
+
+    def _close(self, run: _Run) -> None:
+        with self._lock:
+            self._runs.pop(run.ctx.turn_id, None)
+
+    # -- the sequence, as steps ----------------------------------------------------------
+
+    def _open(self, runtime: Runtime[Any]) -> _Run:
+        """A new turn: its ids from the run's config."""
+        config = get_config()
+        thread_id = config.get("configurable", {}).get("thread_id")
+        info = getattr(runtime, "execution_info", None)
+        run_id = getattr(info, "run_id", None) or config.get("run_id")
+        base = self.pm.context
+        turn_id = str(run_id) if run_id else uuid.uuid4().hex
+        with self._lock:
+            while turn_id in self._runs:  # a caller reused a run_id concurrently
+                turn_id = uuid.uuid4().hex
+            run = _Run(
+                attrs.evolve(
+                    base,
+                    session_id=str(thread_id) if thread_id else base.session_id,
+                    turn_id=turn_id,
+                )
+            )
+            self._runs[turn_id] = run
+        return run
+
+    def _start(self, run: _Run, state: Mapping[str, Any]) -> Steps[dict[str, Any]]:
+        """input (transform / handled), then before_agent_start."""
+        pm = self.pm
+        update: dict[str, Any] = {TURN_KEY: run.ctx.turn_id}
+        messages = state.get("messages", [])
+        prompt_message = next((m for m in reversed(messages) if isinstance(m, HumanMessage)), None)
+        if prompt_message is not None:
+            run.prompt, run.prompt_id = str(prompt_message.text), prompt_message.id
+            run.label = run.prompt
+        if pm.has_handlers(EventType.INPUT):
+            result = yield InputEvent(text=run.prompt, source="script")
+            if result is not None and result.action == "handled":
+                run.handled = True
+                update["jump_to"] = "end"
+                if self.handled_output:
+                    update["messages"] = [AIMessage(content=self.handled_output)]
+                return update
+            if result is not None and result.action == "transform" and result.text != run.prompt:
+                run.prompt = result.text
+                if prompt_message is not None:
+                    update["messages"] = [
+                        prompt_message.model_copy(update={"content": result.text})
+                    ]
+        if pm.has_handlers(EventType.BEFORE_AGENT_START):
+            injection = yield BeforeAgentStartEvent(prompt=run.prompt)
+            if injection is not None:
+                run.inject_text = injection.inject_text
+                run.system_prompt = injection.system_prompt
+        return update
+
+    def _flush(self, run: _Run) -> Steps[None]:
+        """step_finish + llm_usage of the previous answer, once its tools have run."""
+        message, run.pending = run.pending, None
+        if message is None:
+            return
+        run.finish = _finish_reason(message)
+        pm = self.pm
+        if not (pm.has_handlers(EventType.STEP_FINISH) or pm.has_handlers(EventType.LLM_USAGE)):
+            return
+        usage: Mapping[str, Any] = message.usage_metadata or {}
+        details: Mapping[str, Any] = usage.get("input_token_details") or {}
+        read = int(details.get("cache_read") or 0)
+        write = int(details.get("cache_creation") or 0)
+        fresh = max(0, int(usage.get("input_tokens") or 0) - read - write)  # input counts cache
+        metadata = message.response_metadata
+        yield from step_events(
+            pm,
+            run.pending_step,
+            provider=str(metadata.get("model_provider") or ""),
+            model=str(metadata.get("model_name") or metadata.get("model") or ""),
+            input_tokens=fresh,
+            output_tokens=int(usage.get("output_tokens") or 0),
+            cache_read_tokens=read,
+            cache_write_tokens=write,
+            finish_reason=run.finish,
+            has_tool_calls=bool(message.tool_calls),
+            request_id=str(metadata.get("id") or ""),
+            prices=self.prices,
+        )
+
+    def _rewrite(
+        self,
+        et: EventType,
+        make_event: Callable[[Any], Event],
+        messages: list[AnyMessage],
+    ) -> Steps[list[AnyMessage]]:
+        if not self.pm.has_handlers(et):
+            return messages
+        result = yield make_event(context_window(messages, describe_message))
+        if result is None or result.messages is None:
+            return messages
+        return apply_messages(messages, result.messages, make_message)
+
+    def _inject(self, run: _Run, request: ModelRequest[Any]) -> ModelRequest[Any]:
+        """The before_agent_start injection, on every model call of the turn."""
+        if run.inject_text is None and run.system_prompt is None:
+            return request
+        messages = list(request.messages)
+        system = request.system_message
+        if run.inject_text is not None:
+            at = next(
+                (i for i, m in enumerate(messages) if m.id is not None and m.id == run.prompt_id),
+                len(messages),
+            )
+            messages.insert(at, HumanMessage(content=run.inject_text))
+        if run.system_prompt is not None:
+            text = run.system_prompt if system is None else f"{system.text}\n\n{run.system_prompt}"
+            system = SystemMessage(content=text)
+        return request.override(messages=messages, system_message=system)
+
+    def _before_model(self, run: _Run, request: ModelRequest[Any]) -> Steps[ModelRequest[Any]]:
+        """Flush the last step; turn start once; prepare_step and step_start."""
+        pm = self.pm
+        yield from self._flush(run)
+        request = self._inject(run, request)
+        messages = list(request.messages)
+        if not run.started:
+            run.started = True
+            messages = yield from self._rewrite(
+                EventType.CONTEXT_PREPARE, lambda w: ContextPrepareEvent(messages=w), messages
+            )
+            if pm.has_handlers(EventType.AGENT_START):
+                yield AgentStartEvent(prompt=run.label)
+            if pm.has_handlers(EventType.MESSAGE_START):
+                yield MessageStartEvent()
+        run.step += 1
+        step = run.step
+        messages = yield from self._rewrite(
+            EventType.PREPARE_STEP,
+            lambda w: PrepareStepEvent(step_number=step, messages=w),
+            messages,
+        )
+        run.step_text = ""
+        if pm.has_handlers(EventType.STEP_START):
+            yield StepStartEvent(step_number=step)
+        if messages != request.messages:
+            request = request.override(messages=messages)
+        return request
+
+    def _after_model(self, run: _Run, response: Any) -> Steps[None]:
+        """The answer's text, reasoning and tool calls; kept for step_finish / llm_usage."""
+        pm = self.pm
+        message = _answer(response)
+        if message is None:
+            return
+        run.pending, run.pending_step = message, run.step
+        if isinstance(message.content, list) and pm.has_handlers(EventType.REASONING_START):
+            for block in message.content:
+                if isinstance(block, dict) and block.get("type") in ("reasoning", "thinking"):
+                    yield ReasoningStartEvent(id=str(block.get("id") or ""))
+        text = str(message.text)
+        run.step_text = text
+        if text and pm.has_handlers(EventType.MESSAGE_UPDATE):
+            yield MessageUpdateEvent(chunk=text)
+        for call in message.tool_calls:
+            call_id, name = call["id"] or "", call["name"]
+            if pm.has_handlers(EventType.TOOL_CALL_INPUT_START):
+                yield ToolCallInputStartEvent(
+                    tool_call_id=call_id, tool_name=name, tool_kind=tool_kind_for(name)
+                )
+            if pm.has_handlers(EventType.TOOL_CALL_INPUT_DELTA):
+                yield ToolCallInputDeltaEvent(tool_call_id=call_id, delta=json.dumps(call["args"]))
+            if pm.has_handlers(EventType.TOOL_CALL_INPUT_END):
+                yield ToolCallInputEndEvent(tool_call_id=call_id)
+
+    def _failed(self, run: _Run, exc: BaseException) -> Steps[None]:
+        """The turn failed: error, then agent_end."""
+        self._close(run)
+        if self.pm.has_handlers(EventType.ERROR):
+            yield ErrorEvent(error=f"{type(exc).__name__}: {exc}")
+        if self.pm.has_handlers(EventType.AGENT_END):
+            yield AgentEndEvent(response="", stop_reason="error")
+
+    def _end(self, run: _Run, state: Mapping[str, Any]) -> Steps[None]:
+        """The last step's usage, message_end, agent_end."""
+        self._close(run)
+        if run.handled:
+            return
+        yield from self._flush(run)
+        if self.pm.has_handlers(EventType.MESSAGE_END):
+            yield MessageEndEvent(content=run.step_text)
+        if self.pm.has_handlers(EventType.AGENT_END):
+            messages = state.get("messages", [])
+            last = next((m for m in reversed(messages) if isinstance(m, AIMessage)), None)
+            response = "" if last is None else str(last.text)
+            yield AgentEndEvent(response=response, stop_reason=run.finish or "completed")
+
+    # -- LangChain's hooks ---------------------------------------------------------------
+
+    @hook_config(can_jump_to=["end"])
+    def before_agent(self, state: KitHooksState, runtime: Runtime[Any]) -> dict[str, Any] | None:
+        """Open the turn: input and before_agent_start."""
+        run = self._open(runtime)
+        return self._drive(self._start(run, state), run.ctx)
+
+    @hook_config(can_jump_to=["end"])
+    async def abefore_agent(
+        self, state: KitHooksState, runtime: Runtime[Any]
+    ) -> dict[str, Any] | None:
+        """Async :meth:`before_agent`."""
+        run = self._open(runtime)
+        return await self._adrive(self._start(run, state), run.ctx)
+
+    def wrap_model_call(
+        self,
+        request: ModelRequest[Any],
+        handler: Callable[[ModelRequest[Any]], ModelResponse[Any]],
+    ) -> Any:
+        """The step events around one model call."""
+        run = self._run_of(request.state)
+        if run is None:
+            return handler(request)
+        request = self._drive(self._before_model(run, request), run.ctx)
+        try:
+            response = handler(request)
+        except GraphBubbleUp:
+            raise
+        except Exception as exc:
+            self._drive(self._failed(run, exc), run.ctx)
+            raise
+        self._drive(self._after_model(run, response), run.ctx)
+        return response
+
+    async def awrap_model_call(
+        self,
+        request: ModelRequest[Any],
+        handler: Callable[[ModelRequest[Any]], Awaitable[ModelResponse[Any]]],
+    ) -> Any:
+        """Async :meth:`wrap_model_call`."""
+        run = self._run_of(request.state)
+        if run is None:
+            return await handler(request)
+        request = await self._adrive(self._before_model(run, request), run.ctx)
+        try:
+            response = await handler(request)
+        except GraphBubbleUp:
+            raise
+        except Exception as exc:
+            await self._adrive(self._failed(run, exc), run.ctx)
+            raise
+        await self._adrive(self._after_model(run, response), run.ctx)
+        return response
+
+    def _tool_run(self, request: ToolCallRequest) -> tuple[_Run, ToolRun, bool] | None:
+        """The turn, a ToolRun for this call and whether it was started before (an
+        interrupt paused it), or None when nobody listens."""
+        name = request.tool_call["name"]
+        if not any(self.pm.has_handlers(et, name) for et in TOOL_EVENTS):
+            return None
+        run = self._run_of(request.state)
+        if run is None:
+            return None
+        call = request.tool_call
+        with self._lock:
+            paused = run.paused.pop(call["id"] or "", None)
+        if paused is not None:
+            return run, paused, True
+        tool_run = ToolRun(
+            self.pm,
+            tool_name=call["name"],
+            tool_call_id=call["id"] or "",
+            input=json.dumps(call["args"]),
+            ctx=run.ctx,
+        )
+        return run, tool_run, False
+
+    def _pause(self, run: _Run, tool_run: ToolRun) -> None:
+        with self._lock:
+            run.paused[tool_run.id] = tool_run
+
+    @staticmethod
+    def _with_args(request: ToolCallRequest, tool_run: ToolRun) -> ToolCallRequest:
+        if not tool_run.rewritten:
+            return request
+        return request.override(tool_call={**request.tool_call, "args": json.loads(tool_run.input)})
+
+    @staticmethod
+    def _response(message: ToolMessage | None) -> ToolResponse:
+        if message is None:
+            return ToolResponse()
+        return ToolResponse(content=str(message.text), is_error=message.status == "error")
+
+    def wrap_tool_call(
+        self,
+        request: ToolCallRequest,
+        handler: Callable[[ToolCallRequest], ToolMessage | Command[Any]],
+    ) -> ToolMessage | Command[Any]:
+        """tool_call (a block answers ``Error: <reason>``), the tool, tool_result."""
+        found = self._tool_run(request)
+        if found is None:
+            return handler(request)
+        run, tool_run, resumed = found
+        if _has_async_handlers(self.pm, TOOL_EVENTS):
+            return _run_coroutine(self._atool(run, tool_run, resumed, request, handler))
+        blocked = None if resumed else tool_run.start()
+        if blocked is not None:
+            return _blocked(request, blocked)
+        try:
+            result = handler(self._with_args(request, tool_run))
+        except GraphBubbleUp:
+            self._pause(run, tool_run)
+            raise
+        except Exception as exc:
+            tool_run.finish(ToolResponse(content=f"{type(exc).__name__}: {exc}", is_error=True))
+            self._drive(self._failed(run, exc), run.ctx)
+            raise
+        message = _tool_message(result)
+        outcome = tool_run.finish(self._response(message))
+        return _rewritten(result, message, outcome)  # type: ignore[no-any-return]
+
+    async def _atool(
+        self,
+        run: _Run,
+        tool_run: ToolRun,
+        resumed: bool,
+        request: ToolCallRequest,
+        handler: Callable[..., Any],
+    ) -> ToolMessage | Command[Any]:
+        blocked = None if resumed else await tool_run.astart()
+        if blocked is not None:
+            return _blocked(request, blocked)
+        try:
+            result = handler(self._with_args(request, tool_run))
+            if inspect.isawaitable(result):
+                result = await result
+        except GraphBubbleUp:
+            self._pause(run, tool_run)
+            raise
+        except Exception as exc:
+            await tool_run.afinish(
+                ToolResponse(content=f"{type(exc).__name__}: {exc}", is_error=True)
+            )
+            await self._adrive(self._failed(run, exc), run.ctx)
+            raise
+        message = _tool_message(result)
+        outcome = await tool_run.afinish(self._response(message))
+        return _rewritten(result, message, outcome)  # type: ignore[no-any-return]
+
+    async def awrap_tool_call(
+        self,
+        request: ToolCallRequest,
+        handler: Callable[[ToolCallRequest], Awaitable[ToolMessage | Command[Any]]],
+    ) -> ToolMessage | Command[Any]:
+        """Async :meth:`wrap_tool_call`."""
+        found = self._tool_run(request)
+        if found is None:
+            return await handler(request)
+        run, tool_run, resumed = found
+        return await self._atool(run, tool_run, resumed, request, handler)
+
+    def after_agent(self, state: KitHooksState, runtime: Runtime[Any]) -> dict[str, Any] | None:
+        """Close the turn: the last usage, message_end, agent_end."""
+        run = self._run_of(state)
+        if run is not None:
+            self._drive(self._end(run, state), run.ctx)
+        return None
+
+    async def aafter_agent(
+        self, state: KitHooksState, runtime: Runtime[Any]
+    ) -> dict[str, Any] | None:
+        """Async :meth:`after_agent`."""
+        run = self._run_of(state)
+        if run is not None:
+            await self._adrive(self._end(run, state), run.ctx)
+        return None

@@ -1,0 +1,409 @@
+"""kithooks plugins inside LangChain v1 agents, offline with a scripted chat model.
+
+The promises every adapter keeps are in test_conformance_langchain.py; these are the
+LangChain-specific ones (thread ids, injection, context windows, ToolMessage status,
+streaming modes, interrupts, the example agent).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+pytest.importorskip("langchain.agents")
+
+from langchain.agents import create_agent
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
+from langchain_core.tools import tool
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.types import Command, interrupt
+from pydantic import Field
+
+import kithooks
+from kithooks import Context, PluginManager, hookimpl
+from kithooks.adapters.langchain import KitHooksMiddleware, describe_message
+from kithooks.testing.conformance import Recorder, Reply, Script, ToolCall, standard_script
+
+
+class ScriptedChatModel(BaseChatModel):
+    """A chat model that answers with a conformance Script (tool calls and usage included)."""
+
+    script: Any
+    seen: list[list[BaseMessage]] = Field(default_factory=list)
+
+    @property
+    def _llm_type(self) -> str:
+        return "scripted"
+
+    def bind_tools(self, tools: Any, **kwargs: Any) -> ScriptedChatModel:
+        return self
+
+    def _generate(
+        self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kw: Any
+    ) -> ChatResult:
+        self.seen.append(list(messages))
+        reply = self.script.respond([describe_message(m) for m in messages])
+        cached = reply.cache_read_tokens + reply.cache_write_tokens
+        message = AIMessage(
+            content=reply.text,
+            tool_calls=[
+                {"name": c.name, "args": dict(c.args), "id": c.id} for c in reply.tool_calls
+            ],
+            usage_metadata={
+                "input_tokens": reply.input_tokens + cached,  # LangChain counts cache in input
+                "output_tokens": reply.output_tokens,
+                "total_tokens": reply.input_tokens + cached + reply.output_tokens,
+                "input_token_details": {
+                    "cache_read": reply.cache_read_tokens,
+                    "cache_creation": reply.cache_write_tokens,
+                },
+            },
+            response_metadata={
+                "model_name": reply.model,
+                "model_provider": reply.provider,
+                "finish_reason": "tool_calls" if reply.tool_calls else "stop",
+            },
+        )
+        return ChatResult(generations=[ChatGeneration(message=message)])
+
+
+def answer_of(state: dict[str, Any]) -> str:
+    """The text of the last AI message of a final agent state."""
+    last = [m for m in state["messages"] if isinstance(m, AIMessage)]
+    return last[-1].text if last else ""
+
+
+def prompt(text: str) -> dict[str, Any]:
+    return {"messages": [{"role": "user", "content": text}]}
+
+
+@pytest.fixture
+def host():
+    pm = PluginManager(context=Context(session_id="s1"))
+    rec = Recorder()
+    pm.register(rec, name="recorder")
+    return pm, rec
+
+
+def make_agent(pm, script=None, *, tools=None, **kwargs):
+    script = script or standard_script()
+    model = ScriptedChatModel(script=script, seen=[])
+
+    @tool
+    def shell(command: str) -> str:
+        """Run a shell command."""
+        return script.shell(command)
+
+    agent = create_agent(
+        model,
+        tools if tools is not None else [shell],
+        middleware=[KitHooksMiddleware(pm)],
+        **kwargs,
+    )
+    return agent, model, script
+
+
+def test_session_id_is_the_runs_thread_id_and_turn_id_its_run_id(host):
+    pm, _ = host
+    seen = []
+
+    class Ids:
+        @hookimpl
+        def on_agent_start(self, event, ctx):
+            seen.append((ctx.session_id, ctx.turn_id))
+
+    pm.register(Ids())
+    agent, _, _ = make_agent(pm)
+    run_id = "0d4b6f4e-5e3e-4c4e-9b0e-3f1f4a0e6a11"
+    agent.invoke(prompt("a"), {"configurable": {"thread_id": "thread-7"}, "run_id": run_id})
+    agent.invoke(prompt("b"))
+    assert seen[0] == ("thread-7", run_id)
+    assert seen[1][0] == "s1" and seen[1][1] and seen[1][1] != run_id
+    assert pm.context.session_id == "s1"  # the manager's own context is untouched
+
+
+def test_before_agent_start_injects_a_system_prompt_and_text_on_every_call(host):
+    pm, _ = host
+
+    class Rules:
+        @hookimpl
+        def on_before_agent_start(self, event):
+            return kithooks.BeforeAgentStartResult(
+                inject_text="Project rules: be brief.", system_prompt="Extra system."
+            )
+
+    pm.register(Rules())
+    agent, model, _ = make_agent(pm, system_prompt="You are helpful.")
+    agent.invoke(prompt("hi"))
+    for request in model.seen:
+        assert isinstance(request[0], SystemMessage)
+        assert request[0].text == "You are helpful.\n\nExtra system."
+        humans = [m.text for m in request if isinstance(m, HumanMessage)]
+        assert humans == ["Project rules: be brief.", "hi"]
+    assert len(model.seen) == 2
+
+
+def test_an_input_transform_is_kept_in_the_agents_state(host):
+    pm, _ = host
+
+    class Upper:
+        @hookimpl
+        def on_input(self, event):
+            return kithooks.InputResult(action="transform", text=event.text.upper())
+
+    pm.register(Upper())
+    agent, _, _ = make_agent(pm)
+    state = agent.invoke(prompt("list files"))
+    humans = [m.text for m in state["messages"] if isinstance(m, HumanMessage)]
+    assert humans == ["LIST FILES"]
+
+
+def test_handled_input_answers_with_handled_output(host):
+    pm, rec = host
+
+    class Slash:
+        @hookimpl
+        def on_input(self, event):
+            return kithooks.InputResult(action="handled")
+
+    pm.register(Slash())
+    script = standard_script()
+    agent = create_agent(
+        ScriptedChatModel(script=script, seen=[]),
+        [],
+        middleware=[KitHooksMiddleware(pm, handled_output="(handled by a plugin)")],
+    )
+    state = agent.invoke(prompt("/help"))
+    assert answer_of(state) == "(handled by a plugin)"
+    assert script.requests == [] and rec.names() == ["input"]
+
+
+def test_context_prepare_and_prepare_step_rewrite_the_calls_messages(host):
+    pm, rec = host
+
+    class Window:
+        @hookimpl
+        def on_context_prepare(self, event):
+            kept = [m for m in event.messages if "secret" not in m.content]
+            note = kithooks.ContextMessage(index=-1, role="system", content="Answer in French.")
+            return kithooks.ContextPrepareResult(messages=(note, *kept))
+
+        @hookimpl
+        def on_prepare_step(self, event):
+            if event.step_number == 1:
+                extra = kithooks.ContextMessage(index=-1, role="user", content="Be terse.")
+                return kithooks.PrepareStepResult(messages=(*event.messages, extra))
+            return None
+
+    pm.register(Window())
+    replies = standard_script().replies  # the history holds one answer already: skip one
+    agent, model, _ = make_agent(pm, Script([replies[0], *replies]))
+    history = [
+        {"role": "user", "content": "my secret is 42"},
+        {"role": "assistant", "content": "noted"},
+        {"role": "user", "content": "what now?"},
+    ]
+    agent.invoke({"messages": history})
+    first = [describe_message(m) for m in model.seen[0]]
+    assert first == [("system", "Answer in French."), ("assistant", "noted"), ("user", "what now?")]
+    assert describe_message(model.seen[1][-1]) == ("user", "Be terse.")
+    (window,) = rec.of(kithooks.ContextPrepareEvent)
+    assert [(m.index, m.role) for m in window.messages] == [
+        (0, "user"),
+        (1, "assistant"),
+        (2, "user"),
+    ]
+
+
+def test_a_block_is_an_error_tool_message_reading_like_langchains_own(host):
+    pm, _ = host
+
+    class Gate:
+        @hookimpl
+        def on_tool_call(self, event):
+            return kithooks.ToolCallResult(block=True)
+
+    pm.register(Gate())
+    agent, _, script = make_agent(pm)
+    state = agent.invoke(prompt("go"))
+    (message,) = [m for m in state["messages"] if isinstance(m, ToolMessage)]
+    assert message.status == "error" and message.tool_call_id == "c1" and message.name == "shell"
+    assert message.text == "Error: blocked by extension"
+    assert script.ran == []
+
+
+def test_a_result_marked_as_an_error_reaches_the_model_as_an_error_tool_message(host):
+    pm, _ = host
+
+    class Fail:
+        @hookimpl
+        def on_tool_result(self, event):
+            return kithooks.ToolResultResult(content="permission denied", is_error=True)
+
+    pm.register(Fail())
+    agent, _, script = make_agent(pm)
+    state = agent.invoke(prompt("go"))
+    (message,) = [m for m in state["messages"] if isinstance(m, ToolMessage)]
+    assert (message.text, message.status) == ("permission denied", "error")
+    assert script.ran == ["ls"] and answer_of(state) == "Tool said: permission denied"
+
+
+def test_a_tool_that_raises_ends_the_turn_with_error(host):
+    pm, rec = host
+
+    @tool
+    def shell(command: str) -> str:
+        """Run a shell command."""
+        raise OSError("disk on fire")
+
+    agent, _, _ = make_agent(pm, tools=[shell])
+    with pytest.raises(OSError, match="disk on fire"):
+        agent.invoke(prompt("go"))
+    (result,) = rec.of(kithooks.ToolResultEvent)
+    assert result.is_error and "disk on fire" in result.content
+    assert rec.names()[-2:] == ["error", "agent_end"]
+    assert rec.of(kithooks.AgentEndEvent)[0].stop_reason == "error"
+
+
+@pytest.mark.parametrize("stream_mode", ["values", "updates", "messages"])
+def test_every_stream_mode_fires_the_same_events(host, stream_mode):
+    pm, rec = host
+    agent, _, _ = make_agent(pm)
+    agent.invoke(prompt("go"))
+    invoked = rec.names()
+    rec.events.clear()
+    chunks = list(agent.stream(prompt("go"), stream_mode=stream_mode))
+    assert chunks and rec.names() == invoked
+
+
+def test_a_sync_run_inside_a_running_loop_awaits_async_plugins(host):
+    pm, _ = host
+
+    class AsyncGate:
+        @hookimpl
+        async def on_tool_call(self, event):
+            await asyncio.sleep(0)
+            return kithooks.ToolCallResult(block=True, reason="async says no")
+
+        @hookimpl
+        async def on_input(self, event):
+            return kithooks.InputResult(action="transform", text="changed")
+
+    pm.register(AsyncGate())
+    agent, model, script = make_agent(pm)
+
+    async def main():
+        return agent.invoke(prompt("go"))  # blocking call from async code, on purpose
+
+    state = asyncio.run(asyncio.wait_for(main(), 60))
+    assert answer_of(state) == "Tool said: Error: async says no" and script.ran == []
+    assert [m.text for m in model.seen[0] if isinstance(m, HumanMessage)] == ["changed"]
+
+
+def test_reasoning_blocks_emit_reasoning_start(host):
+    pm, rec = host
+
+    class Thinking(ScriptedChatModel):
+        def _generate(self, messages, stop=None, run_manager=None, **kw):
+            message = AIMessage(
+                content=[
+                    {"type": "reasoning", "id": "r1", "reasoning": "hmm"},
+                    {"type": "text", "text": "Done."},
+                ]
+            )
+            return ChatResult(generations=[ChatGeneration(message=message)])
+
+    agent = create_agent(
+        Thinking(script=standard_script(), seen=[]), [], middleware=[KitHooksMiddleware(pm)]
+    )
+    agent.invoke(prompt("go"))
+    assert [e.id for e in rec.of(kithooks.ReasoningStartEvent)] == ["r1"]
+    assert [e.chunk for e in rec.of(kithooks.MessageUpdateEvent)] == ["Done."]
+    (end,) = rec.of(kithooks.MessageEndEvent)
+    assert end.content == "Done."
+
+
+def test_an_interrupt_pauses_the_turn_and_resuming_finishes_it(host):
+    pm, rec = host
+    script = Script(
+        [
+            Reply(text="Asking.", tool_calls=(ToolCall(name="ask", args={"q": "ok?"}),)),
+            Reply(text="They said: {tool}"),
+        ]
+    )
+
+    @tool
+    def ask(q: str) -> str:
+        """Ask the person."""
+        return str(interrupt(q))
+
+    agent = create_agent(
+        ScriptedChatModel(script=script, seen=[]),
+        [ask],
+        middleware=[KitHooksMiddleware(pm)],
+        checkpointer=InMemorySaver(),
+    )
+    config = {"configurable": {"thread_id": "t1"}}
+    agent.invoke(prompt("go"), config)
+    assert "agent_end" not in rec.names() and "error" not in rec.names()
+    state = agent.invoke(Command(resume="yes"), config)
+    assert answer_of(state) == "They said: yes"
+    assert rec.names()[-2:] == ["message_end", "agent_end"]
+    (end,) = rec.of(kithooks.AgentEndEvent)
+    assert end.llm_call_count == 2 and end.stop_reason == "stop"
+    assert [r.content for r in rec.of(kithooks.ToolResultEvent)] == ["yes"]
+    names = rec.names()
+    assert names.count("tool_call") == names.count("tool_execution_start") == 1  # not asked again
+    assert end.tool_call_count == 1
+
+
+def test_no_plugins_leave_the_run_alone():
+    pm = PluginManager(aggregate_turns=False)
+    agent, _, script = make_agent(pm)
+    state = agent.invoke(prompt("go"))
+    assert answer_of(state) == "Tool said: output of ls" and script.ran == ["ls"]
+    assert "kithooks_turn" not in state
+
+
+def test_handlers_for_other_tools_leave_a_call_alone(host):
+    pm, rec = host
+
+    class ShellGate:
+        @hookimpl(tools="shell")
+        def on_tool_call(self, event):
+            return kithooks.ToolCallResult(block=True, reason="no shell")
+
+    pm.register(ShellGate())
+    script = Script(
+        [
+            Reply(text="", tool_calls=(ToolCall(name="read", args={"path": "a"}, id="r1"),)),
+            Reply(text="", tool_calls=(ToolCall(name="shell", args={"command": "ls"}, id="s1"),)),
+            Reply(text="{tool}"),
+        ]
+    )
+    read_paths = []
+
+    @tool
+    def read(path: str) -> str:
+        """Read a file."""
+        read_paths.append(path)
+        return "contents"
+
+    agent, _, _ = make_agent(pm, script, tools=[read, *_shell_tool(script)])
+    state = agent.invoke(prompt("go"))
+    assert read_paths == ["a"] and script.ran == []
+    assert answer_of(state) == "Error: no shell"
+    assert [e.tool_name for e in rec.of(kithooks.ToolCallEvent)] == ["read", "shell"]
+
+
+def _shell_tool(script):
+    @tool
+    def shell(command: str) -> str:
+        """Run a shell command."""
+        return script.shell(command)
+
+    return [shell]
