@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -261,3 +263,457 @@ def test_reload_rereads_a_file_changed_within_the_same_second(tmp_path):
         pm.reload()
         assert run(pm, collector) == [f"p:{version}"]
     assert path.exists()
+
+
+# --------------------------------------------------------------------------- loud failures
+# Every way of loading a plugin either registers hooks or is a LoadError naming the file,
+# class or entry point (issue 13).
+
+
+def errors_by_name(pm: PluginManager) -> dict[str, str]:
+    return {e.name: e.message for e in pm.load_errors}
+
+
+def load_dir(tmp_path: Path, files: dict[str, str]) -> PluginManager:
+    d = tmp_path / "plugins"
+    for rel, source in files.items():
+        (d / rel).parent.mkdir(parents=True, exist_ok=True)
+        (d / rel).write_text(textwrap.dedent(source))
+    pm = PluginManager()
+    pm.load_plugin_files([d], user_dir=None, project_dir=None)
+    return pm
+
+
+def test_a_file_with_no_hooks_is_a_load_error_naming_it(tmp_path):
+    pm = load_dir(
+        tmp_path,
+        {
+            "empty.py": "import kithooks\n\ndef helper():\n    return 1\n",
+            # a class imported from elsewhere is not this file's plugin
+            "imported.py": "from kithooks.aggregator import TurnAggregator\n",
+            "helpers/main.py": "X = 1\n",
+        },
+    )
+    errors = errors_by_name(pm)
+    assert set(errors) == {"empty", "imported", "helpers"}
+    assert "empty.py has no hooks" in errors["empty"]
+    assert "imported.py has no hooks" in errors["imported"]
+    assert "directory plugin" in errors["helpers"] and "helpers has no hooks" in errors["helpers"]
+    assert "@kithooks.hookimpl" in errors["empty"]
+    assert [n for n, _ in pm.list_name_plugin()] == ["turn-aggregator"]
+
+
+def test_classes_in_a_file_are_built_and_named_file_colon_class(tmp_path):
+    pm = load_dir(
+        tmp_path,
+        {
+            "gates.py": """
+                import kithooks
+                from kithooks.aggregator import TurnAggregator  # imported: not ours
+
+                class Settings:  # no hooks: a helper class, left alone
+                    level = 1
+
+                class First:
+                    @kithooks.hookimpl
+                    def on_tool_call(self, event):
+                        return kithooks.ToolCallResult(block=True, reason="first")
+
+                class Needy:
+                    def __init__(self, token):
+                        self.token = token
+
+                    @kithooks.hookimpl
+                    def on_tool_call(self, event):
+                        return None
+
+                class Exploding:
+                    def __init__(self):
+                        raise RuntimeError("no config")
+
+                    @kithooks.hookimpl
+                    def on_agent_end(self, event):
+                        pass
+
+                @kithooks.hookimpl
+                def on_agent_start(event):
+                    pass
+            """
+        },
+    )
+    assert [n for n, _ in pm.list_name_plugin()] == ["turn-aggregator", "gates", "gates:First"]
+    errors = errors_by_name(pm)
+    assert set(errors) == {"gates:Needy", "gates:Exploding"}
+    needy = next(e for e in pm.load_errors if e.name == "gates:Needy")
+    assert needy.kind == "class" and needy.location.endswith("gates.py")
+    assert "class Needy in" in needy.message and "gates.py" in needy.message
+    assert "cannot be built with no arguments" in needy.message and "token" in needy.message
+    assert "RuntimeError: no config" in errors["gates:Exploding"]
+    assert pm.plugin_source("gates:First").kind == "class"
+    assert pm.emit(kithooks.ToolCallEvent()).reason == "first"
+
+
+@pytest.mark.parametrize(
+    ("source", "plugin", "hook"),
+    [
+        (
+            "import kithooks\n\ndef on_tool_call(event):\n    return None\n",
+            "unmarked",
+            "on_tool_call",
+        ),
+        (
+            "import kithooks\n\nclass Gate:\n    def on_tool_call(self, event):\n        pass\n\n"
+            "    @kithooks.hookimpl\n    def on_agent_end(self, event):\n        pass\n",
+            "unmarked:Gate",
+            "on_tool_call",
+        ),
+        (
+            "class Gate:\n    def on_session_start(self, event):\n        pass\n",
+            "unmarked:Gate",
+            "on_session_start",
+        ),
+    ],
+    ids=["module-function", "method-beside-marked", "class-with-only-unmarked"],
+)
+def test_a_function_named_like_a_hook_but_unmarked_is_an_error_saying_to_mark_it(
+    tmp_path, source, plugin, hook
+):
+    pm = load_dir(tmp_path, {"unmarked.py": source})
+    errors = errors_by_name(pm)
+    assert set(errors) == {plugin}
+    assert f"{hook!r} is named like a kithooks hook but is not marked" in errors[plugin]
+    assert "@kithooks.hookimpl" in errors[plugin] and "rename it" in errors[plugin]
+    assert pm.get_plugin(plugin) is None and not pm.has_handlers("agent_end")
+
+
+def test_a_helper_renamed_away_from_a_hook_name_is_fine(tmp_path):
+    pm = load_dir(
+        tmp_path,
+        {
+            "helper.py": """
+                import kithooks
+
+                def _on_tool_call(command):  # a helper: not a hook's name
+                    return command.startswith("rm")
+
+                @kithooks.hookimpl
+                def on_agent_end(event):
+                    pass
+
+                class Gate:
+                    @staticmethod
+                    def is_dangerous(text):
+                        return _on_tool_call(text)
+
+                    @kithooks.hookimpl
+                    def on_tool_call(self, event):
+                        if self.is_dangerous(event.input):
+                            return kithooks.ToolCallResult(block=True, reason="helper said so")
+            """
+        },
+    )
+    assert pm.load_errors == []
+    assert [n for n, _ in pm.list_name_plugin()][1:] == ["helper", "helper:Gate"]
+    assert pm.handler_names("tool_call")[-1] == "helper:Gate"
+    assert pm.emit(kithooks.ToolCallEvent(input="rm x")).reason == "helper said so"
+
+
+def test_a_file_calling_sys_exit_is_a_load_error_not_an_exit(tmp_path):
+    pm = load_dir(
+        tmp_path,
+        {"quits.py": "import sys\nsys.exit(3)\n", "good.py": GOOD},
+    )
+    assert [n for n, _ in pm.list_name_plugin()][1:] == ["good"]
+    (error,) = pm.load_errors
+    assert error.name == "quits" and isinstance(error.error, SystemExit)
+    assert "sys.exit(3)" in error.message and "quits.py" in error.message
+
+
+def test_a_missing_explicit_path_is_a_load_error(tmp_path):
+    pm = PluginManager()
+    missing = tmp_path / "nope.py"
+    notes = tmp_path / "notes.txt"
+    notes.write_text("x")
+    assert (
+        pm.load_plugin_files([missing, notes], user_dir=tmp_path / "absent", project_dir=None) == []
+    )
+    messages = [e.message for e in pm.load_errors]
+    assert len(messages) == 2
+    assert "nope.py" in messages[0] and "does not exist" in messages[0]
+    assert "notes.txt" in messages[1] and "is not a .py file or a directory" in messages[1]
+
+
+def test_directory_plugins_main_or_package_with_sibling_imports_and_reload(tmp_path):
+    d = tmp_path / "plugins"
+    (d / "gate").mkdir(parents=True)
+    (d / "gate" / "rules.py").write_text("WORD = 'rm -rf'\n")
+    (d / "gate" / "main.py").write_text(
+        textwrap.dedent(
+            """
+            import kithooks
+            from .rules import WORD
+
+            @kithooks.hookimpl
+            def on_tool_call(event):
+                if WORD in event.input:
+                    return kithooks.ToolCallResult(block=True, reason=f"v1 {WORD}")
+            """
+        )
+    )
+    (d / "pkg").mkdir()
+    (d / "pkg" / "__init__.py").write_text(
+        "import kithooks\nfrom . import util\n\n"
+        "@kithooks.hookimpl\ndef on_agent_end(event, ctx):\n    ctx.state.set('x', util.X)\n"
+    )
+    (d / "pkg" / "util.py").write_text("X = 'from-util'\n")
+    (d / "__pycache__").mkdir()
+    (d / "data").mkdir()  # no main.py nor __init__.py: not a plugin
+    (d / "data" / "thing.py").write_text("raise SystemExit('must not load')")
+    pm = PluginManager()
+    assert pm.load_plugin_files([d], user_dir=None, project_dir=None) == ["gate", "pkg"]
+    assert pm.plugin_source("gate").kind == "directory"
+    assert pm.plugin_source("gate").location == str((d / "gate").resolve())
+    assert pm.emit(kithooks.ToolCallEvent(input="rm -rf /")).reason == "v1 rm -rf"
+    (d / "gate" / "main.py").write_text((d / "gate" / "main.py").read_text().replace("v1", "v2"))
+    assert pm.reload() == ["gate", "pkg"]
+    assert pm.emit(kithooks.ToolCallEvent(input="rm -rf /")).reason == "v2 rm -rf"
+    assert pm.load_errors == []
+
+
+def test_an_explicit_directory_plugin_path_is_one_plugin(tmp_path):
+    gate = tmp_path / "my-gate"
+    gate.mkdir()
+    (gate / "main.py").write_text(GOOD)
+    (gate / "other.py").write_text("raise SystemExit('a sibling, not a plugin')")
+    pm = PluginManager()
+    assert pm.load_plugin_files([gate], user_dir=None, project_dir=None) == ["my-gate"]
+    assert pm.load_errors == []
+
+
+def test_the_same_file_from_user_and_project_dir_loads_once(tmp_path):
+    shared = tmp_path / "shared"
+    write_plugin(shared, "gate")
+    (shared / "dirgate").mkdir()
+    (shared / "dirgate" / "main.py").write_text(GOOD)
+    project = tmp_path / "project"
+    project.symlink_to(shared, target_is_directory=True)
+    pm = PluginManager()
+    names = pm.load_plugin_files(
+        [shared / "gate.py", project / "dirgate"], user_dir=shared, project_dir=project
+    )
+    assert names == ["dirgate", "gate"]
+    assert pm.load_plugin_files([shared], user_dir=None, project_dir=None) == []
+    assert pm.load_errors == []
+
+
+EXITS = """
+import sys
+sys.exit("this plugin refuses to load")
+"""
+NO_HOOKS = "X = 1\n"
+CLASSES = """
+import kithooks
+
+class Gate:
+    @kithooks.hookimpl
+    def on_tool_call(self, event):
+        return kithooks.ToolCallResult(block=True, reason="class gate")
+
+class Needy(Gate):
+    def __init__(self, token):
+        self.token = token
+"""
+
+
+def test_entrypoint_failures_name_the_distribution_and_entry_point(site):
+    install(
+        site,
+        "kh-loud",
+        "2.0",
+        {"kh_test_exits": EXITS, "kh_test_nohooks": NO_HOOKS, "kh_test_classes": CLASSES},
+        {
+            "exits": "kh_test_exits",
+            "nohooks": "kh_test_nohooks",
+            "function": "kh_test_classes:Gate.on_tool_call",
+            "needy": "kh_test_classes:Needy",
+            "gate": "kh_test_classes:Gate",
+        },
+    )
+    pm = PluginManager()
+    assert pm.load_entrypoints() == ["gate"]
+    assert isinstance(pm.get_plugin("gate"), object) and pm.plugin_source("gate").version == "2.0"
+    assert pm.emit(kithooks.ToolCallEvent()).reason == "class gate"
+    errors = {e.name: e for e in pm.load_errors}
+    assert set(errors) == {"exits", "nohooks", "function", "needy"}
+    for e in errors.values():
+        assert e.kind == "entrypoint" and e.distribution == "kh-loud"
+        assert "of distribution 'kh-loud'" in e.message and repr(e.name) in e.message
+    assert isinstance(errors["exits"].error, SystemExit)
+    assert "this plugin refuses to load" in errors["exits"].message
+    assert "has no hooks" in errors["nohooks"].message
+    assert "is a function" in errors["function"].message
+    assert "class Needy" in errors["needy"].message and "token" in errors["needy"].message
+
+
+def test_keyboard_interrupt_in_an_entrypoint_propagates(site):
+    install(
+        site,
+        "kh-interrupt",
+        "0.1",
+        {"kh_test_interrupt": "raise KeyboardInterrupt\n"},
+        {"interrupt": "kh_test_interrupt"},
+    )
+    with pytest.raises(KeyboardInterrupt):
+        PluginManager().load_entrypoints()
+
+
+def test_the_cli_exits_non_zero_naming_a_failed_entry_point(site, tmp_path):
+    install(
+        site,
+        "kh-cli-loud",
+        "0.3",
+        {"kh_test_cli_exits": EXITS, "kh_test_cli_good": GOOD},
+        {"exits": "kh_test_cli_exits", "good": "kh_test_cli_good"},
+    )
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(site),
+        "XDG_CONFIG_HOME": str(tmp_path / "config"),
+        "NO_COLOR": "1",
+        "COLUMNS": "300",
+    }
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / "kithooks"), "plugins"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "good" in proc.stdout
+    assert "plugin 'exits' (entrypoint kh_test_cli_exits of distribution 'kh-cli-loud')" in (
+        " ".join(proc.stdout.split())
+    )
+    assert "this plugin refuses to load" in proc.stdout
+
+
+def test_base_private_and_abstract_classes_in_a_file_are_not_plugins(tmp_path):
+    pm = load_dir(
+        tmp_path,
+        {
+            "family.py": """
+                import abc
+                import kithooks
+
+                class Base:
+                    @kithooks.hookimpl
+                    def on_tool_call(self, event):
+                        return kithooks.ToolCallResult(block=True, reason=self.reason)
+
+                class Strict(Base):
+                    reason = "strict"
+
+                class _Private:
+                    @kithooks.hookimpl
+                    def on_agent_end(self, event):
+                        pass
+
+                class Abstract(abc.ABC):
+                    @abc.abstractmethod
+                    def rule(self): ...
+
+                    @kithooks.hookimpl
+                    def on_input(self, event):
+                        pass
+            """
+        },
+    )
+    assert pm.load_errors == []
+    assert [n for n, _ in pm.list_name_plugin()][1:] == ["family:Strict"]
+    assert pm.emit(kithooks.ToolCallEvent()).reason == "strict"
+
+
+def test_class_plugins_reload_and_can_be_blocked_by_name(tmp_path, monkeypatch):
+    d = tmp_path / "plugins"
+    d.mkdir()
+    gate = d / "gate.py"
+    body = """
+import kithooks
+
+class {cls}:
+    @kithooks.hookimpl
+    def on_tool_call(self, event):
+        return kithooks.ToolCallResult(block=True, reason="{reason}")
+"""
+    gate.write_text(body.format(cls="Strict", reason="v1") + body.format(cls="Loose", reason="x"))
+    monkeypatch.setenv("KITHOOKS_BLOCK_PLUGINS", "gate:Loose")
+    pm = PluginManager()
+    assert pm.load_plugin_files([d], user_dir=None, project_dir=None) == ["gate:Strict"]
+    assert pm.emit(kithooks.ToolCallEvent()).reason == "v1"
+    gate.write_text(body.format(cls="Renamed", reason="v2"))
+    assert pm.reload() == ["gate:Renamed"]
+    assert pm.get_plugin("gate:Strict") is None
+    assert pm.emit(kithooks.ToolCallEvent()).reason == "v2"
+    gate.write_text("import kithooks\n")  # the file lost its hooks: an error, not silence
+    assert pm.reload() == []
+    assert [e.name for e in pm.load_errors] == ["gate"]
+    assert not pm.has_handlers("tool_call")
+
+
+def test_hooks_in_both_init_and_main_of_a_directory_plugin_are_an_error(tmp_path):
+    hooks = "import kithooks\n\n@kithooks.hookimpl\ndef on_agent_end(event):\n    pass\n"
+    pm = load_dir(tmp_path, {"both/__init__.py": hooks, "both/main.py": hooks})
+    (error,) = pm.load_errors
+    assert error.name == "both" and error.kind == "directory"
+    assert "both __init__.py and main.py" in error.message and "both" in error.location
+    assert pm.get_plugin("both") is None
+
+
+def test_keyboard_interrupt_in_a_plugin_file_propagates(tmp_path):
+    d = tmp_path / "plugins"
+    d.mkdir()
+    (d / "interrupt.py").write_text("raise KeyboardInterrupt\n")
+    pm = PluginManager()
+    with pytest.raises(KeyboardInterrupt):
+        pm.load_plugin_files([d], user_dir=None, project_dir=None)
+    assert not [m for m in sys.modules if m.startswith("_kithooks_plugin_interrupt_")]
+
+
+def test_a_class_with_only_custom_event_handlers_is_a_plugin(tmp_path):
+    pm = load_dir(
+        tmp_path,
+        {
+            "listener.py": """
+                import kithooks
+
+                SEEN = []
+
+                class Listener:
+                    @kithooks.custom_event("deploy")
+                    def on_deploy(self, data):
+                        SEEN.append(data)
+            """
+        },
+    )
+    assert pm.load_errors == []
+    assert [n for n, _ in pm.list_name_plugin()][1:] == ["listener:Listener"]
+    assert pm.has_custom_subscribers("deploy")
+
+
+def test_an_interrupted_load_can_be_retried(tmp_path):
+    d = tmp_path / "plugins"
+    d.mkdir()
+    flag = tmp_path / "interrupt"
+    flag.write_text("")
+    (d / "flaky.py").write_text(
+        "import pathlib\nimport kithooks\n\n"
+        f"if pathlib.Path({str(flag)!r}).exists():\n    raise KeyboardInterrupt\n\n"
+        "@kithooks.hookimpl\ndef on_agent_end(event):\n    pass\n"
+    )
+    pm = PluginManager()
+    with pytest.raises(KeyboardInterrupt):
+        pm.load_plugin_files([d], user_dir=None, project_dir=None)
+    flag.unlink()
+    assert pm.load_plugin_files([d], user_dir=None, project_dir=None) == ["flaky"]

@@ -1,41 +1,69 @@
-"""Finding plugins: entry points and plain ``.py`` files, and what is recorded about them."""
+"""Loading plugins: entry points, plugin files, directory plugins and classes in files.
+
+The :class:`Loader` finds plugins, imports them, turns what it imported into plugin objects
+and registers them with its :class:`~kithooks.PluginManager` (which delegates
+``load_entrypoints``, ``load_plugin_files`` and ``reload`` to it). Every shape either
+registers a plugin with at least one hook or is a :class:`LoadError` naming the file, class
+or entry point; nothing loads silently as a plugin that does nothing. ``docs/plugins.md``
+describes the rules.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import importlib.machinery
+import inspect
 import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from types import ModuleType
+from typing import TYPE_CHECKING, Final
 
 import attrs
+from pluggy import PluginValidationError
+
+from .bus import custom_handlers_of
+from .hookspecs import KitHookSpecs, OutcomeSpecs
+
+if TYPE_CHECKING:
+    import importlib.metadata
+
+    from .manager import PluginManager
 
 __all__ = [
-    "DISABLE_ENTRYPOINTS_ENV",
     "BLOCK_ENV",
+    "DISABLE_ENTRYPOINTS_ENV",
     "LoadError",
+    "Loader",
     "PluginSource",
     "blocked_names",
     "default_project_dir",
     "default_user_dir",
     "entrypoints_disabled",
-    "find_plugin_files",
+    "forget_modules",
+    "import_plugin_directory",
     "import_plugin_file",
     "module_name_for",
 ]
+
 
 #: Comma-separated plugin names that are never registered (entry points and files alike).
 BLOCK_ENV = "KITHOOKS_BLOCK_PLUGINS"
 #: When set to a non-empty value other than ``0``, ``load_entrypoints`` loads nothing.
 DISABLE_ENTRYPOINTS_ENV = "KITHOOKS_DISABLE_ENTRYPOINTS"
 
+#: ``LoadError.kind`` of plugins that came from files (dropped and re-read by ``reload``).
+FILE_KINDS: Final = frozenset({"file", "directory", "class"})
+
 
 @attrs.frozen(kw_only=True)
 class PluginSource:
     """Where a registered plugin came from."""
 
-    kind: str  #: ``"entrypoint"``, ``"file"`` or ``"object"``
+    #: ``"entrypoint"``, ``"file"`` (a module), ``"directory"`` (``<name>/main.py`` or a
+    #: package ``<name>/__init__.py``), ``"class"`` (a class in a file) or ``"object"``
+    kind: str
     name: str
     location: str = ""  #: the file's path, or the entry point's ``module:attr``
     distribution: str = ""  #: for entry points: the distribution's name
@@ -47,17 +75,32 @@ class LoadError:
     """A plugin that could not be loaded or registered, and why. It was left out entirely."""
 
     name: str
+    #: ``"entrypoint"``, ``"file"``, ``"directory"`` or ``"class"`` (see :class:`PluginSource`)
     kind: str
     location: str
     error: BaseException = attrs.field(eq=False)
+    distribution: str = ""  #: for entry points: the distribution that declares it
 
     @property
     def message(self) -> str:
         """One line: which plugin, from where, and the error."""
+        where = f"{self.kind} {self.location}"
+        if self.distribution:
+            where += f" of distribution {self.distribution!r}"
         return (
-            f"plugin {self.name!r} ({self.kind} {self.location}) failed to load: "
-            f"{type(self.error).__name__}: {self.error}"
+            f"plugin {self.name!r} ({where}) failed to load: "
+            f"{type(self.error).__name__}: {_describe(self.error)}"
         )
+
+
+def _describe(error: BaseException) -> str:
+    try:
+        text = str(error)
+    except Exception:  # an exception whose __str__ raises still gets reported
+        return f"<{type(error).__name__} whose str() raised>"
+    if isinstance(error, SystemExit):
+        return f"sys.exit({error.code!r}) while importing"
+    return text
 
 
 def blocked_names() -> frozenset[str]:
@@ -82,61 +125,437 @@ def default_project_dir(cwd: str | os.PathLike[str] | None = None) -> Path:
     return Path(cwd or os.getcwd()) / ".kithooks" / "plugins"
 
 
-def _plugin_files_in(directory: Path) -> list[Path]:
-    found = []
+# --------------------------------------------------------------------------- finding
+
+
+@attrs.frozen
+class _Found:
+    """One plugin file or directory plugin found on disk."""
+
+    name: str  #: the file's stem, or the directory's name
+    path: Path  #: the resolved file (``x.py``) or directory (``<name>/``)
+    kind: str  #: ``"file"`` or ``"directory"``
+
+
+def _skipped(name: str) -> bool:
+    stem = name.removesuffix(".py")
+    return stem.startswith(("_", ".", "test_")) or stem.endswith("_test") or stem == "conftest"
+
+
+def _is_directory_plugin(path: Path) -> bool:
+    return (path / "main.py").is_file() or (path / "__init__.py").is_file()
+
+
+def _plugins_in(directory: Path) -> Iterator[_Found]:
     for entry in sorted(directory.iterdir(), key=lambda p: p.name):
-        if entry.is_file() and entry.suffix == ".py":
-            stem = entry.stem
-            if stem.startswith(("_", "test_")) or stem.endswith("_test") or stem == "conftest":
-                continue
-            found.append(entry)
-    return found
-
-
-def find_plugin_files(sources: Iterable[str | os.PathLike[str]]) -> list[Path]:
-    """Plugin files from ``sources`` in order, deduplicated by absolute path.
-
-    A directory contributes its ``*.py`` files sorted by name (not ``_*``, ``test_*``,
-    ``*_test`` or ``conftest``); a file is used when it ends in ``.py``; missing paths are
-    skipped, as in the original.
-    """
-    seen: set[Path] = set()
-    out: list[Path] = []
-    for source in sources:
-        path = Path(source).expanduser().absolute()
-        if path.is_dir():
-            candidates = _plugin_files_in(path)
-        elif path.is_file() and path.suffix == ".py":
-            candidates = [path]
-        else:
+        if _skipped(entry.name):
             continue
-        for candidate in candidates:
-            resolved = candidate.resolve()
-            if resolved not in seen:
-                seen.add(resolved)
-                out.append(resolved)
-    return out
+        if entry.is_file() and entry.suffix == ".py":
+            yield _Found(entry.stem, entry.resolve(), "file")
+        elif entry.is_dir() and _is_directory_plugin(entry):
+            yield _Found(entry.name, entry.resolve(), "directory")
+
+
+def _find(dirs: Iterable[Path], paths: Iterable[Path]) -> Iterator[_Found | LoadError]:
+    """Plugins in ``dirs`` (plugin directories; a missing one is skipped), then ``paths``.
+
+    An explicit path is a ``.py`` file, a directory plugin (holding ``main.py`` or
+    ``__init__.py``) or a plugin directory; a path that is none of these is a LoadError.
+    """
+    for directory in dirs:
+        if directory.is_dir():
+            yield from _plugins_in(directory)
+    for path in paths:
+        if path.is_file() and path.suffix == ".py":
+            yield _Found(path.stem, path.resolve(), "file")
+        elif path.is_dir() and _is_directory_plugin(path):
+            yield _Found(path.name, path.resolve(), "directory")
+        elif path.is_dir():
+            yield from _plugins_in(path)
+        else:
+            problem = "does not exist" if not path.exists() else "is not a .py file or a directory"
+            yield LoadError(
+                name=path.name,
+                kind="file",
+                location=str(path),
+                error=FileNotFoundError(f"plugin path {str(path)!r} {problem}"),
+            )
+
+
+# --------------------------------------------------------------------------- importing
 
 
 def module_name_for(path: Path) -> str:
-    """The private ``sys.modules`` name a plugin file is imported under."""
+    """The private ``sys.modules`` name a plugin file or directory is imported under."""
     digest = hashlib.sha1(str(path).encode()).hexdigest()[:10]
     ident = "".join(c if c.isalnum() else "_" for c in path.stem)
     return f"_kithooks_plugin_{ident}_{digest}"
 
 
+def _exec_source(module: ModuleType, path: Path) -> None:
+    # Compiled from the source each time (no bytecode cache), so a reload always sees the
+    # file as it is now, even when it changed twice within the cache's mtime resolution.
+    code = compile(path.read_bytes(), str(path), "exec", dont_inherit=True)
+    exec(code, module.__dict__)
+
+
 def import_plugin_file(path: Path) -> ModuleType:
     """Import one plugin file as a fresh module (re-reading it from disk)."""
     name = module_name_for(path)
-    # Compiled from the source each time (no bytecode cache), so a reload always sees the
-    # file as it is now, even when it changed twice within the cache's mtime resolution.
     module = ModuleType(name)
     module.__file__ = str(path)
     sys.modules[name] = module
     try:
-        code = compile(path.read_bytes(), str(path), "exec", dont_inherit=True)
-        exec(code, module.__dict__)
+        _exec_source(module, path)
     except BaseException:
         sys.modules.pop(name, None)
         raise
     return module
+
+
+def import_plugin_directory(directory: Path) -> ModuleType:
+    """Import a directory plugin; returns its ``main`` module, else its package.
+
+    The directory is a package (its ``__init__.py`` run first when there is one), so
+    ``main.py`` and ``__init__.py`` can import their siblings with ``from . import helper``.
+    """
+    name = module_name_for(directory)
+    package = ModuleType(name)
+    init = directory / "__init__.py"
+    package.__file__ = str(init)
+    package.__path__ = [str(directory)]
+    package.__package__ = name
+    package.__spec__ = importlib.machinery.ModuleSpec(name, None, origin=str(init), is_package=True)
+    package.__spec__.submodule_search_locations = [str(directory)]
+    sys.modules[name] = package
+    try:
+        if init.is_file():
+            _exec_source(package, init)
+        main = directory / "main.py"
+        if not main.is_file():
+            return package
+        module = ModuleType(f"{name}.main")
+        module.__file__ = str(main)
+        module.__package__ = name
+        sys.modules[module.__name__] = module
+        _exec_source(module, main)
+        package.main = module  # type: ignore[attr-defined]
+        return module
+    except BaseException:
+        forget_modules(directory)
+        raise
+
+
+def forget_modules(path: Path) -> None:
+    """Drop a plugin file's or directory's modules (and its submodules) from ``sys.modules``."""
+    name = module_name_for(path)
+    for key in [k for k in sys.modules if k == name or k.startswith(name + ".")]:
+        del sys.modules[key]
+
+
+# --------------------------------------------------------------------------- shapes
+
+
+#: Every hook kithooks specifies (the events' hooks and ``on_outcome``).
+KIT_HOOKS: Final = frozenset(
+    name for specs in (KitHookSpecs, OutcomeSpecs) for name in vars(specs) if name.startswith("on_")
+)
+
+
+def _is_marked(pm: PluginManager, obj: object, attr: str) -> bool:
+    try:
+        return pm.parse_hookimpl_opts(obj, attr) is not None
+    except Exception:
+        return False
+
+
+def _has_hooks(pm: PluginManager, obj: object) -> bool:
+    """True when ``obj`` has a marked hookimpl or a custom-event handler."""
+    names = (attr for attr in dir(obj) if not attr.startswith("__"))  # no dunder is a hook
+    return any(_is_marked(pm, obj, attr) for attr in names) or bool(custom_handlers_of(obj))
+
+
+def _named_like_hooks(obj: object) -> bool:
+    """True when ``obj`` has a function named like a kithooks hook (marked or not).
+
+    ``PluginManager.register`` refuses such a function when it is not marked; the loader
+    registers such an object so that the refusal is reported, instead of skipping it.
+    """
+    for attr in KIT_HOOKS.intersection(dir(obj)):
+        try:
+            raw = inspect.getattr_static(obj, attr)
+        except AttributeError:
+            continue
+        if isinstance(raw, staticmethod | classmethod):
+            raw = raw.__func__
+        if inspect.isroutine(raw):
+            return True
+    return False
+
+
+def _looks_like_plugin(pm: PluginManager, obj: object) -> bool:
+    return _has_hooks(pm, obj) or _named_like_hooks(obj)
+
+
+def _plugin_classes(pm: PluginManager, module: ModuleType) -> list[type]:
+    """The classes of ``module`` that are plugins, in definition order.
+
+    Defined there (not imported), public (no leading ``_``), not abstract, not a base of
+    another class defined there, and with a marked method (or one named like a hook, which
+    is then refused as unmarked).
+    """
+    defined = [
+        value
+        for value in vars(module).values()
+        if inspect.isclass(value) and value.__module__ == module.__name__
+    ]
+    bases = {base for cls in defined for base in cls.__mro__[1:]}
+    return [
+        cls
+        for cls in defined
+        if not cls.__name__.startswith("_")
+        and not inspect.isabstract(cls)
+        and cls not in bases
+        and _looks_like_plugin(pm, cls)
+    ]
+
+
+def _holds_plugins(pm: PluginManager, module: ModuleType) -> bool:
+    return _looks_like_plugin(pm, module) or bool(_plugin_classes(pm, module))
+
+
+def _instantiate(cls: type, label: str, where: str) -> object:
+    try:
+        return cls()
+    except (Exception, SystemExit) as exc:
+        raise TypeError(
+            f"plugin {label!r}: class {cls.__name__} in {where} cannot be built with no "
+            f"arguments ({type(exc).__name__}: {_describe(exc)}); give its __init__ defaults "
+            "or register an instance from your host"
+        ) from exc
+
+
+# --------------------------------------------------------------------------- the loader
+
+
+@attrs.frozen
+class _Batch:
+    seq: int
+    dirs: tuple[Path, ...]
+    paths: tuple[Path, ...]
+
+
+class Loader:
+    """Loads plugins into one :class:`~kithooks.PluginManager` and reloads the file plugins.
+
+    A plugin file (``x.py``) or directory plugin (``<name>/main.py``, or a package
+    ``<name>/__init__.py``) gives:
+
+    - one plugin named after the file's stem (the directory's name) holding its module-level
+      hookimpls, when it has any;
+    - one plugin per class *defined* in it (not imported) with at least one marked method,
+      built with no arguments and named ``<stem>:<ClassName>`` (private classes, abstract
+      classes and classes other classes of the file derive from are not plugins).
+
+    A file giving no plugin, a class that cannot be built, and a function named like a hook
+    but not marked are each a :class:`LoadError`; the others still load.
+    """
+
+    def __init__(self, pm: PluginManager) -> None:
+        self._pm = pm
+        self._batches: list[_Batch] = []
+        #: file plugins by the resolved path they came from (a file or a directory)
+        self._from_path: dict[Path, list[str]] = {}
+
+    # ------------------------------------------------------------------ entry points
+
+    def load_entrypoints(self, group: str) -> list[str]:
+        """Register every plugin of the entry-point ``group``; returns the names registered."""
+        if entrypoints_disabled():
+            return []
+        pm = self._pm
+        blocked = blocked_names()
+        loaded: list[str] = []
+        import importlib.metadata  # here: reading entry points is slow to import
+
+        for ep in importlib.metadata.entry_points(group=group):
+            if ep.name in blocked or pm.is_blocked(ep.name) or pm.get_plugin(ep.name) is not None:
+                continue
+            dist = ep.dist
+            source = PluginSource(
+                kind="entrypoint",
+                name=ep.name,
+                location=ep.value,
+                distribution=dist.metadata["Name"] if dist is not None else "",
+                version=dist.version if dist is not None else "",
+            )
+            try:
+                self._register_entrypoint(ep, source)
+            except (Exception, SystemExit) as exc:
+                self._failed(
+                    LoadError(
+                        name=ep.name,
+                        kind="entrypoint",
+                        location=ep.value,
+                        distribution=source.distribution,
+                        error=exc,
+                    )
+                )
+                continue
+            loaded.append(ep.name)
+        return loaded
+
+    def _register_entrypoint(self, ep: importlib.metadata.EntryPoint, source: PluginSource) -> None:
+        what = f"entry point {ep.name} = {ep.value}"
+        obj = ep.load()
+        if inspect.isclass(obj):
+            obj = _instantiate(obj, ep.name, what)
+        elif inspect.isroutine(obj):
+            raise TypeError(
+                f"{what} is a function; point it at the module holding the hooks or at a "
+                "plugin class"
+            )
+        self._register(obj, ep.name, what, source)
+
+    # ------------------------------------------------------------------ files
+
+    def load_files(self, dirs: Sequence[Path], paths: Sequence[Path]) -> list[str]:
+        """Load the plugins in the plugin directories ``dirs`` then at ``paths``.
+
+        Returns the names registered. The batch is remembered for :meth:`reload`.
+        """
+        batch = _Batch(next(self._pm._seq), tuple(dirs), tuple(paths))
+        self._batches.append(batch)
+        return self._load(batch)
+
+    def reload(self) -> list[str]:
+        """Unregister every file plugin and load every batch again, in order."""
+        pm = self._pm
+        for path, registered in list(self._from_path.items()):
+            for name in registered:
+                if pm.get_plugin(name) is not None:
+                    pm.unregister(name=name)
+            forget_modules(path)
+        self._from_path.clear()
+        pm.load_errors[:] = [e for e in pm.load_errors if e.kind not in FILE_KINDS]
+        names: list[str] = []
+        for batch in self._batches:
+            names.extend(self._load(batch))
+        return names
+
+    def _load(self, batch: _Batch) -> list[str]:
+        pm = self._pm
+        blocked = blocked_names()
+        names: list[str] = []
+        position = 0
+        for found in _find(batch.dirs, batch.paths):
+            if isinstance(found, LoadError):
+                self._failed(found)
+                continue
+            if found.path in self._from_path:  # reached through another directory
+                continue
+            if found.name in blocked or pm.is_blocked(found.name):
+                continue
+            registered: list[str] = []
+            self._from_path[found.path] = registered
+            try:
+                self._load_found(found, batch.seq, position, blocked, registered)
+            except BaseException:  # KeyboardInterrupt: a retry must not skip this path
+                if not registered:
+                    del self._from_path[found.path]
+                raise
+            position += len(registered)
+            names += registered
+            if not registered:
+                forget_modules(found.path)
+        return names
+
+    def _load_found(
+        self,
+        found: _Found,
+        seq: int,
+        position: int,
+        blocked: frozenset[str],
+        registered: list[str],
+    ) -> None:
+        """Register what ``found`` provides, appending each name to ``registered``."""
+        pm = self._pm
+        where = str(found.path)
+        base = found.name if pm.get_plugin(found.name) is None else where
+        for label, kind, obj in self._plugins_of(found, base):
+            if label in blocked:
+                continue
+            if isinstance(obj, BaseException):
+                self._failed(LoadError(name=label, kind=kind, location=where, error=obj))
+                continue
+            pm._pending_order = (seq, position + len(registered))
+            try:
+                source = PluginSource(kind=kind, name=label, location=where)
+                self._register(obj, label, f"{kind} {where}", source, screened=True)
+            except Exception as exc:
+                self._failed(LoadError(name=label, kind=kind, location=where, error=exc))
+                continue
+            finally:
+                pm._pending_order = None
+            registered.append(label)
+
+    def _plugins_of(self, found: _Found, base: str) -> list[tuple[str, str, object]]:
+        """``(name, kind, plugin object or the error)`` for everything ``found`` provides."""
+        pm = self._pm
+        try:
+            if found.kind == "directory":
+                module = import_plugin_directory(found.path)
+            else:
+                module = import_plugin_file(found.path)
+        except (Exception, SystemExit) as exc:
+            forget_modules(found.path)
+            return [(base, found.kind, exc)]
+        out: list[tuple[str, str, object]] = []
+        package = sys.modules.get(module.__name__.removesuffix(".main"))
+        if package is not None and package is not module and _holds_plugins(pm, package):
+            # main.py is the plugin: hooks in __init__.py would silently never run
+            message = (
+                f"plugin {base!r}: both __init__.py and main.py in {found.path} hold hooks; "
+                "main.py is the plugin, so move the hooks of __init__.py into it"
+            )
+            return [(base, found.kind, PluginValidationError(package, message))]
+        if _looks_like_plugin(pm, module):
+            out.append((base, found.kind, module))
+        for cls in _plugin_classes(pm, module):
+            label = f"{base}:{cls.__name__}"
+            try:
+                out.append((label, "class", _instantiate(cls, label, str(found.path))))
+            except TypeError as exc:
+                out.append((label, "class", exc))
+        if not out:
+            what = "file" if found.kind == "file" else "directory plugin"
+            error = PluginValidationError(
+                module,
+                f"plugin {base!r}: {what} {found.path} has no hooks; mark functions, or methods "
+                "of a class defined there, with @kithooks.hookimpl",
+            )
+            out.append((base, found.kind, error))
+        return out
+
+    # ------------------------------------------------------------------ common
+
+    def _register(
+        self, obj: object, name: str, what: str, source: PluginSource, *, screened: bool = False
+    ) -> None:
+        """Register ``obj``; ``screened`` when the caller already found hooks (or hook names)."""
+        pm = self._pm
+        if not screened and not _looks_like_plugin(pm, obj):
+            raise PluginValidationError(
+                obj,
+                f"plugin {name!r}: {what} has no hooks; mark its hook functions or methods "
+                "with @kithooks.hookimpl",
+            )
+        # refuses a function named like a hook but not marked (it would never be called)
+        pm.register(obj, name=name)
+        if not pm.get_hookcallers(obj) and not _has_hooks(pm, obj):
+            pm.unregister(name=name)  # it only had names register() does not refuse
+            raise PluginValidationError(obj, f"plugin {name!r}: {what} has no hooks")
+        pm._sources[name] = source
+
+    def _failed(self, error: LoadError) -> None:
+        self._pm._load_failed(error)

@@ -31,17 +31,7 @@ from .context import Context, HandlerContext, handler_view
 from .events import EVENT_CLASSES, Event, EventType, Result, SessionShutdownEvent, SessionStartEvent
 from .hookspecs import POLICY_ATTR, PROJECT, HandlerPolicy, KitHookSpecs, OutcomeSpecs
 from .listeners import HandlerError, Listeners
-from .loading import (
-    LoadError,
-    PluginSource,
-    blocked_names,
-    default_project_dir,
-    default_user_dir,
-    entrypoints_disabled,
-    find_plugin_files,
-    import_plugin_file,
-    module_name_for,
-)
+from .loading import Loader, LoadError, PluginSource, default_project_dir, default_user_dir
 from .locks import PluginLock
 from .plans import OUTCOME_HOOK, Plan, build_plan
 from .state import StateStore
@@ -162,8 +152,7 @@ class PluginManager(pluggy.PluginManager):
         self._async_plugins: frozenset[str] = frozenset()
         self._bus = CustomEventBus()
         self._sources: dict[str, PluginSource] = {}
-        self._file_batches: list[tuple[int, tuple[str | os.PathLike[str], ...]]] = []
-        self._file_plugins: dict[Path, str] = {}
+        self._loader = Loader(self)
         self._pending_order: tuple[int, int] | None = None
         self._plans: dict[str, Plan] = {}
         self._by_class: dict[type, Plan | None] = dict.fromkeys(EVENT_CLASSES.values())
@@ -684,39 +673,15 @@ class PluginManager(pluggy.PluginManager):
     def load_entrypoints(self, group: str = PROJECT) -> list[str]:
         """Register every plugin of the entry-point ``group``; returns the names registered.
 
-        A plugin that fails to import or to register is logged, reported, recorded in
-        :attr:`load_errors` and left out entirely; the others load. Names in
-        ``$KITHOOKS_BLOCK_PLUGINS`` are skipped, and ``$KITHOOKS_DISABLE_ENTRYPOINTS=1``
-        loads nothing.
+        The entry point's object is registered as it is (a module or an instance), a class is
+        built with no arguments. One whose import raises (or calls ``sys.exit()``), that
+        cannot be built, or that has no hooks is logged, reported, recorded in
+        :attr:`load_errors` (naming the distribution) and left out; the others load. Names
+        in ``$KITHOOKS_BLOCK_PLUGINS`` are skipped, and ``$KITHOOKS_DISABLE_ENTRYPOINTS=1``
+        loads nothing. See ``docs/plugins.md``.
         """
-        if entrypoints_disabled():
-            return []
-        blocked = blocked_names()
-        loaded: list[str] = []
-        import importlib.metadata  # here: reading entry points is slow to import
-
-        for ep in importlib.metadata.entry_points(group=group):
-            if ep.name in blocked or self.is_blocked(ep.name) or ep.name in self._name2plugin:
-                continue
-            dist = ep.dist
-            source = PluginSource(
-                kind="entrypoint",
-                name=ep.name,
-                location=ep.value,
-                distribution=dist.metadata["Name"] if dist is not None else "",
-                version=dist.version if dist is not None else "",
-            )
-            try:
-                plugin = ep.load()
-                self.register(plugin, name=ep.name)
-            except Exception as exc:
-                self._load_failed(
-                    LoadError(name=ep.name, kind="entrypoint", location=ep.value, error=exc)
-                )
-                continue
-            self._sources[ep.name] = source
-            loaded.append(ep.name)
-        return loaded
+        with self._registry_lock:
+            return self._loader.load_entrypoints(group)
 
     def load_plugin_files(
         self,
@@ -725,55 +690,29 @@ class PluginManager(pluggy.PluginManager):
         user_dir: str | os.PathLike[str] | None = _DEFAULT,
         project_dir: str | os.PathLike[str] | None = _DEFAULT,
     ) -> list[str]:
-        """Load plain-file plugins, in the original's order; returns the names registered.
+        """Load plugin files and directory plugins, in the original's order; returns the names.
 
         Order: the user directory (``$XDG_CONFIG_HOME/kithooks/plugins``), the project
-        directory (``.kithooks/plugins``), then ``paths`` (files or directories). Pass
-        ``None`` to skip a directory. Files are deduplicated by absolute path; each is one
-        plugin named after its stem (its full path when the stem is taken). A file that
-        fails to import or register is logged, reported and left out. :meth:`reload`
-        re-reads the same sources.
+        directory (``.kithooks/plugins``), then ``paths`` (a ``.py`` file, a directory plugin
+        or a directory of plugins; a path that is none of these is a load error). Pass
+        ``None`` to skip a directory. A file or directory reached twice loads once. A file's
+        module-level hooks are one plugin named after its stem (its full path when the stem
+        is taken); each class defined in it with marked methods is built with no arguments
+        and registered as ``<stem>:<ClassName>``. Anything that fails, or would be a plugin
+        with no hooks, is logged, reported and left out. :meth:`reload` re-reads the same
+        sources. See ``docs/plugins.md``.
         """
-        sources: list[str | os.PathLike[str]] = []
+        dirs: list[Path] = []
         if user_dir is not None:
-            sources.append(default_user_dir() if user_dir is _DEFAULT else user_dir)
+            dirs.append(default_user_dir() if user_dir is _DEFAULT else Path(user_dir))
         if project_dir is not None:
-            sources.append(default_project_dir() if project_dir is _DEFAULT else project_dir)
-        sources.extend(paths)
+            dirs.append(default_project_dir() if project_dir is _DEFAULT else Path(project_dir))
+        explicit = [Path(p).expanduser().absolute() for p in paths]
         with self._registry_lock:
-            batch = (next(self._seq), tuple(sources))
-            self._file_batches.append(batch)
-            return self._load_batch(batch)
-
-    def _load_batch(self, batch: tuple[int, tuple[str | os.PathLike[str], ...]]) -> list[str]:
-        seq, sources = batch
-        blocked = blocked_names()
-        names: list[str] = []
-        for position, path in enumerate(find_plugin_files(sources)):
-            if path in self._file_plugins:
-                continue
-            name = path.stem
-            if name in blocked or self.is_blocked(name):
-                continue
-            if name in self._name2plugin:
-                name = str(path)
-            self._pending_order = (seq, position)
-            try:
-                module = import_plugin_file(path)
-                self.register(module, name=name)
-            except Exception as exc:
-                sys.modules.pop(module_name_for(path), None)
-                self._load_failed(LoadError(name=name, kind="file", location=str(path), error=exc))
-                continue
-            finally:
-                self._pending_order = None
-            self._sources[name] = PluginSource(kind="file", name=name, location=str(path))
-            self._file_plugins[path] = name
-            names.append(name)
-        return names
+            return self._loader.load_files([d.expanduser().absolute() for d in dirs], explicit)
 
     def reload(self) -> list[str]:
-        """Reload the plain-file plugins from disk; returns the file plugins now loaded.
+        """Reload the file plugins from disk; returns the file plugins now loaded.
 
         Emits ``session_shutdown`` to the old set, unregisters every file plugin, loads the
         same sources again (new, changed and removed files included), and emits
@@ -783,13 +722,6 @@ class PluginManager(pluggy.PluginManager):
         """
         self.emit(SessionShutdownEvent())
         with self._registry_lock:
-            for path, name in list(self._file_plugins.items()):
-                self.unregister(name=name)
-                sys.modules.pop(module_name_for(path), None)
-            self._file_plugins.clear()
-            self.load_errors = [e for e in self.load_errors if e.kind != "file"]
-            names: list[str] = []
-            for batch in self._file_batches:
-                names.extend(self._load_batch(batch))
+            names = self._loader.reload()
         self.emit(SessionStartEvent(session_id=self._context.session_id))
         return names
