@@ -11,6 +11,7 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
+from .hookspecs import static_function
 from .locks import LockCycleError, PluginLock, wait_sync
 
 __all__ = ["CustomEventBus", "custom_event", "custom_handlers_of"]
@@ -41,13 +42,8 @@ def custom_handlers_of(plugin: object) -> list[tuple[str, str, Callable[..., Non
     for attr in dir(plugin):
         if attr.startswith("__"):
             continue
-        try:
-            raw = inspect.getattr_static(plugin, attr)
-        except AttributeError:
-            continue
-        if isinstance(raw, staticmethod | classmethod):
-            raw = raw.__func__
-        name = getattr(raw, _MARK, None) if callable(raw) else None
+        raw = static_function(plugin, attr)
+        name = getattr(raw, _MARK, None) if raw is not None else None
         if isinstance(name, str):
             found.append((attr, name, getattr(plugin, attr)))
     return found

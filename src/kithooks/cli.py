@@ -167,6 +167,7 @@ def _load_error_json(e: LoadError) -> dict[str, str]:
         "name": e.name,
         "kind": e.kind,
         "location": e.location,
+        "distribution": e.distribution,
         "error": f"{type(e.error).__name__}: {e.error}",
         "message": e.message,
     }

@@ -7,6 +7,7 @@ two arguments. ``hookspecs.md`` is generated from these docstrings and the paylo
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable
 from typing import Any, TypeVar, overload
@@ -65,6 +66,7 @@ from .events import (
 from .matching import ToolSpec, tool_matcher
 
 __all__ = [
+    "KIT_HOOKS",
     "POLICY_ATTR",
     "PROJECT",
     "HandlerPolicy",
@@ -73,6 +75,7 @@ __all__ = [
     "OutcomeSpecs",
     "hookimpl",
     "hookspec",
+    "static_function",
 ]
 
 #: The pluggy project name and the entry-point group.
@@ -178,6 +181,18 @@ class HookimplMarker:
             return fn
 
         return apply if function is None else apply(function)
+
+
+def static_function(obj: object, attr: str) -> Callable[..., Any] | None:
+    """The function ``obj.attr`` names, looked up without running descriptors (as pluggy
+    does): a staticmethod's or classmethod's function unwrapped; None when it is no routine."""
+    try:
+        raw = inspect.getattr_static(obj, attr)
+    except AttributeError:
+        return None
+    if isinstance(raw, staticmethod | classmethod):
+        raw = raw.__func__
+    return raw if inspect.isroutine(raw) else None
 
 
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -489,3 +504,9 @@ class OutcomeSpecs:
         host receives (None when no handler returned one). A tracer or audit log uses it to
         see blocks, cancels and rewrites without depending on handler order.
         """
+
+
+#: Every hook kithooks specifies: the 34 events' hooks and ``on_outcome``.
+KIT_HOOKS: frozenset[str] = frozenset(
+    name for specs in (KitHookSpecs, OutcomeSpecs) for name in vars(specs) if name.startswith("on_")
+)

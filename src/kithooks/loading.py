@@ -24,7 +24,7 @@ import attrs
 from pluggy import PluginValidationError
 
 from .bus import custom_handlers_of
-from .hookspecs import KitHookSpecs, OutcomeSpecs
+from .hookspecs import KIT_HOOKS, static_function
 
 if TYPE_CHECKING:
     import importlib.metadata
@@ -256,12 +256,6 @@ def forget_modules(path: Path) -> None:
 # --------------------------------------------------------------------------- shapes
 
 
-#: Every hook kithooks specifies (the events' hooks and ``on_outcome``).
-KIT_HOOKS: Final = frozenset(
-    name for specs in (KitHookSpecs, OutcomeSpecs) for name in vars(specs) if name.startswith("on_")
-)
-
-
 def _is_marked(pm: PluginManager, obj: object, attr: str) -> bool:
     try:
         return pm.parse_hookimpl_opts(obj, attr) is not None
@@ -281,16 +275,7 @@ def _named_like_hooks(obj: object) -> bool:
     ``PluginManager.register`` refuses such a function when it is not marked; the loader
     registers such an object so that the refusal is reported, instead of skipping it.
     """
-    for attr in KIT_HOOKS.intersection(dir(obj)):
-        try:
-            raw = inspect.getattr_static(obj, attr)
-        except AttributeError:
-            continue
-        if isinstance(raw, staticmethod | classmethod):
-            raw = raw.__func__
-        if inspect.isroutine(raw):
-            return True
-    return False
+    return any(static_function(obj, a) is not None for a in KIT_HOOKS.intersection(dir(obj)))
 
 
 def _looks_like_plugin(pm: PluginManager, obj: object) -> bool:

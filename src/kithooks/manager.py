@@ -29,20 +29,33 @@ from .bus import CustomEventBus, custom_event, custom_handlers_of
 from .callers import Callers
 from .context import Context, HandlerContext, handler_view
 from .events import EVENT_CLASSES, Event, EventType, Result, SessionShutdownEvent, SessionStartEvent
-from .hookspecs import POLICY_ATTR, PROJECT, HandlerPolicy, KitHookSpecs, OutcomeSpecs
+from .hookspecs import (
+    KIT_HOOKS,
+    POLICY_ATTR,
+    PROJECT,
+    HandlerPolicy,
+    KitHookSpecs,
+    OutcomeSpecs,
+    static_function,
+)
 from .listeners import HandlerError, Listeners
 from .loading import Loader, LoadError, PluginSource, default_project_dir, default_user_dir
 from .locks import PluginLock
 from .plans import OUTCOME_HOOK, Plan, build_plan
 from .state import StateStore
 
-__all__ = ["HandlerError", "PluginManager", "custom_event", "event_type_named"]
+__all__ = [
+    "HandlerError",
+    "NotRegisteredError",
+    "PluginManager",
+    "custom_event",
+    "event_type_named",
+]
 
 logger = logging.getLogger("kithooks")
 
 _HOOK_EVENTS: Final[dict[str, EventType]] = {et.hook_name: et for et in EventType}
-#: Every hook kithooks itself specifies: the 34 events and the outcome hook.
-_KIT_HOOKS: Final[frozenset[str]] = frozenset([*_HOOK_EVENTS, OUTCOME_HOOK])
+_KIT_HOOKS: Final = KIT_HOOKS
 _TOOL_HOOKS: Final[frozenset[str]] = frozenset(
     et.hook_name for et, cls in EVENT_CLASSES.items() if "tool_name" in cls.__slots__
 )
@@ -64,6 +77,14 @@ def event_type_named(name: EventType | str, where: str = "event type") -> EventT
         close = difflib.get_close_matches(str(name), [e.value for e in EventType], n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
         raise ValueError(f"unknown {where} {name!r}{hint}") from None
+
+
+class NotRegisteredError(ValueError, AssertionError):
+    """``unregister`` of a plugin that is not registered.
+
+    A ``ValueError`` naming the plugin; also an ``AssertionError``, which is what pluggy's
+    own ``unregister`` raises there, so code written for pluggy keeps working.
+    """
 
 
 class _KitHookCaller(HookCaller):
@@ -328,17 +349,20 @@ class PluginManager(pluggy.PluginManager):
     def unregister(self, plugin: object | None = None, name: str | None = None) -> Any | None:
         """Unregister a plugin (by object or name) and all its handlers.
 
-        Raises :class:`ValueError` naming the plugin when it is not registered.
+        Raises :class:`NotRegisteredError` (a ``ValueError``) naming the plugin when it is
+        not registered, and ``ValueError`` when ``plugin`` and ``name`` disagree.
         """
         with self._registry_lock:
             if name is None:
                 if plugin is None:
-                    raise ValueError("unregister() needs a plugin or a name")
+                    raise NotRegisteredError("unregister() needs a plugin or a name")
                 name = self.get_name(plugin)
                 if name is None:
-                    raise ValueError(f"{plugin!r} is not registered")
+                    raise NotRegisteredError(f"{plugin!r} is not registered")
             elif name not in self._name2plugin:
-                raise ValueError(f"no plugin named {name!r} is registered")
+                if plugin is not None and self.get_name(plugin) is not None:
+                    return super().unregister(plugin=plugin, name=name)  # pluggy: "do not agree"
+                raise NotRegisteredError(f"no plugin named {name!r} is registered")
             obj = self._name2plugin[name]
             if obj is None:  # a blocked name: nothing registered under it
                 return super().unregister(name=name)
@@ -435,13 +459,7 @@ class PluginManager(pluggy.PluginManager):
 
     @staticmethod
     def _refuse_unmarked(plugin: object, label: str, attr: str) -> None:
-        try:
-            raw = inspect.getattr_static(plugin, attr)
-        except AttributeError:
-            return
-        if isinstance(raw, staticmethod | classmethod):
-            raw = raw.__func__
-        if inspect.isfunction(raw) or inspect.ismethod(raw):
+        if static_function(plugin, attr) is not None:
             raise PluginValidationError(
                 plugin,
                 f"plugin {label!r}: {attr!r} is named like a kithooks hook but is not marked; "
@@ -629,7 +647,8 @@ class PluginManager(pluggy.PluginManager):
                 raise TypeError(
                     "on_outcome is called by the manager after a dispatch, not by hosts"
                 )
-            return super()._hookexec(hook_name, methods, kwargs, firstresult)
+            # pluggy's own path (one frame, as in pluggy: its warnings point at the caller)
+            return self._inner_hookexec(hook_name, methods, kwargs, firstresult)
         result: object = self._call_hook(hook_name, kwargs)
         return result
 

@@ -22,14 +22,13 @@ import os
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import attrs
 
 from ..context import Context
 from ..events import Event
-from ..loading import LoadError, import_plugin_file
+from ..loading import LoadError
 from ..manager import HandlerError, PluginManager
 from ..state import StateStore
 
@@ -139,11 +138,17 @@ class Harness:
             raise PluginFailed(error.message) from error.error
 
     def load(self, plugin: object, name: str | None = None) -> str:
-        """Register a plugin object or module, or load a ``.py`` file; returns its name."""
+        """Register a plugin object or module, or load a plugin file or directory (as the
+        manager's loader does: module functions, classes in the file, directory plugins);
+        returns its name. Raises :class:`PluginFailed` when it does not load."""
         if isinstance(plugin, str | os.PathLike):
-            path = Path(plugin).resolve()
-            module: ModuleType = import_plugin_file(path)
-            plugin, name = module, name or path.stem
+            before = len(self.pm.load_errors)
+            names = self.pm.load_plugin_files([plugin], user_dir=None, project_dir=None)
+            if len(self.pm.load_errors) > before:
+                raise PluginFailed(self.pm.load_errors[-1].message)
+            if not names:
+                raise PluginFailed(f"{os.fspath(plugin)}: no plugin was loaded")
+            return names[0]
         before = len(self.errors)
         registered = self.pm.register(plugin, name=name)
         self._check(before)
