@@ -22,8 +22,6 @@ import weakref
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-import filelock
-
 from . import journal
 from .codec import decode_sidecar, encode_sidecar
 from .errors import StateError
@@ -107,6 +105,8 @@ class SidecarBackend:
         if fd is None:
             yield None
             return
+        import filelock  # here: only programs with a sidecar pay for importing it
+
         try:
             filelock.lock_descriptor(fd, blocking=True, poll_interval=LOCK_POLL)
         except OSError as exc:
@@ -295,6 +295,8 @@ def _compact_at_exit() -> None:
     daemon thread, another process) skips that sidecar: its journal stays complete and the
     next store to open it reads it.
     """
+    import filelock
+
     for real in sorted(_written):
         backend = SidecarBackend(real)
         try:
