@@ -1,5 +1,9 @@
 """kithooks: lifecycle hooks for AI agents in Python, built on pluggy.
 
+"The original", throughout kithooks' code and docs, is KIT (github.com/mark3labs/kit), the
+Go coding agent whose extension event system kithooks brings to Python; where kithooks
+differs from it on purpose (its bugs fixed, not copied), the docs say so.
+
 Every lifecycle event of an agent (34 of them, from KIT) is a pluggy hook
 ``on_<event>(event, ctx)`` with a typed, immutable payload. A :class:`PluginManager`
 dispatches each event with its semantics (observe, guard, transform), isolates faulty
