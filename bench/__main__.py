@@ -52,6 +52,7 @@ def _targets(
     turned: dict[str, float],
     costs: dict[str, float],
     started: dict[str, float],
+    asyncs: dict[str, float],
 ) -> Targets:
     t = Targets()
     three, empty = observe[3], observe[0]
@@ -110,6 +111,24 @@ def _targets(
         "<= 1.5 x",
         ratio <= 1.5,
     )
+    strands = asyncs.get("Strands invoke_callbacks_async")
+    if strands is not None:
+        ratio = asyncs["kithooks aemit"] / strands
+        t.add(
+            "aemit / Strands async, 3 coroutine observers",
+            "await pm.aemit against Strands' invoke_callbacks_async, 3 async handlers",
+            f"{ratio:.2f} x",
+            "<= 1 x",
+            ratio <= 1.0,
+        )
+    else:
+        t.add(
+            "aemit / Strands async, 3 coroutine observers",
+            "Strands is not installed",
+            "-",
+            "-",
+            None,
+        )
     ratio = three["kithooks pm.hook"] / emit
     t.add(
         "pm.hook / emit, 3 observers",
@@ -217,6 +236,8 @@ def main() -> int:
     out.append(gt_text)
     aemit_text, aemit = dispatch.aemit_vs_emit(number, rounds)
     out.append(aemit_text)
+    async_text, asyncs = dispatch.async_vs_strands(number, rounds)
+    out.append(async_text)
     turn_text, turned = turn.run(turns, rounds)
     out.append(turn_text)
     cost_text, costs = cost.run(number, rounds)
@@ -231,7 +252,7 @@ def main() -> int:
     out.append(command_hooks.run(args.quick))
     out.append(adapters.run(args.quick))
 
-    targets = _targets(observe, guarded, aemit, turned, costs, started)
+    targets = _targets(observe, guarded, aemit, turned, costs, started, asyncs)
     out.append("### Targets\n\n" + targets.text())
     if "not installed" in peers.values():
         out.append(

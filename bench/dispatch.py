@@ -295,6 +295,67 @@ def guard_and_transform(
 # ---------------------------------------------------------------- aemit
 
 
+def _async_observer(counter: Counter) -> object:
+    class Plugin:
+        @kithooks.hookimpl
+        async def on_message_update(self, event: object, ctx: object) -> None:
+            counter.n += 1
+
+    return Plugin()
+
+
+def async_vs_strands(number: int, rounds: int) -> tuple[str, dict[str, float]]:
+    """3 coroutine observers: ``await pm.aemit`` against Strands' ``invoke_callbacks_async``,
+    each handed a pre-built payload, inside one coroutine."""
+    counter = Counter()
+    kpm, _ = _managers([_async_observer(counter) for _ in range(3)])
+    event = kithooks.MessageUpdateEvent(chunk="tok")
+    ctx = kithooks.Context()
+    loop = asyncio.new_event_loop()
+
+    async def aemits() -> None:
+        for _ in range(number):
+            await kpm.aemit(event, ctx)
+
+    cases: dict[str, Callable[[], object]] = {
+        "kithooks aemit": lambda: loop.run_until_complete(aemits())
+    }
+    try:
+        from strands.hooks import HookRegistry, MessageAddedEvent
+    except ImportError:
+        pass
+    else:
+        registry = HookRegistry()
+
+        async def callback(e: object) -> None:
+            counter.n += 1
+
+        for _ in range(3):
+            registry.add_callback(MessageAddedEvent, callback)
+        added = MessageAddedEvent(
+            agent=None,  # type: ignore[arg-type]
+            message={"role": "assistant", "content": [{"text": "tok"}]},
+        )
+
+        async def strands() -> None:
+            for _ in range(number):
+                await registry.invoke_callbacks_async(added)
+
+        cases["Strands invoke_callbacks_async"] = lambda: loop.run_until_complete(strands())
+    try:
+        batches = compare(cases, number=1, rounds=rounds)
+    finally:
+        loop.close()
+    r = {name: ns / number for name, ns in batches.items()}
+    rows = [[name, f"{ns:,.0f}"] for name, ns in r.items()]
+    text = table(
+        "Async handlers: aemit against Strands (one event to 3 coroutine observers)",
+        rows,
+        ["candidate", "ns per event"],
+    )
+    return text, r
+
+
 def aemit_vs_emit(number: int, rounds: int) -> tuple[str, dict[str, float]]:
     """3 plain observers: ``await pm.aemit`` against ``pm.emit``, both inside a coroutine."""
     counter = Counter()

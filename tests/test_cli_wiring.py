@@ -137,3 +137,44 @@ def test_replay_exports_the_sessions_traces_to_the_console(tmp_path):
     ]
     assert any(n.startswith("invoke_agent") for n in names)
     assert "execute_tool bash" in names
+
+
+def test_claude_hook_blocks_when_a_guard_plugin_fails_to_load(tmp_path):
+    gate = tmp_path / "gate.py"
+    gate.write_text(
+        "import kithooks\n\n"
+        "class Gate:\n"
+        "    def __init__(self, config):\n"
+        "        self.config = config\n\n"
+        "    @kithooks.hookimpl\n"
+        "    def on_tool_call(self, event):\n"
+        "        return kithooks.ToolCallResult(block=True)\n"
+    )
+    data = {
+        "session_id": "s1",
+        "hook_event_name": "PreToolUse",
+        "tool_name": "Bash",
+        "tool_input": {"command": "rm -rf /"},
+    }
+    proc = run_cli(
+        tmp_path,
+        "claude-hook",
+        "-p",
+        str(gate),
+        "--no-entrypoints",
+        stdin=json.dumps(data).encode(),
+        KITHOOKS_STATE_DIR=str(tmp_path / "state"),
+    )
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)  # Claude Code: exit 2 blocks
+    assert "gate:Gate" in proc.stderr and proc.stdout == ""
+    stop = {**data, "hook_event_name": "Stop"}
+    proc = run_cli(
+        tmp_path,
+        "claude-hook",
+        "-p",
+        str(gate),
+        "--no-entrypoints",
+        stdin=json.dumps(stop).encode(),
+        KITHOOKS_STATE_DIR=str(tmp_path / "state"),
+    )
+    assert proc.returncode == 1 and "gate:Gate" in proc.stderr

@@ -172,8 +172,7 @@ ALL_BLOCKS = [b for doc in DOCS for b in python_blocks(doc)]
 # `kithooks` without importing it, or need a model API key); the replacement text is in
 # changes/16-cli.md. Keyed by the block's content: once the text changes, the block runs
 # like any other, and a strict xfail fails if one of these starts passing unchanged.
-KNOWN_BROKEN = {
-}
+KNOWN_BROKEN = {}
 
 
 def _digest(code: str) -> str:

@@ -199,7 +199,7 @@ def test_reentrant_emits_do_not_deadlock():
         @hookimpl
         def on_agent_start(self, event, ctx):
             seen.append("sync outer")
-            pm.emit(MessageUpdateEvent(chunk="inner"), ctx.host)  # own plugin, same thread
+            pm.emit(MessageUpdateEvent(chunk="inner"), ctx)  # own plugin, same thread
 
         @hookimpl
         def on_message_update(self, event):

@@ -306,3 +306,121 @@ def test_has_async_handlers_tells_a_sync_host_to_use_aemit():
     with pytest.raises(TypeError, match=r"coroutine handlers \('async'\); use 'await pm.aemit"):
         pm.emit(ToolCallEvent())
     assert asyncio.run(pm.aemit(ToolCallEvent())) is None
+
+
+# ---------------------------------------------------------------- review findings
+
+
+def _async_behind_a_sync_wrapper():
+    import functools
+
+    async def guard(self, event):
+        return ToolCallResult(block=True, reason="never reached")
+
+    @functools.wraps(guard)
+    def wrapper(*args, **kwargs):
+        return guard(*args, **kwargs)  # hides the coroutine function
+
+    return wrapper
+
+
+@pytest.mark.parametrize("fail_closed", [False, True])
+def test_an_async_guard_behind_a_sync_decorator_is_never_silently_dropped(fail_closed):
+    errors = []
+    pm = PluginManager(fail_closed=fail_closed, on_error=errors.append)
+
+    class Wrapped:
+        on_tool_call = hookimpl(_async_behind_a_sync_wrapper())
+
+    pm.register(Wrapped(), name="wrapped")
+    for result in (
+        pm.emit(ToolCallEvent(tool_name="bash")),
+        asyncio.run(asyncio.wait_for(pm.aemit(ToolCallEvent(tool_name="bash")), 10)),
+    ):
+        if fail_closed:
+            assert result.block and "'wrapped'" in result.reason and "awaitable" in result.reason
+        else:
+            assert result is None
+    assert len(errors) == 2 and all("never ran" in e.message for e in errors)
+
+
+def test_a_result_of_the_wrong_type_blocks_under_fail_closed():
+    pm = PluginManager(fail_closed=True)
+
+    class Sloppy:
+        @hookimpl
+        def on_tool_call(self, event):
+            return {"block": True}
+
+    pm.register(Sloppy(), name="sloppy")
+    result = pm.emit(ToolCallEvent(tool_name="bash"))
+    assert result.block and "returned dict" in result.reason and "'sloppy'" in result.reason
+
+
+def test_a_handler_that_swallows_its_cancellation_still_times_out():
+    import time
+
+    errors = []
+    pm = PluginManager(fail_closed=True, on_error=errors.append)
+
+    class Stubborn:
+        @hookimpl(timeout=0.1)
+        async def on_tool_call(self, event):
+            try:
+                await asyncio.sleep(30)
+            except asyncio.CancelledError:
+                await asyncio.sleep(0.2)  # ignores the cancellation, finishes later
+            return
+
+    pm.register(Stubborn(), name="stubborn")
+    started = time.monotonic()
+    result = asyncio.run(asyncio.wait_for(pm.aemit(ToolCallEvent(tool_name="bash")), 10))
+    assert time.monotonic() - started < 5
+    assert result.block and "timed out after 0.1s" in result.reason
+    assert "ignored cancellation" in errors[0].message
+
+
+def test_a_custom_event_never_runs_beside_a_suspended_handler_of_its_plugin():
+    errors = []
+    pm = PluginManager(on_error=errors.append)
+    state = {"active": 0, "most": 0}
+
+    class Plugin:
+        @hookimpl
+        async def on_agent_start(self, event):
+            state["active"] += 1
+            state["most"] = max(state["most"], state["active"])
+            await asyncio.sleep(0.05)
+            state["active"] -= 1
+
+        @kithooks.custom_event("ping")
+        def ping(self, data):
+            state["active"] += 1
+            state["most"] = max(state["most"], state["active"])
+            state["active"] -= 1
+
+    pm.register(Plugin(), name="plugin")
+
+    async def main():
+        holder = asyncio.create_task(pm.aemit(AgentStartEvent()))
+        await asyncio.sleep(0.01)  # the coroutine handler is suspended, holding the plugin
+        pm.emit_custom_event("ping")
+        await asyncio.wait_for(holder, 10)
+
+    asyncio.run(asyncio.wait_for(main(), 20))
+    assert state["most"] == 1
+    assert [e.plugin for e in errors] == ["plugin"] and "use aemit" in errors[0].message
+
+
+def test_a_handler_cannot_reach_the_hosts_context_through_its_view():
+    pm = PluginManager(context=Context(session_id="real"))
+    seen = []
+
+    class Reader:
+        @hookimpl
+        def on_agent_start(self, ctx):
+            seen.append((ctx.session_id, hasattr(ctx, "host")))
+
+    pm.register(Reader())
+    pm.emit(AgentStartEvent())
+    assert seen == [("real", False)]

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .hookspecs import static_function
-from .locks import LockCycleError, PluginLock, wait_sync
+from .locks import LockCycleError, PluginLock, enter_sync
 
 __all__ = ["CustomEventBus", "custom_event", "custom_handlers_of"]
 
@@ -119,8 +119,7 @@ class CustomEventBus:
         hook = f"custom event {name!r}"
         for sub in self._by_name.get(name, ()):
             try:
-                if not sub.lock.acquire(False):
-                    wait_sync(sub.lock)
+                enter_sync(sub.lock)
             except LockCycleError as exc:
                 failed(sub.plugin, hook, exc)
                 continue

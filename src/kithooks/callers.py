@@ -14,6 +14,7 @@ goes through :meth:`Callers.run` or :meth:`Callers.arun`. They own, in one place
 
 from __future__ import annotations
 
+import inspect
 import logging
 import threading
 from collections.abc import Awaitable, Callable
@@ -22,7 +23,7 @@ from typing import Any, cast
 from .dispatch import EventKind, Merge, Rule
 from .events import Result
 from .listeners import HandlerError, Listeners, describe_error
-from .locks import LockCycleError, check_task, wait_async, wait_sync
+from .locks import LockCycleError, enter_async, enter_sync
 from .plans import OUTCOME_HOOK, Handler, Plan
 
 __all__ = ["Callers"]
@@ -59,21 +60,45 @@ class Callers:
         )
         self.listeners.error(HandlerError(plugin=plugin, hook=hook, error=exc))
 
-    def _accept(self, rule: Rule, h: Handler, result: object) -> bool:
-        """True when ``result`` may be merged; a result of the wrong type is reported."""
+    def take(self, merge: Merge, h: Handler, result: object) -> Any:
+        """Check and merge one handler's (non-None) result.
+
+        Returns what dispatch must stop with (the result itself for a block / cancel /
+        ``handled``; a fail-closed block for a result of the wrong type), or None to go on.
+        A result of the wrong type is a failure of the plugin, like an exception.
+        """
+        rule = merge.rule
         if isinstance(result, rule.result_type):
             if self.listeners.results:
                 self.listeners.result(h.plugin, h.hook, result)
-            return True
-        exc = TypeError(
-            f"returned {type(result).__name__}; {h.hook} takes {rule.result_type.__name__} or None"
-        )
-        self.failed(h.plugin, h.hook, exc)
-        return False
+            return result if merge.add(result) else None
+        return self._fail_closed(rule, h, self.stray(h, result, rule))
 
-    def take(self, merge: Merge, h: Handler, result: object) -> bool:
-        """Check and merge one handler's result; True means it stops dispatch."""
-        return self._accept(merge.rule, h, result) and merge.add(result)
+    def stray(self, h: Handler, value: object, rule: Rule | None = None) -> BaseException | None:
+        """Report a return value that is a mistake; returns the error (None: not a mistake).
+
+        An awaitable from a plain function (an ``async def`` behind a sync decorator) would
+        never run: it is closed and reported, never silently dropped. For a guard or
+        transform, any value of the wrong type is a mistake; an observer's other return
+        values are ignored.
+        """
+        if inspect.isawaitable(value):
+            if inspect.iscoroutine(value):
+                value.close()
+            exc: BaseException = TypeError(
+                f"returned an awaitable from a plain function, so it never ran; declare "
+                f"{h.hook} 'async def' (or mark the wrapper with "
+                "inspect.markcoroutinefunction) and dispatch it with aemit"
+            )
+        elif rule is not None:
+            exc = TypeError(
+                f"returned {type(value).__name__}; {h.hook} takes "
+                f"{rule.result_type.__name__} or None"
+            )
+        else:
+            return None
+        self.failed(h.plugin, h.hook, exc)
+        return exc
 
     def done(self, event: Any, result: Any, ctx: Any) -> Any:
         """The end of a guard or transform dispatch: tell on_outcome (if anyone listens)."""
@@ -81,9 +106,16 @@ class Callers:
             return self._outcome(event, result, ctx)
         return result
 
-    def _fail_closed(self, rule: Rule | None, h: Handler, exc: BaseException) -> Result | None:
+    def _fail_closed(
+        self, rule: Rule | None, h: Handler, exc: BaseException | None
+    ) -> Result | None:
         """The block / cancel a failing guard handler becomes, or None (fail open)."""
-        if rule is not None and self.fail_closed and rule.kind is EventKind.GUARD:
+        if (
+            exc is not None
+            and rule is not None
+            and self.fail_closed
+            and rule.kind is EventKind.GUARD
+        ):
             return rule.failure(h.plugin, h.hook, exc)
         return None
 
@@ -108,10 +140,7 @@ class Callers:
             if h.matches is not None and not h.matches(current.tool_name):  # type: ignore[union-attr]
                 continue
             try:
-                if not h.acquire(False):
-                    wait_sync(h.lock)
-                elif h.lock.task is not None:
-                    check_task(h.lock)
+                enter_sync(h.lock)
             except LockCycleError as exc:
                 self.failed(h.plugin, h.hook, exc)
                 if (stop := self._fail_closed(rule, h, exc)) is not None:
@@ -126,13 +155,12 @@ class Callers:
                 continue
             finally:
                 h.release()
-            if (
-                merge is not None
-                and value is not None
-                and self._accept(rule, h, value)  # type: ignore[arg-type]
-                and merge.add(value)
-            ):
-                return self._outcome(event, value, ctx)
+            if value is None:
+                continue
+            if merge is None:
+                self.stray(h, value)
+            elif (stop := self.take(merge, h, value)) is not None:
+                return self._outcome(event, stop, ctx)
         if merge is None:
             return None
         result = merge.result()
@@ -146,17 +174,19 @@ class Callers:
                     self.failed(h.plugin, h.hook, TypeError("a coroutine handler needs aemit"))
                     continue
                 try:
-                    if not h.acquire(False):
-                        wait_sync(h.lock)
+                    enter_sync(h.lock)
                 except LockCycleError as exc:
                     self.failed(h.plugin, h.hook, exc)
                     continue
                 try:
-                    h.call(event, result, ctx)
+                    value = h.call(event, result, ctx)
                 except Exception as exc:
                     self.failed(h.plugin, h.hook, exc)
+                    continue
                 finally:
                     h.release()
+                if value is not None:
+                    self.stray(h, value)
         return result
 
     # ------------------------------------------------------------------ async
@@ -181,13 +211,12 @@ class Callers:
                 if (stop := self._fail_closed(rule, h, exc)) is not None:
                     return await self._aoutcome(event, stop, ctx)
                 continue
-            if (
-                merge is not None
-                and value is not None
-                and self._accept(rule, h, value)  # type: ignore[arg-type]
-                and merge.add(value)
-            ):
-                return await self._aoutcome(event, value, ctx)
+            if value is None:
+                continue
+            if merge is None:
+                self.stray(h, value)
+            elif (stop := self.take(merge, h, value)) is not None:
+                return await self._aoutcome(event, stop, ctx)
         if merge is None:
             return None
         return await self._aoutcome(event, merge.result(), ctx)
@@ -195,11 +224,7 @@ class Callers:
     async def _acall(self, h: Handler, task: Any, args: tuple[Any, ...]) -> Any:
         """Call one handler holding its plugin; a coroutine handler holds it across awaits."""
         lock = h.lock
-        if not lock.acquire(False):
-            await wait_async(lock)
-        elif lock.task is not None and lock.task is not task:
-            lock.release()
-            await wait_async(lock)
+        await enter_async(lock, task)
         try:
             if not h.is_async:
                 return h.call(*args)
@@ -212,10 +237,13 @@ class Callers:
                 import asyncio
 
                 try:
-                    async with asyncio.timeout(h.timeout):
-                        return await pending
+                    async with asyncio.timeout(h.timeout) as scope:
+                        value = await pending
                 except TimeoutError:
                     raise TimeoutError(f"timed out after {h.timeout:g}s") from None
+                if scope.expired():  # it swallowed the cancellation and went on
+                    raise TimeoutError(f"timed out after {h.timeout:g}s (and ignored cancellation)")
+                return value
             finally:
                 lock.task, lock.task_thread = previous, previous_thread
         finally:

@@ -149,12 +149,6 @@ class HandlerContext(Context):
             "(return a result to change what happens, or keep your own data in ctx.set_state)"
         )
 
-    @property
-    def host(self) -> Context:
-        """The host's context this view reads."""
-        host: Context = object.__getattribute__(self, "_host")
-        return host
-
 
 def _read_through(name: str) -> property:
     def get(self: HandlerContext) -> Any:
@@ -171,7 +165,7 @@ del _name
 def handler_view(ctx: Context, manager: PluginManager) -> Context:
     """The view of ``ctx`` that ``manager``'s handlers get (made once, then cached)."""
     if isinstance(ctx, HandlerContext):
-        ctx = ctx.host
+        ctx = object.__getattribute__(ctx, "_host")
     view = ctx._view
     if view is None or view._manager is not manager:
         view = HandlerContext(ctx, manager)

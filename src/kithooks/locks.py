@@ -36,6 +36,8 @@ __all__ = [
     "LockCycleError",
     "PluginLock",
     "check_task",
+    "enter_async",
+    "enter_sync",
     "wait_async",
     "wait_sync",
 ]
@@ -193,3 +195,20 @@ async def wait_async(lock: PluginLock) -> None:
     finally:
         with _graph_lock:
             _waiting.pop(me, None)
+
+
+def enter_sync(lock: PluginLock) -> None:
+    """Take ``lock`` for a plain handler called from synchronous code (see the module doc)."""
+    if not lock.acquire(False):
+        wait_sync(lock)
+    elif lock.task is not None:
+        check_task(lock)
+
+
+async def enter_async(lock: PluginLock, task: Any) -> None:
+    """Take ``lock`` for ``task``, letting the event loop run while it waits."""
+    if lock.acquire(False):
+        if lock.task is None or lock.task is task:
+            return
+        lock.release()
+    await wait_async(lock)

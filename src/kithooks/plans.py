@@ -124,7 +124,7 @@ def _names(i: int, h: Handler, wait: Callable[[PluginLock], Any]) -> dict[str, A
 
 def _compile_observers(
     handlers: tuple[Handler, ...],
-    failed: Callable[[str, str, BaseException], None],
+    callers: Callers,
     async_plugins: frozenset[str],
     *,
     mode: str,
@@ -137,7 +137,11 @@ def _compile_observers(
     the thread; ``"async"`` is a coroutine whose waits let the event loop run.
     """
     for_async = mode == "async"
-    namespace: dict[str, Any] = {"_failed": failed, "_Cycle": LockCycleError}
+    namespace: dict[str, Any] = {
+        "_failed": callers.failed,
+        "_stray": callers.stray,
+        "_Cycle": LockCycleError,
+    }
     if for_async:
         import asyncio  # an async dispatch is running: asyncio is imported already
 
@@ -169,11 +173,14 @@ def _compile_observers(
             f"    _failed(_p{i}, _h{i}, exc)",
             "else:",
             "    try:",
-            f"        {call}",
+            f"        r = {call}",
             "    except Exception as exc:",
+            "        r = None",
             f"        _failed(_p{i}, _h{i}, exc)",
             "    finally:",
             f"        _r{i}()",
+            "    if r is not None:",
+            f"        _stray(_H{i}, r)",
         ]
         lines += [indent + line for line in body]
     if not handlers:
@@ -239,8 +246,9 @@ def _compile_rule(
             "    if r is not None:",
             "        if merge is None:",
             "            merge = _begin(event)",
-            f"        if _take(merge, _H{i}, r):",
-            "            return _done(event, r, ctx)",
+            f"        s = _take(merge, _H{i}, r)",
+            "        if s is not None:",
+            "            return _done(event, s, ctx)",
             "        current = merge.event",
         ]
         indent = "    "
@@ -265,7 +273,7 @@ class Plan:
     __slots__ = (
         "_aobservers",
         "_async_plugins",
-        "_failed",
+        "_callers",
         "dispatch",
         "event_type",
         "handlers",
@@ -285,7 +293,6 @@ class Plan:
         callers: Callers,
         async_plugins: frozenset[str],
     ) -> None:
-        failed = callers.failed
         self.hook = hook
         self.event_type = event_type
         self.handlers = handlers
@@ -293,9 +300,9 @@ class Plan:
         self.has_async = any(h.is_async for h in handlers)
         self.prepare = prepare
         fast = self.rule is None and not self.has_async and prepare is None and hook != OUTCOME_HOOK
-        self._failed, self._async_plugins = failed, async_plugins
+        self._callers, self._async_plugins = callers, async_plugins
         self.observers = (
-            _compile_observers(handlers, failed, async_plugins, mode="sync") if fast else None
+            _compile_observers(handlers, callers, async_plugins, mode="sync") if fast else None
         )
         self._aobservers: Callable[[Any, Any], Any] | None = None
         #: A guard or transform event with plain handlers: its compiled dispatch.
@@ -312,7 +319,7 @@ class Plan:
             return None
         if self._aobservers is None:
             self._aobservers = _compile_observers(
-                self.handlers, self._failed, self._async_plugins, mode="async"
+                self.handlers, self._callers, self._async_plugins, mode="async"
             )
         return self._aobservers
 

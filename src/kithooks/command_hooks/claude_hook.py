@@ -21,6 +21,10 @@ from ..state import StateError, StateStore, sidecar_path
 from .aliases import ToolAliases
 from .answering import answer
 
+#: The events whose call exit code 2 blocks in Claude Code: where a plugin that did not
+#: load must block rather than let the call through.
+BLOCKING_EVENTS = frozenset({"PreToolUse", "UserPromptSubmit", "PreCompact"})
+
 __all__ = ["STATE_DIR_ENV", "claude_hook", "default_state_dir", "session_state_path"]
 
 #: Where ``claude-hook`` keeps the state of sessions that have no transcript path.
@@ -107,8 +111,10 @@ def claude_hook(
 
     A block becomes a deny with the plugin's reason, a tool-input rewrite becomes
     updatedInput, a handled prompt is blocked, and nothing to say is exit 0 with no
-    output. Plugin failures are reported on stderr and fail open. Exit 1 means the input
-    was not a hook invocation.
+    output. Plugin failures are reported on stderr and fail open. A plugin that fails to
+    load blocks (exit 2, the reason on stderr) for PreToolUse, UserPromptSubmit and
+    PreCompact, so a missing guard never looks like one that allowed the call; for other
+    events it is exit 1. Exit 1 also means the input was not a hook invocation.
     """
     raw = sys.stdin.buffer.read()
     try:
@@ -139,6 +145,13 @@ def claude_hook(
     if not no_entrypoints:
         pm.load_entrypoints()
     pm.load_plugin_files(plugin_files)
+    if pm.load_errors:
+        # A guard that did not load must not look like a guard that allowed the call:
+        # where Claude Code lets exit 2 block, block with the reason; elsewhere exit 1.
+        reason = "; ".join(e.message for e in pm.load_errors)
+        event = str(data.get("hook_event_name") or "")
+        _say(f"plugins failed to load: {reason}")
+        sys.exit(2 if event in BLOCKING_EVENTS else 1)
     result = asyncio.run(
         answer(pm, data, ctx, aliases=ToolAliases(), block_with_exit_code=block_with_exit_code)
     )
