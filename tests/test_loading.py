@@ -718,3 +718,23 @@ def test_an_interrupted_load_can_be_retried(tmp_path):
         pm.load_plugin_files([d], user_dir=None, project_dir=None)
     flag.unlink()
     assert pm.load_plugin_files([d], user_dir=None, project_dir=None) == ["flaky"]
+
+
+def test_a_plugin_whose_marked_functions_match_no_hook_is_a_load_error(tmp_path):
+    """`@hookimpl def deploy_check(...)` names no hook kithooks or the host knows: it would
+    never run, so loading it is an error (a near miss of a kithooks hook says which)."""
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (plugins / "near.py").write_text(
+        "import kithooks\n\n@kithooks.hookimpl\ndef tool_call(event):\n"
+        "    return kithooks.ToolCallResult(block=True)\n"
+    )
+    (plugins / "far.py").write_text(
+        "import kithooks\n\n@kithooks.hookimpl\ndef qqq(event):\n    return None\n"
+    )
+    pm = kithooks.PluginManager()
+    assert pm.load_plugin_files([plugins], user_dir=None, project_dir=None) == []
+    messages = sorted(e.message for e in pm.load_errors)
+    assert "did you mean 'on_tool_call'" in messages[1]
+    assert "qqq" in messages[0] and "match no hook" in messages[0]
+    assert pm.emit(kithooks.ToolCallEvent(tool_name="bash")) is None

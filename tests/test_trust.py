@@ -424,3 +424,10 @@ def test_a_handler_cannot_reach_the_hosts_context_through_its_view():
     pm.register(Reader())
     pm.emit(AgentStartEvent())
     assert seen == [("real", False)]
+
+
+@pytest.mark.parametrize("name", ["tool_call", "before_tool_call", "handle_tool_call"])
+def test_an_event_name_without_on_is_refused_with_the_hook_it_meant(name):
+    Plugin = type("Plugin", (), {name: hookimpl(lambda self, event: ToolCallResult(block=True))})
+    with pytest.raises(PluginValidationError, match="did you mean 'on_tool_call'"):
+        PluginManager().register(Plugin())

@@ -537,9 +537,16 @@ class Loader:
             )
         # refuses a function named like a hook but not marked (it would never be called)
         pm.register(obj, name=name)
-        if not pm.get_hookcallers(obj) and not _has_hooks(pm, obj):
-            pm.unregister(name=name)  # it only had names register() does not refuse
-            raise PluginValidationError(obj, f"plugin {name!r}: {what} has no hooks")
+        callers = pm.get_hookcallers(obj) or []
+        if not any(c.has_spec() for c in callers) and not custom_handlers_of(obj):
+            # Only hooks no spec knows (a typo pluggy keeps pending): it would never run.
+            pm.unregister(name=name)
+            unknown = ", ".join(sorted(c.name for c in callers)) or "none"
+            raise PluginValidationError(
+                obj,
+                f"plugin {name!r}: {what} has no kithooks hooks (its marked functions, "
+                f"{unknown}, match no hook; kithooks hooks are named on_<event>)",
+            )
         pm._sources[name] = source
 
     def _failed(self, error: LoadError) -> None:

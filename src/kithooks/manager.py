@@ -67,6 +67,22 @@ _UNKNOWN: Any = object()
 _STALE: Any = _UNKNOWN
 
 
+def _near_kit_hook(name: str) -> str | None:
+    """The kithooks hook ``name`` was probably meant to be, or None.
+
+    ``on_tool_cal`` (a typo of a hook name), ``tool_call`` or ``before_tool_call`` (an
+    event's name without the ``on_`` prefix) are near misses; other names without ``on_``
+    are a host's own hooks, left pending as pluggy does.
+    """
+    if name.startswith("on_"):
+        close = difflib.get_close_matches(name, _KIT_HOOKS, n=1)
+        return close[0] if close else None
+    for et in EventType:
+        if name == et.value or name.endswith("_" + et.value):
+            return et.hook_name
+    return None
+
+
 def event_type_named(name: EventType | str, where: str = "event type") -> EventType:
     """``name`` as an :class:`EventType`; an unknown name is a ValueError with a did-you-mean."""
     if isinstance(name, EventType):
@@ -411,13 +427,13 @@ class PluginManager(pluggy.PluginManager):
                 continue
             hook = opts.get("specname") or attr
             if hook not in _KIT_HOOKS:
-                if hook.startswith("on_") and not hasattr(self.hook, hook):
-                    close = difflib.get_close_matches(hook, _KIT_HOOKS, n=1)
+                if not hasattr(self.hook, hook):
+                    close = _near_kit_hook(hook)
                     if close:
                         raise PluginValidationError(
                             plugin,
                             f"plugin {label!r}: {attr!r} is not a kithooks hook; "
-                            f"did you mean {close[0]!r}?",
+                            f"did you mean {close!r}?",
                         )
                 continue  # a host's own hook, or one pluggy keeps pending (check_pending)
             if opts.get("wrapper") or opts.get("hookwrapper"):
