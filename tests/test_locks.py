@@ -370,3 +370,43 @@ def test_async_cycle_between_tasks_of_two_loops_is_detected(rounds):
         join_all([t1, t2])
         assert all(isinstance(e.error, LockCycleError) for e in errors)
         assert len(errors) <= 1
+
+
+def test_a_child_task_of_a_handler_may_emit_back_to_its_plugin():
+    """`await asyncio.gather(pm.aemit(...))` inside a coroutine handler: the same task
+    chain, so it re-enters instead of waiting for its own parent forever."""
+    pm = PluginManager()
+    seen: list[str] = []
+
+    class Plugin:
+        @hookimpl
+        async def on_agent_start(self, event):
+            await asyncio.gather(pm.aemit(MessageUpdateEvent(chunk="child")))
+
+        @hookimpl
+        def on_message_update(self, event):
+            seen.append(event.chunk)
+
+    pm.register(Plugin())
+    for _ in range(ROUNDS):
+        arun(pm.aemit(AgentStartEvent()), timeout=5)
+    assert seen == ["child"] * ROUNDS
+
+
+def test_a_thread_a_handler_waits_for_fails_at_once_instead_of_hanging():
+    errors: list[HandlerError] = []
+    pm = PluginManager(on_error=errors.append)
+
+    class Plugin:
+        @hookimpl
+        async def on_agent_start(self, event):
+            await asyncio.to_thread(pm.emit, MessageUpdateEvent(chunk="from a thread"))
+
+        @hookimpl
+        def on_message_update(self, event):
+            raise AssertionError("must not run while its plugin's handler waits for it")
+
+    pm.register(Plugin(), name="plugin")
+    arun(pm.aemit(AgentStartEvent()), timeout=5)
+    assert [e.plugin for e in errors] == ["plugin"]
+    assert isinstance(errors[0].error, LockCycleError) and "to_thread" in str(errors[0].error)

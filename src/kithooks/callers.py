@@ -23,7 +23,7 @@ from typing import Any, cast
 from .dispatch import EventKind, Merge, Rule
 from .events import Result
 from .listeners import HandlerError, Listeners, describe_error
-from .locks import LockCycleError, enter_async, enter_sync
+from .locks import LockCycleError, enter_async, enter_sync, held
 from .plans import OUTCOME_HOOK, Handler, Plan
 
 __all__ = ["Callers"]
@@ -230,6 +230,7 @@ class Callers:
                 return h.call(*args)
             previous, previous_thread = lock.task, lock.task_thread
             lock.task, lock.task_thread = task, _get_ident()
+            token = held.set((*held.get(), lock))
             try:
                 pending = cast("Awaitable[Any]", h.call(*args))
                 if h.timeout is None:
@@ -245,6 +246,7 @@ class Callers:
                     raise TimeoutError(f"timed out after {h.timeout:g}s (and ignored cancellation)")
                 return value
             finally:
+                held.reset(token)
                 lock.task, lock.task_thread = previous, previous_thread
         finally:
             lock.release()

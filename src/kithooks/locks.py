@@ -24,6 +24,7 @@ another task of the same loop (that task cannot run until the wait returns): it 
 
 from __future__ import annotations
 
+import contextvars
 import re
 import sys
 import threading
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "LockCycleError",
+    "held",
     "PluginLock",
     "check_task",
     "enter_async",
@@ -43,6 +45,13 @@ __all__ = [
 ]
 
 _get_ident: Final = threading.get_ident
+
+#: The plugins the running coroutine handlers of this task chain hold. Child tasks and
+#: ``asyncio.to_thread`` copy it: a child task of a handler may re-enter its plugin, and a
+#: thread it waits for fails at once instead of waiting for a lock its parent holds.
+held: contextvars.ContextVar[tuple[PluginLock, ...]] = contextvars.ContextVar(
+    "kithooks_held", default=()
+)
 
 
 def _current_task() -> Any:
@@ -93,9 +102,10 @@ class PluginLock:
         return owner or None
 
     def held_by_other_task(self) -> bool:
-        """True when a coroutine handler of another task of this thread holds the plugin."""
+        """True when a coroutine handler of another task of this thread holds the plugin
+        (a child task of the holder, which shares its chain, does not count)."""
         task = self.task
-        return task is not None and task is not _current_task()
+        return task is not None and task is not _current_task() and self not in held.get()
 
 
 def _cycle(me: object, lock: PluginLock) -> list[str] | None:
@@ -153,6 +163,12 @@ def wait_sync(lock: PluginLock) -> None:
     me = _get_ident()
     if lock.task is not None and lock.task_thread == me:
         raise _suspended_here(lock)
+    if lock in held.get():
+        raise LockCycleError(
+            f"plugin {lock.name!r} is held by the coroutine handler that started this thread "
+            "(asyncio.to_thread or a copied context), which waits for it: emitting back to "
+            "that plugin from here would never finish, so this call is skipped"
+        )
     try:
         while True:
             with _graph_lock:
@@ -179,10 +195,11 @@ async def wait_async(lock: PluginLock) -> None:
     task = asyncio.current_task()
     me: object = task if task is not None else _get_ident()
     delay = 0.0001
+    ours = held.get()
     try:
         while True:
             if lock.rlock.acquire(False):
-                if lock.task is None or lock.task is task:
+                if lock.task is None or lock.task is task or lock in ours:
                     return
                 lock.rlock.release()
             with _graph_lock:
@@ -208,7 +225,7 @@ def enter_sync(lock: PluginLock) -> None:
 async def enter_async(lock: PluginLock, task: Any) -> None:
     """Take ``lock`` for ``task``, letting the event loop run while it waits."""
     if lock.acquire(False):
-        if lock.task is None or lock.task is task:
+        if lock.task is None or lock.task is task or lock in held.get():
             return
         lock.release()
     await wait_async(lock)
