@@ -431,3 +431,24 @@ def test_an_event_name_without_on_is_refused_with_the_hook_it_meant(name):
     Plugin = type("Plugin", (), {name: hookimpl(lambda self, event: ToolCallResult(block=True))})
     with pytest.raises(PluginValidationError, match="did you mean 'on_tool_call'"):
         PluginManager().register(Plugin())
+
+
+def test_call_extra_and_subset_hook_caller_honour_their_handlers():
+    pm = PluginManager()
+    gate = Gate()
+    pm.register(gate, name="gate")
+    rm = ToolCallEvent(tool_name="bash", input='{"command": "rm -rf /"}')
+
+    def extra_guard(event):
+        if event.tool_name == "curl":
+            return ToolCallResult(block=True, reason="no network")
+        return None
+
+    curl = ToolCallEvent(tool_name="curl")
+    assert pm.hook.on_tool_call(event=curl, ctx=Context()) is None
+    got = pm.hook.on_tool_call.call_extra([extra_guard], {"event": curl, "ctx": Context()})
+    assert got.block and got.reason == "no network"
+    assert pm.hook.on_tool_call.call_extra([extra_guard], {"event": rm, "ctx": Context()}).block
+    without_gate = pm.subset_hook_caller("on_tool_call", remove_plugins=[gate])
+    assert without_gate(event=rm, ctx=Context()) is None
+    assert pm.hook.on_tool_call(event=rm, ctx=Context()).block

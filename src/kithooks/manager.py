@@ -665,16 +665,38 @@ class PluginManager(pluggy.PluginManager):
                 )
             # pluggy's own path (one frame, as in pluggy: its warnings point at the caller)
             return self._inner_hookexec(hook_name, methods, kwargs, firstresult)
-        result: object = self._call_hook(hook_name, kwargs)
+        # call_extra / subset_hook_caller: exactly the handlers pluggy hands over, with the
+        # kithooks rules (the normal call goes straight to emit, see _KitHookCaller).
+        event = self._checked_event(hook_name, kwargs)
+        active = self._aggregator
+        plan = build_plan(
+            hook_name,
+            list(methods),
+            order=lambda i: self._order.get(i.plugin_name, (sys.maxsize, 0)),
+            lock_of=lambda i: self._lock_of_name.get(i.plugin_name) or PluginLock(i.plugin_name),
+            prepare=active.enrich if hook_name == "on_agent_end" and active else None,
+            callers=self._callers,
+            default_timeout=self.handler_timeout,
+            async_plugins=self._async_plugins,
+        )
+        if plan is None:
+            return None
+        result: object = self._callers.run(plan, event, self._view_for_call(kwargs.get("ctx")))
         return result
 
-    def _call_hook(self, hook_name: str, kwargs: Mapping[str, object]) -> Any:
-        """A kithooks hook called through pluggy: the event checked, then :meth:`emit`."""
+    def _view_for_call(self, ctx: object) -> Context:
+        return self._view if ctx is None else self._view_for(ctx)
+
+    def _checked_event(self, hook_name: str, kwargs: Mapping[str, object]) -> Event:
         event = kwargs.get("event")
         cls = EVENT_CLASSES[_HOOK_EVENTS[hook_name]]
         if type(event) is not cls and not isinstance(event, cls):
             raise TypeError(f"{hook_name} takes event={cls.__name__}, not {type(event).__name__}")
-        return self.emit(event, kwargs.get("ctx"))  # type: ignore[arg-type]
+        return event
+
+    def _call_hook(self, hook_name: str, kwargs: Mapping[str, object]) -> Any:
+        """A kithooks hook called through pluggy: the event checked, then :meth:`emit`."""
+        return self.emit(self._checked_event(hook_name, kwargs), kwargs.get("ctx"))  # type: ignore[arg-type]
 
     # ------------------------------------------------------------------ custom events
 
