@@ -143,10 +143,10 @@ def replay_manager(
 ) -> PluginManager:
     """The manager ``replay``, ``demo`` and ``plugins`` run: ``extra`` plugins (name, object)
     first, then the installed ones (when ``entrypoints``), then the plugin files and the
-    user's and project's plugin directories, then the command hooks of the user's and
-    project's ``hooks.json`` and of ``settings`` (Claude Code settings files). Load errors
+    user's and project's plugin directories (with the command hooks of the ``hooks.json``
+    beside each), then the command hooks of ``settings`` (Claude Code settings files). Load errors
     are in ``pm.load_errors``."""
-    from .command_hooks import discover_settings, plugins_for
+    from .command_hooks import plugins_for
 
     pm = PluginManager(context=Context(cwd=cwd, print=lambda _: None))
     for name, plugin in extra:
@@ -154,7 +154,7 @@ def replay_manager(
     if entrypoints:
         pm.load_entrypoints()
     pm.load_plugin_files(plugin_files)
-    hooks, errors = plugins_for([*discover_settings(), *settings])
+    hooks, errors = plugins_for(settings)  # hooks.json files came with load_plugin_files
     for hook in hooks:
         pm.register(hook, name=hook.__name__)
     for error in errors:

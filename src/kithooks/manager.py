@@ -722,10 +722,7 @@ class PluginManager(pluggy.PluginManager):
 
     # ------------------------------------------------------------------ loading
 
-    def _load_failed(self, error: LoadError) -> None:
-        self.load_errors.append(error)
-        logger.error("%s", error.message, exc_info=error.error)
-        self.listeners.error(error)
+    _load_failed = report_load_error  # the loader's name for it
 
     def load_entrypoints(self, group: str = PROJECT) -> list[str]:
         """Register every plugin of the entry-point ``group``; returns the names registered.
@@ -746,6 +743,7 @@ class PluginManager(pluggy.PluginManager):
         *,
         user_dir: str | os.PathLike[str] | None = _DEFAULT,
         project_dir: str | os.PathLike[str] | None = _DEFAULT,
+        command_hooks: bool = True,
     ) -> list[str]:
         """Load plugin files and directory plugins, in the original's order; returns the names.
 
@@ -758,15 +756,39 @@ class PluginManager(pluggy.PluginManager):
         and registered as ``<stem>:<ClassName>``. Anything that fails, or would be a plugin
         with no hooks, is logged, reported and left out. :meth:`reload` re-reads the same
         sources. See ``docs/plugins.md``.
+
+        With ``command_hooks`` (the default), the ``hooks.json`` beside each of the two
+        directories (``$XDG_CONFIG_HOME/kithooks/hooks.json``, ``.kithooks/hooks.json``)
+        also runs, as Claude Code command hooks (``kithooks.command_hooks``): one plugin per
+        file, named ``command-hooks:<path>``; an invalid file is a load error naming it.
         """
         dirs: list[Path] = []
         if user_dir is not None:
             dirs.append(default_user_dir() if user_dir is _DEFAULT else Path(user_dir))
         if project_dir is not None:
             dirs.append(default_project_dir() if project_dir is _DEFAULT else Path(project_dir))
+        dirs = [d.expanduser().absolute() for d in dirs]
         explicit = [Path(p).expanduser().absolute() for p in paths]
         with self._registry_lock:
-            return self._loader.load_files([d.expanduser().absolute() for d in dirs], explicit)
+            names = self._loader.load_files(dirs, explicit)
+            if command_hooks:
+                names += self._load_command_hooks(dirs)
+            return names
+
+    def _load_command_hooks(self, plugin_dirs: Sequence[Path]) -> list[str]:
+        """The ``hooks.json`` beside each plugin directory, as command-hook plugins."""
+        from .command_hooks import SETTINGS_FILE, plugins_for
+
+        files = [d.parent / SETTINGS_FILE for d in plugin_dirs]
+        found = [f for f in dict.fromkeys(files) if f.is_file()]
+        plugins, errors = plugins_for(found)
+        names = []
+        for plugin in plugins:
+            if self.get_plugin(plugin.__name__) is None:
+                names.append(self.register(plugin, name=plugin.__name__) or plugin.__name__)
+        for error in errors:
+            self.report_load_error(error)
+        return names
 
     def reload(self) -> list[str]:
         """Reload the file plugins from disk; returns the file plugins now loaded.

@@ -144,7 +144,8 @@ def claude_hook(
     pm = PluginManager(state=store, context=ctx, on_error=report)
     if not no_entrypoints:
         pm.load_entrypoints()
-    pm.load_plugin_files(plugin_files)
+    # No hooks.json here: a command hook calling `kithooks claude-hook` would call itself.
+    pm.load_plugin_files(plugin_files, command_hooks=False)
     if pm.load_errors:
         # A guard that did not load must not look like a guard that allowed the call:
         # where Claude Code lets exit 2 block, block with the reason; elsewhere exit 1.
