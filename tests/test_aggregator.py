@@ -153,7 +153,8 @@ def test_threads_on_different_turns():
     for t in threads:
         t.start()
     for t in threads:
-        t.join()
+        t.join(30)
+        assert not t.is_alive(), "a thread still runs after 30 s: a deadlock"
     assert len(ends.events) == 8
     for end in ends.events:
         assert end.tool_call_count == 50 and end.output_tokens_delta == 50

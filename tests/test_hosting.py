@@ -152,7 +152,9 @@ def test_async_tool(host):
         await asyncio.sleep(0)
         return "async result"
 
-    outcome = asyncio.run(arun_tool(pm, tool, tool_name="grep", tool_call_id="c", input="{}"))
+    outcome = asyncio.run(
+        asyncio.wait_for(arun_tool(pm, tool, tool_name="grep", tool_call_id="c", input="{}"), 30)
+    )
     assert outcome.content == "async result" and log.events[0].tool_kind == "search"
     outcome = asyncio.run(
         arun_tool(pm, lambda a: "sync too", tool_name="x", tool_call_id="d", input="")

@@ -84,7 +84,7 @@ def test_base_exceptions_propagate(exc):
     with pytest.raises(exc):
         pm.emit(kithooks.ToolCallEvent())
     with pytest.raises(exc):
-        asyncio.run(pm.aemit(kithooks.ToolCallEvent()))
+        asyncio.run(asyncio.wait_for(pm.aemit(kithooks.ToolCallEvent()), 30))
 
 
 def test_fail_closed_turns_a_failing_guard_into_a_block_naming_the_plugin():
@@ -176,7 +176,7 @@ def test_coroutine_handler_under_emit_is_a_type_error_saying_aemit():
     with pytest.raises(TypeError, match="aemit") as info:
         pm.emit(kithooks.ToolCallEvent())
     assert "'async-gate'" in str(info.value)
-    assert asyncio.run(pm.aemit(kithooks.ToolCallEvent())).reason == "async"
+    assert asyncio.run(asyncio.wait_for(pm.aemit(kithooks.ToolCallEvent()), 30)).reason == "async"
 
 
 def test_twenty_threads_keep_one_plugins_handlers_serialized():
@@ -219,7 +219,8 @@ def test_twenty_threads_keep_one_plugins_handlers_serialized():
     for t in threads:
         t.start()
     for t in threads:
-        t.join()
+        t.join(30)
+        assert not t.is_alive(), "a thread still runs after 30 s: a deadlock"
     assert counter.count == 20 * per_thread
     assert counter.overlaps == 0
 
@@ -286,7 +287,7 @@ def test_aemit_serializes_one_plugins_handlers_across_tasks_and_reenters():
             timeout=10,
         )
 
-    asyncio.run(main())
+    asyncio.run(asyncio.wait_for(main(), 30))
     assert slow.nested == 10
     # nested (re-entrant) calls count as overlaps by design; between tasks there are none
     assert slow.overlaps == 10

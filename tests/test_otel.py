@@ -650,7 +650,7 @@ def test_turns_dispatched_with_aemit_and_async_guards(traced: SimpleNamespace) -
     async def main() -> None:
         await asyncio.wait_for(asyncio.gather(*(turn(i) for i in range(4))), timeout=30)
 
-    asyncio.run(main())
+    asyncio.run(asyncio.wait_for(main(), 30))
     spans = finished(traced)
     roots = named(spans, "invoke_agent coder")
     assert len({tid(r) for r in roots}) == 4

@@ -197,7 +197,7 @@ def test_fail_closed_with_an_unprintable_exception_still_blocks(caplog):
     pm.register(Broken(), name="broken")
     with caplog.at_level(logging.CRITICAL, logger="kithooks"):
         result = pm.emit(ToolCallEvent(tool_name="bash"))
-        aresult = asyncio.run(pm.aemit(ToolCallEvent(tool_name="bash")))
+        aresult = asyncio.run(asyncio.wait_for(pm.aemit(ToolCallEvent(tool_name="bash")), 30))
     for r in (result, aresult):
         assert r.block and "'broken'" in r.reason and "Unprintable" in r.reason
     assert "could not be printed" in errors[0].message
@@ -305,7 +305,7 @@ def test_has_async_handlers_tells_a_sync_host_to_use_aemit():
     assert pm.has_async_handlers("tool_call") and not pm.has_async_handlers("agent_end")
     with pytest.raises(TypeError, match=r"coroutine handlers \('async'\); use 'await pm.aemit"):
         pm.emit(ToolCallEvent())
-    assert asyncio.run(pm.aemit(ToolCallEvent())) is None
+    assert asyncio.run(asyncio.wait_for(pm.aemit(ToolCallEvent()), 30)) is None
 
 
 # ---------------------------------------------------------------- review findings

@@ -1,15 +1,20 @@
-"""The two handler loops: one for ``emit``, one for ``aemit``.
+"""The handler loops and the rules of one handler call.
 
-Every dispatch that is not the compiled observe fast path (see :mod:`kithooks.plans`)
-goes through :meth:`Callers.run` or :meth:`Callers.arun`. They own, in one place each:
+:meth:`Callers.run` (for ``emit``) and :meth:`Callers.arun` (for ``aemit``) are the general
+loops. The compiled functions of :mod:`kithooks.plans` (observers; guard and transform
+dispatch) are the same loops unrolled, and call back into this class for everything but the
+lock and the call itself. What a call needs is decided here, once:
 
-* the plugin lock around every call (waits that would never end fail the call);
+* the plugin lock (:func:`kithooks.locks.enter_sync` / ``enter_async``: a try, then a wait
+  that fails a call which would never finish);
 * tool matchers (a handler whose ``tools=`` does not match is not called);
-* isolation: a handler that raises an ``Exception`` (or times out) is logged with its
-  plugin and hook, reported to the listeners, and skipped; ``fail_closed`` turns a failing
-  guard handler into a block / cancel naming the plugin;
-* the result type check and the merge (:mod:`kithooks.dispatch`);
-* the outcome: ``on_outcome`` handlers hear what a guard or transform dispatch decided.
+* isolation: a handler that raises an ``Exception``, times out, or returns a mistake (an
+  awaitable from a plain function, a result of the wrong type) is logged with its plugin and
+  hook, reported to the listeners, and skipped; ``fail_closed`` turns a failing guard handler
+  into a block / cancel naming the plugin (:meth:`Callers.failed`, :meth:`Callers.stray`);
+* the result check and the merge (:meth:`Callers.take`, rules in :mod:`kithooks.dispatch`);
+* the outcome: ``on_outcome`` handlers hear what a guard or transform dispatch decided
+  (:meth:`Callers.done`).
 """
 
 from __future__ import annotations

@@ -195,13 +195,8 @@ def _run_coroutine(coro: Coroutine[Any, Any, T]) -> T:
 
 
 def _has_async_handlers(pm: PluginManager, event_types: tuple[EventType, ...]) -> bool:
-    """True when a coroutine handler listens to one of ``event_types`` (needs ``aemit``)."""
-    for et in event_types:
-        if pm.has_handlers(et):
-            caller = getattr(pm.hook, et.hook_name)
-            if any(inspect.iscoroutinefunction(i.function) for i in caller.get_hookimpls()):
-                return True
-    return False
+    """True when a coroutine handler (of the events or of their outcome) needs ``aemit``."""
+    return any(pm.has_async_handlers(et) for et in event_types)
 
 
 def _answer(response: Any) -> AIMessage | None:
