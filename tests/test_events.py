@@ -285,3 +285,19 @@ def test_every_drawn_event_can_be_emitted(event):
     pm.register(Sink())
     pm.emit(event)
     assert seen == [event]
+
+
+def test_each_event_is_declared_once_on_its_payload_class():
+    """The hook text and the dispatch rule live on the payload class; the hookspecs and
+    RULES are derived from it (issue 12: everything about one event in one place)."""
+    import inspect
+
+    for et, cls in EVENT_CLASSES.items():
+        spec = getattr(KitHookSpecs, et.hook_name)
+        assert inspect.getdoc(spec) == inspect.cleandoc(cls.hook_doc), et
+        assert (et in RULES) == (cls.rule is not None), et
+        if cls.rule is not None:
+            rule = RULES[et]
+            assert rule.kind.value == cls.rule.kind and rule.text == cls.rule.text
+            assert rule.result_type.__name__ == cls.rule.result
+            assert rule.flag == cls.rule.flag and rule.default_reason == cls.rule.default_reason

@@ -24,21 +24,19 @@ from typing import Any
 import attrs
 
 from .events import (
+    EVENT_CLASSES,
+    RESULT_CLASSES,
     BeforeAgentStartResult,
     BeforeCompactResult,
-    BeforeForkResult,
-    BeforeSessionSwitchResult,
     ContextPrepareEvent,
-    ContextPrepareResult,
     Event,
     EventType,
     InputEvent,
     InputResult,
     PrepareStepEvent,
-    PrepareStepResult,
     Result,
+    RuleSpec,
     ToolCallEvent,
-    ToolCallResult,
     ToolResultEvent,
     ToolResultResult,
     replace,
@@ -46,7 +44,7 @@ from .events import (
 )
 from .listeners import describe_error
 
-__all__ = ["KINDS", "RULES", "EventKind", "Merge", "Rule", "kind_of"]
+__all__ = ["KINDS", "MERGES", "RULES", "EventKind", "Merge", "Rule", "kind_of"]
 
 
 class EventKind(enum.StrEnum):
@@ -279,92 +277,37 @@ class Rule:
         return result
 
 
-_GUARD_TEXT = (
-    "The first result with `{flag}=True` stops dispatch and is returned; otherwise the last "
-    "non-None result is returned (None when no handler returned one)."
+#: The merge rules, by the name an event's ``rule`` (``RuleSpec.merge``) gives.
+MERGES: Mapping[str, type[Merge]] = MappingProxyType(
+    {
+        "tool_call": _ToolCallMerge,
+        "last_wins": _LastWins,
+        "compact": _CompactMerge,
+        "tool_result": _ToolResultMerge,
+        "input": _InputMerge,
+        "inject": _InjectMerge,
+        "messages": _MessagesMerge,
+    }
 )
 
+_RESULT_NAMED: Mapping[str, type[Result]] = {cls.__name__: cls for cls in RESULT_CLASSES}
+
+
+def _rule(spec: RuleSpec) -> Rule:
+    return Rule(
+        EventKind(spec.kind),
+        _RESULT_NAMED[spec.result],
+        spec.text,
+        MERGES[spec.merge],
+        flag=spec.flag,
+        default_reason=spec.default_reason,
+    )
+
+
+#: How each guard and transform event is dispatched, built from the ``rule`` each payload
+#: class declares (see :class:`kithooks.events.RuleSpec`).
 RULES: Mapping[EventType, Rule] = MappingProxyType(
-    {
-        EventType.TOOL_CALL: Rule(
-            EventKind.GUARD,
-            ToolCallResult,
-            "The first result with `block=True` stops dispatch and is returned. A result's `args` "
-            "replace the call's arguments: later handlers see them as `parsed_args` and `input`, "
-            "and the merged result carries the final ones. Otherwise the last non-None result "
-            "(None when no handler returned one).",
-            _ToolCallMerge,
-            flag="block",
-            default_reason="blocked by extension",
-        ),
-        EventType.BEFORE_FORK: Rule(
-            EventKind.GUARD,
-            BeforeForkResult,
-            _GUARD_TEXT.format(flag="cancel"),
-            _LastWins,
-            flag="cancel",
-            default_reason="Fork cancelled by extension.",
-        ),
-        EventType.BEFORE_SESSION_SWITCH: Rule(
-            EventKind.GUARD,
-            BeforeSessionSwitchResult,
-            _GUARD_TEXT.format(flag="cancel"),
-            _LastWins,
-            flag="cancel",
-            default_reason="Session switch cancelled by extension.",
-        ),
-        EventType.BEFORE_COMPACT: Rule(
-            EventKind.GUARD,
-            BeforeCompactResult,
-            "The first result with `cancel=True` stops dispatch and is returned; otherwise "
-            "`BeforeCompactResult(summary=<the last non-empty summary>)` (None when no handler "
-            "returned a result).",
-            _CompactMerge,
-            flag="cancel",
-            default_reason="compaction cancelled by extension",
-        ),
-        EventType.TOOL_RESULT: Rule(
-            EventKind.TRANSFORM,
-            ToolResultResult,
-            "A later non-None `content` / `is_error` replaces an earlier one, and the next "
-            "handler's event carries it; the merged `ToolResultResult` is returned (None when "
-            "no handler returned one).",
-            _ToolResultMerge,
-        ),
-        EventType.INPUT: Rule(
-            EventKind.TRANSFORM,
-            InputResult,
-            "`action='handled'` stops dispatch and is returned. `action='transform'` replaces "
-            "the text later handlers see, and the result is `InputResult(action='transform', "
-            "text=<final text>)`. Otherwise the last non-None result.",
-            _InputMerge,
-        ),
-        EventType.BEFORE_AGENT_START: Rule(
-            EventKind.TRANSFORM,
-            BeforeAgentStartResult,
-            "Every handler's `inject_text` is kept, joined in order by a blank line; the last "
-            "non-None `system_prompt` wins (None when no handler returned a result).",
-            _InjectMerge,
-        ),
-        EventType.CONTEXT_PREPARE: Rule(
-            EventKind.TRANSFORM,
-            ContextPrepareResult,
-            "Each handler sees the message list returned by the handler before it; the result "
-            "carries the final list, or `messages=None` when nobody changed it (None when no "
-            "handler returned a result). A kept message keeps its `index` into the original "
-            "window; a new message has `index < 0`.",
-            _MessagesMerge,
-        ),
-        EventType.PREPARE_STEP: Rule(
-            EventKind.TRANSFORM,
-            PrepareStepResult,
-            "Each handler sees the message list returned by the handler before it; the result "
-            "carries the final list, or `messages=None` when nobody changed it (None when no "
-            "handler returned a result). A kept message keeps its `index` into the step's "
-            "messages; a new message has `index < 0`.",
-            _MessagesMerge,
-        ),
-    }
+    {et: _rule(cls.rule) for et, cls in EVENT_CLASSES.items() if cls.rule is not None}
 )
 
 KINDS: Mapping[EventType, EventKind] = MappingProxyType(

@@ -72,6 +72,7 @@ __all__ = [
     "RESULT_CLASSES",
     "ImmutablePayloadError",
     "ReadOnlyMapping",
+    "RuleSpec",
     "all_event_types",
     "event_class",
     "parse_json_object",
@@ -568,11 +569,38 @@ def _documented(cls: _C) -> _C:
 # --------------------------------------------------------------------------- base classes
 
 
+@attrs.frozen(kw_only=True)
+class RuleSpec:
+    """How a guard or transform event is dispatched, declared on its payload class.
+
+    ``kithooks.dispatch.RULES`` is built from these: ``kind`` ('guard' or 'transform'),
+    ``result`` (the result class's name), ``merge`` (the merge rule, one of
+    ``kithooks.dispatch.MERGES``), ``text`` (the rule in words, for the docs), ``flag`` (the
+    result attribute that stops a guard) and ``default_reason`` (what a host shows for a
+    block or cancel that gave no reason).
+    """
+
+    kind: str
+    result: str
+    merge: str
+    text: str
+    flag: str = ""
+    default_reason: str = ""
+
+
 class Event:
-    """Base of the 34 payload classes. ``event_type`` names the event on the wire."""
+    """Base of the 34 payload classes.
+
+    Each class declares, in one place: ``event_type`` (its name on the wire), its fields,
+    ``hook_doc`` (when the event is emitted and what its results do: the text of its hook
+    ``on_<event>``) and, for guard and transform events, ``rule`` (how results combine).
+    The hookspecs, ``dispatch.RULES`` and ``hookspecs.md`` are derived from these.
+    """
 
     __slots__ = ()
     event_type: ClassVar[EventType]
+    hook_doc: ClassVar[str] = ""
+    rule: ClassVar[RuleSpec | None] = None
 
 
 class Result:
@@ -620,6 +648,28 @@ class ToolCallEvent(Event):
     """A tool is about to run: a guard may block it."""
 
     event_type: ClassVar[EventType] = EventType.TOOL_CALL
+    hook_doc: ClassVar[str] = """
+    A tool is about to run. Guard: return ``ToolCallResult(block=True)`` to stop it.
+
+    Emitted once per tool call the agent executes, after the model's stream ended and the
+    call was parsed, before ``tool_execution_start``. When a handler blocks, the tool never
+    runs, no ``tool_execution_*`` or ``tool_result`` events follow, and the model receives
+    the error result ``Error: <reason>`` (``blocked by extension`` when the reason is
+    empty). The turn aggregator counts every ``tool_call``, blocked ones included.
+    """
+    rule: ClassVar[RuleSpec | None] = RuleSpec(
+        kind="guard",
+        result="ToolCallResult",
+        merge="tool_call",
+        flag="block",
+        default_reason="blocked by extension",
+        text=(
+            "The first result with `block=True` stops dispatch and is returned. A result's "
+            "`args` replace the call's arguments: later handlers see them as `parsed_args` and "
+            "`input`, and the merged result carries the final ones. Otherwise the last non-None "
+            "result (None when no handler returned one)."
+        ),
+    )
     tool_name: str = _str(_TOOL_NAME)
     tool_call_id: str = _str(_TOOL_CALL_ID)
     tool_kind: str = _str(_TOOL_KIND, _TOOL_KIND_VALUES)
@@ -644,6 +694,12 @@ class ToolCallInputStartEvent(Event):
     """The model began streaming a tool call's arguments."""
 
     event_type: ClassVar[EventType] = EventType.TOOL_CALL_INPUT_START
+    hook_doc: ClassVar[str] = """
+    The model began streaming the arguments of a tool call. Observe.
+
+    Emitted during the step's stream, before the call is complete; ``tool_call`` for it
+    comes later, once the stream has ended.
+    """
     tool_call_id: str = _str(_TOOL_CALL_ID)
     tool_name: str = _str(_TOOL_NAME)
     tool_kind: str = _str(_TOOL_KIND, _TOOL_KIND_VALUES)
@@ -655,6 +711,13 @@ class ToolCallInputDeltaEvent(Event):
     """One streamed fragment of a tool call's JSON arguments."""
 
     event_type: ClassVar[EventType] = EventType.TOOL_CALL_INPUT_DELTA
+    hook_doc: ClassVar[str] = """
+    One streamed fragment of a tool call's JSON arguments. Observe.
+
+    Emitted once per fragment, between ``tool_call_input_start`` and
+    ``tool_call_input_end`` of the same ``tool_call_id``. Fragments of different calls may
+    interleave when the provider interleaves them.
+    """
     tool_call_id: str = _str(_TOOL_CALL_ID)
     delta: str = _str("The JSON fragment, as streamed.")
 
@@ -665,6 +728,11 @@ class ToolCallInputEndEvent(Event):
     """The model finished streaming a tool call's arguments."""
 
     event_type: ClassVar[EventType] = EventType.TOOL_CALL_INPUT_END
+    hook_doc: ClassVar[str] = """
+    The model finished streaming a tool call's arguments. Observe.
+
+    Emitted still during the stream, before the call is executed.
+    """
     tool_call_id: str = _str(_TOOL_CALL_ID)
 
 
@@ -674,6 +742,11 @@ class ToolExecutionStartEvent(Event):
     """A tool that was not blocked starts running."""
 
     event_type: ClassVar[EventType] = EventType.TOOL_EXECUTION_START
+    hook_doc: ClassVar[str] = """
+    A tool starts running. Observe.
+
+    Emitted after ``tool_call`` did not block, immediately before the tool runs.
+    """
     tool_call_id: str = _str(_TOOL_CALL_ID)
     tool_name: str = _str(_TOOL_NAME)
     tool_kind: str = _str(_TOOL_KIND, _TOOL_KIND_VALUES)
@@ -685,6 +758,11 @@ class ToolExecutionEndEvent(Event):
     """A tool returned (successfully or not)."""
 
     event_type: ClassVar[EventType] = EventType.TOOL_EXECUTION_END
+    hook_doc: ClassVar[str] = """
+    A tool returned. Observe.
+
+    Emitted right after the tool returns, also when it failed; ``tool_result`` follows.
+    """
     tool_call_id: str = _str(_TOOL_CALL_ID)
     tool_name: str = _str(_TOOL_NAME)
     tool_kind: str = _str(_TOOL_KIND, _TOOL_KIND_VALUES)
@@ -696,6 +774,13 @@ class ToolOutputEvent(Event):
     """A chunk of output a running tool streamed (a line of a shell command, say)."""
 
     event_type: ClassVar[EventType] = EventType.TOOL_OUTPUT
+    hook_doc: ClassVar[str] = """
+    A running tool streamed a chunk of output. Observe.
+
+    Emitted by streaming tools (a shell command, say) between ``tool_execution_start`` and
+    ``tool_execution_end``, possibly from another thread than the agent loop; it is on the
+    hot path, once per line a tool prints.
+    """
     tool_call_id: str = _str(_TOOL_CALL_ID)
     tool_name: str = _str(_TOOL_NAME)
     tool_kind: str = _str(_TOOL_KIND, _TOOL_KIND_VALUES)
@@ -709,6 +794,24 @@ class ToolResultEvent(Event):
     """A tool's result, before the model sees it: a transform may rewrite it."""
 
     event_type: ClassVar[EventType] = EventType.TOOL_RESULT
+    hook_doc: ClassVar[str] = """
+    A tool's result, before the model sees it. Transform: return ``ToolResultResult``.
+
+    Emitted after ``tool_execution_end``. A handler may replace the ``content`` and the
+    ``is_error`` flag; ``None`` fields leave them as they are. Each handler's event
+    carries the changes of the handlers before it, and the host applies the merged
+    result: that is what the model receives.
+    """
+    rule: ClassVar[RuleSpec | None] = RuleSpec(
+        kind="transform",
+        result="ToolResultResult",
+        merge="tool_result",
+        text=(
+            "A later non-None `content` / `is_error` replaces an earlier one, and the next "
+            "handler's event carries it; the merged `ToolResultResult` is returned (None when "
+            "no handler returned one)."
+        ),
+    )
     tool_call_id: str = _str(_TOOL_CALL_ID)
     tool_name: str = _str(_TOOL_NAME)
     tool_kind: str = _str(_TOOL_KIND, _TOOL_KIND_VALUES)
@@ -724,6 +827,23 @@ class InputEvent(Event):
     """The user's prompt, before anything else happens in the turn."""
 
     event_type: ClassVar[EventType] = EventType.INPUT
+    hook_doc: ClassVar[str] = """
+    The user's prompt arrived. Transform: return ``InputResult``.
+
+    Emitted first in every turn. ``action='transform'`` replaces the prompt (later
+    handlers see the new text); ``action='handled'`` consumes it: dispatch stops and the
+    prompt never reaches the model (the turn ends there); ``action='continue'`` leaves it.
+    """
+    rule: ClassVar[RuleSpec | None] = RuleSpec(
+        kind="transform",
+        result="InputResult",
+        merge="input",
+        text=(
+            "`action='handled'` stops dispatch and is returned. `action='transform'` replaces "
+            "the text later handlers see, and the result is `InputResult(action='transform', "
+            "text=<final text>)`. Otherwise the last non-None result."
+        ),
+    )
     text: str = _str("The prompt text (as transformed by earlier handlers).")
     source: str = _str(
         "Where the prompt came from.",
@@ -738,6 +858,22 @@ class BeforeAgentStartEvent(Event):
     """The prompt is accepted; plugins may inject text or a system prompt."""
 
     event_type: ClassVar[EventType] = EventType.BEFORE_AGENT_START
+    hook_doc: ClassVar[str] = """
+    The prompt was accepted. Transform: return ``BeforeAgentStartResult``.
+
+    Emitted after ``input``, before the context is prepared. ``inject_text`` adds a user
+    message ahead of the prompt and ``system_prompt`` an extra system message, for this
+    turn. Every handler's ``inject_text`` is kept.
+    """
+    rule: ClassVar[RuleSpec | None] = RuleSpec(
+        kind="transform",
+        result="BeforeAgentStartResult",
+        merge="inject",
+        text=(
+            "Every handler's `inject_text` is kept, joined in order by a blank line; the last "
+            "non-None `system_prompt` wins (None when no handler returned a result)."
+        ),
+    )
     prompt: str = _str("The prompt text of the turn.")
 
 
@@ -747,6 +883,12 @@ class AgentStartEvent(Event):
     """The agent loop starts generating for the turn."""
 
     event_type: ClassVar[EventType] = EventType.AGENT_START
+    hook_doc: ClassVar[str] = """
+    The agent starts generating for the turn. Observe.
+
+    Emitted after ``context_prepare``, immediately before the first step; the turn
+    aggregator starts timing the turn here.
+    """
     prompt: str = _str("The turn's label: the prompt, '[steer] ...' or '[follow-up]'.")
 
 
@@ -756,6 +898,14 @@ class AgentEndEvent(Event):
     """The turn is over. The turn aggregator fills in the counts, tokens, cost and duration."""
 
     event_type: ClassVar[EventType] = EventType.AGENT_END
+    hook_doc: ClassVar[str] = """
+    The turn is over. Observe.
+
+    Emitted last in every turn, after ``message_end`` on success, right after ``error``
+    on failure. The host gives only ``response`` and ``stop_reason``; the turn aggregator
+    fills in the tool calls, LLM calls, tokens, cost and duration of the turn
+    ``(ctx.session_id, ctx.turn_id)`` before any handler sees the event.
+    """
     response: str = _str("The final response text; '' when the turn failed.")
     stop_reason: str = _str(
         "Why the turn stopped: the final step's finish reason, 'completed' when the provider "
@@ -793,6 +943,11 @@ class MessageStartEvent(Event):
     """The assistant's message for the turn begins (once per turn)."""
 
     event_type: ClassVar[EventType] = EventType.MESSAGE_START
+    hook_doc: ClassVar[str] = """
+    The assistant's message begins. Observe.
+
+    Emitted once per turn, right after ``agent_start`` (not once per step).
+    """
 
 
 @_documented
@@ -801,6 +956,12 @@ class MessageUpdateEvent(Event):
     """One streamed delta of the assistant's text."""
 
     event_type: ClassVar[EventType] = EventType.MESSAGE_UPDATE
+    hook_doc: ClassVar[str] = """
+    One streamed delta of the assistant's text. Observe.
+
+    Emitted for every text delta of every step: the hottest event of all. Reasoning text
+    is not included.
+    """
     chunk: str = _str("The text delta.")
 
 
@@ -810,6 +971,12 @@ class MessageEndEvent(Event):
     """The assistant's message is complete (successful turns only)."""
 
     event_type: ClassVar[EventType] = EventType.MESSAGE_END
+    hook_doc: ClassVar[str] = """
+    The assistant's message is complete. Observe.
+
+    Emitted once per successful turn, before ``agent_end``, with the final step's text.
+    Not emitted when the turn fails.
+    """
     content: str = _str("The text of the final step's response.")
 
 
@@ -819,6 +986,12 @@ class SessionStartEvent(Event):
     """A session was loaded or created, or plugins were reloaded."""
 
     event_type: ClassVar[EventType] = EventType.SESSION_START
+    hook_doc: ClassVar[str] = """
+    A session starts. Observe.
+
+    Emitted when the host starts or loads a session, and to the new set of plugins after
+    ``PluginManager.reload()``.
+    """
     session_id: str = _str("The session's id ('' when the host has none).")
 
 
@@ -828,6 +1001,12 @@ class SessionShutdownEvent(Event):
     """The host is closing, or plugins are about to be reloaded."""
 
     event_type: ClassVar[EventType] = EventType.SESSION_SHUTDOWN
+    hook_doc: ClassVar[str] = """
+    The session ends. Observe.
+
+    Emitted when the host closes, and to the old set of plugins at the start of
+    ``PluginManager.reload()``.
+    """
 
 
 @_documented
@@ -836,6 +1015,12 @@ class ModelChangeEvent(Event):
     """The active model changed."""
 
     event_type: ClassVar[EventType] = EventType.MODEL_CHANGE
+    hook_doc: ClassVar[str] = """
+    The active model changed. Observe.
+
+    Emitted after a plugin (``ctx.set_model``, source ``extension``) or the user (source
+    ``user``) switched models.
+    """
     new_model: str = _str("The new model, as 'provider/model'.")
     previous_model: str = _str("The model before the change.")
     source: str = _str("Who changed it.", choices=("extension", "user"), closed=True)
@@ -847,6 +1032,25 @@ class ContextPrepareEvent(Event):
     """The context window is about to be sent for the turn: a transform may edit it."""
 
     event_type: ClassVar[EventType] = EventType.CONTEXT_PREPARE
+    hook_doc: ClassVar[str] = """
+    The turn's context window is ready. Transform: return ``ContextPrepareResult``.
+
+    Emitted once per turn, after ``before_agent_start`` and before ``agent_start``. A
+    handler may filter, reorder or add messages: a kept message is given by its ``index``
+    into the original window, a new message has ``index < 0`` (its ``role`` and
+    ``content`` make it). The change lasts for this turn only.
+    """
+    rule: ClassVar[RuleSpec | None] = RuleSpec(
+        kind="transform",
+        result="ContextPrepareResult",
+        merge="messages",
+        text=(
+            "Each handler sees the message list returned by the handler before it; the result "
+            "carries the final list, or `messages=None` when nobody changed it (None when no "
+            "handler returned a result). A kept message keeps its `index` into the original "
+            "window; a new message has `index < 0`."
+        ),
+    )
     messages: tuple[ContextMessage, ...] = _messages(
         "The window's messages (as changed by earlier handlers)."
     )
@@ -858,6 +1062,23 @@ class BeforeForkEvent(Event):
     """The user asked to fork the session: a guard may cancel."""
 
     event_type: ClassVar[EventType] = EventType.BEFORE_FORK
+    hook_doc: ClassVar[str] = """
+    The user asked to fork the session. Guard: return ``BeforeForkResult(cancel=True)``.
+
+    Emitted before the session is branched from ``target_id``. A cancel stops the fork;
+    the user is shown the reason (``Fork cancelled by extension.`` when empty).
+    """
+    rule: ClassVar[RuleSpec | None] = RuleSpec(
+        kind="guard",
+        result="BeforeForkResult",
+        merge="last_wins",
+        flag="cancel",
+        default_reason="Fork cancelled by extension.",
+        text=(
+            "The first result with `cancel=True` stops dispatch and is returned; otherwise the "
+            "last non-None result is returned (None when no handler returned one)."
+        ),
+    )
     target_id: str = _str("Id of the entry the fork branches from.")
     is_user_message: bool = _bool("True when the user picked one of their own messages.")
     user_text: str = _str("Text of that user message, if any.")
@@ -869,6 +1090,23 @@ class BeforeSessionSwitchEvent(Event):
     """The user asked for another session: a guard may cancel."""
 
     event_type: ClassVar[EventType] = EventType.BEFORE_SESSION_SWITCH
+    hook_doc: ClassVar[str] = """
+    The user asked for another session. Guard: return ``BeforeSessionSwitchResult``.
+
+    Emitted before the host switches (``reason`` says why). A cancel keeps the current
+    session (``Session switch cancelled by extension.`` when the reason is empty).
+    """
+    rule: ClassVar[RuleSpec | None] = RuleSpec(
+        kind="guard",
+        result="BeforeSessionSwitchResult",
+        merge="last_wins",
+        flag="cancel",
+        default_reason="Session switch cancelled by extension.",
+        text=(
+            "The first result with `cancel=True` stops dispatch and is returned; otherwise the "
+            "last non-None result is returned (None when no handler returned one)."
+        ),
+    )
     reason: str = _str("Why the session switches.", choices=("new", "clear", "resume"), closed=True)
 
 
@@ -878,6 +1116,25 @@ class BeforeCompactEvent(Event):
     """The context is about to be compacted: a guard may cancel or give its own summary."""
 
     event_type: ClassVar[EventType] = EventType.BEFORE_COMPACT
+    hook_doc: ClassVar[str] = """
+    The context is about to be compacted. Guard: return ``BeforeCompactResult``.
+
+    Emitted before a manual or automatic compaction. ``cancel=True`` stops it
+    (``compaction cancelled by extension`` when the reason is empty); a non-empty
+    ``summary`` is used instead of asking the model for one.
+    """
+    rule: ClassVar[RuleSpec | None] = RuleSpec(
+        kind="guard",
+        result="BeforeCompactResult",
+        merge="compact",
+        flag="cancel",
+        default_reason="compaction cancelled by extension",
+        text=(
+            "The first result with `cancel=True` stops dispatch and is returned; otherwise "
+            "`BeforeCompactResult(summary=<the last non-empty summary>)` (None when no handler "
+            "returned a result)."
+        ),
+    )
     estimated_tokens: int = _int("Estimated tokens in the context.")
     context_limit: int = _int("The model's context limit, in tokens.")
     usage_percent: float = _float(
@@ -893,6 +1150,12 @@ class SubagentStartEvent(Event):
     """A subagent tool call was parsed."""
 
     event_type: ClassVar[EventType] = EventType.SUBAGENT_START
+    hook_doc: ClassVar[str] = """
+    A subagent tool call was parsed. Observe.
+
+    Emitted once per ``subagent`` call, before its ``tool_call`` (which may still block
+    it: then ``subagent_end`` with the error follows and no chunks).
+    """
     tool_call_id: str = _str(_TOOL_CALL_ID)
     task: str = _str("The subagent's task ('' when the call has none).")
 
@@ -903,6 +1166,13 @@ class SubagentChunkEvent(Event):
     """One event of a running subagent, forwarded."""
 
     event_type: ClassVar[EventType] = EventType.SUBAGENT_CHUNK
+    hook_doc: ClassVar[str] = """
+    A running subagent did something. Observe.
+
+    Emitted for each event of the subagent (text, its turn start and end, its tool
+    calls and results), between ``subagent_start`` and ``subagent_end``, possibly from
+    another thread.
+    """
     tool_call_id: str = _str(_TOOL_CALL_ID)
     task: str = _str("The subagent's task.")
     chunk_type: str = _str(
@@ -931,6 +1201,12 @@ class SubagentEndEvent(Event):
     """A subagent tool call finished."""
 
     event_type: ClassVar[EventType] = EventType.SUBAGENT_END
+    hook_doc: ClassVar[str] = """
+    A subagent tool call finished. Observe.
+
+    Emitted after the call's ``tool_result``, with the (possibly rewritten) result as
+    ``response`` or ``error_msg``.
+    """
     tool_call_id: str = _str(_TOOL_CALL_ID)
     task: str = _str("The subagent's task.")
     response: str = _str("The result text when it succeeded, else ''.")
@@ -943,6 +1219,11 @@ class StepStartEvent(Event):
     """One LLM call of a multi-step turn begins."""
 
     event_type: ClassVar[EventType] = EventType.STEP_START
+    hook_doc: ClassVar[str] = """
+    One LLM call of the turn begins. Observe.
+
+    Emitted after ``prepare_step``, before the provider is called, once per step.
+    """
     step_number: int = _int("Zero-based step index within the turn.", kind="step")
 
 
@@ -952,6 +1233,12 @@ class StepFinishEvent(Event):
     """A step (its LLM call and its tool runs) finished."""
 
     event_type: ClassVar[EventType] = EventType.STEP_FINISH
+    hook_doc: ClassVar[str] = """
+    A step finished: its LLM call and all its tool runs. Observe.
+
+    Emitted once per completed step, beside ``llm_usage`` for the same call; not emitted
+    for a step that failed.
+    """
     step_number: int = _int("Zero-based step index within the turn.", kind="step")
     has_tool_calls: bool = _bool("True when the step called tools.")
     finish_reason: str = _str(
@@ -971,6 +1258,11 @@ class ReasoningStartEvent(Event):
     """The model opened a reasoning block."""
 
     event_type: ClassVar[EventType] = EventType.REASONING_START
+    hook_doc: ClassVar[str] = """
+    The model opened a reasoning block. Observe.
+
+    Emitted during a step's stream; reasoning text itself has no event.
+    """
     id: str = _str("The reasoning block's id.")
 
 
@@ -980,6 +1272,11 @@ class WarningsEvent(Event):
     """The provider returned warnings."""
 
     event_type: ClassVar[EventType] = EventType.WARNINGS
+    hook_doc: ClassVar[str] = """
+    The provider returned warnings. Observe.
+
+    Emitted during a step's stream, usually at its start.
+    """
     warnings: tuple[str, ...] = _strs("The warnings' messages.")
 
 
@@ -989,6 +1286,11 @@ class SourceEvent(Event):
     """The model referenced a source (a web search result, say)."""
 
     event_type: ClassVar[EventType] = EventType.SOURCE
+    hook_doc: ClassVar[str] = """
+    The model referenced a source. Observe.
+
+    Emitted during a step's stream, once per source part (a web search result, say).
+    """
     source_type: str = _str("Kind of source, as the provider names it ('url', 'document').")
     id: str = _str("The source's id.")
     url: str = _str("The source's URL.")
@@ -1001,6 +1303,12 @@ class ErrorEvent(Event):
     """A step failed after its retries; agent_end with stop_reason 'error' follows."""
 
     event_type: ClassVar[EventType] = EventType.ERROR
+    hook_doc: ClassVar[str] = """
+    A step failed after its retries. Observe.
+
+    Emitted when the turn fails (including cancellation); ``agent_end`` with
+    ``stop_reason='error'`` follows and ``message_end`` does not.
+    """
     error: str = _str("The error's message.")
 
 
@@ -1010,6 +1318,11 @@ class RetryEvent(Event):
     """The provider call of a step is retried after a transient error."""
 
     event_type: ClassVar[EventType] = EventType.RETRY
+    hook_doc: ClassVar[str] = """
+    A provider call is retried after a transient error. Observe.
+
+    Emitted within a step, after ``step_start``, once per retry; no new ``step_start``.
+    """
     attempt: int = _int("1 for the first retry, 2 for the second, and so on.")
     error: str = _str("The error that caused the retry.")
 
@@ -1020,6 +1333,24 @@ class PrepareStepEvent(Event):
     """The messages of one step are about to be sent: a transform may edit them."""
 
     event_type: ClassVar[EventType] = EventType.PREPARE_STEP
+    hook_doc: ClassVar[str] = """
+    The messages of one step are about to be sent. Transform: return ``PrepareStepResult``.
+
+    Emitted before every step, step 0 included, before ``step_start``. The messages are
+    the step's whole input, system prompt first; a handler may replace them for this step
+    with the same ``index`` rules as ``context_prepare``.
+    """
+    rule: ClassVar[RuleSpec | None] = RuleSpec(
+        kind="transform",
+        result="PrepareStepResult",
+        merge="messages",
+        text=(
+            "Each handler sees the message list returned by the handler before it; the result "
+            "carries the final list, or `messages=None` when nobody changed it (None when no "
+            "handler returned a result). A kept message keeps its `index` into the step's "
+            "messages; a new message has `index < 0`."
+        ),
+    )
     step_number: int = _int("Zero-based step index within the turn.", kind="step")
     messages: tuple[ContextMessage, ...] = _messages(
         "The step's input, system prompt first (as changed by earlier handlers)."
@@ -1032,6 +1363,13 @@ class LLMUsageEvent(Event):
     """The usage and cost of one LLM call."""
 
     event_type: ClassVar[EventType] = EventType.LLM_USAGE
+    hook_doc: ClassVar[str] = """
+    The usage and cost of one LLM call. Observe.
+
+    Emitted once per completed step, after ``step_finish``, with the call's tokens (input
+    tokens exclude cache reads and writes), its cost in USD and the model and provider
+    that answered. The turn aggregator sums these into ``agent_end``.
+    """
     input_tokens: int = _int(_TOKENS_IN)
     output_tokens: int = _int("Output tokens of the call.")
     cache_read_tokens: int = _int("Tokens read from the provider's cache.")
