@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -198,7 +200,13 @@ def test_long_replays_show_a_progress_bar_in_a_terminal(tmp_path):
     )
     os.close(terminal)
     seen = b""
+    deadline = time.monotonic() + 60
     while True:
+        left = deadline - time.monotonic()
+        assert left > 0, "the replay on a pty did not finish within 60 s"
+        ready, _, _ = select.select([controller], [], [], left)
+        if not ready:
+            continue
         try:
             chunk = os.read(controller, 4096)
         except OSError:
