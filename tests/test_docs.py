@@ -168,11 +168,10 @@ def python_blocks(doc: Path) -> list[Block]:
 
 ALL_BLOCKS = [b for doc in DOCS for b in python_blocks(doc)]
 
-# Blocks in README sections the CLI helper does not own, broken as they stand (they use
-# `kithooks` without importing it, or need a model API key); the replacement text is in
-# changes/16-cli.md. Keyed by the block's content: once the text changes, the block runs
-# like any other, and a strict xfail fails if one of these starts passing unchanged.
-KNOWN_BROKEN = {}
+# Blocks known to fail as written, by a hash of their content, each with why (none now).
+# A listed block is a strict xfail: it fails the suite as soon as it passes unchanged, and
+# once its text changes it runs like any other block.
+KNOWN_BROKEN: dict[str, str] = {}
 
 
 def _digest(code: str) -> str:
