@@ -8,7 +8,7 @@ import attrs
 import pytest
 
 import kithooks
-from kithooks import Context, PluginManager, hookimpl
+from kithooks import Context, PluginManager, Usage, hookimpl
 from kithooks.hosting import (
     ToolResponse,
     Turn,
@@ -230,8 +230,7 @@ def test_turn_order_and_results(host):
         0,
         provider="openai",
         model="gpt-4o",
-        input_tokens=1000,
-        output_tokens=10,
+        usage=Usage(input_tokens=1000, output_tokens=10),
         finish_reason="stop",
     )
     turn.end(response="Done.", stop_reason="stop")

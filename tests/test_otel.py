@@ -36,7 +36,7 @@ from kithooks import (
 )
 from kithooks.hosting import ToolResponse, Turn, before_compact
 from kithooks.otel import OtelExporter
-from kithooks.usage import ModelPrice
+from kithooks.usage import ModelPrice, Usage
 
 MODEL = "anthropic/claude-sonnet-4-5"
 PRICE = ModelPrice(input=3.0, output=15.0, cache_read=0.3, cache_write=3.75)
@@ -97,10 +97,12 @@ def step(turn: Turn, n: int, *, tokens: tuple[int, int, int, int], reason: str) 
         n,
         provider="anthropic",
         model="claude-sonnet-4-5",
-        input_tokens=inp,
-        output_tokens=out,
-        cache_read_tokens=read,
-        cache_write_tokens=write,
+        usage=Usage(
+            input_tokens=inp,
+            output_tokens=out,
+            cache_read_tokens=read,
+            cache_write_tokens=write,
+        ),
         finish_reason=reason,
         has_tool_calls=reason == "tool-calls",
         prices=PRICES,

@@ -19,6 +19,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from kithooks import Context, PluginManager, ToolCallResult, hookimpl
 from kithooks.hosting import Turn
 from kithooks.otel import exporter_for
+from kithooks.usage import Usage
 
 
 def python(code: str) -> subprocess.CompletedProcess[str]:
@@ -43,7 +44,9 @@ def a_turn(pm: PluginManager, *, finish: bool = True) -> None:
     turn.step_start(0)
     turn.run_tool(lambda _: "ok", tool_name="read", tool_call_id="c1", input="{}")
     turn.run_tool(lambda _: "ok", tool_name="bash", tool_call_id="c2", input="{}")
-    turn.step_finish(0, provider="openai", model="gpt-5", input_tokens=3, output_tokens=4)
+    turn.step_finish(
+        0, provider="openai", model="gpt-5", usage=Usage(input_tokens=3, output_tokens=4)
+    )
     if finish:
         turn.end(response="ok", stop_reason="stop")
 

@@ -302,3 +302,21 @@ def test_updated_price_snapshot_is_used():
     assert compute_cost(
         provider="openai", model="gpt-4o", input_tokens=10**6, output_tokens=0
     ) == pytest.approx(2.5)
+
+
+def test_usage_value_checks_its_counts_and_gives_them_by_name():
+    import pytest as _pytest
+
+    from kithooks import Usage
+
+    u = Usage(input_tokens=10, output_tokens=2, cache_read_tokens=3)
+    assert u.counts() == {
+        "input_tokens": 10,
+        "output_tokens": 2,
+        "cache_read_tokens": 3,
+        "cache_write_tokens": 0,
+    }
+    with _pytest.raises(ValueError, match="output_tokens must be >= 0"):
+        Usage(output_tokens=-1)
+    with _pytest.raises(TypeError, match="input_tokens must be int"):
+        Usage(input_tokens="10")  # type: ignore[arg-type]

@@ -70,7 +70,7 @@ from .loading import LoadError, PluginSource
 from .manager import HandlerError, PluginManager, custom_event
 from .state import StateError, StateStore, sidecar_path
 from .structuring import StructureError, event_from_dict, event_to_dict, structure, unstructure
-from .usage import ModelPrice, compute_cost, usage_event
+from .usage import ModelPrice, Usage, compute_cost, usage_event
 
 __version__ = "0.1.0"
 
@@ -132,6 +132,7 @@ __all__ = [
     "ToolResultEvent",
     "ToolResultResult",
     "TurnAggregator",
+    "Usage",
     "WarningsEvent",
     "__version__",
     "all_event_types",

@@ -37,6 +37,7 @@ from .events import (
 from .examples import context_injector, permission_gate, secret_redactor, tool_logger, usage_budget
 from .manager import PluginManager
 from .recording import Recorder
+from .usage import Usage
 
 __all__ = ["EXAMPLE_PLUGINS", "demo_project", "demo_recording", "record_session"]
 
@@ -150,9 +151,7 @@ def _turn_one(pm: PluginManager, base: Context) -> None:
         0,
         provider=model[0],
         model=model[1],
-        input_tokens=3_412,
-        output_tokens=187,
-        cache_write_tokens=2_048,
+        usage=Usage(input_tokens=3_412, output_tokens=187, cache_write_tokens=2_048),
         finish_reason="tool-calls",
         has_tool_calls=True,
     )
@@ -196,9 +195,7 @@ def _turn_one(pm: PluginManager, base: Context) -> None:
         1,
         provider=model[0],
         model=model[1],
-        input_tokens=1_203,
-        output_tokens=402,
-        cache_read_tokens=5_460,
+        usage=Usage(input_tokens=1_203, output_tokens=402, cache_read_tokens=5_460),
         finish_reason="tool-calls",
         has_tool_calls=True,
     )
@@ -212,9 +209,7 @@ def _turn_one(pm: PluginManager, base: Context) -> None:
         2,
         provider=model[0],
         model=model[1],
-        input_tokens=980,
-        output_tokens=96,
-        cache_read_tokens=6_011,
+        usage=Usage(input_tokens=980, output_tokens=96, cache_read_tokens=6_011),
         finish_reason="stop",
     )
     turn.end(response=answer, stop_reason="stop")
@@ -292,9 +287,7 @@ def _turn_two(pm: PluginManager, base: Context) -> None:
         0,
         provider="openai",
         model="gpt-4o",
-        input_tokens=2_210,
-        output_tokens=64,
-        cache_read_tokens=1_024,
+        usage=Usage(input_tokens=2_210, output_tokens=64, cache_read_tokens=1_024),
         finish_reason="tool-calls",
         has_tool_calls=True,
     )
@@ -306,9 +299,7 @@ def _turn_two(pm: PluginManager, base: Context) -> None:
         1,
         provider="openai",
         model="gpt-4o",
-        input_tokens=2_391,
-        output_tokens=41,
-        cache_read_tokens=2_048,
+        usage=Usage(input_tokens=2_391, output_tokens=41, cache_read_tokens=2_048),
         finish_reason="stop",
     )
     turn.end(response=answer, stop_reason="stop")

@@ -55,7 +55,7 @@ from .events import (
     tool_kind_for,
 )
 from .manager import PluginManager
-from .usage import ModelPrice, usage_event
+from .usage import ModelPrice, Usage, usage_event
 
 __all__ = [
     "Cancellation",
@@ -382,10 +382,7 @@ def step_events(
     *,
     provider: str,
     model: str,
-    input_tokens: int,
-    output_tokens: int,
-    cache_read_tokens: int = 0,
-    cache_write_tokens: int = 0,
+    usage: Usage,
     finish_reason: str = "",
     has_tool_calls: bool = False,
     request_id: str = "",
@@ -394,8 +391,8 @@ def step_events(
 ) -> list[Event]:
     """The ``step_finish`` and ``llm_usage`` events of one finished step, in that order.
 
-    ``input_tokens`` excludes cache reads and writes. Each event (and the price) is built
-    only when some plugin handles it.
+    ``usage`` holds the call's tokens (``input_tokens`` excludes cache reads and writes).
+    Each event (and the price) is built only when some plugin handles it.
     """
     events: list[Event] = []
     if pm.has_handlers(EventType.STEP_FINISH):
@@ -404,10 +401,7 @@ def step_events(
                 step_number=step_number,
                 has_tool_calls=has_tool_calls,
                 finish_reason=finish_reason,
-                input_tokens=input_tokens,
-                output_tokens=output_tokens,
-                cache_read_tokens=cache_read_tokens,
-                cache_write_tokens=cache_write_tokens,
+                **usage.counts(),
             )
         )
     if pm.has_handlers(EventType.LLM_USAGE):
@@ -415,10 +409,7 @@ def step_events(
             usage_event(
                 provider=provider,
                 model=model,
-                input_tokens=input_tokens,
-                output_tokens=output_tokens,
-                cache_read_tokens=cache_read_tokens,
-                cache_write_tokens=cache_write_tokens,
+                **usage.counts(),
                 step_number=step_number,
                 finish_reason=finish_reason,
                 request_id=request_id,
@@ -662,10 +653,7 @@ class Turn:
         *,
         provider: str,
         model: str,
-        input_tokens: int,
-        output_tokens: int,
-        cache_read_tokens: int = 0,
-        cache_write_tokens: int = 0,
+        usage: Usage,
         finish_reason: str = "",
         has_tool_calls: bool = False,
         oauth: bool = False,
@@ -677,10 +665,7 @@ class Turn:
             step_number,
             provider=provider,
             model=model,
-            input_tokens=input_tokens,
-            output_tokens=output_tokens,
-            cache_read_tokens=cache_read_tokens,
-            cache_write_tokens=cache_write_tokens,
+            usage=usage,
             finish_reason=finish_reason,
             has_tool_calls=has_tool_calls,
             oauth=oauth,

@@ -27,7 +27,7 @@ from .events import LLMUsageEvent
 if TYPE_CHECKING:
     from decimal import Decimal
 
-__all__ = ["ModelPrice", "compute_cost", "split_model", "usage_event"]
+__all__ = ["Usage", "ModelPrice", "compute_cost", "split_model", "usage_event"]
 
 logger = logging.getLogger("kithooks")
 
@@ -76,6 +76,10 @@ def _check_tokens(**counts: int) -> None:
             raise TypeError(f"{name} must be int, not {type(value).__name__}")
         if value < 0:
             raise ValueError(f"{name} must be >= 0, got {value}")
+
+
+def _count(inst: object, attribute: attrs.Attribute[int], value: int) -> None:
+    _check_tokens(**{attribute.name: value})
 
 
 class _Rates:
@@ -298,6 +302,27 @@ def compute_cost(
     if found is None:
         return 0.0
     return found.rates().cost(input_tokens, output_tokens, cache_read_tokens, cache_write_tokens)
+
+
+@attrs.frozen(kw_only=True)
+class Usage:
+    """The tokens of one LLM call, in the original's convention: ``input_tokens`` excludes
+    cache reads and cache writes. Hosts hand it to ``hosting.step_events`` and
+    ``Turn.step_finish``; ``counts()`` gives the four counts as keyword arguments."""
+
+    input_tokens: int = attrs.field(default=0, validator=_count)
+    output_tokens: int = attrs.field(default=0, validator=_count)
+    cache_read_tokens: int = attrs.field(default=0, validator=_count)
+    cache_write_tokens: int = attrs.field(default=0, validator=_count)
+
+    def counts(self) -> dict[str, int]:
+        """The four counts by name (the keyword arguments of ``compute_cost`` and friends)."""
+        return {
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "cache_read_tokens": self.cache_read_tokens,
+            "cache_write_tokens": self.cache_write_tokens,
+        }
 
 
 def usage_event(

@@ -110,7 +110,7 @@ from ..hosting import (
     step_events,
 )
 from ..manager import PluginManager
-from ..usage import ModelPrice
+from ..usage import ModelPrice, Usage
 from . import TOOL_EVENTS
 
 __all__ = ["KitHooksMiddleware", "describe_message", "make_message"]
@@ -381,10 +381,12 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
             run.pending_step,
             provider=str(metadata.get("model_provider") or ""),
             model=str(metadata.get("model_name") or metadata.get("model") or ""),
-            input_tokens=fresh,
-            output_tokens=int(usage.get("output_tokens") or 0),
-            cache_read_tokens=read,
-            cache_write_tokens=write,
+            usage=Usage(
+                input_tokens=fresh,
+                output_tokens=int(usage.get("output_tokens") or 0),
+                cache_read_tokens=read,
+                cache_write_tokens=write,
+            ),
             finish_reason=run.finish,
             has_tool_calls=bool(message.tool_calls),
             request_id=str(metadata.get("id") or ""),

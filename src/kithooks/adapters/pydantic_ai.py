@@ -93,7 +93,7 @@ from ..events import (
 )
 from ..hosting import ToolResponse, ToolRun, apply_messages, context_window, step_events
 from ..manager import PluginManager
-from ..usage import ModelPrice
+from ..usage import ModelPrice, Usage
 from . import TOOL_EVENTS
 
 __all__ = ["KitHooks", "describe_message", "make_message"]
@@ -264,10 +264,12 @@ class KitHooks(AbstractCapability[Any]):
             r.pending_step,
             provider=response.provider_name or "",
             model=response.model_name or "",
-            input_tokens=fresh,
-            output_tokens=usage.output_tokens,
-            cache_read_tokens=read,
-            cache_write_tokens=write,
+            usage=Usage(
+                input_tokens=fresh,
+                output_tokens=usage.output_tokens,
+                cache_read_tokens=read,
+                cache_write_tokens=write,
+            ),
             finish_reason=finish,
             has_tool_calls=has_tools,
             request_id=response.provider_response_id or "",
