@@ -127,7 +127,11 @@ class Callers:
     # ------------------------------------------------------------------ sync
 
     def run(self, plan: Plan, event: Any, ctx: Any) -> Any:
-        """Dispatch ``event`` by ``plan`` with plain handlers; returns the merged result."""
+        """Dispatch ``event`` by ``plan`` with plain handlers; returns the merged result.
+
+        A guard or transform plan runs its compiled ``dispatch``; the loop below runs the
+        observers of a plan that has no compiled form (``agent_end``, enriched first).
+        """
         if plan.dispatch is not None:
             return plan.dispatch(event, ctx)
         if plan.has_async:
@@ -137,39 +141,24 @@ class Callers:
             )
         if plan.prepare is not None:
             event = plan.prepare(event, ctx)
-        rule = plan.rule
-        merge: Merge | None = None if rule is None else rule.begin(event)
-        result: Any = None
         for h in plan.handlers:
-            current = event if merge is None else merge.event
-            if h.matches is not None and not h.matches(current.tool_name):  # type: ignore[union-attr]
+            if h.matches is not None and not h.matches(event.tool_name):
                 continue
             try:
                 enter_sync(h.lock)
             except LockCycleError as exc:
                 self.failed(h.plugin, h.hook, exc)
-                if (stop := self._fail_closed(rule, h, exc)) is not None:
-                    return self._outcome(event, stop, ctx)
                 continue
             try:
-                value = h.call(current) if h.event_only else h.call(current, ctx)
+                value = h.call(event) if h.event_only else h.call(event, ctx)
             except Exception as exc:
                 self.failed(h.plugin, h.hook, exc)
-                if (stop := self._fail_closed(rule, h, exc)) is not None:
-                    return self._outcome(event, stop, ctx)
                 continue
             finally:
                 h.release()
-            if value is None:
-                continue
-            if merge is None:
+            if value is not None:
                 self.stray(h, value)
-            elif (stop := self.take(merge, h, value)) is not None:
-                return self._outcome(event, stop, ctx)
-        if merge is None:
-            return None
-        result = merge.result()
-        return self._outcome(event, result, ctx)
+        return None
 
     def _outcome(self, event: Any, result: Any, ctx: Any) -> Any:
         plan = self.outcome_plan()

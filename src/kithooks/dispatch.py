@@ -77,15 +77,14 @@ class Merge:
 class _LastWins(Merge):
     """Guard events without a stop flag set: the last non-None result."""
 
-    __slots__ = ("flag", "last")
+    __slots__ = ("last",)
 
     def __init__(self, event: Event, rule: Rule) -> None:
         super().__init__(event, rule)
-        self.flag = rule.flag
         self.last: Result | None = None
 
     def add(self, result: Any) -> bool:
-        if getattr(result, self.flag):
+        if getattr(result, self.rule.flag):
             return True
         self.last = result
         return False
@@ -226,11 +225,10 @@ class _InjectMerge(Merge):
 class _MessagesMerge(Merge):
     """context_prepare / prepare_step: each handler sees the list the one before returned."""
 
-    __slots__ = ("changed", "result_type")
+    __slots__ = ("changed",)
 
     def __init__(self, event: Event, rule: Rule) -> None:
         super().__init__(event, rule)
-        self.result_type = rule.result_type
         self.changed = False
 
     def add(self, result: Any) -> bool:
@@ -245,7 +243,7 @@ class _MessagesMerge(Merge):
         if not self.seen:
             return None
         messages = getattr(self.event, "messages", None) if self.changed else None
-        result: Result = self.result_type(messages=messages)  # type: ignore[call-arg]
+        result: Result = self.rule.result_type(messages=messages)  # type: ignore[call-arg]
         return result
 
 

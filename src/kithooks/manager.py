@@ -55,7 +55,6 @@ __all__ = [
 logger = logging.getLogger("kithooks")
 
 _HOOK_EVENTS: Final[dict[str, EventType]] = {et.hook_name: et for et in EventType}
-_KIT_HOOKS: Final = KIT_HOOKS
 _TOOL_HOOKS: Final[frozenset[str]] = frozenset(
     et.hook_name for et, cls in EVENT_CLASSES.items() if "tool_name" in cls.__slots__
 )
@@ -64,7 +63,6 @@ _DEFAULT: Any = object()
 # emit() meets something that is not a payload class, or an event whose handlers changed
 # since its plan was built: either way the slow path finds (or builds) the plan.
 _UNKNOWN: Any = object()
-_STALE: Any = _UNKNOWN
 
 
 def _near_kit_hook(name: str) -> str | None:
@@ -75,7 +73,7 @@ def _near_kit_hook(name: str) -> str | None:
     are a host's own hooks, left pending as pluggy does.
     """
     if name.startswith("on_"):
-        close = difflib.get_close_matches(name, _KIT_HOOKS, n=1)
+        close = difflib.get_close_matches(name, KIT_HOOKS, n=1)
         return close[0] if close else None
     for et in EventType:
         if name == et.value or name.endswith("_" + et.value):
@@ -193,7 +191,8 @@ class PluginManager(pluggy.PluginManager):
         self._pending_order: tuple[int, int] | None = None
         self._plans: dict[str, Plan] = {}
         self._by_class: dict[type, Plan | None] = dict.fromkeys(EVENT_CLASSES.values())
-        self._aggregator: TurnAggregator | None = None
+        self._aggregator: TurnAggregator | None = None  # the aggregator, while it is active
+        self._passive: TurnAggregator | None = None  # the aggregator, while it is passive
         self._context = Context()
         self._view: Context = handler_view(self._context, self)
         self.set_context(Context() if context is None else context)
@@ -281,7 +280,9 @@ class PluginManager(pluggy.PluginManager):
         self._view = handler_view(ctx, self)
 
     def _view_for(self, ctx: object) -> Context:
-        """The view of ``ctx`` this manager's handlers get (cached on the context)."""
+        """The view of ``ctx`` (None: the default context) this manager's handlers get."""
+        if ctx is None:
+            return self._view
         view = getattr(ctx, "_view", None)
         if view is not None and view._manager is self:
             return view  # type: ignore[no-any-return]
@@ -422,11 +423,11 @@ class PluginManager(pluggy.PluginManager):
         for attr in dir(plugin):
             opts = self.parse_hookimpl_opts(plugin, attr)
             if opts is None:
-                if attr in _KIT_HOOKS:
+                if attr in KIT_HOOKS:
                     self._refuse_unmarked(plugin, label, attr)
                 continue
             hook = opts.get("specname") or attr
-            if hook not in _KIT_HOOKS:
+            if hook not in KIT_HOOKS:
                 if not hasattr(self.hook, hook):
                     close = _near_kit_hook(hook)
                     if close:
@@ -490,7 +491,7 @@ class PluginManager(pluggy.PluginManager):
         Registration stays cheap (no compiling); ``has_handlers`` stays exact, from the
         set of hooks that have handlers, updated here.
         """
-        touched = {h for h in hooks if h in _KIT_HOOKS}
+        touched = {h for h in hooks if h in KIT_HOOKS}
         if "on_agent_end" in touched:
             touched.update(_AGGREGATOR_HOOKS)  # the aggregator turns active or passive
         aggregator = self.turn_aggregator
@@ -500,6 +501,7 @@ class PluginManager(pluggy.PluginManager):
         ):
             active = None
         self._aggregator = active
+        self._passive = aggregator if active is None else None
         for hook in touched:
             impls = self._impls(hook)
             self._plans.pop(hook, None)
@@ -508,16 +510,13 @@ class PluginManager(pluggy.PluginManager):
             else:
                 self._hooked.discard(hook)
             if hook in _HOOK_EVENTS:
-                self._by_class[EVENT_CLASSES[_HOOK_EVENTS[hook]]] = _STALE if impls else None
+                self._by_class[EVENT_CLASSES[_HOOK_EVENTS[hook]]] = _UNKNOWN if impls else None
 
     def _impls(self, hook: str) -> list[HookImpl]:
         """The implementations of ``hook`` that dispatch calls (a passive aggregator's are not)."""
-        aggregator = self.turn_aggregator
-        return [
-            i
-            for i in getattr(self.hook, hook).get_hookimpls()
-            if self._aggregator is not None or aggregator is None or i.plugin is not aggregator
-        ]
+        passive = self._passive
+        impls: list[HookImpl] = getattr(self.hook, hook).get_hookimpls()
+        return impls if passive is None else [i for i in impls if i.plugin is not passive]
 
     def _plan(self, hook: str) -> Plan | None:
         """The cached plan of ``hook``, built now if a registration made it stale."""
@@ -681,11 +680,8 @@ class PluginManager(pluggy.PluginManager):
         )
         if plan is None:
             return None
-        result: object = self._callers.run(plan, event, self._view_for_call(kwargs.get("ctx")))
+        result: object = self._callers.run(plan, event, self._view_for(kwargs.get("ctx")))
         return result
-
-    def _view_for_call(self, ctx: object) -> Context:
-        return self._view if ctx is None else self._view_for(ctx)
 
     def _checked_event(self, hook_name: str, kwargs: Mapping[str, object]) -> Event:
         event = kwargs.get("event")
@@ -706,7 +702,7 @@ class PluginManager(pluggy.PluginManager):
             self.listeners.custom(name, data)
         if not self._bus.has(name):
             return
-        view = self._view if ctx is None else self._view_for(ctx)
+        view = self._view_for(ctx)
         self._bus.emit(name, data, view, self._callers.failed)
 
     def report_load_error(self, error: LoadError) -> None:

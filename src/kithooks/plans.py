@@ -122,6 +122,54 @@ def _names(i: int, h: Handler, wait: Callable[[PluginLock], Any]) -> dict[str, A
     }
 
 
+def _handler_block(
+    i: int,
+    h: Handler,
+    *,
+    arg: str,
+    mode: str,
+    task_check: bool,
+    on_fail: list[str],
+    on_result: list[str],
+) -> list[str]:
+    """The compiled code of handler ``i``: matcher, lock, call, isolation, then ``on_result``
+    (with the handler's value in ``r``). ``on_fail`` runs after a failure is reported."""
+    if mode == "async":
+        enter = [f"if not _a{i}(False): await _w{i}()"]
+        if task_check:
+            enter += [
+                f"elif _L{i}.task is not None and _L{i}.task is not _current_task():",
+                f"    _r{i}()",
+                f"    await _w{i}()",
+            ]
+    else:
+        enter = [f"if not _a{i}(False): _w{i}()"]
+        if task_check:
+            enter.append(f"elif _L{i}.task is not None: _k{i}()")
+    call = f"_c{i}({arg})" if h.event_only else f"_c{i}({arg}, ctx)"
+    body = [
+        "try:",
+        *(f"    {line}" for line in enter),
+        "except _Cycle as exc:",
+        f"    _failed(_p{i}, _h{i}, exc)",
+        *(f"    {line}" for line in on_fail),
+        "else:",
+        "    try:",
+        f"        r = {call}",
+        "    except Exception as exc:",
+        "        r = None",
+        f"        _failed(_p{i}, _h{i}, exc)",
+        *(f"        {line}" for line in on_fail),
+        "    finally:",
+        f"        _r{i}()",
+        "    if r is not None:",
+        *(f"        {line}" for line in on_result),
+    ]
+    if h.matches is None:
+        return [f"    {line}" for line in body]
+    return [f"    if _m{i}(event.tool_name):", *(f"        {line}" for line in body)]
+
+
 def _compile_observers(
     handlers: tuple[Handler, ...],
     callers: Callers,
@@ -149,40 +197,15 @@ def _compile_observers(
     lines = ["async def observe(event, ctx):" if for_async else "def observe(event, ctx):"]
     for i, h in enumerate(handlers):
         namespace.update(_names(i, h, wait_async if for_async else wait_sync))
-        indent = "    "
-        if h.matches is not None:
-            lines.append(f"    if _m{i}(event.tool_name):")
-            indent = "        "
-        if for_async:
-            enter = [f"if not _a{i}(False): await _w{i}()"]
-            if h.plugin in async_plugins:
-                enter += [
-                    f"elif _L{i}.task is not None and _L{i}.task is not _current_task():",
-                    f"    _r{i}()",
-                    f"    await _w{i}()",
-                ]
-        else:
-            enter = [f"if not _a{i}(False): _w{i}()"]
-            if h.plugin in async_plugins:
-                enter.append(f"elif _L{i}.task is not None: _k{i}()")
-        call = f"_c{i}(event)" if h.event_only else f"_c{i}(event, ctx)"
-        body = [
-            "try:",
-            *(f"    {line}" for line in enter),
-            "except _Cycle as exc:",
-            f"    _failed(_p{i}, _h{i}, exc)",
-            "else:",
-            "    try:",
-            f"        r = {call}",
-            "    except Exception as exc:",
-            "        r = None",
-            f"        _failed(_p{i}, _h{i}, exc)",
-            "    finally:",
-            f"        _r{i}()",
-            "    if r is not None:",
-            f"        _stray(_H{i}, r)",
-        ]
-        lines += [indent + line for line in body]
+        lines += _handler_block(
+            i,
+            h,
+            arg="event",
+            mode=mode,
+            task_check=h.plugin in async_plugins,
+            on_fail=[],
+            on_result=[f"_stray(_H{i}, r)"],
+        )
     if not handlers:
         lines.append("    return None")
     exec(compile("\n".join(lines) + "\n", "<kithooks observers>", "exec"), namespace)
@@ -218,44 +241,28 @@ def _compile_rule(
         namespace.update(_names(i, h, wait_sync))
         stop = (
             [
-                "    if _C.fail_closed:",
-                f"        return _done(event, _rule.failure(_p{i}, _h{i}, exc), ctx)",
+                "if _C.fail_closed:",
+                f"    return _done(event, _rule.failure(_p{i}, _h{i}, exc), ctx)",
             ]
             if guard
             else []
         )
-        enter = [f"    if not _a{i}(False): _w{i}()"]
-        if h.plugin in async_plugins:
-            enter.append(f"    elif _L{i}.task is not None: _k{i}()")
-        call = f"_c{i}(current)" if h.event_only else f"_c{i}(current, ctx)"
-        body = [
-            "try:",
-            *enter,
-            "except _Cycle as exc:",
-            f"    _failed(_p{i}, _h{i}, exc)",
-            *stop,
-            "else:",
-            "    try:",
-            f"        r = {call}",
-            "    except Exception as exc:",
-            "        r = None",
-            f"        _failed(_p{i}, _h{i}, exc)",
-            *(f"    {line}" for line in stop),
-            "    finally:",
-            f"        _r{i}()",
-            "    if r is not None:",
-            "        if merge is None:",
-            "            merge = _begin(event)",
-            f"        s = _take(merge, _H{i}, r)",
-            "        if s is not None:",
-            "            return _done(event, s, ctx)",
-            "        current = merge.event",
-        ]
-        indent = "    "
-        if h.matches is not None:
-            lines.append(f"    if _m{i}(event.tool_name):")
-            indent = "        "
-        lines += [indent + line for line in body]
+        lines += _handler_block(
+            i,
+            h,
+            arg="current",
+            mode="sync",
+            task_check=h.plugin in async_plugins,
+            on_fail=stop,
+            on_result=[
+                "if merge is None:",
+                "    merge = _begin(event)",
+                f"s = _take(merge, _H{i}, r)",
+                "if s is not None:",
+                "    return _done(event, s, ctx)",
+                "current = merge.event",
+            ],
+        )
     lines.append("    return _done(event, None if merge is None else merge.result(), ctx)")
     exec(compile("\n".join(lines) + "\n", "<kithooks dispatch>", "exec"), namespace)
     dispatch: Callable[[Any, Any], Any] = namespace["dispatch"]
