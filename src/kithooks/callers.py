@@ -129,11 +129,11 @@ class Callers:
     def run(self, plan: Plan, event: Any, ctx: Any) -> Any:
         """Dispatch ``event`` by ``plan`` with plain handlers; returns the merged result.
 
-        A guard or transform plan runs its compiled ``dispatch``; the loop below runs the
-        observers of a plan that has no compiled form (``agent_end``, enriched first).
+        A plan with a compiled form runs it; the loop below runs the observers of a plan
+        that has none (``agent_end``, enriched first).
         """
-        if plan.dispatch is not None:
-            return plan.dispatch(event, ctx)
+        if plan.compiled is not None:
+            return plan.compiled(event, ctx)
         if plan.has_async:
             names = ", ".join(repr(h.plugin) for h in plan.handlers if h.is_async)
             raise TypeError(

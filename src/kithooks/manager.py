@@ -615,13 +615,20 @@ class PluginManager(pluggy.PluginManager):
             plan = self._plan_of(event, "emit")
             if plan is None:
                 return None
-        view = self._view if ctx is None else self._view_for(ctx)
-        observers = plan.observers
-        if observers is None:
-            return self._callers.run(plan, event, view)
-        # The hot path (message_update, tool_output): observe, plain handlers, compiled.
-        observers(event, view)
-        return None
+        if ctx is None:
+            view = self._view
+        else:  # _view_for, inlined for a context this manager has seen before
+            try:
+                view = ctx._view
+            except AttributeError:  # not a Context: _view_for says so
+                view = None
+            if view is None or view._manager is not self:
+                view = self._view_for(ctx)
+        compiled = plan.compiled
+        if compiled is not None:
+            # The hot path: plain handlers, unrolled into one function (see kithooks.plans).
+            return compiled(event, view)
+        return self._callers.run(plan, event, view)
 
     def _plan_of(self, event: object, verb: str) -> Plan | None:
         if not isinstance(event, Event):

@@ -232,17 +232,26 @@ def _compile_rule(
         "_C": callers,
         "_failed": callers.failed,
         "_take": callers.take,
+        "_hooked": callers.hooked,
+        "_OUTCOME": OUTCOME_HOOK,
         "_done": callers.done,
         "_begin": rule.begin,
         "_rule": rule,
     }
+    # ``callers.done`` inlined: on_outcome is told only when it has handlers.
+    stop_with = [
+        "if _OUTCOME in _hooked:",
+        "    return _done(event, s, ctx)",
+        "return s",
+    ]
     lines = ["def dispatch(event, ctx):", "    merge = None", "    current = event"]
     for i, h in enumerate(handlers):
         namespace.update(_names(i, h, wait_sync))
         stop = (
             [
                 "if _C.fail_closed:",
-                f"    return _done(event, _rule.failure(_p{i}, _h{i}, exc), ctx)",
+                f"    s = _rule.failure(_p{i}, _h{i}, exc)",
+                *(f"    {line}" for line in stop_with),
             ]
             if guard
             else []
@@ -259,11 +268,12 @@ def _compile_rule(
                 "    merge = _begin(event)",
                 f"s = _take(merge, _H{i}, r)",
                 "if s is not None:",
-                "    return _done(event, s, ctx)",
+                *(f"    {line}" for line in stop_with),
                 "current = merge.event",
             ],
         )
-    lines.append("    return _done(event, None if merge is None else merge.result(), ctx)")
+    lines += ["    s = None if merge is None else merge.result()"]
+    lines += [f"    {line}" for line in stop_with]
     exec(compile("\n".join(lines) + "\n", "<kithooks dispatch>", "exec"), namespace)
     dispatch: Callable[[Any, Any], Any] = namespace["dispatch"]
     return dispatch
@@ -272,21 +282,21 @@ def _compile_rule(
 class Plan:
     """Everything one hook's dispatch needs.
 
-    ``observers`` (for ``emit``) and ``aobservers`` (a coroutine, for ``aemit``) are set for
-    the common case (an observe event, plain handlers, nothing to prepare): one compiled
-    function that runs them all.
+    ``compiled`` (for ``emit``) is set when every handler is a plain function and nothing
+    is prepared first: one compiled function ``(event, ctx) -> result`` that runs them all
+    (observers return None; a guard or transform returns its merged result). ``aobservers``
+    is the coroutine twin of an observe plan's ``compiled``, for ``aemit``.
     """
 
     __slots__ = (
         "_aobservers",
         "_async_plugins",
         "_callers",
-        "dispatch",
+        "compiled",
         "event_type",
         "handlers",
         "has_async",
         "hook",
-        "observers",
         "prepare",
         "rule",
     )
@@ -306,23 +316,20 @@ class Plan:
         self.rule: Rule | None = None if event_type is None else RULES.get(event_type)
         self.has_async = any(h.is_async for h in handlers)
         self.prepare = prepare
-        fast = self.rule is None and not self.has_async and prepare is None and hook != OUTCOME_HOOK
         self._callers, self._async_plugins = callers, async_plugins
-        self.observers = (
-            _compile_observers(handlers, callers, async_plugins, mode="sync") if fast else None
-        )
+        self.compiled: Callable[[Any, Any], Any] | None = None
+        if not self.has_async and prepare is None and hook != OUTCOME_HOOK:
+            self.compiled = (
+                _compile_observers(handlers, callers, async_plugins, mode="sync")
+                if self.rule is None
+                else _compile_rule(handlers, self.rule, callers, async_plugins)
+            )
         self._aobservers: Callable[[Any, Any], Any] | None = None
-        #: A guard or transform event with plain handlers: its compiled dispatch.
-        self.dispatch = (
-            _compile_rule(handlers, self.rule, callers, async_plugins)
-            if self.rule is not None and not self.has_async and prepare is None
-            else None
-        )
 
     @property
     def aobservers(self) -> Callable[[Any, Any], Any] | None:
-        """The coroutine twin of ``observers``, compiled on the first ``aemit``."""
-        if self.observers is None:
+        """The coroutine twin of an observe plan's ``compiled``, made on the first ``aemit``."""
+        if self.rule is not None or self.compiled is None:
             return None
         if self._aobservers is None:
             self._aobservers = _compile_observers(
