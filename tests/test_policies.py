@@ -155,6 +155,51 @@ def test_manager_default_timeout_applies_to_async_handlers_only():
         PluginManager(handler_timeout=0)
 
 
+@pytest.mark.parametrize("stubborn", [False, True], ids=["cancelled", "swallows-cancel"])
+def test_an_observer_past_its_deadline_fails_alone_and_frees_its_plugin(stubborn):
+    """Observers run by aemit's compiled coroutine honour timeouts like the general loop:
+    the late one is reported, the next still runs, and its plugin is free afterwards."""
+    errors, heard = [], []
+    pm = PluginManager(handler_timeout=0.1, on_error=errors.append)
+
+    class Slow:
+        late = True
+
+        @hookimpl(tools="bash")
+        async def on_tool_output(self, event):
+            if not self.late:
+                heard.append("slow")
+                return
+            try:
+                await asyncio.sleep(30)
+            except asyncio.CancelledError:
+                if not stubborn:
+                    raise
+                await asyncio.sleep(0.2)
+
+    class Next:
+        @hookimpl
+        async def on_tool_output(self, event):
+            heard.append("next")
+
+    slow = Slow()
+    pm.register(slow, name="slow")
+    pm.register(Next(), name="next")
+    started = time.monotonic()
+    assert run(pm.aemit(kithooks.ToolOutputEvent(tool_name="bash", chunk="x"))) is None
+    assert time.monotonic() - started < 5
+    assert heard == ["next"]
+    assert [e.plugin for e in errors] == ["slow"]
+    assert "timed out after 0.1s" in errors[0].message
+    assert ("ignored cancellation" in errors[0].message) is stubborn
+    lock = pm._lock_of_name["slow"]  # given back whole: token, owner, task
+    assert (len(lock.token), lock.owner, lock.task) == (1, 0, None)
+    slow.late = False
+    run(pm.aemit(kithooks.ToolOutputEvent(tool_name="bash", chunk="y")))
+    run(pm.aemit(kithooks.ToolOutputEvent(tool_name="edit", chunk="z")))  # tools= skips slow
+    assert heard == ["next", "slow", "next", "next"]
+
+
 def test_timeout_on_a_plain_function_is_refused_with_a_reason():
     class Plain:
         @hookimpl(timeout=1)

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .hookspecs import static_function
-from .locks import LockCycleError, PluginLock, enter_sync
+from .locks import LockCycleError, PluginLock, enter_sync, leave
 
 __all__ = ["CustomEventBus", "custom_event", "custom_handlers_of"]
 
@@ -119,7 +119,7 @@ class CustomEventBus:
         hook = f"custom event {name!r}"
         for sub in self._by_name.get(name, ()):
             try:
-                enter_sync(sub.lock)
+                own = enter_sync(sub.lock)
             except LockCycleError as exc:
                 failed(sub.plugin, hook, exc)
                 continue
@@ -128,4 +128,5 @@ class CustomEventBus:
             except Exception as exc:
                 failed(sub.plugin, hook, exc)
             finally:
-                sub.lock.release()
+                if own:
+                    leave(sub.lock)

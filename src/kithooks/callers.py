@@ -21,21 +21,18 @@ from __future__ import annotations
 
 import inspect
 import logging
-import threading
 from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
 from .dispatch import EventKind, Merge, Rule
 from .events import Result
 from .listeners import HandlerError, Listeners, describe_error
-from .locks import LockCycleError, enter_async, enter_sync, held
+from .locks import LockCycleError, enter_async, enter_sync, held, leave
 from .plans import OUTCOME_HOOK, Handler, Plan
 
 __all__ = ["Callers"]
 
 logger = logging.getLogger("kithooks")
-
-_get_ident = threading.get_ident
 
 
 class Callers:
@@ -145,7 +142,7 @@ class Callers:
             if h.matches is not None and not h.matches(event.tool_name):
                 continue
             try:
-                enter_sync(h.lock)
+                own = enter_sync(h.lock)
             except LockCycleError as exc:
                 self.failed(h.plugin, h.hook, exc)
                 continue
@@ -155,7 +152,8 @@ class Callers:
                 self.failed(h.plugin, h.hook, exc)
                 continue
             finally:
-                h.release()
+                if own:
+                    leave(h.lock)
             if value is not None:
                 self.stray(h, value)
         return None
@@ -168,7 +166,7 @@ class Callers:
                     self.failed(h.plugin, h.hook, TypeError("a coroutine handler needs aemit"))
                     continue
                 try:
-                    enter_sync(h.lock)
+                    own = enter_sync(h.lock)
                 except LockCycleError as exc:
                     self.failed(h.plugin, h.hook, exc)
                     continue
@@ -178,7 +176,8 @@ class Callers:
                     self.failed(h.plugin, h.hook, exc)
                     continue
                 finally:
-                    h.release()
+                    if own:
+                        leave(h.lock)
                 if value is not None:
                     self.stray(h, value)
         return result
@@ -218,32 +217,38 @@ class Callers:
     async def _acall(self, h: Handler, task: Any, args: tuple[Any, ...]) -> Any:
         """Call one handler holding its plugin; a coroutine handler holds it across awaits."""
         lock = h.lock
-        await enter_async(lock, task)
+        own = await enter_async(lock)
         try:
             if not h.is_async:
                 return h.call(*args)
-            previous, previous_thread = lock.task, lock.task_thread
-            lock.task, lock.task_thread = task, _get_ident()
+            previous, lock.task = lock.task, task
             token = held.set((*held.get(), lock))
             try:
                 pending = cast("Awaitable[Any]", h.call(*args))
-                if h.timeout is None:
-                    return await pending
-                import asyncio
-
-                try:
-                    async with asyncio.timeout(h.timeout) as scope:
-                        value = await pending
-                except TimeoutError:
-                    raise TimeoutError(f"timed out after {h.timeout:g}s") from None
-                if scope.expired():  # it swallowed the cancellation and went on
-                    raise TimeoutError(f"timed out after {h.timeout:g}s (and ignored cancellation)")
-                return value
+                return await (pending if h.timeout is None else self.timed(h, pending))
             finally:
                 held.reset(token)
-                lock.task, lock.task_thread = previous, previous_thread
+                lock.task = previous
         finally:
-            lock.release()
+            if own:
+                leave(lock)
+
+    @staticmethod
+    async def timed(h: Handler, pending: Awaitable[Any]) -> Any:
+        """Await a coroutine handler's ``pending`` call within its ``timeout``."""
+        import asyncio
+
+        timeout = h.timeout
+        if timeout is None:
+            return await pending
+        try:
+            async with asyncio.timeout(timeout) as scope:
+                value = await pending
+        except TimeoutError:
+            raise TimeoutError(f"timed out after {timeout:g}s") from None
+        if scope.expired():  # it swallowed the cancellation and went on
+            raise TimeoutError(f"timed out after {timeout:g}s (and ignored cancellation)")
+        return value
 
     async def _aoutcome(self, event: Any, result: Any, ctx: Any) -> Any:
         plan = self.outcome_plan()
@@ -257,10 +262,3 @@ class Callers:
                 except Exception as exc:
                     self.failed(h.plugin, h.hook, exc)
         return result
-
-    async def aobserve(self, plan: Plan, event: Any, ctx: Any) -> None:
-        """An observe dispatch with the compiled coroutine when the plan has one."""
-        if plan.aobservers is not None:
-            await plan.aobservers(event, ctx)
-        else:
-            await self.arun(plan, event, ctx)

@@ -55,6 +55,7 @@ __all__ = [
 logger = logging.getLogger("kithooks")
 
 _HOOK_EVENTS: Final[dict[str, EventType]] = {et.hook_name: et for et in EventType}
+_HOOK_CLASSES: Final[dict[str, type[Event]]] = {et.hook_name: EVENT_CLASSES[et] for et in EventType}
 _TOOL_HOOKS: Final[frozenset[str]] = frozenset(
     et.hook_name for et, cls in EVENT_CLASSES.items() if "tool_name" in cls.__slots__
 )
@@ -114,7 +115,10 @@ class _KitHookCaller(HookCaller):
     def __call__(self, **kwargs: object) -> Any:
         """Call the hook: the same dispatch and result as ``pm.emit(event, ctx)``."""
         pm: PluginManager = self._hookexec.__self__  # type: ignore[attr-defined]
-        return pm._call_hook(self.name, kwargs)
+        event = kwargs.get("event")
+        if type(event) is not _HOOK_CLASSES.get(self.name):
+            event = pm._checked_event(self.name, kwargs)  # a subclass, or a TypeError
+        return pm.emit(event, kwargs.get("ctx"))  # type: ignore[arg-type]
 
 
 class PluginManager(pluggy.PluginManager):
@@ -184,7 +188,6 @@ class PluginManager(pluggy.PluginManager):
             weakref.WeakKeyDictionary()
         )
         self._locks_by_id: dict[int, tuple[object, PluginLock]] = {}
-        self._async_plugins: frozenset[str] = frozenset()
         self._bus = CustomEventBus()
         self._sources: dict[str, PluginSource] = {}
         self._loader = Loader(self)
@@ -419,7 +422,6 @@ class PluginManager(pluggy.PluginManager):
     def _validate(self, plugin: object, label: str) -> list[str]:
         """Refuse what kithooks cannot dispatch; returns the kithooks hooks of ``plugin``."""
         hooks: list[str] = []
-        is_async = False
         for attr in dir(plugin):
             opts = self.parse_hookimpl_opts(plugin, attr)
             if opts is None:
@@ -444,12 +446,8 @@ class PluginManager(pluggy.PluginManager):
                     "handlers (on_outcome sees what a dispatch decided)",
                 )
             fn = getattr(plugin, attr)
-            coroutine = inspect.iscoroutinefunction(fn)
-            is_async = is_async or coroutine
-            self._check_policy(plugin, label, attr, hook, fn, coroutine)
+            self._check_policy(plugin, label, attr, hook, fn, inspect.iscoroutinefunction(fn))
             hooks.append(hook)
-        if is_async:
-            self._async_plugins = self._async_plugins | {label}
         return hooks
 
     @staticmethod
@@ -535,7 +533,6 @@ class PluginManager(pluggy.PluginManager):
                     prepare=active.enrich if hook == "on_agent_end" and active else None,
                     callers=self._callers,
                     default_timeout=self.handler_timeout,
-                    async_plugins=self._async_plugins,
                 )
                 if plan is not None:
                     self._plans[hook] = plan
@@ -615,6 +612,7 @@ class PluginManager(pluggy.PluginManager):
             plan = self._plan_of(event, "emit")
             if plan is None:
                 return None
+        view: Context | None
         if ctx is None:
             view = self._view
         else:  # _view_for, inlined for a context this manager has seen before
@@ -683,7 +681,6 @@ class PluginManager(pluggy.PluginManager):
             prepare=active.enrich if hook_name == "on_agent_end" and active else None,
             callers=self._callers,
             default_timeout=self.handler_timeout,
-            async_plugins=self._async_plugins,
         )
         if plan is None:
             return None
@@ -696,10 +693,6 @@ class PluginManager(pluggy.PluginManager):
         if type(event) is not cls and not isinstance(event, cls):
             raise TypeError(f"{hook_name} takes event={cls.__name__}, not {type(event).__name__}")
         return event
-
-    def _call_hook(self, hook_name: str, kwargs: Mapping[str, object]) -> Any:
-        """A kithooks hook called through pluggy: the event checked, then :meth:`emit`."""
-        return self.emit(self._checked_event(hook_name, kwargs), kwargs.get("ctx"))  # type: ignore[arg-type]
 
     # ------------------------------------------------------------------ custom events
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +25,7 @@ from pluggy import HookImpl
 from .dispatch import RULES, EventKind, Rule
 from .events import EventType
 from .hookspecs import POLICY_ATTR, HandlerPolicy
-from .locks import LockCycleError, PluginLock, check_task, wait_async, wait_sync
+from .locks import LockCycleError, PluginLock, held, wait_async, wait_sync
 from .matching import tool_matcher
 
 if TYPE_CHECKING:
@@ -34,6 +35,8 @@ __all__ = ["OUTCOME_HOOK", "Handler", "Plan", "build_plan", "order_group"]
 
 #: The hook that observes what a guard or transform dispatch decided.
 OUTCOME_HOOK = "on_outcome"
+
+_get_ident = threading.get_ident
 
 #: The arguments each kind of hook passes, in the order the callers pass them.
 _EVENT_ARGS = ("event", "ctx")
@@ -61,7 +64,6 @@ class Handler:
     """
 
     __slots__ = (
-        "acquire",
         "call",
         "event_only",
         "hook",
@@ -69,7 +71,6 @@ class Handler:
         "lock",
         "matches",
         "plugin",
-        "release",
         "timeout",
         "tools",
     )
@@ -85,8 +86,6 @@ class Handler:
         self.plugin = impl.plugin_name
         self.hook = hook
         self.lock = lock
-        self.acquire = lock.acquire
-        self.release = lock.release
         self.is_async = inspect.iscoroutinefunction(fn)
         policy: HandlerPolicy | None = getattr(fn, POLICY_ATTR, None)
         self.tools = None if policy is None else policy.tools
@@ -106,11 +105,11 @@ class Handler:
         return self.matches is None or self.matches(tool_name)
 
 
-def _names(i: int, h: Handler, wait: Callable[[PluginLock], Any]) -> dict[str, Any]:
+def _names(i: int, h: Handler, wait: Callable[[PluginLock, int], Any]) -> dict[str, Any]:
     """What the compiled code of handler ``i`` refers to, by name."""
     return {
-        f"_a{i}": h.acquire,
-        f"_r{i}": h.release,
+        f"_t{i}": h.lock.take,
+        f"_g{i}": h.lock.give,
         f"_c{i}": h.call,
         f"_p{i}": h.plugin,
         f"_h{i}": h.hook,
@@ -118,7 +117,7 @@ def _names(i: int, h: Handler, wait: Callable[[PluginLock], Any]) -> dict[str, A
         f"_L{i}": h.lock,
         f"_m{i}": h.matches,
         f"_w{i}": functools.partial(wait, h.lock),
-        f"_k{i}": functools.partial(check_task, h.lock),
+        f"_T{i}": (h.lock,),
     }
 
 
@@ -128,32 +127,43 @@ def _handler_block(
     *,
     arg: str,
     mode: str,
-    task_check: bool,
     on_fail: list[str],
     on_result: list[str],
 ) -> list[str]:
     """The compiled code of handler ``i``: matcher, lock, call, isolation, then ``on_result``
-    (with the handler's value in ``r``). ``on_fail`` runs after a failure is reported."""
-    if mode == "async":
-        enter = [f"if not _a{i}(False): await _w{i}()"]
-        if task_check:
-            enter += [
-                f"elif _L{i}.task is not None and _L{i}.task is not _current_task():",
-                f"    _r{i}()",
-                f"    await _w{i}()",
-            ]
-    else:
-        enter = [f"if not _a{i}(False): _w{i}()"]
-        if task_check:
-            enter.append(f"elif _L{i}.task is not None: _k{i}()")
+    (with the handler's value in ``r``). ``on_fail`` runs after a failure is reported.
+
+    The lock is :mod:`kithooks.locks`' protocol inlined: take the token and record the
+    thread (``me``), else wait (``o`` False: a re-entry, nothing to give back); after the
+    call, ``leave``.
+    """
+    wait = f"await _w{i}(me)" if mode == "async" else f"_w{i}(me)"
     call = f"_c{i}({arg})" if h.event_only else f"_c{i}({arg}, ctx)"
+    # A coroutine handler (async mode only) holds its plugin across its awaits: the lock
+    # records its task, and the task chain's ``held`` plugins include it (see locks).
+    hold, unhold = [], []
+    if h.is_async:
+        call = f"await _timed(_H{i}, {call})" if h.timeout is not None else f"await {call}"
+        hold = [
+            f"prev = _L{i}.task",
+            f"_L{i}.task = task",
+            f"tok = _held.set(holding + _T{i})",
+        ]
+        unhold = ["_held.reset(tok)", f"_L{i}.task = prev"]
     body = [
         "try:",
-        *(f"    {line}" for line in enter),
+        "    try:",
+        f"        _t{i}()",
+        "    except IndexError:",
+        f"        o = {wait}",
+        "    else:",
+        f"        _L{i}.owner = me",
+        "        o = True",
         "except _Cycle as exc:",
         f"    _failed(_p{i}, _h{i}, exc)",
         *(f"    {line}" for line in on_fail),
         "else:",
+        *(f"    {line}" for line in hold),
         "    try:",
         f"        r = {call}",
         "    except Exception as exc:",
@@ -161,7 +171,12 @@ def _handler_block(
         f"        _failed(_p{i}, _h{i}, exc)",
         *(f"        {line}" for line in on_fail),
         "    finally:",
-        f"        _r{i}()",
+        *(f"        {line}" for line in unhold),
+        "        if o:",
+        f"            _L{i}.owner = 0",
+        f"            _g{i}(True)",
+        f"            if _L{i}.waiters:",
+        f"                _L{i}.wake()",
         "    if r is not None:",
         *(f"        {line}" for line in on_result),
     ]
@@ -171,30 +186,31 @@ def _handler_block(
 
 
 def _compile_observers(
-    handlers: tuple[Handler, ...],
-    callers: Callers,
-    async_plugins: frozenset[str],
-    *,
-    mode: str,
+    handlers: tuple[Handler, ...], callers: Callers, *, mode: str
 ) -> Callable[[Any, Any], Any]:
     """One straight-line function calling every observer, each under its plugin's lock.
 
     Each handler's failure (and a lock wait that would never end) is isolated exactly as in
-    the general path. Only plugins with coroutine handlers pay for the task check.
-    ``mode``: ``"sync"`` tries each lock and falls back to a cycle-checking wait that blocks
-    the thread; ``"async"`` is a coroutine whose waits let the event loop run.
+    the general path. ``mode``: ``"sync"`` (plain handlers only) falls back to a
+    cycle-checking wait that blocks the thread; ``"async"`` is a coroutine whose waits let
+    the event loop run, and which awaits coroutine handlers.
     """
     for_async = mode == "async"
     namespace: dict[str, Any] = {
         "_failed": callers.failed,
         "_stray": callers.stray,
+        "_timed": callers.timed,
+        "_held": held,
         "_Cycle": LockCycleError,
+        "_ident": _get_ident,
     }
-    if for_async:
-        import asyncio  # an async dispatch is running: asyncio is imported already
+    lines = ["async def observe(event, ctx):" if for_async else "def observe(event, ctx):"]
+    lines.append("    me = _ident()" if handlers else "    return None")
+    if any(h.is_async for h in handlers):
+        import asyncio  # a coroutine handler is awaited: asyncio is imported already
 
         namespace["_current_task"] = asyncio.current_task
-    lines = ["async def observe(event, ctx):" if for_async else "def observe(event, ctx):"]
+        lines += ["    task = _current_task()", "    holding = _held.get()"]
     for i, h in enumerate(handlers):
         namespace.update(_names(i, h, wait_async if for_async else wait_sync))
         lines += _handler_block(
@@ -202,22 +218,16 @@ def _compile_observers(
             h,
             arg="event",
             mode=mode,
-            task_check=h.plugin in async_plugins,
             on_fail=[],
             on_result=[f"_stray(_H{i}, r)"],
         )
-    if not handlers:
-        lines.append("    return None")
     exec(compile("\n".join(lines) + "\n", "<kithooks observers>", "exec"), namespace)
     observe: Callable[[Any, Any], Any] = namespace["observe"]
     return observe
 
 
 def _compile_rule(
-    handlers: tuple[Handler, ...],
-    rule: Rule,
-    callers: Callers,
-    async_plugins: frozenset[str],
+    handlers: tuple[Handler, ...], rule: Rule, callers: Callers
 ) -> Callable[[Any, Any], Any]:
     """A guard or transform dispatch as one straight-line function (plain handlers).
 
@@ -229,6 +239,7 @@ def _compile_rule(
     guard = rule.kind is EventKind.GUARD
     namespace: dict[str, Any] = {
         "_Cycle": LockCycleError,
+        "_ident": _get_ident,
         "_C": callers,
         "_failed": callers.failed,
         "_take": callers.take,
@@ -245,6 +256,8 @@ def _compile_rule(
         "return s",
     ]
     lines = ["def dispatch(event, ctx):", "    merge = None", "    current = event"]
+    if handlers:
+        lines.append("    me = _ident()")
     for i, h in enumerate(handlers):
         namespace.update(_names(i, h, wait_sync))
         stop = (
@@ -261,7 +274,6 @@ def _compile_rule(
             h,
             arg="current",
             mode="sync",
-            task_check=h.plugin in async_plugins,
             on_fail=stop,
             on_result=[
                 "if merge is None:",
@@ -285,12 +297,12 @@ class Plan:
     ``compiled`` (for ``emit``) is set when every handler is a plain function and nothing
     is prepared first: one compiled function ``(event, ctx) -> result`` that runs them all
     (observers return None; a guard or transform returns its merged result). ``aobservers``
-    is the coroutine twin of an observe plan's ``compiled``, for ``aemit``.
+    (for ``aemit``) is the coroutine that runs an observe plan's handlers, plain or
+    coroutine, when nothing is prepared first.
     """
 
     __slots__ = (
         "_aobservers",
-        "_async_plugins",
         "_callers",
         "compiled",
         "event_type",
@@ -301,14 +313,13 @@ class Plan:
         "rule",
     )
 
-    def __init__(  # noqa: PLR0917 (built in one place, build_plan)
+    def __init__(
         self,
         hook: str,
         event_type: EventType | None,
         handlers: tuple[Handler, ...],
         prepare: Callable[[Any, Any], Any] | None,
         callers: Callers,
-        async_plugins: frozenset[str],
     ) -> None:
         self.hook = hook
         self.event_type = event_type
@@ -316,25 +327,23 @@ class Plan:
         self.rule: Rule | None = None if event_type is None else RULES.get(event_type)
         self.has_async = any(h.is_async for h in handlers)
         self.prepare = prepare
-        self._callers, self._async_plugins = callers, async_plugins
+        self._callers = callers
         self.compiled: Callable[[Any, Any], Any] | None = None
         if not self.has_async and prepare is None and hook != OUTCOME_HOOK:
             self.compiled = (
-                _compile_observers(handlers, callers, async_plugins, mode="sync")
+                _compile_observers(handlers, callers, mode="sync")
                 if self.rule is None
-                else _compile_rule(handlers, self.rule, callers, async_plugins)
+                else _compile_rule(handlers, self.rule, callers)
             )
         self._aobservers: Callable[[Any, Any], Any] | None = None
 
     @property
     def aobservers(self) -> Callable[[Any, Any], Any] | None:
-        """The coroutine twin of an observe plan's ``compiled``, made on the first ``aemit``."""
-        if self.rule is not None or self.compiled is None:
+        """The compiled coroutine of an observe plan (made on the first ``aemit``), or None."""
+        if self.rule is not None or self.prepare is not None or self.hook == OUTCOME_HOOK:
             return None
         if self._aobservers is None:
-            self._aobservers = _compile_observers(
-                self.handlers, self._callers, self._async_plugins, mode="async"
-            )
+            self._aobservers = _compile_observers(self.handlers, self._callers, mode="async")
         return self._aobservers
 
     def names(self, tool_name: str | None = None) -> list[str]:
@@ -356,7 +365,6 @@ def build_plan(
     prepare: Callable[[Any, Any], Any] | None,
     callers: Callers,
     default_timeout: float | None,
-    async_plugins: frozenset[str],
 ) -> Plan | None:
     """The plan for ``hook`` given its implementations, or None when there are none.
 
@@ -368,4 +376,4 @@ def build_plan(
     event_type = None if hook == OUTCOME_HOOK else EventType(hook[3:])
     ranked = sorted(impls, key=lambda i: (order_group(i), order(i)))
     handlers = tuple(Handler(i, hook, lock_of(i), default_timeout) for i in ranked)
-    return Plan(hook, event_type, handlers, prepare, callers, async_plugins)
+    return Plan(hook, event_type, handlers, prepare, callers)
