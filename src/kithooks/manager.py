@@ -612,16 +612,12 @@ class PluginManager(pluggy.PluginManager):
             plan = self._plan_of(event, "emit")
             if plan is None:
                 return None
-        view: Context | None
-        if ctx is None:
-            view = self._view
-        else:  # _view_for, inlined for a context this manager has seen before
-            try:
-                view = ctx._view
-            except AttributeError:  # not a Context: _view_for says so
-                view = None
-            if view is None or view._manager is not self:
-                view = self._view_for(ctx)
+        try:  # the handler view of ctx: _view_for, inlined for a context seen before
+            view = self._view if ctx is None else ctx._view
+            if view._manager is not self:  # type: ignore[union-attr]
+                raise AttributeError
+        except AttributeError:  # new to this manager, or not a Context (a TypeError)
+            view = self._view_for(ctx)
         compiled = plan.compiled
         if compiled is not None:
             # The hot path: plain handlers, unrolled into one function (see kithooks.plans).
@@ -647,7 +643,12 @@ class PluginManager(pluggy.PluginManager):
             plan = self._plan_of(event, "aemit")
             if plan is None:
                 return None
-        view = self._view if ctx is None else self._view_for(ctx)
+        try:  # as in emit
+            view = self._view if ctx is None else ctx._view
+            if view._manager is not self:  # type: ignore[union-attr]
+                raise AttributeError
+        except AttributeError:
+            view = self._view_for(ctx)
         observers = plan.aobservers
         if observers is None:
             return await self._callers.arun(plan, event, view)

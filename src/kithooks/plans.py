@@ -302,8 +302,8 @@ class Plan:
     """
 
     __slots__ = (
-        "_aobservers",
         "_callers",
+        "aobservers",
         "compiled",
         "event_type",
         "handlers",
@@ -335,16 +335,17 @@ class Plan:
                 if self.rule is None
                 else _compile_rule(handlers, self.rule, callers)
             )
-        self._aobservers: Callable[[Any, Any], Any] | None = None
+        #: The compiled coroutine of an observe plan (compiled by the first ``aemit``).
+        self.aobservers: Callable[[Any, Any], Any] | None = (
+            self._first_aobserve
+            if self.rule is None and prepare is None and hook != OUTCOME_HOOK
+            else None
+        )
 
-    @property
-    def aobservers(self) -> Callable[[Any, Any], Any] | None:
-        """The compiled coroutine of an observe plan (made on the first ``aemit``), or None."""
-        if self.rule is not None or self.prepare is not None or self.hook == OUTCOME_HOOK:
-            return None
-        if self._aobservers is None:
-            self._aobservers = _compile_observers(self.handlers, self._callers, mode="async")
-        return self._aobservers
+    async def _first_aobserve(self, event: Any, ctx: Any) -> None:
+        """``aobservers`` until the first ``aemit``: compiles the coroutine, then runs it."""
+        self.aobservers = _compile_observers(self.handlers, self._callers, mode="async")
+        await self.aobservers(event, ctx)
 
     def names(self, tool_name: str | None = None) -> list[str]:
         """The plugins this plan calls (for ``tool_name``, when given), in order."""
