@@ -259,7 +259,10 @@ def langchain_candidates(cwd: str, runner: asyncio.Runner) -> dict[str, Callable
         async def abefore_agent(self, state: Any, runtime: Any) -> None:
             self.rules, self.step = work.start(), 0
 
-        async def awrap_model_call(self, request: Any, handler: Any) -> Any:
+        def awrap_model_call(self, request: Any, handler: Any) -> Any:
+            return self._model_call(request, handler)  # plain, as KitHooksMiddleware's
+
+        async def _model_call(self, request: Any, handler: Any) -> Any:
             if self.rules is not None:
                 request = request.override(
                     messages=[HumanMessage(content=self.rules), *request.messages]
@@ -272,7 +275,10 @@ def langchain_candidates(cwd: str, runner: asyncio.Runner) -> dict[str, Callable
             self.step += 1
             return response
 
-        async def awrap_tool_call(self, request: Any, handler: Any) -> Any:
+        def awrap_tool_call(self, request: Any, handler: Any) -> Any:
+            return self._tool_call(request, handler)
+
+        async def _tool_call(self, request: Any, handler: Any) -> Any:
             call = request.tool_call
             reason = work.gate(call["name"], call["args"])
             if reason is not None:
@@ -289,16 +295,23 @@ def langchain_candidates(cwd: str, runner: asyncio.Runner) -> dict[str, Callable
             work.end("stop")
 
     class NoOp(AgentMiddleware):  # type: ignore[type-arg]
-        """The hooks KitHooksMiddleware uses, passing everything through."""
+        """The hooks KitHooksMiddleware uses, passing everything through.
+
+        Here and in ``Native``, the ``awrap_*`` hooks are plain methods returning the
+        coroutine, as KitHooksMiddleware's are: LangSmith's ``traceable`` (which LangChain
+        puts around every ``wrap_*`` hook) sends two calls per hook call to a worker thread
+        around an ``async def``, and inline around a plain function. Same hooks, same
+        LangChain cost in every middleware row.
+        """
 
         async def abefore_agent(self, state: Any, runtime: Any) -> None:
             return None
 
-        async def awrap_model_call(self, request: Any, handler: Any) -> Any:
-            return await handler(request)
+        def awrap_model_call(self, request: Any, handler: Any) -> Any:
+            return handler(request)
 
-        async def awrap_tool_call(self, request: Any, handler: Any) -> Any:
-            return await handler(request)
+        def awrap_tool_call(self, request: Any, handler: Any) -> Any:
+            return handler(request)
 
         async def aafter_agent(self, state: Any, runtime: Any) -> None:
             return None

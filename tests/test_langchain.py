@@ -407,3 +407,50 @@ def _shell_tool(script):
         return script.shell(command)
 
     return [shell]
+
+
+@pytest.mark.parametrize("mode", ["invoke", "ainvoke"])
+def test_a_gate_registered_after_the_agent_was_built_is_honoured(mode):
+    pm = PluginManager(aggregate_turns=False)
+    agent, _, script = make_agent(pm)
+
+    def run() -> dict[str, Any]:
+        if mode == "invoke":
+            return agent.invoke(prompt("go"))
+        return asyncio.run(agent.ainvoke(prompt("go")))
+
+    assert answer_of(run()) == "Tool said: output of ls" and script.ran == ["ls"]
+
+    class Gate:
+        @hookimpl
+        def on_tool_call(self, event):
+            return kithooks.ToolCallResult(block=True, reason="late gate")
+
+    pm.register(Gate())
+    assert answer_of(run()) == "Tool said: Error: late gate" and script.ran == ["ls"]
+
+
+def test_async_runs_hand_nothing_to_langsmiths_worker_threads(host, monkeypatch):
+    # create_agent wraps each wrap_* hook in langsmith's traceable, which sends two calls
+    # per hook call to a worker thread around an `async def` (and none around a plain
+    # method returning the coroutine, which is what the middleware's awrap_* hooks are).
+    import inspect
+
+    from langsmith._internal import _aiter
+
+    pm, rec = host
+    assert not inspect.iscoroutinefunction(KitHooksMiddleware.awrap_model_call)
+    assert not inspect.iscoroutinefunction(KitHooksMiddleware.awrap_tool_call)
+    handed = []
+    real = _aiter.aio_to_thread
+
+    async def counting(ctx, func, /, *args, **kwargs):
+        handed.append(getattr(func, "__name__", func))
+        return await real(ctx, func, *args, **kwargs)
+
+    monkeypatch.setattr(_aiter, "aio_to_thread", counting)
+    agent, _, script = make_agent(pm)
+    state = asyncio.run(agent.ainvoke(prompt("go")))
+    assert answer_of(state) == "Tool said: output of ls" and script.ran == ["ls"]
+    assert rec.names()[-1] == "agent_end" and "tool_result" in rec.names()
+    assert handed == []

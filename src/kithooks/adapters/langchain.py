@@ -248,6 +248,19 @@ def _rewritten(result: Any, message: ToolMessage | None, outcome: ToolOutcome) -
     return message.model_copy(update={"content": outcome.content, "status": status})
 
 
+_PLAIN_ASYNC_HOOKS = ("awrap_model_call", "awrap_tool_call")
+"""The async ``wrap_*`` hooks are plain methods that return a coroutine, not ``async def``.
+
+``create_agent`` wraps every ``wrap_*`` hook in LangSmith's ``traceable``, which picks its
+wrapper by the function's kind: around an ``async def`` it hands the span's set-up and its
+end to a worker thread (``run_in_executor``), two thread hand-offs per model or tool call
+even when tracing is off, which cost more CPU than the whole adapter. Around a plain
+function it does both inline; LangChain awaits what the hook returns either way. (With
+LangSmith tracing on, the middleware's span then closes when the hook returns its coroutine
+instead of enclosing the call; the model's and the tools' own spans are unchanged.)
+"""
+
+
 class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
     """Make a LangChain v1 agent a kithooks host (see the module docs for the event map).
 
@@ -536,12 +549,20 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
         self._drive(self._after_model(run, response), run.ctx)
         return response
 
-    async def awrap_model_call(
+    def awrap_model_call(
+        self,
+        request: ModelRequest[Any],
+        handler: Callable[[ModelRequest[Any]], Awaitable[ModelResponse[Any]]],
+    ) -> Coroutine[Any, Any, Any]:
+        """Async :meth:`wrap_model_call` (a plain method returning the coroutine, see
+        :data:`_PLAIN_ASYNC_HOOKS`)."""
+        return self._awrap_model_call(request, handler)
+
+    async def _awrap_model_call(
         self,
         request: ModelRequest[Any],
         handler: Callable[[ModelRequest[Any]], Awaitable[ModelResponse[Any]]],
     ) -> Any:
-        """Async :meth:`wrap_model_call`."""
         run = self._run_of(request.state)
         if run is None:
             return await handler(request)
@@ -651,12 +672,20 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
         outcome = await tool_run.afinish(self._response(message))
         return _rewritten(result, message, outcome)  # type: ignore[no-any-return]
 
-    async def awrap_tool_call(
+    def awrap_tool_call(
+        self,
+        request: ToolCallRequest,
+        handler: Callable[[ToolCallRequest], Awaitable[ToolMessage | Command[Any]]],
+    ) -> Coroutine[Any, Any, ToolMessage | Command[Any]]:
+        """Async :meth:`wrap_tool_call` (a plain method returning the coroutine, see
+        :data:`_PLAIN_ASYNC_HOOKS`)."""
+        return self._awrap_tool_call(request, handler)
+
+    async def _awrap_tool_call(
         self,
         request: ToolCallRequest,
         handler: Callable[[ToolCallRequest], Awaitable[ToolMessage | Command[Any]]],
     ) -> ToolMessage | Command[Any]:
-        """Async :meth:`wrap_tool_call`."""
         found = self._tool_run(request)
         if found is None:
             return await handler(request)
