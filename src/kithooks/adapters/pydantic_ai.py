@@ -298,7 +298,7 @@ class KitHooks(AbstractCapability[Any]):
         )
         r.finish = finish
         pm = self.pm
-        if not (pm.has_handlers(EventType.STEP_FINISH) or pm.has_handlers(EventType.LLM_USAGE)):
+        if not (pm.has_handlers(EventType.LLM_USAGE) or pm.has_handlers(EventType.STEP_FINISH)):
             return
         usage = response.usage
         read, write = usage.cache_read_tokens, usage.cache_write_tokens
@@ -546,7 +546,13 @@ class KitHooks(AbstractCapability[Any]):
         """tool_call (a block returns ``Error: <reason>``), the tool, tool_result."""
         pm = self.pm
         name = call.tool_name
-        if not any(pm.has_handlers(et, name) for et in TOOL_EVENTS):
+        has = pm.has_handlers
+        if not (
+            has(EventType.TOOL_CALL, name)
+            or has(EventType.TOOL_RESULT, name)
+            or has(EventType.TOOL_EXECUTION_START, name)
+            or has(EventType.TOOL_EXECUTION_END, name)
+        ):
             return await handler(args)
         run = ToolRun(
             pm,
@@ -566,10 +572,13 @@ class KitHooks(AbstractCapability[Any]):
         except Exception as exc:
             await run.afinish(ToolResponse(content=f"{type(exc).__name__}: {exc}", is_error=True))
             raise
-        if not pm.has_handlers(EventType.TOOL_RESULT, name):
+        if isinstance(result, str):
+            content = result  # ToolRun asks whether anyone handles tool_result
+        elif has(EventType.TOOL_RESULT, name):
+            content = json.dumps(result, default=str)
+        else:
             await run.afinish(ToolResponse())
             return result
-        content = result if isinstance(result, str) else json.dumps(result, default=str)
         outcome = await run.afinish(ToolResponse(content=content))
         if outcome.is_error:
             raise ToolFailed(outcome.content)
