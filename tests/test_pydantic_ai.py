@@ -586,3 +586,32 @@ def test_a_plugin_of_any_one_event_registered_after_the_agent_was_built_gets_it(
     pm.register(One())
     run(agent, "go")
     assert seen and set(seen) == {event_type}
+
+
+def test_a_run_nested_in_a_tool_of_the_same_agent_is_its_own_turn(host):
+    """Run state lives in a context variable: the inner run's must not leak into the outer's."""
+    pm, log = host
+
+    def respond(messages, info):
+        prompt = next(p.content for m in messages for p in m.parts if isinstance(p, UserPromptPart))
+        returned = [p for m in messages for p in m.parts if isinstance(p, ToolReturnPart)]
+        if prompt == "outer" and not returned:
+            return ModelResponse(parts=[ToolCallPart("ask", {"question": "inner"}, "c1")])
+        return ModelResponse(parts=[TextPart(f"{prompt} done")])
+
+    agent = Agent(FunctionModel(respond), capabilities=[KitHooks(pm)])
+
+    @agent.tool_plain
+    async def ask(question: str) -> str:
+        return (await agent.run(question)).output
+
+    assert run(agent, "outer").output == "outer done"
+    outer, inner = log.turns()
+    assert log.names(inner) == [n for n in log.names(inner) if n != "tool_call"]
+    assert log.names(inner)[0] == "input" and log.names(inner)[-1] == "agent_end"
+    outer_names = log.names(outer)
+    assert outer_names[0] == "input" and outer_names[-1] == "agent_end"
+    assert {"tool_call", "tool_result", "step_finish"} <= set(outer_names)
+    ends = {t: e for t, e in log.events if isinstance(e, kithooks.AgentEndEvent)}
+    assert ends[outer].response == "outer done" and ends[inner].response == "inner done"
+    assert (ends[outer].tool_call_count, ends[inner].tool_call_count) == (1, 0)
