@@ -194,15 +194,13 @@ def pydantic_ai_candidates(cwd: str, runner: asyncio.Runner) -> dict[str, Callab
         return result
 
     class NoOp(AbstractCapability[Any]):
-        """The hooks KitHooks uses, passing everything through."""
+        """The hooks KitHooks uses (``prepare_model_request`` only in runs that emit
+        ``retry``, so not here), passing everything through."""
 
         async def wrap_run(self, ctx: Any, *, handler: Any) -> Any:
             return await handler()
 
         async def before_model_request(self, ctx: Any, request_context: Any) -> Any:
-            return request_context
-
-        async def prepare_model_request(self, ctx: Any, request_context: Any) -> Any:
             return request_context
 
         async def after_model_request(

@@ -7,6 +7,7 @@ pydantic-ai-specific ones (failed tool results, history persistence, streaming, 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 
 import pytest
@@ -325,3 +326,292 @@ def test_a_further_attempt_at_a_model_request_is_a_retry(host):
     names = log.names()
     assert names.index("retry") > names.index("step_start")  # within the step, no new step_start
     assert names.count("step_start") == 1 and names.count("llm_usage") == 1
+
+
+# -- which hooks a run gets ----------------------------------------------------------------
+
+
+class Gate:
+    """Blocks ``rm -rf``."""
+
+    @hookimpl
+    def on_tool_call(self, event):
+        if "rm -rf" in (event.parsed_args or {}).get("command", ""):
+            return kithooks.ToolCallResult(block=True, reason="dangerous command")
+        return None
+
+
+def kit_hooks_called(monkeypatch) -> list[str]:
+    """Record every KitHooks hook pydantic-ai calls (on the class, so per-run copies count)."""
+    called: list[str] = []
+    for name in ("wrap_run", "before_model_request", "after_model_request", "wrap_tool_execute"):
+        original = getattr(KitHooks, name)
+
+        def spy(self, *args, _original=original, _name=name, **kwargs):
+            called.append(_name)
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(KitHooks, name, spy)
+    return called
+
+
+def test_a_run_no_plugin_listens_to_gets_no_hook_at_all(monkeypatch):
+    called = kit_hooks_called(monkeypatch)
+    pm = PluginManager()  # only the turn aggregator, passive: nothing handles any event
+    script = Script(command="rm -rf /")
+    agent, ran = make_agent(pm, script)
+    assert run(agent, "clean up").output == "Tool said: output of rm -rf /"
+    assert ran == ["rm -rf /"] and called == []
+
+
+def test_for_run_leaves_no_capability_without_handlers_and_this_one_with_them():
+    from pydantic_ai.capabilities import CombinedCapability
+
+    pm = PluginManager()
+    capability = KitHooks(pm)
+    idle = asyncio.run(capability.for_run(None))
+    assert isinstance(idle, CombinedCapability) and list(idle.capabilities) == []
+    pm.register(Gate())
+    assert asyncio.run(capability.for_run(None)) is capability
+
+
+def test_plugins_registered_after_the_agent_was_built_are_honoured_from_the_next_run(
+    monkeypatch,
+):
+    called = kit_hooks_called(monkeypatch)
+    pm = PluginManager()
+    script = Script(command="rm -rf /")
+    agent, ran = make_agent(pm, script)
+    run(agent, "clean up")
+    assert ran == ["rm -rf /"] and called == []  # nobody listened: no hook
+    pm.register(Gate())
+    script.requests.clear()
+    result = run(agent, "clean up")
+    assert ran == ["rm -rf /"]  # the gate blocked the second run's call
+    assert result.output == "Tool said: Error: dangerous command"
+    assert "wrap_tool_execute" in called
+    # and unregistering the gate makes runs hook-free again
+    for plugin in list(pm.get_plugins()):
+        if isinstance(plugin, Gate):
+            pm.unregister(plugin)
+    called.clear()
+    script.requests.clear()
+    run(agent, "clean up")
+    assert ran == ["rm -rf /", "rm -rf /"] and called == []
+
+
+def test_a_plugin_registered_during_a_run_sees_the_rest_of_it(host):
+    pm, _ = host
+
+    class RegistersTheGate:
+        @hookimpl
+        def on_agent_start(self, event):
+            pm.register(Gate(), name="late-gate")
+
+    pm.register(RegistersTheGate())
+    script = Script(command="rm -rf /")
+    agent, ran = make_agent(pm, script)
+    assert run(agent, "clean up").output == "Tool said: Error: dangerous command"
+    assert ran == []
+
+
+def test_a_retry_handler_registered_later_gets_the_next_runs_retries():
+    from pydantic_ai.capabilities import AbstractCapability
+    from pydantic_ai.exceptions import RetryModelRequest
+
+    class RetryFirstAnswerOfEachRun(AbstractCapability):
+        async def for_run(self, ctx):
+            return RetryFirstAnswerOfEachRun()
+
+        def __init__(self):
+            self.rejected = False
+
+        async def after_model_request(self, ctx, *, request_context, response):
+            if not self.rejected:
+                self.rejected = True
+                raise RetryModelRequest()
+            return response
+
+    class Retries:
+        def __init__(self):
+            self.attempts = []
+
+        @hookimpl
+        def on_retry(self, event):
+            self.attempts.append(event.attempt)
+
+    pm = PluginManager()
+    pm.register(Gate())
+    script = Script()
+    agent = Agent(
+        FunctionModel(script, model_name="gpt-4o"),
+        capabilities=[KitHooks(pm), RetryFirstAnswerOfEachRun()],
+    )
+
+    @agent.tool_plain
+    def shell(command: str) -> str:
+        return "ok"
+
+    run(agent, "go")
+    retries = Retries()
+    pm.register(retries)
+    script.requests.clear()
+    run(agent, "go")
+    assert retries.attempts == [1]
+
+
+def test_only_streamed_parts_reach_on_event_and_only_when_streaming():
+    from pydantic_ai.messages import FinalResultEvent, PartStartEvent
+
+    start = PartStartEvent(index=0, part=TextPart("hi"))
+    assert not KitHooks(PluginManager()).listens_to(start)
+    assert KitHooks(PluginManager(), stream=True).listens_to(start)
+    assert not KitHooks(PluginManager(), stream=True).listens_to(
+        FinalResultEvent(tool_name=None, tool_call_id=None)
+    )
+
+
+def emitted_events(agent_factory, prompt="go") -> set[str]:
+    pm = PluginManager(context=Context(session_id="s1"))
+    log = Recorder()
+    pm.register(log, name="log")
+    agent = agent_factory(pm)
+    with contextlib.suppress(RuntimeError):  # the failing scenario
+        run(agent, prompt)
+    return set(log.names())
+
+
+def test_every_event_a_run_can_emit_is_in_emitted():
+    """EMITTED decides whether a run gets hooks: an event missing from it could be lost."""
+    from pydantic_ai.capabilities import AbstractCapability
+    from pydantic_ai.exceptions import RetryModelRequest
+    from pydantic_ai.messages import ThinkingPart
+
+    from kithooks.adapters.pydantic_ai import EMITTED
+
+    def plain(pm):
+        return make_agent(pm, Script())[0]
+
+    def streaming(pm):
+        agent = Agent(
+            FunctionModel(stream_function=stream_script()), capabilities=[KitHooks(pm, stream=True)]
+        )
+
+        @agent.tool_plain
+        def shell(command: str) -> str:
+            return "ok"
+
+        return agent
+
+    class RetryOnce(AbstractCapability):
+        def __init__(self):
+            self.rejected = False
+
+        async def after_model_request(self, ctx, *, request_context, response):
+            if not self.rejected:
+                self.rejected = True
+                raise RetryModelRequest()
+            return response
+
+    def retrying(pm):
+        agent = Agent(
+            FunctionModel(Script(), model_name="gpt-4o"), capabilities=[KitHooks(pm), RetryOnce()]
+        )
+
+        @agent.tool_plain
+        def shell(command: str) -> str:
+            return "ok"
+
+        return agent
+
+    def thinking(pm):
+        def think(messages, info):
+            return ModelResponse(parts=[ThinkingPart("hmm", id="r1"), TextPart("done")])
+
+        return Agent(FunctionModel(think), capabilities=[KitHooks(pm)])
+
+    def failing(pm):
+        def fail(messages, info):
+            raise RuntimeError("provider down")
+
+        return Agent(FunctionModel(fail), capabilities=[KitHooks(pm)])
+
+    seen: set[str] = set()
+    for factory in (plain, streaming, retrying, thinking, failing):
+        seen |= emitted_events(factory)
+    assert {"retry", "reasoning_start", "error", "tool_call_input_delta"} <= seen
+    assert seen <= {et.value for et in EMITTED}
+
+
+@pytest.mark.parametrize(
+    "event_type",
+    [
+        "input",
+        "before_agent_start",
+        "context_prepare",
+        "agent_start",
+        "message_start",
+        "prepare_step",
+        "step_start",
+        "message_update",
+        "tool_call_input_start",
+        "tool_call_input_delta",
+        "tool_call_input_end",
+        "tool_call",
+        "tool_execution_start",
+        "tool_execution_end",
+        "tool_result",
+        "step_finish",
+        "llm_usage",
+        "message_end",
+        "agent_end",
+    ],
+)
+def test_a_plugin_of_any_one_event_registered_after_the_agent_was_built_gets_it(event_type):
+    pm = PluginManager(aggregate_turns=False)
+    script = Script()
+    agent, _ = make_agent(pm, script)
+    run(agent, "go")  # a run with no plugin: no hook
+    script.requests.clear()
+    seen: list[str] = []
+
+    class One:
+        pass
+
+    setattr(
+        One,
+        "on_" + event_type,
+        hookimpl(lambda self, event: seen.append(event.event_type.value)),
+    )
+    pm.register(One())
+    run(agent, "go")
+    assert seen and set(seen) == {event_type}
+
+
+def test_a_run_nested_in_a_tool_of_the_same_agent_is_its_own_turn(host):
+    """Run state lives in a context variable: the inner run's must not leak into the outer's."""
+    pm, log = host
+
+    def respond(messages, info):
+        prompt = next(p.content for m in messages for p in m.parts if isinstance(p, UserPromptPart))
+        returned = [p for m in messages for p in m.parts if isinstance(p, ToolReturnPart)]
+        if prompt == "outer" and not returned:
+            return ModelResponse(parts=[ToolCallPart("ask", {"question": "inner"}, "c1")])
+        return ModelResponse(parts=[TextPart(f"{prompt} done")])
+
+    agent = Agent(FunctionModel(respond), capabilities=[KitHooks(pm)])
+
+    @agent.tool_plain
+    async def ask(question: str) -> str:
+        return (await agent.run(question)).output
+
+    assert run(agent, "outer").output == "outer done"
+    outer, inner = log.turns()
+    assert log.names(inner) == [n for n in log.names(inner) if n != "tool_call"]
+    assert log.names(inner)[0] == "input" and log.names(inner)[-1] == "agent_end"
+    outer_names = log.names(outer)
+    assert outer_names[0] == "input" and outer_names[-1] == "agent_end"
+    assert {"tool_call", "tool_result", "step_finish"} <= set(outer_names)
+    ends = {t: e for t, e in log.events if isinstance(e, kithooks.AgentEndEvent)}
+    assert ends[outer].response == "outer done" and ends[inner].response == "inner done"
+    assert (ends[outer].tool_call_count, ends[inner].tool_call_count) == (1, 0)

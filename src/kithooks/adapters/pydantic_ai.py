@@ -46,10 +46,11 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Mapping, Sequence
+from contextvars import ContextVar
 from typing import Any
 
 import attrs
-from pydantic_ai.capabilities import AbstractCapability
+from pydantic_ai.capabilities import AbstractCapability, CombinedCapability
 from pydantic_ai.exceptions import ToolFailed
 from pydantic_ai.messages import (
     ModelMessage,
@@ -96,7 +97,7 @@ from ..manager import PluginManager
 from ..usage import ModelPrice, Usage
 from . import TOOL_EVENTS
 
-__all__ = ["KitHooks", "describe_message", "make_message"]
+__all__ = ["EMITTED", "KitHooks", "describe_message", "make_message"]
 
 _FINISH = {
     "stop": "stop",
@@ -154,8 +155,49 @@ def _args_text(args: Any) -> str:
     return args if isinstance(args, str) else json.dumps(args)
 
 
+#: Every event a run can emit. A run starts with no hook at all when none of them has a
+#: handler then (see :meth:`KitHooks.for_run`); a test checks that the list is complete.
+EMITTED: tuple[EventType, ...] = (
+    EventType.INPUT,
+    EventType.BEFORE_AGENT_START,
+    EventType.CONTEXT_PREPARE,
+    EventType.AGENT_START,
+    EventType.MESSAGE_START,
+    EventType.PREPARE_STEP,
+    EventType.STEP_START,
+    EventType.MESSAGE_UPDATE,
+    EventType.REASONING_START,
+    EventType.TOOL_CALL_INPUT_START,
+    EventType.TOOL_CALL_INPUT_DELTA,
+    EventType.TOOL_CALL_INPUT_END,
+    *TOOL_EVENTS,
+    EventType.STEP_FINISH,
+    EventType.LLM_USAGE,
+    EventType.RETRY,
+    EventType.ERROR,
+    EventType.MESSAGE_END,
+    EventType.AGENT_END,
+)
+
+_STREAM_EVENTS = (PartStartEvent, PartDeltaEvent, PartEndEvent)
+
+
 class _Run:
     """What one run has seen so far."""
+
+    __slots__ = (
+        "ctx",
+        "finish",
+        "injection",
+        "new_prompt",
+        "pending",
+        "pending_step",
+        "prompt",
+        "started",
+        "step",
+        "step_text",
+        "streaming_parts",
+    )
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
@@ -182,6 +224,13 @@ class KitHooks(AbstractCapability[Any]):
             ``stream_function``). Without it, each text part is one ``message_update``.
         prices: host prices for models genai-prices lacks (see :class:`ModelPrice`).
         handled_output: the run's output when an ``input`` handler consumed the prompt.
+
+    The manager is asked when each run starts: a run that starts while no plugin handles
+    any event the adapter emits runs with no hook at all (pydantic-ai then charges nothing
+    for the capability); plugins registered meanwhile take part from the next run. During a
+    run, every event is emitted when some plugin handles it at that moment, except
+    ``retry``, whose hook is installed for the run only when ``retry`` was handled at its
+    start.
     """
 
     pm: PluginManager
@@ -201,49 +250,45 @@ class KitHooks(AbstractCapability[Any]):
         self.stream = stream
         self.prices = prices
         self.handled_output = handled_output
-        self._run: _Run | None = None
+        # Each run's state, set by wrap_run: pydantic-ai carries the context variables a
+        # wrap_run sets into the run's body, so concurrent runs of one agent never mix.
+        self._runs: ContextVar[_Run] = ContextVar(f"kithooks-run-{id(self):x}")
 
     @property
     def has_on_event(self) -> bool:
         """Listen to the event stream only when streaming was asked for."""
         return self.stream
 
-    async def for_run(self, ctx: Any) -> KitHooks:
-        """A fresh copy per run, holding that run's state."""
-        copy = KitHooks(
-            self.pm, stream=self.stream, prices=self.prices, handled_output=self.handled_output
-        )
-        base = self.pm.context
-        copy._run = _Run(
-            attrs.evolve(
-                base,
-                session_id=base.session_id or (ctx.conversation_id or ""),
-                turn_id=ctx.run_id or "",
+    def listens_to(self, event: Any) -> bool:
+        """Only the streamed parts, and only with ``stream=True``."""
+        return self.stream and isinstance(event, _STREAM_EVENTS)
+
+    async def for_run(self, ctx: Any) -> AbstractCapability[Any]:
+        """This run's capability: none at all when no plugin handles any event we emit.
+
+        Otherwise this one (its run state lives in a context variable, so pydantic-ai keeps
+        its cheaper path for capabilities that do not change per run), or, when ``retry`` is
+        handled, a copy that also hooks every attempt at a model request.
+        """
+        pm = self.pm
+        if not any(map(pm.has_handlers, EMITTED)):
+            return CombinedCapability([])  # flattened away: no hook of this run is ours
+        if pm.has_handlers(EventType.RETRY):
+            return _RetryingKitHooks(
+                pm, stream=self.stream, prices=self.prices, handled_output=self.handled_output
             )
-        )
-        return copy
+        return self
 
     # -- helpers -------------------------------------------------------------------------
 
-    @property
-    def _r(self) -> _Run:
-        assert self._run is not None, "KitHooks used outside a run"
-        return self._run
+    def _state(self) -> _Run:
+        try:
+            return self._runs.get()
+        except LookupError:
+            raise RuntimeError("KitHooks used outside a run") from None
 
-    async def _emit(self, cls: type[Event], **fields: Any) -> Any:
-        """Build and emit a ``cls`` event, only when some plugin handles it."""
-        if not self.pm.has_handlers(cls.event_type):
-            return None
-        return await self.pm.aemit(cls(**fields), self._r.ctx)
-
-    async def _emit_event(self, event: Event) -> Any:
-        if not self.pm.has_handlers(event.event_type):
-            return None
-        return await self.pm.aemit(event, self._r.ctx)
-
-    async def _flush_step(self) -> None:
+    async def _flush_step(self, r: _Run) -> None:
         """step_finish + llm_usage of the previous response, once its tools have run."""
-        r = self._r
         response, r.pending = r.pending, None
         if response is None:
             return
@@ -252,15 +297,14 @@ class KitHooks(AbstractCapability[Any]):
             "tool-calls" if has_tools else "stop"
         )
         r.finish = finish
-        if not (
-            self.pm.has_handlers(EventType.STEP_FINISH) or self.pm.has_handlers(EventType.LLM_USAGE)
-        ):
+        pm = self.pm
+        if not (pm.has_handlers(EventType.LLM_USAGE) or pm.has_handlers(EventType.STEP_FINISH)):
             return
         usage = response.usage
         read, write = usage.cache_read_tokens, usage.cache_write_tokens
         fresh = max(0, usage.input_tokens - read - write)  # pydantic-ai counts cache inside input
         for event in step_events(
-            self.pm,
+            pm,
             r.pending_step,
             provider=response.provider_name or "",
             model=response.model_name or "",
@@ -275,52 +319,111 @@ class KitHooks(AbstractCapability[Any]):
             request_id=response.provider_response_id or "",
             prices=self.prices,
         ):
-            await self._emit_event(event)
+            await pm.aemit(event, r.ctx)
 
     async def _rewrite(
-        self, et: EventType, event_factory: Any, messages: list[ModelMessage]
+        self, r: _Run, event_factory: Any, messages: list[ModelMessage]
     ) -> list[ModelMessage]:
-        if not self.pm.has_handlers(et):
-            return messages
-        result = await self._emit_event(event_factory(context_window(messages, describe_message)))
+        """``messages`` as the plugins rewrote them (the caller checked that some listen)."""
+        result = await self.pm.aemit(
+            event_factory(context_window(messages, describe_message)), r.ctx
+        )
         if result is None or result.messages is None:
             return messages
         return apply_messages(messages, result.messages, make_message)
+
+    def _part_events(self, r: _Run, part: Any) -> list[Event]:
+        """The events of a response part beginning (text, reasoning, a tool call's arguments),
+        each built only when some plugin handles it."""
+        has = self.pm.has_handlers
+        if isinstance(part, TextPart):
+            return self._text_events(r, part.content)
+        if isinstance(part, ThinkingPart):
+            if has(EventType.REASONING_START):
+                return [ReasoningStartEvent(id=part.id or "")]
+            return []
+        if not isinstance(part, ToolCallPart):
+            return []
+        events: list[Event] = []
+        call_id, name = part.tool_call_id, part.tool_name
+        if has(EventType.TOOL_CALL_INPUT_START):
+            events.append(
+                ToolCallInputStartEvent(
+                    tool_call_id=call_id, tool_name=name, tool_kind=tool_kind_for(name)
+                )
+            )
+        if part.args and has(EventType.TOOL_CALL_INPUT_DELTA):
+            events.append(
+                ToolCallInputDeltaEvent(tool_call_id=call_id, delta=_args_text(part.args))
+            )
+        return events
+
+    def _text_events(self, r: _Run, chunk: str) -> list[Event]:
+        """One piece of the step's text: message_update."""
+        if not chunk:
+            return []
+        r.step_text.append(chunk)
+        if self.pm.has_handlers(EventType.MESSAGE_UPDATE):
+            return [MessageUpdateEvent(chunk=chunk)]
+        return []
 
     # -- the run -------------------------------------------------------------------------
 
     async def wrap_run(self, ctx: Any, *, handler: Any) -> Any:
         """input (handled ends the run), before_agent_start; error / agent_end at the end."""
-        r = self._r
+        base = self.pm.context
+        r = _Run(
+            attrs.evolve(
+                base,
+                session_id=base.session_id or (ctx.conversation_id or ""),
+                turn_id=ctx.run_id or "",
+            )
+        )
+        token = self._runs.set(r)
+        try:
+            return await self._run(r, ctx, handler)
+        finally:
+            self._runs.reset(token)
+
+    async def _run(self, r: _Run, ctx: Any, handler: Any) -> Any:
+        pm = self.pm
         prompt = ctx.prompt if isinstance(ctx.prompt, str) else _text(ctx.prompt)
         r.prompt = prompt
-        result = await self._emit(InputEvent, text=prompt, source="script")
-        if result is not None and result.action == "handled":
-            return AgentRunResult(output=self.handled_output)
-        if result is not None and result.action == "transform" and result.text != prompt:
-            r.new_prompt = result.text
-        current = r.new_prompt if r.new_prompt is not None else prompt
-        injection = await self._emit(BeforeAgentStartEvent, prompt=current)
-        if injection is not None:
-            r.injection = (injection.inject_text, injection.system_prompt)
+        if pm.has_handlers(EventType.INPUT):
+            result = await pm.aemit(InputEvent(text=prompt, source="script"), r.ctx)
+            if result is not None and result.action == "handled":
+                return AgentRunResult(output=self.handled_output)
+            if result is not None and result.action == "transform" and result.text != prompt:
+                r.new_prompt = result.text
+        if pm.has_handlers(EventType.BEFORE_AGENT_START):
+            current = r.new_prompt if r.new_prompt is not None else prompt
+            injection = await pm.aemit(BeforeAgentStartEvent(prompt=current), r.ctx)
+            if injection is not None:
+                r.injection = (injection.inject_text, injection.system_prompt)
         try:
             run_result = await handler()
         except Exception as exc:
-            await self._emit(ErrorEvent, error=f"{type(exc).__name__}: {exc}")
-            await self._emit(AgentEndEvent, response="", stop_reason="error")
+            if pm.has_handlers(EventType.ERROR):
+                await pm.aemit(ErrorEvent(error=f"{type(exc).__name__}: {exc}"), r.ctx)
+            if pm.has_handlers(EventType.AGENT_END):
+                await pm.aemit(AgentEndEvent(response="", stop_reason="error"), r.ctx)
             raise
-        await self._flush_step()
-        if self.pm.has_handlers(EventType.MESSAGE_END):
-            await self._emit(MessageEndEvent, content="".join(r.step_text))
-        if self.pm.has_handlers(EventType.AGENT_END):
+        if r.pending is not None:
+            await self._flush_step(r)
+        if pm.has_handlers(EventType.MESSAGE_END):
+            await pm.aemit(MessageEndEvent(content="".join(r.step_text)), r.ctx)
+        if pm.has_handlers(EventType.AGENT_END):
             output = run_result.output
             response = output if isinstance(output, str) else json.dumps(output, default=str)
-            await self._emit(AgentEndEvent, response=response, stop_reason=r.finish or "completed")
+            await pm.aemit(
+                AgentEndEvent(response=response, stop_reason=r.finish or "completed"), r.ctx
+            )
         return run_result
 
-    def _prepare_prompt(self, ctx: Any, messages: list[ModelMessage]) -> list[ModelMessage]:
+    def _prepare_prompt(
+        self, r: _Run, ctx: Any, messages: list[ModelMessage]
+    ) -> list[ModelMessage]:
         """Apply the input transform and the injection to the prompt's message, persistently."""
-        r = self._r
         inject_text, system_prompt = r.injection
         if r.new_prompt is None and inject_text is None and system_prompt is None:
             return messages
@@ -355,113 +458,108 @@ class KitHooks(AbstractCapability[Any]):
 
     async def before_model_request(self, ctx: Any, request_context: Any) -> Any:
         """Turn start (once), then prepare_step and step_start for each request."""
-        r = self._r
-        await self._flush_step()
-        messages = list(request_context.messages)
+        r = self._state()
+        pm = self.pm
+        if r.pending is not None:
+            await self._flush_step(r)
+        original = request_context.messages
+        messages: list[ModelMessage] = original
         if not r.started:
             r.started = True
-            messages = self._prepare_prompt(ctx, messages)
-            messages = await self._rewrite(
-                EventType.CONTEXT_PREPARE, lambda w: ContextPrepareEvent(messages=w), messages
-            )
-            await self._emit(AgentStartEvent, prompt=r.prompt or "")
-            await self._emit(MessageStartEvent)
+            messages = self._prepare_prompt(r, ctx, list(original))
+            if pm.has_handlers(EventType.CONTEXT_PREPARE):
+                messages = await self._rewrite(
+                    r, lambda w: ContextPrepareEvent(messages=w), messages
+                )
+            if pm.has_handlers(EventType.AGENT_START):
+                await pm.aemit(AgentStartEvent(prompt=r.prompt or ""), r.ctx)
+            if pm.has_handlers(EventType.MESSAGE_START):
+                await pm.aemit(MessageStartEvent(), r.ctx)
         r.step += 1
         step = r.step
-        messages = await self._rewrite(
-            EventType.PREPARE_STEP,
-            lambda w: PrepareStepEvent(step_number=step, messages=w),
-            messages,
-        )
+        if pm.has_handlers(EventType.PREPARE_STEP):
+            messages = await self._rewrite(
+                r, lambda w: PrepareStepEvent(step_number=step, messages=w), messages
+            )
         r.step_text = []
-        r.streaming_parts = {}
-        await self._emit(StepStartEvent, step_number=step)
-        if messages != list(request_context.messages):
+        if r.streaming_parts:
+            r.streaming_parts = {}
+        if pm.has_handlers(EventType.STEP_START):
+            await pm.aemit(StepStartEvent(step_number=step), r.ctx)
+        if messages is not original and messages != list(original):
             request_context = dataclasses.replace(request_context, messages=messages)
         return request_context
-
-    async def prepare_model_request(self, ctx: Any, request_context: Any) -> Any:
-        """A further attempt at the same request is a retry."""
-        if request_context.attempt > 1:
-            await self._emit(
-                RetryEvent, attempt=request_context.attempt - 1, error="model request retried"
-            )
-        return request_context
-
-    async def _text(self, chunk: str) -> None:
-        """One piece of the step's text: message_update."""
-        if chunk:
-            self._r.step_text.append(chunk)
-            await self._emit(MessageUpdateEvent, chunk=chunk)
-
-    async def _part_start(self, part: Any) -> None:
-        """A response part begins: text, a reasoning block, or a tool call's arguments."""
-        if isinstance(part, TextPart):
-            await self._text(part.content)
-        elif isinstance(part, ThinkingPart):
-            await self._emit(ReasoningStartEvent, id=part.id or "")
-        elif isinstance(part, ToolCallPart):
-            call_id, name = part.tool_call_id, part.tool_name
-            if self.pm.has_handlers(EventType.TOOL_CALL_INPUT_START):
-                await self._emit(
-                    ToolCallInputStartEvent,
-                    tool_call_id=call_id,
-                    tool_name=name,
-                    tool_kind=tool_kind_for(name),
-                )
-            if part.args and self.pm.has_handlers(EventType.TOOL_CALL_INPUT_DELTA):
-                await self._emit(
-                    ToolCallInputDeltaEvent, tool_call_id=call_id, delta=_args_text(part.args)
-                )
 
     async def after_model_request(
         self, ctx: Any, *, request_context: Any, response: ModelResponse
     ) -> ModelResponse:
         """Keep the response for step_finish / llm_usage; without streaming, emit its parts."""
-        r = self._r
+        r = self._state()
         r.pending, r.pending_step = response, r.step
         if not self.stream:
+            pm = self.pm
             for part in response.parts:
-                await self._part_start(part)
-                if isinstance(part, ToolCallPart):
-                    await self._emit(ToolCallInputEndEvent, tool_call_id=part.tool_call_id)
+                for event in self._part_events(r, part):
+                    await pm.aemit(event, r.ctx)
+                if isinstance(part, ToolCallPart) and pm.has_handlers(
+                    EventType.TOOL_CALL_INPUT_END
+                ):
+                    await pm.aemit(ToolCallInputEndEvent(tool_call_id=part.tool_call_id), r.ctx)
         return response
 
     async def on_event(self, ctx: Any, *, event: Any) -> None:
         """With ``stream=True``: text and tool-argument deltas as they stream."""
-        r = self._r
+        r = self._state()
+        pm = self.pm
+        events: list[Event] = []
         if isinstance(event, PartStartEvent):
             if isinstance(event.part, ToolCallPart):
                 r.streaming_parts[event.index] = (event.part.tool_call_id, event.part.tool_name)
-            await self._part_start(event.part)
+            events = self._part_events(r, event.part)
         elif isinstance(event, PartDeltaEvent):
             delta = event.delta
             if isinstance(delta, TextPartDelta):
-                await self._text(delta.content_delta)
-            elif isinstance(delta, ToolCallPartDelta) and delta.args_delta:
+                events = self._text_events(r, delta.content_delta)
+            elif (
+                isinstance(delta, ToolCallPartDelta)
+                and delta.args_delta
+                and pm.has_handlers(EventType.TOOL_CALL_INPUT_DELTA)
+            ):
                 call_id = r.streaming_parts.get(event.index, (delta.tool_call_id or "", ""))[0]
-                if self.pm.has_handlers(EventType.TOOL_CALL_INPUT_DELTA):
-                    await self._emit(
-                        ToolCallInputDeltaEvent,
-                        tool_call_id=call_id,
-                        delta=_args_text(delta.args_delta),
+                events = [
+                    ToolCallInputDeltaEvent(
+                        tool_call_id=call_id, delta=_args_text(delta.args_delta)
                     )
-        elif isinstance(event, PartEndEvent) and isinstance(event.part, ToolCallPart):
-            await self._emit(ToolCallInputEndEvent, tool_call_id=event.part.tool_call_id)
+                ]
+        elif (
+            isinstance(event, PartEndEvent)
+            and isinstance(event.part, ToolCallPart)
+            and pm.has_handlers(EventType.TOOL_CALL_INPUT_END)
+        ):
+            events = [ToolCallInputEndEvent(tool_call_id=event.part.tool_call_id)]
+        for kit_event in events:
+            await pm.aemit(kit_event, r.ctx)
 
     async def wrap_tool_execute(
         self, ctx: Any, *, call: ToolCallPart, tool_def: Any, args: Any, handler: Any
     ) -> Any:
         """tool_call (a block returns ``Error: <reason>``), the tool, tool_result."""
         pm = self.pm
-        if not any(pm.has_handlers(et, call.tool_name) for et in TOOL_EVENTS):
+        name = call.tool_name
+        has = pm.has_handlers
+        if not (
+            has(EventType.TOOL_CALL, name)
+            or has(EventType.TOOL_RESULT, name)
+            or has(EventType.TOOL_EXECUTION_START, name)
+            or has(EventType.TOOL_EXECUTION_END, name)
+        ):
             return await handler(args)
         run = ToolRun(
             pm,
-            tool_name=call.tool_name,
+            tool_name=name,
             tool_call_id=call.tool_call_id,
             input=_args_text(call.args),
-            ctx=self._r.ctx,
+            ctx=self._state().ctx,
         )
         blocked = await run.astart()
         if blocked is not None:
@@ -474,11 +572,35 @@ class KitHooks(AbstractCapability[Any]):
         except Exception as exc:
             await run.afinish(ToolResponse(content=f"{type(exc).__name__}: {exc}", is_error=True))
             raise
-        if not pm.has_handlers(EventType.TOOL_RESULT, call.tool_name):
+        if isinstance(result, str):
+            content = result  # ToolRun asks whether anyone handles tool_result
+        elif has(EventType.TOOL_RESULT, name):
+            content = json.dumps(result, default=str)
+        else:
             await run.afinish(ToolResponse())
             return result
-        content = result if isinstance(result, str) else json.dumps(result, default=str)
         outcome = await run.afinish(ToolResponse(content=content))
         if outcome.is_error:
             raise ToolFailed(outcome.content)
         return result if outcome.content == content else outcome.content
+
+
+@dataclasses.dataclass(init=False)
+class _RetryingKitHooks(KitHooks):
+    """:class:`KitHooks` for a run whose start saw a ``retry`` handler.
+
+    Hooking every attempt at a model request makes pydantic-ai copy the request's tool
+    definitions for each attempt, so only runs that emit ``retry`` pay for it.
+    """
+
+    async def for_run(self, ctx: Any) -> AbstractCapability[Any]:
+        return self
+
+    async def prepare_model_request(self, ctx: Any, request_context: Any) -> Any:
+        """A further attempt at the same request is a retry."""
+        attempt = request_context.attempt
+        if attempt > 1 and self.pm.has_handlers(EventType.RETRY):
+            await self.pm.aemit(
+                RetryEvent(attempt=attempt - 1, error="model request retried"), self._state().ctx
+            )
+        return request_context
