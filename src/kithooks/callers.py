@@ -108,6 +108,12 @@ class Callers:
             return self._outcome(event, result, ctx)
         return result
 
+    async def adone(self, event: Any, result: Any, ctx: Any) -> Any:
+        """:meth:`done` for ``aemit``: coroutine on_outcome handlers are awaited."""
+        if OUTCOME_HOOK in self.hooked:
+            return await self._aoutcome(event, result, ctx)
+        return result
+
     def _fail_closed(
         self, rule: Rule | None, h: Handler, exc: BaseException | None
     ) -> Result | None:

@@ -55,6 +55,8 @@ __all__ = [
 logger = logging.getLogger("kithooks")
 
 _HOOK_EVENTS: Final[dict[str, EventType]] = {et.hook_name: et for et in EventType}
+#: An event's hook by the event's name (an EventType, a str enum, finds its entry too).
+_HOOK_OF: Final[dict[str, str]] = {et.value: et.hook_name for et in EventType}
 _HOOK_CLASSES: Final[dict[str, type[Event]]] = {et.hook_name: EVENT_CLASSES[et] for et in EventType}
 _TOOL_HOOKS: Final[frozenset[str]] = frozenset(
     et.hook_name for et, cls in EVENT_CLASSES.items() if "tool_name" in cls.__slots__
@@ -555,13 +557,17 @@ class PluginManager(pluggy.PluginManager):
         Constant time without ``tool_name``. An unknown event name is a ValueError with the
         closest name.
         """
-        hook = "on_" + event_type_named(event_type)
+        hook = _HOOK_OF.get(event_type) if isinstance(event_type, str) else None
+        if hook is None:  # not an event's name (a did-you-mean ValueError), or not a str
+            hook = "on_" + event_type_named(event_type)
         if hook not in self._hooked:
             return False
         if tool_name is None:
             return True
         plan = self._plan(hook)
-        return plan is not None and any(h.wants(tool_name) for h in plan.handlers)
+        return plan is not None and (
+            plan.every_tool or any(h.wants(tool_name) for h in plan.handlers)
+        )
 
     def has_async_handlers(self, event_type: EventType | str) -> bool:
         """True when a handler of ``event_type`` (or of its outcome) is a coroutine function.
@@ -649,11 +655,10 @@ class PluginManager(pluggy.PluginManager):
                 raise AttributeError
         except AttributeError:
             view = self._view_for(ctx)
-        observers = plan.aobservers
-        if observers is None:
-            return await self._callers.arun(plan, event, view)
-        await observers(event, view)
-        return None
+        acompiled = plan.acompiled
+        if acompiled is not None:
+            return await acompiled(event, view)
+        return await self._callers.arun(plan, event, view)
 
     def _hookexec(
         self,

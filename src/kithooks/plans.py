@@ -185,6 +185,40 @@ def _handler_block(
     return [f"    if _m{i}(event.tool_name):", *(f"        {line}" for line in body)]
 
 
+def _prologue(
+    handlers: tuple[Handler, ...], callers: Callers, *, mode: str, name: str
+) -> tuple[dict[str, Any], list[str]]:
+    """The namespace and first lines every compiled dispatch shares: the function's head,
+    this thread's id (``me``, for the locks) and, when a coroutine handler is awaited, the
+    running task and the plugins its task chain holds."""
+    namespace: dict[str, Any] = {
+        "_failed": callers.failed,
+        "_stray": callers.stray,
+        "_timed": callers.timed,
+        "_held": held,
+        "_Cycle": LockCycleError,
+        "_ident": _get_ident,
+    }
+    lines = [f"async def {name}(event, ctx):" if mode == "async" else f"def {name}(event, ctx):"]
+    if handlers:
+        lines.append("    me = _ident()")
+    if any(h.is_async for h in handlers):
+        import asyncio  # a coroutine handler is awaited: asyncio is imported already
+
+        namespace["_current_task"] = asyncio.current_task
+        lines += ["    task = _current_task()", "    holding = _held.get()"]
+    wait = wait_async if mode == "async" else wait_sync
+    for i, h in enumerate(handlers):
+        namespace.update(_names(i, h, wait))
+    return namespace, lines
+
+
+def _function(name: str, lines: list[str], namespace: dict[str, Any]) -> Callable[[Any, Any], Any]:
+    exec(compile("\n".join(lines) + "\n", f"<kithooks {name}>", "exec"), namespace)
+    function: Callable[[Any, Any], Any] = namespace[name]
+    return function
+
+
 def _compile_observers(
     handlers: tuple[Handler, ...], callers: Callers, *, mode: str
 ) -> Callable[[Any, Any], Any]:
@@ -195,71 +229,43 @@ def _compile_observers(
     cycle-checking wait that blocks the thread; ``"async"`` is a coroutine whose waits let
     the event loop run, and which awaits coroutine handlers.
     """
-    for_async = mode == "async"
-    namespace: dict[str, Any] = {
-        "_failed": callers.failed,
-        "_stray": callers.stray,
-        "_timed": callers.timed,
-        "_held": held,
-        "_Cycle": LockCycleError,
-        "_ident": _get_ident,
-    }
-    lines = ["async def observe(event, ctx):" if for_async else "def observe(event, ctx):"]
-    lines.append("    me = _ident()" if handlers else "    return None")
-    if any(h.is_async for h in handlers):
-        import asyncio  # a coroutine handler is awaited: asyncio is imported already
-
-        namespace["_current_task"] = asyncio.current_task
-        lines += ["    task = _current_task()", "    holding = _held.get()"]
+    namespace, lines = _prologue(handlers, callers, mode=mode, name="observe")
     for i, h in enumerate(handlers):
-        namespace.update(_names(i, h, wait_async if for_async else wait_sync))
         lines += _handler_block(
-            i,
-            h,
-            arg="event",
-            mode=mode,
-            on_fail=[],
-            on_result=[f"_stray(_H{i}, r)"],
+            i, h, arg="event", mode=mode, on_fail=[], on_result=[f"_stray(_H{i}, r)"]
         )
-    exec(compile("\n".join(lines) + "\n", "<kithooks observers>", "exec"), namespace)
-    observe: Callable[[Any, Any], Any] = namespace["observe"]
-    return observe
+    return _function("observe", lines, namespace)
 
 
 def _compile_rule(
-    handlers: tuple[Handler, ...], rule: Rule, callers: Callers
+    handlers: tuple[Handler, ...], rule: Rule, callers: Callers, *, mode: str
 ) -> Callable[[Any, Any], Any]:
-    """A guard or transform dispatch as one straight-line function (plain handlers).
+    """A guard or transform dispatch as one straight-line function (``mode`` as for
+    observers: ``"async"`` awaits coroutine handlers and on_outcome).
 
-    The same steps as ``Callers.run``, unrolled: nothing is allocated until a handler
-    returns a result (most return None), and the outcome hook is asked only when someone
-    listens. Results are checked and merged by ``callers.take`` (the merge rules stay in
-    :mod:`kithooks.dispatch`).
+    The same steps as ``Callers.run`` / ``arun``, unrolled: nothing is allocated until a
+    handler returns a result (most return None), and the outcome hook is asked only when
+    someone listens. Results are checked and merged by ``callers.take`` (the merge rules
+    stay in :mod:`kithooks.dispatch`).
     """
     guard = rule.kind is EventKind.GUARD
-    namespace: dict[str, Any] = {
-        "_Cycle": LockCycleError,
-        "_ident": _get_ident,
-        "_C": callers,
-        "_failed": callers.failed,
-        "_take": callers.take,
-        "_hooked": callers.hooked,
-        "_OUTCOME": OUTCOME_HOOK,
-        "_done": callers.done,
-        "_begin": rule.begin,
-        "_rule": rule,
-    }
+    namespace, lines = _prologue(handlers, callers, mode=mode, name="dispatch")
+    namespace.update(
+        {
+            "_C": callers,
+            "_take": callers.take,
+            "_hooked": callers.hooked,
+            "_OUTCOME": OUTCOME_HOOK,
+            "_done": callers.adone if mode == "async" else callers.done,
+            "_begin": rule.begin,
+            "_rule": rule,
+        }
+    )
     # ``callers.done`` inlined: on_outcome is told only when it has handlers.
-    stop_with = [
-        "if _OUTCOME in _hooked:",
-        "    return _done(event, s, ctx)",
-        "return s",
-    ]
-    lines = ["def dispatch(event, ctx):", "    merge = None", "    current = event"]
-    if handlers:
-        lines.append("    me = _ident()")
+    done = "await _done" if mode == "async" else "_done"
+    stop_with = ["if _OUTCOME in _hooked:", f"    return {done}(event, s, ctx)", "return s"]
+    lines += ["    merge = None", "    current = event"]
     for i, h in enumerate(handlers):
-        namespace.update(_names(i, h, wait_sync))
         stop = (
             [
                 "if _C.fail_closed:",
@@ -273,7 +279,7 @@ def _compile_rule(
             i,
             h,
             arg="current",
-            mode="sync",
+            mode=mode,
             on_fail=stop,
             on_result=[
                 "if merge is None:",
@@ -286,26 +292,26 @@ def _compile_rule(
         )
     lines += ["    s = None if merge is None else merge.result()"]
     lines += [f"    {line}" for line in stop_with]
-    exec(compile("\n".join(lines) + "\n", "<kithooks dispatch>", "exec"), namespace)
-    dispatch: Callable[[Any, Any], Any] = namespace["dispatch"]
-    return dispatch
+    return _function("dispatch", lines, namespace)
 
 
 class Plan:
     """Everything one hook's dispatch needs.
 
-    ``compiled`` (for ``emit``) is set when every handler is a plain function and nothing
-    is prepared first: one compiled function ``(event, ctx) -> result`` that runs them all
-    (observers return None; a guard or transform returns its merged result). ``aobservers``
-    (for ``aemit``) is the coroutine that runs an observe plan's handlers, plain or
-    coroutine, when nothing is prepared first.
+    When nothing is prepared first (only ``agent_end`` is: the aggregator enriches it) and
+    the hook is not ``on_outcome``, the plan runs as compiled code: ``compiled`` (for
+    ``emit``, set when every handler is a plain function) is one function
+    ``(event, ctx) -> result`` that runs them all (observers return None; a guard or
+    transform returns its merged result), and ``acompiled`` (for ``aemit``) is its
+    coroutine twin, which also awaits coroutine handlers.
     """
 
     __slots__ = (
         "_callers",
-        "aobservers",
+        "acompiled",
         "compiled",
         "event_type",
+        "every_tool",
         "handlers",
         "has_async",
         "hook",
@@ -327,25 +333,23 @@ class Plan:
         self.rule: Rule | None = None if event_type is None else RULES.get(event_type)
         self.has_async = any(h.is_async for h in handlers)
         self.prepare = prepare
+        #: No handler limits the tools it takes (``tools=``).
+        self.every_tool = all(h.matches is None for h in handlers)
         self._callers = callers
-        self.compiled: Callable[[Any, Any], Any] | None = None
-        if not self.has_async and prepare is None and hook != OUTCOME_HOOK:
-            self.compiled = (
-                _compile_observers(handlers, callers, mode="sync")
-                if self.rule is None
-                else _compile_rule(handlers, self.rule, callers)
-            )
-        #: The compiled coroutine of an observe plan (compiled by the first ``aemit``).
-        self.aobservers: Callable[[Any, Any], Any] | None = (
-            self._first_aobserve
-            if self.rule is None and prepare is None and hook != OUTCOME_HOOK
-            else None
-        )
+        compilable = prepare is None and hook != OUTCOME_HOOK
+        self.compiled = self._compile("sync") if compilable and not self.has_async else None
+        #: Compiled by the first ``aemit`` (``_first_acall`` stands in until then).
+        self.acompiled: Callable[[Any, Any], Any] | None = self._first_acall if compilable else None
 
-    async def _first_aobserve(self, event: Any, ctx: Any) -> None:
-        """``aobservers`` until the first ``aemit``: compiles the coroutine, then runs it."""
-        self.aobservers = _compile_observers(self.handlers, self._callers, mode="async")
-        await self.aobservers(event, ctx)
+    def _compile(self, mode: str) -> Callable[[Any, Any], Any]:
+        if self.rule is None:
+            return _compile_observers(self.handlers, self._callers, mode=mode)
+        return _compile_rule(self.handlers, self.rule, self._callers, mode=mode)
+
+    async def _first_acall(self, event: Any, ctx: Any) -> Any:
+        """``acompiled`` until the first ``aemit``: compiles the coroutine, then runs it."""
+        self.acompiled = self._compile("async")
+        return await self.acompiled(event, ctx)
 
     def names(self, tool_name: str | None = None) -> list[str]:
         """The plugins this plan calls (for ``tool_name``, when given), in order."""

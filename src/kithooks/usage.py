@@ -79,7 +79,8 @@ def _check_tokens(**counts: int) -> None:
 
 
 def _count(inst: object, attribute: attrs.Attribute[int], value: int) -> None:
-    _check_tokens(**{attribute.name: value})
+    if type(value) is not int or value < 0:  # the common case in one test; else say why
+        _check_tokens(**{attribute.name: value})
 
 
 class _Rates:
