@@ -1,9 +1,11 @@
 """The handler loops and the rules of one handler call.
 
 :meth:`Callers.run` (for ``emit``) and :meth:`Callers.arun` (for ``aemit``) are the general
-loops. The compiled functions of :mod:`kithooks.plans` (observers; guard and transform
-dispatch) are the same loops unrolled, and call back into this class for everything but the
-lock and the call itself. What a call needs is decided here, once:
+loops, used for the plans that have no compiled form (``agent_end``, enriched first, and
+``on_outcome``). The compiled functions of :mod:`kithooks.plans` (observers; guard and
+transform dispatch; sync and async) are the same loops unrolled, and call back into this
+class for everything but the lock and the call itself. What a call needs is decided here,
+once:
 
 * the plugin lock (:func:`kithooks.locks.enter_sync` / ``enter_async``: a try, then a wait
   that fails a call which would never finish);
