@@ -295,3 +295,21 @@ def test_a_journal_removed_by_someone_else_is_started_afresh(tmp_path):
     store.set("b", "2")  # the open descriptor is let go, a new journal made
     assert StateStore(path).snapshot() == {"a": "1", "b": "2"}
     assert store.snapshot() == {"a": "1", "b": "2"}
+
+
+def test_a_process_that_writes_no_sidecar_never_imports_filelock(tmp_path):
+    """The compaction at exit has nothing to fold: it must not import filelock (about 20 ms
+    of every `claude-hook` process). -X importtime lists imports made at exit too."""
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", "import kithooks; kithooks.StateStore()"],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert re.search(r"\| +filelock$", proc.stderr, re.MULTILINE) is None
+    # A process that writes one still folds its journal at exit (with filelock).
+    path = tmp_path / "state.json"
+    code = f"import kithooks; kithooks.StateStore({str(path)!r}).set('k', 'v')"
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+    assert json.loads(path.read_text()) == {"k": "v"}

@@ -295,6 +295,8 @@ def _compact_at_exit() -> None:
     daemon thread, another process) skips that sidecar: its journal stays complete and the
     next store to open it reads it.
     """
+    if not _written:
+        return  # nothing to fold: a process that wrote no sidecar never imports filelock
     import filelock
 
     for real in sorted(_written):
