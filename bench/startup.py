@@ -1,6 +1,7 @@
 """Start-up: ``import kithooks``, ``import genai_prices`` and ``kithooks --help``, each the
-CPU time (user + system) of a fresh process less that of ``python -c pass``, best of N. CPU
-time, not wall time: on a busy machine wall time measures the other processes. The modules
+CPU time (user + system) of a fresh process less that of ``python -c pass``, best of N
+interleaved rounds. CPU time, not wall time: on a busy machine wall time measures the other
+processes. The modules
 that weigh most come from ``python -X importtime`` of the best run."""
 
 from __future__ import annotations
@@ -17,15 +18,17 @@ from .timing import table
 _ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
 
-def _cpu_ms(argv: list[str], runs: int) -> float:
-    """Best CPU milliseconds of the process ``argv`` over ``runs`` runs."""
-    best = float("inf")
+def _cpu_ms(commands: dict[str, list[str]], runs: int) -> dict[str, float]:
+    """Best CPU milliseconds of each command's process over ``runs`` interleaved rounds
+    (each round runs every command once, so a change in the machine's load hits all)."""
+    best = dict.fromkeys(commands, float("inf"))
     for _ in range(runs):
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        subprocess.run(argv, capture_output=True, check=True, env=_ENV, timeout=120)
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        used = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
-        best = min(best, used * 1000)
+        for name, argv in commands.items():
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            subprocess.run(argv, capture_output=True, check=True, env=_ENV, timeout=120)
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            used = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+            best[name] = min(best[name], used * 1000)
     return best
 
 
@@ -68,10 +71,17 @@ def run(runs: int) -> tuple[str, dict[str, float]]:
     python = sys.executable
     script = Path(python).with_name("kithooks")
     help_argv = [str(script), "--help"] if script.exists() else [python, "-m", "kithooks"]
-    bare = _cpu_ms([python, "-c", "pass"], runs)
-    kithooks_ms = _cpu_ms([python, "-c", "import kithooks"], runs) - bare
-    genai_ms = _cpu_ms([python, "-c", "import genai_prices"], runs) - bare
-    help_ms = _cpu_ms(help_argv, runs) - bare
+    best = _cpu_ms(
+        {
+            "bare": [python, "-c", "pass"],
+            "kithooks": [python, "-c", "import kithooks"],
+            "genai": [python, "-c", "import genai_prices"],
+            "help": help_argv,
+        },
+        runs,
+    )
+    bare = best["bare"]
+    kithooks_ms, genai_ms, help_ms = (best[k] - bare for k in ("kithooks", "genai", "help"))
     heaviest, genai = _heaviest("kithooks", runs)
     rows = [
         ["import kithooks", f"{kithooks_ms:.0f}"],
