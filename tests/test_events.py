@@ -132,6 +132,28 @@ def test_results_round_trip(result):
     assert structure(data, type(result)) == result
 
 
+@given(st.one_of(ks.events(), ks.results()), st.data())
+def test_equality_hash_and_repr_go_by_the_fields(value, data):
+    """What attrs generates for a frozen class, kept by kithooks' shared methods: equal when
+    the class and every field are, the same hash then, and a repr listing every field."""
+    cls = type(value)
+    fields = attrs.fields(cls)
+    twin = cls(**{f.name: getattr(value, f.name) for f in fields})
+    assert twin == value and not (twin != value)
+    try:
+        assert hash(twin) == hash(value)
+    except TypeError:  # a field holds a mapping or list, as attrs' hash would refuse too
+        pass
+    shown = ", ".join(f"{f.name}={getattr(value, f.name)!r}" for f in fields)
+    assert repr(value) == f"{cls.__name__}({shown})"
+    assert value != object() and value.__eq__(object()) is NotImplemented
+    if fields:
+        other = data.draw(st.one_of(ks.events(), ks.results()))
+        if type(other) is cls:
+            differ = any(getattr(other, f.name) != getattr(value, f.name) for f in fields)
+            assert (other != value) is differ
+
+
 @given(ks.events())
 def test_payloads_are_immutable(event):
     for f in attrs.fields(type(event)):

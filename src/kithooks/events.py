@@ -12,10 +12,11 @@ from __future__ import annotations
 import enum
 import json
 import math
+import operator
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from types import MappingProxyType
-from typing import Any, ClassVar, NoReturn, TypeVar
+from typing import Any, ClassVar, Final, NoReturn, TypeVar
 
 import attrs
 
@@ -511,19 +512,17 @@ def _fast_init(cls: type) -> None:
         namespace["_post"] = post
         body.append("    _post(self)")
     signature = f"self, *, {', '.join(params)}" if params else "self"
-    source = f"def __init__({signature}):\n" + "\n".join(body or ["    pass"]) + "\n"
-    exec(compile(source, f"<kithooks __init__ of {cls.__name__}>", "exec"), namespace)
+    lines = [f"def __init__({signature}):", *(body or ["    pass"])]
     # replace(): the same slot setters, values taken from the instance or the changes.
-    lines = ["def _replace(inst, changes):", "    new = _new(_cls)"]
+    lines += ["def _replace(inst, changes):", "    new = _new(_cls)"]
     lines += [
         f"    _s_{f.name}(new, changes[{f.name!r}] if {f.name!r} in changes else inst.{f.name})"
         for f in fields
     ]
     lines.append("    return new")
     namespace.update(_new=object.__new__, _cls=cls)
-    exec(
-        compile("\n".join(lines) + "\n", f"<kithooks replace of {cls.__name__}>", "exec"), namespace
-    )
+    source = "\n".join(lines) + "\n"
+    exec(compile(source, f"<kithooks __init__ and replace of {cls.__name__}>", "exec"), namespace)
     _REPLACE[cls] = namespace["_replace"]
     init = namespace["__init__"]
     init.__qualname__ = f"{cls.__qualname__}.__init__"
@@ -546,10 +545,46 @@ _T = TypeVar("_T")
 _REPLACE: dict[type, Callable[[Any, dict[str, Any]], Any]] = {}
 
 
+#: The methods attrs does not generate for the classes ``_documented`` completes:
+#: ``__init__`` (``_fast_init``), ``__eq__``, ``__hash__`` and ``__repr__`` (``_by_value``,
+#: one shared function each, with attrs' semantics). Generating and compiling them per
+#: class was most of the time ``import kithooks`` took. Passed as ``**`` so that type
+#: checkers' attrs support still derives the ``__init__`` signature from the fields.
+_OWN_INIT: Final[dict[str, Any]] = {"init": False, "eq": False, "repr": False}
+
+
+def _eq(self: Any, other: Any) -> Any:
+    if other.__class__ is not self.__class__:
+        return NotImplemented
+    values = self._values
+    return values(self) == values(other)
+
+
+def _hash(self: Any) -> int:
+    return hash((self.__class__, self._values(self)))
+
+
+def _repr(self: Any) -> str:
+    shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._shown)
+    return f"{self.__class__.__qualname__}({shown})"
+
+
+def _by_value(cls: type) -> None:
+    """Equality, hashing and repr over the fields, as attrs generates them for a frozen
+    class: equal when the class and every field are; the repr lists the fields."""
+    names = tuple(f.name for f in attrs.fields(cls))
+    cls._values = staticmethod(operator.attrgetter(*names) if names else lambda inst: ())  # type: ignore[attr-defined]
+    cls._shown = tuple(f.name for f in attrs.fields(cls) if f.repr)  # type: ignore[attr-defined]
+    cls.__eq__ = _eq  # type: ignore[assignment,method-assign]
+    cls.__hash__ = _hash  # type: ignore[assignment,method-assign]
+    cls.__repr__ = _repr  # type: ignore[assignment,method-assign]
+
+
 def _documented(cls: _C) -> _C:
     """Append the fields' meanings to the class docstring (``help()`` shows them), install
     the fast checking ``__init__``, and an assignment error that says what to do instead."""
     _fast_init(cls)
+    _by_value(cls)
     cls.__setattr__ = _refuse_setattr  # type: ignore[assignment]
     cls.__delattr__ = _refuse_setattr  # type: ignore[assignment]
     fields = attrs.fields(cls)
@@ -613,7 +648,7 @@ class Result:
 
 
 @_documented
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, **_OWN_INIT)
 class ContextMessage:
     """One message of the context window as plugins see it."""
 
@@ -643,7 +678,7 @@ _TOKENS_IN = "Input tokens of the call, excluding cache reads and cache writes."
 
 
 @_documented
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, **_OWN_INIT)
 class ToolCallEvent(Event):
     """A tool is about to run: a guard may block it."""
 
@@ -689,7 +724,7 @@ class ToolCallEvent(Event):
 
 
 @_documented
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, **_OWN_INIT)
 class ToolCallInputStartEvent(Event):
     """The model began streaming a tool call's arguments."""
 
@@ -706,7 +741,7 @@ class ToolCallInputStartEvent(Event):
 
 
 @_documented
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, **_OWN_INIT)
 class ToolCallInputDeltaEvent(Event):
     """One streamed fragment of a tool call's JSON arguments."""
 
@@ -723,7 +758,7 @@ class ToolCallInputDeltaEvent(Event):
 
 
 @_documented
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, **_OWN_INIT)
 class ToolCallInputEndEvent(Event):
     """The model finished streaming a tool call's arguments."""
 
@@ -737,7 +772,7 @@ class ToolCallInputEndEvent(Event):
 
 
 @_documented
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, **_OWN_INIT)
 class ToolExecutionStartEvent(Event):
     """A tool that was not blocked starts running."""
 
@@ -753,7 +788,7 @@ class ToolExecutionStartEvent(Event):
 
 
 @_documented
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, **_OWN_INIT)
 class ToolExecutionEndEvent(Event):
     """A tool returned (successfully or not)."""
 
@@ -769,7 +804,7 @@ class ToolExecutionEndEvent(Event):
 
 
 @_documented
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, **_OWN_INIT)
 class ToolOutputEvent(Event):
     """A chunk of output a running tool streamed (a line of a shell command, say)."""
 
@@ -789,7 +824,7 @@ class ToolOutputEvent(Event):
 
 
 @_documented
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, **_OWN_INIT)
 class ToolResultEvent(Event):
     """A tool's result, before the model sees it: a transform may rewrite it."""
 
@@ -822,7 +857,7 @@ class ToolResultEvent(Event):
 
 
 @_documented
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, **_OWN_INIT)
 class InputEvent(Event):
     """The user's prompt, before anything else happens in the turn."""
 
@@ -853,7 +888,7 @@ class InputEvent(Event):
 
 
 @_documented
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, **_OWN_INIT)
 class BeforeAgentStartEvent(Event):
     """The prompt is accepted; plugins may inject text or a system prompt."""
 
@@ -878,7 +913,7 @@ class BeforeAgentStartEvent(Event):
 
 
 @_documented
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, **_OWN_INIT)
 class AgentStartEvent(Event):
     """The agent loop starts generating for the turn."""
 
@@ -893,7 +928,7 @@ class AgentStartEvent(Event):
 
 
 @_documented
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, **_OWN_INIT)
 class AgentEndEvent(Event):
     """The turn is over. The turn aggregator fills in the counts, tokens, cost and duration."""
 
@@ -938,7 +973,7 @@ class AgentEndEvent(Event):
 
 
 @_documented
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, **_OWN_INIT)
 class MessageStartEvent(Event):
     """The assistant's message for the turn begins (once per turn)."""
 
@@ -951,7 +986,7 @@ class MessageStartEvent(Event):
 
 
 @_documented
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, **_OWN_INIT)
 class MessageUpdateEvent(Event):
     """One streamed delta of the assistant's text."""
 
@@ -966,7 +1001,7 @@ class MessageUpdateEvent(Event):
 
 
 @_documented
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, **_OWN_INIT)
 class MessageEndEvent(Event):
     """The assistant's message is complete (successful turns only)."""
 
@@ -981,7 +1016,7 @@ class MessageEndEvent(Event):
 
 
 @_documented
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, **_OWN_INIT)
 class SessionStartEvent(Event):
     """A session was loaded or created, or plugins were reloaded."""
 
@@ -996,7 +1031,7 @@ class SessionStartEvent(Event):
 
 
 @_documented
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, **_OWN_INIT)
 class SessionShutdownEvent(Event):
     """The host is closing, or plugins are about to be reloaded."""
 
@@ -1010,7 +1045,7 @@ class SessionShutdownEvent(Event):
 
 
 @_documented
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, **_OWN_INIT)
 class ModelChangeEvent(Event):
     """The active model changed."""
 
@@ -1027,7 +1062,7 @@ class ModelChangeEvent(Event):
 
 
 @_documented
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, **_OWN_INIT)
 class ContextPrepareEvent(Event):
     """The context window is about to be sent for the turn: a transform may edit it."""
 
@@ -1057,7 +1092,7 @@ class ContextPrepareEvent(Event):
 
 
 @_documented
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, **_OWN_INIT)
 class BeforeForkEvent(Event):
     """The user asked to fork the session: a guard may cancel."""
 
@@ -1085,7 +1120,7 @@ class BeforeForkEvent(Event):
 
 
 @_documented
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, **_OWN_INIT)
 class BeforeSessionSwitchEvent(Event):
     """The user asked for another session: a guard may cancel."""
 
@@ -1111,7 +1146,7 @@ class BeforeSessionSwitchEvent(Event):
 
 
 @_documented
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, **_OWN_INIT)
 class BeforeCompactEvent(Event):
     """The context is about to be compacted: a guard may cancel or give its own summary."""
 
@@ -1145,7 +1180,7 @@ class BeforeCompactEvent(Event):
 
 
 @_documented
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, **_OWN_INIT)
 class SubagentStartEvent(Event):
     """A subagent tool call was parsed."""
 
@@ -1161,7 +1196,7 @@ class SubagentStartEvent(Event):
 
 
 @_documented
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, **_OWN_INIT)
 class SubagentChunkEvent(Event):
     """One event of a running subagent, forwarded."""
 
@@ -1196,7 +1231,7 @@ class SubagentChunkEvent(Event):
 
 
 @_documented
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, **_OWN_INIT)
 class SubagentEndEvent(Event):
     """A subagent tool call finished."""
 
@@ -1214,7 +1249,7 @@ class SubagentEndEvent(Event):
 
 
 @_documented
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, **_OWN_INIT)
 class StepStartEvent(Event):
     """One LLM call of a multi-step turn begins."""
 
@@ -1228,7 +1263,7 @@ class StepStartEvent(Event):
 
 
 @_documented
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, **_OWN_INIT)
 class StepFinishEvent(Event):
     """A step (its LLM call and its tool runs) finished."""
 
@@ -1253,7 +1288,7 @@ class StepFinishEvent(Event):
 
 
 @_documented
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, **_OWN_INIT)
 class ReasoningStartEvent(Event):
     """The model opened a reasoning block."""
 
@@ -1267,7 +1302,7 @@ class ReasoningStartEvent(Event):
 
 
 @_documented
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, **_OWN_INIT)
 class WarningsEvent(Event):
     """The provider returned warnings."""
 
@@ -1281,7 +1316,7 @@ class WarningsEvent(Event):
 
 
 @_documented
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, **_OWN_INIT)
 class SourceEvent(Event):
     """The model referenced a source (a web search result, say)."""
 
@@ -1298,7 +1333,7 @@ class SourceEvent(Event):
 
 
 @_documented
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, **_OWN_INIT)
 class ErrorEvent(Event):
     """A step failed after its retries; agent_end with stop_reason 'error' follows."""
 
@@ -1313,7 +1348,7 @@ class ErrorEvent(Event):
 
 
 @_documented
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, **_OWN_INIT)
 class RetryEvent(Event):
     """The provider call of a step is retried after a transient error."""
 
@@ -1328,7 +1363,7 @@ class RetryEvent(Event):
 
 
 @_documented
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, **_OWN_INIT)
 class PrepareStepEvent(Event):
     """The messages of one step are about to be sent: a transform may edit them."""
 
@@ -1358,7 +1393,7 @@ class PrepareStepEvent(Event):
 
 
 @_documented
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, **_OWN_INIT)
 class LLMUsageEvent(Event):
     """The usage and cost of one LLM call."""
 
@@ -1392,7 +1427,7 @@ class LLMUsageEvent(Event):
 
 
 @_documented
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, **_OWN_INIT)
 class ToolCallResult(Result):
     """What an ``on_tool_call`` handler may return."""
 
@@ -1407,7 +1442,7 @@ class ToolCallResult(Result):
 
 
 @_documented
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, **_OWN_INIT)
 class ToolResultResult(Result):
     """What an ``on_tool_result`` handler may return; None fields leave the result unchanged."""
 
@@ -1416,7 +1451,7 @@ class ToolResultResult(Result):
 
 
 @_documented
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, **_OWN_INIT)
 class InputResult(Result):
     """What an ``on_input`` handler may return."""
 
@@ -1435,7 +1470,7 @@ class InputResult(Result):
 
 
 @_documented
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, **_OWN_INIT)
 class BeforeAgentStartResult(Result):
     """What an ``on_before_agent_start`` handler may return."""
 
@@ -1444,7 +1479,7 @@ class BeforeAgentStartResult(Result):
 
 
 @_documented
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, **_OWN_INIT)
 class ContextPrepareResult(Result):
     """What an ``on_context_prepare`` handler may return."""
 
@@ -1454,7 +1489,7 @@ class ContextPrepareResult(Result):
 
 
 @_documented
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, **_OWN_INIT)
 class BeforeForkResult(Result):
     """What an ``on_before_fork`` handler may return."""
 
@@ -1463,7 +1498,7 @@ class BeforeForkResult(Result):
 
 
 @_documented
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, **_OWN_INIT)
 class BeforeSessionSwitchResult(Result):
     """What an ``on_before_session_switch`` handler may return."""
 
@@ -1472,7 +1507,7 @@ class BeforeSessionSwitchResult(Result):
 
 
 @_documented
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, **_OWN_INIT)
 class BeforeCompactResult(Result):
     """What an ``on_before_compact`` handler may return."""
 
@@ -1482,7 +1517,7 @@ class BeforeCompactResult(Result):
 
 
 @_documented
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, **_OWN_INIT)
 class PrepareStepResult(Result):
     """What an ``on_prepare_step`` handler may return."""
 
