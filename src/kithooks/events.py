@@ -470,10 +470,11 @@ _FAST_TYPES = {"str": "str", "int": "int", "bool": "bool"}
 
 
 def _fast_init(cls: type) -> None:
-    """Give ``cls`` an ``__init__`` that checks each field inline.
+    """Give ``cls`` an ``__init__`` that checks each field inline (attrs generates none
+    for these classes, see ``_OWN_INIT``).
 
-    attrs' generated ``__init__`` calls one validator function per field after setting it;
-    on the hot events (a ``message_update`` per streamed token) those calls are most of the
+    attrs' ``__init__`` would call one validator function per field after setting it; on
+    the hot events (a ``message_update`` per streamed token) those calls are most of the
     cost. This ``__init__`` keeps the same contract (the same validators run whenever a
     value is not of the exact expected type, so the same ``TypeError`` names the field) but
     tests the common case inline: ``type(value) is str``.
