@@ -410,3 +410,145 @@ def test_a_thread_a_handler_waits_for_fails_at_once_instead_of_hanging():
     arun(pm.aemit(AgentStartEvent()), timeout=5)
     assert [e.plugin for e in errors] == ["plugin"]
     assert isinstance(errors[0].error, LockCycleError) and "to_thread" in str(errors[0].error)
+
+
+# ---------------------------------------------------------------- found in review
+
+
+@pytest.mark.parametrize("dispatch", ["emit", "aemit"])
+def test_on_outcome_runs_after_the_failing_guard_gave_its_plugin_back(dispatch):
+    """Fail closed: the block is told to on_outcome once the failing plugin is free, so an
+    outcome handler whose worker thread emits to that plugin does not wait forever."""
+    from kithooks import ToolCallEvent
+
+    class Failing:
+        seen = 0
+
+        @hookimpl
+        def on_tool_call(self, event):
+            raise RuntimeError("guard broke")
+
+        @hookimpl
+        def on_message_update(self, event):
+            self.seen += 1
+
+    pm = PluginManager(fail_closed=True, on_error=lambda e: None)
+
+    class Outcome:
+        @hookimpl
+        def on_outcome(self, event, result):
+            worker = threading.Thread(target=pm.emit, args=(MessageUpdateEvent(chunk="x"),))
+            worker.start()
+            join_all([worker])
+
+    class AsyncOutcome:
+        @hookimpl
+        async def on_outcome(self, event, result):
+            update = MessageUpdateEvent(chunk="x")
+            await asyncio.get_running_loop().run_in_executor(None, pm.emit, update)
+
+    failing = Failing()
+    pm.register(failing, name="p")
+    pm.register(Outcome() if dispatch == "emit" else AsyncOutcome(), name="q")
+    event = ToolCallEvent(tool_name="bash")
+    result = pm.emit(event) if dispatch == "emit" else arun(pm.aemit(event), timeout=5)
+    assert result.block and "'p'" in result.reason
+    assert failing.seen == 1
+
+
+def test_a_waiting_thread_is_not_overtaken_by_the_holder_emitting_again():
+    """Sync waiters queue: the holder's next emit waits behind a thread already waiting."""
+    order: list[str] = []
+    release = threading.Event()
+    pm = PluginManager()
+
+    class Plugin:
+        @hookimpl
+        def on_message_update(self, event):
+            order.append(event.chunk)
+            if event.chunk == "a1":
+                assert release.wait(DEADLINE)
+
+    pm.register(Plugin(), name="p")
+    lock = pm._lock_of_name["p"]
+
+    def holder():
+        pm.emit(MessageUpdateEvent(chunk="a1"))
+        pm.emit(MessageUpdateEvent(chunk="a2"))  # the same thread, at once: behind b
+
+    a = threading.Thread(target=holder)
+    a.start()
+    deadline = time.monotonic() + DEADLINE
+    while order != ["a1"] and time.monotonic() < deadline:
+        time.sleep(0.001)
+    b = threading.Thread(target=pm.emit, args=(MessageUpdateEvent(chunk="b"),))
+    b.start()
+    while lock.waiters != 1 and time.monotonic() < deadline:
+        time.sleep(0.001)
+    release.set()
+    join_all([a, b])
+    assert order == ["a1", "b", "a2"]
+
+
+SIGNAL_SCRIPT = """
+import os, signal, threading, time
+from kithooks import MessageUpdateEvent, PluginManager, SessionShutdownEvent, hookimpl
+
+class Plugin:
+    updates = 0
+    @hookimpl
+    def on_message_update(self, event): self.updates += 1
+    @hookimpl
+    def on_session_shutdown(self, event): pass
+
+pm = PluginManager(aggregate_turns=False)
+plugin = Plugin()
+pm.register(plugin, name="p")
+busy = [False]
+
+def on_alarm(signum, frame):  # a host's SIGALRM / SIGTERM handler, one at a time
+    if not busy[0]:
+        busy[0] = True
+        try:
+            pm.emit(SessionShutdownEvent())
+        finally:
+            busy[0] = False
+
+def watchdog():
+    last = -1
+    while True:
+        time.sleep(1)
+        if plugin.updates == last:
+            print("HANG", pm._lock_of_name["p"], flush=True)
+            os._exit(3)
+        last = plugin.updates
+
+signal.signal(signal.SIGALRM, on_alarm)
+threading.Thread(target=watchdog, daemon=True).start()
+signal.setitimer(signal.ITIMER_REAL, 0.0002, 0.0002)
+event = MessageUpdateEvent(chunk="x")
+end = time.monotonic() + 3
+try:
+    while time.monotonic() < end:
+        pm.emit(event)
+finally:
+    signal.setitimer(signal.ITIMER_REAL, 0)
+    signal.signal(signal.SIGALRM, signal.SIG_IGN)
+print("ok", flush=True)
+"""
+
+
+def test_a_signal_handler_emitting_to_the_plugin_being_dispatched_re_enters_it():
+    """Taking a plugin records its thread in the same C call: a signal handler that runs
+    right after it (and emits to the same plugin) re-enters instead of waiting forever."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-c", SIGNAL_SCRIPT],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stdout + proc.stderr

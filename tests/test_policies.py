@@ -192,8 +192,8 @@ def test_an_observer_past_its_deadline_fails_alone_and_frees_its_plugin(stubborn
     assert [e.plugin for e in errors] == ["slow"]
     assert "timed out after 0.1s" in errors[0].message
     assert ("ignored cancellation" in errors[0].message) is stubborn
-    lock = pm._lock_of_name["slow"]  # given back whole: token, owner, task
-    assert (len(lock.token), lock.owner, lock.task) == (1, 0, None)
+    lock = pm._lock_of_name["slow"]  # given back whole: no holder, task or waiter
+    assert (lock.slot, lock.task, lock.waiters) == ({}, None, 0)
     slow.late = False
     run(pm.aemit(kithooks.ToolOutputEvent(tool_name="bash", chunk="y")))
     run(pm.aemit(kithooks.ToolOutputEvent(tool_name="edit", chunk="z")))  # tools= skips slow

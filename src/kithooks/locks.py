@@ -3,24 +3,27 @@
 The contract: a plugin's handlers never run at once, and a handler may emit again. Each
 plugin has one :class:`PluginLock`:
 
-* ``token`` is a one-item :class:`collections.deque`. Whoever pops the item holds the
-  plugin, and ``owner`` records its thread. Popping is atomic, costs no system call and
-  needs no argument parsing, which keeps the uncontended path (every dispatch on the hot
-  path) to two C calls and two attribute stores; the compiled dispatch of
-  :mod:`kithooks.plans` inlines it.
+* ``slot`` is a dict whose key ``0`` holds the holder's thread id. Taking the plugin is
+  one atomic C call, ``slot.setdefault(0, me)``, that stores this thread's id unless
+  another is there: ownership is recorded in the same step (a signal handler or a
+  ``KeyboardInterrupt`` right after it sees or leaves a plugin held by this thread, as with
+  an ``RLock``), it never blocks, and it costs a fraction of ``RLock.acquire(False)``,
+  which parses its arguments on every call. The compiled dispatch of :mod:`kithooks.plans`
+  inlines it; :func:`leave` deletes the key.
 * ``task`` is the asyncio task whose coroutine handler holds the plugin across its
   ``await``s. While it is set, other tasks of the same loop (which share the thread) wait
   for it too; the task chain of the holder (its handler, child tasks, nested emits) may
   re-enter.
 
-An empty token is re-entry when ``owner`` is this thread (a handler emitting again), and
-otherwise a wait. Waiting never blocks an event loop: :func:`wait_async` polls the token
-with a short back-off while the loop runs other tasks. A synchronous wait
-(:func:`wait_sync`) sleeps on the lock's condition, which :func:`leave` signals, in
-slices. Both kinds of wait look for cycles first: when plugin A's handler waits for plugin
-B whose holder waits (directly or through others) for A, waiting would hang forever, so the
-wait fails at once with :class:`LockCycleError` naming both plugins; the manager reports it
-as a failure of that call and lets the rest finish.
+A plugin held by this thread is a re-entry (a handler emitting again); held by another,
+a wait. Waiting never blocks an event loop: :func:`wait_async` polls with a short back-off
+while the loop runs other tasks. Synchronous waiters (:func:`wait_sync`) queue in arrival
+order and sleep on the lock's condition, which :func:`leave` signals; while any waits, a
+newcomer queues behind them instead of taking the plugin first, so a thread that emits in
+a tight loop cannot starve another. Both kinds of wait look for cycles first: when plugin
+A's handler waits for plugin B whose holder waits (directly or through others) for A,
+waiting would hang forever, so the wait fails at once with :class:`LockCycleError` naming
+both plugins; the manager reports it as a failure of that call and lets the rest finish.
 
 A synchronous ``emit`` from one task of an event loop cannot wait for a plugin held by
 another task of the same loop (that task cannot run until the wait returns): it fails with
@@ -70,23 +73,26 @@ class LockCycleError(RuntimeError):
 class PluginLock:
     """One plugin's lock. See the module docstring for the design.
 
-    ``take()`` (the token's ``pop``) raises :class:`IndexError` when the plugin is held;
-    whoever takes it sets ``owner`` to its thread id and ends with :func:`leave`.
+    ``take(0, me) is me`` takes it for thread id ``me`` (anything else: held); whoever
+    takes it ends with :func:`leave`.
     """
 
-    __slots__ = ("freed", "give", "name", "owner", "take", "task", "token", "waiters")
+    __slots__ = ("freed", "name", "queue", "slot", "take", "task", "waiters")
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self.token: collections.deque[bool] = collections.deque((True,))
-        self.take = self.token.pop
-        self.give = self.token.append
-        #: The thread holding the plugin (0: nobody, or a holder between take and store).
-        self.owner = 0
+        self.slot: dict[int, int] = {}
+        self.take = self.slot.setdefault
         self.task: asyncio.Task[Any] | None = None
-        #: Threads sleeping in wait_sync; ``leave`` wakes them through ``freed``.
+        #: Threads sleeping in wait_sync, in arrival order; ``leave`` wakes them.
+        self.queue: collections.deque[int] = collections.deque()
         self.waiters = 0
         self.freed = threading.Condition(threading.Lock())
+
+    @property
+    def owner(self) -> int:
+        """The thread holding the plugin (0: nobody)."""
+        return self.slot.get(0, 0)
 
     def __repr__(self) -> str:
         return f"<PluginLock {self.name!r} owner={self.owner} task={self.task!r}>"
@@ -107,8 +113,7 @@ class PluginLock:
 def leave(lock: PluginLock) -> None:
     """Give back a lock taken by :func:`enter_sync` / :func:`enter_async` (when they
     returned True; a re-entry gives nothing back)."""
-    lock.owner = 0
-    lock.give(True)
+    del lock.slot[0]
     if lock.waiters:
         lock.wake()
 
@@ -152,23 +157,14 @@ def _suspended_here(lock: PluginLock) -> LockCycleError:
     )
 
 
-def _take_or_wait(lock: PluginLock, me: int, key: object) -> bool:
-    """One round of a wait: take ``lock`` for thread ``me`` (True), or else record that
-    ``key`` (a thread id or a task) waits for it (False); raises :class:`LockCycleError`
-    when the wait would never end."""
-    try:
-        lock.take()
-    except IndexError:
-        pass
-    else:
-        lock.owner = me
-        return True
+def _mark_waiting(lock: PluginLock, key: object) -> None:
+    """Record that ``key`` (a thread id or a task) waits for ``lock``; raises
+    :class:`LockCycleError` when the wait would never end."""
     with _graph_lock:
         chain = _cycle(key, lock)
         if chain is not None:
             raise _cycle_error(lock, chain)
         _waiting[key] = lock
-    return False
 
 
 def wait_sync(lock: PluginLock, me: int) -> bool:
@@ -189,14 +185,21 @@ def wait_sync(lock: PluginLock, me: int) -> bool:
             "that plugin from here would never finish, so this call is skipped"
         )
     freed = lock.freed
+    queue = lock.queue
     with freed:
         lock.waiters += 1
+        queue.append(me)
         try:
-            while not _take_or_wait(lock, me, me):
+            while True:
+                if queue[0] == me and lock.take(0, me) is me:
+                    return True
+                _mark_waiting(lock, me)
                 freed.wait(_SLICE)
-            return True
         finally:
             lock.waiters -= 1
+            queue.remove(me)
+            if queue:
+                freed.notify_all()  # the next in line may take it now
             with _graph_lock:
                 _waiting.pop(me, None)
 
@@ -216,7 +219,8 @@ async def wait_async(lock: PluginLock, me: int) -> bool:
     key: object = task if task is not None else me
     delay = 0.0001
     try:
-        while not _take_or_wait(lock, me, key):
+        while lock.take(0, me) is not me:
+            _mark_waiting(lock, key)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.005)
         return True
@@ -229,21 +233,15 @@ def enter_sync(lock: PluginLock) -> bool:
     """Take ``lock`` for a plain handler called from synchronous code; False: a re-entry
     (give nothing back). Pair a True with :func:`leave`."""
     me = _get_ident()
-    try:
-        lock.take()
-    except IndexError:
-        return wait_sync(lock, me)
-    lock.owner = me
-    return True
+    if not lock.waiters and lock.take(0, me) is me:
+        return True
+    return wait_sync(lock, me)
 
 
 async def enter_async(lock: PluginLock) -> bool:
     """Take ``lock`` for the running task, letting the event loop run while it waits;
     False: a re-entry. Pair a True with :func:`leave`."""
     me = _get_ident()
-    try:
-        lock.take()
-    except IndexError:
-        return await wait_async(lock, me)
-    lock.owner = me
-    return True
+    if not lock.waiters and lock.take(0, me) is me:
+        return True
+    return await wait_async(lock, me)

@@ -109,7 +109,7 @@ def _names(i: int, h: Handler, wait: Callable[[PluginLock, int], Any]) -> dict[s
     """What the compiled code of handler ``i`` refers to, by name."""
     return {
         f"_t{i}": h.lock.take,
-        f"_g{i}": h.lock.give,
+        f"_S{i}": h.lock.slot,
         f"_c{i}": h.call,
         f"_p{i}": h.plugin,
         f"_h{i}": h.hook,
@@ -129,19 +129,23 @@ def _handler_block(
     mode: str,
     on_fail: list[str],
     on_result: list[str],
+    after: list[str],
 ) -> list[str]:
     """The compiled code of handler ``i``: matcher, lock, call, isolation, then ``on_result``
-    (with the handler's value in ``r``). ``on_fail`` runs after a failure is reported.
+    (with the handler's value in ``r``). ``on_fail`` runs after a failure is reported, and
+    ``after`` once the plugin is given back (a stop the failure decided is acted on there,
+    so that on_outcome never runs while the failing plugin is held).
 
-    The lock is :mod:`kithooks.locks`' protocol inlined: take the token and record the
-    thread (``me``), else wait (``o`` False: a re-entry, nothing to give back); after the
-    call, ``leave``.
+    The lock is :mod:`kithooks.locks`' protocol inlined: take it for this thread (``me``)
+    unless threads queue for it, else wait (``o`` False: a re-entry, nothing to give back);
+    after the call, ``leave``.
     """
     wait = f"await _w{i}(me)" if mode == "async" else f"_w{i}(me)"
     call = f"_c{i}({arg})" if h.event_only else f"_c{i}({arg}, ctx)"
     # A coroutine handler (async mode only) holds its plugin across its awaits: the lock
-    # records its task, and the task chain's ``held`` plugins include it (see locks).
-    hold, unhold = [], []
+    # records its task, and the task chain's ``held`` plugins include it (see locks). The
+    # plugin is given back before ``held`` is reset, which fails in a foreign context.
+    hold, restore, unhold = [], [], []
     if h.is_async:
         call = f"await _timed(_H{i}, {call})" if h.timeout is not None else f"await {call}"
         hold = [
@@ -149,15 +153,13 @@ def _handler_block(
             f"_L{i}.task = task",
             f"tok = _held.set(holding + _T{i})",
         ]
-        unhold = ["_held.reset(tok)", f"_L{i}.task = prev"]
+        restore = [f"_L{i}.task = prev"]
+        unhold = ["_held.reset(tok)"]
     body = [
         "try:",
-        "    try:",
-        f"        _t{i}()",
-        "    except IndexError:",
+        f"    if _L{i}.waiters or _t{i}(0, me) is not me:",
         f"        o = {wait}",
         "    else:",
-        f"        _L{i}.owner = me",
         "        o = True",
         "except _Cycle as exc:",
         f"    _failed(_p{i}, _h{i}, exc)",
@@ -171,14 +173,15 @@ def _handler_block(
         f"        _failed(_p{i}, _h{i}, exc)",
         *(f"        {line}" for line in on_fail),
         "    finally:",
-        *(f"        {line}" for line in unhold),
+        *(f"        {line}" for line in restore),
         "        if o:",
-        f"            _L{i}.owner = 0",
-        f"            _g{i}(True)",
+        f"            del _S{i}[0]",
         f"            if _L{i}.waiters:",
         f"                _L{i}.wake()",
+        *(f"        {line}" for line in unhold),
         "    if r is not None:",
         *(f"        {line}" for line in on_result),
+        *after,
     ]
     if h.matches is None:
         return [f"    {line}" for line in body]
@@ -232,7 +235,7 @@ def _compile_observers(
     namespace, lines = _prologue(handlers, callers, mode=mode, name="observe")
     for i, h in enumerate(handlers):
         lines += _handler_block(
-            i, h, arg="event", mode=mode, on_fail=[], on_result=[f"_stray(_H{i}, r)"]
+            i, h, arg="event", mode=mode, on_fail=[], on_result=[f"_stray(_H{i}, r)"], after=[]
         )
     return _function("observe", lines, namespace)
 
@@ -264,23 +267,18 @@ def _compile_rule(
     # ``callers.done`` inlined: on_outcome is told only when it has handlers.
     done = "await _done" if mode == "async" else "_done"
     stop_with = ["if _OUTCOME in _hooked:", f"    return {done}(event, s, ctx)", "return s"]
-    lines += ["    merge = None", "    current = event"]
+    lines += ["    merge = None", "    current = event", "    s = None"]
     for i, h in enumerate(handlers):
-        stop = (
-            [
-                "if _C.fail_closed:",
-                f"    s = _rule.failure(_p{i}, _h{i}, exc)",
-                *(f"    {line}" for line in stop_with),
-            ]
-            if guard
-            else []
-        )
+        # Fail closed: the block is decided in the failure, and returned (on_outcome told)
+        # once the failing plugin is given back.
+        fail = ["if _C.fail_closed:", f"    s = _rule.failure(_p{i}, _h{i}, exc)"]
         lines += _handler_block(
             i,
             h,
             arg="current",
             mode=mode,
-            on_fail=stop,
+            on_fail=fail if guard else [],
+            after=["if s is not None:", *(f"    {line}" for line in stop_with)] if guard else [],
             on_result=[
                 "if merge is None:",
                 "    merge = _begin(event)",
