@@ -1,11 +1,11 @@
 """The handler loops and the rules of one handler call.
 
 :meth:`Callers.run` (for ``emit``) and :meth:`Callers.arun` (for ``aemit``) are the general
-loops, used for the plans that have no compiled form (``agent_end``, enriched first, and
-``on_outcome``). The compiled functions of :mod:`kithooks.plans` (observers; guard and
-transform dispatch; sync and async) are the same loops unrolled, and call back into this
-class for everything but the lock and the call itself. What a call needs is decided here,
-once:
+observer loops, used for the one plan with no compiled form (``agent_end``, enriched
+first); ``on_outcome`` handlers are called by :meth:`Callers.outcome` / ``aoutcome``. The
+compiled functions of :mod:`kithooks.plans` (observers; guard and transform dispatch; sync
+and async) are the same loops unrolled, and call back into this class for everything but
+the lock and the call itself. What a call needs is decided here, once:
 
 * the plugin lock (:func:`kithooks.locks.enter_sync` / ``enter_async``: a try, then a wait
   that fails a call which would never finish);
@@ -16,7 +16,7 @@ once:
   into a block / cancel naming the plugin (:meth:`Callers.failed`, :meth:`Callers.stray`);
 * the result check and the merge (:meth:`Callers.take`, rules in :mod:`kithooks.dispatch`);
 * the outcome: ``on_outcome`` handlers hear what a guard or transform dispatch decided
-  (:meth:`Callers.done`).
+  (:meth:`Callers.outcome`, ``aoutcome``).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from .dispatch import EventKind, Merge, Rule
 from .events import Result
 from .listeners import HandlerError, Listeners, describe_error
 from .locks import LockCycleError, enter_async, enter_sync, held, leave
-from .plans import OUTCOME_HOOK, Handler, Plan
+from .plans import Handler, Plan
 
 __all__ = ["Callers"]
 
@@ -104,18 +104,6 @@ class Callers:
         self.failed(h.plugin, h.hook, exc)
         return exc
 
-    def done(self, event: Any, result: Any, ctx: Any) -> Any:
-        """The end of a guard or transform dispatch: tell on_outcome (if anyone listens)."""
-        if OUTCOME_HOOK in self.hooked:
-            return self._outcome(event, result, ctx)
-        return result
-
-    async def adone(self, event: Any, result: Any, ctx: Any) -> Any:
-        """:meth:`done` for ``aemit``: coroutine on_outcome handlers are awaited."""
-        if OUTCOME_HOOK in self.hooked:
-            return await self._aoutcome(event, result, ctx)
-        return result
-
     def _fail_closed(
         self, rule: Rule | None, h: Handler, exc: BaseException | None
     ) -> Result | None:
@@ -147,80 +135,60 @@ class Callers:
         if plan.prepare is not None:
             event = plan.prepare(event, ctx)
         for h in plan.handlers:
-            if h.matches is not None and not h.matches(event.tool_name):
-                continue
-            try:
-                own = enter_sync(h.lock)
-            except LockCycleError as exc:
-                self.failed(h.plugin, h.hook, exc)
-                continue
-            try:
-                value = h.call(event) if h.event_only else h.call(event, ctx)
-            except Exception as exc:
-                self.failed(h.plugin, h.hook, exc)
-                continue
-            finally:
-                if own:
-                    leave(h.lock)
-            if value is not None:
-                self.stray(h, value)
+            if h.matches is None or h.matches(event.tool_name):
+                self._call(h, (event,) if h.event_only else (event, ctx))
         return None
 
-    def _outcome(self, event: Any, result: Any, ctx: Any) -> Any:
+    def outcome(self, event: Any, result: Any, ctx: Any) -> Any:
+        """Tell the on_outcome handlers what a dispatch decided; returns ``result``."""
         plan = self.outcome_plan()
         if plan is not None:
             for h in plan.handlers:
                 if h.is_async:
                     self.failed(h.plugin, h.hook, TypeError("a coroutine handler needs aemit"))
-                    continue
-                try:
-                    own = enter_sync(h.lock)
-                except LockCycleError as exc:
-                    self.failed(h.plugin, h.hook, exc)
-                    continue
-                try:
-                    value = h.call(event, result, ctx)
-                except Exception as exc:
-                    self.failed(h.plugin, h.hook, exc)
-                    continue
-                finally:
-                    if own:
-                        leave(h.lock)
-                if value is not None:
-                    self.stray(h, value)
+                else:
+                    self._call(h, (event, result, ctx))
         return result
+
+    def _call(self, h: Handler, args: tuple[Any, ...]) -> None:
+        """Call one plain handler under its plugin's lock, isolated; a value it returns is
+        checked (:meth:`stray`)."""
+        try:
+            own = enter_sync(h.lock)
+        except LockCycleError as exc:
+            self.failed(h.plugin, h.hook, exc)
+            return
+        try:
+            value = h.call(*args)
+        except Exception as exc:
+            self.failed(h.plugin, h.hook, exc)
+            return
+        finally:
+            if own:
+                leave(h.lock)
+        if value is not None:
+            self.stray(h, value)
 
     # ------------------------------------------------------------------ async
 
-    async def arun(self, plan: Plan, event: Any, ctx: Any) -> Any:
-        """Dispatch ``event`` by ``plan``, awaiting coroutine handlers."""
+    async def arun(self, plan: Plan, event: Any, ctx: Any) -> None:
+        """The observers of a plan with no compiled coroutine (``agent_end``, enriched
+        first), awaiting coroutine handlers."""
         import asyncio  # imported already: an event loop is running
 
         task = asyncio.current_task()
         if plan.prepare is not None:
             event = plan.prepare(event, ctx)
-        rule = plan.rule
-        merge: Merge | None = None if rule is None else rule.begin(event)
         for h in plan.handlers:
-            current = event if merge is None else merge.event
-            if h.matches is not None and not h.matches(current.tool_name):  # type: ignore[union-attr]
+            if h.matches is not None and not h.matches(event.tool_name):
                 continue
             try:
-                value = await self._acall(h, task, (current,) if h.event_only else (current, ctx))
+                value = await self._acall(h, task, (event,) if h.event_only else (event, ctx))
             except Exception as exc:
                 self.failed(h.plugin, h.hook, exc)
-                if (stop := self._fail_closed(rule, h, exc)) is not None:
-                    return await self._aoutcome(event, stop, ctx)
                 continue
-            if value is None:
-                continue
-            if merge is None:
+            if value is not None:
                 self.stray(h, value)
-            elif (stop := self.take(merge, h, value)) is not None:
-                return await self._aoutcome(event, stop, ctx)
-        if merge is None:
-            return None
-        return await self._aoutcome(event, merge.result(), ctx)
 
     async def _acall(self, h: Handler, task: Any, args: tuple[Any, ...]) -> Any:
         """Call one handler holding its plugin; a coroutine handler holds it across awaits."""
@@ -258,7 +226,8 @@ class Callers:
             raise TimeoutError(f"timed out after {timeout:g}s (and ignored cancellation)")
         return value
 
-    async def _aoutcome(self, event: Any, result: Any, ctx: Any) -> Any:
+    async def aoutcome(self, event: Any, result: Any, ctx: Any) -> Any:
+        """:meth:`outcome` for ``aemit``: coroutine on_outcome handlers are awaited."""
         plan = self.outcome_plan()
         if plan is not None:
             import asyncio

@@ -77,7 +77,7 @@ class PluginLock:
     takes it ends with :func:`leave`.
     """
 
-    __slots__ = ("freed", "name", "queue", "slot", "take", "task", "waiters")
+    __slots__ = ("freed", "name", "queue", "slot", "take", "task")
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -86,8 +86,12 @@ class PluginLock:
         self.task: asyncio.Task[Any] | None = None
         #: Threads sleeping in wait_sync, in arrival order; ``leave`` wakes them.
         self.queue: collections.deque[int] = collections.deque()
-        self.waiters = 0
         self.freed = threading.Condition(threading.Lock())
+
+    @property
+    def waiters(self) -> int:
+        """How many threads wait for the plugin."""
+        return len(self.queue)
 
     @property
     def owner(self) -> int:
@@ -114,7 +118,7 @@ def leave(lock: PluginLock) -> None:
     """Give back a lock taken by :func:`enter_sync` / :func:`enter_async` (when they
     returned True; a re-entry gives nothing back)."""
     del lock.slot[0]
-    if lock.waiters:
+    if lock.queue:
         lock.wake()
 
 
@@ -187,7 +191,6 @@ def wait_sync(lock: PluginLock, me: int) -> bool:
     freed = lock.freed
     queue = lock.queue
     with freed:
-        lock.waiters += 1
         queue.append(me)
         try:
             while True:
@@ -196,7 +199,6 @@ def wait_sync(lock: PluginLock, me: int) -> bool:
                 _mark_waiting(lock, me)
                 freed.wait(_SLICE)
         finally:
-            lock.waiters -= 1
             queue.remove(me)
             if queue:
                 freed.notify_all()  # the next in line may take it now
@@ -233,7 +235,7 @@ def enter_sync(lock: PluginLock) -> bool:
     """Take ``lock`` for a plain handler called from synchronous code; False: a re-entry
     (give nothing back). Pair a True with :func:`leave`."""
     me = _get_ident()
-    if not lock.waiters and lock.take(0, me) is me:
+    if not lock.queue and lock.take(0, me) is me:
         return True
     return wait_sync(lock, me)
 
@@ -242,6 +244,6 @@ async def enter_async(lock: PluginLock) -> bool:
     """Take ``lock`` for the running task, letting the event loop run while it waits;
     False: a re-entry. Pair a True with :func:`leave`."""
     me = _get_ident()
-    if not lock.waiters and lock.take(0, me) is me:
+    if not lock.queue and lock.take(0, me) is me:
         return True
     return await wait_async(lock, me)

@@ -110,6 +110,7 @@ def _names(i: int, h: Handler, wait: Callable[[PluginLock, int], Any]) -> dict[s
     return {
         f"_t{i}": h.lock.take,
         f"_S{i}": h.lock.slot,
+        f"_Q{i}": h.lock.queue,
         f"_c{i}": h.call,
         f"_p{i}": h.plugin,
         f"_h{i}": h.hook,
@@ -157,7 +158,7 @@ def _handler_block(
         unhold = ["_held.reset(tok)"]
     body = [
         "try:",
-        f"    if _L{i}.waiters or _t{i}(0, me) is not me:",
+        f"    if _Q{i} or _t{i}(0, me) is not me:",
         f"        o = {wait}",
         "    else:",
         "        o = True",
@@ -176,7 +177,7 @@ def _handler_block(
         *(f"        {line}" for line in restore),
         "        if o:",
         f"            del _S{i}[0]",
-        f"            if _L{i}.waiters:",
+        f"            if _Q{i}:",
         f"                _L{i}.wake()",
         *(f"        {line}" for line in unhold),
         "    if r is not None:",
@@ -259,18 +260,21 @@ def _compile_rule(
             "_take": callers.take,
             "_hooked": callers.hooked,
             "_OUTCOME": OUTCOME_HOOK,
-            "_done": callers.adone if mode == "async" else callers.done,
+            "_outcome": callers.aoutcome if mode == "async" else callers.outcome,
             "_begin": rule.begin,
             "_rule": rule,
         }
     )
-    # ``callers.done`` inlined: on_outcome is told only when it has handlers.
-    done = "await _done" if mode == "async" else "_done"
-    stop_with = ["if _OUTCOME in _hooked:", f"    return {done}(event, s, ctx)", "return s"]
+    # The end of the dispatch, with ``s`` its answer: on_outcome is told only when it has
+    # handlers.
+    outcome = "await _outcome" if mode == "async" else "_outcome"
+    stop_with = ["if _OUTCOME in _hooked:", f"    return {outcome}(event, s, ctx)", "return s"]
     lines += ["    merge = None", "    current = event", "    s = None"]
+    # A handler's result (or, failing closed, its failure) sets ``s`` to stop with; the
+    # dispatch stops once the handler's plugin is given back, so that on_outcome never runs
+    # while it is held.
+    stop = ["if s is not None:", *(f"    {line}" for line in stop_with)]
     for i, h in enumerate(handlers):
-        # Fail closed: the block is decided in the failure, and returned (on_outcome told)
-        # once the failing plugin is given back.
         fail = ["if _C.fail_closed:", f"    s = _rule.failure(_p{i}, _h{i}, exc)"]
         lines += _handler_block(
             i,
@@ -278,15 +282,13 @@ def _compile_rule(
             arg="current",
             mode=mode,
             on_fail=fail if guard else [],
-            after=["if s is not None:", *(f"    {line}" for line in stop_with)] if guard else [],
             on_result=[
                 "if merge is None:",
                 "    merge = _begin(event)",
                 f"s = _take(merge, _H{i}, r)",
-                "if s is not None:",
-                *(f"    {line}" for line in stop_with),
                 "current = merge.event",
             ],
+            after=stop,
         )
     lines += ["    s = None if merge is None else merge.result()"]
     lines += [f"    {line}" for line in stop_with]
