@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from collections import OrderedDict
@@ -10,13 +9,14 @@ from collections.abc import Callable
 
 import attrs
 
+from . import logs
 from .context import Context
 from .events import AgentEndEvent, AgentStartEvent, LLMUsageEvent, ToolCallEvent
 from .hookspecs import hookimpl
 
 __all__ = ["TurnAggregator"]
 
-logger = logging.getLogger("kithooks")
+logger = logs.get("kithooks")
 
 TurnKey = tuple[str, str]
 

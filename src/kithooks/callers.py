@@ -22,10 +22,10 @@ the lock and the call itself. What a call needs is decided here, once:
 from __future__ import annotations
 
 import inspect
-import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
+from . import logs
 from .dispatch import EventKind, Merge, Rule
 from .events import Result
 from .listeners import HandlerError, Listeners, describe_error
@@ -34,7 +34,7 @@ from .plans import Handler, Plan
 
 __all__ = ["Callers"]
 
-logger = logging.getLogger("kithooks")
+logger = logs.get("kithooks")
 
 
 class Callers:

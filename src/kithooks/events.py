@@ -10,6 +10,7 @@ appended to the class docstring and rendered into ``hookspecs.md``.
 from __future__ import annotations
 
 import enum
+import inspect
 import json
 import math
 import operator
@@ -471,14 +472,40 @@ _FAST_TYPES = {"str": "str", "int": "int", "bool": "bool"}
 
 def _fast_init(cls: type) -> None:
     """Give ``cls`` an ``__init__`` that checks each field inline (attrs generates none
-    for these classes, see ``_OWN_INIT``).
+    for these classes, see ``_OWN_INIT``), compiled when the class is first built.
 
     attrs' ``__init__`` would call one validator function per field after setting it; on
     the hot events (a ``message_update`` per streamed token) those calls are most of the
     cost. This ``__init__`` keeps the same contract (the same validators run whenever a
     value is not of the exact expected type, so the same ``TypeError`` names the field) but
     tests the common case inline: ``type(value) is str``.
+
+    Compiling it for all 44 classes took a seventh of ``import kithooks``, and a process
+    builds few of them (a ``claude-hook`` call builds one or two). So the class first gets
+    an ``__init__`` that compiles the real one (and :func:`replace`'s), installs it and
+    calls it; its ``__signature__`` is the real one's, for ``help()`` and ``inspect``.
     """
+    params = [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+    params += [
+        inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=f.default)
+        for f in attrs.fields(cls)
+    ]
+
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        _compile_init(cls)(self, *args, **kwargs)
+
+    __init__.__qualname__ = f"{cls.__qualname__}.__init__"
+    __init__.__doc__ = _INIT_DOC.format(cls.__name__)
+    __init__.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    cls.__init__ = __init__  # type: ignore[misc]
+
+
+_INIT_DOC = "Build a {}; a field of the wrong type is a TypeError naming it."
+
+
+def _compile_init(cls: type) -> Callable[..., None]:
+    """Compile, install and return ``cls``'s checking ``__init__`` (see ``_fast_init``),
+    and compile its :func:`replace`. Two threads may both compile; the results are equal."""
     fields = attrs.fields(cls)
     namespace: dict[str, Any] = {"_inf": math.inf}
     params, body = [], []
@@ -525,10 +552,21 @@ def _fast_init(cls: type) -> None:
     source = "\n".join(lines) + "\n"
     exec(compile(source, f"<kithooks __init__ and replace of {cls.__name__}>", "exec"), namespace)
     _REPLACE[cls] = namespace["_replace"]
-    init = namespace["__init__"]
+    init: Callable[..., None] = namespace["__init__"]
     init.__qualname__ = f"{cls.__qualname__}.__init__"
-    init.__doc__ = f"Build a {cls.__name__}; a field of the wrong type is a TypeError naming it."
+    init.__doc__ = _INIT_DOC.format(cls.__name__)
     cls.__init__ = init  # type: ignore[misc]
+    return init
+
+
+class _Replacers(dict[type, Callable[[Any, dict[str, Any]], Any]]):
+    """:func:`replace`'s function per class, compiled with the class's ``__init__``."""
+
+    def __missing__(self, cls: type) -> Callable[[Any, dict[str, Any]], Any]:
+        if cls not in _DOCUMENTED:
+            raise KeyError(cls)
+        _compile_init(cls)
+        return self[cls]
 
 
 def replace(inst: _T, **changes: Any) -> _T:
@@ -543,7 +581,8 @@ def replace(inst: _T, **changes: Any) -> _T:
 
 
 _T = TypeVar("_T")
-_REPLACE: dict[type, Callable[[Any, dict[str, Any]], Any]] = {}
+_REPLACE = _Replacers()
+_DOCUMENTED: set[type] = set()
 
 
 #: The methods attrs does not generate for the classes ``_documented`` completes:
@@ -584,6 +623,7 @@ def _by_value(cls: type) -> None:
 def _documented(cls: _C) -> _C:
     """Append the fields' meanings to the class docstring (``help()`` shows them), install
     the fast checking ``__init__``, and an assignment error that says what to do instead."""
+    _DOCUMENTED.add(cls)
     _fast_init(cls)
     _by_value(cls)
     cls.__setattr__ = _refuse_setattr  # type: ignore[assignment]

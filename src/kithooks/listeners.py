@@ -8,12 +8,12 @@ event. A listener that raises is logged and does not stop the others or the disp
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from . import logs
 from .events import Result
 
 if TYPE_CHECKING:
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 __all__ = ["HandlerError", "Listeners", "describe_error"]
 
-logger = logging.getLogger("kithooks")
+logger = logs.get("kithooks")
 
 ErrorListener = Callable[["HandlerError | LoadError"], None]
 ResultListener = Callable[[str, str, Result], None]

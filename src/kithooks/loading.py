@@ -10,7 +10,6 @@ describes the rules.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.machinery
 import inspect
 import os
@@ -187,6 +186,8 @@ def _find(dirs: Iterable[Path], paths: Iterable[Path]) -> Iterator[_Found | Load
 
 def module_name_for(path: Path) -> str:
     """The private ``sys.modules`` name a plugin file or directory is imported under."""
+    import hashlib  # here: most processes that import kithooks load no plugin file
+
     digest = hashlib.sha1(str(path).encode()).hexdigest()[:10]
     ident = "".join(c if c.isalnum() else "_" for c in path.stem)
     return f"_kithooks_plugin_{ident}_{digest}"

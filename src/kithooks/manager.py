@@ -9,10 +9,8 @@ rebuilt only for the hooks a registration touches.
 
 from __future__ import annotations
 
-import difflib
 import inspect
 import itertools
-import logging
 import os
 import sys
 import threading
@@ -24,6 +22,7 @@ from typing import Any, Final
 import pluggy
 from pluggy import HookCaller, HookImpl, PluginValidationError
 
+from . import logs
 from .aggregator import TurnAggregator
 from .bus import CustomEventBus, custom_event, custom_handlers_of
 from .callers import Callers
@@ -52,7 +51,7 @@ __all__ = [
     "event_type_named",
 ]
 
-logger = logging.getLogger("kithooks")
+logger = logs.get("kithooks")
 
 _HOOK_EVENTS: Final[dict[str, EventType]] = {et.hook_name: et for et in EventType}
 #: An event's hook by the event's name (an EventType, a str enum, finds its entry too).
@@ -75,6 +74,8 @@ def _near_kit_hook(name: str) -> str | None:
     event's name without the ``on_`` prefix) are near misses; other names without ``on_``
     are a host's own hooks, left pending as pluggy does.
     """
+    import difflib  # here: only a near miss needs it
+
     if name.startswith("on_"):
         close = difflib.get_close_matches(name, KIT_HOOKS, n=1)
         return close[0] if close else None
@@ -91,6 +92,8 @@ def event_type_named(name: EventType | str, where: str = "event type") -> EventT
     try:
         return EventType(name)
     except ValueError:
+        import difflib  # here: only an unknown name needs it
+
         close = difflib.get_close_matches(str(name), [e.value for e in EventType], n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
         raise ValueError(f"unknown {where} {name!r}{hint}") from None

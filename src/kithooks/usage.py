@@ -14,7 +14,6 @@ price that changes with the date or the time of day is chosen again on every cal
 from __future__ import annotations
 
 import functools
-import logging
 import time
 from bisect import bisect_left as _bisect_left
 from collections.abc import Callable, Mapping
@@ -22,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from . import logs
 from .events import LLMUsageEvent
 
 if TYPE_CHECKING:
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Usage", "ModelPrice", "compute_cost", "split_model", "usage_event"]
 
-logger = logging.getLogger("kithooks")
+logger = logs.get("kithooks")
 
 #: How many (provider, model) look-ups are remembered, known and unknown models alike; the
 #: least recently used is forgotten first (an unknown model is logged again after that).

@@ -14,7 +14,6 @@ from __future__ import annotations
 import atexit
 import contextlib
 import errno
-import logging
 import os
 import stat
 import time
@@ -22,6 +21,7 @@ import weakref
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
+from .. import logs
 from . import journal
 from .codec import decode_sidecar, encode_sidecar
 from .errors import StateError
@@ -36,7 +36,7 @@ from .files import (
 
 __all__ = ["SidecarBackend"]
 
-log = logging.getLogger("kithooks.state")
+log = logs.get("kithooks.state")
 
 #: The journal is compacted when it holds more record bytes than this and than twice the
 #: sidecar, so each compaction's cost is spread over at least as many bytes of writes.
