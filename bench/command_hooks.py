@@ -95,7 +95,10 @@ def _candidates(
             "tool_use_id": "toolu_1",
         }
     )
-    argv = [sys.executable, "-m", "kithooks.command_hooks", "claude-hook", "--no-entrypoints"]
+    # The command the docs wire into Claude Code (the console script; else python -m kithooks).
+    script = Path(sys.executable).with_name("kithooks")
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "kithooks"]
+    argv = [*command, "claude-hook", "--no-entrypoints"]
     env = {**os.environ, "KITHOOKS_STATE_DIR": str(tmp / "state"), "XDG_CONFIG_HOME": str(tmp)}
 
     def claude_hook() -> object:
@@ -150,7 +153,7 @@ def _candidates(
         "command hook, python script": "`CommandHooks`: tests/hooks/bash_validator.py (exit 2)",
         "async command hook, python script": "`AsyncCommandHooks` under `aemit`, same script",
         "claude-hook process": "what Claude Code pays to ask kithooks: one "
-        "`python -m kithooks.command_hooks claude-hook -p plugin.py` process",
+        "`kithooks claude-hook -p plugin.py` process, the command the docs wire in",
         "python -c 'import kithooks'": "starting Python and importing kithooks, nothing else: "
         "the floor of the row above",
     }
@@ -181,7 +184,8 @@ def run(quick: bool) -> str:
     note = (
         f"\nPython {platform.python_version()}, {os.cpu_count()} cores, {rounds} interleaved "
         "rounds, median per call. A command hook costs what starting its process costs (compare "
-        "the bare subprocess row); a `claude-hook` call costs what importing kithooks costs.\n"
+        "the bare subprocess row); a `claude-hook` call costs a little more than importing "
+        "kithooks.\n"
     )
     return table("Command hooks: cost per tool call", rows, header) + note
 

@@ -252,3 +252,99 @@ def test_both_directions_agree(block, reason, exit_code):
         assert verdict.reason == (reason.strip() if exit_code else reason)
     else:
         assert verdict.decision == "" and (answered.exit_code, stdout) == (0, "")
+
+
+# ----------------------------------------------------------------- emit, or aemit when needed
+
+ASYNC_PLUGIN = textwrap.dedent(
+    """
+    import asyncio
+    import kithooks
+    from kithooks import InputResult, ToolCallResult
+
+
+    @kithooks.hookimpl
+    async def on_tool_call(event):
+        await asyncio.sleep(0)
+        if (event.parsed_args or {}).get("command", "").startswith("rm "):
+            return ToolCallResult(block=True, reason="async says no")
+        return None
+
+
+    @kithooks.hookimpl
+    def on_input(event):
+        return InputResult(action="transform", text=event.text.upper())
+
+
+    @kithooks.hookimpl
+    async def on_before_agent_start(event):
+        await asyncio.sleep(0)
+        return kithooks.BeforeAgentStartResult(inject_text=f"saw {event.prompt}")
+    """
+)
+
+
+def test_coroutine_handlers_are_awaited_in_a_claude_hook_process(tmp_path):
+    """A plain handler first (emit), then a coroutine one: the rest runs on an event loop."""
+    path = tmp_path / "async_gate.py"
+    path.write_text(ASYNC_PLUGIN)
+    done = hook(path, pre_tool_use("rm -rf /"), env_dir=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["hookSpecificOutput"]["permissionDecisionReason"] == (
+        "async says no"
+    )
+    prompt = {"session_id": "s", "hook_event_name": "UserPromptSubmit", "prompt": "hi"}
+    done = hook(path, prompt, env_dir=tmp_path)
+    assert done.returncode == 0, done.stderr
+    context = json.loads(done.stdout)["hookSpecificOutput"]["additionalContext"]
+    assert context == "kithooks plugins rewrote the prompt as:\nHI\n\nsaw HI"
+
+
+INVOCATIONS = st.fixed_dictionaries(
+    {
+        "session_id": st.text(max_size=5),
+        "hook_event_name": st.sampled_from(
+            [
+                "PreToolUse",
+                "PostToolUse",
+                "PostToolUseFailure",
+                "UserPromptSubmit",
+                "PreCompact",
+                "SessionStart",
+                "SessionEnd",
+                "SubagentStart",
+                "SubagentStop",
+                "Stop",
+                "Notification",
+            ]
+        ),
+        "tool_name": st.sampled_from(["Bash", "mcp__x__y", "Read"]),
+        "tool_input": st.fixed_dictionaries(
+            {"command": st.sampled_from(["ls", "rm -rf /", "make"])}
+        ),
+        "tool_response": st.text(max_size=10),
+        "prompt": st.sampled_from(["/quit", "hello", ""]),
+        "trigger": st.sampled_from(["auto", "manual"]),
+        "last_assistant_message": st.text(max_size=10),
+    }
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=INVOCATIONS, exit_code=st.booleans(), coroutine=st.booleans())
+def test_answer_sync_answers_as_answer_does(data, exit_code, coroutine):
+    """`claude-hook`'s emit-first answer and the aemit one agree for every invocation, with
+    the gate's handlers plain or coroutine functions."""
+    from kithooks.command_hooks.answering import answer_sync
+
+    def build() -> PluginManager:
+        module = type(sys)("gate")
+        exec(ASYNC_PLUGIN if coroutine else PLUGIN, module.__dict__)
+        pm = PluginManager()
+        pm.register(module, name="gate")
+        return pm
+
+    expected = asyncio.run(
+        asyncio.wait_for(answer(build(), data, Context(), block_with_exit_code=exit_code), 10)
+    )
+    assert answer_sync(build(), data, Context(), block_with_exit_code=exit_code) == expected

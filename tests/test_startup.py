@@ -7,10 +7,13 @@ compiled, are only observable in a process that has not imported kithooks yet.
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -136,3 +139,58 @@ def test_replace_and_errors_work_on_a_class_never_built_in_this_process() -> Non
             raise AssertionError("replace() took a non-payload")
         """
     )
+
+
+def _modules_at_exit(argv: list[str], stdin: str, tmp_path: Path) -> tuple[set[str], str]:
+    """The heavy modules a ``kithooks`` process had imported by its exit, and its stdout."""
+    code = (
+        "import atexit, sys\n"
+        "heavy = ('asyncio', 'rich', 'filelock', 'genai_prices', 'concurrent.futures')\n"
+        "atexit.register(lambda: print('MODULES', *[m for m in heavy if m in sys.modules],"
+        " file=sys.stderr))\n"
+        f"sys.argv = {['kithooks', *argv]!r}\n"
+        "from kithooks.cli import main\n"
+        "main()\n"
+    )
+    env = {**os.environ, "KITHOOKS_STATE_DIR": str(tmp_path / "state")}
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    line = next(x for x in proc.stderr.splitlines() if x.startswith("MODULES"))
+    return set(line.split()[1:]), proc.stdout
+
+
+def test_a_claude_hook_call_imports_no_event_loop_and_no_terminal_library(tmp_path: Path) -> None:
+    """`kithooks claude-hook` runs once per Claude Code hook event: with plain handlers it
+    needs neither asyncio (emit, not aemit) nor rich (it prints JSON), and it writes state."""
+    gate = tmp_path / "gate.py"
+    gate.write_text(
+        "import kithooks\n\n@kithooks.hookimpl\ndef on_tool_call(event, ctx):\n"
+        "    ctx.set_state('seen', event.tool_name)\n"
+        "    if 'rm' in event.input:\n"
+        "        return kithooks.ToolCallResult(block=True, reason='no rm')\n"
+    )
+    call = {
+        "session_id": "s1",
+        "hook_event_name": "PreToolUse",
+        "tool_name": "Bash",
+        "tool_input": {"command": "rm -rf /"},
+    }
+    argv = ["claude-hook", "-p", str(gate), "--no-entrypoints"]
+    modules, out = _modules_at_exit(argv, json.dumps(call), tmp_path)
+    assert json.loads(out)["hookSpecificOutput"]["permissionDecision"] == "deny"
+    assert modules == set(), f"imported by a claude-hook call: {modules}"
+    assert list((tmp_path / "state").iterdir()), "the call wrote no session state"
+
+
+def test_kithooks_help_imports_no_terminal_library(tmp_path: Path) -> None:
+    modules, out = _modules_at_exit(["--help"], "", tmp_path)
+    assert "claude-hook" in out and "replay" in out
+    assert modules == set(), f"imported by kithooks --help: {modules}"

@@ -12,6 +12,7 @@ Other modules add commands to the :data:`cli` group with ``cli.add_command``.
 from __future__ import annotations
 
 import codecs
+import functools
 import io
 import json
 import logging
@@ -21,23 +22,23 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, NoReturn, cast
+from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 import attrs
 import click
-from rich.console import Console
-from rich.markup import escape
-from rich.progress import Progress
-from rich.table import Table
 
-from . import demo as demo_module
 from .context import Context
 from .dispatch import KINDS, RULES
 from .events import EVENT_CLASSES, AgentEndEvent, all_event_types
 from .loading import LoadError
 from .manager import PluginManager
-from .recording import ReplayError, ReplayReport, replay
 from .state import StateError, StateStore, sidecar_path
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
+
+    from .recording import ReplayReport
 
 __all__ = ["cli", "main", "replay_manager"]
 
@@ -49,16 +50,27 @@ class PipeClosed(Exception):
     """The reader of standard output went away (``kithooks demo | head -1``)."""
 
 
-class _Console(Console):
-    """rich's console, but a closed pipe is :class:`PipeClosed` (rich would exit with 1)."""
+@functools.cache
+def _console(stderr: bool) -> Console:
+    """rich's console on stdout or stderr, but a closed pipe is :class:`PipeClosed` (rich
+    would exit with 1). Made, and rich imported, at the first output that needs it: most
+    commands (``claude-hook``, ``--help``) never do, and rich is a fifth of their start-up.
+    """
+    from rich.console import Console
 
-    def on_broken_pipe(self) -> None:
-        raise PipeClosed
+    class _Console(Console):
+        def on_broken_pipe(self) -> None:
+            raise PipeClosed
+
+    # No emoji codes: a plugin's ":x:" is text, not a picture.
+    return _Console(stderr=stderr, highlight=False, soft_wrap=True, emoji=False)
 
 
-# No emoji codes: a plugin's ":x:" is text, not a picture.
-out = _Console(highlight=False, soft_wrap=True, emoji=False)
-err = _Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
+def _escape(text: str) -> str:
+    """``text`` with rich markup escaped."""
+    from rich.markup import escape
+
+    return escape(text)
 
 
 def echo(text: str) -> None:
@@ -77,7 +89,8 @@ def fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
 
 def say(message: str, style: str | None = None) -> None:
     """Print ``kithooks: <message>`` on stderr (one line)."""
-    err.print(f"kithooks: {escape(one_line(message))}", style=style if err.is_terminal else None)
+    err = _console(stderr=True)
+    err.print(f"kithooks: {_escape(one_line(message))}", style=style if err.is_terminal else None)
 
 
 def one_line(text: str) -> str:
@@ -89,6 +102,8 @@ def one_line(text: str) -> str:
 
 def _table(*headers: str, title: str | None = None) -> Table:
     """A table whose cells wrap instead of being cut: nothing is lost in narrow output."""
+    from rich.table import Table
+
     table = Table(title=title)
     for header in headers:
         table.add_column(header, overflow="fold")
@@ -97,10 +112,11 @@ def _table(*headers: str, title: str | None = None) -> Table:
 
 def _rows(headers: Sequence[str], rows: Sequence[Sequence[str]], title: str | None = None) -> None:
     """A table in a terminal; else one tab-separated line per row (no header, no wrapping)."""
+    out = _console(stderr=False)
     if out.is_terminal:
-        table = _table(*headers, title=escape(title) if title else None)
+        table = _table(*headers, title=_escape(title) if title else None)
         for row in rows:
-            table.add_row(*(escape(cell) for cell in row))
+            table.add_row(*(_escape(cell) for cell in row))
         out.print(table)
         return
     for row in rows:
@@ -196,10 +212,13 @@ def _count_lines(path: Path) -> int:
 
 @contextmanager
 def _progress(path: Path | None, enabled: bool) -> Iterator[Callable[[int], None] | None]:
+    err = _console(stderr=True)
     total = _count_lines(path) if path is not None and enabled and err.is_terminal else 0
     if total < PROGRESS_AT:
         yield None
         return
+    from rich.progress import Progress
+
     with Progress(console=err, transient=True) as bar:
         task = bar.add_task("replaying", total=total)
         yield lambda n: bar.update(task, completed=n)
@@ -234,7 +253,8 @@ _ICONS = {
 
 def _line(text: str, style: str = "") -> None:
     """One record on stdout: styled in a terminal, plain otherwise."""
-    text = escape(one_line(text))
+    out = _console(stderr=False)
+    text = _escape(one_line(text))
     out.print(f"[{style}]{text}[/{style}]" if style and out.is_terminal else text)
 
 
@@ -263,7 +283,7 @@ def _print_failures(report: ReplayReport) -> None:
     for failure in report.failures:
         say(failure.message, style="red")
         for tb in failure.tracebacks:
-            err.out(tb.rstrip("\n"), highlight=False)
+            _console(stderr=True).out(tb.rstrip("\n"), highlight=False)
 
 
 def _run_replay(
@@ -275,6 +295,8 @@ def _run_replay(
     verbose: bool = False,
 ) -> int:
     """Replay ``source`` (None: standard input), print the report, return the exit code."""
+    from .recording import ReplayError, replay
+
     name = "<stdin>" if source is None else str(source)
     try:
         with _progress(source, not as_json) as progress:
@@ -358,6 +380,8 @@ def demo(
     budget and a tool logger (writing to a temporary file unless $KITHOOKS_TOOL_LOG is set).
     """
     import tempfile
+
+    from . import demo as demo_module
 
     with tempfile.TemporaryDirectory() as tmp:
         os.environ.setdefault("KITHOOKS_TOOL_LOG", os.path.join(tmp, "tool-log.jsonl"))

@@ -1,15 +1,18 @@
 """The other direction: one Claude Code hook invocation answered by kithooks plugins.
 
-:func:`answer` maps the invocation's JSON to the kithooks event, dispatches it with
-``aemit`` (plain and coroutine handlers alike) and turns the merged result into the
-protocol's answer.
+:func:`steps` maps the invocation's JSON to kithooks events as a host sequence
+(:mod:`kithooks.hosting`: it yields each event and is sent the merged result) and turns
+the results into the protocol's answer. :func:`answer` runs it with ``aemit`` (plain and
+coroutine handlers alike); :func:`answer_sync` uses ``emit`` until an event has a
+coroutine handler, so that a ``claude-hook`` process whose plugins have none never
+imports asyncio.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Generator, Mapping
+from typing import Any, cast
 
 import attrs
 
@@ -18,6 +21,7 @@ from ..events import (
     AgentEndEvent,
     BeforeAgentStartEvent,
     BeforeCompactEvent,
+    Event,
     InputEvent,
     SessionShutdownEvent,
     SessionStartEvent,
@@ -26,11 +30,15 @@ from ..events import (
     ToolCallEvent,
     ToolResultEvent,
 )
+from ..hosting import adrive
 from ..manager import PluginManager
 from .aliases import ToolAliases
 from .protocol import plain
 
-__all__ = ["Answer", "answer"]
+__all__ = ["Answer", "answer", "answer_sync", "steps"]
+
+#: A host sequence answering one invocation (see :func:`steps`).
+Steps = Generator[Event, Any, "Answer"]
 
 
 @attrs.frozen(kw_only=True)
@@ -58,9 +66,9 @@ def _block(reason: str, exit_code: bool, **extra: Any) -> Answer:
     return Answer(output={"decision": "block", "reason": reason, **extra})
 
 
-async def _pre_tool_use(
-    pm: PluginManager, data: Mapping[str, Any], ctx: Context, aliases: ToolAliases, exit2: bool
-) -> Answer:
+def _pre_tool_use(
+    data: Mapping[str, Any], ctx: Context, aliases: ToolAliases, exit2: bool
+) -> Steps:
     tool_input = data.get("tool_input")
     args = tool_input if isinstance(tool_input, Mapping) else {}
     event = ToolCallEvent(
@@ -70,7 +78,7 @@ async def _pre_tool_use(
         parsed_args=args,
         source="llm",
     )
-    result = await pm.aemit(event, ctx)
+    result = yield event
     if result is None:
         return Answer()
     if result.block:
@@ -88,9 +96,9 @@ async def _pre_tool_use(
     return Answer()
 
 
-async def _post_tool_use(
-    pm: PluginManager, data: Mapping[str, Any], ctx: Context, aliases: ToolAliases, exit2: bool
-) -> Answer:
+def _post_tool_use(
+    data: Mapping[str, Any], ctx: Context, aliases: ToolAliases, exit2: bool
+) -> Steps:
     failed = data.get("hook_event_name") == "PostToolUseFailure"
     tool_name = str(data.get("tool_name") or "")
     content = _text(data.get("error") if failed else data.get("tool_response"))
@@ -101,7 +109,7 @@ async def _post_tool_use(
         content=content,
         is_error=failed,
     )
-    result = await pm.aemit(event, ctx)
+    result = yield event
     if result is None or result.content is None or result.content == content:
         return Answer()
     name = str(data.get("hook_event_name") or "PostToolUse")
@@ -113,18 +121,18 @@ async def _post_tool_use(
     return Answer(output=_specific(name, additionalContext=note))
 
 
-async def _user_prompt_submit(
-    pm: PluginManager, data: Mapping[str, Any], ctx: Context, aliases: ToolAliases, exit2: bool
-) -> Answer:
+def _user_prompt_submit(
+    data: Mapping[str, Any], ctx: Context, aliases: ToolAliases, exit2: bool
+) -> Steps:
     prompt = str(data.get("prompt") or "")
-    result = await pm.aemit(InputEvent(text=prompt, source="interactive"), ctx)
+    result = yield InputEvent(text=prompt, source="interactive")
     context: list[str] = []
     if result is not None and result.action == "handled":
         return _block("The prompt was handled by a kithooks plugin.", exit2)
     if result is not None and result.action == "transform" and result.text != prompt:
         context.append(f"kithooks plugins rewrote the prompt as:\n{result.text}")
         prompt = result.text
-    injection = await pm.aemit(BeforeAgentStartEvent(prompt=prompt), ctx)
+    injection = yield BeforeAgentStartEvent(prompt=prompt)
     if injection is not None:
         context += [t for t in (injection.system_prompt, injection.inject_text) if t]
     if not context:
@@ -132,32 +140,28 @@ async def _user_prompt_submit(
     return Answer(output=_specific("UserPromptSubmit", additionalContext="\n\n".join(context)))
 
 
-async def _pre_compact(
-    pm: PluginManager, data: Mapping[str, Any], ctx: Context, aliases: ToolAliases, exit2: bool
-) -> Answer:
+def _pre_compact(data: Mapping[str, Any], ctx: Context, aliases: ToolAliases, exit2: bool) -> Steps:
     event = BeforeCompactEvent(is_automatic=data.get("trigger") == "auto")
-    result = await pm.aemit(event, ctx)
+    result = yield event
     if result is not None and result.cancel:
         return _block(result.reason or "compaction cancelled by a kithooks plugin", exit2)
     return Answer()
 
 
-async def _observed(
-    pm: PluginManager, data: Mapping[str, Any], ctx: Context, aliases: ToolAliases, exit2: bool
-) -> Answer:
+def _observed(data: Mapping[str, Any], ctx: Context, aliases: ToolAliases, exit2: bool) -> Steps:
     name = data.get("hook_event_name")
     agent = str(data.get("agent_id") or "")
     last = str(data.get("last_assistant_message") or "")
     if name == "SessionStart":
-        await pm.aemit(SessionStartEvent(session_id=ctx.session_id), ctx)
+        yield SessionStartEvent(session_id=ctx.session_id)
     elif name == "SessionEnd":
-        await pm.aemit(SessionShutdownEvent(), ctx)
+        yield SessionShutdownEvent()
     elif name == "SubagentStart":
-        await pm.aemit(SubagentStartEvent(tool_call_id=agent), ctx)
+        yield SubagentStartEvent(tool_call_id=agent)
     elif name == "SubagentStop":
-        await pm.aemit(SubagentEndEvent(tool_call_id=agent, response=last), ctx)
+        yield SubagentEndEvent(tool_call_id=agent, response=last)
     elif name == "Stop":
-        await pm.aemit(AgentEndEvent(response=last, stop_reason="stop"), ctx)
+        yield AgentEndEvent(response=last, stop_reason="stop")
     return Answer()
 
 
@@ -175,6 +179,27 @@ _ANSWERS = {
 }
 
 
+def steps(
+    data: Mapping[str, Any],
+    ctx: Context,
+    *,
+    aliases: ToolAliases | None = None,
+    block_with_exit_code: bool = False,
+) -> Steps:
+    """The events one hook invocation ``data`` emits, and the protocol answer their results
+    make, as a host sequence: run it with :func:`kithooks.hosting.drive` or ``adrive``.
+
+    A block is ``permissionDecision: deny`` (PreToolUse) or ``decision: block`` with the
+    plugin's reason, or exit 2 with the reason on stderr when ``block_with_exit_code``; a
+    rewrite is ``updatedInput``; nothing to say is exit 0 with no output. Events kithooks
+    has no counterpart for emit nothing and get exit 0 and no output.
+    """
+    respond = _ANSWERS.get(str(data.get("hook_event_name") or ""))
+    if respond is None:
+        return Answer()
+    return (yield from respond(data, ctx, aliases or ToolAliases(), block_with_exit_code))
+
+
 async def answer(
     pm: PluginManager,
     data: Mapping[str, Any],
@@ -183,14 +208,40 @@ async def answer(
     aliases: ToolAliases | None = None,
     block_with_exit_code: bool = False,
 ) -> Answer:
-    """The protocol answer of ``pm``'s plugins to one hook invocation ``data``.
+    """The protocol answer of ``pm``'s plugins to one hook invocation ``data`` (see
+    :func:`steps`), dispatched with ``aemit``: coroutine handlers are awaited."""
+    sequence = steps(data, ctx, aliases=aliases, block_with_exit_code=block_with_exit_code)
+    return await adrive(pm, sequence, ctx)
 
-    A block is ``permissionDecision: deny`` (PreToolUse) or ``decision: block`` with the
-    plugin's reason, or exit 2 with the reason on stderr when ``block_with_exit_code``; a
-    rewrite is ``updatedInput``; nothing to say is exit 0 with no output. Events kithooks
-    has no counterpart for get exit 0 and no output.
+
+def answer_sync(
+    pm: PluginManager,
+    data: Mapping[str, Any],
+    ctx: Context,
+    *,
+    aliases: ToolAliases | None = None,
+    block_with_exit_code: bool = False,
+) -> Answer:
+    """:func:`answer` for a program with no event loop running: each event is emitted with
+    ``emit`` until one has a coroutine handler; from that one on, with ``aemit`` on a new
+    event loop (``asyncio.run``). asyncio is imported only then: most hook calls need none.
     """
-    respond = _ANSWERS.get(str(data.get("hook_event_name") or ""))
-    if respond is None:
-        return Answer()
-    return await respond(pm, data, ctx, aliases or ToolAliases(), block_with_exit_code)
+    sequence = steps(data, ctx, aliases=aliases, block_with_exit_code=block_with_exit_code)
+    try:
+        event = next(sequence)
+        while not pm.has_async_handlers(event.event_type):
+            event = sequence.send(pm.emit(event, ctx))
+    except StopIteration as done:
+        return cast("Answer", done.value)
+    import asyncio
+
+    return asyncio.run(_finish(pm, sequence, event, ctx))
+
+
+async def _finish(pm: PluginManager, sequence: Steps, event: Event, ctx: Context) -> Answer:
+    """The rest of ``sequence`` with ``aemit``, from ``event`` (not dispatched yet) on."""
+    try:
+        while True:
+            event = sequence.send(await pm.aemit(event, ctx))
+    except StopIteration as done:
+        return cast("Answer", done.value)

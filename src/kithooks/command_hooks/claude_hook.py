@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import os
@@ -19,7 +18,7 @@ from ..loading import LoadError
 from ..manager import HandlerError, PluginManager
 from ..state import StateError, StateStore, sidecar_path
 from .aliases import ToolAliases
-from .answering import answer
+from .answering import answer_sync
 
 #: The events whose call exit code 2 blocks in Claude Code: where a plugin that did not
 #: load must block rather than let the call through.
@@ -153,8 +152,8 @@ def claude_hook(
         event = str(data.get("hook_event_name") or "")
         _say(f"plugins failed to load: {reason}")
         sys.exit(2 if event in BLOCKING_EVENTS else 1)
-    result = asyncio.run(
-        answer(pm, data, ctx, aliases=ToolAliases(), block_with_exit_code=block_with_exit_code)
+    result = answer_sync(
+        pm, data, ctx, aliases=ToolAliases(), block_with_exit_code=block_with_exit_code
     )
     if result.output is not None:
         click.echo(json.dumps(result.output, ensure_ascii=False))

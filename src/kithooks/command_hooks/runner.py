@@ -8,7 +8,6 @@ one ``os.killpg``. :func:`run_commands` uses one thread per command beside the f
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import shutil
@@ -16,9 +15,12 @@ import signal
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 import attrs
+
+if TYPE_CHECKING:
+    import asyncio
 
 __all__ = ["SHELL", "CommandRun", "arun_commands", "run_commands"]
 
@@ -110,6 +112,8 @@ def run_commands(
     if len(commands) == 1:
         command, timeout = commands[0]
         return [_run_one(command, timeout, stdin, cwd, env)]
+    from concurrent.futures import ThreadPoolExecutor  # here: most calls run one command
+
     with ThreadPoolExecutor(max_workers=len(commands), thread_name_prefix="kithooks-hook") as ex:
         futures = [ex.submit(_run_one, c, t, stdin, cwd, env) for c, t in commands]
         return [f.result() for f in futures]
@@ -117,6 +121,8 @@ def run_commands(
 
 async def _reap(proc: asyncio.subprocess.Process) -> None:
     """Kill ``proc``'s process group and wait (briefly) until it is gone and its pipes closed."""
+    import asyncio  # in the async functions only: a sync host (and claude-hook) needs none
+
     _kill_group(proc.pid)
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(proc.wait(), _DRAIN)
@@ -125,6 +131,8 @@ async def _reap(proc: asyncio.subprocess.Process) -> None:
 async def _arun_one(
     command: str, timeout: float, stdin: bytes, cwd: str, env: Mapping[str, str]
 ) -> CommandRun:
+    import asyncio
+
     start = time.monotonic()
     try:
         proc = await asyncio.create_subprocess_exec(
@@ -155,4 +163,6 @@ async def arun_commands(
     commands: Sequence[tuple[str, float]], stdin: bytes, *, cwd: str, env: Mapping[str, str]
 ) -> list[CommandRun]:
     """Like :func:`run_commands`, with asyncio subprocesses (the event loop keeps running)."""
+    import asyncio
+
     return list(await asyncio.gather(*(_arun_one(c, t, stdin, cwd, env) for c, t in commands)))

@@ -4,9 +4,10 @@ A mutation appends one checksummed line to ``<sidecar>.journal`` and fdatasyncs 
 cost does not depend on the store's size. When the journal outgrows twice the sidecar (and
 32 KiB), the whole state is written into the sidecar in the original's format (atomically,
 keeping its mode and owner, through a symlink) and the journal starts again. Every read and
-write of the files happens under an exclusive ``flock`` on ``<sidecar>.lock`` taken with
-:func:`filelock.lock_descriptor`, so processes and stores sharing the sidecar never lose an
-acknowledged write. See :mod:`kithooks.state.journal` for the journal's format.
+write of the files happens under an exclusive ``flock`` on ``<sidecar>.lock``
+(:func:`~kithooks.state.files.lock_descriptor`), so processes and stores sharing the
+sidecar never lose an acknowledged write. See :mod:`kithooks.state.journal` for the
+journal's format.
 """
 
 from __future__ import annotations
@@ -26,11 +27,13 @@ from . import journal
 from .codec import decode_sidecar, encode_sidecar
 from .errors import StateError
 from .files import (
+    lock_descriptor,
     open_regular,
     read_parts,
     read_regular,
     remove_stray_temporaries,
     replace_file,
+    unlock_descriptor,
     write_all,
 )
 
@@ -41,7 +44,7 @@ log = logs.get("kithooks.state")
 #: The journal is compacted when it holds more record bytes than this and than twice the
 #: sidecar, so each compaction's cost is spread over at least as many bytes of writes.
 COMPACT_AT_LEAST = 32 * 1024
-#: How often a writer waiting for another's lock tries again (seconds).
+#: How often the compaction at exit tries a lock held elsewhere again (seconds).
 LOCK_POLL = 0.001
 
 _Identity = tuple[int, int, int, int] | None
@@ -105,10 +108,8 @@ class SidecarBackend:
         if fd is None:
             yield None
             return
-        import filelock  # here: only programs with a sidecar pay for importing it
-
         try:
-            filelock.lock_descriptor(fd, blocking=True, poll_interval=LOCK_POLL)
+            lock_descriptor(fd)
         except OSError as exc:
             raise StateError(f"locking state lock file {self.lock_path}: {exc}") from exc
         try:
@@ -117,7 +118,7 @@ class SidecarBackend:
                 self._swept = True
             yield fd
         finally:
-            filelock.unlock_descriptor(fd)
+            unlock_descriptor(fd)
 
     def _lock_descriptor(self, write: bool) -> int | None:
         if self._lock_fd is not None and self._lock_pid == os.getpid():
@@ -296,8 +297,7 @@ def _compact_at_exit() -> None:
     next store to open it reads it.
     """
     if not _written:
-        return  # nothing to fold: a process that wrote no sidecar never imports filelock
-    import filelock
+        return  # nothing to fold
 
     for real in sorted(_written):
         backend = SidecarBackend(real)
@@ -306,7 +306,7 @@ def _compact_at_exit() -> None:
             if fd is None or not backend.journal_path.exists():
                 continue  # removed since (a temporary directory): nothing to fold
             deadline = time.monotonic() + EXIT_LOCK_WAIT
-            while not filelock.lock_descriptor(fd, blocking=False):
+            while not lock_descriptor(fd, blocking=False):
                 if time.monotonic() > deadline:
                     log.warning("not compacting %s at exit: its lock is held", real)
                     break
@@ -315,7 +315,7 @@ def _compact_at_exit() -> None:
                 try:
                     backend.compact(backend.load())
                 finally:
-                    filelock.unlock_descriptor(fd)
+                    unlock_descriptor(fd)
         except (StateError, OSError) as exc:
             log.warning("compacting %s at exit failed: %s", real, exc)
         finally:
