@@ -348,3 +348,27 @@ def test_answer_sync_answers_as_answer_does(data, exit_code, coroutine):
         asyncio.wait_for(answer(build(), data, Context(), block_with_exit_code=exit_code), 10)
     )
     assert answer_sync(build(), data, Context(), block_with_exit_code=exit_code) == expected
+
+
+def test_answer_sync_refuses_a_running_event_loop_before_any_event():
+    from kithooks.command_hooks.answering import answer_sync
+
+    ran: list[str] = []
+
+    class Plain:
+        @hookimpl
+        def on_input(self, event):
+            ran.append("input")
+
+    pm = PluginManager()
+    pm.register(Plain())
+    data = {"hook_event_name": "UserPromptSubmit", "prompt": "hi"}
+
+    async def inside_a_loop():
+        with pytest.raises(RuntimeError, match="await answer"):
+            answer_sync(pm, data, Context())
+
+    asyncio.run(asyncio.wait_for(inside_a_loop(), 10))
+    assert ran == []
+    answer_sync(pm, data, Context())
+    assert ran == ["input"]

@@ -11,6 +11,7 @@ import time
 import pytest
 
 from kithooks import (
+    AgentEndEvent,
     AgentStartEvent,
     HandlerError,
     MessageUpdateEvent,
@@ -552,3 +553,72 @@ def test_a_signal_handler_emitting_to_the_plugin_being_dispatched_re_enters_it()
         timeout=60,
     )
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stdout + proc.stderr
+
+
+# ------------------------------------------------ a child task outliving its handler
+
+
+@pytest.mark.parametrize("path", ["compiled", "general"])
+def test_a_child_task_left_running_by_a_handler_waits_like_any_other_task(path):
+    """A coroutine handler starts a task and returns without awaiting it. The task copied
+    the handler's hold on the plugin; once the handler returned, that hold is over: when the
+    task emits to the plugin while another task holds it, it waits instead of running
+    beside that task's handler. (``agent_end`` runs through the general observer loop.)"""
+    pm = PluginManager()
+    go, holding, release = asyncio.Event(), asyncio.Event(), asyncio.Event()
+    children: list[asyncio.Task] = []
+    seen: list[str] = []
+
+    def event(word: str):
+        if path == "compiled":
+            return MessageUpdateEvent(chunk=word)
+        return AgentEndEvent(response=word)
+
+    class Spawner:
+        active = 0
+        overlaps = 0
+
+        async def _handle(self, word):
+            self.active += 1
+            self.overlaps += self.active > 1
+            seen.append(word)
+            try:
+                if word == "spawn":
+
+                    async def child():
+                        await asyncio.wait_for(go.wait(), DEADLINE)
+                        await pm.aemit(event("child"))
+
+                    children.append(asyncio.create_task(child()))
+                elif word == "hold":
+                    holding.set()
+                    await asyncio.wait_for(release.wait(), DEADLINE)
+            finally:
+                self.active -= 1
+
+        @hookimpl
+        async def on_message_update(self, event):
+            await self._handle(event.chunk)
+
+        @hookimpl
+        async def on_agent_end(self, event):
+            await self._handle(event.response)
+
+    spawner = Spawner()
+    pm.register(spawner, name="spawner")
+
+    async def main():
+        await pm.aemit(event("spawn"))
+        holder = asyncio.create_task(pm.aemit(event("hold")))
+        await asyncio.wait_for(holding.wait(), DEADLINE)
+        go.set()
+        for _ in range(20):  # let the child run as far as it can
+            await asyncio.sleep(0.005)
+        assert seen == ["spawn", "hold"], "the child ran while another task held the plugin"
+        release.set()
+        await asyncio.wait_for(holder, DEADLINE)
+        await asyncio.wait_for(children[0], DEADLINE)
+
+    arun(main())
+    assert seen == ["spawn", "hold", "child"]
+    assert spawner.overlaps == 0

@@ -194,3 +194,41 @@ def test_kithooks_help_imports_no_terminal_library(tmp_path: Path) -> None:
     modules, out = _modules_at_exit(["--help"], "", tmp_path)
     assert "claude-hook" in out and "replay" in out
     assert modules == set(), f"imported by kithooks --help: {modules}"
+
+
+def test_an_init_taken_before_the_first_build_compiles_once() -> None:
+    out = _run(
+        """
+        import builtins
+        compiled = []
+        real_compile = builtins.compile
+
+        def counting(source, filename, *args, **kwargs):
+            if str(filename).startswith("<kithooks __init__"):
+                compiled.append(filename)
+            return real_compile(source, filename, *args, **kwargs)
+
+        builtins.compile = counting
+        from kithooks.events import ToolResultEvent
+        init = ToolResultEvent.__init__  # the stand-in, kept by the caller
+        for _ in range(3):
+            event = object.__new__(ToolResultEvent)
+            init(event, tool_name="bash", content="ok")
+            assert event.content == "ok"
+        print(len(compiled))
+        """
+    )
+    assert out.split() == ["1"]
+
+
+def test_attributes_set_on_a_module_logger_reach_the_real_one() -> None:
+    from kithooks import manager
+
+    real = logging.getLogger("kithooks")
+    before = real.propagate
+    try:
+        manager.logger.propagate = not before
+        assert real.propagate is (not before)
+        assert manager.logger.propagate is (not before)
+    finally:
+        real.propagate = before

@@ -302,3 +302,42 @@ def test_a_process_that_writes_a_sidecar_folds_its_journal_at_exit(tmp_path):
     code = f"import kithooks; kithooks.StateStore({str(path)!r}).set('k', 'v')"
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
     assert json.loads(path.read_text()) == {"k": "v"}
+
+
+def test_the_lock_is_a_real_flock_that_another_open_of_the_file_sees(tmp_path):
+    from kithooks.state import files
+
+    path = tmp_path / "x.lock"
+    first = os.open(path, os.O_RDWR | os.O_CREAT)
+    second = os.open(path, os.O_RDWR)
+    try:
+        assert files.lock_descriptor(first) is True
+        assert files.lock_descriptor(second, blocking=False) is False  # held
+        files.unlock_descriptor(first)
+        assert files.lock_descriptor(second, blocking=False) is True
+        files.unlock_descriptor(second)
+    finally:
+        os.close(first)
+        os.close(second)
+
+
+def test_a_file_system_that_answers_eacces_for_a_held_lock_is_read_as_held(monkeypatch):
+    """Some file systems fail a non-blocking flock of a held lock with EACCES, not EAGAIN
+    (not reproducible on this machine's file systems, hence the stand-in)."""
+    import errno
+    import fcntl
+
+    from kithooks.state import files
+
+    def flock(fd, op):
+        raise OSError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr(fcntl, "flock", flock)
+    assert files.lock_descriptor(0, blocking=False) is False
+
+    def broken(fd, op):
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(fcntl, "flock", broken)
+    with pytest.raises(OSError, match="Input/output"):
+        files.lock_descriptor(0, blocking=False)

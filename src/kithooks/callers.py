@@ -29,7 +29,7 @@ from . import logs
 from .dispatch import EventKind, Merge, Rule
 from .events import Result
 from .listeners import HandlerError, Listeners, describe_error
-from .locks import LockCycleError, enter_async, enter_sync, held, leave
+from .locks import LockCycleError, enter_async, enter_sync, hold, leave, unhold
 from .plans import Handler, Plan
 
 __all__ = ["Callers"]
@@ -197,14 +197,12 @@ class Callers:
         try:
             if not h.is_async:
                 return h.call(*args)
-            previous, lock.task = lock.task, task
-            token = held.set((*held.get(), lock))
+            state = hold(lock, task, own)
             try:
                 pending = cast("Awaitable[Any]", h.call(*args))
                 return await (pending if h.timeout is None else self.timed(h, pending))
             finally:
-                held.reset(token)
-                lock.task = previous
+                unhold(lock, state)
         finally:
             if own:
                 leave(lock)

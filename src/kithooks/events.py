@@ -492,11 +492,15 @@ def _fast_init(cls: type) -> None:
     ]
 
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
-        _compile_init(cls)(self, *args, **kwargs)
+        init = cls.__dict__["__init__"]
+        if init is __init__:  # else: called through a reference taken before the first build
+            init = _compile_init(cls)
+        init(self, *args, **kwargs)
 
     __init__.__qualname__ = f"{cls.__qualname__}.__init__"
     __init__.__doc__ = _INIT_DOC.format(cls.__name__)
     __init__.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    __init__.__annotations__ = {}  # as the compiled one's
     cls.__init__ = __init__  # type: ignore[misc]
 
 
@@ -554,19 +558,10 @@ def _compile_init(cls: type) -> Callable[..., None]:
     _REPLACE[cls] = namespace["_replace"]
     init: Callable[..., None] = namespace["__init__"]
     init.__qualname__ = f"{cls.__qualname__}.__init__"
+    init.__module__ = cls.__module__
     init.__doc__ = _INIT_DOC.format(cls.__name__)
     cls.__init__ = init  # type: ignore[misc]
     return init
-
-
-class _Replacers(dict[type, Callable[[Any, dict[str, Any]], Any]]):
-    """:func:`replace`'s function per class, compiled with the class's ``__init__``."""
-
-    def __missing__(self, cls: type) -> Callable[[Any, dict[str, Any]], Any]:
-        if cls not in _DOCUMENTED:
-            raise KeyError(cls)
-        _compile_init(cls)
-        return self[cls]
 
 
 def replace(inst: _T, **changes: Any) -> _T:
@@ -576,12 +571,20 @@ def replace(inst: _T, **changes: Any) -> _T:
     dispatch uses it to hand the next transform handler the changed event at a fraction of
     ``attrs.evolve``'s cost. Use ``attrs.evolve`` for values from outside.
     """
-    result: _T = _REPLACE[type(inst)](inst, changes)
+    try:
+        copy = _REPLACE[type(inst)]
+    except KeyError:  # the class was never built in this process (an unpickled payload)
+        if type(inst) not in _DOCUMENTED:
+            raise
+        _compile_init(type(inst))
+        copy = _REPLACE[type(inst)]
+    result: _T = copy(inst, changes)
     return result
 
 
 _T = TypeVar("_T")
-_REPLACE = _Replacers()
+#: :func:`replace`'s function per class, compiled with the class's ``__init__``.
+_REPLACE: dict[type, Callable[[Any, dict[str, Any]], Any]] = {}
 _DOCUMENTED: set[type] = set()
 
 

@@ -14,6 +14,11 @@ plugin has one :class:`PluginLock`:
   ``await``s. While it is set, other tasks of the same loop (which share the thread) wait
   for it too; the task chain of the holder (its handler, child tasks, nested emits) may
   re-enter.
+* ``mark`` is a fresh token (a bare ``object()``, compared by identity) that the coroutine handler
+  which took the plugin holds until it gives it back; the task chain's ``held`` context
+  variable carries the marks of the holds it runs inside. A task that copied ``held``
+  re-enters only while that hold lasts: a task a handler started and left running after it
+  returned waits like any other.
 
 A plugin held by this thread is a re-entry (a handler emitting again); held by another,
 a wait. Waiting never blocks an event loop: :func:`wait_async` polls with a short back-off
@@ -53,10 +58,11 @@ __all__ = [
 
 _get_ident: Final = threading.get_ident
 
-#: The plugins the running coroutine handlers of this task chain hold. Child tasks and
-#: ``asyncio.to_thread`` copy it: a child task of a handler may re-enter its plugin, and a
-#: thread it waits for fails at once instead of waiting for a lock its parent holds.
-held: contextvars.ContextVar[tuple[PluginLock, ...]] = contextvars.ContextVar(
+#: The holds (tokens, see ``PluginLock.holds``) of the coroutine handlers this task chain
+#: runs inside. Child tasks and ``asyncio.to_thread`` copy it: a child task of a handler
+#: may re-enter its plugin while the handler holds it, and a thread it waits for fails at
+#: once instead of waiting for a lock its parent holds.
+held: contextvars.ContextVar[tuple[object, ...]] = contextvars.ContextVar(
     "kithooks_held", default=()
 )
 
@@ -77,13 +83,15 @@ class PluginLock:
     takes it ends with :func:`leave`.
     """
 
-    __slots__ = ("freed", "name", "queue", "slot", "take", "task")
+    __slots__ = ("freed", "mark", "name", "queue", "slot", "take", "task")
 
     def __init__(self, name: str) -> None:
         self.name = name
         self.slot: dict[int, int] = {}
         self.take = self.slot.setdefault
         self.task: asyncio.Task[Any] | None = None
+        #: The token of the coroutine handler that took the plugin, while it holds it.
+        self.mark: object | None = None
         #: Threads sleeping in wait_sync, in arrival order; ``leave`` wakes them.
         self.queue: collections.deque[int] = collections.deque()
         self.freed = threading.Condition(threading.Lock())
@@ -112,6 +120,33 @@ class PluginLock:
         """Wake the threads waiting for this lock (``leave`` calls it when there are any)."""
         with self.freed:
             self.freed.notify_all()
+
+
+def ours(lock: PluginLock) -> bool:
+    """True when this task chain runs inside the coroutine handler holding ``lock`` now."""
+    mark = lock.mark
+    return mark is not None and any(m is mark for m in held.get())
+
+
+def hold(lock: PluginLock, task: object, took: bool) -> tuple[Any, Any]:
+    """Record that a coroutine handler of ``task`` holds ``lock`` across its awaits, having
+    taken it (``took``) or re-entered; pass what it returns to :func:`unhold` before the
+    lock is given back. The compiled dispatch of :mod:`kithooks.plans` inlines the same."""
+    previous = lock.task
+    lock.task = task  # type: ignore[assignment]
+    if not took:
+        return previous, None
+    mark = lock.mark = object()  # a fresh token: only identity counts
+    return previous, held.set((*held.get(), mark))
+
+
+def unhold(lock: PluginLock, state: tuple[Any, Any]) -> None:
+    """End a :func:`hold`: the task before it holds the plugin again, and a hold that took
+    the plugin is over (its mark no longer lets the tasks that copied it re-enter)."""
+    lock.task, token = state
+    if token is not None:
+        lock.mark = None
+        held.reset(token)
 
 
 def leave(lock: PluginLock) -> None:
@@ -179,10 +214,10 @@ def wait_sync(lock: PluginLock, me: int) -> bool:
     loop, or by the coroutine handler that started this thread.
     """
     if lock.owner == me:
-        if lock.task is None or lock in held.get():
+        if lock.task is None or ours(lock):
             return False  # this thread (or this task chain) holds it: a nested emit
         raise _suspended_here(lock)
-    if lock in held.get():
+    if ours(lock):
         raise LockCycleError(
             f"plugin {lock.name!r} is held by the coroutine handler that started this thread "
             "(asyncio.to_thread or a copied context), which waits for it: emitting back to "
@@ -215,8 +250,7 @@ async def wait_async(lock: PluginLock, me: int) -> bool:
     import asyncio
 
     task = asyncio.current_task()
-    ours = held.get()
-    if lock.owner == me and (lock.task is None or lock.task is task or lock in ours):
+    if lock.owner == me and (lock.task is None or lock.task is task or ours(lock)):
         return False
     key: object = task if task is not None else me
     delay = 0.0001

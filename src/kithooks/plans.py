@@ -118,7 +118,6 @@ def _names(i: int, h: Handler, wait: Callable[[PluginLock, int], Any]) -> dict[s
         f"_L{i}": h.lock,
         f"_m{i}": h.matches,
         f"_w{i}": functools.partial(wait, h.lock),
-        f"_T{i}": (h.lock,),
     }
 
 
@@ -144,18 +143,22 @@ def _handler_block(
     wait = f"await _w{i}(me)" if mode == "async" else f"_w{i}(me)"
     call = f"_c{i}({arg})" if h.event_only else f"_c{i}({arg}, ctx)"
     # A coroutine handler (async mode only) holds its plugin across its awaits: the lock
-    # records its task, and the task chain's ``held`` plugins include it (see locks). The
-    # plugin is given back before ``held`` is reset, which fails in a foreign context.
-    hold, restore, unhold = [], [], []
+    # records its task and, when it took the plugin, a fresh mark the task chain's ``held``
+    # carries (locks.hold / unhold, inlined). The plugin is given back before ``held`` is
+    # reset, which fails in a foreign context.
+    hold, restore, release, unhold = [], [], [], []
     if h.is_async:
         call = f"await _timed(_H{i}, {call})" if h.timeout is not None else f"await {call}"
         hold = [
             f"prev = _L{i}.task",
             f"_L{i}.task = task",
-            f"tok = _held.set(holding + _T{i})",
+            "if o:",
+            f"    mark = _L{i}.mark = _token()",
+            "    tok = _held.set(holding + (mark,))",
         ]
         restore = [f"_L{i}.task = prev"]
-        unhold = ["_held.reset(tok)"]
+        release = [f"_L{i}.mark = None"]
+        unhold = ["if o:", "    _held.reset(tok)"]
     body = [
         "try:",
         f"    if _Q{i} or _t{i}(0, me) is not me:",
@@ -176,6 +179,7 @@ def _handler_block(
         "    finally:",
         *(f"        {line}" for line in restore),
         "        if o:",
+        *(f"            {line}" for line in release),
         f"            del _S{i}[0]",
         f"            if _Q{i}:",
         f"                _L{i}.wake()",
@@ -200,6 +204,7 @@ def _prologue(
         "_stray": callers.stray,
         "_timed": callers.timed,
         "_held": held,
+        "_token": object,
         "_Cycle": LockCycleError,
         "_ident": _get_ident,
     }

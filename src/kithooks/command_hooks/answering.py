@@ -11,6 +11,7 @@ imports asyncio.
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Generator, Mapping
 from typing import Any, cast
 
@@ -222,10 +223,14 @@ def answer_sync(
     aliases: ToolAliases | None = None,
     block_with_exit_code: bool = False,
 ) -> Answer:
-    """:func:`answer` for a program with no event loop running: each event is emitted with
-    ``emit`` until one has a coroutine handler; from that one on, with ``aemit`` on a new
-    event loop (``asyncio.run``). asyncio is imported only then: most hook calls need none.
+    """:func:`answer` for a program with no event loop running (else a RuntimeError, before
+    any event): each event is emitted with ``emit`` until one has a coroutine handler; from
+    that one on, with ``aemit`` on a new event loop (``asyncio.run``). asyncio is imported
+    only then: most hook calls need none. So plain handlers run as in any sync host, with
+    no event loop running, unless an earlier event of the invocation started one.
     """
+    if _loop_running():
+        raise RuntimeError("answer_sync() cannot run inside an event loop: await answer()")
     sequence = steps(data, ctx, aliases=aliases, block_with_exit_code=block_with_exit_code)
     try:
         event = next(sequence)
@@ -236,6 +241,18 @@ def answer_sync(
     import asyncio
 
     return asyncio.run(_finish(pm, sequence, event, ctx))
+
+
+def _loop_running() -> bool:
+    """True when this thread runs an event loop (asyncio is imported by whoever runs one)."""
+    aio = sys.modules.get("asyncio")
+    if aio is None:
+        return False
+    try:
+        aio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 async def _finish(pm: PluginManager, sequence: Steps, event: Event, ctx: Context) -> Answer:

@@ -7,6 +7,7 @@ the target's mode and owner and writes through a symlink to the file it points a
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import stat
@@ -50,9 +51,15 @@ def lock_descriptor(fd: int, *, blocking: bool = True) -> bool:
         return True
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return False
+    except OSError as exc:
+        if exc.errno in _HELD:
+            return False
+        raise
     return True
+
+
+#: What a non-blocking ``flock`` of a held lock fails with (some file systems say EACCES).
+_HELD = frozenset({errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES})
 
 
 def unlock_descriptor(fd: int) -> None:
