@@ -19,10 +19,24 @@ import pytest
 
 import kithooks
 
+#: Prefix of a child's code: ``compiled`` lists the payload ``__init__`` s compiled.
+_COUNT_COMPILES = """
+import builtins
+compiled = []
+real_compile = builtins.compile
 
-def _run(code: str) -> str:
+def counting(source, filename, *args, **kwargs):
+    if str(filename).startswith("<kithooks __init__"):
+        compiled.append(filename)
+    return real_compile(source, filename, *args, **kwargs)
+
+builtins.compile = counting
+"""
+
+
+def _run(code: str, prefix: str = "") -> str:
     proc = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
+        [sys.executable, "-c", prefix + textwrap.dedent(code)],
         check=False,
         capture_output=True,
         text=True,
@@ -75,17 +89,9 @@ def test_deferred_logger_records_name_the_real_caller(caplog: pytest.LogCaptureF
 
 def test_payload_classes_compile_their_init_when_first_built() -> None:
     out = _run(
-        """
-        import builtins, inspect, pickle
-        compiled = []
-        real_compile = builtins.compile
-
-        def counting(source, filename, *args, **kwargs):
-            if str(filename).startswith("<kithooks __init__"):
-                compiled.append(filename)
-            return real_compile(source, filename, *args, **kwargs)
-
-        builtins.compile = counting
+        prefix=_COUNT_COMPILES,
+        code="""
+        import inspect
         import attrs
         from kithooks import events
         print(len(compiled))
@@ -99,7 +105,7 @@ def test_payload_classes_compile_their_init_when_first_built() -> None:
             assert inspect.signature(cls) == expected, (cls, "after the first build")
             assert cls() == first and cls.__init__.__doc__.startswith("Build a")
         print(len(compiled), len(events._DOCUMENTED))
-        """
+        """,
     )
     at_import, after, classes = map(int, out.split())
     assert at_import == 0
@@ -198,17 +204,8 @@ def test_kithooks_help_imports_no_terminal_library(tmp_path: Path) -> None:
 
 def test_an_init_taken_before_the_first_build_compiles_once() -> None:
     out = _run(
-        """
-        import builtins
-        compiled = []
-        real_compile = builtins.compile
-
-        def counting(source, filename, *args, **kwargs):
-            if str(filename).startswith("<kithooks __init__"):
-                compiled.append(filename)
-            return real_compile(source, filename, *args, **kwargs)
-
-        builtins.compile = counting
+        prefix=_COUNT_COMPILES,
+        code="""
         from kithooks.events import ToolResultEvent
         init = ToolResultEvent.__init__  # the stand-in, kept by the caller
         for _ in range(3):
@@ -216,7 +213,7 @@ def test_an_init_taken_before_the_first_build_compiles_once() -> None:
             init(event, tool_name="bash", content="ok")
             assert event.content == "ok"
         print(len(compiled))
-        """
+        """,
     )
     assert out.split() == ["1"]
 
