@@ -622,3 +622,202 @@ def test_a_child_task_left_running_by_a_handler_waits_like_any_other_task(path):
     arun(main())
     assert seen == ["spawn", "hold", "child"]
     assert spawner.overlaps == 0
+
+
+# ---------------------------------------- a hold and the tasks inside it (review findings)
+
+
+def _word_event(path: str, word: str):
+    return MessageUpdateEvent(chunk=word) if path == "compiled" else AgentEndEvent(response=word)
+
+
+class _Words:
+    """A plugin whose coroutine handler (both paths) runs ``script[word]``."""
+
+    def __init__(self, script):
+        self.script = script
+        self.log: list[str] = []
+        self.active: list[str] = []
+
+    async def _run(self, word):
+        self.log.append(f"+{word}" + (f" beside {self.active}" if self.active else ""))
+        self.active.append(word)
+        try:
+            step = self.script.get(word)
+            if step is not None:
+                await step()
+        finally:
+            self.active.remove(word)
+            self.log.append(f"-{word}")
+
+    @hookimpl
+    async def on_message_update(self, event):
+        await self._run(event.chunk)
+
+    @hookimpl
+    async def on_agent_end(self, event):
+        await self._run(event.response)
+
+
+@pytest.mark.parametrize("path", ["compiled", "general"])
+def test_a_child_still_inside_when_its_handler_returns_keeps_the_plugin(path):
+    """A child task re-entered the plugin and still runs there when the handler that took
+    the plugin returns: the plugin stays held until the child's handler ends, then another
+    task takes it; afterwards the lock is idle and a plain re-entry works."""
+    pm = PluginManager()
+    child_in, child_go = asyncio.Event(), asyncio.Event()
+    children: list[asyncio.Task] = []
+
+    async def spawn():
+        async def child():
+            await pm.aemit(_word_event(path, "child"))
+
+        children.append(asyncio.create_task(child()))
+        await asyncio.wait_for(child_in.wait(), DEADLINE)
+
+    async def child_step():
+        child_in.set()
+        await asyncio.wait_for(child_go.wait(), DEADLINE)
+
+    words = _Words({"spawn": spawn, "child": child_step})
+    pm.register(words, name="words")
+    lock = pm._lock_of_name["words"]
+
+    async def main():
+        await pm.aemit(_word_event(path, "spawn"))  # returns with the child inside
+        other = asyncio.create_task(pm.aemit(_word_event(path, "other")))
+        for _ in range(10):
+            await asyncio.sleep(0.005)
+        assert "+other" not in words.log, words.log
+        child_go.set()
+        await asyncio.wait_for(children[0], DEADLINE)
+        await asyncio.wait_for(other, DEADLINE)
+
+    arun(main())
+    assert words.log == [
+        "+spawn",
+        "+child beside ['spawn']",
+        "-spawn",
+        "-child",
+        "+other",
+        "-other",
+    ]
+    assert (lock.owner, lock.task, lock.mark, lock.inside, lock.orphan) == (0, None, None, 0, False)
+
+
+def test_a_plain_handler_re_enters_its_plugin_after_an_orphaned_hold():
+    """Found in review: the out-of-order restore of the holder's task left a stale task on
+    the idle lock, and a plain handler emitting to its own plugin failed with
+    LockCycleError (a skipped guard)."""
+    errors: list[str] = []
+    pm = PluginManager(on_error=lambda e: errors.append(e.message))
+    child_in, child_go = asyncio.Event(), asyncio.Event()
+    children: list[asyncio.Task] = []
+    seen: list[str] = []
+
+    class P:
+        @hookimpl
+        async def on_message_update(self, event):
+            if event.chunk == "spawn":
+
+                async def child():
+                    await pm.aemit(MessageUpdateEvent(chunk="child"))
+
+                children.append(asyncio.create_task(child()))
+                await asyncio.wait_for(child_in.wait(), DEADLINE)
+            elif event.chunk == "child":
+                child_in.set()
+                await asyncio.wait_for(child_go.wait(), DEADLINE)
+
+        @hookimpl
+        def on_agent_start(self, event):
+            seen.append("agent_start")
+            pm.emit(StepStartEvent())  # a nested emit to its own plugin
+
+        @hookimpl
+        def on_step_start(self, event):
+            seen.append("step_start")
+
+    pm.register(P(), name="p")
+
+    async def main():
+        await pm.aemit(MessageUpdateEvent(chunk="spawn"))
+        child_go.set()
+        await asyncio.wait_for(children[0], DEADLINE)
+        pm.emit(AgentStartEvent())
+
+    arun(main())
+    assert (seen, errors) == (["agent_start", "step_start"], [])
+
+
+@pytest.mark.parametrize("path", ["compiled", "general"])
+def test_a_threads_own_event_loop_emitting_back_to_the_holder_fails_fast(path):
+    """Found in review: a handler awaiting asyncio.to_thread(asyncio.run(pm.aemit(...)))
+    to its own plugin waited forever; it fails at once, as the sync emit does."""
+    errors: list[str] = []
+    pm = PluginManager(on_error=lambda e: errors.append(type(e.error).__name__))
+
+    async def top():
+        def back():
+            asyncio.run(asyncio.wait_for(pm.aemit(_word_event(path, "back")), DEADLINE))
+
+        await asyncio.to_thread(back)
+
+    pm.register(_Words({"top": top}), name="p")
+    started = time.monotonic()
+    arun(pm.aemit(_word_event(path, "top")))
+    assert errors == ["LockCycleError"]
+    assert time.monotonic() - started < DEADLINE / 2
+
+
+@pytest.mark.parametrize("mode", ["children", "awaited-child"])
+def test_a_cycle_through_a_task_inside_a_hold_is_detected(mode):
+    """Found in review: thread X holds Q and waits for P; inside P's hold, a child task
+    (not the one the lock names) waits for Q. The cycle fails fast instead of hanging."""
+    errors: list[str] = []
+    pm = PluginManager(on_error=lambda e: errors.append(f"{e.plugin}: {type(e.error).__name__}"))
+    x_in_q, x_go = threading.Event(), threading.Event()
+
+    class Q:
+        @hookimpl
+        def on_agent_start(self, event):  # thread X, holding Q
+            x_in_q.set()
+            x_go.wait(DEADLINE)
+            pm.emit(AgentEndEvent(response="from x"))  # to P: waits
+
+        @hookimpl
+        async def on_step_start(self, event):
+            pass
+
+    async def to_q():
+        await asyncio.sleep(0.1)
+        await asyncio.to_thread(x_in_q.wait, DEADLINE)
+        x_go.set()
+        await asyncio.sleep(0.2)  # X now waits for P
+        await pm.aemit(StepStartEvent())  # to Q, held by X
+
+    class P:
+        @hookimpl
+        def on_agent_end(self, event):
+            pass
+
+        @hookimpl
+        async def on_message_update(self, event):
+            if event.chunk == "top":
+                if mode == "children":  # two children re-enter; the first leaves early
+                    await asyncio.gather(
+                        pm.aemit(MessageUpdateEvent(chunk="quick")),
+                        pm.aemit(MessageUpdateEvent(chunk="to_q")),
+                    )
+                else:  # a child task that does not re-enter P
+                    await asyncio.create_task(to_q())
+            elif event.chunk == "to_q":
+                await to_q()
+
+    pm.register(P(), name="P")
+    pm.register(Q(), name="Q")
+    x = threading.Thread(target=lambda: pm.emit(AgentStartEvent()), name="x")
+    x.start()
+    arun(pm.aemit(MessageUpdateEvent(chunk="top")))
+    join_all([x])
+    assert errors == ["Q: LockCycleError"]

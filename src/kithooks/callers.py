@@ -194,18 +194,18 @@ class Callers:
         """Call one handler holding its plugin; a coroutine handler holds it across awaits."""
         lock = h.lock
         own = await enter_async(lock)
-        try:
-            if not h.is_async:
-                return h.call(*args)
-            state = hold(lock, task, own)
+        if not h.is_async:
             try:
-                pending = cast("Awaitable[Any]", h.call(*args))
-                return await (pending if h.timeout is None else self.timed(h, pending))
+                return h.call(*args)
             finally:
-                unhold(lock, state)
+                if own:
+                    leave(lock)
+        state = hold(lock, task, own)
+        try:
+            pending = cast("Awaitable[Any]", h.call(*args))
+            return await (pending if h.timeout is None else self.timed(h, pending))
         finally:
-            if own:
-                leave(lock)
+            unhold(lock, state)  # gives the plugin back when this ends the hold
 
     @staticmethod
     async def timed(h: Handler, pending: Awaitable[Any]) -> Any:

@@ -10,15 +10,15 @@ plugin has one :class:`PluginLock`:
   an ``RLock``), it never blocks, and it costs a fraction of ``RLock.acquire(False)``,
   which parses its arguments on every call. The compiled dispatch of :mod:`kithooks.plans`
   inlines it; :func:`leave` deletes the key.
-* ``task`` is the asyncio task whose coroutine handler holds the plugin across its
-  ``await``s. While it is set, other tasks of the same loop (which share the thread) wait
-  for it too; the task chain of the holder (its handler, child tasks, nested emits) may
-  re-enter.
-* ``mark`` is a fresh token (a bare ``object()``, compared by identity) that the coroutine handler
-  which took the plugin holds until it gives it back; the task chain's ``held`` context
-  variable carries the marks of the holds it runs inside. A task that copied ``held``
-  re-enters only while that hold lasts: a task a handler started and left running after it
-  returned waits like any other.
+* A coroutine handler that takes the plugin holds it while it awaits: a *hold*.
+  ``task`` is its task and ``mark`` a fresh token (a bare ``object()``, compared by
+  identity); the ``held`` context variable of its task carries the marks of the holds it
+  runs inside, and child tasks copy it. Other tasks of the same loop (which share the
+  thread) wait for a hold; the tasks that carry its mark (the handler, its child tasks,
+  their nested emits) re-enter. ``inside`` counts the coroutine handlers that re-entered
+  and still run: when the handler that took the plugin returns before them, the last of
+  them gives it back (``orphan``). A task the handler left running after the hold ended
+  waits like any other.
 
 A plugin held by this thread is a re-entry (a handler emitting again); held by another,
 a wait. Waiting never blocks an event loop: :func:`wait_async` polls with a short back-off
@@ -58,16 +58,18 @@ __all__ = [
 
 _get_ident: Final = threading.get_ident
 
-#: The holds (tokens, see ``PluginLock.holds``) of the coroutine handlers this task chain
-#: runs inside. Child tasks and ``asyncio.to_thread`` copy it: a child task of a handler
-#: may re-enter its plugin while the handler holds it, and a thread it waits for fails at
-#: once instead of waiting for a lock its parent holds.
+#: The marks (see ``PluginLock.mark``) of the holds this task chain runs inside. Child
+#: tasks and ``asyncio.to_thread`` copy it: a child task of a handler may re-enter its
+#: plugin while the hold lasts, and a thread (or another thread's event loop) that the
+#: handler waits for fails at once instead of waiting for a plugin its parent holds.
 held: contextvars.ContextVar[tuple[object, ...]] = contextvars.ContextVar(
     "kithooks_held", default=()
 )
 
 #: Who waits for which lock: a thread id (sync waits) or a task (async waits) -> lock.
 _waiting: dict[object, PluginLock] = {}
+#: What some task inside a hold waits for: the hold's mark -> lock (for cycle detection).
+_waiting_in: dict[object, PluginLock] = {}
 _graph_lock = threading.Lock()
 _SLICE = 0.05  # seconds a sync waiter sleeps before it looks for a cycle again
 
@@ -83,15 +85,20 @@ class PluginLock:
     takes it ends with :func:`leave`.
     """
 
-    __slots__ = ("freed", "mark", "name", "queue", "slot", "take", "task")
+    __slots__ = ("freed", "inside", "mark", "name", "orphan", "queue", "slot", "take", "task")
 
     def __init__(self, name: str) -> None:
         self.name = name
         self.slot: dict[int, int] = {}
         self.take = self.slot.setdefault
+        #: The task of the hold (see the module docstring), while it lasts.
         self.task: asyncio.Task[Any] | None = None
-        #: The token of the coroutine handler that took the plugin, while it holds it.
+        #: The hold's token, while it lasts.
         self.mark: object | None = None
+        #: Coroutine handlers that re-entered the hold and still run.
+        self.inside = 0
+        #: The handler that took the plugin has returned; the last one inside gives it back.
+        self.orphan = False
         #: Threads sleeping in wait_sync, in arrival order; ``leave`` wakes them.
         self.queue: collections.deque[int] = collections.deque()
         self.freed = threading.Condition(threading.Lock())
@@ -128,25 +135,39 @@ def ours(lock: PluginLock) -> bool:
     return mark is not None and any(m is mark for m in held.get())
 
 
-def hold(lock: PluginLock, task: object, took: bool) -> tuple[Any, Any]:
-    """Record that a coroutine handler of ``task`` holds ``lock`` across its awaits, having
-    taken it (``took``) or re-entered; pass what it returns to :func:`unhold` before the
-    lock is given back. The compiled dispatch of :mod:`kithooks.plans` inlines the same."""
-    previous = lock.task
-    lock.task = task  # type: ignore[assignment]
+def hold(lock: PluginLock, task: object, took: bool) -> Any:
+    """Start a coroutine handler's time in ``lock`` (after :func:`enter_async`; ``took``
+    is what it returned): a hold when it took the plugin, else a re-entry counted in
+    ``inside``. Pass what it returns to :func:`unhold`. The compiled dispatch of
+    :mod:`kithooks.plans` inlines the same steps."""
     if not took:
-        return previous, None
+        lock.inside += 1
+        return None
+    lock.task = task  # type: ignore[assignment]
     mark = lock.mark = object()  # a fresh token: only identity counts
-    return previous, held.set((*held.get(), mark))
+    return held.set((*held.get(), mark))
 
 
-def unhold(lock: PluginLock, state: tuple[Any, Any]) -> None:
-    """End a :func:`hold`: the task before it holds the plugin again, and a hold that took
-    the plugin is over (its mark no longer lets the tasks that copied it re-enter)."""
-    lock.task, token = state
-    if token is not None:
-        lock.mark = None
-        held.reset(token)
+def unhold(lock: PluginLock, token: Any) -> None:
+    """End what :func:`hold` started, giving the plugin back when this ends the hold (the
+    handler that took it, with nobody inside; or the last one inside an orphaned hold)."""
+    if token is None:
+        lock.inside -= 1
+        if lock.orphan and not lock.inside:
+            release(lock)
+        return
+    if lock.inside:
+        lock.orphan = True  # re-entered handlers still run: the last of them gives it back
+    else:
+        release(lock)
+    held.reset(token)
+
+
+def release(lock: PluginLock) -> None:
+    """End ``lock``'s hold and give the plugin back."""
+    lock.task = lock.mark = None
+    lock.orphan = False
+    leave(lock)
 
 
 def leave(lock: PluginLock) -> None:
@@ -157,8 +178,9 @@ def leave(lock: PluginLock) -> None:
         lock.wake()
 
 
-def _cycle(me: object, lock: PluginLock) -> list[str] | None:
-    """With ``_graph_lock`` held: the plugins from ``lock`` back to one ``me`` holds, if any."""
+def _cycle(me: object, lock: PluginLock, marks: tuple[object, ...]) -> list[str] | None:
+    """With ``_graph_lock`` held: the plugins from ``lock`` back to one ``me`` holds (or a
+    hold ``me`` runs inside, ``marks``), if any."""
     chain = [lock.name]
     seen: set[int] = set()
     current: PluginLock | None = lock
@@ -168,9 +190,12 @@ def _cycle(me: object, lock: PluginLock) -> list[str] | None:
         if holder is None:
             return None
         is_task = not isinstance(holder, int)
-        if holder == me or (is_task and current.owner == me):
+        mark = current.mark
+        if holder == me or (is_task and current.owner == me) or any(m is mark for m in marks):
             return chain
         nxt = _waiting.get(holder)
+        if nxt is None and mark is not None:  # another task inside the hold waits
+            nxt = _waiting_in.get(mark)
         if nxt is None and is_task:
             nxt = _waiting.get(current.owner)  # its loop's thread is blocked
         current = nxt
@@ -196,14 +221,32 @@ def _suspended_here(lock: PluginLock) -> LockCycleError:
     )
 
 
-def _mark_waiting(lock: PluginLock, key: object) -> None:
-    """Record that ``key`` (a thread id or a task) waits for ``lock``; raises
-    :class:`LockCycleError` when the wait would never end."""
+def _held_by_parent(lock: PluginLock) -> LockCycleError:
+    return LockCycleError(
+        f"plugin {lock.name!r} is held by the coroutine handler that started this thread "
+        "(asyncio.to_thread or a copied context), which waits for it: emitting back to "
+        "that plugin from here would never finish, so this call is skipped"
+    )
+
+
+def _mark_waiting(lock: PluginLock, key: object, marks: tuple[object, ...]) -> None:
+    """Record that ``key`` (a thread id or a task inside the holds ``marks``) waits for
+    ``lock``; raises :class:`LockCycleError` when the wait would never end."""
     with _graph_lock:
-        chain = _cycle(key, lock)
+        chain = _cycle(key, lock, marks)
         if chain is not None:
             raise _cycle_error(lock, chain)
         _waiting[key] = lock
+        for mark in marks:
+            _waiting_in[mark] = lock
+
+
+def _unmark_waiting(lock: PluginLock, key: object) -> None:
+    with _graph_lock:
+        _waiting.pop(key, None)
+        for mark in held.get():
+            if _waiting_in.get(mark) is lock:
+                del _waiting_in[mark]
 
 
 def wait_sync(lock: PluginLock, me: int) -> bool:
@@ -214,15 +257,11 @@ def wait_sync(lock: PluginLock, me: int) -> bool:
     loop, or by the coroutine handler that started this thread.
     """
     if lock.owner == me:
-        if lock.task is None or ours(lock):
+        if lock.mark is None or ours(lock):
             return False  # this thread (or this task chain) holds it: a nested emit
         raise _suspended_here(lock)
     if ours(lock):
-        raise LockCycleError(
-            f"plugin {lock.name!r} is held by the coroutine handler that started this thread "
-            "(asyncio.to_thread or a copied context), which waits for it: emitting back to "
-            "that plugin from here would never finish, so this call is skipped"
-        )
+        raise _held_by_parent(lock)
     freed = lock.freed
     queue = lock.queue
     with freed:
@@ -231,14 +270,13 @@ def wait_sync(lock: PluginLock, me: int) -> bool:
             while True:
                 if queue[0] == me and lock.take(0, me) is me:
                     return True
-                _mark_waiting(lock, me)
+                _mark_waiting(lock, me, held.get())
                 freed.wait(_SLICE)
         finally:
             queue.remove(me)
             if queue:
                 freed.notify_all()  # the next in line may take it now
-            with _graph_lock:
-                _waiting.pop(me, None)
+            _unmark_waiting(lock, me)
 
 
 async def wait_async(lock: PluginLock, me: int) -> bool:
@@ -249,20 +287,24 @@ async def wait_async(lock: PluginLock, me: int) -> bool:
     """
     import asyncio
 
+    if ours(lock):
+        if lock.owner == me:
+            return False  # inside the hold of this task chain: a nested emit
+        raise _held_by_parent(lock)
+    if lock.owner == me and lock.mark is None:
+        return False  # held by a plain handler of this thread: a nested emit
     task = asyncio.current_task()
-    if lock.owner == me and (lock.task is None or lock.task is task or ours(lock)):
-        return False
     key: object = task if task is not None else me
+    marks = held.get()
     delay = 0.0001
     try:
         while lock.take(0, me) is not me:
-            _mark_waiting(lock, key)
+            _mark_waiting(lock, key, marks)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.005)
         return True
     finally:
-        with _graph_lock:
-            _waiting.pop(key, None)
+        _unmark_waiting(lock, key)
 
 
 def enter_sync(lock: PluginLock) -> bool:

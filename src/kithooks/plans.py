@@ -25,7 +25,7 @@ from pluggy import HookImpl
 from .dispatch import RULES, EventKind, Rule
 from .events import EventType
 from .hookspecs import POLICY_ATTR, HandlerPolicy
-from .locks import LockCycleError, PluginLock, held, wait_async, wait_sync
+from .locks import LockCycleError, PluginLock, held, release, wait_async, wait_sync
 from .matching import tool_matcher
 
 if TYPE_CHECKING:
@@ -142,23 +142,36 @@ def _handler_block(
     """
     wait = f"await _w{i}(me)" if mode == "async" else f"_w{i}(me)"
     call = f"_c{i}({arg})" if h.event_only else f"_c{i}({arg}, ctx)"
-    # A coroutine handler (async mode only) holds its plugin across its awaits: the lock
-    # records its task and, when it took the plugin, a fresh mark the task chain's ``held``
-    # carries (locks.hold / unhold, inlined). The plugin is given back before ``held`` is
-    # reset, which fails in a foreign context.
-    hold, restore, release, unhold = [], [], [], []
+    give_back = [f"del _S{i}[0]", f"if _Q{i}:", f"    _L{i}.wake()"]
+    hold: list[str] = []
+    end = ["if o:", *(f"    {line}" for line in give_back)]
     if h.is_async:
+        # A coroutine handler holds its plugin across its awaits (locks.hold / unhold,
+        # inlined): taking it starts a hold (task, a fresh mark the task chain's ``held``
+        # carries); a re-entry is counted in ``inside``. Whoever ends the hold gives the
+        # plugin back, before ``held`` is reset (which fails in a foreign context).
         call = f"await _timed(_H{i}, {call})" if h.timeout is not None else f"await {call}"
         hold = [
-            f"prev = _L{i}.task",
-            f"_L{i}.task = task",
             "if o:",
+            f"    _L{i}.task = task",
             f"    mark = _L{i}.mark = _token()",
             "    tok = _held.set(holding + (mark,))",
+            "else:",
+            f"    _L{i}.inside += 1",
         ]
-        restore = [f"_L{i}.task = prev"]
-        release = [f"_L{i}.mark = None"]
-        unhold = ["if o:", "    _held.reset(tok)"]
+        end = [
+            "if o:",
+            f"    if _L{i}.inside:",
+            f"        _L{i}.orphan = True",
+            "    else:",
+            f"        _L{i}.task = _L{i}.mark = None",
+            *(f"        {line}" for line in give_back),
+            "    _held.reset(tok)",
+            "else:",
+            f"    _L{i}.inside -= 1",
+            f"    if _L{i}.orphan and not _L{i}.inside:",
+            f"        _release(_L{i})",
+        ]
     body = [
         "try:",
         f"    if _Q{i} or _t{i}(0, me) is not me:",
@@ -177,13 +190,7 @@ def _handler_block(
         f"        _failed(_p{i}, _h{i}, exc)",
         *(f"        {line}" for line in on_fail),
         "    finally:",
-        *(f"        {line}" for line in restore),
-        "        if o:",
-        *(f"            {line}" for line in release),
-        f"            del _S{i}[0]",
-        f"            if _Q{i}:",
-        f"                _L{i}.wake()",
-        *(f"        {line}" for line in unhold),
+        *(f"        {line}" for line in end),
         "    if r is not None:",
         *(f"        {line}" for line in on_result),
         *after,
@@ -198,13 +205,14 @@ def _prologue(
 ) -> tuple[dict[str, Any], list[str]]:
     """The namespace and first lines every compiled dispatch shares: the function's head,
     this thread's id (``me``, for the locks) and, when a coroutine handler is awaited, the
-    running task and the plugins its task chain holds."""
+    running task and the marks of the holds it runs inside (see locks)."""
     namespace: dict[str, Any] = {
         "_failed": callers.failed,
         "_stray": callers.stray,
         "_timed": callers.timed,
         "_held": held,
         "_token": object,
+        "_release": release,
         "_Cycle": LockCycleError,
         "_ident": _get_ident,
     }
