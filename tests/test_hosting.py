@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import enum
+import json
 
 import attrs
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import kithooks
+import kithooks.events
+import kithooks.hosting
 from kithooks import Context, PluginManager, Usage, hookimpl
 from kithooks.hosting import (
     ToolResponse,
@@ -343,3 +349,102 @@ def test_before_compact_summary_and_usage_percent():
         "cancelled": False,
         "reason": "",
     }
+
+
+# -- ToolRun with arguments the host has already parsed --------------------------------------
+
+_json_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text()
+)
+_json_values = st.recursive(
+    _json_scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=12,
+)
+_json_objects = st.dictionaries(st.text(), _json_values, max_size=5)
+
+
+def _seen_tool_call(**arguments):
+    """The tool_call event a handler sees for one ToolRun with these arguments."""
+    seen = []
+
+    class Watch:
+        @hookimpl
+        def on_tool_call(self, event):
+            seen.append(event)
+
+    pm = PluginManager()
+    pm.register(Watch())
+    run = kithooks.hosting.ToolRun(pm, tool_name="edit", tool_call_id="c1", **arguments)
+    assert run.start() is None
+    return seen[0], run
+
+
+@settings(max_examples=200)
+@given(_json_objects)
+def test_parsed_args_give_the_event_the_text_would(args):
+    from_args, run = _seen_tool_call(args=args)
+    from_text, _ = _seen_tool_call(input=json.dumps(args))
+    assert from_args == from_text
+    assert from_args.input == json.dumps(args) == run.input
+    assert kithooks.events.thaw(from_args.parsed_args) == json.loads(from_args.input)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        {"n": enum.IntEnum("N", "ONE")(1)},  # int subclass: parsed, it is a plain int
+        {"mode": enum.StrEnum("M", {"FAST": "fast"})("fast")},
+        {"ratio": float("nan")},  # NaN is not equal to itself: parsed from the text
+        {"xs": (1, 2)},  # a tuple: JSON text has a list
+    ],
+)
+def test_args_that_are_not_plain_json_are_parsed_from_their_text(args):
+    from_args, _ = _seen_tool_call(args=args)
+    from_text, _ = _seen_tool_call(input=json.dumps(args))
+    assert from_args.input == from_text.input
+    assert repr(from_args.parsed_args) == repr(from_text.parsed_args)
+    assert [type(v) for v in from_args.parsed_args.values()] == [
+        type(v) for v in from_text.parsed_args.values()
+    ]
+
+
+def test_plain_args_are_not_parsed_again(monkeypatch):
+    def refuse(text):
+        raise AssertionError("parsed again")
+
+    monkeypatch.setattr(kithooks.events, "parse_json_object", refuse)
+    event, _ = _seen_tool_call(args={"command": "ls", "n": [1, 2.5, None, {"a": True}]})
+    assert kithooks.events.thaw(event.parsed_args) == {
+        "command": "ls",
+        "n": [1, 2.5, None, {"a": True}],
+    }
+
+
+def test_read_only_args_are_accepted_and_a_rewrite_still_wins():
+    class Rewrite:
+        @hookimpl
+        def on_tool_call(self, event):
+            return kithooks.ToolCallResult(args={**event.parsed_args, "path": "b.txt"})
+
+    pm = PluginManager()
+    pm.register(Rewrite())
+    frozen = kithooks.ToolCallEvent(input='{"path": "a.txt"}').parsed_args
+    run = kithooks.hosting.ToolRun(pm, tool_name="edit", tool_call_id="c1", args=frozen)
+    assert run.input == '{"path": "a.txt"}'
+    assert run.start() is None
+    assert (run.rewritten, json.loads(run.input)) == (True, {"path": "b.txt"})
+
+
+def test_toolrun_takes_input_or_args_not_both_nor_neither():
+    pm = PluginManager()
+    with pytest.raises(TypeError, match="not both"):
+        kithooks.hosting.ToolRun(pm, tool_name="t", tool_call_id="c", input="{}", args={})
+    with pytest.raises(TypeError, match=r"input \(JSON text\) or args"):
+        kithooks.hosting.ToolRun(pm, tool_name="t", tool_call_id="c")
+    with pytest.raises(TypeError, match="JSON serializable"):
+        kithooks.hosting.ToolRun(pm, tool_name="t", tool_call_id="c", args={"x": object()})

@@ -26,6 +26,7 @@ from pydantic_ai.models.function import AgentInfo, DeltaToolCall, FunctionModel
 from pydantic_ai.usage import RequestUsage
 
 import kithooks
+import kithooks.events
 from kithooks import Context, PluginManager, hookimpl
 from kithooks.adapters.pydantic_ai import KitHooks, describe_message
 from kithooks.testing.conformance import Recorder
@@ -615,3 +616,60 @@ def test_a_run_nested_in_a_tool_of_the_same_agent_is_its_own_turn(host):
     ends = {t: e for t, e in log.events if isinstance(e, kithooks.AgentEndEvent)}
     assert ends[outer].response == "outer done" and ends[inner].response == "inner done"
     assert (ends[outer].tool_call_count, ends[inner].tool_call_count) == (1, 0)
+
+
+def test_a_tool_calls_parsed_arguments_are_not_parsed_again(host, monkeypatch):
+    pm, log = host
+
+    def refuse(text):
+        raise AssertionError("parsed again")
+
+    monkeypatch.setattr(kithooks.events, "parse_json_object", refuse)
+    agent, ran = make_agent(pm, Script(command="ls -la"))
+    run(agent, "go")
+    (call,) = log.of(kithooks.ToolCallEvent)
+    assert call.input == json.dumps({"command": "ls -la"})
+    assert call.parsed_args == {"command": "ls -la"} and ran == ["ls -la"]
+
+
+def test_step_events_are_the_host_helpers_for_the_same_response():
+    """step_finish / llm_usage built in the adapter equal hosting.step_events' (a provider in
+    the model's name, host prices, cache tokens counted inside pydantic-ai's input)."""
+    from kithooks.hosting import step_events
+    from kithooks.usage import ModelPrice, Usage
+
+    prices = {"acme/m1": ModelPrice(input=2.0, output=8.0, cache_read=0.5)}
+    pm = PluginManager()
+    log = Recorder()
+    pm.register(log, name="log")
+
+    def answer(messages, info):
+        return ModelResponse(
+            parts=[TextPart("hi")],
+            usage=RequestUsage(
+                input_tokens=1_000, output_tokens=50, cache_read_tokens=300, cache_write_tokens=100
+            ),
+            model_name="acme/m1",
+            provider_response_id="req-7",
+            finish_reason="length",
+        )
+
+    agent = Agent(
+        FunctionModel(answer, model_name="acme/m1"), capabilities=[KitHooks(pm, prices=prices)]
+    )
+    run(agent, "go")
+    expected = step_events(
+        pm,
+        0,
+        provider="",
+        model="acme/m1",
+        usage=Usage(
+            input_tokens=600, output_tokens=50, cache_read_tokens=300, cache_write_tokens=100
+        ),
+        finish_reason="length",
+        request_id="req-7",
+        prices=prices,
+    )
+    got = [e for _, e in log.events if e.event_type in ("step_finish", "llm_usage")]
+    assert got == expected
+    assert got[1].provider == "acme" and got[1].cost > 0

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import math
 import uuid
 from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
 from typing import Any, TypeVar, cast
@@ -124,6 +125,25 @@ def _failed(exc: Exception) -> ToolResponse:
     return ToolResponse(content=f"Error: {type(exc).__name__}: {exc}", is_error=True)
 
 
+def _plain_json(value: object) -> bool:
+    """True when ``value`` is made only of dicts with str keys, lists, tuples, str, int,
+    finite float, bool and None, all of exactly these types: then ``json.loads`` of its
+    ``json.dumps`` gives it back, and it can stand for the parsed text."""
+    cls = value.__class__
+    if cls is str or cls is int or cls is bool or value is None:
+        return True
+    if cls is float:
+        return math.isfinite(value)  # type: ignore[arg-type]
+    if cls is dict:
+        return all(
+            k.__class__ is str and _plain_json(v)
+            for k, v in value.items()  # type: ignore[attr-defined]
+        )
+    if cls is list or cls is tuple:
+        return all(_plain_json(v) for v in value)  # type: ignore[attr-defined]
+    return False
+
+
 def drive(pm: PluginManager, steps: Generator[Event, Any, R], ctx: Context | None) -> R:
     """Run a host sequence with ``emit``: each event it yields is emitted, the answer sent back."""
     try:
@@ -160,9 +180,15 @@ class ToolRun:
     :meth:`finish` emits ``tool_execution_end`` and ``tool_result`` and returns what the
     model receives, with the plugins' rewrite applied. Every payload is built only when a
     plugin handles its event.
+
+    The arguments come either as ``input``, the JSON text the model produced, or as
+    ``args``, a mapping the host has already parsed (then :attr:`input` is
+    ``json.dumps(args)``, so the two always agree, and ``tool_call`` handlers get
+    ``parsed_args`` without the text being parsed again). Giving both, or neither, is a
+    ``TypeError``.
     """
 
-    __slots__ = ("args", "ctx", "id", "input", "kind", "name", "pm", "rewritten")
+    __slots__ = ("_given", "args", "ctx", "id", "input", "kind", "name", "pm", "rewritten")
 
     def __init__(
         self,
@@ -170,15 +196,32 @@ class ToolRun:
         *,
         tool_name: str,
         tool_call_id: str,
-        input: str,
+        input: str | None = None,
+        args: Mapping[str, Any] | None = None,
         tool_kind: str | None = None,
         ctx: Context | None = None,
     ) -> None:
         self.pm, self.ctx = pm, ctx
         self.name, self.id = tool_name, tool_call_id
         self.kind = tool_kind or tool_kind_for(tool_name)
+        #: The parsed arguments the host gave, when they are plain JSON data (they then are
+        #: what parsing :attr:`input` would give); None: derive them from :attr:`input`.
+        self._given: Mapping[str, Any] | None = None
+        if args is not None:
+            if input is not None:
+                raise TypeError("ToolRun takes input (JSON text) or args (a mapping), not both")
+            try:
+                plain = args.__class__ is dict and _plain_json(args)
+            except RecursionError:
+                plain = False
+            if plain:
+                self._given = args
+            # A TypeError for what is not JSON data (json's own); read-only mappings thawed.
+            input = json.dumps(args if plain else thaw(args))
+        elif input is None:
+            raise TypeError("ToolRun needs the tool's arguments: input (JSON text) or args")
         #: The arguments the tool must get: the model's JSON text, or the plugins' rewrite.
-        self.input = input
+        self.input: str = input
         #: :attr:`input` as a read-only mapping (None when it is not a JSON object).
         self.args: Mapping[str, Any] | None = None
         #: True when a plugin rewrote the arguments.
@@ -192,6 +235,7 @@ class ToolRun:
                 tool_call_id=self.id,
                 tool_kind=self.kind,
                 input=self.input,
+                parsed_args=self._given,
                 source="llm",
             )
             self.args = event.parsed_args

@@ -80,21 +80,23 @@ from ..events import (
     Event,
     EventType,
     InputEvent,
+    LLMUsageEvent,
     MessageEndEvent,
     MessageStartEvent,
     MessageUpdateEvent,
     PrepareStepEvent,
     ReasoningStartEvent,
     RetryEvent,
+    StepFinishEvent,
     StepStartEvent,
     ToolCallInputDeltaEvent,
     ToolCallInputEndEvent,
     ToolCallInputStartEvent,
     tool_kind_for,
 )
-from ..hosting import ToolResponse, ToolRun, apply_messages, context_window, step_events
+from ..hosting import ToolResponse, ToolRun, apply_messages, context_window
 from ..manager import PluginManager
-from ..usage import ModelPrice, Usage
+from ..usage import ModelPrice, compute_cost, split_model
 from . import TOOL_EVENTS
 
 __all__ = ["EMITTED", "KitHooks", "describe_message", "make_message"]
@@ -298,27 +300,55 @@ class KitHooks(AbstractCapability[Any]):
         )
         r.finish = finish
         pm = self.pm
-        if not (pm.has_handlers(EventType.LLM_USAGE) or pm.has_handlers(EventType.STEP_FINISH)):
+        finish_handled = pm.has_handlers(EventType.STEP_FINISH)
+        usage_handled = pm.has_handlers(EventType.LLM_USAGE)
+        if not (finish_handled or usage_handled):
             return
         usage = response.usage
         read, write = usage.cache_read_tokens, usage.cache_write_tokens
         fresh = max(0, usage.input_tokens - read - write)  # pydantic-ai counts cache inside input
-        for event in step_events(
-            pm,
-            r.pending_step,
-            provider=response.provider_name or "",
-            model=response.model_name or "",
-            usage=Usage(
-                input_tokens=fresh,
-                output_tokens=usage.output_tokens,
-                cache_read_tokens=read,
-                cache_write_tokens=write,
-            ),
-            finish_reason=finish,
-            has_tool_calls=has_tools,
-            request_id=response.provider_response_id or "",
-            prices=self.prices,
-        ):
+        out = usage.output_tokens
+        # hosting.step_events' two events, built here from the counts: no Usage in between.
+        events: list[Event] = []
+        if finish_handled:
+            events.append(
+                StepFinishEvent(
+                    step_number=r.pending_step,
+                    has_tool_calls=has_tools,
+                    finish_reason=finish,
+                    input_tokens=fresh,
+                    output_tokens=out,
+                    cache_read_tokens=read,
+                    cache_write_tokens=write,
+                )
+            )
+        if usage_handled:
+            provider, model = response.provider_name or "", response.model_name or ""
+            if not provider and "/" in model:
+                provider, model = split_model(model)
+            events.append(
+                LLMUsageEvent(
+                    input_tokens=fresh,
+                    output_tokens=out,
+                    cache_read_tokens=read,
+                    cache_write_tokens=write,
+                    cost=compute_cost(
+                        provider=provider,
+                        model=model,
+                        input_tokens=fresh,
+                        output_tokens=out,
+                        cache_read_tokens=read,
+                        cache_write_tokens=write,
+                        prices=self.prices,
+                    ),
+                    model=model,
+                    provider=provider,
+                    request_id=response.provider_response_id or "",
+                    step_number=r.pending_step,
+                    finish_reason=finish,
+                )
+            )
+        for event in events:
             await pm.aemit(event, r.ctx)
 
     async def _rewrite(
@@ -554,13 +584,19 @@ class KitHooks(AbstractCapability[Any]):
             or has(EventType.TOOL_EXECUTION_END, name)
         ):
             return await handler(args)
-        run = ToolRun(
-            pm,
-            tool_name=name,
-            tool_call_id=call.tool_call_id,
-            input=_args_text(call.args),
-            ctx=self._state().ctx,
-        )
+        raw = call.args
+        if isinstance(raw, dict):  # already parsed: ToolRun does not parse its JSON again
+            run = ToolRun(
+                pm, tool_name=name, tool_call_id=call.tool_call_id, args=raw, ctx=self._state().ctx
+            )
+        else:
+            run = ToolRun(
+                pm,
+                tool_name=name,
+                tool_call_id=call.tool_call_id,
+                input=_args_text(raw),
+                ctx=self._state().ctx,
+            )
         blocked = await run.astart()
         if blocked is not None:
             # A failed tool result: the model sees the error, and the tool never ran.
