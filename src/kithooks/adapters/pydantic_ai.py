@@ -80,7 +80,6 @@ from ..events import (
     Event,
     EventType,
     InputEvent,
-    LLMUsageEvent,
     MessageEndEvent,
     MessageStartEvent,
     MessageUpdateEvent,
@@ -96,7 +95,7 @@ from ..events import (
 )
 from ..hosting import ToolResponse, ToolRun, apply_messages, context_window
 from ..manager import PluginManager
-from ..usage import ModelPrice, compute_cost, split_model
+from ..usage import ModelPrice, usage_event
 from . import TOOL_EVENTS
 
 __all__ = ["EMITTED", "KitHooks", "describe_message", "make_message"]
@@ -308,7 +307,8 @@ class KitHooks(AbstractCapability[Any]):
         read, write = usage.cache_read_tokens, usage.cache_write_tokens
         fresh = max(0, usage.input_tokens - read - write)  # pydantic-ai counts cache inside input
         out = usage.output_tokens
-        # hosting.step_events' two events, built here from the counts: no Usage in between.
+        # hosting.step_events' two events, built from the counts (no Usage in between);
+        # usage_event holds the provider/model and pricing rules.
         events: list[Event] = []
         if finish_handled:
             events.append(
@@ -323,29 +323,18 @@ class KitHooks(AbstractCapability[Any]):
                 )
             )
         if usage_handled:
-            provider, model = response.provider_name or "", response.model_name or ""
-            if not provider and "/" in model:
-                provider, model = split_model(model)
             events.append(
-                LLMUsageEvent(
+                usage_event(
+                    provider=response.provider_name or "",
+                    model=response.model_name or "",
                     input_tokens=fresh,
                     output_tokens=out,
                     cache_read_tokens=read,
                     cache_write_tokens=write,
-                    cost=compute_cost(
-                        provider=provider,
-                        model=model,
-                        input_tokens=fresh,
-                        output_tokens=out,
-                        cache_read_tokens=read,
-                        cache_write_tokens=write,
-                        prices=self.prices,
-                    ),
-                    model=model,
-                    provider=provider,
-                    request_id=response.provider_response_id or "",
                     step_number=r.pending_step,
                     finish_reason=finish,
+                    request_id=response.provider_response_id or "",
+                    prices=self.prices,
                 )
             )
         for event in events:
