@@ -22,6 +22,12 @@ adapter's overhead over the bare run at most 1.2 x the native hooks' overhead.
 
 Times are the process's CPU time (``time.process_time_ns``), the median of the rounds: the
 machine is shared, and wall-clock time would mostly measure the other processes.
+
+``--instructions RUNS`` counts CPU instructions per run instead, with callgrind (valgrind):
+each candidate in a process of its own, only its measured runs counted. The load does not
+move those counts, so they settle ratios that CPU time, on a shared machine, puts on either
+side of a target from run to run; they leave out how fast the instructions run. Slow: about
+a minute per candidate.
 """
 
 from __future__ import annotations
@@ -419,10 +425,124 @@ def run(quick: bool) -> str:
     return text + "\n" + note + "\n" + "\n".join(targets) + "\n"
 
 
+# -- CPU instructions (callgrind) -----------------------------------------------------------
+
+_FRAMEWORKS: dict[str, Callable[[str, asyncio.Runner], dict[str, Callable[[], object]]]] = {
+    "pydantic-ai": pydantic_ai_candidates,
+    "LangChain": langchain_candidates,
+}
+
+
+def _measured_runs(framework: str, candidate: str, runs: int) -> None:
+    """The child of :func:`instructions`: build the candidate, warm it up, then make
+    ``runs`` runs inside ``functools.reduce``, the C function callgrind collects in."""
+    import functools
+    import gc
+    import signal
+
+    # asyncio.Runner installs a SIGINT handler in a foreground process only, at a cost per
+    # run; ignoring SIGINT makes every process measure the same.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    with tempfile.TemporaryDirectory() as tmp, asyncio.Runner() as runner:
+        (Path(tmp) / "AGENTS.md").write_text("Never delete files outside the repository.")
+        fn = _FRAMEWORKS[framework](tmp, runner)[candidate]
+        for _ in range(5):
+            fn()
+        gc.collect()
+        functools.reduce(lambda _, __: fn(), range(runs), None)
+
+
+def instructions(runs: int, only: tuple[str, str] | None = None) -> dict[str, dict[str, float]]:
+    """CPU instructions per agent run of each candidate, per framework: each candidate in a
+    process of its own under callgrind, counting only its ``runs`` measured runs (not the
+    start-up, the build or the warm-up), with a fixed hash seed. The machine's load does not
+    move these counts; what they leave out is how fast the instructions run (caches).
+    ``only``: one (framework, candidate) pair."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    if shutil.which("valgrind") is None:
+        raise SystemExit("--instructions needs valgrind (callgrind) on PATH")
+    root = Path(__file__).resolve().parent.parent
+    results: dict[str, dict[str, float]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for framework, candidates in _FRAMEWORKS.items():
+            if only is not None and framework != only[0]:
+                continue
+            with tempfile.TemporaryDirectory() as cwd, asyncio.Runner() as runner:
+                try:
+                    names = list(candidates(cwd, runner))
+                except ImportError:
+                    continue
+            results[framework] = {}
+            for name in names if only is None else [only[1]]:
+                out = Path(tmp) / "callgrind.out"
+                argv = [
+                    "valgrind",
+                    "--tool=callgrind",
+                    "--collect-atstart=no",
+                    "--toggle-collect=functools_reduce",
+                    f"--callgrind-out-file={out}",
+                    sys.executable,
+                    "-c",
+                    "import sys; from bench.adapters import _measured_runs; "
+                    "_measured_runs(sys.argv[1], sys.argv[2], int(sys.argv[3]))",
+                    framework,
+                    name,
+                    str(runs),
+                ]
+                env = {**os.environ, "PYTHONHASHSEED": "0", "PYTHONPATH": str(root)}
+                subprocess.run(argv, check=True, capture_output=True, cwd=root, env=env)
+                totals = [
+                    line for line in out.read_text().splitlines() if line.startswith("totals:")
+                ]
+                results[framework][name] = int(totals[0].split()[1]) / runs
+    return results
+
+
+def run_instructions(runs: int) -> str:
+    """The instructions section (markdown): per-run counts and the targets judged on them."""
+    results = instructions(runs)
+    rows: list[list[str]] = []
+    targets = ["| target | measured | |", "|---|---|---|"]
+    for framework, r in results.items():
+        bare = r["bare agent"]
+        for name, count in r.items():
+            rows.append([framework, name, f"{count / 1e6:.2f}", f"{count / bare:.3f} x"])
+        zero = r["kithooks, 0 plugins"] / bare
+        overhead = (r["kithooks, example plugins"] - bare) / (r["native hooks"] - bare)
+        targets.append(
+            f"| {framework}: 0 plugins <= 1.03 x bare agent | {zero:.3f} x | "
+            f"{'met' if zero <= 1.03 else 'MISSED'} |"
+        )
+        targets.append(
+            f"| {framework}: example plugins' overhead <= 1.2 x native hooks' | "
+            f"{overhead:.2f} x | {'met' if overhead <= 1.2 else 'MISSED'} |"
+        )
+    text = table(
+        f"Adapter overhead in CPU instructions (callgrind, {runs} measured runs each)",
+        rows,
+        ["framework", "candidate", "M instructions per run", "x bare"],
+    )
+    return text + "\n" + "\n".join(targets) + "\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.adapters", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="tiny counts: proves it runs")
-    print(run(parser.parse_args().quick))
+    parser.add_argument(
+        "--instructions",
+        type=int,
+        metavar="RUNS",
+        help="count CPU instructions per run with callgrind instead (RUNS runs each; slow)",
+    )
+    args = parser.parse_args()
+    if args.instructions:
+        print(run_instructions(args.instructions))
+    else:
+        print(run(args.quick))
 
 
 if __name__ == "__main__":

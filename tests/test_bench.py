@@ -100,3 +100,15 @@ def test_first_column_parser_reads_a_table():
     # The drift check above is only as good as this parser.
     table = ["intro", "| row | x |", "|---|---|", "| a b | 1 |", "| c | 2 |", "", "| d | 3 |"]
     assert _first_column(table) == ["a b", "c"]
+
+
+def test_instruction_counts_cover_the_measured_runs_only():
+    """`python -m bench.adapters --instructions`: one candidate under callgrind with 1 and
+    with 3 measured runs gives the same count per run (within 3 %), so the count leaves out
+    the process's start-up, the agent's build and the warm-up (which would make the 1-run
+    figure several times the 3-run one)."""
+    from bench.adapters import instructions
+
+    one = instructions(1, only=("pydantic-ai", "bare agent"))["pydantic-ai"]["bare agent"]
+    three = instructions(3, only=("pydantic-ai", "bare agent"))["pydantic-ai"]["bare agent"]
+    assert three > 1e6 and abs(one - three) / three < 0.03, (one, three)
