@@ -107,8 +107,12 @@ def test_instruction_counts_cover_the_measured_runs_only():
     with 3 measured runs gives the same count per run (within 3 %), so the count leaves out
     the process's start-up, the agent's build and the warm-up (which would make the 1-run
     figure several times the 3-run one)."""
+    import shutil
+
     from bench.adapters import instructions
 
+    if shutil.which("valgrind") is None:  # the README's setup does not install it
+        pytest.skip("valgrind (callgrind) is not installed")
     one = instructions(1, only=("pydantic-ai", "bare agent"))["pydantic-ai"]["bare agent"]
     three = instructions(3, only=("pydantic-ai", "bare agent"))["pydantic-ai"]["bare agent"]
     assert three > 1e6 and abs(one - three) / three < 0.03, (one, three)
