@@ -439,13 +439,14 @@ def step_events(
     Each event (and the price) is built only when some plugin handles it.
     """
     events: list[Event] = []
+    counts = usage.counts()
     if pm.has_handlers(EventType.STEP_FINISH):
         events.append(
             StepFinishEvent(
                 step_number=step_number,
                 has_tool_calls=has_tool_calls,
                 finish_reason=finish_reason,
-                **usage.counts(),
+                **counts,
             )
         )
     if pm.has_handlers(EventType.LLM_USAGE):
@@ -453,7 +454,7 @@ def step_events(
             usage_event(
                 provider=provider,
                 model=model,
-                **usage.counts(),
+                **counts,
                 step_number=step_number,
                 finish_reason=finish_reason,
                 request_id=request_id,

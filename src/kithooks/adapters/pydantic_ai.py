@@ -307,8 +307,10 @@ class KitHooks(AbstractCapability[Any]):
         read, write = usage.cache_read_tokens, usage.cache_write_tokens
         fresh = max(0, usage.input_tokens - read - write)  # pydantic-ai counts cache inside input
         out = usage.output_tokens
-        # hosting.step_events' two events, built from the counts (no Usage in between);
-        # usage_event holds the provider/model and pricing rules.
+        # hosting.step_events' two events, built from the counts: a Usage and the call in
+        # between cost about 40 K instructions a step. usage_event holds the provider/model
+        # and pricing rules; test_step_events_are_the_host_helpers_for_the_same_response
+        # pins the events equal to step_events'.
         events: list[Event] = []
         if finish_handled:
             events.append(
@@ -573,19 +575,16 @@ class KitHooks(AbstractCapability[Any]):
             or has(EventType.TOOL_EXECUTION_END, name)
         ):
             return await handler(args)
-        raw = call.args
-        if isinstance(raw, dict):  # already parsed: ToolRun does not parse its JSON again
-            run = ToolRun(
-                pm, tool_name=name, tool_call_id=call.tool_call_id, args=raw, ctx=self._state().ctx
-            )
-        else:
-            run = ToolRun(
-                pm,
-                tool_name=name,
-                tool_call_id=call.tool_call_id,
-                input=_args_text(raw),
-                ctx=self._state().ctx,
-            )
+        raw = call.args  # a dict when already parsed: ToolRun does not parse its JSON again
+        parsed = raw if isinstance(raw, dict) else None
+        run = ToolRun(
+            pm,
+            tool_name=name,
+            tool_call_id=call.tool_call_id,
+            input=None if parsed is not None else _args_text(raw),
+            args=parsed,
+            ctx=self._state().ctx,
+        )
         blocked = await run.astart()
         if blocked is not None:
             # A failed tool result: the model sees the error, and the tool never ran.
