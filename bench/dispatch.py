@@ -5,12 +5,15 @@ same handler functions the same way.
   functions (the floor), kithooks ``emit``, kithooks' pluggy face
   ``pm.hook.on_message_update(event=..., ctx=...)``, pluggy's own hook call, LangChain's
   callback manager (``on_llm_new_token`` with a pre-built ``GenerationChunk``) and Strands'
-  hook registry (a pre-built ``MessageAddedEvent``).
+  hook registry (a pre-built ``MessageAddedEvent`` to hook providers, a method each, as
+  kithooks' plugins are objects with a method each).
 - guard and transform: ``tool_call`` (nobody blocks), ``tool_result`` and ``input`` (each
   handler rewrites) to 1, 3, 10 handlers, against a hand-written loop with the same
   semantics (per-handler lock, try, result type check, first block wins, each handler sees
   the rewrite of the one before) and pluggy calling the handlers without any semantics.
 - aemit against emit: 3 plain observers, both called from a coroutine on a running loop.
+- aemit against Strands: 3 coroutine observers (plugin methods; Strands hook providers'
+  methods), both awaited from a coroutine on a running loop.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import kithooks
 from kithooks.events import replace
 from kithooks.hookspecs import KitHookSpecs
 
-from .peers import Counter, make_langchain, make_strands
+from .peers import Counter, make_langchain, make_strands, strands_registry
 from .timing import compare, table
 
 logger = logging.getLogger("bench")
@@ -111,7 +114,7 @@ def observe(
         "\nEvery candidate dispatches one pre-built payload to handlers that each bump a "
         "counter: the plain loop calls the plugin methods as `f(event, ctx)`; LangChain gets "
         "`on_llm_new_token(token, chunk=<pre-built GenerationChunk>)`, Strands a pre-built "
-        "`MessageAddedEvent`.\n"
+        "`MessageAddedEvent` (its handlers are hook providers' methods).\n"
     )
     return table("Observe dispatch (one message_update), ns per event", rows, header) + note, (
         results
@@ -321,17 +324,11 @@ def async_vs_strands(number: int, rounds: int) -> tuple[str, dict[str, float]]:
         "kithooks aemit": lambda: loop.run_until_complete(aemits())
     }
     try:
-        from strands.hooks import HookRegistry, MessageAddedEvent
+        from strands.hooks import MessageAddedEvent
     except ImportError:
         pass
     else:
-        registry = HookRegistry()
-
-        async def callback(e: object) -> None:
-            counter.n += 1
-
-        for _ in range(3):
-            registry.add_callback(MessageAddedEvent, callback)
+        registry = strands_registry(3, counter, coroutine=True)
         added = MessageAddedEvent(
             agent=None,  # type: ignore[arg-type]
             message={"role": "assistant", "content": [{"text": "tok"}]},

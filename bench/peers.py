@@ -35,20 +35,40 @@ def make_langchain(n: int, counter: Counter) -> Callable[[], object] | None:
     return lambda: run.on_llm_new_token("tok", chunk=chunk)
 
 
+def strands_registry(n: int, counter: Counter, *, coroutine: bool = False) -> Any:
+    """Strands' ``HookRegistry`` with n hook providers (Strands' plugin shape, as its docs
+    write one: a ``HookProvider`` whose ``register_hooks`` adds a bound method), each
+    observing ``MessageAddedEvent`` by bumping ``counter``, as a coroutine when asked.
+    kithooks gets the same shape: n plugin objects, a method each."""
+    from strands.hooks import HookProvider, HookRegistry, MessageAddedEvent
+
+    class Provider(HookProvider):
+        def register_hooks(self, registry: HookRegistry, **kwargs: Any) -> None:
+            registry.add_callback(
+                MessageAddedEvent, self.on_added_async if coroutine else self.on_added
+            )
+
+        def on_added(self, event: MessageAddedEvent) -> None:
+            counter.n += 1
+
+        async def on_added_async(self, event: MessageAddedEvent) -> None:
+            counter.n += 1
+
+    registry = HookRegistry()
+    for _ in range(n):
+        registry.add_hook(Provider())
+    return registry
+
+
 def make_strands(n: int, counter: Counter) -> Callable[[], object] | None:
-    """An observe event (``MessageAddedEvent``) through Strands' ``HookRegistry`` to n callbacks."""
+    """An observe event (``MessageAddedEvent``) through Strands' ``HookRegistry`` to n hook
+    providers (see :func:`strands_registry`)."""
     try:
-        from strands.hooks import HookRegistry, MessageAddedEvent
+        from strands.hooks import MessageAddedEvent
     except ImportError:
         return None
 
-    registry = HookRegistry()
-
-    def callback(event: object) -> None:
-        counter.n += 1
-
-    for _ in range(n):
-        registry.add_callback(MessageAddedEvent, callback)
+    registry = strands_registry(n, counter)
     event = MessageAddedEvent(
         agent=None, message={"role": "assistant", "content": [{"text": "tok"}]}
     )  # type: ignore[arg-type]

@@ -169,3 +169,24 @@ def test_default_manager_enriches_every_handler_and_pluggy_path_too():
     pm.emit(kithooks.ToolCallEvent(tool_name="bash"))
     pm.hook.on_agent_end(event=kithooks.AgentEndEvent(), ctx=pm.context)
     assert ends.events[0].tool_call_count == 1
+
+
+def test_enriched_values_are_still_checked_where_they_can_go_wrong():
+    """enrich copies agent_end without re-validating the counts (they come from validated
+    payloads), but a summed cost can overflow to infinity and a custom clock can give
+    floats: those still fail with the field named, as attrs.evolve reports them."""
+    pm, ends = manager()
+    pm.emit(kithooks.AgentStartEvent(prompt="p"))
+    for _ in range(2):
+        pm.emit(kithooks.LLMUsageEvent(input_tokens=1, output_tokens=1, cost=1.7e308))
+    with pytest.raises(ValueError, match="cost_delta must be a finite number"):
+        pm.emit(kithooks.AgentEndEvent(response="done"))
+
+    clock = Clock()
+    pm, ends = manager(clock)
+    clock.now = 2.5e9
+    pm.emit(kithooks.AgentStartEvent(prompt="p"))
+    clock.now += 2.5e9
+    with pytest.raises(TypeError, match="duration_ms must be int"):
+        pm.emit(kithooks.AgentEndEvent(response="done"))
+    assert ends.events == []

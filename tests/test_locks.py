@@ -821,3 +821,56 @@ def test_a_cycle_through_a_task_inside_a_hold_is_detected(mode):
     arun(pm.aemit(MessageUpdateEvent(chunk="top")))
     join_all([x])
     assert errors == ["Q: LockCycleError"]
+
+
+def test_unrelated_holds_with_equal_marks_do_not_make_a_false_cycle():
+    """A hold's mark is a one-tuple linking to the hold outside it, so two top-level holds
+    have equal marks (``((),)``) that are different holds. Cycle detection must tell them
+    apart by identity: here a child inside A's hold waits for C, and C's holder then waits
+    for B, whose hold is unrelated to A's. Matching marks by equality finds a cycle back
+    to C's holder and skips its call; by identity it waits, and everything finishes."""
+    errors: list[str] = []
+    pm = PluginManager(on_error=lambda e: errors.append(f"{e.plugin}: {e.error}"))
+    calls: list[str] = []
+
+    async def main():
+        release_b, c_go, child_waits = asyncio.Event(), asyncio.Event(), asyncio.Event()
+
+        class B:
+            @hookimpl
+            async def on_agent_end(self, event):
+                calls.append(f"B {event.response}")
+                await release_b.wait()
+
+        class C:
+            @hookimpl
+            async def on_step_start(self, event):
+                calls.append("C")
+                await c_go.wait()
+                await pm.aemit(AgentEndEvent(response="from C"))  # B is held: wait
+
+        class A:
+            @hookimpl
+            async def on_message_update(self, event):
+                child = asyncio.create_task(pm.aemit(StepStartEvent()))  # C is held: wait
+                await asyncio.sleep(0.05)
+                child_waits.set()
+                await child
+
+        pm.register(B(), name="B")
+        pm.register(C(), name="C")
+        pm.register(A(), name="A")
+        tb = asyncio.create_task(pm.aemit(AgentEndEvent(response="first")))
+        await asyncio.sleep(0.01)
+        tc = asyncio.create_task(pm.aemit(StepStartEvent()))
+        await asyncio.sleep(0.01)
+        ta = asyncio.create_task(pm.aemit(MessageUpdateEvent(chunk="a")))
+        await asyncio.wait_for(child_waits.wait(), DEADLINE)
+        c_go.set()  # C's holder now waits for B, while A's child waits for C
+        await asyncio.sleep(0.05)
+        release_b.set()
+        await asyncio.wait_for(asyncio.gather(tb, tc, ta), DEADLINE)
+
+    arun(main())
+    assert errors == []
+    assert calls == ["B first", "C", "B from C", "C", "B from C"]

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from typing import Any
 
 import attrs
 
 from . import logs
 from .context import Context
-from .events import AgentEndEvent, AgentStartEvent, LLMUsageEvent, ToolCallEvent
+from .events import AgentEndEvent, AgentStartEvent, LLMUsageEvent, ToolCallEvent, replace
 from .hookspecs import hookimpl
 
 __all__ = ["TurnAggregator"]
@@ -131,15 +133,20 @@ class TurnAggregator:
         if turn is None:
             turn = _Turn(None)
         duration = 0 if turn.started is None else max(0, (now - turn.started) // 1_000_000)
-        return attrs.evolve(
-            event,
-            tool_call_count=turn.tool_calls,
-            tool_names=tuple(turn.tool_names),
-            llm_call_count=turn.llm_calls,
-            input_tokens_delta=turn.input,
-            output_tokens_delta=turn.output,
-            cache_read_tokens_delta=turn.cache_read,
-            cache_write_tokens_delta=turn.cache_write,
-            cost_delta=turn.cost,
-            duration_ms=duration,
-        )
+        changes: dict[str, Any] = {
+            "tool_call_count": turn.tool_calls,
+            "tool_names": tuple(turn.tool_names),
+            "llm_call_count": turn.llm_calls,
+            "input_tokens_delta": turn.input,
+            "output_tokens_delta": turn.output,
+            "cache_read_tokens_delta": turn.cache_read,
+            "cache_write_tokens_delta": turn.cache_write,
+            "cost_delta": turn.cost,
+            "duration_ms": duration,
+        }
+        # Counts and names come from validated payloads, so they are valid again; only a
+        # summed cost can overflow to infinity, and a custom clock may not give ints. Then
+        # attrs.evolve validates, and its error names the field.
+        if math.isfinite(turn.cost) and duration.__class__ is int:
+            return replace(event, **changes)
+        return attrs.evolve(event, **changes)

@@ -438,15 +438,50 @@ def step_events(
     ``usage`` holds the call's tokens (``input_tokens`` excludes cache reads and writes).
     Each event (and the price) is built only when some plugin handles it.
     """
+    return counted_step_events(
+        pm,
+        step_number,
+        provider=provider,
+        model=model,
+        **usage.counts(),
+        finish_reason=finish_reason,
+        has_tool_calls=has_tool_calls,
+        request_id=request_id,
+        oauth=oauth,
+        prices=prices,
+    )
+
+
+def counted_step_events(
+    pm: PluginManager,
+    step_number: int,
+    *,
+    provider: str,
+    model: str,
+    input_tokens: int,
+    output_tokens: int,
+    cache_read_tokens: int = 0,
+    cache_write_tokens: int = 0,
+    finish_reason: str = "",
+    has_tool_calls: bool = False,
+    request_id: str = "",
+    oauth: bool = False,
+    prices: Mapping[str, ModelPrice] | None = None,
+) -> list[Event]:
+    """:func:`step_events` from the token counts themselves, for the adapters: building a
+    :class:`~kithooks.Usage` first costs more than the two events (``input_tokens``
+    excludes cache reads and writes)."""
     events: list[Event] = []
-    counts = usage.counts()
     if pm.has_handlers(EventType.STEP_FINISH):
         events.append(
             StepFinishEvent(
                 step_number=step_number,
                 has_tool_calls=has_tool_calls,
                 finish_reason=finish_reason,
-                **counts,
+                input_tokens=input_tokens,
+                output_tokens=output_tokens,
+                cache_read_tokens=cache_read_tokens,
+                cache_write_tokens=cache_write_tokens,
             )
         )
     if pm.has_handlers(EventType.LLM_USAGE):
@@ -454,7 +489,10 @@ def step_events(
             usage_event(
                 provider=provider,
                 model=model,
-                **counts,
+                input_tokens=input_tokens,
+                output_tokens=output_tokens,
+                cache_read_tokens=cache_read_tokens,
+                cache_write_tokens=cache_write_tokens,
                 step_number=step_number,
                 finish_reason=finish_reason,
                 request_id=request_id,

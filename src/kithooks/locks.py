@@ -11,14 +11,16 @@ plugin has one :class:`PluginLock`:
   which parses its arguments on every call. The compiled dispatch of :mod:`kithooks.plans`
   inlines it; :func:`leave` deletes the key.
 * A coroutine handler that takes the plugin holds it while it awaits: a *hold*.
-  ``task`` is its task and ``mark`` a fresh token (a bare ``object()``, compared by
-  identity); the ``held`` context variable of its task carries the marks of the holds it
-  runs inside, and child tasks copy it. Other tasks of the same loop (which share the
-  thread) wait for a hold; the tasks that carry its mark (the handler, its child tasks,
-  their nested emits) re-enter. ``inside`` counts the coroutine handlers that re-entered
-  and still run: when the handler that took the plugin returns before them, the last of
-  them gives it back (``orphan``). A task the handler left running after the hold ended
-  waits like any other.
+  ``task`` is its task and ``mark`` a fresh token compared by identity: the one-tuple
+  ``(outer,)`` whose item is the mark of the hold it runs inside (``()`` at the top), so
+  that one allocation is both the token and a link of the chain of holds. The ``held``
+  context variable of its task carries the innermost mark, and child tasks copy it.
+  Other tasks of the same loop (which share the thread) wait for a hold; the tasks that
+  carry its mark (the handler, its child tasks, their nested emits) re-enter.
+  ``inside`` counts the coroutine handlers that re-entered and still run: when the
+  handler that took the plugin returns before them, the last of them gives it back
+  (``orphan``). A task the handler left running after the hold ended waits like any
+  other.
 
 A plugin held by this thread is a re-entry (a handler emitting again); held by another,
 a wait. Waiting never blocks an event loop: :func:`wait_async` polls with a short back-off
@@ -40,6 +42,7 @@ from __future__ import annotations
 import collections
 import contextvars
 import threading
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
@@ -58,18 +61,18 @@ __all__ = [
 
 _get_ident: Final = threading.get_ident
 
-#: The marks (see ``PluginLock.mark``) of the holds this task chain runs inside. Child
-#: tasks and ``asyncio.to_thread`` copy it: a child task of a handler may re-enter its
-#: plugin while the hold lasts, and a thread (or another thread's event loop) that the
-#: handler waits for fails at once instead of waiting for a plugin its parent holds.
-held: contextvars.ContextVar[tuple[object, ...]] = contextvars.ContextVar(
-    "kithooks_held", default=()
-)
+#: The mark (see ``PluginLock.mark``) of the innermost hold this task chain runs inside;
+#: its item links to the next hold out, down to ``()``. Child tasks and
+#: ``asyncio.to_thread`` copy it: a child task of a handler may re-enter its plugin while
+#: the hold lasts, and a thread (or another thread's event loop) that the handler waits
+#: for fails at once instead of waiting for a plugin its parent holds.
+held: contextvars.ContextVar[tuple[Any, ...]] = contextvars.ContextVar("kithooks_held", default=())
 
 #: Who waits for which lock: a thread id (sync waits) or a task (async waits) -> lock.
 _waiting: dict[object, PluginLock] = {}
-#: What some task inside a hold waits for: the hold's mark -> lock (for cycle detection).
-_waiting_in: dict[object, PluginLock] = {}
+#: What some task inside a hold waits for: ``id`` of the hold's mark -> lock (for cycle
+#: detection; marks are keyed by identity, as equal tuples are different holds).
+_waiting_in: dict[int, PluginLock] = {}
 _graph_lock = threading.Lock()
 _SLICE = 0.05  # seconds a sync waiter sleeps before it looks for a cycle again
 
@@ -93,8 +96,8 @@ class PluginLock:
         self.take = self.slot.setdefault
         #: The task of the hold (see the module docstring), while it lasts.
         self.task: asyncio.Task[Any] | None = None
-        #: The hold's token, while it lasts.
-        self.mark: object | None = None
+        #: The hold's token (see the module docstring), while it lasts.
+        self.mark: tuple[Any, ...] | None = None
         #: Coroutine handlers that re-entered the hold and still run.
         self.inside = 0
         #: The handler that took the plugin has returned; the last one inside gives it back.
@@ -129,10 +132,28 @@ class PluginLock:
             self.freed.notify_all()
 
 
+def marks(innermost: tuple[Any, ...]) -> Iterator[tuple[Any, ...]]:
+    """The marks of the holds a task runs inside, innermost first (``innermost`` is what its
+    ``held`` carries)."""
+    while innermost:
+        yield innermost
+        innermost = innermost[0]
+
+
+def _inside(mark: tuple[Any, ...] | None, innermost: tuple[Any, ...]) -> bool:
+    """True when ``mark`` is one of the holds ``innermost`` runs inside."""
+    if mark is None:
+        return False
+    while innermost:
+        if innermost is mark:
+            return True
+        innermost = innermost[0]
+    return False
+
+
 def ours(lock: PluginLock) -> bool:
     """True when this task chain runs inside the coroutine handler holding ``lock`` now."""
-    mark = lock.mark
-    return mark is not None and any(m is mark for m in held.get())
+    return _inside(lock.mark, held.get())
 
 
 def hold(lock: PluginLock, task: object, took: bool) -> Any:
@@ -144,8 +165,8 @@ def hold(lock: PluginLock, task: object, took: bool) -> Any:
         lock.inside += 1
         return None
     lock.task = task  # type: ignore[assignment]
-    mark = lock.mark = object()  # a fresh token: only identity counts
-    return held.set((*held.get(), mark))
+    mark = lock.mark = (held.get(),)  # a fresh tuple: only identity counts
+    return held.set(mark)
 
 
 def unhold(lock: PluginLock, token: Any) -> None:
@@ -178,9 +199,9 @@ def leave(lock: PluginLock) -> None:
         lock.wake()
 
 
-def _cycle(me: object, lock: PluginLock, marks: tuple[object, ...]) -> list[str] | None:
+def _cycle(me: object, lock: PluginLock, innermost: tuple[Any, ...]) -> list[str] | None:
     """With ``_graph_lock`` held: the plugins from ``lock`` back to one ``me`` holds (or a
-    hold ``me`` runs inside, ``marks``), if any."""
+    hold ``me`` runs inside: ``innermost`` and the holds out from it), if any."""
     chain = [lock.name]
     seen: set[int] = set()
     current: PluginLock | None = lock
@@ -191,11 +212,11 @@ def _cycle(me: object, lock: PluginLock, marks: tuple[object, ...]) -> list[str]
             return None
         is_task = not isinstance(holder, int)
         mark = current.mark
-        if holder == me or (is_task and current.owner == me) or any(m is mark for m in marks):
+        if holder == me or (is_task and current.owner == me) or _inside(mark, innermost):
             return chain
         nxt = _waiting.get(holder)
         if nxt is None and mark is not None:  # another task inside the hold waits
-            nxt = _waiting_in.get(mark)
+            nxt = _waiting_in.get(id(mark))
         if nxt is None and is_task:
             nxt = _waiting.get(current.owner)  # its loop's thread is blocked
         current = nxt
@@ -229,24 +250,25 @@ def _held_by_parent(lock: PluginLock) -> LockCycleError:
     )
 
 
-def _mark_waiting(lock: PluginLock, key: object, marks: tuple[object, ...]) -> None:
-    """Record that ``key`` (a thread id or a task inside the holds ``marks``) waits for
-    ``lock``; raises :class:`LockCycleError` when the wait would never end."""
+def _mark_waiting(lock: PluginLock, key: object, innermost: tuple[Any, ...]) -> None:
+    """Record that ``key`` (a thread id or a task inside the hold ``innermost`` and those
+    out from it) waits for ``lock``; raises :class:`LockCycleError` when the wait would
+    never end."""
     with _graph_lock:
-        chain = _cycle(key, lock, marks)
+        chain = _cycle(key, lock, innermost)
         if chain is not None:
             raise _cycle_error(lock, chain)
         _waiting[key] = lock
-        for mark in marks:
-            _waiting_in[mark] = lock
+        for mark in marks(innermost):
+            _waiting_in[id(mark)] = lock
 
 
 def _unmark_waiting(lock: PluginLock, key: object) -> None:
     with _graph_lock:
         _waiting.pop(key, None)
-        for mark in held.get():
-            if _waiting_in.get(mark) is lock:
-                del _waiting_in[mark]
+        for mark in marks(held.get()):
+            if _waiting_in.get(id(mark)) is lock:
+                del _waiting_in[id(mark)]
 
 
 def wait_sync(lock: PluginLock, me: int) -> bool:
@@ -295,11 +317,11 @@ async def wait_async(lock: PluginLock, me: int) -> bool:
         return False  # held by a plain handler of this thread: a nested emit
     task = asyncio.current_task()
     key: object = task if task is not None else me
-    marks = held.get()
+    innermost = held.get()
     delay = 0.0001
     try:
         while lock.take(0, me) is not me:
-            _mark_waiting(lock, key, marks)
+            _mark_waiting(lock, key, innermost)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.005)
         return True

@@ -154,8 +154,8 @@ def _handler_block(
         hold = [
             "if o:",
             f"    _L{i}.task = task",
-            f"    mark = _L{i}.mark = _token()",
-            "    tok = _held.set(holding + (mark,))",
+            f"    mark = _L{i}.mark = (holding,)",
+            "    tok = _held.set(mark)",
             "else:",
             f"    _L{i}.inside += 1",
         ]
@@ -211,7 +211,6 @@ def _prologue(
         "_stray": callers.stray,
         "_timed": callers.timed,
         "_held": held,
-        "_token": object,
         "_release": release,
         "_Cycle": LockCycleError,
         "_ident": _get_ident,

@@ -107,10 +107,10 @@ from ..hosting import (
     adrive,
     apply_messages,
     context_window,
-    step_events,
+    counted_step_events,
 )
 from ..manager import PluginManager
-from ..usage import ModelPrice, Usage
+from ..usage import ModelPrice
 from . import TOOL_EVENTS
 
 __all__ = ["KitHooksMiddleware", "describe_message", "make_message"]
@@ -389,17 +389,15 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
         write = int(details.get("cache_creation") or 0)
         fresh = max(0, int(usage.get("input_tokens") or 0) - read - write)  # input counts cache
         metadata = message.response_metadata
-        yield from step_events(
+        yield from counted_step_events(
             pm,
             run.pending_step,
             provider=str(metadata.get("model_provider") or ""),
             model=str(metadata.get("model_name") or metadata.get("model") or ""),
-            usage=Usage(
-                input_tokens=fresh,
-                output_tokens=int(usage.get("output_tokens") or 0),
-                cache_read_tokens=read,
-                cache_write_tokens=write,
-            ),
+            input_tokens=fresh,
+            output_tokens=int(usage.get("output_tokens") or 0),
+            cache_read_tokens=read,
+            cache_write_tokens=write,
             finish_reason=run.finish,
             has_tool_calls=bool(message.tool_calls),
             request_id=str(metadata.get("id") or ""),
@@ -595,7 +593,7 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
             self.pm,
             tool_name=call["name"],
             tool_call_id=call["id"] or "",
-            input=json.dumps(call["args"]),
+            args=call["args"],  # LangChain parsed them already
             ctx=run.ctx,
         )
         return run, tool_run, False

@@ -86,16 +86,21 @@ from ..events import (
     PrepareStepEvent,
     ReasoningStartEvent,
     RetryEvent,
-    StepFinishEvent,
     StepStartEvent,
     ToolCallInputDeltaEvent,
     ToolCallInputEndEvent,
     ToolCallInputStartEvent,
     tool_kind_for,
 )
-from ..hosting import ToolResponse, ToolRun, apply_messages, context_window
+from ..hosting import (
+    ToolResponse,
+    ToolRun,
+    apply_messages,
+    context_window,
+    counted_step_events,
+)
 from ..manager import PluginManager
-from ..usage import ModelPrice, usage_event
+from ..usage import ModelPrice
 from . import TOOL_EVENTS
 
 __all__ = ["EMITTED", "KitHooks", "describe_message", "make_message"]
@@ -299,46 +304,25 @@ class KitHooks(AbstractCapability[Any]):
         )
         r.finish = finish
         pm = self.pm
-        finish_handled = pm.has_handlers(EventType.STEP_FINISH)
-        usage_handled = pm.has_handlers(EventType.LLM_USAGE)
-        if not (finish_handled or usage_handled):
+        if not (pm.has_handlers(EventType.STEP_FINISH) or pm.has_handlers(EventType.LLM_USAGE)):
             return
         usage = response.usage
         read, write = usage.cache_read_tokens, usage.cache_write_tokens
         fresh = max(0, usage.input_tokens - read - write)  # pydantic-ai counts cache inside input
-        out = usage.output_tokens
-        # hosting.step_events' two events, built from the counts: a Usage and the call in
-        # between cost about 40 K instructions a step. usage_event holds the provider/model
-        # and pricing rules; test_step_events_are_the_host_helpers_for_the_same_response
-        # pins the events equal to step_events'.
-        events: list[Event] = []
-        if finish_handled:
-            events.append(
-                StepFinishEvent(
-                    step_number=r.pending_step,
-                    has_tool_calls=has_tools,
-                    finish_reason=finish,
-                    input_tokens=fresh,
-                    output_tokens=out,
-                    cache_read_tokens=read,
-                    cache_write_tokens=write,
-                )
-            )
-        if usage_handled:
-            events.append(
-                usage_event(
-                    provider=response.provider_name or "",
-                    model=response.model_name or "",
-                    input_tokens=fresh,
-                    output_tokens=out,
-                    cache_read_tokens=read,
-                    cache_write_tokens=write,
-                    step_number=r.pending_step,
-                    finish_reason=finish,
-                    request_id=response.provider_response_id or "",
-                    prices=self.prices,
-                )
-            )
+        events = counted_step_events(
+            pm,
+            r.pending_step,
+            provider=response.provider_name or "",
+            model=response.model_name or "",
+            input_tokens=fresh,
+            output_tokens=usage.output_tokens,
+            cache_read_tokens=read,
+            cache_write_tokens=write,
+            finish_reason=finish,
+            has_tool_calls=has_tools,
+            request_id=response.provider_response_id or "",
+            prices=self.prices,
+        )
         for event in events:
             await pm.aemit(event, r.ctx)
 
