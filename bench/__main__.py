@@ -250,9 +250,12 @@ def main() -> int:
     out.append(state_text)
     out.append(otel.run(args.quick))
     out.append(command_hooks.run(args.quick))
-    out.append(adapters.run(args.quick))
+    adapter_text, adapter_targets = adapters.run(args.quick)
+    out.append(adapter_text)
 
     targets = _targets(observe, guarded, aemit, turned, costs, started, asyncs)
+    for row in adapter_targets:
+        targets.add(*row)
     out.append("### Targets\n\n" + targets.text())
     if "not installed" in peers.values():
         out.append(

@@ -372,11 +372,84 @@ def measure(quick: bool) -> dict[str, dict[str, float]]:
     return results
 
 
-def run(quick: bool) -> str:
-    """The adapters section of the benchmark report (markdown)."""
+#: Measured runs per candidate when a full run counts instructions: with fewer, a garbage
+#: collection of the oldest generation falls inside the measured window or not, which moves
+#: a count by about 0.4 %; over 10 runs the counts settle within 0.05 %.
+COUNTED_RUNS = 10
+
+#: A row of the benchmark's Targets table: name, what it measures, measured, target, met.
+Target = tuple[str, str, str, str, "bool | None"]
+
+
+def judge(
+    cpu: dict[str, dict[str, float]], counts: dict[str, dict[str, float]] | None
+) -> list[Target]:
+    """The issue's two adapter targets per framework, judged on the instruction ``counts``
+    when there are some (the CPU-time ratio shown beside), else on CPU time."""
+    rows: list[Target] = []
+    for framework, r in cpu.items():
+        zero_name = f"{framework}: 0 plugins / bare agent"
+        over_name = f"{framework}: example plugins' overhead / native hooks'"
+        if "not installed" in r:
+            rows.append((zero_name, f"{framework} is not installed", "-", "-", None))
+            rows.append((over_name, f"{framework} is not installed", "-", "-", None))
+            continue
+        c = counts.get(framework) if counts else None
+        judged = c if c is not None else r
+        how = "CPU instructions (callgrind)" if c is not None else "CPU time"
+
+        def ratios(m: dict[str, float]) -> tuple[float, float, float]:
+            bare = m["bare agent"]
+            native = m["native hooks"] - bare
+            ours = m["kithooks, example plugins"] - bare
+            return (
+                m["kithooks, 0 plugins"] / bare,
+                m["no-op hooks"] / bare,
+                ours / native if native > 0 else float("inf"),
+            )
+
+        zero, noop, over = ratios(judged)
+        aside = ""
+        if c is not None:
+            cpu_zero, _, cpu_over = ratios(r)
+            aside = f"; CPU time {cpu_zero:.3f} x"
+        rows.append(
+            (
+                zero_name,
+                "one whole agent run with the adapter and no plugin, against the agent without "
+                f"it, in {how}",
+                f"{zero:.3f} x (the framework's no-op hooks: {noop:.3f} x{aside})",
+                "<= 1.03 x",
+                zero <= 1.03,
+            )
+        )
+        if c is not None:
+            aside = f"; CPU time {cpu_over:.2f} x"
+        rows.append(
+            (
+                over_name,
+                "what the example plugins and the aggregator add to a run through the adapter, "
+                f"against the same work in the framework's own hooks, in {how}",
+                f"{over:.2f} x{f' ({aside[2:]})' if aside else ''}",
+                "<= 1.2 x",
+                over <= 1.2,
+            )
+        )
+    return rows
+
+
+def run(quick: bool) -> tuple[str, list[Target]]:
+    """The adapters section of the benchmark report (markdown) and the adapter targets.
+
+    A full run on a machine with valgrind also counts every candidate's instructions
+    (:func:`instructions`, :data:`COUNTED_RUNS` runs each) and judges the targets on them:
+    in CPU time, on a shared machine, these ratios of differences of a few percent land
+    anywhere from 0.6 x to 2 x from run to run.
+    """
+    import shutil
+
     results = measure(quick)
     rows: list[list[str]] = []
-    targets = ["### Adapter targets", "", "| target | measured | |", "|---|---|---|"]
     for framework, r in results.items():
         if "not installed" in r:
             rows.append([framework, "not installed", "", "", ""])
@@ -392,24 +465,6 @@ def run(quick: bool) -> str:
                     f"{(ns - bare) / 1e3:+.0f}",
                 ]
             )
-        zero = r["kithooks, 0 plugins"] / bare
-        floor = r["kithooks, 0 plugins"] / r["no-op hooks"]
-        native = r["native hooks"] - bare
-        ours = r["kithooks, example plugins"] - bare
-        overhead = ours / native if native > 0 else float("inf")
-        targets.append(
-            f"| {framework}: 0 plugins <= 1.03 x bare agent | {zero:.3f} x | "
-            f"{'met' if zero <= 1.03 else 'MISSED'} |"
-        )
-        targets.append(
-            f"| {framework}: 0 plugins <= 1.03 x no-op hooks (the adapter's own part) | "
-            f"{floor:.3f} x | {'met' if floor <= 1.03 else 'MISSED'} |"
-        )
-        targets.append(
-            f"| {framework}: example plugins' overhead <= 1.2 x native hooks' | "
-            f"{overhead:.2f} x ({ours / 1e3:.0f} vs {native / 1e3:.0f} µs) | "
-            f"{'met' if overhead <= 1.2 else 'MISSED'} |"
-        )
     text = table(
         "Adapter overhead (one agent run: 3 model calls, 2 tool calls)",
         rows,
@@ -422,7 +477,25 @@ def run(quick: bool) -> str:
         "adapter with no plugin; *kithooks, example plugins*: the four example plugins and the "
         "turn aggregator through the adapter.\n"
     )
-    return text + "\n" + note + "\n" + "\n".join(targets) + "\n"
+    counts = None
+    if not quick and shutil.which("valgrind") is not None:
+        counts = instructions(COUNTED_RUNS)
+        note += (
+            "\n"
+            + instructions_table(counts, COUNTED_RUNS)
+            + (
+                "\nThe adapter targets (in the Targets table) are judged on these counts: in CPU "
+                "time, on this shared machine, the same ratios land anywhere from 0.6 x to 2 x "
+                "from run to run.\n"
+            )
+        )
+    else:
+        note += (
+            "\nThe adapter targets (in the Targets table) are judged on CPU time in this run "
+            "(a quick run, or no valgrind): a full run with valgrind judges them on CPU "
+            "instructions.\n"
+        )
+    return text + "\n" + note, judge(results, counts)
 
 
 # -- CPU instructions (callgrind) -----------------------------------------------------------
@@ -458,6 +531,7 @@ def instructions(runs: int, only: tuple[str, str] | None = None) -> dict[str, di
     start-up, the build or the warm-up), with a fixed hash seed. The machine's load does not
     move these counts; what they leave out is how fast the instructions run (caches).
     ``only``: one (framework, candidate) pair."""
+    import concurrent.futures
     import os
     import shutil
     import subprocess
@@ -466,67 +540,75 @@ def instructions(runs: int, only: tuple[str, str] | None = None) -> dict[str, di
     if shutil.which("valgrind") is None:
         raise SystemExit("--instructions needs valgrind (callgrind) on PATH")
     root = Path(__file__).resolve().parent.parent
-    results: dict[str, dict[str, float]] = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        for framework, candidates in _FRAMEWORKS.items():
-            if only is not None and framework != only[0]:
+    jobs: list[tuple[str, str]] = []
+    for framework, candidates in _FRAMEWORKS.items():
+        if only is not None and framework != only[0]:
+            continue
+        with tempfile.TemporaryDirectory() as cwd, asyncio.Runner() as runner:
+            try:
+                names = list(candidates(cwd, runner))
+            except ImportError:
                 continue
-            with tempfile.TemporaryDirectory() as cwd, asyncio.Runner() as runner:
-                try:
-                    names = list(candidates(cwd, runner))
-                except ImportError:
-                    continue
-            results[framework] = {}
-            for name in names if only is None else [only[1]]:
-                out = Path(tmp) / "callgrind.out"
-                argv = [
-                    "valgrind",
-                    "--tool=callgrind",
-                    "--collect-atstart=no",
-                    "--toggle-collect=functools_reduce",
-                    f"--callgrind-out-file={out}",
-                    sys.executable,
-                    "-c",
-                    "import sys; from bench.adapters import _measured_runs; "
-                    "_measured_runs(sys.argv[1], sys.argv[2], int(sys.argv[3]))",
-                    framework,
-                    name,
-                    str(runs),
-                ]
-                env = {**os.environ, "PYTHONHASHSEED": "0", "PYTHONPATH": str(root)}
-                subprocess.run(argv, check=True, capture_output=True, cwd=root, env=env)
-                totals = [
-                    line for line in out.read_text().splitlines() if line.startswith("totals:")
-                ]
-                results[framework][name] = int(totals[0].split()[1]) / runs
+        jobs += [(framework, name) for name in (names if only is None else [only[1]])]
+
+    def count(job: tuple[str, str], tmp: str) -> float:
+        framework, name = job
+        out = Path(tmp) / "callgrind.out"
+        argv = [
+            "valgrind",
+            "--tool=callgrind",
+            "--collect-atstart=no",
+            "--toggle-collect=functools_reduce",
+            f"--callgrind-out-file={out}",
+            sys.executable,
+            "-c",
+            "import sys; from bench.adapters import _measured_runs; "
+            "_measured_runs(sys.argv[1], sys.argv[2], int(sys.argv[3]))",
+            framework,
+            name,
+            str(runs),
+        ]
+        env = {**os.environ, "PYTHONHASHSEED": "0", "PYTHONPATH": str(root)}
+        subprocess.run(argv, check=True, capture_output=True, cwd=root, env=env)
+        totals = [line for line in out.read_text().splitlines() if line.startswith("totals:")]
+        return int(totals[0].split()[1]) / runs
+
+    def one(job: tuple[str, str]) -> float:
+        with tempfile.TemporaryDirectory() as tmp:
+            return count(job, tmp)
+
+    # One process per candidate, as many at once as there are cores: the counts do not
+    # depend on what else runs.
+    with concurrent.futures.ThreadPoolExecutor(os.cpu_count() or 1) as pool:
+        counted = list(pool.map(one, jobs))
+    results: dict[str, dict[str, float]] = {}
+    for (framework, name), n in zip(jobs, counted, strict=True):
+        results.setdefault(framework, {})[name] = n
     return results
+
+
+def instructions_table(results: dict[str, dict[str, float]], runs: int) -> str:
+    """The instruction counts per run (markdown)."""
+    rows: list[list[str]] = []
+    for framework, r in results.items():
+        bare = r["bare agent"]
+        for name, count in r.items():
+            rows.append([framework, name, f"{count / 1e6:.2f}", f"{count / bare:.3f} x"])
+    return table(
+        f"Adapter overhead in CPU instructions (callgrind, {runs} measured runs each)",
+        rows,
+        ["framework", "candidate", "M instructions per run", "x bare"],
+    )
 
 
 def run_instructions(runs: int) -> str:
     """The instructions section (markdown): per-run counts and the targets judged on them."""
     results = instructions(runs)
-    rows: list[list[str]] = []
     targets = ["| target | measured | |", "|---|---|---|"]
-    for framework, r in results.items():
-        bare = r["bare agent"]
-        for name, count in r.items():
-            rows.append([framework, name, f"{count / 1e6:.2f}", f"{count / bare:.3f} x"])
-        zero = r["kithooks, 0 plugins"] / bare
-        overhead = (r["kithooks, example plugins"] - bare) / (r["native hooks"] - bare)
-        targets.append(
-            f"| {framework}: 0 plugins <= 1.03 x bare agent | {zero:.3f} x | "
-            f"{'met' if zero <= 1.03 else 'MISSED'} |"
-        )
-        targets.append(
-            f"| {framework}: example plugins' overhead <= 1.2 x native hooks' | "
-            f"{overhead:.2f} x | {'met' if overhead <= 1.2 else 'MISSED'} |"
-        )
-    text = table(
-        f"Adapter overhead in CPU instructions (callgrind, {runs} measured runs each)",
-        rows,
-        ["framework", "candidate", "M instructions per run", "x bare"],
-    )
-    return text + "\n" + "\n".join(targets) + "\n"
+    for name, _measures, measured, target, ok in judge(results, None):
+        ratio = measured.split(" (")[0]
+        targets.append(f"| {name} {target} | {ratio} | {'met' if ok else 'MISSED'} |")
+    return instructions_table(results, runs) + "\n" + "\n".join(targets) + "\n"
 
 
 def main() -> None:
@@ -542,7 +624,10 @@ def main() -> None:
     if args.instructions:
         print(run_instructions(args.instructions))
     else:
-        print(run(args.quick))
+        text, targets = run(args.quick)
+        print(text)
+        for name, _measures, measured, target, ok in targets:
+            print(f"{name}: {measured} (target {target}): {'met' if ok else 'MISSED'}")
 
 
 if __name__ == "__main__":

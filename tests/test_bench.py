@@ -65,10 +65,15 @@ def test_bench_quick_run_works(quick_run):
         "State store",
         "OpenTelemetry exporter",
         "Command hooks: cost per tool call",
-        "Adapter targets",
+        "Adapter overhead",
         "Targets",
     ):
         assert f"### {section}" in quick_run
+    # The adapter targets are rows of the Targets table (judged on CPU time in a quick run).
+    targets = quick_run.split("### Targets", 1)[1]
+    for framework in ("pydantic-ai", "LangChain"):
+        assert f"| {framework}: 0 plugins / bare agent |" in targets
+        assert f"| {framework}: example plugins' overhead / native hooks' |" in targets
     # Every target row says what it measures and whether it was met, in this run.
     section = quick_run.split("### Targets", 1)[1]
     rows = [line.split("|")[1:-1] for line in section.splitlines() if line.startswith("|")][2:]
@@ -116,3 +121,30 @@ def test_instruction_counts_cover_the_measured_runs_only():
     one = instructions(1, only=("pydantic-ai", "bare agent"))["pydantic-ai"]["bare agent"]
     three = instructions(3, only=("pydantic-ai", "bare agent"))["pydantic-ai"]["bare agent"]
     assert three > 1e6 and abs(one - three) / three < 0.03, (one, three)
+
+
+def test_adapter_targets_are_judged_on_instructions_when_counted():
+    """The adapter targets go by the instruction counts when a run has them (CPU time shown
+    beside), by CPU time otherwise; a framework not installed is not judged."""
+    from bench.adapters import judge
+
+    def run(bare, noop, native, zero, plugins):
+        return {
+            "bare agent": bare,
+            "no-op hooks": noop,
+            "native hooks": native,
+            "kithooks, 0 plugins": zero,
+            "kithooks, example plugins": plugins,
+        }
+
+    cpu = {"fw": run(100.0, 101.0, 110.0, 110.0, 130.0)}  # 1.10 x, 3.00 x: both missed
+    counts = {"fw": run(100.0, 101.0, 110.0, 102.0, 111.0)}  # 1.02 x, 1.10 x: both met
+    on_cpu = judge(cpu, None)
+    on_counts = judge(cpu, counts)
+    assert [row[4] for row in on_cpu] == [False, False]
+    assert [row[4] for row in on_counts] == [True, True]
+    assert on_counts[0][2].startswith("1.020 x") and "CPU time 1.100 x" in on_counts[0][2]
+    assert on_counts[1][2] == "1.10 x (CPU time 3.00 x)"
+    assert "CPU instructions" in on_counts[0][1] and "CPU time" in on_cpu[0][1]
+    missing = judge({"fw": {"not installed": float("nan")}}, None)
+    assert [row[4] for row in missing] == [None, None]

@@ -874,3 +874,30 @@ def test_unrelated_holds_with_equal_marks_do_not_make_a_false_cycle():
     arun(main())
     assert errors == []
     assert calls == ["B first", "C", "B from C", "C", "B from C"]
+
+
+def test_a_wait_entry_left_behind_is_never_taken_for_a_later_hold():
+    """Found in review: cycle detection records waits inside a hold by the id of the
+    hold's mark. An entry a waiter never removed (its clean-up cut short) must not outlive
+    its mark and be matched by a later hold whose fresh mark reuses the address (CPython
+    reuses a freed one-tuple's address at once): that was a false LockCycleError."""
+    from kithooks import locks
+
+    p, b = locks.PluginLock("P"), locks.PluginLock("B")
+
+    def interrupted_waiter():
+        mark = (locks.held.get(),)  # a top-level hold's mark, built as hold() builds it
+        locks._mark_waiting(p, "child", mark)  # a task inside it waits for P ...
+        # ... and its clean-up never runs (cut short)
+
+    interrupted_waiter()
+    me = threading.get_ident()
+    task_1, task_2 = object(), object()  # two unrelated tasks of one loop
+    b.slot[0], b.task, b.mark = me, task_1, (locks.held.get(),)  # task_1 holds B
+    p.slot[0], p.task, p.mark = me, task_2, (locks.held.get(),)  # task_2 holds P
+    try:
+        locks._mark_waiting(b, task_2, p.mark)  # task_2 waits for B: no cycle
+    finally:
+        with locks._graph_lock:
+            locks._waiting.clear()
+            locks._waiting_in.clear()

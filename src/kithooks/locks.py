@@ -70,9 +70,11 @@ held: contextvars.ContextVar[tuple[Any, ...]] = contextvars.ContextVar("kithooks
 
 #: Who waits for which lock: a thread id (sync waits) or a task (async waits) -> lock.
 _waiting: dict[object, PluginLock] = {}
-#: What some task inside a hold waits for: ``id`` of the hold's mark -> lock (for cycle
-#: detection; marks are keyed by identity, as equal tuples are different holds).
-_waiting_in: dict[int, PluginLock] = {}
+#: What some task inside a hold waits for: ``id`` of the hold's mark -> (the mark, lock), for
+#: cycle detection. Marks are keyed by identity (equal tuples are different holds); the
+#: entry keeps its mark alive and is matched by identity, so an entry left behind can never
+#: be taken for a later hold's mark that reuses the address.
+_waiting_in: dict[int, tuple[tuple[Any, ...], PluginLock]] = {}
 _graph_lock = threading.Lock()
 _SLICE = 0.05  # seconds a sync waiter sleeps before it looks for a cycle again
 
@@ -216,7 +218,9 @@ def _cycle(me: object, lock: PluginLock, innermost: tuple[Any, ...]) -> list[str
             return chain
         nxt = _waiting.get(holder)
         if nxt is None and mark is not None:  # another task inside the hold waits
-            nxt = _waiting_in.get(id(mark))
+            entry = _waiting_in.get(id(mark))
+            if entry is not None and entry[0] is mark:
+                nxt = entry[1]
         if nxt is None and is_task:
             nxt = _waiting.get(current.owner)  # its loop's thread is blocked
         current = nxt
@@ -260,14 +264,16 @@ def _mark_waiting(lock: PluginLock, key: object, innermost: tuple[Any, ...]) -> 
             raise _cycle_error(lock, chain)
         _waiting[key] = lock
         for mark in marks(innermost):
-            _waiting_in[id(mark)] = lock
+            _waiting_in[id(mark)] = (mark, lock)
 
 
-def _unmark_waiting(lock: PluginLock, key: object) -> None:
+def _unmark_waiting(lock: PluginLock, key: object, innermost: tuple[Any, ...]) -> None:
+    """Undo :func:`_mark_waiting` (given the same ``innermost``)."""
     with _graph_lock:
         _waiting.pop(key, None)
-        for mark in marks(held.get()):
-            if _waiting_in.get(id(mark)) is lock:
+        for mark in marks(innermost):
+            entry = _waiting_in.get(id(mark))
+            if entry is not None and entry[0] is mark and entry[1] is lock:
                 del _waiting_in[id(mark)]
 
 
@@ -286,19 +292,20 @@ def wait_sync(lock: PluginLock, me: int) -> bool:
         raise _held_by_parent(lock)
     freed = lock.freed
     queue = lock.queue
+    innermost = held.get()
     with freed:
         queue.append(me)
         try:
             while True:
                 if queue[0] == me and lock.take(0, me) is me:
                     return True
-                _mark_waiting(lock, me, held.get())
+                _mark_waiting(lock, me, innermost)
                 freed.wait(_SLICE)
         finally:
             queue.remove(me)
             if queue:
                 freed.notify_all()  # the next in line may take it now
-            _unmark_waiting(lock, me)
+            _unmark_waiting(lock, me, innermost)
 
 
 async def wait_async(lock: PluginLock, me: int) -> bool:
@@ -326,7 +333,7 @@ async def wait_async(lock: PluginLock, me: int) -> bool:
             delay = min(delay * 2, 0.005)
         return True
     finally:
-        _unmark_waiting(lock, key)
+        _unmark_waiting(lock, key, innermost)
 
 
 def enter_sync(lock: PluginLock) -> bool:

@@ -205,7 +205,7 @@ def _prologue(
 ) -> tuple[dict[str, Any], list[str]]:
     """The namespace and first lines every compiled dispatch shares: the function's head,
     this thread's id (``me``, for the locks) and, when a coroutine handler is awaited, the
-    running task and the marks of the holds it runs inside (see locks)."""
+    running task and the mark of the innermost hold it runs inside (see locks)."""
     namespace: dict[str, Any] = {
         "_failed": callers.failed,
         "_stray": callers.stray,
