@@ -36,8 +36,11 @@ def test_the_adapter_benchmark_runs_and_names_every_row():
             "kithooks, example plugins",
         ):
             assert f"| {framework} | {row} |" in out
-        assert f"| {framework}: 0 plugins <= 1.03 x bare agent |" in out
-        assert f"| {framework}: example plugins' overhead <= 1.2 x native hooks' |" in out
+        # The targets, judged on CPU time in a quick run (a full `python -m bench` with
+        # valgrind judges them on instructions: tests/test_bench.py).
+        assert f"{framework}: 0 plugins / bare agent: " in out
+        assert f"{framework}: example plugins' overhead / native hooks': " in out
+    assert "judged on CPU time in this run" in out
 
 
 def test_native_hooks_and_the_example_plugins_do_the_same_work(tmp_path, monkeypatch):
