@@ -23,11 +23,13 @@ adapter's overhead over the bare run at most 1.2 x the native hooks' overhead.
 Times are the process's CPU time (``time.process_time_ns``), the median of the rounds: the
 machine is shared, and wall-clock time would mostly measure the other processes.
 
-``--instructions RUNS`` counts CPU instructions per run instead, with callgrind (valgrind):
-each candidate in a process of its own, only its measured runs counted. The load does not
-move those counts, so they settle ratios that CPU time, on a shared machine, puts on either
-side of a target from run to run; they leave out how fast the instructions run. Slow: about
-a minute per candidate.
+CPU instructions, counted with callgrind (valgrind), settle what CPU time cannot: each
+candidate in a process of its own, only its measured runs counted. The load does not move
+those counts, so they settle ratios that CPU time, on a shared machine, puts on either side
+of a target from run to run; they leave out how fast the instructions run. A full run
+(``python -m bench`` or ``python -m bench.adapters``) on a machine with valgrind counts them
+too and judges the targets on them (about a minute per candidate, as many at once as there
+are cores); ``--instructions RUNS`` counts only them.
 """
 
 from __future__ import annotations
@@ -377,6 +379,15 @@ def measure(quick: bool) -> dict[str, dict[str, float]]:
 #: a count by about 0.4 %; over 10 runs the counts settle within 0.05 %.
 COUNTED_RUNS = 10
 
+
+class CountingFailed(RuntimeError):
+    """Callgrind could not count a candidate (it failed, or collected nothing)."""
+
+
+def _verdict(ok: bool | None) -> str:
+    return "-" if ok is None else "met" if ok else "MISSED"
+
+
 #: A row of the benchmark's Targets table: name, what it measures, measured, target, met.
 Target = tuple[str, str, str, str, "bool | None"]
 
@@ -478,8 +489,13 @@ def run(quick: bool) -> tuple[str, list[Target]]:
         "turn aggregator through the adapter.\n"
     )
     counts = None
+    why = "a quick run" if quick else "no valgrind on PATH"
     if not quick and shutil.which("valgrind") is not None:
-        counts = instructions(COUNTED_RUNS)
+        try:
+            counts = instructions(COUNTED_RUNS)
+        except CountingFailed as exc:
+            why = str(exc)
+    if counts is not None:
         note += (
             "\n"
             + instructions_table(counts, COUNTED_RUNS)
@@ -491,9 +507,8 @@ def run(quick: bool) -> tuple[str, list[Target]]:
         )
     else:
         note += (
-            "\nThe adapter targets (in the Targets table) are judged on CPU time in this run "
-            "(a quick run, or no valgrind): a full run with valgrind judges them on CPU "
-            "instructions.\n"
+            f"\nThe adapter targets (in the Targets table) are judged on CPU time in this run "
+            f"({why}): a full run with valgrind judges them on CPU instructions.\n"
         )
     return text + "\n" + note, judge(results, counts)
 
@@ -569,17 +584,28 @@ def instructions(runs: int, only: tuple[str, str] | None = None) -> dict[str, di
             str(runs),
         ]
         env = {**os.environ, "PYTHONHASHSEED": "0", "PYTHONPATH": str(root)}
-        subprocess.run(argv, check=True, capture_output=True, cwd=root, env=env)
+        proc = subprocess.run(argv, check=False, capture_output=True, text=True, cwd=root, env=env)
+        if proc.returncode != 0:
+            tail = "; ".join(proc.stderr.strip().splitlines()[-3:])
+            raise CountingFailed(
+                f"callgrind failed on {framework} / {name} (exit {proc.returncode}): {tail}"
+            )
         totals = [line for line in out.read_text().splitlines() if line.startswith("totals:")]
-        return int(totals[0].split()[1]) / runs
+        total = int(totals[0].split()[1]) if totals else 0
+        if total <= 0:
+            raise CountingFailed(
+                f"callgrind counted nothing on {framework} / {name}: this Python has no "
+                "functools_reduce symbol to collect in (a stripped build?)"
+            )
+        return total / runs
 
     def one(job: tuple[str, str]) -> float:
         with tempfile.TemporaryDirectory() as tmp:
             return count(job, tmp)
 
-    # One process per candidate, as many at once as there are cores: the counts do not
-    # depend on what else runs.
-    with concurrent.futures.ThreadPoolExecutor(os.cpu_count() or 1) as pool:
+    # One process per candidate, as many at once as this process may use cores: the counts
+    # do not depend on what else runs.
+    with concurrent.futures.ThreadPoolExecutor(len(os.sched_getaffinity(0))) as pool:
         counted = list(pool.map(one, jobs))
     results: dict[str, dict[str, float]] = {}
     for (framework, name), n in zip(jobs, counted, strict=True):
@@ -607,7 +633,7 @@ def run_instructions(runs: int) -> str:
     targets = ["| target | measured | |", "|---|---|---|"]
     for name, _measures, measured, target, ok in judge(results, None):
         ratio = measured.split(" (")[0]
-        targets.append(f"| {name} {target} | {ratio} | {'met' if ok else 'MISSED'} |")
+        targets.append(f"| {name} {target} | {ratio} | {_verdict(ok)} |")
     return instructions_table(results, runs) + "\n" + "\n".join(targets) + "\n"
 
 
@@ -618,16 +644,19 @@ def main() -> None:
         "--instructions",
         type=int,
         metavar="RUNS",
-        help="count CPU instructions per run with callgrind instead (RUNS runs each; slow)",
+        help="count only CPU instructions per run, with callgrind (RUNS runs each; slow)",
     )
     args = parser.parse_args()
     if args.instructions:
-        print(run_instructions(args.instructions))
+        try:
+            print(run_instructions(args.instructions))
+        except CountingFailed as exc:
+            raise SystemExit(str(exc)) from None
     else:
         text, targets = run(args.quick)
         print(text)
         for name, _measures, measured, target, ok in targets:
-            print(f"{name}: {measured} (target {target}): {'met' if ok else 'MISSED'}")
+            print(f"{name}: {measured} (target {target}): {_verdict(ok)}")
 
 
 if __name__ == "__main__":

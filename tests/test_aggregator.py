@@ -190,3 +190,18 @@ def test_enriched_values_are_still_checked_where_they_can_go_wrong():
     with pytest.raises(TypeError, match="duration_ms must be int"):
         pm.emit(kithooks.AgentEndEvent(response="done"))
     assert ends.events == []
+
+
+def test_an_agent_end_subclass_is_enriched_too():
+    """Found in review: enrich's fast copy knows the payload classes only; a host's
+    AgentEndEvent subclass (which the manager accepts) is enriched through attrs.evolve."""
+
+    class MyEnd(kithooks.AgentEndEvent):
+        pass
+
+    pm, ends = manager()
+    pm.emit(kithooks.AgentStartEvent(prompt="p"))
+    pm.emit(kithooks.ToolCallEvent(tool_name="bash"))
+    pm.emit(MyEnd(response="done"))
+    (end,) = ends.events
+    assert type(end) is MyEnd and end.tool_call_count == 1 and end.tool_names == ("bash",)

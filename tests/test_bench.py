@@ -148,3 +148,33 @@ def test_adapter_targets_are_judged_on_instructions_when_counted():
     assert "CPU instructions" in on_counts[0][1] and "CPU time" in on_cpu[0][1]
     missing = judge({"fw": {"not installed": float("nan")}}, None)
     assert [row[4] for row in missing] == [None, None]
+
+
+def test_a_run_whose_counting_fails_judges_on_cpu_time_and_says_why(monkeypatch):
+    """Found in review: callgrind failing, or counting nothing (a Python without the
+    functools_reduce symbol), must not crash a full run at its end: the adapter targets fall
+    back to CPU time, and the report says why."""
+    import shutil
+
+    from bench import adapters
+
+    def cpu(quick):
+        row = {
+            "bare agent": 100.0,
+            "no-op hooks": 101.0,
+            "native hooks": 110.0,
+            "kithooks, 0 plugins": 102.0,
+            "kithooks, example plugins": 111.0,
+        }
+        return {"pydantic-ai": row, "LangChain": {"not installed": float("nan")}}
+
+    def failing(runs):
+        raise adapters.CountingFailed("callgrind counted nothing on pydantic-ai / bare agent")
+
+    monkeypatch.setattr(adapters, "measure", cpu)
+    monkeypatch.setattr(adapters, "instructions", failing)
+    monkeypatch.setattr(shutil, "which", lambda name: "/usr/bin/valgrind")
+    text, rows = adapters.run(quick=False)
+    assert "judged on CPU time in this run (callgrind counted nothing" in text
+    assert [row[4] for row in rows] == [True, True, None, None]
+    assert all("CPU time" in row[1] for row in rows[:2])

@@ -353,12 +353,16 @@ def test_before_compact_summary_and_usage_percent():
 
 # -- ToolRun with arguments the host has already parsed --------------------------------------
 
+# Any code point, surrogates included: a model's JSON can hold "\ud83d\ude00", and the
+# JSON round trip joins such a pair into one character.
+_any_text = st.text(st.characters(codec=None, exclude_categories=()))
 _json_scalars = (
     st.none()
     | st.booleans()
     | st.integers()
     | st.floats(allow_nan=False, allow_infinity=False)
     | st.text()
+    | _any_text
 )
 _json_values = st.recursive(
     _json_scalars,
@@ -401,6 +405,8 @@ def test_parsed_args_give_the_event_the_text_would(args):
         {"mode": enum.StrEnum("M", {"FAST": "fast"})("fast")},
         {"ratio": float("nan")},  # NaN is not equal to itself: parsed from the text
         {"xs": (1, 2)},  # a tuple: JSON text has a list
+        {"s": "\ud83d\ude00"},  # a surrogate pair: the JSON text has one character
+        {"s": "\ud83d"},  # a lone surrogate
     ],
 )
 def test_args_that_are_not_plain_json_are_parsed_from_their_text(args):

@@ -144,9 +144,19 @@ class TurnAggregator:
             "cost_delta": turn.cost,
             "duration_ms": duration,
         }
-        # Counts and names come from validated payloads, so they are valid again; only a
-        # summed cost can overflow to infinity, and a custom clock may not give ints. Then
-        # attrs.evolve validates, and its error names the field.
-        if math.isfinite(turn.cost) and duration.__class__ is int:
+        # Sums of validated counts are valid again when they are exact ints and the cost an
+        # exact finite float; the checks below catch what is not (a cost sum that overflowed
+        # to infinity, a custom clock giving floats, an int subclass's own arithmetic), and
+        # an AgentEndEvent subclass, which events.replace does not know. Then attrs.evolve
+        # validates, and its error names the field.
+        if (
+            event.__class__ is AgentEndEvent
+            and turn.cost.__class__ is float
+            and math.isfinite(turn.cost)
+            and all(
+                n.__class__ is int and n >= 0
+                for n in (turn.input, turn.output, turn.cache_read, turn.cache_write, duration)
+            )
+        ):
             return replace(event, **changes)
         return attrs.evolve(event, **changes)

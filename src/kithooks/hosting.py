@@ -74,6 +74,7 @@ __all__ = [
     "before_fork",
     "before_session_switch",
     "context_window",
+    "counted_step_events",
     "drive",
     "parse_args",
     "run_tool",
@@ -127,10 +128,14 @@ def _failed(exc: Exception) -> ToolResponse:
 
 def _plain_json(value: object) -> bool:
     """True when ``value`` is made only of dicts with str keys, lists, tuples, str, int,
-    finite float, bool and None, all of exactly these types: then ``json.loads`` of its
-    ``json.dumps`` gives it back, and it can stand for the parsed text."""
+    finite float, bool and None, all of exactly these types, and its strings hold no
+    surrogate code points (the JSON round trip joins a surrogate pair into one character):
+    then ``json.loads`` of its ``json.dumps`` gives it back, and it can stand for the
+    parsed text."""
     cls = value.__class__
-    if cls is str or cls is int or cls is bool or value is None:
+    if cls is str:
+        return value.isascii() or _encodable(value)  # type: ignore[attr-defined, arg-type]
+    if cls is int or cls is bool or value is None:
         return True
     if cls is float:
         return math.isfinite(value)  # type: ignore[arg-type]
@@ -142,6 +147,15 @@ def _plain_json(value: object) -> bool:
     if cls is list or cls is tuple:
         return all(_plain_json(v) for v in value)  # type: ignore[attr-defined]
     return False
+
+
+def _encodable(text: str) -> bool:
+    """True when ``text`` holds no surrogate code points (UTF-8 can encode it)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def drive(pm: PluginManager, steps: Generator[Event, Any, R], ctx: Context | None) -> R:

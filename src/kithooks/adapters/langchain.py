@@ -589,11 +589,14 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
             paused = run.paused.pop(call["id"] or "", None)
         if paused is not None:
             return run, paused, True
+        args = call["args"]  # LangChain parsed them already
+        parsed = args if isinstance(args, Mapping) else None
         tool_run = ToolRun(
             self.pm,
             tool_name=call["name"],
             tool_call_id=call["id"] or "",
-            args=call["args"],  # LangChain parsed them already
+            input=None if parsed is not None else json.dumps(args),
+            args=parsed,
             ctx=run.ctx,
         )
         return run, tool_run, False
