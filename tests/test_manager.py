@@ -392,3 +392,44 @@ def test_default_plugin_names_are_readable_and_unique():
     a = pm.register(recorder("x", []))
     b = pm.register(recorder("y", []))
     assert (a, b) == ("P", "P-2")
+
+
+_SOME_EVENTS = [EventType.MESSAGE_UPDATE, EventType.TOOL_CALL, EventType.AGENT_END, EventType.INPUT]
+
+
+def _plugin_for(events):
+    """A plugin object with a handler for each of ``events``."""
+    namespace = {et.hook_name: hookimpl(lambda self, event, _n=et.hook_name: None) for et in events}
+    return type("P", (), namespace)()
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.booleans(), st.integers(0, 3), st.sets(st.sampled_from(_SOME_EVENTS))),
+        max_size=8,
+    )
+)
+def test_has_handlers_agrees_with_the_handlers_through_any_registrations(steps):
+    """has_handlers answers from a set of the events nobody handles; through any sequence
+    of registrations and unregistrations it says what handler_names says, for an EventType
+    and for its name alike (the aggregator turning active or passive included)."""
+    pm = PluginManager()
+    for add, slot, events in steps:
+        name = f"p{slot}"
+        if pm.get_plugin(name) is not None:
+            pm.unregister(name=name)
+        if add:
+            pm.register(_plugin_for(events), name=name)
+        for et in EventType:
+            expected = bool(pm.handler_names(et))
+            assert pm.has_handlers(et) is expected, et
+            assert pm.has_handlers(et.value) is expected, et
+    with pytest.raises(ValueError, match="message_update"):
+        pm.has_handlers("message_updates")
+    with pytest.raises(ValueError, match="unknown event type"):
+        pm.has_handlers(["tool_call"])  # type: ignore[arg-type]  (unhashable)

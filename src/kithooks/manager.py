@@ -179,6 +179,9 @@ class PluginManager(pluggy.PluginManager):
         self._first_custom = on_custom_event
         self._remove_first = self.listeners.add(on_error, on_result, on_custom_event)
         self._hooked: set[str] = set()  # the kithooks hooks that have handlers now
+        #: Whether some plugin handles each event now, by the event's name (an EventType is
+        #: equal to its name): has_handlers' answer in one lookup.
+        self._handled: dict[str, bool] = dict.fromkeys(_HOOK_OF, False)
         self._callers = Callers(self.listeners, fail_closed, self._outcome_plan, self._hooked)
         self.state: StateStore = StateStore() if state is None else state
         #: Plugins that could not be loaded, with why (entry points and files).
@@ -513,7 +516,9 @@ class PluginManager(pluggy.PluginManager):
             else:
                 self._hooked.discard(hook)
             if hook in _HOOK_EVENTS:
-                self._by_class[EVENT_CLASSES[_HOOK_EVENTS[hook]]] = _UNKNOWN if impls else None
+                et = _HOOK_EVENTS[hook]
+                self._by_class[EVENT_CLASSES[et]] = _UNKNOWN if impls else None
+                self._handled[et.value] = bool(impls)
 
     def _impls(self, hook: str) -> list[HookImpl]:
         """The implementations of ``hook`` that dispatch calls (a passive aggregator's are not)."""
@@ -560,6 +565,12 @@ class PluginManager(pluggy.PluginManager):
         Constant time without ``tool_name``. An unknown event name is a ValueError with the
         closest name.
         """
+        try:
+            handled: bool | None = self._handled[event_type]
+        except (KeyError, TypeError):  # not an event's name: the error below names it
+            handled = None
+        if handled is not None and (tool_name is None or not handled):
+            return handled
         hook = _HOOK_OF.get(event_type) if isinstance(event_type, str) else None
         if hook is None:  # not an event's name (a did-you-mean ValueError), or not a str
             hook = "on_" + event_type_named(event_type)
