@@ -144,13 +144,7 @@ def marks(innermost: tuple[Any, ...]) -> Iterator[tuple[Any, ...]]:
 
 def _inside(mark: tuple[Any, ...] | None, innermost: tuple[Any, ...]) -> bool:
     """True when ``mark`` is one of the holds ``innermost`` runs inside."""
-    if mark is None:
-        return False
-    while innermost:
-        if innermost is mark:
-            return True
-        innermost = innermost[0]
-    return False
+    return mark is not None and any(m is mark for m in marks(innermost))
 
 
 def ours(lock: PluginLock) -> bool:
