@@ -673,3 +673,172 @@ def test_step_events_are_the_host_helpers_for_the_same_response():
     got = [e for _, e in log.events if e.event_type in ("step_finish", "llm_usage")]
     assert got == expected
     assert got[1].provider == "acme" and got[1].cost > 0
+
+
+# -- output functions: host code the model calls -------------------------------------------
+
+
+class OutputScript:
+    """Step 0 calls the output tool with ``command``; step 1 (after a retry) with ``then``."""
+
+    def __init__(self, command: str, then: str = "ls") -> None:
+        self.commands = [command, then]
+        self.requests: list[list[ModelMessage]] = []
+
+    def __call__(self, messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        self.requests.append(list(messages))
+        step = min(len(self.requests), 2) - 1
+        return ModelResponse(
+            parts=[
+                ToolCallPart(
+                    info.output_tools[0].name,
+                    {"command": self.commands[step]},
+                    tool_call_id=f"o{len(self.requests)}",
+                )
+            ]
+        )
+
+
+def output_agent(pm: PluginManager, script: OutputScript, **kwargs):
+    from pydantic_ai import ToolOutput
+
+    ran: list[str] = []
+
+    def run_command(command: str) -> str:
+        ran.append(command)
+        return f"ran {command}"
+
+    agent = Agent(
+        FunctionModel(script, model_name="gpt-4o"),
+        output_type=ToolOutput(run_command, name="bash"),
+        capabilities=[KitHooks(pm)],
+        **kwargs,
+    )
+    return agent, ran
+
+
+def test_a_blocked_output_function_never_runs_and_the_model_sees_the_error(host):
+    pm, log = host
+    pm.register(Gate())
+    script = OutputScript("rm -rf /", then="ls")
+    agent, ran = output_agent(pm, script, retries=2)
+    result = run(agent, "clean up")
+    assert ran == ["ls"]
+    assert result.output == "ran ls"
+    returned = script.requests[1][-1].parts[0]
+    assert returned.content == "Error: dangerous command"
+    calls = log.of(kithooks.ToolCallEvent)
+    assert [(e.tool_name, e.tool_call_id, e.parsed_args) for e in calls] == [
+        ("bash", "o1", {"command": "rm -rf /"}),
+        ("bash", "o2", {"command": "ls"}),
+    ]
+
+
+def test_an_output_function_a_guard_always_blocks_fails_the_run_without_running(host):
+    from pydantic_ai.exceptions import UnexpectedModelBehavior
+
+    pm, _ = host
+    pm.register(Gate())
+    agent, ran = output_agent(pm, OutputScript("rm -rf /", then="rm -rf ~"))
+    with pytest.raises(UnexpectedModelBehavior):
+        run(agent, "clean up")
+    assert ran == []
+
+
+def test_an_output_functions_args_and_result_are_rewritten_like_a_tools(host):
+    pm, log = host
+
+    class Rewrite:
+        @hookimpl
+        def on_tool_call(self, event):
+            return kithooks.ToolCallResult(args={"command": "ls -a"})
+
+        @hookimpl
+        def on_tool_result(self, event):
+            return kithooks.ToolResultResult(content=event.content.upper())
+
+    pm.register(Rewrite())
+    agent, ran = output_agent(pm, OutputScript("ls"))
+    result = run(agent, "go")
+    assert ran == ["ls -a"]
+    assert result.output == "RAN LS -A"
+    (end,) = log.of(kithooks.ToolResultEvent)
+    assert (end.tool_name, end.content) == ("bash", "ran ls -a")
+
+
+def test_a_text_output_function_is_guarded_under_its_own_name(host):
+    from pydantic_ai import TextOutput
+
+    pm, log = host
+
+    class TextGate:
+        @hookimpl
+        def on_tool_call(self, event):
+            if "rm -rf" in event.parsed_args["value"]:
+                return kithooks.ToolCallResult(block=True, reason="no")
+            return None
+
+    pm.register(TextGate())
+    ran: list[str] = []
+
+    def shell_text(text: str) -> str:
+        ran.append(text)
+        return text
+
+    answers = iter(["rm -rf /", "ls"])
+    agent = Agent(
+        FunctionModel(lambda m, i: ModelResponse(parts=[TextPart(next(answers))])),
+        output_type=TextOutput(shell_text),
+        capabilities=[KitHooks(pm)],
+        retries=2,
+    )
+    assert run(agent, "go").output == "ls"
+    assert ran == ["ls"]
+    names = [e.tool_name for e in log.of(kithooks.ToolCallEvent)]
+    assert names == ["shell_text", "shell_text"]
+
+
+def test_plain_output_is_not_a_tool_call(host):
+    pm, log = host
+    pm.register(Gate())
+    agent = Agent(
+        FunctionModel(lambda m, i: ModelResponse(parts=[TextPart("rm -rf /")])),
+        capabilities=[KitHooks(pm)],
+    )
+    assert run(agent, "go").output == "rm -rf /"
+    assert not log.of(kithooks.ToolCallEvent)
+
+
+def test_a_streamed_output_function_is_guarded_at_every_call(host):
+    """run_stream calls an output function on partial output too: each call is guarded."""
+    from pydantic_ai import ToolOutput
+    from pydantic_ai.exceptions import UnexpectedModelBehavior
+
+    pm, log = host
+    pm.register(Gate())
+    ran: list[str] = []
+
+    def run_command(command: str) -> str:
+        ran.append(command)
+        return f"ran {command}"
+
+    async def stream(messages, info):
+        name = info.output_tools[0].name
+        yield {0: DeltaToolCall(name=name, json_args='{"command": ', tool_call_id="o1")}
+        yield {0: DeltaToolCall(json_args='"rm -rf /"}')}
+
+    agent = Agent(
+        FunctionModel(stream_function=stream),
+        output_type=ToolOutput(run_command, name="bash"),
+        capabilities=[KitHooks(pm)],
+    )
+
+    async def consume():
+        async with agent.run_stream("go") as result:
+            async for _ in result.stream_output(debounce_by=None):
+                pass
+
+    with pytest.raises(UnexpectedModelBehavior):
+        asyncio.run(asyncio.wait_for(consume(), 10))
+    assert ran == []
+    assert {e.parsed_args["command"] for e in log.of(kithooks.ToolCallEvent)} == {"rm -rf /"}

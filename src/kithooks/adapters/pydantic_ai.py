@@ -24,6 +24,13 @@ tool_result            tool never runs and the model receives the failed result
                        ``Error: <reason>``; an ``args`` rewrite is what the tool gets;
                        ``tool_result`` rewrites what the model receives (``is_error=True``
                        makes it a failed result)
+tool_call ...          an output function (``ToolOutput(fn)``, ``TextOutput(fn)``, a
+tool_result            ``NativeOutput`` / ``PromptedOutput`` of functions), each time
+                       pydantic-ai calls it (in ``run_stream`` also on partial output):
+                       named as the model called it (else the function's name), with the
+                       model's arguments (text output as ``{"value": text}``); a block
+                       means the function never runs and the model is asked again with
+                       ``Error: <reason>`` (``run_stream`` cannot ask again: the run fails)
 step_finish,           each model response's usage, after the step's tools ran; cost from
 llm_usage              ``compute_cost``, model and provider from the response
 retry                  a further attempt at a model request
@@ -50,8 +57,9 @@ from contextvars import ContextVar
 from typing import Any
 
 import attrs
+from pydantic import BaseModel
 from pydantic_ai.capabilities import AbstractCapability, CombinedCapability
-from pydantic_ai.exceptions import ToolFailed
+from pydantic_ai.exceptions import ModelRetry, ToolFailed
 from pydantic_ai.messages import (
     ModelMessage,
     ModelRequest,
@@ -90,9 +98,11 @@ from ..events import (
     ToolCallInputDeltaEvent,
     ToolCallInputEndEvent,
     ToolCallInputStartEvent,
+    thaw,
     tool_kind_for,
 )
 from ..hosting import (
+    ToolOutcome,
     ToolResponse,
     ToolRun,
     apply_messages,
@@ -545,12 +555,10 @@ class KitHooks(AbstractCapability[Any]):
         for kit_event in events:
             await pm.aemit(kit_event, r.ctx)
 
-    async def wrap_tool_execute(
-        self, ctx: Any, *, call: ToolCallPart, tool_def: Any, args: Any, handler: Any
-    ) -> Any:
-        """tool_call (a block returns ``Error: <reason>``), the tool, tool_result."""
+    def _tool_run(self, name: str, call_id: str, raw: Any) -> ToolRun | None:
+        """A ToolRun for a call of ``name`` with the model's arguments ``raw`` (a dict, JSON
+        text or None), or None when no plugin handles any of the tool events for it."""
         pm = self.pm
-        name = call.tool_name
         has = pm.has_handlers
         if not (
             has(EventType.TOOL_CALL, name)
@@ -558,39 +566,125 @@ class KitHooks(AbstractCapability[Any]):
             or has(EventType.TOOL_EXECUTION_START, name)
             or has(EventType.TOOL_EXECUTION_END, name)
         ):
-            return await handler(args)
-        raw = call.args  # a dict when already parsed: ToolRun does not parse its JSON again
-        parsed = raw if isinstance(raw, dict) else None
-        run = ToolRun(
+            return None
+        parsed = raw if isinstance(raw, dict) else None  # parsed already: not parsed again
+        return ToolRun(
             pm,
             tool_name=name,
-            tool_call_id=call.tool_call_id,
+            tool_call_id=call_id,
             input=None if parsed is not None else _args_text(raw),
             args=parsed,
             ctx=self._state().ctx,
         )
+
+    async def _execute(
+        self, run: ToolRun, handler: Any, value: Any
+    ) -> tuple[Any, Any, ToolOutcome | None]:
+        """``handler(value)`` between tool_execution_end / tool_result: its result, the value
+        to hand on, and the outcome (None when nothing could rewrite it). An exception from
+        the handler is reported as the failed result and propagates."""
+        try:
+            result = await handler(value)
+        except Exception as exc:
+            await run.afinish(ToolResponse(content=f"{type(exc).__name__}: {exc}", is_error=True))
+            raise
+        if isinstance(result, str):
+            content = result  # ToolRun asks whether anyone handles tool_result
+        elif self.pm.has_handlers(EventType.TOOL_RESULT, run.name):
+            content = json.dumps(result, default=str)
+        else:
+            await run.afinish(ToolResponse())
+            return result, result, None
+        outcome = await run.afinish(ToolResponse(content=content))
+        return result, (result if outcome.content == content else outcome.content), outcome
+
+    async def wrap_tool_execute(
+        self, ctx: Any, *, call: ToolCallPart, tool_def: Any, args: Any, handler: Any
+    ) -> Any:
+        """tool_call (a block returns ``Error: <reason>``), the tool, tool_result."""
+        run = self._tool_run(call.tool_name, call.tool_call_id, call.args)
+        if run is None:
+            return await handler(args)
         blocked = await run.astart()
         if blocked is not None:
             # A failed tool result: the model sees the error, and the tool never ran.
             raise ToolFailed(blocked.content)
         if run.rewritten:
             args = json.loads(run.input)
-        try:
-            result = await handler(args)
-        except Exception as exc:
-            await run.afinish(ToolResponse(content=f"{type(exc).__name__}: {exc}", is_error=True))
-            raise
-        if isinstance(result, str):
-            content = result  # ToolRun asks whether anyone handles tool_result
-        elif has(EventType.TOOL_RESULT, name):
-            content = json.dumps(result, default=str)
-        else:
-            await run.afinish(ToolResponse())
-            return result
-        outcome = await run.afinish(ToolResponse(content=content))
-        if outcome.is_error:
+        _, result, outcome = await self._execute(run, handler, args)
+        if outcome is not None and outcome.is_error:
             raise ToolFailed(outcome.content)
-        return result if outcome.content == content else outcome.content
+        return result
+
+    async def wrap_output_process(
+        self, ctx: Any, *, output_context: Any, output: Any, handler: Any
+    ) -> Any:
+        """An output function is host code the model calls: the tool events around it.
+
+        Only output with a function to run (``ToolOutput(fn)``, ``TextOutput(fn)``, a
+        ``NativeOutput``/``PromptedOutput`` of functions); plain structured or text output
+        passes through. A block means the function never runs and the model is asked to try
+        again with ``Error: <reason>`` (``run_stream`` cannot retry: the run fails).
+        """
+        if not output_context.has_function:
+            return await handler(output)
+        call = output_context.tool_call
+        if call is not None:
+            run = self._tool_run(call.tool_name, call.tool_call_id, call.args)
+        else:
+            name = output_context.function_name or "output"
+            run = self._tool_run(name, "", _output_args(output))
+        if run is None:
+            return await handler(output)
+        blocked = await run.astart()
+        if blocked is not None:
+            raise ModelRetry(blocked.content)
+        if run.rewritten:
+            output = _rewritten_output(output, run, call)
+        result, new, outcome = await self._execute(run, handler, output)
+        if outcome is None:
+            return result
+        if outcome.is_error:
+            raise ModelRetry(outcome.content)
+        if new is result or isinstance(result, str):
+            return new
+        return _rewritten_result(run.name, outcome.content)
+
+
+def _output_args(output: Any) -> dict[str, Any]:
+    """An output function's input as tool arguments (it did not come from a tool call)."""
+    if isinstance(output, dict):
+        return output
+    if isinstance(output, BaseModel):
+        return output.model_dump(mode="json")
+    return {"value": output}
+
+
+def _rewritten_output(output: Any, run: ToolRun, call: ToolCallPart | None) -> Any:
+    """The output function's input after a ``tool_call`` args rewrite (``run.args``)."""
+    args = thaw(run.args) if run.args is not None else json.loads(run.input)
+    if isinstance(output, dict):
+        return args
+    if isinstance(output, BaseModel):
+        return type(output).model_validate(args)
+    original = call.args_as_dict() if call is not None else {"value": output}
+    if isinstance(args, dict) and len(args) == 1 and args.keys() == original.keys():
+        return next(iter(args.values()))  # a one-argument function gets the value itself
+    raise TypeError(
+        f"kithooks: the tool_call rewrite of output function {run.name!r} gives "
+        f"{run.input}, which does not fit the function's arguments {sorted(original)}"
+    )
+
+
+def _rewritten_result(name: str, content: str) -> Any:
+    """An output function's result, not text, after a ``tool_result`` content rewrite."""
+    try:
+        return json.loads(content)
+    except ValueError:
+        raise TypeError(
+            f"kithooks: the tool_result rewrite of output function {name!r} is not JSON, "
+            "so it cannot stand for the function's result"
+        ) from None
 
 
 @dataclasses.dataclass(init=False)
