@@ -184,8 +184,8 @@ def run(turns: int, rounds: int) -> tuple[str, dict[str, float]]:
     )
     text += (
         "\nThe host checks `has_handlers` before building a payload. The usage budget saves "
-        "its total at each `llm_usage` (3 per turn): with the durable store each save is a "
-        "temporary file, fsync and rename.\n"
+        "its total at each `llm_usage` (3 per turn): with the durable store each save appends "
+        "one line to the journal and waits for fdatasync.\n"
         f"The turn with no plugins costs {ratio:.1%} of the turn with them (in-memory store), "
         f"{per_turn['no plugins'] / per_turn[ROWS[0]]:.2%} of it with the durable store.\n"
     )
