@@ -15,10 +15,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kithooks import Context, PluginManager, ToolCallResult, hookimpl
-from kithooks.command_hooks import session_state_path
+from kithooks.command_hooks import DEFAULT_TOOL_ALIASES, ToolAliases, session_state_path
 from kithooks.command_hooks.answering import answer
 from kithooks.command_hooks.protocol import read_answer
 from kithooks.command_hooks.runner import CommandRun
+from kithooks.matching import tool_matcher
 
 PLUGIN = textwrap.dedent(
     """
@@ -196,6 +197,75 @@ def test_a_failing_plugin_fails_open_and_is_reported(tmp_path):
     done = hook(broken, pre_tool_use("rm x"), env_dir=tmp_path)
     assert (done.returncode, done.stdout) == (0, "")
     assert "plugin 'broken' failed in on_tool_call: ZeroDivisionError" in done.stderr
+
+
+BROKEN_GUARD = (
+    "import kithooks\n\n@kithooks.hookimpl\ndef on_tool_call(event):\n"
+    "    return kithooks.ToolCallResult(block='rm' in event.parsed_args['command'])\n"
+)
+
+
+@pytest.mark.parametrize("how", ["option", "env"])
+def test_fail_closed_makes_a_failing_guard_deny_naming_its_plugin(tmp_path, monkeypatch, how):
+    guard = tmp_path / "rm_guard.py"
+    guard.write_text(BROKEN_GUARD)
+    invocation = pre_tool_use("rm -rf /")
+    del invocation["tool_input"]["command"]  # the guard's KeyError
+    if how == "option":
+        done = hook(guard, invocation, "--fail-closed", env_dir=tmp_path)
+    else:
+        monkeypatch.setenv("KITHOOKS_FAIL_CLOSED", "1")
+        done = hook(guard, invocation, env_dir=tmp_path)
+    assert done.returncode == 0, done.stderr
+    answer = json.loads(done.stdout)["hookSpecificOutput"]
+    assert answer["permissionDecision"] == "deny"
+    reason = "plugin 'rm_guard' failed in on_tool_call: KeyError: 'command'"
+    assert answer["permissionDecisionReason"] == reason
+    assert reason in done.stderr  # reported as in fail-open mode
+    # As exit 2, the reason on stderr, where --block-with-exit-code asks for it.
+    done = hook(guard, invocation, "--fail-closed", "--block-with-exit-code", env_dir=tmp_path)
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr.strip().endswith(reason)
+    # The default stays fail-open, and KITHOOKS_FAIL_CLOSED=0 is off.
+    monkeypatch.setenv("KITHOOKS_FAIL_CLOSED", "0")
+    done = hook(guard, invocation, env_dir=tmp_path)
+    assert (done.returncode, done.stdout) == (0, "")
+    assert reason in done.stderr
+    # A guard that works still allows under --fail-closed.
+    done = hook(guard, pre_tool_use("ls"), "--fail-closed", env_dir=tmp_path)
+    assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
+
+
+@pytest.mark.parametrize("tools", ["Bash", "bash", "Ba.*", "Read|Bash"])
+def test_a_tools_filter_may_name_the_claude_code_tool_or_its_host_alias(tmp_path, tools):
+    guard = tmp_path / "bash_guard.py"
+    guard.write_text(
+        "import kithooks\n\n"
+        f"@kithooks.hookimpl(tools={tools!r})\n"
+        "def on_tool_call(event):\n"
+        "    return kithooks.ToolCallResult(block=True, reason=f'{event.tool_name} blocked')\n"
+    )
+    done = hook(guard, pre_tool_use("ls"), env_dir=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["hookSpecificOutput"]["permissionDecisionReason"] == (
+        "bash blocked"
+    )
+    done = hook(guard, {**pre_tool_use("ls"), "tool_name": "Write"}, env_dir=tmp_path)
+    assert (done.returncode, done.stdout) == (0, "")
+
+
+@given(
+    claude=st.sampled_from(sorted(set(DEFAULT_TOOL_ALIASES.values()))),
+    spec=st.sampled_from(["{claude}", "{host}", "x|{claude}", "({claude})", "{claude}.*"]),
+    listed=st.booleans(),
+)
+def test_every_claude_code_tool_reaches_a_filter_naming_it_or_its_host_alias(claude, spec, listed):
+    """The tool a claude-hook plugin sees passes a tools= filter naming either name."""
+    seen = ToolAliases().host_name(claude)
+    text = spec.format(claude=claude, host=seen)
+    plain = text.replace("|", "").isidentifier()
+    matches = tool_matcher(text.split("|") if listed and plain else text)
+    assert matches is not None and matches(seen)
 
 
 def test_kithooks_answers_claude_code_through_its_own_command_hooks(plugin, tmp_path):

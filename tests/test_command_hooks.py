@@ -5,10 +5,14 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shlex
 import time
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import settings as settings_
+from hypothesis import strategies as st
 
 from hooks.command_hooks_support import context_with_confirm, script, settings
 from kithooks import (
@@ -126,8 +130,151 @@ def test_a_failing_hook_does_not_undo_another_hooks_block(tmp_path, caplog):
     )
     result = pm.emit(bash("rm x"))
     assert result.block and result.reason == "rm is not allowed here"
-    assert errors == []  # the plugin answered; the failure is logged beside the answer
+    # The plugin answered, and the failure is reported beside the answer.
+    [error] = errors
+    assert "linter crashed" in error.message and "fail.sh" in error.message
     assert "linter crashed" in caplog.text
+
+
+# -- failures: a malformed answer, a crash, a timeout ----------------------------------------
+
+
+def answering(**specific: object) -> str:
+    """A command answering ``{"hookSpecificOutput": specific}`` on stdout."""
+    return "echo " + shlex.quote(json.dumps({"hookSpecificOutput": specific}))
+
+
+DENY = answering(permissionDecision="deny", permissionDecisionReason="no")
+ALLOW = answering(permissionDecision="allow")
+REWRITE = answering(updatedInput={"command": "ls"})
+MALFORMED = {
+    "a trailing comma": """echo '{"decision": "block", "reason": "no rm",}'""",
+    "a second JSON line": f"{DENY}; echo '{{\"debug\": 1}}'",
+    "truncated JSON": """printf '{"decision": "block", "reason": "no'""",
+}
+
+
+@pytest.mark.parametrize("label", sorted(MALFORMED))
+def test_a_malformed_answer_is_a_reported_failure_that_fail_closed_blocks(tmp_path, label):
+    command = MALFORMED[label]
+    for fail_closed in (False, True):
+        plugin = CommandHooks.from_settings(settings("PreToolUse", command), project_dir=tmp_path)
+        errors: list = []
+        pm = PluginManager(on_error=errors.append, fail_closed=fail_closed)
+        pm.register(plugin, name="rm-guard")
+        result = pm.emit(bash("rm -rf /"))
+        [error] = errors
+        assert error.plugin == "rm-guard" and isinstance(error.error, CommandHookError)
+        assert f"hook command {command!r} gave a malformed JSON answer" in str(error.error)
+        if fail_closed:
+            assert result.block and result.reason == error.message
+        else:
+            assert result is None
+
+
+FAILING = {"exit 1": ("echo broken >&2; exit 1", 10), "a timeout": ("sleep 5", 0.5)}
+
+
+@pytest.mark.parametrize("failure", sorted(FAILING))
+@pytest.mark.parametrize("sibling", [ALLOW, REWRITE])
+def test_fail_closed_blocks_on_a_failed_command_whatever_its_siblings_answer(
+    tmp_path, caplog, failure, sibling
+):
+    command, timeout = FAILING[failure]
+    hooks = {"hooks": [{"type": "command", "command": command, "timeout": timeout}]}
+    other = {"hooks": [{"type": "command", "command": sibling}]}
+    plugin = CommandHooks.from_settings(
+        {"hooks": {"PreToolUse": [hooks, other]}}, project_dir=tmp_path
+    )
+    errors: list = []
+    pm = PluginManager(on_error=errors.append, fail_closed=True)
+    pm.register(plugin, name="security")
+    result = pm.emit(bash("rm -rf /"))
+    [error] = errors
+    assert error.plugin == "security" and error.hook == "on_tool_call"
+    assert repr(command) in error.message
+    assert result.block and result.args is None and result.reason == error.message
+    [record] = [r for r in caplog.records if r.name == "kithooks"]
+    assert "plugin 'security'" in record.getMessage() and repr(command) in record.getMessage()
+    assert "blocked (fail_closed)" in record.getMessage()
+
+
+def test_fail_open_keeps_the_siblings_answers_and_reports_every_failure(tmp_path):
+    plugin = CommandHooks.from_settings(
+        settings("PreToolUse", script("fail.sh"), "exit 3", REWRITE), project_dir=tmp_path
+    )
+    pm, errors = manager(plugin)
+    result = pm.emit(bash("rm -rf /"))
+    assert not result.block and result.args == {"command": "ls"}
+    first, second = sorted(e.message for e in errors)
+    assert "fail.sh' failed with exit code 1: linter crashed" in first
+    assert "'exit 3' failed with exit code 3" in second
+    assert {e.plugin for e in errors} == {"command-hooks"}  # the name it was registered by
+
+
+def test_fail_closed_cancels_compaction_but_leaves_other_events_answers(tmp_path):
+    on_compact = CommandHooks.from_settings(settings("PreCompact", "exit 1"), project_dir=tmp_path)
+    pm, errors = manager(on_compact, fail_closed=True)
+    result = pm.emit(BeforeCompactEvent(is_automatic=True))
+    assert result.cancel and "'exit 1'" in result.reason and len(errors) == 1
+    # tool_result is not a guard: the failure is reported, the other hook's context stands.
+    context = answering(additionalContext="note")
+    on_result = CommandHooks.from_settings(
+        settings("PostToolUse", "exit 1", context), project_dir=tmp_path
+    )
+    pm, errors = manager(on_result, fail_closed=True)
+    result = pm.emit(ToolResultEvent(tool_name="bash", content="out"))
+    assert result.content == "out\n\nnote" and len(errors) == 1
+
+
+def test_a_failure_outside_a_managers_dispatch_raises(tmp_path):
+    plugin = CommandHooks.from_settings(settings("PreToolUse", "exit 1", DENY))
+    with pytest.raises(CommandHookError, match="'exit 1' failed with exit code 1"):
+        plugin.on_tool_call(bash("ls"), Context(cwd=str(tmp_path)))
+
+
+def test_async_command_hooks_fail_closed_the_same_way(tmp_path):
+    plugin = AsyncCommandHooks.from_settings(
+        settings("PreToolUse", "exit 1", ALLOW), project_dir=tmp_path
+    )
+    pm, errors = manager(plugin, fail_closed=True)
+    result = asyncio.run(pm.aemit(bash("rm -rf /")))
+    assert result.block and "'exit 1'" in result.reason and len(errors) == 1
+
+
+_ANSWERS = {
+    "fails": "exit 1",
+    "malformed": "echo '{'",
+    "denies": DENY,
+    "allows": ALLOW,
+    "rewrites": REWRITE,
+    "says nothing": "true",
+}
+
+
+@settings_(max_examples=25, deadline=None)
+@given(
+    answers=st.lists(st.sampled_from(sorted(_ANSWERS)), min_size=1, max_size=4),
+    fail_closed=st.booleans(),
+)
+def test_every_failed_command_is_reported_and_blocks_only_when_fail_closed(
+    tmp_path_factory, answers, fail_closed
+):
+    # `: i` keeps each command distinct (identical commands run once).
+    commands = [f"{_ANSWERS[a]}; : {i}" for i, a in enumerate(answers)]
+    plugin = CommandHooks.from_settings(
+        settings("PreToolUse", *commands), project_dir=tmp_path_factory.mktemp("p")
+    )
+    pm, errors = manager(plugin, fail_closed=fail_closed)
+    result = pm.emit(bash("rm -rf /"))
+    failed = [c for c, a in zip(commands, answers, strict=True) if a in ("fails", "malformed")]
+    assert len(errors) == len(failed)
+    for command in failed:
+        assert sum(repr(command) in e.message for e in errors) == 1
+    blocks = "denies" in answers or (fail_closed and bool(failed))
+    assert bool(result and result.block) == blocks
+    if not blocks and "rewrites" in answers:
+        assert result.args == {"command": "ls"}
 
 
 def test_fail_closed_managers_block_on_a_failing_hook(tmp_path):

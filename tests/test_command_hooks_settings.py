@@ -153,7 +153,37 @@ def test_plain_stdout_is_context_only_where_claude_code_reads_it():
     assert read_answer("UserPromptSubmit", run(0, "ctx\n")).context == "ctx"
     assert read_answer("SessionStart", run(0, "ctx")).context == "ctx"
     assert read_answer("PreToolUse", run(0, "ctx")) == Verdict(command="hook")
-    assert read_answer("Stop", run(0, "{not json")) == Verdict(command="hook")
+    assert read_answer("PreToolUse", run(0, "checking...\n{}")) == Verdict(command="hook")
+
+
+_objects = st.dictionaries(st.text(max_size=5), st.text(max_size=5) | st.integers(), max_size=3)
+
+
+@given(
+    stdout=st.one_of(
+        # a JSON object with something after it: a second JSON line, a stray character
+        st.tuples(_objects, st.sampled_from(["\n{}", '\n{"debug": 1}', ",", "}", " x"])).map(
+            lambda t: json.dumps(t[0]) + t[1]
+        ),
+        # a JSON object cut short
+        _objects.map(json.dumps).filter(lambda t: len(t) > 2).map(lambda t: t[:-1]),
+        # anything else that starts with "{" and does not parse
+        st.text(max_size=20).map(lambda t: "{" + t).filter(lambda t: not _parses(t)),
+    ),
+    event=st.sampled_from(["PreToolUse", "UserPromptSubmit", "SessionStart", "Stop"]),
+)
+def test_stdout_starting_with_a_brace_that_does_not_parse_is_a_failure(stdout, event):
+    verdict = read_answer(event, run(0, stdout))
+    assert verdict.error.startswith("hook command 'hook' gave a malformed JSON answer: ")
+    assert verdict == Verdict(command="hook", error=verdict.error)  # and nothing else
+
+
+def _parses(text: str) -> bool:
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True
 
 
 def test_legacy_decisions_and_permission_decisions():

@@ -1,36 +1,16 @@
-"""Tool names as kithooks hosts spell them, and as Claude Code hook scripts expect them."""
+"""Tool names as kithooks hosts spell them, and as Claude Code hook scripts expect them.
+
+The host -> Claude Code table, :data:`DEFAULT_TOOL_ALIASES`, lives in :mod:`kithooks.matching`,
+whose tool matchers use it; this module adds the other direction and per-plugin additions.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-__all__ = ["DEFAULT_TOOL_ALIASES", "ToolAliases"]
+from ..matching import DEFAULT_TOOL_ALIASES
 
-#: Host tool name -> Claude Code tool name. Extend it per plugin with ``aliases=``.
-DEFAULT_TOOL_ALIASES: Mapping[str, str] = {
-    "bash": "Bash",
-    "shell": "Bash",
-    "sh": "Bash",
-    "run_shell_command": "Bash",
-    "read": "Read",
-    "read_file": "Read",
-    "write": "Write",
-    "write_file": "Write",
-    "edit": "Edit",
-    "edit_file": "Edit",
-    "multi_edit": "MultiEdit",
-    "glob": "Glob",
-    "grep": "Grep",
-    "ls": "LS",
-    "list_directory": "LS",
-    "web_fetch": "WebFetch",
-    "fetch": "WebFetch",
-    "web_search": "WebSearch",
-    "task": "Task",
-    "subagent": "Task",
-    "todo_write": "TodoWrite",
-    "notebook_edit": "NotebookEdit",
-}
+__all__ = ["DEFAULT_TOOL_ALIASES", "ToolAliases"]
 
 #: Claude Code tool name -> the host name ``kithooks claude-hook`` gives plugins.
 _CLAUDE_TO_HOST: Mapping[str, str] = {

@@ -24,10 +24,20 @@ from .answering import answer_sync
 #: load must block rather than let the call through.
 BLOCKING_EVENTS = frozenset({"PreToolUse", "UserPromptSubmit", "PreCompact"})
 
-__all__ = ["STATE_DIR_ENV", "claude_hook", "default_state_dir", "session_state_path"]
+__all__ = [
+    "FAIL_CLOSED_ENV",
+    "STATE_DIR_ENV",
+    "claude_hook",
+    "default_state_dir",
+    "fail_closed_by_env",
+    "session_state_path",
+]
 
 #: Where ``claude-hook`` keeps the state of sessions that have no transcript path.
 STATE_DIR_ENV = "KITHOOKS_STATE_DIR"
+
+#: Set (and not ``0``): ``claude-hook`` runs as with ``--fail-closed``.
+FAIL_CLOSED_ENV = "KITHOOKS_FAIL_CLOSED"
 
 _SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
@@ -42,6 +52,11 @@ def default_state_dir() -> Path:
         os.path.expanduser("~"), ".local", "state"
     )
     return Path(base) / "kithooks" / "claude-hook"
+
+
+def fail_closed_by_env() -> bool:
+    """True when ``$KITHOOKS_FAIL_CLOSED`` is set and not ``0``."""
+    return os.environ.get(FAIL_CLOSED_ENV, "") not in ("", "0")
 
 
 def session_state_path(data: Mapping[str, Any], state_dir: Path | None = None) -> Path | None:
@@ -89,6 +104,12 @@ def _say(message: str) -> None:
     help="Answer a block with exit code 2 and the reason on stderr instead of JSON.",
 )
 @click.option(
+    "--fail-closed",
+    is_flag=True,
+    help=f"A guard handler (on_tool_call, on_before_compact) that raises or times out "
+    f"blocks, naming its plugin, instead of being skipped (also ${FAIL_CLOSED_ENV}=1).",
+)
+@click.option(
     "--state-dir",
     type=click.Path(file_okay=False, path_type=Path),
     help=f"Where session state lives when Claude Code gives no transcript path "
@@ -98,6 +119,7 @@ def claude_hook(
     plugin_files: tuple[Path, ...],
     no_entrypoints: bool,
     block_with_exit_code: bool,
+    fail_closed: bool,
     state_dir: Path | None,
 ) -> None:
     """Answer one Claude Code hook invocation (JSON on stdin) with kithooks plugins.
@@ -110,10 +132,13 @@ def claude_hook(
 
     A block becomes a deny with the plugin's reason, a tool-input rewrite becomes
     updatedInput, a handled prompt is blocked, and nothing to say is exit 0 with no
-    output. Plugin failures are reported on stderr and fail open. A plugin that fails to
-    load blocks (exit 2, the reason on stderr) for PreToolUse, UserPromptSubmit and
-    PreCompact, so a missing guard never looks like one that allowed the call; for other
-    events it is exit 1. Exit 1 also means the input was not a hook invocation.
+    output. A handler that fails is reported on stderr and fails open (Claude Code shows
+    that stderr only in verbose mode), unless --fail-closed (or $KITHOOKS_FAIL_CLOSED=1)
+    is given: then a failing guard handler blocks with a reason naming its plugin, as a
+    deny (exit 2 with --block-with-exit-code). A plugin that fails to load blocks (exit 2,
+    the reason on stderr) for PreToolUse, UserPromptSubmit and PreCompact, so a missing
+    guard never looks like one that allowed the call; for other events it is exit 1.
+    Exit 1 also means the input was not a hook invocation.
     """
     raw = sys.stdin.buffer.read()
     try:
@@ -140,7 +165,8 @@ def claude_hook(
     def report(error: HandlerError | LoadError) -> None:
         _say(error.message)
 
-    pm = PluginManager(state=store, context=ctx, on_error=report)
+    closed = fail_closed or fail_closed_by_env()
+    pm = PluginManager(state=store, context=ctx, fail_closed=closed, on_error=report)
     if not no_entrypoints:
         pm.load_entrypoints()
     # No hooks.json here: a command hook calling `kithooks claude-hook` would call itself.

@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 import attrs
 
 from ..context import Context
+from ..dispatch import EventKind, kind_of
 from ..events import (
     BeforeAgentStartEvent,
     BeforeAgentStartResult,
@@ -27,8 +28,17 @@ from ..events import (
     ToolResultResult,
 )
 from ..hookspecs import hookimpl
+from ..listeners import HandlerError
 from .aliases import ToolAliases
-from .protocol import Combined, claude_event_of, combine, hook_input, plain, read_answer
+from .protocol import (
+    Combined,
+    Verdict,
+    claude_event_of,
+    combine,
+    hook_input,
+    plain,
+    read_answer,
+)
 from .runner import CommandRun, arun_commands, run_commands
 from .settings import HookSettings, load_settings
 
@@ -36,11 +46,11 @@ __all__ = ["AsyncCommandHooks", "CommandHookError", "CommandHooks"]
 
 logger = logging.getLogger("kithooks")
 
-_Outcome = tuple[Result | None, bool]  # (result for the manager, whether the hooks did anything)
-
 
 class CommandHookError(RuntimeError):
-    """Command hooks failed (non-zero exit other than 2, timeout, bad answer); fail-open."""
+    """A hook command failed: an exit code other than 0 and 2, a timeout, a command that
+    could not start, or a malformed answer. The error of the :class:`~kithooks.HandlerError`
+    that ``on_error`` listeners get, one per failed command."""
 
 
 @attrs.frozen(kw_only=True)
@@ -148,19 +158,57 @@ class CommandHooks:
         )
 
     def apply(self, call: _Call, runs: list[CommandRun], event: Event, ctx: Context) -> Any:
-        """What the commands' answers mean for the host: a result, and the callbacks."""
-        combined = combine([read_answer(call.claude_event, run) for run in runs])
+        """What the commands' answers mean for the host: a result, and the callbacks.
+
+        Each failed command is reported (:meth:`failed`); on a guard event under
+        ``fail_closed`` it is a deny, so the call is blocked whatever the other commands
+        answered.
+        """
+        verdicts = [read_answer(call.claude_event, run) for run in runs]
+        if any(v.error for v in verdicts):
+            verdicts = self.failed(verdicts, event, ctx)
+        combined = combine(verdicts)
         for message in combined.system_messages:
             ctx.print_info(message)
-        result, effect = _APPLY[call.claude_event](self, combined, event, ctx)
-        if combined.errors:
-            message = "; ".join(combined.errors)
-            if not effect:
-                raise CommandHookError(message)
-            # The other commands' answer stands; the failure is logged, not raised (raising
-            # would drop that answer).
-            logger.warning("plugin %r (%s): %s", self.__name__, call.claude_event, message)
-        return result
+        return _APPLY[call.claude_event](self, combined, event, ctx)
+
+    def failed(self, verdicts: list[Verdict], event: Event, ctx: Context) -> list[Verdict]:
+        """Report each failed command and return the verdicts to combine.
+
+        Every failed command is logged on logger ``kithooks`` and handed to the manager's
+        ``on_error`` listeners as a :class:`~kithooks.HandlerError` naming the plugin as
+        registered and the command. Under a ``fail_closed`` manager, on a guard event
+        (``PreToolUse``, ``PreCompact``), a failed command becomes a deny with that message
+        as its reason: deny outranks every other answer. Otherwise (fail open) the other
+        commands' answers stand (a deny still blocks, a rewrite still rewrites) and the
+        failed one adds only the valid part of its answer: nothing, unless it was a JSON
+        answer with a field of the wrong type. Called outside a manager's dispatch there is
+        nobody to tell: raises :class:`CommandHookError` naming every failed command.
+        """
+        manager = ctx._manager
+        if manager is None:
+            raise CommandHookError("; ".join(v.error for v in verdicts if v.error))
+        plugin = self._registered_name(ctx)
+        closed = manager.fail_closed and kind_of(event.event_type) is EventKind.GUARD
+        then = "blocked (fail_closed)" if closed else "the other hooks' answers stand (fail open)"
+        kept = []
+        for verdict in verdicts:
+            if not verdict.error:
+                kept.append(verdict)
+                continue
+            failure = CommandHookError(verdict.error)
+            error = HandlerError(plugin=plugin, hook=event.event_type.hook_name, error=failure)
+            logger.error("%s; %s", error.message, then)
+            manager.listeners.error(error)
+            denied = attrs.evolve(verdict, decision="deny", reason=error.message)
+            kept.append(denied if closed else verdict)
+        return kept
+
+    def _registered_name(self, ctx: Context) -> str:
+        """The name the dispatching manager knows this plugin by (else ``name=``)."""
+        manager = ctx._manager
+        registered = manager.get_name(self) if manager is not None else None
+        return registered or self.__name__
 
     # -- what each event's answer does ---------------------------------------------------
 
@@ -173,24 +221,24 @@ class CommandHooks:
         with self._lock:
             self._pending.setdefault(ctx.session_id, []).append(text)
 
-    def _pre_tool_use(self, c: Combined, event: Any, ctx: Context) -> _Outcome:
+    def _pre_tool_use(self, c: Combined, event: Any, ctx: Context) -> Result | None:
         name = self.aliases.claude_name(event.tool_name)
         if c.stop:
             self._stop(c, ctx)
-            return ToolCallResult(block=True, reason=c.stop_reason or "stopped by a hook"), True
+            return ToolCallResult(block=True, reason=c.stop_reason or "stopped by a hook")
         if c.decision == "deny":
-            return ToolCallResult(block=True, reason=c.reason), True
+            return ToolCallResult(block=True, reason=c.reason)
         if c.decision == "ask":
             question = f"{name}: {c.reason}" if c.reason else f"Allow this {name} call?"
             if not ctx.confirm(question):
-                return ToolCallResult(block=True, reason=c.reason or "not confirmed"), True
+                return ToolCallResult(block=True, reason=c.reason or "not confirmed")
         if c.context:
             logger.debug("PreToolUse additionalContext has no kithooks counterpart: dropped")
         if c.updated_input is not None:
-            return ToolCallResult(args=plain(c.updated_input)), True
-        return None, c.decision != ""
+            return ToolCallResult(args=plain(c.updated_input))
+        return None
 
-    def _post_tool_use(self, c: Combined, event: Any, ctx: Context) -> _Outcome:
+    def _post_tool_use(self, c: Combined, event: Any, ctx: Context) -> Result | None:
         assert isinstance(event, ToolResultEvent)
         if c.stop:
             self._stop(c, ctx)
@@ -199,36 +247,35 @@ class CommandHooks:
         if feedback:
             content = f"{content}\n\n{feedback}" if content else feedback
         if content == event.content:
-            return None, c.stop
-        return ToolResultResult(content=content), True
+            return None
+        return ToolResultResult(content=content)
 
-    def _user_prompt_submit(self, c: Combined, event: Any, ctx: Context) -> _Outcome:
+    def _user_prompt_submit(self, c: Combined, event: Any, ctx: Context) -> Result | None:
         if c.stop:
             if c.stop_reason:
                 ctx.print_info(c.stop_reason)
-            return InputResult(action="handled"), True
+            return InputResult(action="handled")
         if c.decision == "deny":
             ctx.print_error(c.reason)
-            return InputResult(action="handled"), True
+            return InputResult(action="handled")
         if c.context:
             self._queue_context(ctx, c.context)
-            return None, True
-        return None, False
+        return None
 
-    def _session_start(self, c: Combined, event: Any, ctx: Context) -> _Outcome:
+    def _session_start(self, c: Combined, event: Any, ctx: Context) -> Result | None:
         if c.stop:
             self._stop(c, ctx)
         if c.context:
             self._queue_context(ctx, c.context)
-        return None, c.stop or bool(c.context)
+        return None
 
-    def _pre_compact(self, c: Combined, event: Any, ctx: Context) -> _Outcome:
+    def _pre_compact(self, c: Combined, event: Any, ctx: Context) -> Result | None:
         if c.stop or c.decision == "deny":
             reason = c.reason or c.stop_reason or "compaction blocked by a hook"
-            return BeforeCompactResult(cancel=True, reason=reason), True
-        return None, False
+            return BeforeCompactResult(cancel=True, reason=reason)
+        return None
 
-    def _observed(self, c: Combined, event: Any, ctx: Context) -> _Outcome:
+    def _observed(self, c: Combined, event: Any, ctx: Context) -> Result | None:
         """SessionEnd, SubagentStart, SubagentStop: nothing in kithooks to block or extend."""
         if c.stop:
             self._stop(c, ctx)
@@ -236,27 +283,26 @@ class CommandHooks:
             logger.warning(
                 "plugin %r: a %s hook answered with a block or context, which kithooks "
                 "has no counterpart for; ignored",
-                self.__name__,
+                self._registered_name(ctx),
                 claude_event_of(event),
             )
-        return None, c.stop
+        return None
 
-    def _stop_hook(self, c: Combined, event: Any, ctx: Context) -> _Outcome:
+    def _stop_hook(self, c: Combined, event: Any, ctx: Context) -> Result | None:
         session = ctx.session_id
         if c.stop:
             with self._lock:
                 self._stop_active.discard(session)
             if c.stop_reason:
                 ctx.print_info(c.stop_reason)
-            return None, True
-        if c.decision == "deny":  # "keep going": the reason becomes the next user message
+        elif c.decision == "deny":  # "keep going": the reason becomes the next user message
             with self._lock:
                 self._stop_active.add(session)
             ctx.send_message(c.reason)
-            return None, True
-        with self._lock:
-            self._stop_active.discard(session)
-        return None, False
+        else:
+            with self._lock:
+                self._stop_active.discard(session)
+        return None
 
     # -- the context that UserPromptSubmit / SessionStart hooks add -----------------------
 
@@ -269,7 +315,7 @@ class CommandHooks:
         return BeforeAgentStartResult(inject_text="\n\n".join(pending))
 
 
-_APPLY: dict[str, Callable[[CommandHooks, Combined, Any, Context], _Outcome]] = {
+_APPLY: dict[str, Callable[[CommandHooks, Combined, Any, Context], Result | None]] = {
     "PreToolUse": CommandHooks._pre_tool_use,
     "PostToolUse": CommandHooks._post_tool_use,
     "PostToolUseFailure": CommandHooks._post_tool_use,

@@ -177,7 +177,7 @@ class Verdict:
     stop_reason: str = ""
     system_message: str = ""
     replaced_output: str | None = None  #: PostToolUse ``updatedMCPToolOutput``
-    error: str = ""  #: a non-blocking error: other exit codes, timeouts, malformed answers
+    error: str = ""  #: a failure: other exit codes, timeouts, malformed answers
 
 
 def _failure(run: CommandRun) -> str:
@@ -268,9 +268,11 @@ def read_answer(event_name: str, run: CommandRun) -> Verdict:
     """Interpret one finished command as Claude Code does for ``event_name``.
 
     Exit 2 blocks with stderr as the reason (stdout is not read); exit 0 reads stdout as
-    the JSON answer when it is a JSON object, else as plain text (context for
-    UserPromptSubmit and SessionStart, ignored elsewhere); anything else is a non-blocking
-    error.
+    the JSON answer when it starts with ``{`` (as Claude Code does), else as plain text
+    (context for UserPromptSubmit and SessionStart, ignored elsewhere). A failure (the
+    verdict's ``error``, its answer nothing more) is: any other exit, a timeout, a command
+    that could not start, and stdout that starts with ``{`` but is not one JSON object (a
+    trailing comma, a second JSON line, truncated output).
     """
     if run.returncode == BLOCKING_EXIT:
         reason = run.stderr.strip() or f"blocked by hook command {run.command!r}"
@@ -278,8 +280,12 @@ def read_answer(event_name: str, run: CommandRun) -> Verdict:
     if run.returncode != 0:
         return Verdict(command=run.command, error=_failure(run))
     text = run.stdout.strip()
-    obj = _json_object(text) if text.startswith("{") else None
-    if obj is not None:
+    if text.startswith("{"):
+        try:
+            obj = json.loads(text)
+        except (ValueError, RecursionError) as exc:
+            error = f"hook command {run.command!r} gave a malformed JSON answer: {exc}"
+            return Verdict(command=run.command, error=error)
         return _answer(event_name, run, obj)
     if text and event_name in _STDOUT_IS_CONTEXT:
         return Verdict(command=run.command, context=text)
@@ -298,7 +304,6 @@ class Combined:
     stop_reason: str = ""
     system_messages: tuple[str, ...] = ()
     replaced_output: str | None = None
-    errors: tuple[str, ...] = ()
 
 
 def _lines(values: Sequence[str]) -> str:
@@ -322,5 +327,4 @@ def combine(verdicts: Sequence[Verdict]) -> Combined:
         stop_reason=_lines([v.stop_reason for v in verdicts if v.stop]),
         system_messages=tuple(v.system_message for v in verdicts if v.system_message),
         replaced_output=replaced[-1] if replaced else None,
-        errors=tuple(v.error for v in verdicts if v.error),
     )
