@@ -442,3 +442,72 @@ def test_answer_sync_refuses_a_running_event_loop_before_any_event():
     assert ran == []
     answer_sync(pm, data, Context())
     assert ran == ["input"]
+
+
+GATE_FILE = textwrap.dedent(
+    """
+    import kithooks
+
+    @kithooks.hookimpl
+    def on_tool_call(event):
+        if "rm -rf" in (event.parsed_args or {}).get("command", ""):
+            return kithooks.ToolCallResult(block=True, reason="project gate")
+        return None
+    """
+)
+
+
+def _project_call(
+    project: Path, run_in: Path, payload_cwd: str | None, env_project: str | None, tmp: Path
+) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "CLAUDE_PROJECT_DIR"}
+    env |= {"KITHOOKS_STATE_DIR": str(tmp / "state"), "XDG_CONFIG_HOME": str(tmp / "config")}
+    if env_project is not None:
+        env["CLAUDE_PROJECT_DIR"] = env_project
+    data = pre_tool_use("rm -rf /")
+    if payload_cwd is None:
+        del data["cwd"]
+    else:
+        data["cwd"] = payload_cwd
+    return subprocess.run(
+        [sys.executable, "-m", "kithooks", "claude-hook", "--no-entrypoints"],
+        input=json.dumps(data),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=run_in,
+        env=env,
+    )
+
+
+@pytest.mark.parametrize(
+    "how", ["CLAUDE_PROJECT_DIR, run elsewhere", "payload cwd in a subdirectory", "process cwd"]
+)
+def test_project_plugins_guard_from_any_directory_of_the_project(tmp_path, how):
+    """Claude Code runs hooks in the session's current directory, which moves with `cd`."""
+    project = tmp_path / "project"
+    (project / ".kithooks" / "plugins").mkdir(parents=True)
+    (project / ".kithooks" / "plugins" / "gate.py").write_text(GATE_FILE)
+    sub = project / "src" / "pkg"
+    sub.mkdir(parents=True)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    if how == "CLAUDE_PROJECT_DIR, run elsewhere":
+        result = _project_call(project, elsewhere, str(elsewhere), str(project), tmp_path)
+    elif how == "payload cwd in a subdirectory":
+        result = _project_call(project, elsewhere, str(sub), None, tmp_path)
+    else:
+        result = _project_call(project, sub, None, None, tmp_path)
+    assert result.returncode == 0, result.stderr
+    decision = json.loads(result.stdout)["hookSpecificOutput"]
+    assert decision["permissionDecision"] == "deny"
+    assert "project gate" in decision["permissionDecisionReason"]
+
+
+def test_a_load_error_is_said_once(tmp_path):
+    broken = tmp_path / "broken.py"
+    broken.write_text("raise RuntimeError('boom at import')\n")
+    result = hook(broken, pre_tool_use("ls"), env_dir=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.count("boom at import") == 1, result.stderr

@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from ..context import Context
-from ..loading import LoadError
+from ..loading import LoadError, default_project_dir
 from ..manager import HandlerError, PluginManager
 from ..state import StateError, StateStore, sidecar_path
 from .aliases import ToolAliases
@@ -82,6 +82,26 @@ def _store(path: Path | None) -> StateStore:
         return StateStore()
     path.parent.mkdir(parents=True, exist_ok=True)
     return StateStore(path)
+
+
+def project_root(data: Mapping[str, Any], environ: Mapping[str, str] = os.environ) -> Path:
+    """The project whose ``.kithooks/plugins`` guard this invocation.
+
+    ``$CLAUDE_PROJECT_DIR``, which Claude Code sets for every hook command, when it is set.
+    Otherwise the nearest directory holding ``.kithooks``, from the invocation's ``cwd``
+    (the process's working directory when the input has none) upwards, else that ``cwd``:
+    Claude Code runs a hook in the session's current directory, which moves when the model
+    runs ``cd``, and the project's guards must not stop applying then.
+    """
+    given = environ.get("CLAUDE_PROJECT_DIR")
+    if given:
+        return Path(given)
+    cwd = data.get("cwd")
+    start = Path(cwd if isinstance(cwd, str) and cwd else os.getcwd())
+    for directory in (start, *start.parents):
+        if (directory / ".kithooks").is_dir():
+            return directory
+    return start
 
 
 def _say(message: str) -> None:
@@ -163,14 +183,17 @@ def claude_hook(
     )
 
     def report(error: HandlerError | LoadError) -> None:
-        _say(error.message)
+        if isinstance(error, HandlerError):  # load errors are said once, below
+            _say(error.message)
 
     closed = fail_closed or fail_closed_by_env()
     pm = PluginManager(state=store, context=ctx, fail_closed=closed, on_error=report)
     if not no_entrypoints:
         pm.load_entrypoints()
     # No hooks.json here: a command hook calling `kithooks claude-hook` would call itself.
-    pm.load_plugin_files(plugin_files, command_hooks=False)
+    pm.load_plugin_files(
+        plugin_files, project_dir=default_project_dir(project_root(data)), command_hooks=False
+    )
     if pm.load_errors:
         # A guard that did not load must not look like a guard that allowed the call:
         # where Claude Code lets exit 2 block, block with the reason; elsewhere exit 1.
