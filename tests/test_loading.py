@@ -32,7 +32,10 @@ def install(
 ):
     for name, source in modules.items():
         (site / f"{name}.py").write_text(textwrap.dedent(source))
-    info = site / f"{dist}-{version}.dist-info"
+    # named as pip names it (``-`` in the name is ``_``): importlib.metadata tells
+    # distributions apart by this name, so ``kh-a-1.0.dist-info`` and ``kh-b-1.0.dist-info``
+    # would both be distribution ``kh``, and one of them hidden
+    info = site / f"{dist.replace('-', '_')}-{version}.dist-info"
     info.mkdir()
     (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n")
     lines = ["[kithooks]"] + [f"{k} = {v}" for k, v in entry_points.items()]
@@ -738,3 +741,75 @@ def test_a_plugin_whose_marked_functions_match_no_hook_is_a_load_error(tmp_path)
     assert "did you mean 'on_tool_call'" in messages[1]
     assert "qqq" in messages[0] and "match no hook" in messages[0]
     assert pm.emit(kithooks.ToolCallEvent(tool_name="bash")) is None
+
+
+def guard_module(reason: str) -> str:
+    return f"""
+import kithooks
+
+@kithooks.hookimpl
+def on_tool_call(event):
+    return kithooks.ToolCallResult(block=True, reason={reason!r})
+"""
+
+
+def test_two_distributions_with_the_same_entry_point_name_are_a_load_error(site, caplog):
+    """Which one would win depends on install order: the other is loud, naming both."""
+    for dist, module in (("kh-alpha", "kh_test_alpha"), ("kh-beta", "kh_test_beta")):
+        install(site, dist, "1.0", {module: guard_module(dist)}, {"security": module})
+    errors: list = []
+    pm = PluginManager(on_error=errors.append)
+    with caplog.at_level(logging.ERROR, logger="kithooks"):
+        assert pm.load_entrypoints() == ["security"]
+    winner = pm.plugin_source("security")
+    loser = {"kh-alpha": ("kh-beta", "kh_test_beta"), "kh-beta": ("kh-alpha", "kh_test_alpha")}
+    loser_dist, loser_value = loser[winner.distribution]
+    (error,) = pm.load_errors
+    assert errors == [error] and error.message in caplog.text
+    assert (error.name, error.kind, error.distribution, error.location) == (
+        "security",
+        "entrypoint",
+        loser_dist,
+        loser_value,
+    )
+    assert isinstance(error.error, ValueError)
+    # both sides: the one refused (distribution, value) and the one holding the name
+    assert f"of distribution {loser_dist!r}" in error.message and loser_value in error.message
+    holder = f"entry point security = {winner.location} of distribution {winner.distribution!r}"
+    assert holder in error.message
+    # loading again is a no-op for the entry point already registered from the same place
+    again: list = []
+    pm.add_listener(on_error=again.append)
+    assert pm.load_entrypoints() == []
+    assert all(e.distribution == loser_dist for e in again)
+
+
+def test_an_entry_point_named_like_a_plugin_already_there_is_a_load_error(site, tmp_path):
+    install(
+        site,
+        "kh-taken",
+        "0.1",
+        {"kh_test_taken": guard_module("ep")},
+        {"turn-aggregator": "kh_test_taken", "gate": "kh_test_taken", "host": "kh_test_taken"},
+    )
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (plugins / "gate.py").write_text(guard_module("file"))
+    pm = PluginManager()
+
+    class Host:
+        @kithooks.hookimpl
+        def on_agent_end(self, event):
+            pass
+
+    pm.register(Host(), name="host")
+    assert pm.load_plugin_files([plugins], user_dir=None, project_dir=None) == ["gate"]
+    assert pm.load_entrypoints() == []
+    errors = {e.name: e.message for e in pm.load_errors}
+    assert set(errors) == {"turn-aggregator", "gate", "host"}
+    assert "already taken by kithooks' built-in turn aggregator" in errors["turn-aggregator"]
+    assert f"already taken by the file plugin {plugins.resolve() / 'gate.py'}" in errors["gate"]
+    assert "already taken by a plugin the host registered (Host)" in errors["host"]
+    for message in errors.values():
+        assert "of distribution 'kh-taken'" in message and "kh_test_taken" in message
+    assert pm.emit(kithooks.ToolCallEvent()).reason == "file"

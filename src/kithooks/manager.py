@@ -745,8 +745,9 @@ class PluginManager(pluggy.PluginManager):
 
         The entry point's object is registered as it is (a module or an instance), a class is
         built with no arguments. One whose import raises (or calls ``sys.exit()``), that
-        cannot be built, or that has no hooks is logged, reported, recorded in
-        :attr:`load_errors` (naming the distribution) and left out; the others load. Names
+        cannot be built, that has no hooks, or whose name another plugin already has is
+        logged, reported, recorded in :attr:`load_errors` (naming the distribution) and left
+        out; the others load. An entry point this manager already loaded is skipped. Names
         in ``$KITHOOKS_BLOCK_PLUGINS`` are skipped, and ``$KITHOOKS_DISABLE_ENTRYPOINTS=1``
         loads nothing. See ``docs/plugins.md``.
         """
