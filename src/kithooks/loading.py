@@ -447,7 +447,10 @@ class Loader:
         return self._load(batch)
 
     def reload(self) -> list[str]:
-        """Unregister every file plugin and load every batch again, in order."""
+        """Unregister every file plugin and load every batch again, in order.
+
+        The manager runs this inside its ``_swap()``, so dispatch sees the result at once.
+        """
         pm = self._pm
         for path, registered in list(self._from_path.items()):
             for name in registered:
@@ -568,17 +571,19 @@ class Loader:
                 f"plugin {name!r}: {what} has no hooks; mark its hook functions or methods "
                 "with @kithooks.hookimpl",
             )
-        # refuses a function named like a hook but not marked (it would never be called)
+        # refuses a function named like a hook but not marked, and a marked one that matches
+        # no hook (unless optionalhook=True): either would never be called
         pm.register(obj, name=name)
         callers = pm.get_hookcallers(obj) or []
         if not any(c.has_spec() for c in callers) and not custom_handlers_of(obj):
-            # Only hooks no spec knows (a typo pluggy keeps pending): it would never run.
+            # Only optional hooks no spec knows: as a plugin, it would do nothing.
             pm.unregister(name=name)
             unknown = ", ".join(sorted(c.name for c in callers)) or "none"
             raise PluginValidationError(
                 obj,
-                f"plugin {name!r}: {what} has no kithooks hooks (its marked functions, "
-                f"{unknown}, match no hook; kithooks hooks are named on_<event>)",
+                f"plugin {name!r}: {what} has no hook that can run (its marked functions, "
+                f"{unknown}, are optional hooks that match no hook; kithooks hooks are named "
+                "on_<event>)",
             )
         pm._sources[name] = source
 
