@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -32,7 +35,10 @@ def install(
 ):
     for name, source in modules.items():
         (site / f"{name}.py").write_text(textwrap.dedent(source))
-    info = site / f"{dist}-{version}.dist-info"
+    # named as pip names it (``-`` in the name is ``_``): importlib.metadata tells
+    # distributions apart by this name, so ``kh-a-1.0.dist-info`` and ``kh-b-1.0.dist-info``
+    # would both be distribution ``kh``, and one of them hidden
+    info = site / f"{dist.replace('-', '_')}-{version}.dist-info"
     info.mkdir()
     (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n")
     lines = ["[kithooks]"] + [f"{k} = {v}" for k, v in entry_points.items()]
@@ -736,5 +742,278 @@ def test_a_plugin_whose_marked_functions_match_no_hook_is_a_load_error(tmp_path)
     assert pm.load_plugin_files([plugins], user_dir=None, project_dir=None) == []
     messages = sorted(e.message for e in pm.load_errors)
     assert "did you mean 'on_tool_call'" in messages[1]
-    assert "qqq" in messages[0] and "match no hook" in messages[0]
+    assert "'qqq' is marked @kithooks.hookimpl but matches no hook" in messages[0]
     assert pm.emit(kithooks.ToolCallEvent(tool_name="bash")) is None
+
+
+def guard_module(reason: str) -> str:
+    return f"""
+import kithooks
+
+@kithooks.hookimpl
+def on_tool_call(event):
+    return kithooks.ToolCallResult(block=True, reason={reason!r})
+"""
+
+
+def test_two_distributions_with_the_same_entry_point_name_are_a_load_error(site, caplog):
+    """Which one would win depends on install order: the other is loud, naming both."""
+    for dist, module in (("kh-alpha", "kh_test_alpha"), ("kh-beta", "kh_test_beta")):
+        install(site, dist, "1.0", {module: guard_module(dist)}, {"security": module})
+    errors: list = []
+    pm = PluginManager(on_error=errors.append)
+    with caplog.at_level(logging.ERROR, logger="kithooks"):
+        assert pm.load_entrypoints() == ["security"]
+    winner = pm.plugin_source("security")
+    loser = {"kh-alpha": ("kh-beta", "kh_test_beta"), "kh-beta": ("kh-alpha", "kh_test_alpha")}
+    loser_dist, loser_value = loser[winner.distribution]
+    (error,) = pm.load_errors
+    assert errors == [error] and error.message in caplog.text
+    assert (error.name, error.kind, error.distribution, error.location) == (
+        "security",
+        "entrypoint",
+        loser_dist,
+        loser_value,
+    )
+    assert isinstance(error.error, ValueError)
+    # both sides: the one refused (distribution, value) and the one holding the name
+    assert f"of distribution {loser_dist!r}" in error.message and loser_value in error.message
+    holder = f"entry point security = {winner.location} of distribution {winner.distribution!r}"
+    assert holder in error.message
+    # loading again is a no-op for the entry point already registered from the same place
+    again: list = []
+    pm.add_listener(on_error=again.append)
+    assert pm.load_entrypoints() == []
+    assert all(e.distribution == loser_dist for e in again)
+
+
+def test_an_entry_point_named_like_a_plugin_already_there_is_a_load_error(site, tmp_path):
+    install(
+        site,
+        "kh-taken",
+        "0.1",
+        {"kh_test_taken": guard_module("ep")},
+        {"turn-aggregator": "kh_test_taken", "gate": "kh_test_taken", "host": "kh_test_taken"},
+    )
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (plugins / "gate.py").write_text(guard_module("file"))
+    pm = PluginManager()
+
+    class Host:
+        @kithooks.hookimpl
+        def on_agent_end(self, event):
+            pass
+
+    pm.register(Host(), name="host")
+    assert pm.load_plugin_files([plugins], user_dir=None, project_dir=None) == ["gate"]
+    assert pm.load_entrypoints() == []
+    errors = {e.name: e.message for e in pm.load_errors}
+    assert set(errors) == {"turn-aggregator", "gate", "host"}
+    assert "already taken by kithooks' built-in turn aggregator" in errors["turn-aggregator"]
+    assert f"already taken by the file plugin {plugins.resolve() / 'gate.py'}" in errors["gate"]
+    assert "already taken by a plugin the host registered (Host)" in errors["host"]
+    for message in errors.values():
+        assert "of distribution 'kh-taken'" in message and "kh_test_taken" in message
+    assert pm.emit(kithooks.ToolCallEvent()).reason == "file"
+
+
+TYPO_GUARD = """
+import kithooks
+
+@kithooks.hookimpl
+def on_session_start(event):
+    pass
+
+@kithooks.hookimpl
+def onToolCall(event):
+    return kithooks.ToolCallResult(block=True, reason="no tools")
+"""
+CLASS_TYPO = """
+import kithooks
+
+class Gate:
+    @kithooks.hookimpl
+    def pre_tool_use(self, event):
+        return kithooks.ToolCallResult(block=True, reason="no tools")
+
+    @kithooks.hookimpl
+    def on_agent_end(self, event):
+        pass
+"""
+
+
+def test_one_misspelt_hook_beside_valid_ones_is_a_load_error_naming_it(tmp_path):
+    """A valid on_session_start beside a misspelt guard used to load cleanly, the guard never
+    called: the plugin is refused, naming it and the function; the others still load."""
+    pm = load_dir(
+        tmp_path,
+        {"typo_guard.py": TYPO_GUARD, "class_typo.py": CLASS_TYPO, "gate.py": guard_module("ok")},
+    )
+    assert [n for n, _ in pm.list_name_plugin()][1:] == ["gate"]
+    errors = errors_by_name(pm)
+    assert set(errors) == {"typo_guard", "class_typo:Gate"}
+    assert "plugin 'typo_guard': 'onToolCall' is marked @kithooks.hookimpl" in errors["typo_guard"]
+    assert "did you mean 'on_tool_call'" in errors["typo_guard"]
+    assert "plugin 'class_typo:Gate': 'pre_tool_use'" in errors["class_typo:Gate"]
+    assert "did you mean 'on_tool_call'" in errors["class_typo:Gate"]
+    assert not pm.has_handlers("session_start") and not pm.has_handlers("agent_end")
+
+
+def test_a_misspelt_hook_in_an_entry_point_is_a_load_error_naming_the_distribution(site):
+    install(
+        site,
+        "kh-typo",
+        "0.2",
+        {"kh_test_typo": TYPO_GUARD, "kh_test_ok": guard_module("ok")},
+        {"typo": "kh_test_typo", "ok": "kh_test_ok"},
+    )
+    pm = PluginManager()
+    assert pm.load_entrypoints() == ["ok"]
+    (error,) = pm.load_errors
+    assert (error.name, error.distribution) == ("typo", "kh-typo")
+    assert "'onToolCall' is marked @kithooks.hookimpl but matches no hook" in error.message
+
+
+def test_a_plugin_with_only_optional_hooks_no_spec_knows_is_a_load_error(tmp_path):
+    """optionalhook=True lets such a function register; a plugin with nothing else does
+    nothing, which is still a load error."""
+    pm = load_dir(
+        tmp_path,
+        {
+            "optional.py": (
+                "import kithooks\n\n@kithooks.hookimpl(optionalhook=True)\n"
+                "def on_deploy(target):\n    pass\n"
+            ),
+            "mixed.py": (
+                "import kithooks\n\n@kithooks.hookimpl(optionalhook=True)\n"
+                "def on_deploy(target):\n    pass\n\n"
+                "@kithooks.hookimpl\ndef on_agent_end(event):\n    pass\n"
+            ),
+        },
+    )
+    assert [n for n, _ in pm.list_name_plugin()][1:] == ["mixed"]
+    assert "are optional hooks that match no hook" in errors_by_name(pm)["optional"]
+
+
+# --------------------------------------------------------------------------- atomic reload
+
+#: Each import takes a few milliseconds, as a real plugin's imports do: the window in which
+#: an emit used to find no guard.
+SLOW_IMPORT = "import time\ntime.sleep(0.003)\n"
+RELOADED_GUARDS = {
+    "gate.py": """
+        import kithooks
+
+        @kithooks.hookimpl
+        def on_tool_call(event):
+            if event.tool_name == "bash":
+                return kithooks.ToolCallResult(block=True, reason="bash {version}")
+    """,
+    "gates.py": """
+        import kithooks
+
+        class Gate:
+            @kithooks.hookimpl(tools="curl")
+            def on_tool_call(self, event):
+                return kithooks.ToolCallResult(block=True, reason="curl {version}")
+
+            @kithooks.custom_event("ping")
+            def on_ping(self, data):
+                data.append("{version}")
+    """,
+    "dirgate/main.py": """
+        import kithooks
+
+        @kithooks.hookimpl
+        def on_tool_call(event):
+            if event.tool_name == "sh":
+                return kithooks.ToolCallResult(block=True, reason="sh {version}")
+    """,
+}
+
+
+def write_guards(directory: Path, version: int, extra: bool) -> None:
+    for rel, source in RELOADED_GUARDS.items():
+        (directory / rel).parent.mkdir(parents=True, exist_ok=True)
+        text = SLOW_IMPORT + textwrap.dedent(source).format(version=version)
+        (directory / rel).write_text(text)
+    extra_file = directory / "extra.py"  # a file that comes and goes between reloads
+    if extra:
+        extra_file.write_text(guard_module("extra").replace("return", "if 0: return"))
+    else:
+        extra_file.unlink(missing_ok=True)
+
+
+def test_no_dispatch_during_a_reload_misses_a_guard_present_before_and_after(tmp_path):
+    """reload() used to unregister every file plugin, re-import, then register: a tool call
+    emitted in between met no guard and was let through. Now the new plugins are swapped in
+    at once: every dispatch sees the old set or the new set, never neither (guards of a
+    module, a class and a directory plugin, by emit and aemit, and a custom event)."""
+    plugins = tmp_path / "plugins"
+    write_guards(plugins, 0, extra=True)
+    pm = PluginManager()
+    assert pm.load_plugin_files([plugins], user_dir=None, project_dir=None)
+    stop = threading.Event()
+    missed: list[object] = []
+    reasons: set[str] = set()
+    pings: list[int] = []
+
+    def emitter() -> None:
+        while not stop.is_set():
+            for tool in ("bash", "curl"):
+                r = pm.emit(kithooks.ToolCallEvent(tool_name=tool))
+                if r is None or not r.block:
+                    missed.append((tool, r))
+                else:
+                    reasons.add(r.reason)
+            got: list[str] = []
+            pm.emit_custom_event("ping", got)
+            pings.append(len(got))
+
+    async def aemits() -> None:
+        while not stop.is_set():
+            r = await pm.aemit(kithooks.ToolCallEvent(tool_name="sh"))
+            if r is None or not r.block:
+                missed.append(("sh", r))
+            else:
+                reasons.add(r.reason)
+            await asyncio.sleep(0)
+
+    threads = [
+        threading.Thread(target=emitter, daemon=True),
+        threading.Thread(target=lambda: asyncio.run(aemits()), daemon=True),
+    ]
+    for t in threads:
+        t.start()
+    try:
+        for version in range(1, 41):
+            write_guards(plugins, version, extra=version % 2 == 0)
+            pm.reload()
+            time.sleep(0.001)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=30)
+    assert not any(t.is_alive() for t in threads), "a dispatch thread is stuck"
+    assert missed == []
+    assert set(pings) == {1}, "a custom event reached no subscriber (or two) during a reload"
+    assert pm.load_errors == []
+    versions = {r.rsplit(" ", 1)[1] for r in reasons}
+    assert versions <= {str(v) for v in range(41)} and "40" in versions
+    assert {r.split(" ")[0] for r in reasons} == {"bash", "curl", "sh"}
+
+
+def test_a_file_broken_by_a_reload_loses_its_plugin_and_is_reported(tmp_path):
+    plugins = tmp_path / "plugins"
+    write_guards(plugins, 1, extra=False)
+    errors: list = []
+    pm = PluginManager(on_error=errors.append)
+    pm.load_plugin_files([plugins], user_dir=None, project_dir=None)
+    (plugins / "gate.py").write_text("import kithooks\n\ndef oops(:\n")
+    pm.reload()
+    assert pm.get_plugin("gate") is None
+    assert [e.name for e in errors] == [e.name for e in pm.load_errors] == ["gate"]
+    assert isinstance(errors[0].error, SyntaxError)
+    assert pm.emit(kithooks.ToolCallEvent(tool_name="bash")) is None
+    assert pm.emit(kithooks.ToolCallEvent(tool_name="curl")).reason == "curl 1"

@@ -7,7 +7,9 @@ import logging
 import threading
 import time
 
+import pluggy
 import pytest
+from pluggy import PluginValidationError
 
 import kithooks
 from kithooks import Context, EventType, PluginManager, hookimpl
@@ -433,3 +435,94 @@ def test_has_handlers_agrees_with_the_handlers_through_any_registrations(steps):
         pm.has_handlers("message_updates")
     with pytest.raises(ValueError, match="unknown event type"):
         pm.has_handlers(["tool_call"])  # type: ignore[arg-type]  (unhashable)
+
+
+# ---------------------------------------------------------------- hooks no spec knows
+
+_HOOK_NAMES = sorted(kithooks.hookspecs.KIT_HOOKS)
+
+
+def _plugin_with(attr: str, **opts: object) -> object:
+    def handler(self, event):
+        return kithooks.ToolCallResult(block=True, reason="never absent")
+
+    handler.__name__ = attr
+    return type("Typo", (), {attr: hookimpl(**opts)(handler)})()
+
+
+def _camel(name: str) -> str:
+    first, *rest = name.split("_")
+    return first + "".join(w.title() for w in rest)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.from_regex(r"[A-Za-z][A-Za-z0-9_]{0,30}", fullmatch=True).filter(
+        lambda n: n not in kithooks.hookspecs.KIT_HOOKS
+    )
+)
+def test_a_marked_function_no_spec_knows_is_refused_naming_plugin_and_function(attr):
+    """pluggy keeps such a function pending until check_pending(), which few hosts call: a
+    misspelt guard would look like a guard that allowed the call. Refused whatever its name,
+    unless it is marked optionalhook=True (pluggy's own "this hook may not exist")."""
+    pm = PluginManager()
+    with pytest.raises(PluginValidationError) as refused:
+        pm.register(_plugin_with(attr), name="gate")
+    assert f"plugin 'gate': {attr!r} is marked @kithooks.hookimpl but matches no hook" in str(
+        refused.value
+    )
+    assert pm.get_plugin("gate") is None and not pm.has_handlers("tool_call")
+    assert pm.register(_plugin_with(attr, optionalhook=True), name="optional") == "optional"
+    pm.check_pending()  # an optional hook is pending, as in pluggy
+    assert pm.emit(kithooks.ToolCallEvent(tool_name="bash")) is None
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.sampled_from([h for h in _HOOK_NAMES if h.startswith("on_")]),
+    st.sampled_from(
+        [
+            _camel,  # onToolCall
+            lambda h: _camel(h)[0].upper() + _camel(h)[1:],  # OnToolCall
+            lambda h: h.removeprefix("on_"),  # tool_call
+            lambda h: h.removeprefix("on_").replace("_", ""),  # toolcall
+            lambda h: "before_" + h.removeprefix("on_"),  # before_tool_call
+            lambda h: h + "s",  # on_tool_calls
+        ]
+    ),
+)
+def test_a_near_miss_of_a_hook_name_suggests_that_hook(hook, variant):
+    attr = variant(hook)
+    if attr in kithooks.hookspecs.KIT_HOOKS:  # before_ + agent_start is a hook of its own
+        return
+    with pytest.raises(PluginValidationError, match=f"did you mean {hook!r}"):
+        PluginManager().register(_plugin_with(attr))
+
+
+@pytest.mark.parametrize(
+    ("attr", "hook"),
+    [("pre_tool_use", "on_tool_call"), ("PreToolUse", "on_tool_call"), ("Stop", "on_agent_end")],
+)
+def test_claude_code_hook_names_suggest_their_kithooks_hook(attr, hook):
+    with pytest.raises(PluginValidationError, match=f"did you mean {hook!r}"):
+        PluginManager().register(_plugin_with(attr))
+
+
+def test_a_specname_no_spec_knows_is_refused_and_a_host_hook_is_suggested():
+    pm = PluginManager()
+
+    class HostSpecs:
+        @pluggy.HookspecMarker("kithooks")
+        def on_deploy(self, target): ...
+
+    pm.add_hookspecs(HostSpecs)
+
+    class Deploy:
+        @hookimpl(specname="on_deploi")
+        def check(self, target):
+            return None
+
+    with pytest.raises(
+        PluginValidationError, match=r"'check' \(specname 'on_deploi'\).*'on_deploy'"
+    ):
+        pm.register(Deploy())

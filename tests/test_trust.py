@@ -241,7 +241,7 @@ def test_unregistering_an_unknown_plugin_names_it():
         pm.unregister(Obs())
 
 
-def test_a_host_adds_its_own_hooks_as_in_pluggy():
+def test_a_host_adds_its_own_hooks_before_their_plugins_register():
     hookspec = pluggy.HookspecMarker("kithooks")
 
     class HostSpecs:
@@ -254,10 +254,12 @@ def test_a_host_adds_its_own_hooks_as_in_pluggy():
             return f"deploying {target}"
 
     pm = PluginManager()
-    pm.register(Deployer())  # before the spec: pending, as in pluggy
-    with pytest.raises(PluginValidationError, match="unknown hook 'on_deploy'"):
-        pm.check_pending()
+    # before the spec: refused (pluggy would keep it pending, silently, until check_pending)
+    with pytest.raises(PluginValidationError, match=r"'on_deploy' is marked .* matches no hook"):
+        pm.register(Deployer())
+    assert pm.get_plugin("Deployer") is None
     pm.add_hookspecs(HostSpecs)
+    pm.register(Deployer())
     pm.check_pending()
     assert pm.hook.on_deploy(target="prod") == ["deploying prod"]
 

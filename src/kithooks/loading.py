@@ -365,7 +365,7 @@ class Loader:
         import importlib.metadata  # here: reading entry points is slow to import
 
         for ep in importlib.metadata.entry_points(group=group):
-            if ep.name in blocked or pm.is_blocked(ep.name) or pm.get_plugin(ep.name) is not None:
+            if ep.name in blocked or pm.is_blocked(ep.name):
                 continue
             dist = ep.dist
             source = PluginSource(
@@ -376,6 +376,13 @@ class Loader:
                 version=dist.version if dist is not None else "",
             )
             try:
+                if pm.get_plugin(ep.name) is not None:
+                    if self._same_entrypoint(source):
+                        continue  # loaded by an earlier call: nothing to do
+                    raise ValueError(
+                        f"the name {ep.name!r} is already taken by {self._holder(ep.name)}; "
+                        "plugin names are unique, so one of the two must be renamed"
+                    )
                 self._register_entrypoint(ep, source)
             except (Exception, SystemExit) as exc:
                 self._failed(
@@ -390,6 +397,31 @@ class Loader:
                 continue
             loaded.append(ep.name)
         return loaded
+
+    def _same_entrypoint(self, source: PluginSource) -> bool:
+        """True when ``source``'s name holds the plugin of that very entry point."""
+        held = self._pm.plugin_source(source.name)
+        return held is not None and (held.kind, held.location, held.distribution) == (
+            "entrypoint",
+            source.location,
+            source.distribution,
+        )
+
+    def _holder(self, name: str) -> str:
+        """What holds the plugin name ``name``, for an error naming both sides."""
+        pm = self._pm
+        plugin = pm.get_plugin(name)
+        held = pm.plugin_source(name)
+        if plugin is not None and plugin is pm.turn_aggregator:
+            return "kithooks' built-in turn aggregator"
+        if held is None or held.kind == "object":
+            return f"a plugin the host registered ({type(plugin).__name__})"
+        if held.kind == "entrypoint":
+            return (
+                f"entry point {name} = {held.location} of distribution "
+                f"{held.distribution!r} {held.version}"
+            ).strip()
+        return f"the {held.kind} plugin {held.location}"
 
     def _register_entrypoint(self, ep: importlib.metadata.EntryPoint, source: PluginSource) -> None:
         what = f"entry point {ep.name} = {ep.value}"
@@ -415,7 +447,10 @@ class Loader:
         return self._load(batch)
 
     def reload(self) -> list[str]:
-        """Unregister every file plugin and load every batch again, in order."""
+        """Unregister every file plugin and load every batch again, in order.
+
+        The manager runs this inside its ``_swap()``, so dispatch sees the result at once.
+        """
         pm = self._pm
         for path, registered in list(self._from_path.items()):
             for name in registered:
@@ -536,17 +571,19 @@ class Loader:
                 f"plugin {name!r}: {what} has no hooks; mark its hook functions or methods "
                 "with @kithooks.hookimpl",
             )
-        # refuses a function named like a hook but not marked (it would never be called)
+        # refuses a function named like a hook but not marked, and a marked one that matches
+        # no hook (unless optionalhook=True): either would never be called
         pm.register(obj, name=name)
         callers = pm.get_hookcallers(obj) or []
         if not any(c.has_spec() for c in callers) and not custom_handlers_of(obj):
-            # Only hooks no spec knows (a typo pluggy keeps pending): it would never run.
+            # Only optional hooks no spec knows: as a plugin, it would do nothing.
             pm.unregister(name=name)
             unknown = ", ".join(sorted(c.name for c in callers)) or "none"
             raise PluginValidationError(
                 obj,
-                f"plugin {name!r}: {what} has no kithooks hooks (its marked functions, "
-                f"{unknown}, match no hook; kithooks hooks are named on_<event>)",
+                f"plugin {name!r}: {what} has no hook that can run (its marked functions, "
+                f"{unknown}, are optional hooks that match no hook; kithooks hooks are named "
+                "on_<event>)",
             )
         pm._sources[name] = source
 

@@ -9,13 +9,14 @@ rebuilt only for the hooks a registration touches.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import itertools
 import os
 import sys
 import threading
 import weakref
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -67,22 +68,35 @@ _DEFAULT: Any = object()
 _UNKNOWN: Any = object()
 
 
-def _near_kit_hook(name: str) -> str | None:
-    """The kithooks hook ``name`` was probably meant to be, or None.
+def _key(name: str) -> str:
+    """``name`` without case, underscores or the ``on`` prefix: ``onToolCall`` -> ``toolcall``."""
+    return name.lower().replace("_", "").removeprefix("on")
 
-    ``on_tool_cal`` (a typo of a hook name), ``tool_call`` or ``before_tool_call`` (an
-    event's name without the ``on_`` prefix) are near misses; other names without ``on_``
-    are a host's own hooks, left pending as pluggy does.
+
+def _near_hook(name: str, known: Iterable[str]) -> str | None:
+    """The hook among ``known`` that ``name`` was probably meant to be, or None.
+
+    Compared without case, underscores and the ``on`` prefix (``onToolCall``, ``OnToolCall``,
+    ``toolcall`` and ``tool_call`` all mean ``on_tool_call``); Claude Code's hook names
+    (``PreToolUse``, ``pre_tool_use``) mean their kithooks counterpart; a name ending in a
+    hook's name (``before_tool_call``, ``handle_tool_call``) means that hook; otherwise the
+    closest name (difflib), if one is close enough.
     """
-    import difflib  # here: only a near miss needs it
+    import difflib  # here: only a name that matches no hook needs these
 
-    if name.startswith("on_"):
-        close = difflib.get_close_matches(name, KIT_HOOKS, n=1)
-        return close[0] if close else None
-    for et in EventType:
-        if name == et.value or name.endswith("_" + et.value):
-            return et.hook_name
-    return None
+    from .command_hooks.settings import CLAUDE_EVENTS
+
+    by_key = {_key(hook): hook for hook in known}
+    for claude, et in CLAUDE_EVENTS.items():
+        by_key.setdefault(_key(claude), et.hook_name)
+    key = _key(name)
+    if key in by_key:
+        return by_key[key]
+    suffixes = [k for k in by_key if k and key.endswith(k)]
+    if suffixes:
+        return by_key[max(suffixes, key=len)]
+    close = difflib.get_close_matches(key, by_key, n=1)
+    return by_key[close[0]] if close else None
 
 
 def event_type_named(name: EventType | str, where: str = "event type") -> EventType:
@@ -146,7 +160,8 @@ class PluginManager(pluggy.PluginManager):
     tracing and call monitoring do not see kithooks hooks; use listeners). Wrappers are
     refused on kithooks hooks (the merge rules are the manager's; ``on_outcome`` sees
     what a dispatch decided); hooks a host adds with :meth:`add_hookspecs` behave as in
-    pluggy.
+    pluggy, except that a marked function no spec knows is refused when its plugin
+    registers (see :meth:`register`) instead of waiting for ``check_pending()``.
     """
 
     def __init__(
@@ -197,6 +212,10 @@ class PluginManager(pluggy.PluginManager):
         )
         self._locks_by_id: dict[int, tuple[object, PluginLock]] = {}
         self._bus = CustomEventBus()
+        #: Inside :meth:`_swap`: the hooks whose plans wait for its end, and the custom-event
+        #: subscriptions that change then (a plugin's handlers, lock and order; None: gone).
+        self._deferred: set[str] | None = None
+        self._deferred_bus: dict[str, tuple[list[Any], PluginLock, tuple[int, int]] | None] = {}
         self._sources: dict[str, PluginSource] = {}
         self._loader = Loader(self)
         self._pending_order: tuple[int, int] | None = None
@@ -308,11 +327,13 @@ class PluginManager(pluggy.PluginManager):
 
         Raises :class:`ValueError` when the object or the name is already registered (the
         first registration stays whole), and :class:`pluggy.PluginValidationError` naming
-        the plugin when a handler is not a kithooks hook (with the closest hook name), a
-        function named like a kithooks hook is not marked ``@kithooks.hookimpl``, a
-        handler takes an argument its hook does not have, ``tools=`` is set on a hook
-        without a tool, ``timeout=`` on a plain function, or a kithooks hook has a wrapper.
-        A plugin that fails to register leaves nothing behind.
+        the plugin and the function when a marked function matches no hook (neither a
+        kithooks hook nor one the host added with :meth:`add_hookspecs` before; the error
+        suggests the closest hook name; ``@kithooks.hookimpl(optionalhook=True)`` lets it
+        wait for its spec, as in pluggy), a function named like a kithooks hook is not
+        marked ``@kithooks.hookimpl``, a handler takes an argument its hook does not have,
+        ``tools=`` is set on a hook without a tool, ``timeout=`` on a plain function, or a
+        kithooks hook has a wrapper. A plugin that fails to register leaves nothing behind.
         """
         with self._registry_lock:
             if self.is_registered(plugin):
@@ -339,7 +360,7 @@ class PluginManager(pluggy.PluginManager):
                 return None
             self._order[registered] = self._pending_order or (next(self._seq), 0)
             lock = self._lock_for(plugin, registered)
-            self._bus.subscribe(registered, custom, lock, self._order[registered])
+            self._subscribe(registered, (custom, lock, self._order[registered]))
             self._sources.setdefault(registered, PluginSource(kind="object", name=registered))
             self._rebuild(hooks)
             return registered
@@ -399,9 +420,49 @@ class PluginManager(pluggy.PluginManager):
             self._order.pop(name, None)
             self._lock_of_name.pop(name, None)
             self._sources.pop(name, None)
-            self._bus.unsubscribe(name)
+            self._subscribe(name, None)
             self._rebuild(hooks)
             return removed
+
+    def _subscribe(
+        self, name: str, subscription: tuple[list[Any], PluginLock, tuple[int, int]] | None
+    ) -> None:
+        """Subscribe plugin ``name``'s custom-event handlers (None or none: unsubscribe it)."""
+        if subscription is not None and not subscription[0]:
+            subscription = None
+        if self._deferred is not None:
+            self._deferred_bus[name] = subscription
+        elif subscription is None:
+            self._bus.unsubscribe(name)
+        else:
+            self._bus.subscribe(name, *subscription)
+
+    @contextlib.contextmanager
+    def _swap(self) -> Iterator[None]:
+        """Registry changes that dispatch sees all at once, when the block ends.
+
+        Inside, ``register`` and ``unregister`` change pluggy's registry but not what
+        dispatch reads: an ``emit`` meanwhile runs the plans built before (or, for a plan
+        not built yet, waits for the registry lock and builds it from the registry as it is
+        after), and custom events reach the subscribers of before. At the end, under the
+        registry lock, the plans of every hook touched are marked stale and the custom-event
+        subscriptions change, a plugin replaced under its own name in one step. So a guard
+        present before and after is never missing from a dispatch in between.
+        """
+        with self._registry_lock:
+            if self._deferred is not None:  # nested: the outermost block publishes
+                yield
+                return
+            self._deferred = set()
+            try:
+                yield
+            finally:
+                hooks, self._deferred = self._deferred, None
+                bus, self._deferred_bus = self._deferred_bus, {}
+                # new subscriptions first (each replaces its name's old one), then removals
+                for name, subscription in sorted(bus.items(), key=lambda kv: kv[1] is None):
+                    self._subscribe(name, subscription)
+                self._rebuild(hooks)
 
     def set_blocked(self, name: str) -> None:
         """Block registrations under ``name`` (unregistering the plugin there, if any)."""
@@ -411,7 +472,11 @@ class PluginManager(pluggy.PluginManager):
             self._name2plugin[name] = None  # pluggy's mark of a blocked name
 
     def add_hookspecs(self, module_or_class: Any) -> None:
-        """Add hook specifications, as in pluggy (a host may add its own hooks)."""
+        """Add hook specifications, as in pluggy (a host may add its own hooks).
+
+        Add them before registering the plugins that implement them: a marked function no
+        spec knows is refused (unless it is marked ``optionalhook=True``).
+        """
         super().add_hookspecs(module_or_class)
         if getattr(self, "_plans", None) is not None:
             # Pending hookimpls of the new specs are now verified and callable through pm.hook.
@@ -438,15 +503,10 @@ class PluginManager(pluggy.PluginManager):
                 continue
             hook = opts.get("specname") or attr
             if hook not in KIT_HOOKS:
-                if not hasattr(self.hook, hook):
-                    close = _near_kit_hook(hook)
-                    if close:
-                        raise PluginValidationError(
-                            plugin,
-                            f"plugin {label!r}: {attr!r} is not a kithooks hook; "
-                            f"did you mean {close!r}?",
-                        )
-                continue  # a host's own hook, or one pluggy keeps pending (check_pending)
+                caller: HookCaller | None = getattr(self.hook, hook, None)
+                if (caller is None or not caller.has_spec()) and not opts.get("optionalhook"):
+                    self._refuse_unknown(plugin, label, attr, hook)
+                continue  # a host's own hook, or an optional one pluggy keeps pending
             if opts.get("wrapper") or opts.get("hookwrapper"):
                 raise PluginValidationError(
                     plugin,
@@ -480,6 +540,24 @@ class PluginManager(pluggy.PluginManager):
                 "'async def' (and emit with aemit), or bound its work inside",
             )
 
+    def _refuse_unknown(self, plugin: object, label: str, attr: str, hook: str) -> None:
+        """Refuse ``attr``, marked as an implementation of ``hook``, which no spec knows.
+
+        pluggy would keep it pending until ``check_pending()``, which few hosts call: a
+        misspelt guard would look exactly like a guard that allowed every call.
+        """
+        specs = [h for h, c in vars(self.hook).items() if not h.startswith("_") and c.has_spec()]
+        close = _near_hook(hook, specs)
+        what = repr(attr) if hook == attr else f"{attr!r} (specname {hook!r})"
+        hint = f"; did you mean {close!r}?" if close else ""
+        raise PluginValidationError(
+            plugin,
+            f"plugin {label!r}: {what} is marked @{self.project_name}.hookimpl but matches no "
+            f"hook, so it would never be called{hint} (kithooks hooks are named on_<event>; a "
+            "host's own hook is added with add_hookspecs before its plugins register, and "
+            "hookimpl(optionalhook=True) marks a hook that may not exist)",
+        )
+
     @staticmethod
     def _refuse_unmarked(plugin: object, label: str, attr: str) -> None:
         if static_function(plugin, attr) is not None:
@@ -497,6 +575,9 @@ class PluginManager(pluggy.PluginManager):
         Registration stays cheap (no compiling); ``has_handlers`` stays exact, from the
         set of hooks that have handlers, updated here.
         """
+        if self._deferred is not None:  # inside _swap: published at its end
+            self._deferred.update(hooks)
+            return
         touched = {h for h in hooks if h in KIT_HOOKS}
         if "on_agent_end" in touched:
             touched.update(_AGGREGATOR_HOOKS)  # the aggregator turns active or passive
@@ -544,7 +625,7 @@ class PluginManager(pluggy.PluginManager):
                     callers=self._callers,
                     default_timeout=self.handler_timeout,
                 )
-                if plan is not None:
+                if plan is not None and self._deferred is None:  # not mid-_swap: kept
                     self._plans[hook] = plan
                     if hook in _HOOK_EVENTS:
                         self._by_class[EVENT_CLASSES[_HOOK_EVENTS[hook]]] = plan
@@ -745,8 +826,9 @@ class PluginManager(pluggy.PluginManager):
 
         The entry point's object is registered as it is (a module or an instance), a class is
         built with no arguments. One whose import raises (or calls ``sys.exit()``), that
-        cannot be built, or that has no hooks is logged, reported, recorded in
-        :attr:`load_errors` (naming the distribution) and left out; the others load. Names
+        cannot be built, that has no hooks, or whose name another plugin already has is
+        logged, reported, recorded in :attr:`load_errors` (naming the distribution) and left
+        out; the others load. An entry point this manager already loaded is skipped. Names
         in ``$KITHOOKS_BLOCK_PLUGINS`` are skipped, and ``$KITHOOKS_DISABLE_ENTRYPOINTS=1``
         loads nothing. See ``docs/plugins.md``.
         """
@@ -811,12 +893,15 @@ class PluginManager(pluggy.PluginManager):
 
         Emits ``session_shutdown`` to the old set, unregisters every file plugin, loads the
         same sources again (new, changed and removed files included), and emits
-        ``session_start`` (with the context's ``session_id``) to the new set. Entry-point
+        ``session_start`` (with the context's ``session_id``) to the new set. The new set
+        replaces the old at once (see :meth:`_swap`): a dispatch on another thread meanwhile
+        runs the old set or the new one, never neither. A file that no longer loads loses
+        its plugin and is a load error. Entry-point
         and object plugins, the context and the state are kept; dispatch order stays that
         of registration, each file batch keeping its place.
         """
         self.emit(SessionShutdownEvent())
-        with self._registry_lock:
+        with self._swap():
             names = self._loader.reload()
         self.emit(SessionStartEvent(session_id=self._context.session_id))
         return names
