@@ -526,3 +526,31 @@ def test_a_specname_no_spec_knows_is_refused_and_a_host_hook_is_suggested():
         PluginValidationError, match=r"'check' \(specname 'on_deploi'\).*'on_deploy'"
     ):
         pm.register(Deploy())
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    hook=st.sampled_from(sorted(kithooks.hookspecs.KIT_HOOKS)),
+    names=st.lists(
+        st.sampled_from(["event", "ctx", "result", "context", "evt", "payload"]),
+        unique=True,
+        max_size=3,
+    ),
+)
+def test_a_handler_registers_exactly_when_it_takes_its_hooks_arguments_by_name(hook, names):
+    pm = PluginManager()
+    spec_args = getattr(pm.hook, hook).spec.argnames
+    namespace: dict[str, object] = {}
+    exec(f"def {hook}({', '.join(names)}):\n    return None", namespace)  # noqa: S102
+    plugin = type("P", (), {hook: staticmethod(hookimpl(namespace[hook]))})()
+    unknown = [n for n in names if n not in spec_args]
+    if not unknown:
+        pm.register(plugin, name="p")
+        assert pm.get_plugin("p") is plugin
+        return
+    with pytest.raises(PluginValidationError) as raised:
+        pm.register(plugin, name="p")
+    message = str(raised.value)
+    assert "\n" not in message
+    assert f"plugin 'p': '{hook}' takes {unknown[0]!r}" in message
+    assert f"({', '.join(spec_args)})" in message

@@ -514,9 +514,34 @@ class PluginManager(pluggy.PluginManager):
                     "handlers (on_outcome sees what a dispatch decided)",
                 )
             fn = getattr(plugin, attr)
+            self._check_arguments(plugin, label, attr, hook, fn)
             self._check_policy(plugin, label, attr, hook, fn, inspect.iscoroutinefunction(fn))
             hooks.append(hook)
         return hooks
+
+    def _check_arguments(
+        self, plugin: object, label: str, attr: str, hook: str, fn: Any
+    ) -> None:
+        """A handler takes some of its hook's arguments, by name (pluggy's rule, said
+        plainly: its own message prints the signature with a literal newline)."""
+        spec = getattr(self.hook, hook).spec
+        try:
+            parameters = inspect.signature(fn).parameters.values()
+        except (TypeError, ValueError):
+            return  # no signature to read: pluggy's own check decides
+        required = [
+            p.name
+            for p in parameters
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty
+        ]
+        unknown = [name for name in required if name not in spec.argnames]
+        if unknown:
+            given = ", ".join(spec.argnames)
+            raise PluginValidationError(
+                plugin,
+                f"plugin {label!r}: {attr!r} takes {', '.join(map(repr, unknown))}, which "
+                f"{hook} does not pass; a handler takes any of ({given}), by those names",
+            )
 
     @staticmethod
     def _check_policy(  # noqa: PLR0917
