@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 import kithooks
 from kithooks import EventType
 from kithooks.dispatch import KINDS, RULES, EventKind
+from kithooks.matching import DEFAULT_TOOL_ALIASES
 from kithooks.testing import strategies as ks
 
 RAISE = "raise"
@@ -28,7 +29,13 @@ GUARD_FLAGS = {
 
 
 def matches(tools, name):
-    """The tools= rule, written from the docs (independently of kithooks.matching)."""
+    """The tools= rule, written from the docs (independently of kithooks.matching): a tool
+    matches by its own name or by its Claude Code name (the documented alias table)."""
+    claude = DEFAULT_TOOL_ALIASES.get(name)
+    return any(_matches_name(tools, n) for n in (name, *([claude] if claude else [])))
+
+
+def _matches_name(tools, name):
     if tools is None or tools in ("", "*"):
         return True
     if isinstance(tools, list):
@@ -135,7 +142,12 @@ TOOL_EVENTS = {et for et in EventType if "tool_name" in kithooks.event_class(et)
 
 def tool_specs(name):
     """tools= values that match ``name``, almost match it, or are unrelated."""
-    near = [name + "2", name.upper() if name.upper() != name else name.lower() + "x", "bash"]
+    near = [
+        name + "2",
+        name.upper() if name.upper() != name else name.lower() + "x",
+        "bash",
+        name.title(),  # the Claude Code name of bash and edit
+    ]
     return st.one_of(
         st.none(),
         st.just("*"),
