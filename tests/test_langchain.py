@@ -2,12 +2,14 @@
 
 The promises every adapter keeps are in test_conformance_langchain.py; these are the
 LangChain-specific ones (thread ids, injection, context windows, ToolMessage status,
-streaming modes, interrupts, the example agent).
+streaming modes, interrupts, turns revived by a fresh middleware or after an outer retry,
+the example agent).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 import pytest
@@ -15,18 +17,28 @@ import pytest
 pytest.importorskip("langchain.agents")
 
 from langchain.agents import create_agent
+from langchain.agents.middleware import HumanInTheLoopMiddleware, ModelRetryMiddleware
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.tools import tool
 from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.graph import END, START, MessagesState, StateGraph
+from langgraph.prebuilt import ToolNode
 from langgraph.types import Command, interrupt
 from pydantic import Field
 
 import kithooks
 from kithooks import Context, PluginManager, hookimpl
 from kithooks.adapters.langchain import KitHooksMiddleware, describe_message
-from kithooks.testing.conformance import Recorder, Reply, Script, ToolCall, standard_script
+from kithooks.testing.conformance import (
+    TIMEOUT,
+    Recorder,
+    Reply,
+    Script,
+    ToolCall,
+    standard_script,
+)
 
 
 class ScriptedChatModel(BaseChatModel):
@@ -327,26 +339,31 @@ def test_reasoning_blocks_emit_reasoning_start(host):
     assert end.content == "Done."
 
 
-def test_an_interrupt_pauses_the_turn_and_resuming_finishes_it(host):
-    pm, rec = host
-    script = Script(
+def asking_script() -> Script:
+    """Step 0 calls ``ask``; step 1 answers ``They said: {tool}``."""
+    return Script(
         [
             Reply(text="Asking.", tool_calls=(ToolCall(name="ask", args={"q": "ok?"}),)),
             Reply(text="They said: {tool}"),
         ]
     )
 
+
+def asking_agent(pm, script, saver):
+    """An agent whose one tool, ``ask``, interrupts the run for a person's answer."""
+
     @tool
     def ask(q: str) -> str:
         """Ask the person."""
         return str(interrupt(q))
 
-    agent = create_agent(
-        ScriptedChatModel(script=script, seen=[]),
-        [ask],
-        middleware=[KitHooksMiddleware(pm)],
-        checkpointer=InMemorySaver(),
-    )
+    model = ScriptedChatModel(script=script, seen=[])
+    return create_agent(model, [ask], middleware=[KitHooksMiddleware(pm)], checkpointer=saver)
+
+
+def test_an_interrupt_pauses_the_turn_and_resuming_finishes_it(host):
+    pm, rec = host
+    agent = asking_agent(pm, asking_script(), InMemorySaver())
     config = {"configurable": {"thread_id": "t1"}}
     agent.invoke(prompt("go"), config)
     assert "agent_end" not in rec.names() and "error" not in rec.names()
@@ -454,3 +471,184 @@ def test_async_runs_hand_nothing_to_langsmiths_worker_threads(host, monkeypatch)
     assert answer_of(state) == "Tool said: output of ls" and script.ran == ["ls"]
     assert rec.names()[-1] == "agent_end" and "tool_result" in rec.names()
     assert handed == []
+
+
+# -- turns the middleware does not hold open ---------------------------------------------
+
+
+class Gate:
+    """Blocks every tool call."""
+
+    @hookimpl
+    def on_tool_call(self, event):
+        return kithooks.ToolCallResult(block=True, reason="needs review")
+
+
+APPROVE = Command(resume={"decisions": [{"type": "approve"}]})
+
+
+def review_agent(pm, script, saver, middleware=None):
+    """An agent whose shell calls wait for a person's approval (an interrupt)."""
+    return create_agent(
+        ScriptedChatModel(script=script, seen=[]),
+        _shell_tool(script),
+        checkpointer=saver,
+        middleware=[
+            middleware or KitHooksMiddleware(pm),
+            HumanInTheLoopMiddleware(interrupt_on={"shell": True}),
+        ],
+    )
+
+
+def _invoke(agent, payload, config, mode):
+    if mode == "invoke":
+        return agent.invoke(payload, config)
+    return asyncio.run(asyncio.wait_for(agent.ainvoke(payload, config), TIMEOUT))
+
+
+@pytest.mark.parametrize("mode", ["invoke", "ainvoke"])
+def test_a_fresh_middleware_resuming_an_interrupted_turn_asks_the_guard(host, mode, caplog):
+    # A per-request agent (or a restarted process) resumes the approved call from the
+    # shared checkpointer with a middleware that never saw the turn begin.
+    pm, rec = host
+    pm.register(Gate())
+    saver, script = InMemorySaver(), standard_script()
+    config = {"configurable": {"thread_id": "t-review"}}
+    first = _invoke(review_agent(pm, script, saver), prompt("go"), config, mode)
+    assert first["__interrupt__"] and "tool_call" not in rec.names()
+    (turn,) = rec.turns()
+    with caplog.at_level(logging.INFO, logger="kithooks"):
+        state = _invoke(review_agent(pm, script, saver), APPROVE, config, mode)
+    assert script.ran == [] and answer_of(state) == "Tool said: Error: needs review"
+    (call,) = rec.of(kithooks.ToolCallEvent)
+    assert call.tool_name == "shell" and rec.turns() == [turn]
+    assert f"turn {turn!r} of session 't-review' is not open here" in caplog.text
+
+
+def _resume_events(pm, rec, fresh):
+    """The events of an approved call's turn after the resume, by the same or a fresh
+    middleware, and the turn's agent_end."""
+    saver, script = InMemorySaver(), standard_script()
+    config = {"configurable": {"thread_id": f"t-{fresh}"}}
+    agent = review_agent(pm, script, saver)
+    agent.invoke(prompt("go"), config)
+    before = len(rec.events)
+    state = (review_agent(pm, script, saver) if fresh else agent).invoke(APPROVE, config)
+    assert script.ran == ["ls"] and answer_of(state) == "Tool said: output of ls"
+    after = rec.events[before:]
+    (end,) = [e for _, e in after if isinstance(e, kithooks.AgentEndEvent)]
+    return [(e.event_type.value, getattr(e, "step_number", None)) for _, e in after], end
+
+
+def test_a_revived_turn_emits_what_the_same_middleware_would_have(host):
+    # The docs: no input / before_agent_start / agent_start again; the steps go on from the
+    # answers in the state; the interrupted answer's usage comes once its tools ran.
+    pm, rec = host
+    same, same_end = _resume_events(pm, rec, fresh=False)
+    revived, revived_end = _resume_events(pm, rec, fresh=True)
+    assert revived == same
+    assert [name for name, _ in revived] == [
+        "tool_call",
+        "tool_execution_start",
+        "tool_execution_end",
+        "tool_result",
+        "step_finish",
+        "llm_usage",
+        "prepare_step",
+        "step_start",
+        "message_update",
+        "step_finish",
+        "llm_usage",
+        "message_end",
+        "agent_end",
+    ]
+    assert [step for name, step in revived if name == "step_start"] == [1]
+    for end in (same_end, revived_end):  # the same manager counts the turn from its start
+        assert (end.llm_call_count, end.tool_call_count, end.stop_reason) == (2, 1, "stop")
+
+
+def test_a_call_paused_inside_its_tool_is_asked_again_by_a_fresh_middleware(host):
+    pm, rec = host
+    saver, script = InMemorySaver(), asking_script()
+    config = {"configurable": {"thread_id": "t-ask"}}
+    asking_agent(pm, script, saver).invoke(prompt("go"), config)
+    state = asking_agent(pm, script, saver).invoke(Command(resume="yes"), config)
+    assert answer_of(state) == "They said: yes" and len(rec.turns()) == 1
+    names = rec.names()
+    assert names.count("tool_call") == names.count("tool_execution_start") == 2
+    assert [r.content for r in rec.of(kithooks.ToolResultEvent)] == ["yes"]
+    assert names[-2:] == ["message_end", "agent_end"]
+
+
+class FlakyChatModel(ScriptedChatModel):
+    """Fails its first call (a provider hiccup), then plays the script."""
+
+    failures: list[int] = Field(default_factory=lambda: [1])
+
+    def _generate(self, messages, stop=None, run_manager=None, **kw):
+        if self.failures[0]:
+            self.failures[0] -= 1
+            raise TimeoutError("provider hiccup")
+        return super()._generate(messages, stop, run_manager, **kw)
+
+
+@pytest.mark.parametrize("mode", ["invoke", "ainvoke"])
+def test_a_retry_placed_outside_the_middleware_keeps_the_guard(host, mode, caplog):
+    # Against the docs' advice a retry wraps KitHooks: the failed call ended the turn
+    # (error, agent_end), the retry goes on with it, and its tool call is still asked.
+    pm, rec = host
+    pm.register(Gate())
+    script = standard_script()
+    agent = create_agent(
+        FlakyChatModel(script=script, seen=[]),
+        _shell_tool(script),
+        middleware=[
+            ModelRetryMiddleware(max_retries=1, initial_delay=0, jitter=False),
+            KitHooksMiddleware(pm),
+        ],
+    )
+    with caplog.at_level(logging.WARNING, logger="kithooks"):
+        state = _invoke(agent, prompt("go"), {}, mode)
+    assert script.ran == [] and answer_of(state) == "Tool said: Error: needs review"
+    assert len(rec.of(kithooks.ToolCallEvent)) == 1 and len(rec.turns()) == 1
+    ends = rec.of(kithooks.AgentEndEvent)
+    assert [e.stop_reason for e in ends] == ["error", "stop"]
+    assert [e.step_number for e in rec.of(kithooks.StepStartEvent)] == [0, 0, 1]
+    assert rec.names().count("agent_start") == 1 and rec.names().count("input") == 1
+    assert "put KitHooksMiddleware first" in caplog.text
+
+
+def test_a_graph_where_before_agent_never_ran_is_a_clear_error(host):
+    # The middleware's tool wrapper on a hand-built ToolNode: no turn was ever opened.
+    pm, _ = host
+    pm.register(Gate())
+    script = standard_script()
+    graph = StateGraph(MessagesState)
+    graph.add_node(
+        "tools", ToolNode(_shell_tool(script), wrap_tool_call=KitHooksMiddleware(pm).wrap_tool_call)
+    )
+    graph.add_edge(START, "tools")
+    graph.add_edge("tools", END)
+    call = {"name": "shell", "args": {"command": "ls"}, "id": "c1"}
+    with pytest.raises(RuntimeError, match="before_agent hook did not run on this graph"):
+        graph.compile().invoke({"messages": [AIMessage(content="", tool_calls=[call])]})
+    assert script.ran == []
+
+
+def test_turns_past_max_open_runs_are_forgotten_logged_and_revived(host, caplog):
+    pm, rec = host
+    pm.register(Gate())
+    saver, script = InMemorySaver(), standard_script()
+    agent = review_agent(pm, script, saver, KitHooksMiddleware(pm, max_open_runs=1))
+    a, b = ({"configurable": {"thread_id": t}} for t in ("a", "b"))
+    agent.invoke(prompt("go"), a)
+    with caplog.at_level(logging.INFO, logger="kithooks"):
+        agent.invoke(prompt("go"), b)  # a, never resumed yet, is forgotten
+        (turn_a, _) = rec.turns()
+        assert f"forgot the oldest, turn {turn_a!r} of session 'a'" in caplog.text
+        for config in (a, b):
+            state = agent.invoke(APPROVE, config)
+            assert answer_of(state) == "Tool said: Error: needs review"
+    assert script.ran == [] and len(rec.of(kithooks.ToolCallEvent)) == 2
+    with pytest.raises(ValueError, match="max_open_runs must be >= 1, got 0"):
+        KitHooksMiddleware(pm, max_open_runs=0)

@@ -42,6 +42,30 @@ the caller gave one, else a fresh id per run, so concurrent runs of one agent ne
 An interrupt (human in the loop) pauses the turn; it goes on when the run is resumed.
 Put the middleware first in the list so it sees what the others do to the calls.
 Install with ``pip install 'kithooks[langchain]'``.
+
+A model or tool call never runs without its events just because the middleware does not
+hold its turn. The turn's id lives in the agent's state (the private ``kithooks_turn``
+channel), the rest of the turn in the middleware, which holds at most ``max_open_runs``
+turns (the oldest is forgotten, logged at info level). A call of a turn the middleware does
+not hold revives the turn: a run resumed by another instance (a per-request agent, or a
+restarted process, sharing the checkpointer; logged at info level), a forgotten turn, or a
+turn that failed here (``error``, ``agent_end``) and that a middleware placed before this
+one goes on with, a retry (logged as a warning). A revived turn keeps its ``turn_id``; its
+``session_id`` is the run's ``thread_id`` again. It does not emit ``input``,
+``before_agent_start``, ``context_prepare``, ``agent_start`` or ``message_start`` again;
+its step numbers go on from the model's answers in the state since the last user message
+(a retried model call has the failed call's number); the answer waiting for its tools gets
+its ``step_finish`` and ``llm_usage`` once they ran; a tool call that ``interrupt()``
+paused inside the tool is asked ``tool_call`` again. Rebuilt from the state (another
+instance, a forgotten turn), it has no ``before_agent_start`` injection on its model calls;
+after a failure here it keeps the failed run's. It ends with ``message_end`` and
+``agent_end`` as usual, after a failure a second ``agent_end`` for the turn. The aggregator
+counts a revived turn from its start while the manager's aggregator still holds it (say,
+another instance on the same manager); otherwise (a new manager, or after the failure's
+``agent_end``) from the revival, with ``duration_ms`` 0. A state without a turn id (the middleware's
+``before_agent`` never ran on this graph, so neither did ``input`` nor
+``before_agent_start``) is a ``RuntimeError`` naming that cause, at the first model call
+or tool call a plugin listens to.
 """
 
 from __future__ import annotations
@@ -79,6 +103,7 @@ from langgraph.prebuilt.tool_node import ToolCallRequest
 from langgraph.runtime import Runtime
 from langgraph.types import Command
 
+from .. import logs
 from ..context import Context
 from ..events import (
     AgentEndEvent,
@@ -114,6 +139,8 @@ from ..usage import ModelPrice
 from . import TOOL_EVENTS
 
 __all__ = ["KitHooksMiddleware", "describe_message", "make_message"]
+
+logger = logs.get("kithooks")
 
 T = TypeVar("T")
 Steps = Generator[Event, Any, T]
@@ -212,6 +239,16 @@ def _answer(response: Any) -> AIMessage | None:
     return None
 
 
+def _answers(state: Mapping[str, Any]) -> int:
+    """How many answers the model gave since the turn's prompt (the last user message)."""
+    answers = 0
+    for message in reversed(state.get("messages", [])):
+        if isinstance(message, HumanMessage):
+            break
+        answers += isinstance(message, AIMessage)
+    return answers
+
+
 def _finish_reason(message: AIMessage) -> str:
     if message.tool_calls:
         return "tool-calls"
@@ -269,6 +306,10 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
         prices: host prices for models genai-prices lacks (see :class:`ModelPrice`).
         handled_output: the answer added to the conversation when an ``input`` handler
             consumed the prompt (``""``: none is added; the run just ends).
+        max_open_runs: how many turns the middleware holds open at once (and, apart, how
+            many failed ones it keeps for a retry); opening one more forgets the oldest,
+            logged at info level. A forgotten turn that goes on later is revived from the
+            agent's state like a turn another instance started (see the module docs).
     """
 
     state_schema = KitHooksState
@@ -279,12 +320,20 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
         *,
         prices: Mapping[str, ModelPrice] | None = None,
         handled_output: str = "",
+        max_open_runs: int = 1024,
     ) -> None:
         super().__init__()
+        if max_open_runs < 1:
+            raise ValueError(f"max_open_runs must be >= 1, got {max_open_runs}")
         self.pm = pm
         self.prices = prices
         self.handled_output = handled_output
+        self.max_open_runs = max_open_runs
+        #: The open turns by id, oldest first (a plain dict: its ``get`` is the cheapest).
         self._runs: dict[str, _Run] = {}
+        #: Turns that failed here (error and agent_end emitted), oldest first: a middleware
+        #: placed before this one may still go on with one (a retry), which revives it.
+        self._failed_runs: dict[str, _Run] = {}
         self._lock = threading.Lock()
 
     @property
@@ -312,10 +361,89 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
         """Run a piece of the sequence from async code."""
         return await adrive(self.pm, steps, ctx)
 
-    def _run_of(self, state: Any) -> _Run | None:
+    def _run_of(self, state: Any, what: str) -> _Run:
+        """The turn ``state`` belongs to; one not open here is revived (:meth:`_revive`)."""
         key = state.get(TURN_KEY) if isinstance(state, Mapping) else None
         with self._lock:
-            return None if key is None else self._runs.get(key)
+            run = None if key is None else self._runs.get(key)
+        return run if run is not None else self._revive(key, state, what)
+
+    def _revive(self, key: Any, state: Any, what: str) -> _Run:
+        """Go on with turn ``key``, which is not open here: the run that failed here if it is
+        kept, else one rebuilt from the state. No key: ``before_agent`` never ran."""
+        if not isinstance(key, str) or not key:
+            raise RuntimeError(
+                f"KitHooksMiddleware: the agent state has no kithooks turn ({TURN_KEY!r}) at "
+                f"{what}, so the middleware's before_agent hook did not run on this graph "
+                "(nor did input and before_agent_start); refusing to go on without the "
+                "kithooks events. Add the middleware with "
+                "create_agent(..., middleware=[KitHooksMiddleware(pm), ...])."
+            )
+        with self._lock:
+            run = self._runs.get(key)
+            if run is not None:  # a parallel tool call of the turn revived it already
+                return run
+            run = self._failed_runs.pop(key, None)
+            failed = run is not None
+            if run is None:
+                run = self._rebuild(key, state)
+            else:  # a failed model call gave no answer: its retry is the same step again
+                run.step = _answers(state) - 1
+            forgotten = self._keep(self._runs, run)
+        if forgotten:
+            self._log_forgotten(forgotten)
+        if failed:
+            logger.warning(
+                "KitHooksMiddleware: turn %r failed (error and agent_end were emitted) but "
+                "goes on at %s: a middleware placed before KitHooksMiddleware retried or "
+                "caught the failure (put KitHooksMiddleware first), or a parallel tool call "
+                "of the failed step; its calls emit their events and its end a second "
+                "agent_end",
+                key,
+                what,
+            )
+        else:
+            logger.info(
+                "KitHooksMiddleware: turn %r of session %r is not open here (resumed by "
+                "another middleware instance or process, or forgotten past max_open_runs); "
+                "going on with it at %s as a turn already started",
+                key,
+                run.ctx.session_id,
+                what,
+            )
+        return run
+
+    def _rebuild(self, key: str, state: Mapping[str, Any]) -> _Run:
+        """Turn ``key``, already started, from the state: its step count and the last answer
+        (whose step_finish / llm_usage wait for its tools)."""
+        run = _Run(self._context(get_config(), key))
+        run.started = True
+        run.step = _answers(state) - 1
+        messages = state.get("messages", [])
+        if messages and isinstance(messages[-1], AIMessage):
+            run.pending, run.pending_step = messages[-1], run.step
+            run.step_text = str(messages[-1].text)
+        return run
+
+    def _keep(self, table: dict[str, _Run], run: _Run) -> list[_Run]:
+        """Put ``run`` in ``table`` (the lock held); returns the oldest runs it forgot to stay
+        within ``max_open_runs``."""
+        table[run.ctx.turn_id] = run
+        forgotten = []
+        while len(table) > self.max_open_runs:
+            forgotten.append(table.pop(next(iter(table))))
+        return forgotten
+
+    def _log_forgotten(self, forgotten: list[_Run]) -> None:
+        for run in forgotten:
+            logger.info(
+                "KitHooksMiddleware: more than max_open_runs=%d turns open; forgot the oldest, "
+                "turn %r of session %r (an interrupt never resumed?); it is revived if it "
+                "goes on",
+                self.max_open_runs,
+                run.ctx.turn_id,
+                run.ctx.session_id,
+            )
 
     def _close(self, run: _Run) -> None:
         with self._lock:
@@ -323,25 +451,27 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
 
     # -- the sequence, as steps ----------------------------------------------------------
 
+    def _context(self, config: Mapping[str, Any], turn_id: str) -> Context:
+        """A turn's context: the session is the run's ``thread_id``, else the manager's."""
+        thread_id = config.get("configurable", {}).get("thread_id")
+        base = self.pm.context
+        session_id = str(thread_id) if thread_id else base.session_id
+        return attrs.evolve(base, session_id=session_id, turn_id=turn_id)
+
     def _open(self, runtime: Runtime[Any]) -> _Run:
         """A new turn: its ids from the run's config."""
         config = get_config()
-        thread_id = config.get("configurable", {}).get("thread_id")
         info = getattr(runtime, "execution_info", None)
         run_id = getattr(info, "run_id", None) or config.get("run_id")
-        base = self.pm.context
         turn_id = str(run_id) if run_id else uuid.uuid4().hex
         with self._lock:
             while turn_id in self._runs:  # a caller reused a run_id concurrently
                 turn_id = uuid.uuid4().hex
-            run = _Run(
-                attrs.evolve(
-                    base,
-                    session_id=str(thread_id) if thread_id else base.session_id,
-                    turn_id=turn_id,
-                )
-            )
-            self._runs[turn_id] = run
+            self._failed_runs.pop(turn_id, None)  # an earlier turn's, under a reused run_id
+            run = _Run(self._context(config, turn_id))
+            forgotten = self._keep(self._runs, run)
+        if forgotten:
+            self._log_forgotten(forgotten)
         return run
 
     def _start(self, run: _Run, state: Mapping[str, Any]) -> Steps[dict[str, Any]]:
@@ -490,8 +620,11 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
                 yield ToolCallInputEndEvent(tool_call_id=call_id)
 
     def _failed(self, run: _Run, exc: BaseException) -> Steps[None]:
-        """The turn failed: error, then agent_end."""
-        self._close(run)
+        """The turn failed: error, then agent_end. The run is kept apart in case a
+        middleware outside this one goes on with the turn (:meth:`_revive`)."""
+        with self._lock:
+            self._runs.pop(run.ctx.turn_id, None)
+            self._keep(self._failed_runs, run)  # the oldest failures are dropped silently
         if self.pm.has_handlers(EventType.ERROR):
             yield ErrorEvent(error=f"{type(exc).__name__}: {exc}")
         if self.pm.has_handlers(EventType.AGENT_END):
@@ -533,9 +666,7 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
         handler: Callable[[ModelRequest[Any]], ModelResponse[Any]],
     ) -> Any:
         """The step events around one model call."""
-        run = self._run_of(request.state)
-        if run is None:
-            return handler(request)
+        run = self._run_of(request.state, "a model call")
         request = self._drive(self._before_model(run, request), run.ctx)
         try:
             response = handler(request)
@@ -561,9 +692,7 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
         request: ModelRequest[Any],
         handler: Callable[[ModelRequest[Any]], Awaitable[ModelResponse[Any]]],
     ) -> Any:
-        run = self._run_of(request.state)
-        if run is None:
-            return await handler(request)
+        run = self._run_of(request.state, "a model call")
         request = await self._adrive(self._before_model(run, request), run.ctx)
         try:
             response = await handler(request)
@@ -581,9 +710,7 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
         name = request.tool_call["name"]
         if not any(self.pm.has_handlers(et, name) for et in TOOL_EVENTS):
             return None
-        run = self._run_of(request.state)
-        if run is None:
-            return None
+        run = self._run_of(request.state, "a tool call")
         call = request.tool_call
         with self._lock:
             paused = run.paused.pop(call["id"] or "", None)
@@ -693,9 +820,13 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
         run, tool_run, resumed = found
         return await self._atool(run, tool_run, resumed, request, handler)
 
+    def _ending(self, state: KitHooksState) -> _Run | None:
+        """The turn ``after_agent`` ends (None without a key: no turn started)."""
+        return None if state.get(TURN_KEY) is None else self._run_of(state, "the agent's end")
+
     def after_agent(self, state: KitHooksState, runtime: Runtime[Any]) -> dict[str, Any] | None:
         """Close the turn: the last usage, message_end, agent_end."""
-        run = self._run_of(state)
+        run = self._ending(state)
         if run is not None:
             self._drive(self._end(run, state), run.ctx)
         return None
@@ -704,7 +835,7 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
         self, state: KitHooksState, runtime: Runtime[Any]
     ) -> dict[str, Any] | None:
         """Async :meth:`after_agent`."""
-        run = self._run_of(state)
+        run = self._ending(state)
         if run is not None:
             await self._adrive(self._end(run, state), run.ctx)
         return None
