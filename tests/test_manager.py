@@ -541,7 +541,7 @@ def test_a_handler_registers_exactly_when_it_takes_its_hooks_arguments_by_name(h
     pm = PluginManager()
     spec_args = getattr(pm.hook, hook).spec.argnames
     namespace: dict[str, object] = {}
-    exec(f"def {hook}({', '.join(names)}):\n    return None", namespace)  # noqa: S102
+    exec(f"def {hook}({', '.join(names)}):\n    return None", namespace)
     plugin = type("P", (), {hook: staticmethod(hookimpl(namespace[hook]))})()
     unknown = [n for n in names if n not in spec_args]
     if not unknown:

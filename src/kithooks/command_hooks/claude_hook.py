@@ -152,8 +152,9 @@ def claude_hook(
 
     A block becomes a deny with the plugin's reason, a tool-input rewrite becomes
     updatedInput, a handled prompt is blocked, and nothing to say is exit 0 with no
-    output. A handler that fails is reported on stderr and fails open (Claude Code shows
-    that stderr only in verbose mode), unless --fail-closed (or $KITHOOKS_FAIL_CLOSED=1)
+    output. A handler that fails is reported on stderr and in a systemMessage (Claude Code
+    shows stderr only in verbose mode) and fails open, unless --fail-closed (or
+    $KITHOOKS_FAIL_CLOSED=1)
     is given: then a failing guard handler blocks with a reason naming its plugin, as a
     deny (exit 2 with --block-with-exit-code). A plugin that fails to load blocks (exit 2,
     the reason on stderr) for PreToolUse, UserPromptSubmit and PreCompact, so a missing
@@ -182,9 +183,12 @@ def claude_hook(
         get_session_path=lambda: transcript,
     )
 
+    failures: list[str] = []
+
     def report(error: HandlerError | LoadError) -> None:
         if isinstance(error, HandlerError):  # load errors are said once, below
             _say(error.message)
+            failures.append(error.message)
 
     closed = fail_closed or fail_closed_by_env()
     pm = PluginManager(state=store, context=ctx, fail_closed=closed, on_error=report)
@@ -204,8 +208,15 @@ def claude_hook(
     result = answer_sync(
         pm, data, ctx, aliases=ToolAliases(), block_with_exit_code=block_with_exit_code
     )
-    if result.output is not None:
-        click.echo(json.dumps(result.output, ensure_ascii=False))
+    output = result.output
+    if failures and result.exit_code == 0:
+        # Claude Code shows a hook's stderr only in verbose mode: say it to the user too.
+        note = "kithooks: " + "; ".join(failures)
+        if not closed:
+            note += " (skipped: --fail-closed makes a failing guard block)"
+        output = {**(output or {}), "systemMessage": note}
+    if output is not None:
+        click.echo(json.dumps(output, ensure_ascii=False))
     if result.stderr:
         click.echo(result.stderr, err=True)
     sys.exit(result.exit_code)
