@@ -242,7 +242,7 @@ def test_fail_closed_makes_a_failing_guard_deny_naming_its_plugin(tmp_path, monk
     assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
 
 
-@pytest.mark.parametrize("tools", ["Bash", "bash", "Ba.*", "Read|Bash"])
+@pytest.mark.parametrize("tools", ["Bash", "bash", "ba.*", "Read|Bash", ["Read", "Bash"]])
 def test_a_tools_filter_may_name_the_claude_code_tool_or_its_host_alias(tmp_path, tools):
     guard = tmp_path / "bash_guard.py"
     guard.write_text(
@@ -262,11 +262,12 @@ def test_a_tools_filter_may_name_the_claude_code_tool_or_its_host_alias(tmp_path
 
 @given(
     claude=st.sampled_from(sorted(set(DEFAULT_TOOL_ALIASES.values()))),
-    spec=st.sampled_from(["{claude}", "{host}", "x|{claude}", "({claude})", "{claude}.*"]),
+    spec=st.sampled_from(["{claude}", "{host}", "x|{claude}", "({host})", "{host}.*"]),
     listed=st.booleans(),
 )
 def test_every_claude_code_tool_reaches_a_filter_naming_it_or_its_host_alias(claude, spec, listed):
-    """The tool a claude-hook plugin sees passes a tools= filter naming either name."""
+    """The tool a claude-hook plugin sees passes a tools= filter naming either name (a
+    pattern, its own name)."""
     seen = ToolAliases().host_name(claude)
     text = spec.format(claude=claude, host=seen)
     plain = text.replace("|", "").isidentifier()
@@ -517,3 +518,19 @@ def test_a_load_error_is_said_once(tmp_path):
     result = hook(broken, pre_tool_use("ls"), env_dir=tmp_path)
     assert result.returncode == 2
     assert result.stderr.count("boom at import") == 1, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("pattern", "name", "matched"),
+    [
+        ("(?!read_file|ls|grep|glob).*", "read_file", False),
+        ("(?!read_file|ls|grep|glob).*", "write_file", True),
+        ("(?!bash|shell).*", "shell", False),
+        ("B.*", "bash", False),  # a pattern is tried on the tool's own name only
+        ("Bash|Read", "read_file", True),  # plain names: the Claude Code name too
+    ],
+)
+def test_a_tools_pattern_is_tried_on_the_name_itself_and_plain_names_on_aliases_too(
+    pattern, name, matched
+):
+    assert tool_matcher(pattern)(name) is matched

@@ -29,10 +29,14 @@ GUARD_FLAGS = {
 
 
 def matches(tools, name):
-    """The tools= rule, written from the docs (independently of kithooks.matching): a tool
-    matches by its own name or by its Claude Code name (the documented alias table)."""
+    """The tools= rule, written from the docs (independently of kithooks.matching): plain
+    names match a tool by its own name or by its Claude Code name (the documented alias
+    table); a regular expression by its own name only."""
     claude = DEFAULT_TOOL_ALIASES.get(name)
-    return any(_matches_name(tools, n) for n in (name, *([claude] if claude else [])))
+    names = (name, *([claude] if claude else []))
+    if isinstance(tools, str) and not re.fullmatch(r"[A-Za-z0-9_.-]+(\|[A-Za-z0-9_.-]+)*", tools):
+        names = (name,)
+    return any(_matches_name(tools, n) for n in names)
 
 
 def _matches_name(tools, name):

@@ -29,7 +29,7 @@ def run(coro, timeout=10):
         ("bash|shell", ["bash", "shell"], ["bash2", "Bash", "sh", "bash|shell", ""]),
         (["Edit", "Write"], ["Edit", "Write", "edit", "write_file"], ["Edit2", "EditWrite"]),
         ("mcp__.*", ["mcp__fs__read", "mcp__"], ["xmcp__a", "mcp_", "bash"]),
-        ("Edit|Write.*", ["Edit", "Write", "WriteFile", "edit_file"], ["Edit2", "multi_edit"]),
+        ("Edit|Write.*", ["Edit", "Write", "WriteFile"], ["Edit2", "edit", "edit_file"]),
         ("Bash", ["Bash", "bash", "shell", "sh"], ["BASH", "bash2"]),
         ("*", ["anything", ""], []),
         ("", ["anything"], []),

@@ -519,9 +519,7 @@ class PluginManager(pluggy.PluginManager):
             hooks.append(hook)
         return hooks
 
-    def _check_arguments(
-        self, plugin: object, label: str, attr: str, hook: str, fn: Any
-    ) -> None:
+    def _check_arguments(self, plugin: object, label: str, attr: str, hook: str, fn: Any) -> None:
         """A handler takes some of its hook's arguments, by name (pluggy's rule, said
         plainly: its own message prints the signature with a literal newline)."""
         spec = getattr(self.hook, hook).spec

@@ -10,10 +10,11 @@ One rule, shared by ``@kithooks.hookimpl(tools=...)`` and the command hooks' ``m
   (``"mcp__.*"``, ``"Edit|Write.*"``);
 * a list or tuple of strings: exactly those names.
 
-A tool is tried under its own name and, when :data:`DEFAULT_TOOL_ALIASES` lists that name,
-under its Claude Code name too: ``"Bash"`` matches a host's ``bash`` and ``shell`` (and the
-``bash`` that ``kithooks claude-hook`` hands plugins for Claude Code's ``Bash``), while
-``"bash"`` matches ``bash`` only.
+Plain names (a ``|`` string or a list) also match the host names whose Claude Code name
+(:data:`DEFAULT_TOOL_ALIASES`) they are: ``"Bash"`` matches a host's ``bash`` and ``shell``
+(and the ``bash`` that ``kithooks claude-hook`` hands plugins for Claude Code's ``Bash``),
+while ``"bash"`` matches ``bash`` only. A regular expression is tried on the name itself
+only, so one written to exclude names (``"(?!bash|shell).*"``) excludes exactly them.
 """
 
 from __future__ import annotations
@@ -59,23 +60,16 @@ DEFAULT_TOOL_ALIASES: Mapping[str, str] = MappingProxyType(
 _PLAIN_NAMES = re.compile(r"[A-Za-z0-9_.-]+(?:\|[A-Za-z0-9_.-]+)*")
 
 
+def _whole(pattern: re.Pattern[str]) -> Callable[[str], bool]:
+    """Names ``pattern`` matches whole (no aliases: see the module docs)."""
+    return lambda name: pattern.fullmatch(name) is not None
+
+
 def _names(names: Sequence[str]) -> Callable[[str], bool]:
     """Exactly ``names``, and the host names whose Claude Code name is one of them."""
     wanted = frozenset(names)
     aliases = {host for host, claude in DEFAULT_TOOL_ALIASES.items() if claude in wanted}
     return (wanted | aliases).__contains__
-
-
-def _pattern(pattern: re.Pattern[str]) -> Callable[[str], bool]:
-    """Names ``pattern`` matches whole, by themselves or by their Claude Code name."""
-
-    def matches(name: str) -> bool:
-        if pattern.fullmatch(name) is not None:
-            return True
-        alias = DEFAULT_TOOL_ALIASES.get(name)
-        return alias is not None and pattern.fullmatch(alias) is not None
-
-    return matches
 
 
 def tool_matcher(spec: ToolSpec | None) -> Callable[[str], bool] | None:
@@ -99,7 +93,7 @@ def tool_matcher(spec: ToolSpec | None) -> Callable[[str], bool] | None:
             raise ValueError(
                 f"tool matcher {spec!r} is not a valid regular expression: {exc}"
             ) from None
-        return _pattern(pattern)
+        return _whole(pattern)
     if isinstance(spec, Sequence) and all(isinstance(n, str) for n in spec):
         if not spec:
             raise ValueError("tool matcher: an empty list matches no tool; leave tools= out")
