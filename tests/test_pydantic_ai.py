@@ -11,6 +11,7 @@ import contextlib
 import json
 
 import pytest
+from pydantic import BaseModel
 from pydantic_ai import Agent
 from pydantic_ai.messages import (
     ModelMessage,
@@ -842,3 +843,133 @@ def test_a_streamed_output_function_is_guarded_at_every_call(host):
         asyncio.run(asyncio.wait_for(consume(), 10))
     assert ran == []
     assert {e.parsed_args["command"] for e in log.of(kithooks.ToolCallEvent)} == {"rm -rf /"}
+
+
+@pytest.mark.parametrize("kind", ["NativeOutput", "PromptedOutput"])
+def test_a_native_or_prompted_output_function_is_guarded_with_its_argument_names(host, kind):
+    import pydantic_ai
+
+    pm, log = host
+    pm.register(Gate())
+    ran: list[str] = []
+
+    def run_command(command: str) -> str:
+        ran.append(command)
+        return f"ran {command}"
+
+    answers = iter(['{"command": "rm -rf /"}', '{"command": "ls"}'])
+    agent = Agent(
+        FunctionModel(lambda m, i: ModelResponse(parts=[TextPart(next(answers))])),
+        output_type=getattr(pydantic_ai, kind)(run_command),
+        capabilities=[KitHooks(pm)],
+        retries=2,
+    )
+    assert run(agent, "go").output == "ran ls"
+    assert ran == ["ls"]
+    calls = log.of(kithooks.ToolCallEvent)
+    assert [(e.tool_name, e.parsed_args) for e in calls] == [
+        ("run_command", {"command": "rm -rf /"}),
+        ("run_command", {"command": "ls"}),
+    ]
+
+
+def test_a_partial_output_is_guarded_with_the_value_the_function_gets(host):
+    """run_stream validates partial JSON and calls the function with it: the guard must see
+    that value, not the unparsed partial arguments."""
+    from pydantic_ai import ToolOutput
+    from pydantic_ai.exceptions import UnexpectedModelBehavior
+
+    pm, log = host
+    pm.register(Gate())
+    ran: list[str] = []
+
+    def run_command(command: str) -> str:
+        ran.append(command)
+        return f"ran {command}"
+
+    async def stream(messages, info):
+        name = info.output_tools[0].name
+        yield {0: DeltaToolCall(name=name, json_args='{"command": "rm -rf /', tool_call_id="o1")}
+        yield {0: DeltaToolCall(json_args='tmp/scratch"}')}
+
+    agent = Agent(
+        FunctionModel(stream_function=stream),
+        output_type=ToolOutput(run_command, name="bash"),
+        capabilities=[KitHooks(pm)],
+    )
+
+    async def consume():
+        async with agent.run_stream("go") as result:
+            async for _ in result.stream_output(debounce_by=None):
+                pass
+
+    with pytest.raises(UnexpectedModelBehavior):
+        asyncio.run(asyncio.wait_for(consume(), 10))
+    assert ran == []
+    assert log.of(kithooks.ToolCallEvent)[0].parsed_args == {"command": "rm -rf /"}
+
+
+class Report(BaseModel):
+    text: str
+    secret: str
+
+
+def make_report(text: str) -> Report:
+    return Report(text=text, secret="hunter2")
+
+
+def test_a_model_result_rewritten_stays_a_model_and_a_bad_rewrite_is_a_clear_error(host):
+    from pydantic_ai import ToolOutput
+
+    pm, _ = host
+
+    class Redact:
+        @hookimpl
+        def on_tool_result(self, event):
+            return kithooks.ToolResultResult(content=event.content.replace("hunter2", "***"))
+
+    pm.register(Redact(), name="redact")
+
+    def answer(messages, info):
+        call = ToolCallPart(info.output_tools[0].name, {"text": "hi"}, tool_call_id="o1")
+        return ModelResponse(parts=[call])
+
+    agent = Agent(
+        FunctionModel(answer), output_type=ToolOutput(make_report), capabilities=[KitHooks(pm)]
+    )
+    assert run(agent, "go").output == Report(text="hi", secret="***")
+
+    pm.unregister(name="redact")
+
+    class Garble:
+        @hookimpl
+        def on_tool_result(self, event):
+            return kithooks.ToolResultResult(content="not json")
+
+    pm.register(Garble())
+    with pytest.raises(TypeError, match="output function 'final_result' cannot stand for"):
+        run(agent, "go")
+
+
+def test_an_args_rewrite_that_does_not_fit_the_output_function_is_a_clear_error(host):
+    from pydantic_ai import NativeOutput
+
+    pm, _ = host
+
+    class Drop:
+        @hookimpl
+        def on_tool_call(self, event):
+            return kithooks.ToolCallResult(args={"a": 5})
+
+    pm.register(Drop())
+
+    def mul(a: int, b: int) -> int:
+        return a * b
+
+    agent = Agent(
+        FunctionModel(lambda m, i: ModelResponse(parts=[TextPart('{"a": 2, "b": 3}')])),
+        output_type=NativeOutput(mul),
+        capabilities=[KitHooks(pm)],
+    )
+    with pytest.raises(TypeError, match=r"output function 'mul' gives \{\"a\": 5\}"):
+        run(agent, "go")

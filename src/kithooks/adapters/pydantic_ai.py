@@ -28,9 +28,14 @@ tool_call ...          an output function (``ToolOutput(fn)``, ``TextOutput(fn)`
 tool_result            ``NativeOutput`` / ``PromptedOutput`` of functions), each time
                        pydantic-ai calls it (in ``run_stream`` also on partial output):
                        named as the model called it (else the function's name), with the
-                       model's arguments (text output as ``{"value": text}``); a block
+                       arguments the function gets (text as ``{"value": text}``); a block
                        means the function never runs and the model is asked again with
-                       ``Error: <reason>`` (``run_stream`` cannot ask again: the run fails)
+                       ``Error: <reason>`` (``run_stream`` cannot ask again: the run
+                       fails). Rewrites are passed as JSON data, not validated again; a
+                       model result is rebuilt from its rewritten JSON. A union of
+                       several output types with a function among them is one tool named
+                       ``output`` (pydantic-ai does not say which member it resolved),
+                       plain members included: filter on ``output``, not on the function
 step_finish,           each model response's usage, after the step's tools ran; cost from
 llm_usage              ``compute_cost``, model and provider from the response
 retry                  a further attempt at a model request
@@ -52,7 +57,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextvars import ContextVar
 from typing import Any
 
@@ -77,6 +82,7 @@ from pydantic_ai.messages import (
     UserPromptPart,
 )
 from pydantic_ai.run import AgentRunResult
+from pydantic_core import to_jsonable_python
 
 from ..context import Context
 from ..events import (
@@ -163,6 +169,11 @@ def make_message(role: str, content: str) -> ModelMessage:
     if role == "system":
         return ModelRequest(parts=[SystemPromptPart(content=content)])
     return ModelRequest(parts=[UserPromptPart(content=content)])
+
+
+def _tool_text(result: Any) -> str:
+    """A tool's result, not text, as tool_result text."""
+    return json.dumps(result, default=str)
 
 
 def _args_text(args: Any) -> str:
@@ -578,7 +589,7 @@ class KitHooks(AbstractCapability[Any]):
         )
 
     async def _execute(
-        self, run: ToolRun, handler: Any, value: Any
+        self, run: ToolRun, handler: Any, value: Any, text: Callable[[Any], str] = _tool_text
     ) -> tuple[Any, Any, ToolOutcome | None]:
         """``handler(value)`` between tool_execution_end / tool_result: its result, the value
         to hand on, and the outcome (None when nothing could rewrite it). An exception from
@@ -591,7 +602,7 @@ class KitHooks(AbstractCapability[Any]):
         if isinstance(result, str):
             content = result  # ToolRun asks whether anyone handles tool_result
         elif self.pm.has_handlers(EventType.TOOL_RESULT, run.name):
-            content = json.dumps(result, default=str)
+            content = text(result)
         else:
             await run.afinish(ToolResponse())
             return result, result, None
@@ -623,68 +634,93 @@ class KitHooks(AbstractCapability[Any]):
 
         Only output with a function to run (``ToolOutput(fn)``, ``TextOutput(fn)``, a
         ``NativeOutput``/``PromptedOutput`` of functions); plain structured or text output
-        passes through. A block means the function never runs and the model is asked to try
-        again with ``Error: <reason>`` (``run_stream`` cannot retry: the run fails).
+        passes through. The arguments are what the function gets (pydantic-ai's validated
+        value, also for a partial output in ``run_stream``). A block means the function
+        never runs and the model is asked to try again with ``Error: <reason>``
+        (``run_stream`` cannot retry: the run fails).
         """
         if not output_context.has_function:
             return await handler(output)
         call = output_context.tool_call
-        if call is not None:
-            run = self._tool_run(call.tool_name, call.tool_call_id, call.args)
-        else:
-            name = output_context.function_name or "output"
-            run = self._tool_run(name, "", _output_args(output))
+        args, key = _output_args(output, output_context.object_def)
+        name = call.tool_name if call is not None else output_context.function_name or "output"
+        run = self._tool_run(name, call.tool_call_id if call is not None else "", args)
         if run is None:
             return await handler(output)
         blocked = await run.astart()
         if blocked is not None:
             raise ModelRetry(blocked.content)
         if run.rewritten:
-            output = _rewritten_output(output, run, call)
-        result, new, outcome = await self._execute(run, handler, output)
+            output = _rewritten_output(output, args, key, run)
+        result, new, outcome = await self._execute(run, handler, output, _output_text)
         if outcome is None:
             return result
         if outcome.is_error:
             raise ModelRetry(outcome.content)
         if new is result or isinstance(result, str):
             return new
-        return _rewritten_result(run.name, outcome.content)
+        return _rewritten_result(run.name, result, outcome.content)
 
 
-def _output_args(output: Any) -> dict[str, Any]:
-    """An output function's input as tool arguments (it did not come from a tool call)."""
-    if isinstance(output, dict):
-        return output
+def _output_args(output: Any, object_def: Any) -> tuple[dict[str, Any], str | None]:
+    """An output function's input as tool arguments (JSON data), and the key the value was
+    put under when the function takes it whole (None: the arguments are the value's own).
+
+    A model is its fields, a dict (several arguments) itself; a single argument is put
+    under its name from the output schema, text (no schema) under ``value``.
+    """
     if isinstance(output, BaseModel):
-        return output.model_dump(mode="json")
-    return {"value": output}
+        return output.model_dump(mode="json"), None
+    schema = getattr(object_def, "json_schema", None) or {}
+    names = list(schema.get("properties") or {})
+    if len(names) == 1 and not (isinstance(output, dict) and list(output) == names):
+        key = names[0]
+    elif isinstance(output, dict):
+        return to_jsonable_python(output), None
+    else:
+        key = "value"
+    return {key: to_jsonable_python(output)}, key
 
 
-def _rewritten_output(output: Any, run: ToolRun, call: ToolCallPart | None) -> Any:
-    """The output function's input after a ``tool_call`` args rewrite (``run.args``)."""
-    args = thaw(run.args) if run.args is not None else json.loads(run.input)
-    if isinstance(output, dict):
-        return args
-    if isinstance(output, BaseModel):
-        return type(output).model_validate(args)
-    original = call.args_as_dict() if call is not None else {"value": output}
-    if isinstance(args, dict) and len(args) == 1 and args.keys() == original.keys():
-        return next(iter(args.values()))  # a one-argument function gets the value itself
+def _rewritten_output(output: Any, args: dict[str, Any], key: str | None, run: ToolRun) -> Any:
+    """The output function's input after a ``tool_call`` args rewrite (``run.args``), passed
+    as JSON data (not validated again, as a tool's rewritten arguments are not)."""
+    new = thaw(run.args) if run.args is not None else json.loads(run.input)
+    if isinstance(new, dict) and new.keys() == args.keys():
+        if isinstance(output, BaseModel):
+            return type(output).model_validate(new)
+        return new if key is None else new[key]
     raise TypeError(
         f"kithooks: the tool_call rewrite of output function {run.name!r} gives "
-        f"{run.input}, which does not fit the function's arguments {sorted(original)}"
+        f"{run.input}, which does not fit the function's arguments {sorted(args)}"
     )
 
 
-def _rewritten_result(name: str, content: str) -> Any:
-    """An output function's result, not text, after a ``tool_result`` content rewrite."""
+def _output_text(result: Any) -> str:
+    """An output function's result as tool_result text (JSON)."""
+    if isinstance(result, BaseModel):
+        return result.model_dump_json()
+    return json.dumps(to_jsonable_python(result), ensure_ascii=False)
+
+
+def _rewritten_result(name: str, result: Any, content: str) -> Any:
+    """An output function's result, not text, after a ``tool_result`` content rewrite: a
+    model validated from it, JSON data parsed; anything else cannot be rebuilt."""
     try:
-        return json.loads(content)
-    except ValueError:
+        if isinstance(result, BaseModel):
+            return type(result).model_validate_json(content)
+        if result is None or isinstance(result, (dict, list, int, float, bool)):
+            return json.loads(content)
+    except ValueError as exc:
         raise TypeError(
-            f"kithooks: the tool_result rewrite of output function {name!r} is not JSON, "
-            "so it cannot stand for the function's result"
+            f"kithooks: the tool_result rewrite of output function {name!r} cannot stand "
+            f"for its {type(result).__name__} result: {exc}"
         ) from None
+    raise TypeError(
+        f"kithooks: the tool_result rewrite of output function {name!r} cannot stand for its "
+        f"{type(result).__name__} result (only text, JSON data and pydantic models can be "
+        "rewritten)"
+    )
 
 
 @dataclasses.dataclass(init=False)
