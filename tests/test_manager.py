@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import threading
 import time
@@ -555,3 +556,60 @@ def test_a_handler_registers_exactly_when_it_takes_its_hooks_arguments_by_name(h
     assert "\n" not in message
     assert f"plugin 'p': '{hook}' takes {unknown[0]!r}" in message
     assert f"({', '.join(spec_args)})" in message
+
+
+def _block_all(event, ctx, why):
+    return kithooks.ToolCallResult(block=True, reason=why)
+
+
+class _CallableGuard:
+    def __call__(self, event, ctx):
+        return kithooks.ToolCallResult(block=True, reason="no")
+
+
+@pytest.mark.parametrize(
+    "handler",
+    [functools.partial(_block_all, why="no"), _CallableGuard()],
+    ids=["functools.partial", "callable object"],
+)
+def test_a_marked_hook_that_is_not_a_function_is_refused(handler):
+    """pluggy skips such an attribute without a word: the guard would never run."""
+    plugin = type("Gate", (), {"on_tool_call": hookimpl(handler)})()
+    with pytest.raises(PluginValidationError, match="is marked @kithooks.hookimpl but is a"):
+        PluginManager().register(plugin, name="gate")
+
+
+def test_a_handler_taking_only_varargs_is_refused():
+    """A decorator without functools.wraps hides the arguments: pluggy would pass none."""
+
+    def timed(fn):
+        def wrapper(*args, **kwargs):
+            return fn(*args, **kwargs)
+
+        return wrapper
+
+    class Gate:
+        @hookimpl
+        @timed
+        def on_tool_call(self, event, ctx):
+            return kithooks.ToolCallResult(block=True, reason="no")
+
+    with pytest.raises(PluginValidationError, match=r"takes only \*args / \*\*kwargs"):
+        PluginManager().register(Gate(), name="gate")
+
+    def timed_well(fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            return fn(*args, **kwargs)
+
+        return wrapper
+
+    class Wrapped:
+        @hookimpl
+        @timed_well
+        def on_tool_call(self, event, ctx):
+            return kithooks.ToolCallResult(block=True, reason="no")
+
+    pm = PluginManager()
+    pm.register(Wrapped(), name="wrapped")  # functools.wraps: the arguments are named
+    assert pm.emit(kithooks.ToolCallEvent(tool_name="bash")).block

@@ -498,6 +498,7 @@ class PluginManager(pluggy.PluginManager):
         for attr in dir(plugin):
             opts = self.parse_hookimpl_opts(plugin, attr)
             if opts is None:
+                self._refuse_uncallable(plugin, label, attr)
                 if attr in KIT_HOOKS:
                     self._refuse_unmarked(plugin, label, attr)
                 continue
@@ -527,11 +528,16 @@ class PluginManager(pluggy.PluginManager):
             parameters = inspect.signature(fn).parameters.values()
         except (TypeError, ValueError):
             return  # no signature to read: pluggy's own check decides
-        required = [
-            p.name
-            for p in parameters
-            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty
-        ]
+        parameters = list(parameters)
+        named = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        if not named and any(p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in parameters):
+            raise PluginValidationError(
+                plugin,
+                f"plugin {label!r}: {attr!r} takes only *args / **kwargs, but hooks pass their "
+                f"arguments by name ({', '.join(spec.argnames)}), so it would get none (a "
+                "decorator without functools.wraps hides them); name the arguments it needs",
+            )
+        required = [p.name for p in named if p.default is p.empty]
         unknown = [name for name in required if name not in spec.argnames]
         if unknown:
             given = ", ".join(spec.argnames)
@@ -580,6 +586,23 @@ class PluginManager(pluggy.PluginManager):
             "host's own hook is added with add_hookspecs before its plugins register, and "
             "hookimpl(optionalhook=True) marks a hook that may not exist)",
         )
+
+    def _refuse_uncallable(self, plugin: object, label: str, attr: str) -> None:
+        """Refuse a marked ``attr`` that is not a function (a ``functools.partial``, an
+        object with ``__call__``): pluggy skips those without a word, so the hook would
+        never run."""
+        try:
+            raw = inspect.getattr_static(plugin, attr)
+            marked = getattr(raw, self.project_name + "_impl", None) is not None
+        except Exception:
+            return
+        if marked and not isinstance(raw, staticmethod | classmethod):
+            raise PluginValidationError(
+                plugin,
+                f"plugin {label!r}: {attr!r} is marked @{self.project_name}.hookimpl but is a "
+                f"{type(raw).__name__}, not a function, so it would never be called; mark a "
+                "function (def) that calls it",
+            )
 
     @staticmethod
     def _refuse_unmarked(plugin: object, label: str, attr: str) -> None:
