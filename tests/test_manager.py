@@ -575,7 +575,7 @@ class _CallableGuard:
 def test_a_marked_hook_that_is_not_a_function_is_refused(handler):
     """pluggy skips such an attribute without a word: the guard would never run."""
     plugin = type("Gate", (), {"on_tool_call": hookimpl(handler)})()
-    with pytest.raises(PluginValidationError, match="is marked @kithooks.hookimpl but is a"):
+    with pytest.raises(PluginValidationError, match=r"is marked @kithooks\.hookimpl but is a"):
         PluginManager().register(plugin, name="gate")
 
 
