@@ -534,3 +534,9 @@ def test_a_tools_pattern_is_tried_on_the_name_itself_and_plain_names_on_aliases_
     pattern, name, matched
 ):
     assert tool_matcher(pattern)(name) is matched
+
+
+@pytest.mark.parametrize("spec", ["bash | shell", " Bash ", "shell |bash"])
+def test_spaces_around_plain_tool_names_are_ignored(spec):
+    """Not a regular expression that matches nothing: the guard would silently be absent."""
+    assert tool_matcher(spec)("bash")

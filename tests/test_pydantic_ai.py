@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 
 import pytest
-from pydantic import BaseModel
+from pydantic import Base64Bytes, BaseModel
 from pydantic_ai import Agent
 from pydantic_ai.messages import (
     ModelMessage,
@@ -973,3 +974,121 @@ def test_an_args_rewrite_that_does_not_fit_the_output_function_is_a_clear_error(
     )
     with pytest.raises(TypeError, match=r"output function 'mul' gives \{\"a\": 5\}"):
         run(agent, "go")
+
+
+def test_a_choices_action_is_guarded_like_an_output_function(host):
+    """A callable choice value is host code pydantic-ai calls for the picked key."""
+    from pydantic_ai import Choice, Choices
+
+    pm, log = host
+    ran: list[str] = []
+
+    def wipe() -> str:
+        ran.append("wipe")
+        return "wiped"
+
+    def keep() -> str:
+        ran.append("keep")
+        return "kept"
+
+    class NoWipe:
+        @hookimpl(tools="wipe")
+        def on_tool_call(self, event):
+            return kithooks.ToolCallResult(block=True, reason="no wiping")
+
+    pm.register(NoWipe())
+    action = Choices({"wipe": Choice("delete it", value=wipe), "keep": Choice("keep", value=keep)})
+    picks = iter(["wipe", "keep"])
+
+    def pick(messages, info):
+        args = {"response": next(picks)}
+        return ModelResponse(parts=[ToolCallPart(info.output_tools[0].name, args, "o1")])
+
+    agent = Agent(
+        FunctionModel(pick),
+        output_type=action,
+        capabilities=[KitHooks(pm)],
+        retries=2,
+    )
+    assert run(agent, "go").output == "kept"
+    assert ran == ["keep"]
+    calls = log.of(kithooks.ToolCallEvent)
+    assert [(e.tool_name, e.parsed_args) for e in calls] == [
+        ("wipe", {"choice": "wipe"}),
+        ("keep", {"choice": "keep"}),
+    ]
+
+
+@dataclasses.dataclass
+class Target:
+    path: str
+
+
+def delete(target: Target) -> str:
+    return f"deleted {target.path}"
+
+
+def test_a_dataclass_argument_is_shown_as_its_fields_and_rebuilt_after_a_rewrite(host):
+    from pydantic_ai import ToolOutput
+
+    pm, log = host
+
+    class Redirect:
+        @hookimpl
+        def on_tool_call(self, event):
+            if event.parsed_args["path"] == "/etc/passwd":
+                return kithooks.ToolCallResult(args={"path": "/tmp/scratch"})
+            return None
+
+    pm.register(Redirect())
+
+    def answer(messages, info):
+        call = ToolCallPart(info.output_tools[0].name, {"path": "/etc/passwd"}, tool_call_id="o1")
+        return ModelResponse(parts=[call])
+
+    agent = Agent(
+        FunctionModel(answer), output_type=ToolOutput(delete), capabilities=[KitHooks(pm)]
+    )
+    assert run(agent, "go").output == "deleted /tmp/scratch"
+    assert log.of(kithooks.ToolCallEvent)[0].parsed_args == {"path": "/etc/passwd"}
+
+
+def test_a_json_result_rewritten_to_another_type_is_a_clear_error(host):
+    from pydantic_ai import ToolOutput
+
+    pm, _ = host
+
+    class Garble:
+        @hookimpl
+        def on_tool_result(self, event):
+            return kithooks.ToolResultResult(content='"lots"')
+
+    pm.register(Garble())
+
+    def count(n: int) -> int:
+        return n
+
+    def answer(messages, info):
+        return ModelResponse(parts=[ToolCallPart(info.output_tools[0].name, {"n": 3}, "o1")])
+
+    agent = Agent(FunctionModel(answer), output_type=ToolOutput(count), capabilities=[KitHooks(pm)])
+    with pytest.raises(TypeError, match="cannot stand for its int result: the rewrite is a str"):
+        run(agent, "go")
+
+
+def save(name: str, content: Base64Bytes) -> str:
+    return f"saved {len(content)} bytes"
+
+
+def test_arguments_pydantic_cannot_serialize_are_shown_as_text_not_a_crash(host):
+    from pydantic_ai import ToolOutput
+
+    pm, log = host
+
+    def answer(messages, info):
+        args = {"name": "a.bin", "content": "/w=="}
+        return ModelResponse(parts=[ToolCallPart(info.output_tools[0].name, args, "o1")])
+
+    agent = Agent(FunctionModel(answer), output_type=ToolOutput(save), capabilities=[KitHooks(pm)])
+    assert run(agent, "go").output == "saved 1 bytes"
+    assert log.of(kithooks.ToolCallEvent)[0].parsed_args["name"] == "a.bin"

@@ -525,10 +525,9 @@ class PluginManager(pluggy.PluginManager):
         plainly: its own message prints the signature with a literal newline)."""
         spec = getattr(self.hook, hook).spec
         try:
-            parameters = inspect.signature(fn).parameters.values()
+            parameters = list(inspect.signature(fn).parameters.values())
         except (TypeError, ValueError):
             return  # no signature to read: pluggy's own check decides
-        parameters = list(parameters)
         named = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
         if not named and any(p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in parameters):
             raise PluginValidationError(

@@ -4,8 +4,8 @@ One rule, shared by ``@kithooks.hookimpl(tools=...)`` and the command hooks' ``m
 (Claude Code's rule):
 
 * ``None``, ``""`` or ``"*"``: every tool;
-* a string of plain names separated by ``|`` (``"bash|shell"``): exactly those names,
-  case-sensitive;
+* a string of plain names separated by ``|`` (``"bash|shell"``; spaces around a name are
+  ignored): exactly those names, case-sensitive;
 * any other string: a regular expression that must match the whole name
   (``"mcp__.*"``, ``"Edit|Write.*"``);
 * a list or tuple of strings: exactly those names.
@@ -57,7 +57,7 @@ DEFAULT_TOOL_ALIASES: Mapping[str, str] = MappingProxyType(
     }
 )
 
-_PLAIN_NAMES = re.compile(r"[A-Za-z0-9_.-]+(?:\|[A-Za-z0-9_.-]+)*")
+_PLAIN_NAMES = re.compile(r"\s*[A-Za-z0-9_.-]+(?:\s*\|\s*[A-Za-z0-9_.-]+)*\s*")
 
 
 def _whole(pattern: re.Pattern[str]) -> Callable[[str], bool]:
@@ -86,7 +86,7 @@ def tool_matcher(spec: ToolSpec | None) -> Callable[[str], bool] | None:
         if spec in ("", "*"):
             return None
         if _PLAIN_NAMES.fullmatch(spec):
-            return _names(spec.split("|"))
+            return _names([name.strip() for name in spec.split("|")])
         try:
             pattern = re.compile(spec)
         except re.error as exc:

@@ -28,14 +28,19 @@ tool_call ...          an output function (``ToolOutput(fn)``, ``TextOutput(fn)`
 tool_result            ``NativeOutput`` / ``PromptedOutput`` of functions), each time
                        pydantic-ai calls it (in ``run_stream`` also on partial output):
                        named as the model called it (else the function's name), with the
-                       arguments the function gets (text as ``{"value": text}``); a block
+                       arguments the function gets (a model's or dataclass's fields, text
+                       as ``{"value": text}``); a ``Choices`` action (a callable choice
+                       value), named after the action, as ``{"choice": key}``; a block
                        means the function never runs and the model is asked again with
                        ``Error: <reason>`` (``run_stream`` cannot ask again: the run
                        fails). Rewrites are passed as JSON data, not validated again; a
                        model result is rebuilt from its rewritten JSON. A union of
                        several output types with a function among them is one tool named
                        ``output`` (pydantic-ai does not say which member it resolved),
-                       plain members included: filter on ``output``, not on the function
+                       plain members included: filter on ``output``, not on the function.
+                       Another capability's ``before_output_process`` or
+                       ``before_tool_execute`` runs inside this one, after the guard: give
+                       ``KitHooks`` the last place among capabilities that change arguments
 step_finish,           each model response's usage, after the step's tools ran; cost from
 llm_usage              ``compute_cost``, model and provider from the response
 retry                  a further attempt at a model request
@@ -57,12 +62,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from typing import Any
 
 import attrs
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic_ai.capabilities import AbstractCapability, CombinedCapability
 from pydantic_ai.exceptions import ModelRetry, ToolFailed
 from pydantic_ai.messages import (
@@ -82,7 +87,7 @@ from pydantic_ai.messages import (
     UserPromptPart,
 )
 from pydantic_ai.run import AgentRunResult
-from pydantic_core import to_jsonable_python
+from pydantic_core import PydanticSerializationError, to_jsonable_python
 
 from ..context import Context
 from ..events import (
@@ -566,21 +571,25 @@ class KitHooks(AbstractCapability[Any]):
         for kit_event in events:
             await pm.aemit(kit_event, r.ctx)
 
-    def _tool_run(self, name: str, call_id: str, raw: Any) -> ToolRun | None:
-        """A ToolRun for a call of ``name`` with the model's arguments ``raw`` (a dict, JSON
-        text or None), or None when no plugin handles any of the tool events for it."""
-        pm = self.pm
-        has = pm.has_handlers
-        if not (
+    def _listens(self, name: str) -> bool:
+        """True when some plugin handles a tool event of the tool ``name``."""
+        has = self.pm.has_handlers
+        return (
             has(EventType.TOOL_CALL, name)
             or has(EventType.TOOL_RESULT, name)
             or has(EventType.TOOL_EXECUTION_START, name)
             or has(EventType.TOOL_EXECUTION_END, name)
-        ):
-            return None
+        )
+
+    def _tool_run(self, name: str, call_id: str, raw: Any) -> ToolRun | None:
+        """A ToolRun for a call of ``name`` with the model's arguments ``raw`` (a dict, JSON
+        text or None), or None when no plugin handles any of the tool events for it."""
+        return self._new_run(name, call_id, raw) if self._listens(name) else None
+
+    def _new_run(self, name: str, call_id: str, raw: Any) -> ToolRun:
         parsed = raw if isinstance(raw, dict) else None  # parsed already: not parsed again
         return ToolRun(
-            pm,
+            self.pm,
             tool_name=name,
             tool_call_id=call_id,
             input=None if parsed is not None else _args_text(raw),
@@ -630,23 +639,34 @@ class KitHooks(AbstractCapability[Any]):
     async def wrap_output_process(
         self, ctx: Any, *, output_context: Any, output: Any, handler: Any
     ) -> Any:
-        """An output function is host code the model calls: the tool events around it.
+        """An output function or a ``Choices`` action is host code the model calls: the tool
+        events around it.
 
         Only output with a function to run (``ToolOutput(fn)``, ``TextOutput(fn)``, a
-        ``NativeOutput``/``PromptedOutput`` of functions); plain structured or text output
-        passes through. The arguments are what the function gets (pydantic-ai's validated
-        value, also for a partial output in ``run_stream``). A block means the function
-        never runs and the model is asked to try again with ``Error: <reason>``
-        (``run_stream`` cannot retry: the run fails).
+        ``NativeOutput``/``PromptedOutput`` of functions) or a picked choice whose value is
+        callable; plain structured or text output passes through. The arguments are what
+        the function gets (pydantic-ai's validated value, also for a partial output in
+        ``run_stream``). A block means the function never runs and the model is asked to
+        try again with ``Error: <reason>`` (``run_stream`` cannot retry: the run fails).
         """
-        if not output_context.has_function:
-            return await handler(output)
         call = output_context.tool_call
-        args, key = _output_args(output, output_context.object_def)
-        name = call.tool_name if call is not None else output_context.function_name or "output"
-        run = self._tool_run(name, call.tool_call_id if call is not None else "", args)
-        if run is None:
-            return await handler(output)
+        call_id = call.tool_call_id if call is not None else ""
+        if not output_context.has_function:
+            action = _choice_action(ctx, output)
+            if action is None:
+                return await handler(output)
+            name = getattr(action, "__name__", "") or str(output)
+            if not self._listens(name):
+                return await handler(output)
+            run = self._new_run(name, call_id, {"choice": output})
+            args: dict[str, Any] = {"choice": output}
+            key: str | None = "choice"
+        else:
+            name = call.tool_name if call is not None else output_context.function_name or "output"
+            if not self._listens(name):
+                return await handler(output)
+            args, key = _output_args(output, output_context.object_def)
+            run = self._new_run(name, call_id, args)
         blocked = await run.astart()
         if blocked is not None:
             raise ModelRetry(blocked.content)
@@ -662,33 +682,90 @@ class KitHooks(AbstractCapability[Any]):
         return _rewritten_result(run.name, result, outcome.content)
 
 
+def _jsonable(value: Any) -> Any:
+    """``value`` as JSON data for a payload: what pydantic cannot serialize becomes its text."""
+    try:
+        return to_jsonable_python(value, fallback=str, bytes_mode="base64")
+    except (PydanticSerializationError, ValueError):
+        return str(value)
+
+
+def _structured(value: Any) -> bool:
+    """A pydantic model or a dataclass instance: its fields are the arguments."""
+    return isinstance(value, BaseModel) or (
+        dataclasses.is_dataclass(value) and not isinstance(value, type)
+    )
+
+
+def _choices_in(spec: Any, depth: int = 0) -> Iterator[Any]:
+    """The ``Choices`` sets in an agent's ``output_type`` (through ``ToolOutput``,
+    ``NativeOutput``, ``PromptedOutput`` and lists)."""
+    if depth > 4 or spec is None:
+        return
+    if isinstance(spec, type) and isinstance(getattr(spec, "values", None), Mapping):
+        if hasattr(spec, "keys_type"):
+            yield spec
+        return
+    if isinstance(spec, (list, tuple)):
+        for item in spec:
+            yield from _choices_in(item, depth + 1)
+        return
+    for attr in ("output", "outputs"):
+        inner = getattr(spec, attr, None)
+        if inner is not None:
+            yield from _choices_in(inner, depth + 1)
+
+
+def _choice_action(ctx: Any, output: Any) -> Any:
+    """The callable value of the choice ``output`` picks, which pydantic-ai calls (final
+    output only), or None."""
+    if not isinstance(output, str) or getattr(ctx, "partial_output", False):
+        return None
+    agent = getattr(ctx, "agent", None)
+    for choices in _choices_in(getattr(agent, "output_type", None)):
+        value = choices.values.get(output)
+        if callable(value):
+            return value
+    return None
+
+
 def _output_args(output: Any, object_def: Any) -> tuple[dict[str, Any], str | None]:
     """An output function's input as tool arguments (JSON data), and the key the value was
     put under when the function takes it whole (None: the arguments are the value's own).
 
-    A model is its fields, a dict (several arguments) itself; a single argument is put
-    under its name from the output schema, text (no schema) under ``value``.
+    A model or dataclass is its fields, a dict (several arguments) itself; a single
+    argument is put under its name from the output schema, text (no schema) under
+    ``value``.
     """
-    if isinstance(output, BaseModel):
-        return output.model_dump(mode="json"), None
+    if _structured(output):
+        fields = _jsonable(output)
+        if isinstance(fields, dict):
+            return fields, None
     schema = getattr(object_def, "json_schema", None) or {}
     names = list(schema.get("properties") or {})
     if len(names) == 1 and not (isinstance(output, dict) and list(output) == names):
         key = names[0]
     elif isinstance(output, dict):
-        return to_jsonable_python(output), None
+        return _jsonable(output), None
     else:
         key = "value"
-    return {key: to_jsonable_python(output)}, key
+    return {key: _jsonable(output)}, key
 
 
 def _rewritten_output(output: Any, args: dict[str, Any], key: str | None, run: ToolRun) -> Any:
-    """The output function's input after a ``tool_call`` args rewrite (``run.args``), passed
-    as JSON data (not validated again, as a tool's rewritten arguments are not)."""
+    """The output function's input after a ``tool_call`` args rewrite (``run.args``): a
+    model or dataclass validated again from it, other values passed as JSON data (not
+    validated again, as a tool's rewritten arguments are not)."""
     new = thaw(run.args) if run.args is not None else json.loads(run.input)
     if isinstance(new, dict) and new.keys() == args.keys():
-        if isinstance(output, BaseModel):
-            return type(output).model_validate(new)
+        if key is None and _structured(output):
+            try:
+                return TypeAdapter(type(output)).validate_python(new)
+            except ValidationError as exc:
+                raise TypeError(
+                    f"kithooks: the tool_call rewrite of output function {run.name!r} is not "
+                    f"a valid {type(output).__name__}: {exc}"
+                ) from None
         return new if key is None else new[key]
     raise TypeError(
         f"kithooks: the tool_call rewrite of output function {run.name!r} gives "
@@ -700,25 +777,30 @@ def _output_text(result: Any) -> str:
     """An output function's result as tool_result text (JSON)."""
     if isinstance(result, BaseModel):
         return result.model_dump_json()
-    return json.dumps(to_jsonable_python(result), ensure_ascii=False)
+    return json.dumps(_jsonable(result), ensure_ascii=False)
 
 
 def _rewritten_result(name: str, result: Any, content: str) -> Any:
     """An output function's result, not text, after a ``tool_result`` content rewrite: a
-    model validated from it, JSON data parsed; anything else cannot be rebuilt."""
+    model or dataclass validated from it, JSON data of the same type parsed; anything else
+    cannot be rebuilt."""
+    what = type(result).__name__
     try:
-        if isinstance(result, BaseModel):
-            return type(result).model_validate_json(content)
+        if _structured(result):
+            return TypeAdapter(type(result)).validate_json(content)
         if result is None or isinstance(result, (dict, list, int, float, bool)):
-            return json.loads(content)
-    except ValueError as exc:
+            new = json.loads(content)
+            if type(new) is type(result):
+                return new
+            raise ValueError(f"the rewrite is a {type(new).__name__}")
+    except ValueError as exc:  # pydantic's ValidationError is a ValueError
         raise TypeError(
             f"kithooks: the tool_result rewrite of output function {name!r} cannot stand "
-            f"for its {type(result).__name__} result: {exc}"
+            f"for its {what} result: {exc}"
         ) from None
     raise TypeError(
         f"kithooks: the tool_result rewrite of output function {name!r} cannot stand for its "
-        f"{type(result).__name__} result (only text, JSON data and pydantic models can be "
+        f"{what} result (only text, JSON data, pydantic models and dataclasses can be "
         "rewritten)"
     )
 
