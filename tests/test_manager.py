@@ -613,3 +613,19 @@ def test_a_handler_taking_only_varargs_is_refused():
     pm = PluginManager()
     pm.register(Wrapped(), name="wrapped")  # functools.wraps: the arguments are named
     assert pm.emit(kithooks.ToolCallEvent(tool_name="bash")).block
+
+
+def test_an_attribute_that_answers_every_getattr_is_not_taken_for_a_marked_hook():
+    """A Mock (or any proxy) has every attribute, the marker included: not a hook."""
+    from unittest import mock
+
+    class Plugin:
+        helper = mock.MagicMock()
+
+        @hookimpl
+        def on_tool_call(self, event):
+            return None
+
+    pm = PluginManager()
+    pm.register(Plugin(), name="p")
+    assert pm.handler_names(EventType.TOOL_CALL) == ["p"]

@@ -590,10 +590,10 @@ class PluginManager(pluggy.PluginManager):
         """Refuse a marked ``attr`` that is not a function (a ``functools.partial``, an
         object with ``__call__``): pluggy skips those without a word, so the hook would
         never run."""
-        try:
+        try:  # the marker in the object's own namespace: a Mock answers any getattr
             raw = inspect.getattr_static(plugin, attr)
-            marked = getattr(raw, self.project_name + "_impl", None) is not None
-        except Exception:
+            marked = vars(raw).get(self.project_name + "_impl") is not None
+        except Exception:  # no namespace (or one that cannot be read): not marked
             return
         if marked and not isinstance(raw, staticmethod | classmethod):
             raise PluginValidationError(
