@@ -63,31 +63,30 @@ def plugin(tmp_path):
     return path
 
 
+def claude_hook(
+    args: list[str], data, *, cwd: Path, env: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
+    """One ``kithooks claude-hook`` process (the main command: a subcommand of it)."""
+    return subprocess.run(
+        [sys.executable, "-m", "kithooks", "claude-hook", *args],
+        input=data if isinstance(data, str) else json.dumps(data),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=cwd,
+        env=env,
+    )
+
+
 def hook(plugin: Path, data, *extra: str, env_dir: Path) -> subprocess.CompletedProcess[str]:
     env = {
         **os.environ,
         "KITHOOKS_STATE_DIR": str(env_dir / "state"),
         "XDG_CONFIG_HOME": str(env_dir / "config"),
     }
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "kithooks",  # the main command: claude-hook is one of its subcommands
-            "claude-hook",
-            "-p",
-            str(plugin),
-            "--no-entrypoints",
-            *extra,
-        ],
-        input=data if isinstance(data, str) else json.dumps(data),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        cwd=env_dir,
-        env=env,
-    )
+    args = ["-p", str(plugin), "--no-entrypoints", *extra]
+    return claude_hook(args, data, cwd=env_dir, env=env)
 
 
 def pre_tool_use(command: str, session: str = "sess-1", **more) -> dict:
@@ -465,7 +464,7 @@ GATE_FILE = textwrap.dedent(
 
 
 def _project_call(
-    project: Path, run_in: Path, payload_cwd: str | None, env_project: str | None, tmp: Path
+    run_in: Path, payload_cwd: str | None, env_project: str | None, tmp: Path
 ) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "CLAUDE_PROJECT_DIR"}
     env |= {"KITHOOKS_STATE_DIR": str(tmp / "state"), "XDG_CONFIG_HOME": str(tmp / "config")}
@@ -476,16 +475,7 @@ def _project_call(
         del data["cwd"]
     else:
         data["cwd"] = payload_cwd
-    return subprocess.run(
-        [sys.executable, "-m", "kithooks", "claude-hook", "--no-entrypoints"],
-        input=json.dumps(data),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        cwd=run_in,
-        env=env,
-    )
+    return claude_hook(["--no-entrypoints"], data, cwd=run_in, env=env)
 
 
 @pytest.mark.parametrize(
@@ -501,11 +491,11 @@ def test_project_plugins_guard_from_any_directory_of_the_project(tmp_path, how):
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     if how == "CLAUDE_PROJECT_DIR, run elsewhere":
-        result = _project_call(project, elsewhere, str(elsewhere), str(project), tmp_path)
+        result = _project_call(elsewhere, str(elsewhere), str(project), tmp_path)
     elif how == "payload cwd in a subdirectory":
-        result = _project_call(project, elsewhere, str(sub), None, tmp_path)
+        result = _project_call(elsewhere, str(sub), None, tmp_path)
     else:
-        result = _project_call(project, sub, None, None, tmp_path)
+        result = _project_call(sub, None, None, tmp_path)
     assert result.returncode == 0, result.stderr
     decision = json.loads(result.stdout)["hookSpecificOutput"]
     assert decision["permissionDecision"] == "deny"

@@ -701,7 +701,9 @@ class OutputScript:
         )
 
 
-def output_agent(pm: PluginManager, script: OutputScript, **kwargs):
+def command_agent(pm: PluginManager, model: FunctionModel, wrap=None, **kwargs):
+    """An agent whose output function ``run_command`` records the commands it ran, as
+    ``ToolOutput(run_command, name="bash")`` unless ``wrap`` wraps it otherwise."""
     from pydantic_ai import ToolOutput
 
     ran: list[str] = []
@@ -710,13 +712,36 @@ def output_agent(pm: PluginManager, script: OutputScript, **kwargs):
         ran.append(command)
         return f"ran {command}"
 
-    agent = Agent(
-        FunctionModel(script, model_name="gpt-4o"),
-        output_type=ToolOutput(run_command, name="bash"),
-        capabilities=[KitHooks(pm)],
-        **kwargs,
-    )
+    output = wrap(run_command) if wrap else ToolOutput(run_command, name="bash")
+    agent = Agent(model, output_type=output, capabilities=[KitHooks(pm)], **kwargs)
     return agent, ran
+
+
+def output_agent(pm: PluginManager, script: OutputScript, **kwargs):
+    return command_agent(pm, FunctionModel(script, model_name="gpt-4o"), **kwargs)
+
+
+def streamed_command_is_blocked(pm: PluginManager, *chunks: str) -> list[str]:
+    """Stream the output tool call's arguments in ``chunks`` through ``run_stream``; the
+    run fails (a block cannot be retried there). Returns the commands that ran."""
+    from pydantic_ai.exceptions import UnexpectedModelBehavior
+
+    async def stream(messages, info):
+        name = info.output_tools[0].name
+        yield {0: DeltaToolCall(name=name, json_args=chunks[0], tool_call_id="o1")}
+        for chunk in chunks[1:]:
+            yield {0: DeltaToolCall(json_args=chunk)}
+
+    agent, ran = command_agent(pm, FunctionModel(stream_function=stream))
+
+    async def consume():
+        async with agent.run_stream("go") as result:
+            async for _ in result.stream_output(debounce_by=None):
+                pass
+
+    with pytest.raises(UnexpectedModelBehavior):
+        asyncio.run(asyncio.wait_for(consume(), 10))
+    return ran
 
 
 def test_a_blocked_output_function_never_runs_and_the_model_sees_the_error(host):
@@ -813,35 +838,9 @@ def test_plain_output_is_not_a_tool_call(host):
 
 def test_a_streamed_output_function_is_guarded_at_every_call(host):
     """run_stream calls an output function on partial output too: each call is guarded."""
-    from pydantic_ai import ToolOutput
-    from pydantic_ai.exceptions import UnexpectedModelBehavior
-
     pm, log = host
     pm.register(Gate())
-    ran: list[str] = []
-
-    def run_command(command: str) -> str:
-        ran.append(command)
-        return f"ran {command}"
-
-    async def stream(messages, info):
-        name = info.output_tools[0].name
-        yield {0: DeltaToolCall(name=name, json_args='{"command": ', tool_call_id="o1")}
-        yield {0: DeltaToolCall(json_args='"rm -rf /"}')}
-
-    agent = Agent(
-        FunctionModel(stream_function=stream),
-        output_type=ToolOutput(run_command, name="bash"),
-        capabilities=[KitHooks(pm)],
-    )
-
-    async def consume():
-        async with agent.run_stream("go") as result:
-            async for _ in result.stream_output(debounce_by=None):
-                pass
-
-    with pytest.raises(UnexpectedModelBehavior):
-        asyncio.run(asyncio.wait_for(consume(), 10))
+    ran = streamed_command_is_blocked(pm, '{"command": ', '"rm -rf /"}')
     assert ran == []
     assert {e.parsed_args["command"] for e in log.of(kithooks.ToolCallEvent)} == {"rm -rf /"}
 
@@ -852,17 +851,11 @@ def test_a_native_or_prompted_output_function_is_guarded_with_its_argument_names
 
     pm, log = host
     pm.register(Gate())
-    ran: list[str] = []
-
-    def run_command(command: str) -> str:
-        ran.append(command)
-        return f"ran {command}"
-
     answers = iter(['{"command": "rm -rf /"}', '{"command": "ls"}'])
-    agent = Agent(
+    agent, ran = command_agent(
+        pm,
         FunctionModel(lambda m, i: ModelResponse(parts=[TextPart(next(answers))])),
-        output_type=getattr(pydantic_ai, kind)(run_command),
-        capabilities=[KitHooks(pm)],
+        getattr(pydantic_ai, kind),
         retries=2,
     )
     assert run(agent, "go").output == "ran ls"
@@ -877,35 +870,9 @@ def test_a_native_or_prompted_output_function_is_guarded_with_its_argument_names
 def test_a_partial_output_is_guarded_with_the_value_the_function_gets(host):
     """run_stream validates partial JSON and calls the function with it: the guard must see
     that value, not the unparsed partial arguments."""
-    from pydantic_ai import ToolOutput
-    from pydantic_ai.exceptions import UnexpectedModelBehavior
-
     pm, log = host
     pm.register(Gate())
-    ran: list[str] = []
-
-    def run_command(command: str) -> str:
-        ran.append(command)
-        return f"ran {command}"
-
-    async def stream(messages, info):
-        name = info.output_tools[0].name
-        yield {0: DeltaToolCall(name=name, json_args='{"command": "rm -rf /', tool_call_id="o1")}
-        yield {0: DeltaToolCall(json_args='tmp/scratch"}')}
-
-    agent = Agent(
-        FunctionModel(stream_function=stream),
-        output_type=ToolOutput(run_command, name="bash"),
-        capabilities=[KitHooks(pm)],
-    )
-
-    async def consume():
-        async with agent.run_stream("go") as result:
-            async for _ in result.stream_output(debounce_by=None):
-                pass
-
-    with pytest.raises(UnexpectedModelBehavior):
-        asyncio.run(asyncio.wait_for(consume(), 10))
+    ran = streamed_command_is_blocked(pm, '{"command": "rm -rf /', 'tmp/scratch"}')
     assert ran == []
     assert log.of(kithooks.ToolCallEvent)[0].parsed_args == {"command": "rm -rf /"}
 

@@ -581,12 +581,9 @@ class KitHooks(AbstractCapability[Any]):
             or has(EventType.TOOL_EXECUTION_END, name)
         )
 
-    def _tool_run(self, name: str, call_id: str, raw: Any) -> ToolRun | None:
-        """A ToolRun for a call of ``name`` with the model's arguments ``raw`` (a dict, JSON
-        text or None), or None when no plugin handles any of the tool events for it."""
-        return self._new_run(name, call_id, raw) if self._listens(name) else None
-
     def _new_run(self, name: str, call_id: str, raw: Any) -> ToolRun:
+        """A ToolRun for a call of ``name`` with the arguments ``raw`` (a dict, JSON text or
+        None); the caller asked :meth:`_listens` first."""
         parsed = raw if isinstance(raw, dict) else None  # parsed already: not parsed again
         return ToolRun(
             self.pm,
@@ -622,9 +619,9 @@ class KitHooks(AbstractCapability[Any]):
         self, ctx: Any, *, call: ToolCallPart, tool_def: Any, args: Any, handler: Any
     ) -> Any:
         """tool_call (a block returns ``Error: <reason>``), the tool, tool_result."""
-        run = self._tool_run(call.tool_name, call.tool_call_id, call.args)
-        if run is None:
+        if not self._listens(call.tool_name):
             return await handler(args)
+        run = self._new_run(call.tool_name, call.tool_call_id, call.args)
         blocked = await run.astart()
         if blocked is not None:
             # A failed tool result: the model sees the error, and the tool never ran.
@@ -650,23 +647,23 @@ class KitHooks(AbstractCapability[Any]):
         try again with ``Error: <reason>`` (``run_stream`` cannot retry: the run fails).
         """
         call = output_context.tool_call
-        call_id = call.tool_call_id if call is not None else ""
-        if not output_context.has_function:
+        action = None
+        if output_context.has_function:
+            name = call.tool_name if call is not None else output_context.function_name or "output"
+        else:
             action = _choice_action(ctx, output)
             if action is None:
                 return await handler(output)
             name = getattr(action, "__name__", "") or str(output)
-            if not self._listens(name):
-                return await handler(output)
-            run = self._new_run(name, call_id, {"choice": output})
-            args: dict[str, Any] = {"choice": output}
-            key: str | None = "choice"
-        else:
-            name = call.tool_name if call is not None else output_context.function_name or "output"
-            if not self._listens(name):
-                return await handler(output)
-            args, key = _output_args(output, output_context.object_def)
-            run = self._new_run(name, call_id, args)
+        if not self._listens(name):
+            return await handler(output)
+        # Built only now: what pydantic cannot serialize costs nothing when nobody listens.
+        args, key = (
+            ({"choice": output}, "choice")
+            if action is not None
+            else _output_args(output, output_context.object_def)
+        )
+        run = self._new_run(name, call.tool_call_id if call is not None else "", args)
         blocked = await run.astart()
         if blocked is not None:
             raise ModelRetry(blocked.content)
