@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import functools
 import logging
 import threading
@@ -180,6 +181,37 @@ def test_coroutine_handler_under_emit_is_a_type_error_saying_aemit():
         pm.emit(kithooks.ToolCallEvent())
     assert "'async-gate'" in str(info.value)
     assert asyncio.run(asyncio.wait_for(pm.aemit(kithooks.ToolCallEvent()), 30)).reason == "async"
+
+
+def test_aemit_returns_a_coroutine_for_every_plan_and_checks_its_payload_when_called():
+    """aemit is a plain function handing back the dispatch's coroutine: asyncio.run and
+    create_task take it whether nobody, plain or coroutine handlers handle the event, and
+    the first compile (the stand-in) and later calls behave alike."""
+
+    class Plain:
+        @hookimpl
+        def on_tool_call(self, event):
+            return kithooks.ToolCallResult(block=True, reason="plain")
+
+    class Async:
+        @hookimpl
+        async def on_input(self, event):
+            return kithooks.InputResult(action="transform", text=event.text + "!")
+
+    pm = PluginManager(aggregate_turns=False)
+    pm.register(Plain(), name="plain")
+    pm.register(Async(), name="async")
+    for _ in range(2):  # the first call compiles the plan's coroutine, the second reuses it
+        nobody = pm.aemit(kithooks.MessageUpdateEvent(chunk="x"))
+        assert inspect.iscoroutine(nobody)
+        assert asyncio.run(asyncio.wait_for(nobody, 30)) is None
+        assert asyncio.run(asyncio.wait_for(pm.aemit(kithooks.ToolCallEvent()), 30)).reason == (
+            "plain"
+        )
+        got = asyncio.run(asyncio.wait_for(pm.aemit(kithooks.InputEvent(text="hi")), 30))
+        assert got.text == "hi!"
+    with pytest.raises(TypeError, match="aemit\\(\\) takes a kithooks event, not dict"):
+        pm.aemit({"tool_name": "bash"})  # type: ignore[arg-type]
 
 
 def test_twenty_threads_keep_one_plugins_handlers_serialized():

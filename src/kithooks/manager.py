@@ -16,7 +16,7 @@ import os
 import sys
 import threading
 import weakref
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -66,6 +66,10 @@ _DEFAULT: Any = object()
 # emit() meets something that is not a payload class, or an event whose handlers changed
 # since its plan was built: either way the slow path finds (or builds) the plan.
 _UNKNOWN: Any = object()
+
+
+async def _nothing() -> None:
+    """What :meth:`PluginManager.aemit` returns to await for an event nobody handles."""
 
 
 def _key(name: str) -> str:
@@ -775,20 +779,24 @@ class PluginManager(pluggy.PluginManager):
             raise TypeError(f"{verb}() takes a kithooks event, not {type(event).__name__}")
         return self._plan(event.event_type.hook_name)  # stale, or a subclass of a payload class
 
-    async def aemit(self, event: Event, ctx: Context | None = None) -> Any:
+    def aemit(self, event: Event, ctx: Context | None = None) -> Coroutine[Any, Any, Any]:
         """Like :meth:`emit`, awaiting coroutine handlers; plain handlers are called.
 
-        A plugin's handlers never run at once, across threads, tasks and event loops: a
-        coroutine handler holds its plugin while it is suspended, and waiting for a busy
-        plugin lets the event loop run other tasks.
+        ``await pm.aemit(event)`` (or hand it to ``asyncio.run`` / ``create_task``: it
+        returns a coroutine). A plugin's handlers never run at once, across threads, tasks
+        and event loops: a coroutine handler holds its plugin while it is suspended, and
+        waiting for a busy plugin lets the event loop run other tasks. A payload that is not
+        a kithooks event raises :class:`TypeError` when called, before anything is awaited.
         """
-        plan = self._by_class.get(type(event), _UNKNOWN)
+        # A plain function handing back the dispatch's own coroutine: an ``async def`` here
+        # would put a second coroutine around every aemit.
+        plan: Plan | None = self._by_class.get(type(event), _UNKNOWN)
         if plan is None:
-            return None
+            return _nothing()
         if plan is _UNKNOWN:
             plan = self._plan_of(event, "aemit")
             if plan is None:
-                return None
+                return _nothing()
         try:  # as in emit
             view = self._view if ctx is None else ctx._view
             if view._manager is not self:  # type: ignore[union-attr]
@@ -797,8 +805,8 @@ class PluginManager(pluggy.PluginManager):
             view = self._view_for(ctx)
         acompiled = plan.acompiled
         if acompiled is not None:
-            return await acompiled(event, view)
-        return await self._callers.arun(plan, event, view)
+            return acompiled(event, view)
+        return self._callers.arun(plan, event, view)
 
     def _hookexec(
         self,

@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 import inspect
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any
 
 from pluggy import HookImpl
@@ -351,7 +351,9 @@ class Plan:
         compilable = prepare is None and hook != OUTCOME_HOOK
         self.compiled = self._compile("sync") if compilable and not self.has_async else None
         #: Compiled by the first ``aemit`` (``_first_acall`` stands in until then).
-        self.acompiled: Callable[[Any, Any], Any] | None = self._first_acall if compilable else None
+        self.acompiled: Callable[[Any, Any], Coroutine[Any, Any, Any]] | None = (
+            self._first_acall if compilable else None
+        )
 
     def _compile(self, mode: str) -> Callable[[Any, Any], Any]:
         if self.rule is None:
