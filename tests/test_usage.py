@@ -177,6 +177,59 @@ def test_cached_rates_price_every_call_as_genai_prices_does(which, inp, out, rea
     assert got == pytest.approx(float(expected), rel=1e-12, abs=1e-15)
 
 
+def test_every_model_of_the_table_is_priced_as_genai_prices_prices_it():
+    # Every model genai-prices can price, at a call of no tokens, a tiny one, one with cache
+    # reads and writes, and one past every long-context tier's start. Perplexity's models
+    # also charge per request: that fee is part of every call's cost, not of a token rate.
+    import genai_prices
+    from genai_prices import data_snapshot
+
+    usages = [(0, 0, 0, 0), (1, 1, 0, 0), (1000, 500, 200, 100), (250_000, 1000, 30_000, 0)]
+    checked = 0
+    for provider in data_snapshot.get_snapshot().providers:
+        for model in provider.models:
+            for inp, out, read, write in usages:
+                usage = genai_prices.Usage(
+                    input_tokens=inp + read + write,
+                    output_tokens=out,
+                    cache_read_tokens=read,
+                    cache_write_tokens=write,
+                )
+                try:
+                    price = genai_prices.calc_price(usage, model.id, provider_id=provider.id)
+                except LookupError:  # an id genai-prices cannot find by itself
+                    continue
+                got = compute_cost(
+                    provider=provider.id,
+                    model=model.id,
+                    input_tokens=inp,
+                    output_tokens=out,
+                    cache_read_tokens=read,
+                    cache_write_tokens=write,
+                )
+                assert got == pytest.approx(float(price.total_price), rel=1e-12, abs=1e-15), (
+                    provider.id,
+                    model.id,
+                    (inp, out, read, write),
+                )
+                checked += 1
+    assert checked > 5000
+
+
+def test_a_per_request_fee_is_charged_once_per_call():
+    # perplexity/sonar charges per request as well as per token: a call of no tokens costs
+    # the fee, and each further thousand tokens costs the same whatever came before.
+    def sonar(tokens: int) -> float:
+        return compute_cost(
+            provider="perplexity", model="sonar", input_tokens=tokens, output_tokens=tokens
+        )
+
+    fee = sonar(0)
+    assert fee > 0
+    assert sonar(2000) - sonar(1000) == pytest.approx(sonar(1000) - fee)
+    assert sonar(1000) - fee < fee  # the token rates do not carry the fee
+
+
 def test_tier_boundary_is_genai_prices_boundary():
     # claude-sonnet-4-5's long-context rates apply once the input (cache included) exceeds
     # 200k tokens: exactly 200,000 is the base rate, 200,001 the tier's.

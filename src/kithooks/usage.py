@@ -7,8 +7,9 @@ before pricing.
 genai-prices is imported when a price is first needed (it takes longer to import than the
 rest of kithooks). A model is looked up once: its per-token rates are read from genai-prices
 by pricing a few probe calls with genai-prices itself, then kept, so a later call is four
-multiplications. The rates of a tiered price (a long-context tier) are kept per tier; a
-price that changes with the date or the time of day is chosen again on every call.
+multiplications and a fee per request (zero for most models). The rates of a tiered price (a
+long-context tier) are kept per tier; a price that changes with the date or the time of day
+is chosen again each second (the table's dates and hours fall on whole seconds).
 """
 
 from __future__ import annotations
@@ -87,12 +88,14 @@ class _Rates:
     """USD per token of one genai-prices price, for each tier of total input tokens.
 
     genai-prices charges a tier's rate on all tokens once the call's input (cache reads and
-    writes included) exceeds the tier's start, so within one tier the cost is linear in the
-    four counts. The four rates of a tier are measured once, with genai-prices pricing probe
-    calls whose input lies in that tier.
+    writes included) exceeds the tier's start, so within one tier the cost is a fixed fee per
+    request (most models have none; Perplexity's charge one) plus a rate times each of the
+    four counts. The fee is what genai-prices charges for a call of no tokens; the four rates
+    of a tier are measured once, with genai-prices pricing probe calls whose input lies in
+    that tier, less the fee.
     """
 
-    __slots__ = ("_price", "_starts", "_tiers")
+    __slots__ = ("_fee", "_price", "_starts", "_tiers")
 
     def __init__(self, price: Any) -> None:
         from genai_prices.types import TieredPrices
@@ -106,7 +109,8 @@ class _Rates:
                 for tier in value.tiers
             }
         )
-        self._tiers: dict[int, tuple[float, float, float, float]] = {}
+        self._tiers: dict[int, tuple[float, float, float, float, float]] = {}
+        self._fee: Decimal | None = None
 
     def cost(self, inp: int, out: int, read: int, write: int) -> float:
         starts = self._starts
@@ -114,8 +118,8 @@ class _Rates:
         rates = self._tiers.get(tier)
         if rates is None:
             rates = self._tiers[tier] = self._measure(tier)
-        a, b, c, d = rates
-        return a * inp + b * out + c * read + d * write
+        fee, a, b, c, d = rates
+        return fee + a * inp + b * out + c * read + d * write
 
     def _probe(self, inp: int, out: int, read: int, write: int) -> Decimal:
         from decimal import Decimal
@@ -130,16 +134,20 @@ class _Rates:
         )
         return Decimal(self._price.calc_price(usage)["total_price"])
 
-    def _measure(self, tier: int) -> tuple[float, float, float, float]:
+    def _measure(self, tier: int) -> tuple[float, float, float, float, float]:
+        fee = self._fee
+        if fee is None:
+            fee = self._fee = self._probe(0, 0, 0, 0)  # a request's own price, in every tier
         # Tier k holds the totals t with starts[k-1] < t <= starts[k].
         low = self._starts[tier - 1] + 1 if tier else 1
         high = self._starts[tier] if tier < len(self._starts) else None
         if high is not None and low > high:  # a tier starting at 0: only a zero input is below
-            return (0.0, float(self._probe(0, 1, 0, 0)), 0.0, 0.0)
+            return (float(fee), 0.0, float(self._probe(0, 1, 0, 0) - fee), 0.0, 0.0)
         base = self._probe(low, 0, 0, 0)
-        per_input = base / low
-        rest = per_input * (low - 1)
+        per_input = (base - fee) / low
+        rest = fee + per_input * (low - 1)
         return (
+            float(fee),
             float(per_input),
             float(self._probe(low, 1, 0, 0) - base),
             float(self._probe(low - 1, 0, 1, 0) - rest),
