@@ -123,15 +123,22 @@ def test_deny_as_exit_2(plugin, tmp_path):
     assert (done.returncode, done.stdout, done.stderr.strip()) == (2, "", "no rm (call 1)")
 
 
-def test_rewrite_is_updated_input(plugin, tmp_path):
-    done = hook(plugin, pre_tool_use("make all"), env_dir=tmp_path)
-    assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout) == {
-        "hookSpecificOutput": {
-            "hookEventName": "PreToolUse",
-            "updatedInput": {"command": "make all --dry-run"},
+def test_rewrite_is_updated_input_with_a_permission_decision(plugin, tmp_path):
+    # Claude Code drops an updatedInput that comes without a permissionDecision (the call
+    # then runs as the model wrote it): the rewrite asks the user by default, or allows.
+    for options, decision in (((), "ask"), (("--rewrite-decision", "allow"), "allow")):
+        done = hook(plugin, pre_tool_use("make all"), *options, env_dir=tmp_path)
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout) == {
+            "hookSpecificOutput": {
+                "hookEventName": "PreToolUse",
+                "permissionDecision": decision,
+                "permissionDecisionReason": "kithooks plugins rewrote the tool's arguments",
+                "updatedInput": {"command": "make all --dry-run"},
+            }
         }
-    }
+    done = hook(plugin, pre_tool_use("make all"), "--rewrite-decision", "yes", env_dir=tmp_path)
+    assert done.returncode == 2 and "'yes' is not one of 'ask', 'allow'" in done.stderr
 
 
 @pytest.mark.slow

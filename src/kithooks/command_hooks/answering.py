@@ -57,6 +57,20 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 
+#: The permission decisions a rewrite of a tool's arguments may come with (see :func:`steps`).
+REWRITE_DECISIONS = ("ask", "allow")
+
+
+@attrs.frozen
+class _How:
+    """How one invocation is answered: the alias table, blocks as exit 2, the decision
+    that carries a rewrite."""
+
+    aliases: ToolAliases
+    exit2: bool
+    rewrite_decision: str
+
+
 def _specific(event_name: str, **fields: Any) -> dict[str, Any]:
     return {"hookSpecificOutput": {"hookEventName": event_name, **fields}}
 
@@ -67,13 +81,11 @@ def _block(reason: str, exit_code: bool, **extra: Any) -> Answer:
     return Answer(output={"decision": "block", "reason": reason, **extra})
 
 
-def _pre_tool_use(
-    data: Mapping[str, Any], ctx: Context, aliases: ToolAliases, exit2: bool
-) -> Steps:
+def _pre_tool_use(data: Mapping[str, Any], ctx: Context, how: _How) -> Steps:
     tool_input = data.get("tool_input")
     args = tool_input if isinstance(tool_input, Mapping) else {}
     event = ToolCallEvent(
-        tool_name=aliases.host_name(str(data.get("tool_name") or "")),
+        tool_name=how.aliases.host_name(str(data.get("tool_name") or "")),
         tool_call_id=str(data.get("tool_use_id") or ""),
         input=json.dumps(args, ensure_ascii=False),
         parsed_args=args,
@@ -84,7 +96,7 @@ def _pre_tool_use(
         return Answer()
     if result.block:
         reason = result.reason or "blocked by a kithooks plugin"
-        if exit2:
+        if how.exit2:
             return Answer(exit_code=2, stderr=reason)
         return Answer(
             output=_specific(
@@ -93,19 +105,26 @@ def _pre_tool_use(
         )
     rewritten = getattr(result, "args", None)
     if rewritten is not None:
-        return Answer(output=_specific("PreToolUse", updatedInput=plain(rewritten)))
+        # Claude Code drops an updatedInput that comes with no permission decision, and
+        # the call would run with its original arguments.
+        return Answer(
+            output=_specific(
+                "PreToolUse",
+                permissionDecision=how.rewrite_decision,
+                permissionDecisionReason="kithooks plugins rewrote the tool's arguments",
+                updatedInput=plain(rewritten),
+            )
+        )
     return Answer()
 
 
-def _post_tool_use(
-    data: Mapping[str, Any], ctx: Context, aliases: ToolAliases, exit2: bool
-) -> Steps:
+def _post_tool_use(data: Mapping[str, Any], ctx: Context, how: _How) -> Steps:
     failed = data.get("hook_event_name") == "PostToolUseFailure"
     tool_name = str(data.get("tool_name") or "")
     content = _text(data.get("error") if failed else data.get("tool_response"))
     event = ToolResultEvent(
         tool_call_id=str(data.get("tool_use_id") or ""),
-        tool_name=aliases.host_name(tool_name),
+        tool_name=how.aliases.host_name(tool_name),
         input=json.dumps(data.get("tool_input") or {}, ensure_ascii=False),
         content=content,
         is_error=failed,
@@ -122,14 +141,12 @@ def _post_tool_use(
     return Answer(output=_specific(name, additionalContext=note))
 
 
-def _user_prompt_submit(
-    data: Mapping[str, Any], ctx: Context, aliases: ToolAliases, exit2: bool
-) -> Steps:
+def _user_prompt_submit(data: Mapping[str, Any], ctx: Context, how: _How) -> Steps:
     prompt = str(data.get("prompt") or "")
     result = yield InputEvent(text=prompt, source="interactive")
     context: list[str] = []
     if result is not None and result.action == "handled":
-        return _block("The prompt was handled by a kithooks plugin.", exit2)
+        return _block("The prompt was handled by a kithooks plugin.", how.exit2)
     if result is not None and result.action == "transform" and result.text != prompt:
         context.append(f"kithooks plugins rewrote the prompt as:\n{result.text}")
         prompt = result.text
@@ -141,15 +158,15 @@ def _user_prompt_submit(
     return Answer(output=_specific("UserPromptSubmit", additionalContext="\n\n".join(context)))
 
 
-def _pre_compact(data: Mapping[str, Any], ctx: Context, aliases: ToolAliases, exit2: bool) -> Steps:
+def _pre_compact(data: Mapping[str, Any], ctx: Context, how: _How) -> Steps:
     event = BeforeCompactEvent(is_automatic=data.get("trigger") == "auto")
     result = yield event
     if result is not None and result.cancel:
-        return _block(result.reason or "compaction cancelled by a kithooks plugin", exit2)
+        return _block(result.reason or "compaction cancelled by a kithooks plugin", how.exit2)
     return Answer()
 
 
-def _observed(data: Mapping[str, Any], ctx: Context, aliases: ToolAliases, exit2: bool) -> Steps:
+def _observed(data: Mapping[str, Any], ctx: Context, how: _How) -> Steps:
     name = data.get("hook_event_name")
     agent = str(data.get("agent_id") or "")
     last = str(data.get("last_assistant_message") or "")
@@ -186,19 +203,30 @@ def steps(
     *,
     aliases: ToolAliases | None = None,
     block_with_exit_code: bool = False,
+    rewrite_decision: str = "ask",
 ) -> Steps:
     """The events one hook invocation ``data`` emits, and the protocol answer their results
     make, as a host sequence: run it with :func:`kithooks.hosting.drive` or ``adrive``.
 
     A block is ``permissionDecision: deny`` (PreToolUse) or ``decision: block`` with the
     plugin's reason, or exit 2 with the reason on stderr when ``block_with_exit_code``; a
-    rewrite is ``updatedInput``; nothing to say is exit 0 with no output. Events kithooks
-    has no counterpart for emit nothing and get exit 0 and no output.
+    rewrite of a tool's arguments is ``updatedInput`` with ``permissionDecision``
+    ``rewrite_decision``: ``"ask"`` (the user is shown the rewritten call and asked) or
+    ``"allow"`` (it runs without the permission prompt; Claude Code's deny and ask rules
+    still apply). Nothing to say is exit 0 with no output. Events kithooks has no
+    counterpart for emit nothing and get exit 0 and no output. A ``rewrite_decision`` not
+    in :data:`REWRITE_DECISIONS` is a ValueError.
     """
+    if rewrite_decision not in REWRITE_DECISIONS:
+        raise ValueError(
+            f"rewrite_decision must be one of {', '.join(REWRITE_DECISIONS)}, "
+            f"not {rewrite_decision!r}"
+        )
     respond = _ANSWERS.get(str(data.get("hook_event_name") or ""))
     if respond is None:
         return Answer()
-    return (yield from respond(data, ctx, aliases or ToolAliases(), block_with_exit_code))
+    how = _How(aliases or ToolAliases(), block_with_exit_code, rewrite_decision)
+    return (yield from respond(data, ctx, how))
 
 
 async def answer(
@@ -208,10 +236,17 @@ async def answer(
     *,
     aliases: ToolAliases | None = None,
     block_with_exit_code: bool = False,
+    rewrite_decision: str = "ask",
 ) -> Answer:
     """The protocol answer of ``pm``'s plugins to one hook invocation ``data`` (see
     :func:`steps`), dispatched with ``aemit``: coroutine handlers are awaited."""
-    sequence = steps(data, ctx, aliases=aliases, block_with_exit_code=block_with_exit_code)
+    sequence = steps(
+        data,
+        ctx,
+        aliases=aliases,
+        block_with_exit_code=block_with_exit_code,
+        rewrite_decision=rewrite_decision,
+    )
     return await adrive(pm, sequence, ctx)
 
 
@@ -222,6 +257,7 @@ def answer_sync(
     *,
     aliases: ToolAliases | None = None,
     block_with_exit_code: bool = False,
+    rewrite_decision: str = "ask",
 ) -> Answer:
     """:func:`answer` for a program with no event loop running (else a RuntimeError, before
     any event): each event is emitted with ``emit`` until one has a coroutine handler; from
@@ -231,7 +267,13 @@ def answer_sync(
     """
     if _loop_running():
         raise RuntimeError("answer_sync() cannot run inside an event loop: await answer()")
-    sequence = steps(data, ctx, aliases=aliases, block_with_exit_code=block_with_exit_code)
+    sequence = steps(
+        data,
+        ctx,
+        aliases=aliases,
+        block_with_exit_code=block_with_exit_code,
+        rewrite_decision=rewrite_decision,
+    )
     try:
         event = next(sequence)
         while not pm.has_async_handlers(event.event_type):

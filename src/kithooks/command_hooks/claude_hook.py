@@ -18,7 +18,7 @@ from ..loading import LoadError, default_project_dir
 from ..manager import HandlerError, PluginManager
 from ..state import StateError, StateStore, sidecar_path
 from .aliases import ToolAliases
-from .answering import answer_sync
+from .answering import REWRITE_DECISIONS, answer_sync
 
 #: The events whose call exit code 2 blocks in Claude Code: where a plugin that did not
 #: load must block rather than let the call through.
@@ -130,16 +130,27 @@ def _say(message: str) -> None:
     f"blocks, naming its plugin, instead of being skipped (also ${FAIL_CLOSED_ENV}=1).",
 )
 @click.option(
+    "--rewrite-decision",
+    type=click.Choice(REWRITE_DECISIONS),
+    default="ask",
+    show_default=True,
+    help="The permission decision a rewrite of a tool's arguments comes with (Claude Code "
+    "drops an updatedInput with none): ask shows the user the rewritten call; allow runs it "
+    "without the permission prompt (Claude Code's deny and ask rules still apply).",
+)
+@click.option(
     "--state-dir",
     type=click.Path(file_okay=False, path_type=Path),
     help=f"Where session state lives when Claude Code gives no transcript path "
     f"(default ${STATE_DIR_ENV} or $XDG_STATE_HOME/kithooks/claude-hook).",
 )
 def claude_hook(
+    *,
     plugin_files: tuple[Path, ...],
     no_entrypoints: bool,
     block_with_exit_code: bool,
     fail_closed: bool,
+    rewrite_decision: str,
     state_dir: Path | None,
 ) -> None:
     """Answer one Claude Code hook invocation (JSON on stdin) with kithooks plugins.
@@ -151,7 +162,8 @@ def claude_hook(
         {"type": "command", "command": "kithooks claude-hook"}]}]}}
 
     A block becomes a deny with the plugin's reason, a tool-input rewrite becomes
-    updatedInput, a handled prompt is blocked, and nothing to say is exit 0 with no
+    updatedInput with the --rewrite-decision (ask: the user approves the rewritten call),
+    a handled prompt is blocked, and nothing to say is exit 0 with no
     output. A handler that fails is reported on stderr and in a systemMessage (Claude Code
     shows stderr only in verbose mode) and fails open, unless --fail-closed (or
     $KITHOOKS_FAIL_CLOSED=1)
@@ -206,7 +218,12 @@ def claude_hook(
         _say(f"plugins failed to load: {reason}")
         sys.exit(2 if event in BLOCKING_EVENTS else 1)
     result = answer_sync(
-        pm, data, ctx, aliases=ToolAliases(), block_with_exit_code=block_with_exit_code
+        pm,
+        data,
+        ctx,
+        aliases=ToolAliases(),
+        block_with_exit_code=block_with_exit_code,
+        rewrite_decision=rewrite_decision,
     )
     output = result.output
     if failures and result.exit_code == 0:
