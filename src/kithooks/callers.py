@@ -1,11 +1,10 @@
-"""The handler loops and the rules of one handler call.
+"""The rules of one handler call, and the ``on_outcome`` loop.
 
-:meth:`Callers.run` (for ``emit``) and :meth:`Callers.arun` (for ``aemit``) are the general
-observer loops, used for the one plan with no compiled form (``agent_end``, enriched
-first); ``on_outcome`` handlers are called by :meth:`Callers.outcome` / ``aoutcome``. The
-compiled functions of :mod:`kithooks.plans` (observers; guard and transform dispatch; sync
-and async) are the same loops unrolled, and call back into this class for everything but
-the lock and the call itself. What a call needs is decided here, once:
+Every event's dispatch is compiled (:mod:`kithooks.plans`: observers; guard and transform
+dispatch; sync and async), and calls back into this class for everything but the lock and
+the call itself; :meth:`Callers.run` runs a plan's compiled form for ``emit`` (or says why
+it has none). ``on_outcome`` handlers are called by :meth:`Callers.outcome` / ``aoutcome``.
+What a call needs is decided here, once:
 
 * the plugin lock (:func:`kithooks.locks.enter_sync` / ``enter_async``: a try, then a wait
   that fails a call which would never finish);
@@ -120,24 +119,15 @@ class Callers:
     # ------------------------------------------------------------------ sync
 
     def run(self, plan: Plan, event: Any, ctx: Any) -> Any:
-        """Dispatch ``event`` by ``plan`` with plain handlers; returns the merged result.
-
-        A plan with a compiled form runs it; the loop below runs the observers of a plan
-        that has none (``agent_end``, enriched first).
-        """
-        if plan.compiled is not None:
-            return plan.compiled(event, ctx)
-        if plan.has_async:
+        """Dispatch ``event`` by ``plan``'s compiled form; returns the merged result. A plan
+        with coroutine handlers has none for ``emit``: a TypeError naming them."""
+        compiled = plan.compiled
+        if compiled is None:
             names = ", ".join(repr(h.plugin) for h in plan.handlers if h.is_async)
             raise TypeError(
                 f"{plan.hook} has coroutine handlers ({names}); use 'await pm.aemit(event)'"
             )
-        if plan.prepare is not None:
-            event = plan.prepare(event, ctx)
-        for h in plan.handlers:
-            if h.matches is None or h.matches(event.tool_name):
-                self._call(h, (event,) if h.event_only else (event, ctx))
-        return None
+        return compiled(event, ctx)
 
     def outcome(self, event: Any, result: Any, ctx: Any) -> Any:
         """Tell the on_outcome handlers what a dispatch decided; returns ``result``."""
@@ -170,25 +160,6 @@ class Callers:
             self.stray(h, value)
 
     # ------------------------------------------------------------------ async
-
-    async def arun(self, plan: Plan, event: Any, ctx: Any) -> None:
-        """The observers of a plan with no compiled coroutine (``agent_end``, enriched
-        first), awaiting coroutine handlers."""
-        import asyncio  # imported already: an event loop is running
-
-        task = asyncio.current_task()
-        if plan.prepare is not None:
-            event = plan.prepare(event, ctx)
-        for h in plan.handlers:
-            if h.matches is not None and not h.matches(event.tool_name):
-                continue
-            try:
-                value = await self._acall(h, task, (event,) if h.event_only else (event, ctx))
-            except Exception as exc:
-                self.failed(h.plugin, h.hook, exc)
-                continue
-            if value is not None:
-                self.stray(h, value)
 
     async def _acall(self, h: Handler, task: Any, args: tuple[Any, ...]) -> Any:
         """Call one handler holding its plugin; a coroutine handler holds it across awaits."""

@@ -803,10 +803,7 @@ class PluginManager(pluggy.PluginManager):
                 raise AttributeError
         except AttributeError:
             view = self._view_for(ctx)
-        acompiled = plan.acompiled
-        if acompiled is not None:
-            return acompiled(event, view)
-        return self._callers.arun(plan, event, view)
+        return plan.acompiled(event, view)
 
     def _hookexec(
         self,

@@ -236,16 +236,25 @@ def _function(name: str, lines: list[str], namespace: dict[str, Any]) -> Callabl
 
 
 def _compile_observers(
-    handlers: tuple[Handler, ...], callers: Callers, *, mode: str
+    handlers: tuple[Handler, ...],
+    callers: Callers,
+    *,
+    mode: str,
+    prepare: Callable[[Any, Any], Any] | None,
 ) -> Callable[[Any, Any], Any]:
-    """One straight-line function calling every observer, each under its plugin's lock.
+    """One straight-line function calling every observer, each under its plugin's lock,
+    with the event ``prepare(event, ctx)`` makes first when given (the aggregator's
+    ``enrich`` for ``agent_end``).
 
-    Each handler's failure (and a lock wait that would never end) is isolated exactly as in
-    the general path. ``mode``: ``"sync"`` (plain handlers only) falls back to a
-    cycle-checking wait that blocks the thread; ``"async"`` is a coroutine whose waits let
-    the event loop run, and which awaits coroutine handlers.
+    Each handler's failure (and a lock wait that would never end) is isolated as in
+    :class:`~kithooks.callers.Callers`. ``mode``: ``"sync"`` (plain handlers only) falls
+    back to a cycle-checking wait that blocks the thread; ``"async"`` is a coroutine whose
+    waits let the event loop run, and which awaits coroutine handlers.
     """
     namespace, lines = _prologue(handlers, callers, mode=mode, name="observe")
+    if prepare is not None:
+        namespace["_prepare"] = prepare
+        lines.append("    event = _prepare(event, ctx)")
     for i, h in enumerate(handlers):
         lines += _handler_block(
             i, h, arg="event", mode=mode, on_fail=[], on_result=[f"_stray(_H{i}, r)"], after=[]
@@ -259,10 +268,11 @@ def _compile_rule(
     """A guard or transform dispatch as one straight-line function (``mode`` as for
     observers: ``"async"`` awaits coroutine handlers and on_outcome).
 
-    The same steps as ``Callers.run`` / ``arun``, unrolled: nothing is allocated until a
-    handler returns a result (most return None), and the outcome hook is asked only when
-    someone listens. Results are checked and merged by ``callers.take`` (the merge rules
-    stay in :mod:`kithooks.dispatch`).
+    Each handler is called, isolated and checked by the rules of
+    :class:`~kithooks.callers.Callers`: nothing is allocated until a handler returns a
+    result (most return None), and the outcome hook is asked only when someone listens.
+    Results are checked and merged by ``callers.take`` (the merge rules stay in
+    :mod:`kithooks.dispatch`).
     """
     guard = rule.kind is EventKind.GUARD
     namespace, lines = _prologue(handlers, callers, mode=mode, name="dispatch")
@@ -310,12 +320,13 @@ def _compile_rule(
 class Plan:
     """Everything one hook's dispatch needs.
 
-    When nothing is prepared first (only ``agent_end`` is: the aggregator enriches it) and
-    the hook is not ``on_outcome``, the plan runs as compiled code: ``compiled`` (for
-    ``emit``, set when every handler is a plain function) is one function
-    ``(event, ctx) -> result`` that runs them all (observers return None; a guard or
-    transform returns its merged result), and ``acompiled`` (for ``aemit``) is its
-    coroutine twin, which also awaits coroutine handlers.
+    The plan of an event runs as compiled code: ``compiled`` (for ``emit``, set when every
+    handler is a plain function) is one function ``(event, ctx) -> result`` that runs them
+    all (observers return None; a guard or transform returns its merged result), and
+    ``acompiled`` (for ``aemit``) is its coroutine twin, which also awaits coroutine
+    handlers. ``prepare`` makes the event the handlers see (only ``agent_end`` has one: the
+    aggregator enriches it). ``on_outcome``'s plan is not compiled: the callers loop over
+    its handlers.
     """
 
     __slots__ = (
@@ -348,16 +359,18 @@ class Plan:
         #: No handler limits the tools it takes (``tools=``).
         self.every_tool = all(h.matches is None for h in handlers)
         self._callers = callers
-        compilable = prepare is None and hook != OUTCOME_HOOK
-        self.compiled = self._compile("sync") if compilable and not self.has_async else None
+        compilable = hook != OUTCOME_HOOK and not self.has_async
+        self.compiled = self._compile("sync") if compilable else None
         #: Compiled by the first ``aemit`` (``_first_acall`` stands in until then).
-        self.acompiled: Callable[[Any, Any], Coroutine[Any, Any, Any]] | None = (
-            self._first_acall if compilable else None
-        )
+        self.acompiled: Callable[[Any, Any], Coroutine[Any, Any, Any]] = self._first_acall
 
     def _compile(self, mode: str) -> Callable[[Any, Any], Any]:
         if self.rule is None:
-            return _compile_observers(self.handlers, self._callers, mode=mode)
+            return _compile_observers(
+                self.handlers, self._callers, mode=mode, prepare=self.prepare
+            )
+        if self.prepare is not None:  # pragma: no cover - only agent_end, an observer
+            raise TypeError(f"{self.hook}: only observers are prepared")
         return _compile_rule(self.handlers, self.rule, self._callers, mode=mode)
 
     async def _first_acall(self, event: Any, ctx: Any) -> Any:
