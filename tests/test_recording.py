@@ -193,3 +193,98 @@ def test_a_crash_loses_at_most_the_line_being_written(tmp_path):
     # only the last line may be torn
     assert all(b.line == report.events + len(report.bad_lines) for b in report.bad_lines)
     assert len(report.bad_lines) <= 1
+
+
+# ---------------------------------------------------------------- replay counts as live
+
+
+class RmGate:
+    """A tryfirst guard: it runs before every plain handler and blocks ``rm``."""
+
+    @hookimpl(tryfirst=True)
+    def on_tool_call(self, event):
+        if event.tool_name == "rm":
+            return kithooks.ToolCallResult(block=True, reason="no rm")
+        return None
+
+
+GATED_TURN = [
+    kithooks.AgentStartEvent(prompt="p"),
+    kithooks.ToolCallEvent(tool_name="ls", tool_call_id="c1"),
+    kithooks.ToolCallEvent(tool_name="rm", tool_call_id="c2"),
+    kithooks.AgentEndEvent(response="done", stop_reason="stop"),
+]
+
+
+def _gated_manager(aggregator_first: bool, recorder: Recorder | None = None) -> PluginManager:
+    pm = PluginManager(aggregate_turns=aggregator_first)
+    if recorder is not None:  # before the guard, so it records the call the guard blocks
+        pm.register(recorder, name="recorder")
+    pm.register(RmGate(), name="gate")
+    if not aggregator_first:  # a host that registers its aggregator after its guard
+        pm.register(kithooks.TurnAggregator(), name="turn-aggregator")
+    return pm
+
+
+@pytest.mark.parametrize("aggregator_first", [True, False])
+def test_replay_counts_the_tool_calls_a_live_manager_counts(tmp_path, aggregator_first):
+    path = tmp_path / "gated.jsonl"
+    ends: list[kithooks.AgentEndEvent] = []
+
+    class End:
+        @hookimpl
+        def on_agent_end(self, event):
+            ends.append(event)
+
+    with Recorder(path) as recorder:
+        live_pm = _gated_manager(aggregator_first, recorder)
+        live_pm.register(End())
+        ctx = Context(session_id="s", turn_id="t")
+        for event in GATED_TURN:
+            live_pm.emit(event, ctx)
+    (live,) = ends
+
+    pm = _gated_manager(aggregator_first)
+    aggregator = pm.turn_aggregator
+    order = pm.handler_names("tool_call")
+    report = replay(path, pm)
+    (turn,) = report.turns
+    assert turn.agent_end is not None
+    assert turn.agent_end.tool_call_count == live.tool_call_count
+    assert turn.agent_end.tool_names == live.tool_names
+    if aggregator_first:  # the contract: blocked calls count
+        assert turn.agent_end.tool_names == ("ls", "rm")
+    # the manager is as it was: the same aggregator, in the same place
+    assert pm.turn_aggregator is aggregator
+    assert pm.handler_names("tool_call") == order
+
+
+def test_replay_counts_blocked_calls_through_the_api(tmp_path):
+    path = tmp_path / "rec.jsonl"
+    path.write_text(
+        "".join(
+            json.dumps({"session_id": "s", "turn_id": "t", "event": kithooks.event_to_dict(e)})
+            + "\n"
+            for e in GATED_TURN
+        )
+    )
+    pm = PluginManager()
+    pm.register(RmGate(), name="gate")
+    report = replay(path, pm)
+    (turn,) = report.turns
+    assert turn.agent_end is not None
+    assert (turn.agent_end.tool_call_count, turn.agent_end.tool_names) == (2, ("ls", "rm"))
+    assert [a.kind for a in turn.actions] == ["block"]
+
+    # and replay leaves the aggregator where it was: live dispatch still counts the block
+    ends: list[kithooks.AgentEndEvent] = []
+
+    class End:
+        @hookimpl
+        def on_agent_end(self, event):
+            ends.append(event)
+
+    pm.register(End())
+    for event in GATED_TURN:
+        pm.emit(event)
+    assert [e.tool_names for e in ends] == [("ls", "rm")]

@@ -683,7 +683,10 @@ async def areplay(
 
     ``source`` is a path or a binary stream (``name`` labels it in messages). Each event is
     emitted with a copy of the manager's context carrying the record's ``session_id`` and
-    ``turn_id``; the turn aggregator measures durations on the recording's clock. A bad line
+    ``turn_id``. The manager's turn aggregator is replaced for the replay by one measuring
+    durations on the recording's clock, in the same place in the dispatch order (so it
+    counts the calls a ``tryfirst`` guard blocks, as live dispatch does), and put back
+    after. A bad line
     raises :class:`ReplayError` (the events before it were replayed); with ``skip_bad`` it
     is counted in ``bad_lines`` instead. Handler failures are grouped in ``failures``
     (``all_tracebacks`` keeps every traceback, not just the first of each group).
@@ -703,11 +706,12 @@ async def areplay(
 
     clock = _RecordedClock()
     original = pm.turn_aggregator
-    if original is not None:
-        pm.unregister(original)
-        pm.register(
-            TurnAggregator(max_open_turns=original.max_open_turns, clock=clock),
-            name=TurnAggregator.NAME,
+    aggregator_name = None if original is None else pm.get_name(original)
+    if original is not None and aggregator_name is not None:
+        # In the original's place: its handlers run where the live ones run (first, for the
+        # manager's own), so replay counts what a live dispatch counts.
+        pm._replace(
+            aggregator_name, TurnAggregator(max_open_turns=original.max_open_turns, clock=clock)
         )
     probe = _EndProbe()
     pm.register(probe, name="kithooks-replay-probe")
@@ -729,9 +733,8 @@ async def areplay(
     finally:
         remove()
         pm.unregister(probe)
-        if original is not None:
-            pm.unregister(name=TurnAggregator.NAME)
-            pm.register(original, name=TurnAggregator.NAME)
+        if original is not None and aggregator_name is not None:
+            pm._replace(aggregator_name, original)
     return report
 
 
