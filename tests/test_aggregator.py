@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 
+import pluggy
 import pytest
 
 import kithooks
@@ -205,3 +206,38 @@ def test_an_agent_end_subclass_is_enriched_too():
     pm.emit(MyEnd(response="done"))
     (end,) = ends.events
     assert type(end) is MyEnd and end.tool_call_count == 1 and end.tool_names == ("bash",)
+
+
+def test_replacing_the_aggregator_keeps_its_place_and_a_failed_replace_keeps_it():
+    pm = PluginManager()
+    ends = Ends()
+
+    class Gate:
+        @hookimpl(tryfirst=True)
+        def on_tool_call(self, event):
+            return kithooks.ToolCallResult(block=True)
+
+    pm.register(Gate())
+    pm.register(ends)
+    original = pm.turn_aggregator
+
+    class Broken:
+        @hookimpl
+        def on_tool_cal(self, event):  # no such hook: refused at registration
+            pass
+
+    with pytest.raises(pluggy.PluginValidationError):
+        pm._replace("turn-aggregator", Broken())
+    assert pm.turn_aggregator is original
+    fresh = TurnAggregator()
+    assert pm._replace("turn-aggregator", fresh) is original
+    assert pm.turn_aggregator is fresh and pm.get_name(fresh) == "turn-aggregator"
+    for event in (
+        kithooks.AgentStartEvent(),
+        kithooks.ToolCallEvent(tool_name="rm"),
+        kithooks.AgentEndEvent(),
+    ):
+        pm.emit(event)
+    assert [e.tool_names for e in ends.events] == [("rm",)]  # still before the guard
+    with pytest.raises(ValueError, match="no plugin named 'nope'"):
+        pm._replace("nope", TurnAggregator())

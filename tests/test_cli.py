@@ -217,3 +217,33 @@ def test_long_replays_show_a_progress_bar_in_a_terminal(tmp_path):
     assert proc.wait(timeout=60) == 0
     os.close(controller)
     assert b"replaying" in seen
+
+
+GATE = """
+import kithooks
+
+@kithooks.hookimpl(tryfirst=True)
+def on_tool_call(event):
+    if event.tool_name == "rm":
+        return kithooks.ToolCallResult(block=True, reason="no rm")
+"""
+
+
+def test_replay_counts_tool_calls_a_tryfirst_guard_blocks(run, tmp_path):
+    (tmp_path / "gate.py").write_text(GATE)
+    events = [
+        {"type": "agent_start", "prompt": "p"},
+        {"type": "tool_call", "tool_name": "ls", "tool_call_id": "c1"},
+        {"type": "tool_call", "tool_name": "rm", "tool_call_id": "c2"},
+        {"type": "agent_end", "response": "done", "stop_reason": "stop"},
+    ]
+    recording = tmp_path / "rec.jsonl"
+    recording.write_text(
+        "".join(json.dumps({"session_id": "s", "turn_id": "t", "event": e}) + "\n" for e in events)
+    )
+    proc = run("replay", "--no-entrypoints", "-p", "gate.py", "--json", str(recording))
+    assert proc.returncode == 0, proc.stderr
+    (turn,) = json.loads(proc.stdout)["turns"]
+    assert turn["agent_end"]["tool_call_count"] == 2
+    assert turn["agent_end"]["tool_names"] == ["ls", "rm"]
+    assert [(a["kind"], a["plugin"]) for a in turn["actions"]] == [("block", "gate")]

@@ -519,9 +519,13 @@ def test_a_subagent_is_a_nested_invoke_agent_span(traced: SimpleNamespace) -> No
 
     spans = finished(traced)
     root = one(spans, "invoke_agent coder")
+    call = one(spans, "execute_tool subagent")
     sub = one(spans, "invoke_agent")
     grep, read = one(spans, "execute_tool grep"), one(spans, "execute_tool read")
-    assert parent_of(sub) == sid(root)
+    # under its tool call, though subagent_start came first (KIT's order)
+    assert parent_of(sub) == sid(call) and parent_of(call) == sid(root)
+    assert sub.start_time == call.start_time
+    assert (sub.end_time or 0) <= (call.end_time or 0)
     assert (sub.attributes or {})["gen_ai.operation.name"] == "invoke_agent"
     assert (sub.attributes or {})["kithooks.subagent.tool_call_id"] == "s1"
     assert sub.status.status_code is StatusCode.ERROR
@@ -547,6 +551,52 @@ def test_a_subagent_started_by_its_tool_call_nests_under_it(traced: SimpleNamesp
     call, sub = one(spans, "execute_tool subagent"), one(spans, "invoke_agent")
     assert parent_of(sub) == sid(call)
     assert sub.status.status_code is StatusCode.UNSET
+
+
+def test_a_subagent_whose_tool_call_never_comes_is_under_the_turn(
+    traced: SimpleNamespace,
+) -> None:
+    pm, ctx = traced.pm, ctx_of()
+    pm.emit(AgentStartEvent(prompt="x"), ctx)
+    pm.emit(SubagentStartEvent(tool_call_id="s1", task="t"), ctx)  # a disabled tool: no call
+    pm.emit(SubagentEndEvent(tool_call_id="s1", error_msg="disabled"), ctx)
+    pm.emit(SubagentStartEvent(tool_call_id="", task="t"), ctx)  # no id: nothing to match
+    pm.emit(SubagentStartEvent(tool_call_id="s2", task="t"), ctx)  # the turn ends first
+    pm.emit(AgentEndEvent(response="", stop_reason="stop"), ctx)
+    spans = finished(traced)
+    root = one(spans, "invoke_agent coder")
+    subs = {
+        (s.attributes or {}).get("kithooks.subagent.tool_call_id", ""): s
+        for s in named(spans, "invoke_agent")
+    }
+    assert set(subs) == {"s1", "", "s2"}
+    assert all(parent_of(s) == sid(root) for s in subs.values())
+    assert (subs["s1"].attributes or {})["error.type"] == "kithooks.subagent_error"
+    assert (subs["s1"].start_time or 0) < (subs["s1"].end_time or 0)
+    assert (subs["s2"].attributes or {})["error.type"] == "kithooks.unfinished"
+    assert (subs[""].attributes or {})["error.type"] == "kithooks.unfinished"
+    assert traced.plugin.open_turns == 0
+
+
+@pytest.mark.parametrize("gate", [Gate("no"), EagerGate("no")])
+def test_a_blocked_subagent_call_keeps_the_subagent_under_it(
+    gate: Gate, traced: SimpleNamespace
+) -> None:
+    pm = PluginManager()
+    pm.register(gate)
+    pm.register(traced.plugin)
+    ctx = ctx_of()
+    pm.emit(AgentStartEvent(prompt="x"), ctx)
+    pm.emit(SubagentStartEvent(tool_call_id="s1", task="t"), ctx)
+    result = pm.emit(ToolCallEvent(tool_name="bash", tool_call_id="s1", input="{}"), ctx)
+    assert result.block
+    pm.emit(SubagentEndEvent(tool_call_id="s1", error_msg="Error: no"), ctx)
+    pm.emit(AgentEndEvent(response="", stop_reason="stop"), ctx)
+    spans = finished(traced)
+    call, sub = one(spans, "execute_tool bash"), one(spans, "invoke_agent")
+    assert parent_of(sub) == sid(call)
+    assert (call.attributes or {})["error.type"] == "kithooks.blocked"
+    assert (sub.attributes or {})["error.type"] == "kithooks.subagent_error"
 
 
 class NoCompactingYet:

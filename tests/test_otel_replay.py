@@ -59,6 +59,13 @@ def test_the_demo_recording_replays_as_two_traces() -> None:
         "openai/gpt-4o"
     )
     (sub,) = [s for s in turn2 if s.name == "invoke_agent"]
+    # under its tool call: subagent_start comes before that tool_call in the recording
+    (call,) = [s for s in turn2 if s.name == "execute_tool subagent"]
+    assert sub.parent is not None and call.context is not None
+    assert sub.parent.span_id == call.context.span_id
+    assert call.parent is not None and root2.context is not None
+    assert call.parent.span_id == root2.context.span_id
+    assert (sub.attributes or {})["kithooks.subagent.tool_call_id"] == "call_11"
     (inner,) = [
         s
         for s in turn2

@@ -53,8 +53,9 @@ class TurnAggregator:
 
     A turn is ``(ctx.session_id, ctx.turn_id)``: turns interleaved on one manager are
     counted apart. Between ``agent_start`` and ``agent_end`` it counts every ``tool_call``
-    (blocked ones too: its handler runs first, before any guard can stop dispatch; names in
-    call order, duplicates kept, empty names not listed) and every ``llm_usage`` (calls, the
+    (blocked ones too: the manager registers it before any plugin, so its ``tryfirst``
+    handler runs first, before any guard can stop dispatch; names in call order, duplicates
+    kept, empty names not listed) and every ``llm_usage`` (calls, the
     four token sums, cost), and measures ``duration_ms`` on a monotonic clock. ``agent_end``
     without ``agent_start`` gives zeros and a duration of 0.
 
@@ -63,8 +64,11 @@ class TurnAggregator:
     without bound.
 
     The manager registers one under the name ``turn-aggregator`` and calls :meth:`enrich`
-    before any ``on_agent_end`` handler runs. It stays passive (its handlers are left out of
-    dispatch) while no other plugin handles ``agent_end``.
+    before any ``on_agent_end`` handler runs. One a host registers itself runs in its place
+    in the registration order: after a ``tryfirst`` guard registered before it, it does not
+    see the calls that guard blocks. Replay swaps in an aggregator on the recording's clock
+    in the same place, so it counts what live dispatch counts. It stays passive (its
+    handlers are left out of dispatch) while no other plugin handles ``agent_end``.
     """
 
     NAME = "turn-aggregator"

@@ -428,6 +428,34 @@ class PluginManager(pluggy.PluginManager):
             self._rebuild(hooks)
             return removed
 
+    def _replace(self, name: str, plugin: object) -> object:
+        """Put ``plugin`` in the place of the plugin registered as ``name``; returns that one.
+
+        The new plugin takes the old one's name and its place in the registration order, so
+        its handlers run where the old one's ran (replay swaps in a turn aggregator on the
+        recording's clock this way: registered first, it still counts the calls a
+        ``tryfirst`` guard blocks). Dispatch on another thread sees the old plugin or the
+        new one, never neither. Raises :class:`NotRegisteredError` when no plugin is
+        registered as ``name``; a new plugin that fails to register leaves the old in place.
+        """
+        with self._registry_lock:
+            old = self._name2plugin.get(name)
+            if old is None:
+                raise NotRegisteredError(f"no plugin named {name!r} is registered")
+            order, pending = self._order[name], self._pending_order
+            with self._swap():
+                self.unregister(name=name)
+                self._pending_order = order
+                try:
+                    self.register(plugin, name=name)
+                except BaseException:
+                    self._pending_order = order
+                    self.register(old, name=name)
+                    raise
+                finally:
+                    self._pending_order = pending
+            return old
+
     def _subscribe(
         self, name: str, subscription: tuple[list[Any], PluginLock, tuple[int, int]] | None
     ) -> None:

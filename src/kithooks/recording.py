@@ -11,6 +11,14 @@ so a crash loses at most the line being written. :func:`replay` reads a recordin
 emits each event through a manager with ``aemit`` (async plugins work), reporting what the
 plugins did. Reading accepts any bytes: a line that is not a valid record is reported as
 ``FILE:LINE: what is wrong``.
+
+Every event the library can emit round-trips: a line is strict JSON in UTF-8, so a NaN or
+an infinity in an event's JSON data (``parsed_args``) is written as ``null`` and named in
+the record's ``nonfinite`` object by JSON Pointer into the event (``{"/parsed_args/n":
+"Infinity"}``), and a string holding a lone surrogate makes its line ASCII with ``\\u``
+escapes (two surrogates in a row that make a pair read back as the one character they
+encode, as JSON's escapes are UTF-16). A new :class:`Recorder` on a file whose last line
+was torn by a crash starts on a new line, so only that line is lost.
 """
 
 from __future__ import annotations
@@ -61,14 +69,81 @@ def _wall_clock_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def _record_line(event: Event, ctx: Context, time_ms: int) -> str:
-    record = {
+#: How a record names each number JSON cannot write (its ``nonfinite`` key), and back.
+_NONFINITE_NAMES = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+
+
+def _nonfinite_name(value: float) -> str:
+    return "NaN" if math.isnan(value) else "Infinity" if value > 0 else "-Infinity"
+
+
+def _pointer_token(key: str) -> str:
+    """``key`` as one JSON Pointer (RFC 6901) reference token."""
+    return key.replace("~", "~0").replace("/", "~1")
+
+
+def _finite_only(value: Any, path: str, found: dict[str, str]) -> Any:
+    """``value`` with each NaN or infinity replaced by None, named in ``found`` by pointer."""
+    if isinstance(value, float) and not math.isfinite(value):
+        found[path] = _nonfinite_name(value)
+        return None
+    if isinstance(value, dict):
+        return {k: _finite_only(v, f"{path}/{_pointer_token(k)}", found) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite_only(v, f"{path}/{i}", found) for i, v in enumerate(value)]
+    return value
+
+
+def _dumps(record: dict[str, Any], ascii_only: bool) -> str:
+    return json.dumps(record, ensure_ascii=ascii_only, allow_nan=False, separators=(",", ":"))
+
+
+def _record_line(event: Event, ctx: Context, time_ms: int) -> bytes:
+    """One record as a line of strict JSON in UTF-8, which :func:`read_recording` reads back
+    to the same event.
+
+    A NaN or an infinity (which JSON has no number for; only an event's JSON data such as
+    ``parsed_args`` can hold one) is written as ``null`` and named in the record's
+    ``nonfinite`` object, by JSON Pointer into the event. A string holding a lone surrogate
+    (which UTF-8 cannot encode) makes the line all ASCII, with ``\\u`` escapes.
+    """
+    record: dict[str, Any] = {
         "session_id": ctx.session_id,
         "turn_id": ctx.turn_id,
         "time_ms": time_ms,
         "event": event_to_dict(event),
     }
-    return json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"
+    try:
+        text = _dumps(record, ascii_only=False)
+    except ValueError:  # a NaN or an infinity (a too-long int stays an error: see below)
+        found: dict[str, str] = {}
+        record["event"] = _finite_only(record["event"], "", found)
+        record["nonfinite"] = found
+        text = _dumps(record, ascii_only=False)
+    try:
+        return (text + "\n").encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: \u escapes, as JSON allows
+        return (_dumps(record, ascii_only=True) + "\n").encode("ascii")
+
+
+def _open_for_append(path: Path) -> IO[bytes]:
+    """``path`` opened to append records, on a line of their own.
+
+    A file whose last line has no line end (a writer crashed while writing it) gets one
+    first, so that torn line stays one bad line and the next record is whole.
+    """
+    fh = path.open("a+b")
+    try:
+        end = fh.seek(0, os.SEEK_END)
+        if end:
+            fh.seek(end - 1)
+            if fh.read(1) != b"\n":
+                fh.write(b"\n")
+                fh.flush()
+    except BaseException:
+        fh.close()
+        raise
+    return fh
 
 
 class Recorder:
@@ -78,7 +153,8 @@ class Recorder:
     line's ``time_ms`` (wall-clock milliseconds by default); replay measures turn durations
     with it. Its handlers are ``tryfirst``: register it before other ``tryfirst`` plugins to
     see every event as the host emitted it (guards cannot stop it from seeing a call they
-    block).
+    block). It appends; when the file's last line has no line end (a writer crashed while
+    writing it), it starts on a new line, so that torn line is the only one lost.
     """
 
     def __init__(
@@ -92,11 +168,15 @@ class Recorder:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._events = frozenset(EventType) if events is None else frozenset(events)
         self._clock = clock
-        self._file: IO[str] | None = self.path.open("a", encoding="utf-8")
+        self._file: IO[bytes] | None = _open_for_append(self.path)
         self._lock = threading.Lock()
 
     def record(self, event: Event, ctx: Context) -> None:
-        """Append one event (with the context's session and turn ids and the time) and flush."""
+        """Append one event (with the context's session and turn ids and the time) and flush.
+
+        Every event round-trips: :func:`read_recording` gives it back equal, NaN and
+        infinities in its JSON data and lone surrogates in its strings included.
+        """
         with self._lock:
             if self._file is not None:
                 self._file.write(_record_line(event, ctx, self._clock()))
@@ -243,15 +323,58 @@ def _loads(raw: bytes) -> Any:
         raise ValueError("not JSON this program can read: nested too deeply") from None
 
 
+def _with_nonfinite(event: Any, nonfinite: Any) -> Any:
+    """``event`` with the numbers a record's ``nonfinite`` names put back in their places.
+
+    ``nonfinite`` maps a JSON Pointer into the event to ``"NaN"``, ``"Infinity"`` or
+    ``"-Infinity"``; each must point at a ``null`` inside an object or array of the event.
+    """
+    if not isinstance(nonfinite, dict):
+        raise ValueError("nonfinite must be an object")
+    for pointer, name in nonfinite.items():
+        if name not in _NONFINITE_NAMES:
+            raise ValueError(
+                f"nonfinite {pointer!r:.60}: expected 'NaN', 'Infinity' or '-Infinity', "
+                f"got {name!r:.40}"
+            )
+        tokens = pointer.split("/")
+        if pointer == "" or tokens[0] != "":
+            raise ValueError(f"nonfinite {pointer!r:.60}: not a JSON Pointer into the event")
+        parent: Any = None
+        key: Any = None
+        here: Any = event
+        for token in (t.replace("~1", "/").replace("~0", "~") for t in tokens[1:]):
+            parent = here
+            if isinstance(here, dict) and token in here:
+                key = token
+            elif isinstance(here, list) and _is_index(token) and int(token) < len(here):
+                key = int(token)
+            else:
+                here = parent = None
+                break
+            here = here[key]
+        if parent is None or here is not None:
+            raise ValueError(f"nonfinite {pointer!r:.60}: no null there in the event")
+        parent[key] = _NONFINITE_NAMES[name]
+    return event
+
+
+def _is_index(token: str) -> bool:
+    """A JSON Pointer array index: decimal digits, no leading zero."""
+    return token.isascii() and token.isdigit() and (token == "0" or token[0] != "0")
+
+
 def _parse(raw: bytes, number: int) -> Record:
     data = _loads(raw)
     if not isinstance(data, dict):
         raise ValueError(f"expected a JSON object, got {type(data).__name__}")
-    unknown = set(data) - {"session_id", "turn_id", "time_ms", "event"}
+    unknown = set(data) - {"session_id", "turn_id", "time_ms", "event", "nonfinite"}
     if unknown:
         raise ValueError(f"unknown key(s) {', '.join(sorted(unknown))}")
     if "event" not in data:
         raise ValueError("missing 'event'")
+    if "nonfinite" in data:
+        data["event"] = _with_nonfinite(data["event"], data["nonfinite"])
     for key in ("session_id", "turn_id"):
         if not isinstance(data.get(key, ""), str):
             raise ValueError(f"{key} must be a string")
@@ -683,7 +806,10 @@ async def areplay(
 
     ``source`` is a path or a binary stream (``name`` labels it in messages). Each event is
     emitted with a copy of the manager's context carrying the record's ``session_id`` and
-    ``turn_id``; the turn aggregator measures durations on the recording's clock. A bad line
+    ``turn_id``. The manager's turn aggregator is replaced for the replay by one measuring
+    durations on the recording's clock, in the same place in the dispatch order (so it
+    counts the calls a ``tryfirst`` guard blocks, as live dispatch does), and put back
+    after. A bad line
     raises :class:`ReplayError` (the events before it were replayed); with ``skip_bad`` it
     is counted in ``bad_lines`` instead. Handler failures are grouped in ``failures``
     (``all_tracebacks`` keeps every traceback, not just the first of each group).
@@ -703,11 +829,12 @@ async def areplay(
 
     clock = _RecordedClock()
     original = pm.turn_aggregator
-    if original is not None:
-        pm.unregister(original)
-        pm.register(
-            TurnAggregator(max_open_turns=original.max_open_turns, clock=clock),
-            name=TurnAggregator.NAME,
+    aggregator_name = None if original is None else pm.get_name(original)
+    if original is not None and aggregator_name is not None:
+        # In the original's place: its handlers run where the live ones run (first, for the
+        # manager's own), so replay counts what a live dispatch counts.
+        pm._replace(
+            aggregator_name, TurnAggregator(max_open_turns=original.max_open_turns, clock=clock)
         )
     probe = _EndProbe()
     pm.register(probe, name="kithooks-replay-probe")
@@ -729,9 +856,8 @@ async def areplay(
     finally:
         remove()
         pm.unregister(probe)
-        if original is not None:
-            pm.unregister(name=TurnAggregator.NAME)
-            pm.register(original, name=TurnAggregator.NAME)
+        if original is not None and aggregator_name is not None:
+            pm._replace(aggregator_name, original)
     return report
 
 

@@ -111,12 +111,15 @@ class _Turn:
         "context",
         "failed",
         "root",
+        "session_id",
         "subagents",
         "tools",
+        "waiting",
     )
 
-    def __init__(self, root: Span) -> None:
+    def __init__(self, root: Span, session_id: str) -> None:
         self.root = root
+        self.session_id = session_id
         self.context: OtelContext = trace.set_span_in_context(root)
         self.failed = False
         self.chat: Span | None = None  # the LLM call in flight
@@ -124,6 +127,9 @@ class _Turn:
         self.chat_end: int | None = None  # when its response ended (ns), once known
         self.tools: dict[str, deque[Span]] = {}  # open execute_tool spans, by tool_call_id
         self.subagents: dict[str, _Subagent] = {}  # by the subagent call's tool_call_id
+        #: Sub-agents started before their tool call (KIT's order): when each started (ns),
+        #: by tool_call_id; their span opens under the call's span at its ``tool_call``.
+        self.waiting: dict[str, int] = {}
 
     def open_spans(self) -> list[Span]:
         """Every span of the turn still open, children first; forgets the children."""
@@ -149,9 +155,13 @@ class OtelExporter:
     usage, cost and finish reason; a child span ``execute_tool {tool}`` (kind INTERNAL) per
     tool call, from ``tool_call`` to ``tool_result`` (status ERROR when the result is an
     error, or at the block when a guard blocked the call, with the guard's reason). A
-    sub-agent is a nested ``invoke_agent`` span under its tool call, its tool calls nested in
-    it. Compactions and model changes are span events on the turn (on the session's next
-    turn when they happen between turns).
+    sub-agent is a nested ``invoke_agent`` span under its tool call (the ``execute_tool``
+    span with the same ``tool_call_id``), its tool calls nested in it, until
+    ``subagent_end``. KIT emits ``subagent_start`` before that ``tool_call``: the sub-agent's
+    span then starts with the call's. One whose call never comes (or with no
+    ``tool_call_id``) is under the turn, from its ``subagent_start``. Compactions and model
+    changes are span events on the turn (on the session's next turn when they happen between
+    turns).
 
     The root span's parent is the OpenTelemetry context current at ``agent_start``: a turn
     run inside a host's own span nests in it, and is a trace of its own otherwise.
@@ -225,6 +235,7 @@ class OtelExporter:
         turn.root.end()
 
     def _abandon_children(self, turn: _Turn, reason: str) -> None:
+        self._open_waiting(turn)
         with self._lock:
             spans = turn.open_spans()
         _end_unfinished(spans, reason)
@@ -247,7 +258,7 @@ class OtelExporter:
                 }
             ),
         )
-        turn = _Turn(root)
+        turn = _Turn(root, ctx.session_id)
         key = (ctx.session_id, ctx.turn_id)
         evicted: list[_Turn] = []
         with self._lock:
@@ -489,6 +500,7 @@ class OtelExporter:
             if turn.chat is not None and turn.chat_end is None:
                 turn.chat_end = now  # tools run once the model's response is complete
             turn.tools.setdefault(event.tool_call_id, deque()).append(span)
+        self._adopt_subagent(turn, event.tool_call_id, span, now)
 
     @hookimpl
     def on_tool_result(self, event: ToolResultEvent) -> None:
@@ -525,9 +537,11 @@ class OtelExporter:
             return
         span = self._pop_tool(turn, event.tool_call_id)
         if span is None:  # a guard ran before the exporter's handler
+            now = time.time_ns()
             span = self._start_tool(
-                event.tool_name, event.tool_call_id, event.tool_kind, turn.context
+                event.tool_name, event.tool_call_id, event.tool_kind, turn.context, now
             )
+            self._adopt_subagent(turn, event.tool_call_id, span, now)
         span.set_attributes(attributes)
         _fail(span, sc.BLOCKED, call.reason or "blocked by extension")
         span.end()
@@ -571,15 +585,11 @@ class OtelExporter:
 
     # -- sub-agents ------------------------------------------------------------------------
 
-    @hookimpl
-    def on_subagent_start(self, event: SubagentStartEvent, ctx: Context) -> None:
-        """Open a nested ``invoke_agent`` span, under the sub-agent's tool call when open."""
-        turn = self._turn(ctx)
-        if turn is None:
-            return
-        with self._lock:
-            calls = turn.tools.get(event.tool_call_id)
-            parent = trace.set_span_in_context(calls[-1]) if calls else turn.context
+    def _start_subagent(
+        self, turn: _Turn, call_id: str, parent: OtelContext, start: int | None = None
+    ) -> None:
+        """Open the sub-agent's ``invoke_agent`` span under ``parent`` (one open for the same
+        call is ended as unfinished)."""
         span = self._tracer.start_span(
             sc.INVOKE_AGENT,
             context=parent,
@@ -587,18 +597,63 @@ class OtelExporter:
             attributes=_clean(
                 {
                     sc.OPERATION_NAME: sc.INVOKE_AGENT,
-                    sc.CONVERSATION_ID: ctx.session_id,
-                    "kithooks.subagent.tool_call_id": event.tool_call_id,
+                    sc.CONVERSATION_ID: turn.session_id,
+                    "kithooks.subagent.tool_call_id": call_id,
                 }
             ),
+            start_time=start,
         )
         with self._lock:
-            replaced = turn.subagents.pop(event.tool_call_id, None)
-            turn.subagents[event.tool_call_id] = _Subagent(span)
+            replaced = turn.subagents.pop(call_id, None)
+            turn.subagents[call_id] = _Subagent(span)
         if replaced is not None:
             reason = "a new subagent_start came for the same tool call"
             _fail(replaced.span, sc.UNFINISHED, reason)
             self._end_subagent(replaced, reason)
+
+    def _adopt_subagent(self, turn: _Turn, call_id: str, call: Span, start: int) -> None:
+        """Open the span of a sub-agent that started before its tool call, under the call."""
+        with self._lock:
+            waiting = turn.waiting.pop(call_id, None)
+        if waiting is not None:
+            self._start_subagent(turn, call_id, trace.set_span_in_context(call), start)
+
+    def _open_waiting(self, turn: _Turn, call_id: str | None = None) -> None:
+        """Open, under the turn, the spans of sub-agents whose tool call never came (all, or
+        the one of ``call_id``), from when they started."""
+        with self._lock:
+            if call_id is None:
+                waiting = list(turn.waiting.items())
+                turn.waiting.clear()
+            else:
+                start = turn.waiting.pop(call_id, None)
+                waiting = [] if start is None else [(call_id, start)]
+        for waiting_id, start in waiting:
+            self._start_subagent(turn, waiting_id, turn.context, start)
+
+    @hookimpl
+    def on_subagent_start(self, event: SubagentStartEvent, ctx: Context) -> None:
+        """Open a nested ``invoke_agent`` span under the sub-agent's tool call.
+
+        In KIT's order ``subagent_start`` comes before the ``tool_call`` with the same
+        ``tool_call_id``: the span opens at that ``tool_call``, under its ``execute_tool``
+        span. When the call's span is already open, it opens now, under it. Without a
+        ``tool_call_id`` (nothing to match) it opens now, under the turn.
+        """
+        turn = self._turn(ctx)
+        if turn is None:
+            return
+        call_id = event.tool_call_id
+        with self._lock:
+            calls = turn.tools.get(call_id)
+            call = calls[-1] if calls else None
+        if call is not None or call_id == "":
+            parent = turn.context if call is None else trace.set_span_in_context(call)
+            self._start_subagent(turn, call_id, parent)
+            return
+        self._open_waiting(turn, call_id)  # one before it that never got its tool call
+        with self._lock:
+            turn.waiting[call_id] = time.time_ns()
 
     @hookimpl
     def on_subagent_chunk(self, event: SubagentChunkEvent, ctx: Context) -> None:
@@ -608,6 +663,7 @@ class OtelExporter:
         turn = self._turn(ctx)
         if turn is None:
             return
+        self._open_waiting(turn, event.tool_call_id)  # its tool call never came
         with self._lock:
             sub = turn.subagents.get(event.tool_call_id)
         if sub is None:
@@ -631,6 +687,7 @@ class OtelExporter:
         turn = self._turn(ctx)
         if turn is None:
             return
+        self._open_waiting(turn, event.tool_call_id)  # its tool call never came
         with self._lock:
             sub = turn.subagents.pop(event.tool_call_id, None)
         if sub is None:
