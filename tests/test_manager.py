@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import inspect
 import functools
+import inspect
 import logging
 import threading
 import time
