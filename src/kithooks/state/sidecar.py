@@ -161,6 +161,14 @@ class SidecarBackend:
     def _observe(self) -> tuple[_Identity, _Identity]:
         return _identity(self._watched[0]), _identity(self._watched[1])
 
+    def exists(self) -> bool:
+        """Whether the store has been written: its sidecar or its journal exists.
+
+        Until the first compaction (and after a writer was killed) the state is in the
+        journal alone, so the sidecar missing does not mean the state is. Touches nothing.
+        """
+        return any(os.path.exists(name) for name in self._watched)
+
     def stale(self) -> bool:
         """Whether the journal or the sidecar changed since this backend last looked."""
         return self._observe() != self._seen
