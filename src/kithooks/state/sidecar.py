@@ -174,22 +174,28 @@ class SidecarBackend:
         return self._observe() != self._seen
 
     def load(self) -> dict[str, str]:
-        """The sidecar with every journal record applied."""
+        """The sidecar with every journal record applied.
+
+        On failure (a damaged file, an error reading either) this backend's view of the
+        files is left as it was: the next write appends to the journal it knew, never
+        starts the journal afresh over records it could not read.
+        """
         seen = self._observe()
         raw = read_regular(self.real, "state file") or b""
         data = decode_sidecar(raw, f"state file {self.path}")
-        self._base, self._sidecar_size = journal.base_of(raw), len(raw)
-        self._header, self._offset, self._line = None, 0, 1
+        base = journal.base_of(raw)
+        header, offset, line = None, 0, 1  # no journal that applies: the next write starts one
         log_raw = read_regular(self.journal_path, "state journal")
         if log_raw:
             where = f"state journal {self.journal_path}"
-            base = journal.parse_header(log_raw, where)
-            if base == self._base:
+            if journal.parse_header(log_raw, where) == base:
                 records, used = journal.parse_records(log_raw[journal.HEADER_LENGTH :], where, 2)
                 journal.apply(data, records)
-                self._header = log_raw[: journal.HEADER_LENGTH]
-                self._offset = journal.HEADER_LENGTH + used
-                self._line = 2 + len(records)
+                header = log_raw[: journal.HEADER_LENGTH]
+                offset, line = journal.HEADER_LENGTH + used, 2 + len(records)
+        # Everything was read: only now does the view change.
+        self._base, self._sidecar_size = base, len(raw)
+        self._header, self._offset, self._line = header, offset, line
         self._seen = seen
         return data
 
