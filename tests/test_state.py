@@ -4,6 +4,7 @@ test_state_files.py; the model-based test: test_state_machine.py."""
 
 from __future__ import annotations
 
+import errno
 import json
 import subprocess
 import sys
@@ -17,7 +18,7 @@ from hypothesis import strategies as st
 
 import kithooks
 from kithooks import PluginManager, StateError, StateStore, sidecar_path
-from kithooks.state import MemoryBackend, SidecarBackend, StateBackend
+from kithooks.state import MemoryBackend, SidecarBackend, StateBackend, sidecar
 from kithooks.state.codec import encode_sidecar
 
 
@@ -262,6 +263,66 @@ def test_a_failing_write_changes_nothing_releases_the_lock_and_raises(tmp_path):
         check=False,
     )
     assert proc.returncode == 0 and proc.stdout == "ok\n", proc.stderr
+
+
+def _datasync_failing(monkeypatch, times: int) -> list[int]:
+    """Make the next ``times`` fdatasyncs of the sidecar backend fail with EIO."""
+    real, calls = sidecar._datasync, []
+
+    def datasync(fd: int) -> None:
+        calls.append(fd)
+        if len(calls) <= times:
+            raise OSError(errno.EIO, "Input/output error")
+        real(fd)
+
+    monkeypatch.setattr(sidecar, "_datasync", datasync)
+    return calls
+
+
+@pytest.mark.parametrize("first", [False, True], ids=["appending", "starting-the-journal"])
+def test_a_write_whose_datasync_fails_is_cut_from_the_journal(tmp_path, monkeypatch, first):
+    path = tmp_path / "s.json"
+    store = StateStore(path)
+    if not first:
+        store.set("count", "1")
+    before = store.snapshot()
+    journal = store.backend.journal_path
+    size = journal.stat().st_size if journal.exists() else 0
+    _datasync_failing(monkeypatch, 1)
+    with pytest.raises(StateError, match="Input/output error"):
+        store.set("count", "2")
+    assert journal.stat().st_size == size  # the record was appended, then cut off
+    assert store.snapshot() == before == StateStore(path).snapshot()
+    _datasync_failing(monkeypatch, 1)
+    with pytest.raises(StateError, match="Input/output error"), store.batch():
+        store.set("count", "3")
+    assert journal.stat().st_size == size
+    assert store.snapshot() == before == StateStore(path).snapshot()
+    _datasync_failing(monkeypatch, 1)
+    with pytest.raises(StateError, match="Input/output error"):
+        store.set("count", "2")
+    store.set("count", "2")  # the retry is the only one that counts
+    assert store.snapshot() == {"count": "2"} == StateStore(path).snapshot()
+    assert journal.read_bytes().count(b"\n") == (2 if first else 3)
+
+
+def test_a_failed_write_that_cannot_be_undone_refuses_writes_until_load(tmp_path, monkeypatch):
+    path = tmp_path / "s.json"
+    store = StateStore(path)
+    store.set("count", "1")
+    calls = _datasync_failing(monkeypatch, 2)  # the write's, then the undo's
+    with pytest.raises(StateError, match="could not be undone"):
+        store.set("count", "2")
+    assert len(calls) == 2
+    for write in (lambda: store.set("other", "x"), lambda: store.delete("count")):
+        with pytest.raises(StateError, match=r"refusing writes .* load\(\)"):
+            write()
+    with pytest.raises(StateError, match="refusing writes"), store.batch():
+        store.set("other", "x")
+    assert StateStore(path).snapshot() == {"count": "1"}  # the refused writes wrote nothing
+    store.load()  # what is on disk now, whatever the failed write left
+    store.set("count", "2")
+    assert StateStore(path).snapshot() == {"count": "2"} == store.snapshot()
 
 
 def test_batch_writes_one_record_and_nests(tmp_path):

@@ -76,8 +76,9 @@ class StateStore:
     next call. Reads check for others' writes with two ``stat`` calls and take the lock
     only when there is something new. A key or value that cannot be stored is refused with
     :class:`StateError` naming the key; a write that fails raises :class:`StateError` and
-    changes nothing, in memory or on disk. When the interpreter exits normally, the
-    journals it wrote are folded into their sidecars (see :meth:`close`).
+    changes nothing, in memory or on disk (if the sidecar backend cannot undo a failed
+    append, it refuses further writes until :meth:`load`). When the interpreter exits
+    normally, the journals it wrote are folded into their sidecars (see :meth:`close`).
     """
 
     __slots__ = ("_backend", "_batch", "_data", "_lock", "_path")
@@ -230,7 +231,8 @@ class StateStore:
         """Replace the store with what its backend holds now (the sidecar plus the journal).
 
         A missing or empty file gives an empty store. A malformed file raises
-        :class:`StateError` naming it and leaves the store as it was.
+        :class:`StateError` naming it and leaves the store as it was. After a failed write
+        the sidecar backend could not undo, this is how writing is allowed again.
         """
         with self._lock:
             self._not_in_batch("load")
