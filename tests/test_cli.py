@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import os
 import select
+import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -247,3 +249,35 @@ def test_replay_counts_tool_calls_a_tryfirst_guard_blocks(run, tmp_path):
     assert turn["agent_end"]["tool_call_count"] == 2
     assert turn["agent_end"]["tool_names"] == ["ls", "rm"]
     assert [(a["kind"], a["plugin"]) for a in turn["actions"]] == [("block", "gate")]
+
+
+KILLED_WRITER = """
+import os, signal, sys
+import kithooks
+
+kithooks.StateStore.for_session(sys.argv[1]).set("budget:spent", "1.25")
+os.kill(os.getpid(), signal.SIGKILL)  # no exit compaction: the state is in the journal only
+"""
+
+
+def test_state_commands_read_the_journal_of_a_killed_writer(run, tmp_path):
+    session = tmp_path / "sess.jsonl"
+    writer = subprocess.run(
+        [sys.executable, "-c", KILLED_WRITER, str(session)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert writer.returncode == -signal.SIGKILL, writer.stderr
+    sidecar = tmp_path / "sess.ext-state.json"
+    assert not sidecar.exists() and Path(f"{sidecar}.journal").is_file()
+    shown = run("state", "show", str(session))
+    assert shown.returncode == 0 and shown.stdout == "budget:spent\t1.25\n", shown.stderr
+    assert run("state", "show", str(sidecar), "--json").stdout == '{\n  "budget:spent": "1.25"\n}\n'
+    assert run("state", "get", str(session), "budget:spent").stdout == "1.25\n"
+    assert run("state", "delete", str(session), "budget:spent").returncode == 0
+    assert run("state", "show", str(session), "--json").stdout == "{}\n"
+    # A session with neither file still has no state.
+    nothing = run("state", "show", str(tmp_path / "other.jsonl"))
+    assert nothing.returncode == 2 and nothing.stderr.startswith("kithooks: no state file ")

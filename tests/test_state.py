@@ -4,6 +4,8 @@ test_state_files.py; the model-based test: test_state_machine.py."""
 
 from __future__ import annotations
 
+import asyncio
+import errno
 import json
 import subprocess
 import sys
@@ -17,7 +19,7 @@ from hypothesis import strategies as st
 
 import kithooks
 from kithooks import PluginManager, StateError, StateStore, sidecar_path
-from kithooks.state import MemoryBackend, SidecarBackend, StateBackend
+from kithooks.state import MemoryBackend, SidecarBackend, StateBackend, sidecar
 from kithooks.state.codec import encode_sidecar
 
 
@@ -264,6 +266,66 @@ def test_a_failing_write_changes_nothing_releases_the_lock_and_raises(tmp_path):
     assert proc.returncode == 0 and proc.stdout == "ok\n", proc.stderr
 
 
+def _datasync_failing(monkeypatch, times: int) -> list[int]:
+    """Make the next ``times`` fdatasyncs of the sidecar backend fail with EIO."""
+    real, calls = sidecar._datasync, []
+
+    def datasync(fd: int) -> None:
+        calls.append(fd)
+        if len(calls) <= times:
+            raise OSError(errno.EIO, "Input/output error")
+        real(fd)
+
+    monkeypatch.setattr(sidecar, "_datasync", datasync)
+    return calls
+
+
+@pytest.mark.parametrize("first", [False, True], ids=["appending", "starting-the-journal"])
+def test_a_write_whose_datasync_fails_is_cut_from_the_journal(tmp_path, monkeypatch, first):
+    path = tmp_path / "s.json"
+    store = StateStore(path)
+    if not first:
+        store.set("count", "1")
+    before = store.snapshot()
+    journal = store.backend.journal_path
+    size = journal.stat().st_size if journal.exists() else 0
+    _datasync_failing(monkeypatch, 1)
+    with pytest.raises(StateError, match="Input/output error"):
+        store.set("count", "2")
+    assert journal.stat().st_size == size  # the record was appended, then cut off
+    assert store.snapshot() == before == StateStore(path).snapshot()
+    _datasync_failing(monkeypatch, 1)
+    with pytest.raises(StateError, match="Input/output error"), store.batch():
+        store.set("count", "3")
+    assert journal.stat().st_size == size
+    assert store.snapshot() == before == StateStore(path).snapshot()
+    _datasync_failing(monkeypatch, 1)
+    with pytest.raises(StateError, match="Input/output error"):
+        store.set("count", "2")
+    store.set("count", "2")  # the retry is the only one that counts
+    assert store.snapshot() == {"count": "2"} == StateStore(path).snapshot()
+    assert journal.read_bytes().count(b"\n") == (2 if first else 3)
+
+
+def test_a_failed_write_that_cannot_be_undone_refuses_writes_until_load(tmp_path, monkeypatch):
+    path = tmp_path / "s.json"
+    store = StateStore(path)
+    store.set("count", "1")
+    calls = _datasync_failing(monkeypatch, 2)  # the write's, then the undo's
+    with pytest.raises(StateError, match="could not be undone"):
+        store.set("count", "2")
+    assert len(calls) == 2
+    for write in (lambda: store.set("other", "x"), lambda: store.delete("count")):
+        with pytest.raises(StateError, match=r"refusing writes .* load\(\)"):
+            write()
+    with pytest.raises(StateError, match="refusing writes"), store.batch():
+        store.set("other", "x")
+    assert StateStore(path).snapshot() == {"count": "1"}  # the refused writes wrote nothing
+    store.load()  # what is on disk now, whatever the failed write left
+    store.set("count", "2")
+    assert StateStore(path).snapshot() == {"count": "2"} == store.snapshot()
+
+
 def test_batch_writes_one_record_and_nests(tmp_path):
     path = tmp_path / "s.json"
     store = StateStore(path)
@@ -357,6 +419,132 @@ def test_threads_writing_at_once_lose_nothing(tmp_path):
     expected = {f"t{t}": "29" for t in range(8)} | {"count": str(8 * 30)}
     assert StateStore(path).snapshot() == expected
     assert store.snapshot() == other.snapshot() == expected
+
+
+@pytest.mark.parametrize("read", ["get", "keys", "snapshot", "len"])
+@pytest.mark.parametrize("on_disk", [True, False], ids=["sidecar", "memory"])
+def test_reads_from_other_threads_wait_for_an_open_batch(tmp_path, read, on_disk):
+    store = StateStore(tmp_path / "s.json") if on_disk else StateStore()
+    store.set("x", "before")
+    readers = {
+        "get": lambda: store.get("x"),
+        "keys": store.keys,
+        "snapshot": store.snapshot,
+        "len": lambda: len(store),
+    }
+    opened, release, seen = threading.Event(), threading.Event(), []
+
+    def batch() -> None:
+        with store.batch():
+            store.set("x", "half done")
+            store.set("y", "half done")
+            opened.set()
+            assert release.wait(timeout=10)
+            store.set("x", "done")
+            store.delete("y")
+
+    def reader() -> None:
+        seen.append(readers[read]())
+
+    writer = threading.Thread(target=batch)
+    writer.start()
+    assert opened.wait(timeout=10)
+    other = threading.Thread(target=reader)
+    other.start()
+    other.join(timeout=0.3)
+    waited = other.is_alive()  # still waiting for the batch
+    release.set()
+    for thread in (writer, other):
+        thread.join(timeout=10)
+        assert not thread.is_alive()
+    assert waited
+    assert seen == [
+        {"get": "done", "keys": ["x"], "snapshot": {"x": "done"}, "len": 1}[read],
+    ]
+
+
+def _with_deadline(awaitable, seconds: float = 10):
+    return asyncio.wait_for(awaitable, seconds)
+
+
+def test_a_batch_held_across_an_await_is_refused_to_other_tasks(tmp_path):
+    store = StateStore(tmp_path / "s.json")
+    store.set("count", "0")
+
+    async def increment() -> None:
+        with store.batch():
+            value = int(store.get("count") or 0)
+            await _with_deadline(asyncio.sleep(0))  # the mistake: an await inside batch()
+            store.set("count", str(value + 1))
+
+    async def main() -> list[BaseException | None]:
+        tasks = [increment() for _ in range(5)]
+        return await _with_deadline(asyncio.gather(*tasks, return_exceptions=True))
+
+    results = asyncio.run(_with_deadline(main()))
+    errors = [r for r in results if r is not None]
+    assert len(errors) == 4 and all(isinstance(e, RuntimeError) for e in errors), results
+    assert "held across an await" in str(errors[0]) and "to_thread" in str(errors[0])
+    assert StateStore(tmp_path / "s.json").get("count") == "1"  # the one batch that ran
+
+    async def meddle(opened: asyncio.Event, done: asyncio.Event) -> None:
+        await _with_deadline(opened.wait())
+        for call in (
+            lambda: store.get("count"),
+            store.snapshot,
+            lambda: store.set("count", "99"),
+            lambda: store.delete("count"),
+            store.load,
+        ):
+            with pytest.raises(RuntimeError, match="held across an await"):
+                call()
+        done.set()
+
+    async def holder(opened: asyncio.Event, done: asyncio.Event) -> None:
+        with store.batch():
+            store.set("count", "2")
+            opened.set()
+            await _with_deadline(done.wait())
+
+    async def both() -> None:
+        opened, done = asyncio.Event(), asyncio.Event()
+        await _with_deadline(asyncio.gather(holder(opened, done), meddle(opened, done)))
+
+    asyncio.run(_with_deadline(both()))
+    assert StateStore(tmp_path / "s.json").get("count") == "2"
+
+
+def test_batches_in_tasks_that_do_not_await_inside_them_count_every_increment(tmp_path):
+    store = StateStore(tmp_path / "s.json")
+
+    async def increment() -> None:
+        await _with_deadline(asyncio.sleep(0))
+        with store.batch():  # no await inside: the block runs whole
+            value = int(store.get("count") or 0)
+            with store.batch():  # genuine nesting in one task still works
+                store.set("count", str(value + 1))
+
+    def increment_in_thread() -> None:
+        with store.batch():  # the way to await inside: a thread, which other batches wait for
+            store.set("count", str(int(store.get("count") or 0) + 1))
+
+    async def main() -> None:
+        await _with_deadline(asyncio.gather(*(increment() for _ in range(5))))
+        await _with_deadline(
+            asyncio.gather(*(asyncio.to_thread(increment_in_thread) for _ in range(5)))
+        )
+
+        async def nested_with_await() -> None:
+            with store.batch():
+                store.set("nested", "1")
+                await _with_deadline(asyncio.sleep(0))  # no other task touches the store
+                with store.batch():
+                    store.set("nested", str(int(store.get("nested") or 0) + 1))
+
+        await _with_deadline(nested_with_await())
+
+    asyncio.run(_with_deadline(main()))
+    assert StateStore(tmp_path / "s.json").snapshot() == {"count": "10", "nested": "2"}
 
 
 def test_state_survives_reload_and_is_shared_by_plugins(tmp_path):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -341,3 +342,72 @@ def test_a_file_system_that_answers_eacces_for_a_held_lock_is_read_as_held(monke
     monkeypatch.setattr(fcntl, "flock", broken)
     with pytest.raises(OSError, match="Input/output"):
         files.lock_descriptor(0, blocking=False)
+
+
+# -- a failed load must not cost the journal ---------------------------------------------------
+
+DAMAGE_THEN_WRITE = """
+import os, signal, sys
+from kithooks import StateError, StateStore
+
+path = sys.argv[1]
+store = StateStore(path)
+for key in "abcde":
+    store.set(key, key * 3)
+journal = store.backend.journal_path
+raw = journal.read_bytes()
+journal.write_bytes(raw.replace(b'"bbb"', b'"bxb"'))  # one byte, same length: damage
+assert store.get("a") == "aaa"  # this store applied that record before it was damaged
+try:
+    store.load()
+except StateError as exc:
+    print("load:", exc, flush=True)
+else:
+    raise AssertionError("a damaged record loaded")
+store.set("f", "fff")
+print("set f", flush=True)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+@pytest.mark.slow
+def test_a_write_after_a_failed_load_keeps_every_journal_record(tmp_path):
+    path = tmp_path / "s.ext-state.json"
+    proc = subprocess.run(
+        [sys.executable, "-c", DAMAGE_THEN_WRITE, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    assert "line 3: damaged record" in proc.stdout and "set f" in proc.stdout, proc.stdout
+    # The damage is still an error naming the line, not a silent loss of a..e ...
+    got = _open_with_deadline(path)
+    assert isinstance(got, StateError) and "line 3: damaged record" in str(got)
+    # ... and every other acknowledged record is still there: undo the damage and see.
+    raw = _journal(path).read_bytes()
+    _journal(path).write_bytes(raw.replace(b'"bxb"', b'"bbb"'))
+    expected = {key: key * 3 for key in "abcdef"}
+    assert StateStore(path).snapshot() == expected
+
+
+def test_a_journal_read_error_in_load_truncates_nothing(tmp_path, monkeypatch):
+    path = tmp_path / "s.ext-state.json"
+    store = StateStore(path)
+    for key in "abc":
+        store.set(key, key)
+    real_read = sidecar.read_regular
+
+    def failing(file: Path, what: str) -> bytes | None:
+        if what == "state journal":
+            raise StateError(f"reading {what} {file}: Input/output error")
+        return real_read(file, what)
+
+    monkeypatch.setattr(sidecar, "read_regular", failing)
+    with pytest.raises(StateError, match="Input/output error"):
+        store.load()
+    assert store.snapshot() == {"a": "a", "b": "b", "c": "c"}  # left as it was
+    monkeypatch.setattr(sidecar, "read_regular", real_read)
+    store.set("d", "d")
+    assert StateStore(path).snapshot() == {"a": "a", "b": "b", "c": "c", "d": "d"}

@@ -32,7 +32,7 @@ from .dispatch import KINDS, RULES
 from .events import EVENT_CLASSES, AgentEndEvent, all_event_types
 from .loading import LoadError
 from .manager import PluginManager
-from .state import StateError, StateStore, sidecar_path
+from .state import SidecarBackend, StateError, StateStore, sidecar_path
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -578,8 +578,8 @@ def _store(session_file: Path, *, must_exist: bool = True) -> StateStore:
         if session_file.name.endswith(".ext-state.json")
         else sidecar_path(session_file)
     )
-    if must_exist and not path.is_file():
-        fail(f"no state file {path}")
+    if must_exist and not SidecarBackend(path).exists():
+        fail(f"no state file {path}")  # neither the sidecar nor its journal
     try:
         return StateStore(path)
     except StateError as exc:

@@ -91,6 +91,7 @@ class SidecarBackend:
         self._sidecar_size = 0
         self._seen: tuple[_Identity, _Identity] = (None, None)
         self._swept = False
+        self._refusing: str | None = None  # why writes are refused (see write())
         _open_backends.add(self)
 
     def __repr__(self) -> str:
@@ -161,27 +162,48 @@ class SidecarBackend:
     def _observe(self) -> tuple[_Identity, _Identity]:
         return _identity(self._watched[0]), _identity(self._watched[1])
 
+    def exists(self) -> bool:
+        """Whether the store has been written: its sidecar or its journal exists.
+
+        Until the first compaction (and after a writer was killed) the state is in the
+        journal alone, so the sidecar missing does not mean the state is. Touches nothing.
+        """
+        return any(os.path.exists(name) for name in self._watched)
+
     def stale(self) -> bool:
         """Whether the journal or the sidecar changed since this backend last looked."""
         return self._observe() != self._seen
 
     def load(self) -> dict[str, str]:
-        """The sidecar with every journal record applied."""
+        """The sidecar with every journal record applied.
+
+        On failure (a damaged file, an error reading either) this backend's view of the
+        files is left as it was: the next write appends to the journal it knew, never
+        starts the journal afresh over records it could not read. A load that succeeds
+        ends the refusal of writes after a failed write that could not be undone.
+        """
+        data = self._read()
+        self._refusing = None
+        return data
+
+    def _read(self) -> dict[str, str]:
+        """:meth:`load`, without ending a refusal of writes (for :meth:`sync`)."""
         seen = self._observe()
         raw = read_regular(self.real, "state file") or b""
         data = decode_sidecar(raw, f"state file {self.path}")
-        self._base, self._sidecar_size = journal.base_of(raw), len(raw)
-        self._header, self._offset, self._line = None, 0, 1
+        base = journal.base_of(raw)
+        header, offset, line = None, 0, 1  # no journal that applies: the next write starts one
         log_raw = read_regular(self.journal_path, "state journal")
         if log_raw:
             where = f"state journal {self.journal_path}"
-            base = journal.parse_header(log_raw, where)
-            if base == self._base:
+            if journal.parse_header(log_raw, where) == base:
                 records, used = journal.parse_records(log_raw[journal.HEADER_LENGTH :], where, 2)
                 journal.apply(data, records)
-                self._header = log_raw[: journal.HEADER_LENGTH]
-                self._offset = journal.HEADER_LENGTH + used
-                self._line = 2 + len(records)
+                header = log_raw[: journal.HEADER_LENGTH]
+                offset, line = journal.HEADER_LENGTH + used, 2 + len(records)
+        # Everything was read: only now does the view change.
+        self._base, self._sidecar_size = base, len(raw)
+        self._header, self._offset, self._line = header, offset, line
         self._seen = seen
         return data
 
@@ -203,7 +225,7 @@ class SidecarBackend:
                 self._line += len(records)
                 self._seen = seen
                 return data
-        return self.load()
+        return self._read()
 
     # -- writing ------------------------------------------------------------------------
 
@@ -228,33 +250,67 @@ class SidecarBackend:
         return fd
 
     def write(self, changes: Mapping[str, str | None], data: Mapping[str, str]) -> None:
-        """Append one record for ``changes`` and fdatasync; compact when the journal is big."""
+        """Append one record for ``changes`` and fdatasync; compact when the journal is big.
+
+        A write that fails is cut off the journal again before the error is raised, so no
+        store ever applies it. If even that fails, this backend refuses every further write
+        until :meth:`load` (the files may hold the failed write: a retry could apply it
+        twice).
+        """
+        if self._refusing is not None:
+            raise StateError(self._refusing)
         record = journal.encode_record(changes)
+        fd, undo_to = -1, -1  # where to cut the journal back to if the write fails
         try:
             fd = self._journal()
             if self._header is None:
                 header = journal.make_header(self._base)
-                os.ftruncate(fd, 0)
+                os.ftruncate(fd, 0)  # a stale journal, a torn header, or a new file
+                undo_to = 0
                 write_all(fd, header + record)
                 _datasync(fd)
                 self._header, self._offset, self._line = header, len(header), 2
             else:
                 if self._seen[0] is None or self._seen[0][1] != self._offset:
                     os.ftruncate(fd, self._offset)  # the torn line of a writer that crashed
+                undo_to = self._offset
                 write_all(fd, record)
                 _datasync(fd)
-        except OSError as exc:
-            raise StateError(f"writing state journal {self.journal_path}: {exc}") from exc
+        except BaseException as exc:
+            if undo_to >= 0:
+                self._undo_append(fd, undo_to, exc)
+            if isinstance(exc, OSError):
+                why = self._refusing or f"writing state journal {self.journal_path}: {exc}"
+                raise StateError(why) from exc
+            raise
         self._offset += len(record)
         self._line += 1
         _written.add(self.real)
-        st = os.fstat(fd)  # only the journal changed
-        self._seen = ((st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns), self._seen[1])
+        try:
+            st = os.fstat(fd)  # only the journal changed
+        except OSError:  # the record is durable all the same: the next sync re-reads the tail
+            self._seen = (None, self._seen[1])
+        else:
+            self._seen = ((st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns), self._seen[1])
         if self._offset - journal.HEADER_LENGTH > max(COMPACT_AT_LEAST, 2 * self._sidecar_size):
             try:
                 self.compact(data)
             except StateError as exc:  # the record is durable; the next write tries again
                 log.warning("compacting %s failed (will retry): %s", self.path, exc)
+
+    def _undo_append(self, fd: int, size: int, exc: BaseException) -> None:
+        """Cut the journal back to ``size`` after a failed append (we hold the lock: no
+        other store has read the record), or refuse every further write if that fails."""
+        try:
+            os.ftruncate(fd, size)
+            _datasync(fd)
+        except OSError as undo_exc:
+            self._refusing = (
+                f"refusing writes to {self.path}: a failed write ({exc}) could not be undone "
+                f"({undo_exc}), so the journal {self.journal_path} may still hold it; call "
+                "load() to take the files as they are, then write again"
+            )
+            log.error("%s", self._refusing)
 
     def compact(self, data: Mapping[str, str]) -> None:
         """Write ``data`` into the sidecar, then start the journal afresh.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,14 +35,44 @@ def sidecar_path(session: str | os.PathLike[str]) -> Path:
     return Path(text + _SUFFIX)
 
 
+def _current_task() -> object:
+    """The asyncio task running on this thread, or None (no loop runs here, or asyncio was
+    never imported: not imported here, so that a store costs no process its import)."""
+    asyncio = sys.modules.get("asyncio")
+    if asyncio is None:
+        return None
+    try:
+        task: object = asyncio.current_task()
+    except RuntimeError:  # no running event loop on this thread
+        return None
+    return task
+
+
+_HELD_ACROSS_AN_AWAIT = (
+    "StateStore.batch() is open in another asyncio task on this thread: a batch was held "
+    "across an await. Other threads wait for a batch, but tasks share the thread, so this "
+    "task cannot. Do not await inside `with store.batch():` (read what you need, await, "
+    "then open the batch for the reads and writes only), or run the whole block in a "
+    "thread with asyncio.to_thread(), where other batches wait for it."
+)
+
+
 class _Batch:
-    """The changes of an open ``batch()`` and how to undo them in memory."""
+    """The changes of an open ``batch()``, how to undo them in memory, and the asyncio
+    task that opened it (None outside a task)."""
 
-    __slots__ = ("changes", "undo")
+    __slots__ = ("changes", "task", "undo")
 
-    def __init__(self) -> None:
+    def __init__(self, task: object) -> None:
         self.changes: dict[str, str | None] = {}
         self.undo: dict[str, object] = {}
+        self.task = task
+
+    def check_task(self) -> None:
+        """Refuse the store to any task but the one that opened this batch (the caller
+        holds the store's thread lock, so it runs on the batch's thread)."""
+        if self.task is not None and _current_task() is not self.task:
+            raise RuntimeError(_HELD_ACROSS_AN_AWAIT)
 
     def record(self, data: dict[str, str], key: str, value: str | None) -> None:
         self.undo.setdefault(key, data.get(key, _MISSING))
@@ -73,11 +104,14 @@ class StateStore:
     Every ``set()``/``delete()`` is durable when it returns and costs about the same
     whatever the store's size. Any number of stores, in this process or others, may share
     one sidecar: none loses an acknowledged write, and each sees the others' writes on its
-    next call. Reads check for others' writes with two ``stat`` calls and take the lock
-    only when there is something new. A key or value that cannot be stored is refused with
+    next call. Reads check for others' writes with two ``stat`` calls and take the file
+    lock only when there is something new. While a :meth:`batch` is open, other threads
+    wait for it, reads included; another asyncio task on its thread gets
+    :class:`RuntimeError`. A key or value that cannot be stored is refused with
     :class:`StateError` naming the key; a write that fails raises :class:`StateError` and
-    changes nothing, in memory or on disk. When the interpreter exits normally, the
-    journals it wrote are folded into their sidecars (see :meth:`close`).
+    changes nothing, in memory or on disk (if the sidecar backend cannot undo a failed
+    append, it refuses further writes until :meth:`load`). When the interpreter exits
+    normally, the journals it wrote are folded into their sidecars (see :meth:`close`).
     """
 
     __slots__ = ("_backend", "_batch", "_data", "_lock", "_path")
@@ -116,8 +150,11 @@ class StateStore:
         return f"StateStore(path={self._path!r}, keys={len(self._data)})"
 
     def __len__(self) -> int:
-        self._refresh()
-        return len(self._data)
+        stale = self._backend.stale()
+        with self._lock:
+            if stale or self._batch is not None:
+                self._refresh(stale)
+            return len(self._data)
 
     def __enter__(self) -> StateStore:
         return self
@@ -132,29 +169,41 @@ class StateStore:
 
     # -- reading -----------------------------------------------------------------------
 
-    def _refresh(self) -> None:
-        """Catch up with other stores' writes, if there are any (not inside a batch)."""
-        if not self._backend.stale():
-            return
-        with self._lock:
-            if self._batch is None:
-                with self._backend.lock(write=False):
-                    self._data = self._backend.sync(self._data)
+    def _refresh(self, stale: bool) -> None:
+        """Catch up with other stores' writes if ``stale`` (asked of the backend before
+        taking the thread lock, which the caller now holds); inside a batch there are none.
+
+        Holding the lock is what makes another thread's read wait for an open batch.
+        """
+        batch = self._batch
+        if batch is not None:
+            batch.check_task()
+        elif stale:
+            with self._backend.lock(write=False):
+                self._data = self._backend.sync(self._data)
 
     def get(self, key: str) -> str | None:
         """The value under ``key``, or None."""
-        self._refresh()
-        return self._data.get(key)
+        stale = self._backend.stale()
+        with self._lock:
+            if stale or self._batch is not None:
+                self._refresh(stale)
+            return self._data.get(key)
 
     def keys(self) -> list[str]:
         """All keys, sorted."""
-        self._refresh()
-        return sorted(self._data)
+        stale = self._backend.stale()
+        with self._lock:
+            if stale or self._batch is not None:
+                self._refresh(stale)
+            return sorted(self._data)
 
     def snapshot(self) -> dict[str, str]:
         """A copy of the whole store."""
-        self._refresh()
+        stale = self._backend.stale()
         with self._lock:
+            if stale or self._batch is not None:
+                self._refresh(stale)
             return dict(self._data)
 
     # -- writing -----------------------------------------------------------------------
@@ -176,9 +225,11 @@ class StateStore:
 
     def _change(self, key: str, value: str | None) -> None:
         with self._lock:
-            if self._batch is not None:
+            if (batch := self._batch) is not None:
+                if batch.task is not None:
+                    batch.check_task()
                 if value is not None or key in self._data:
-                    self._batch.record(self._data, key, value)
+                    batch.record(self._data, key, value)
                     _put(self._data, key, _MISSING if value is None else value)
                 return
             with self._backend.lock(write=True):
@@ -197,18 +248,24 @@ class StateStore:
     def batch(self) -> Iterator[StateStore]:
         """Group mutations into one durable write at the end of the block: a transaction.
 
-        Other threads and processes wait while a batch is open, and reads inside it see the
-        latest state, so a read-modify-write (a counter, a budget) loses no update. If the
-        block raises, what it changed is still written, then the exception propagates. If
-        the write fails, the batch's changes are undone in memory too.
+        Other threads and processes wait while a batch is open (their reads too), and reads
+        inside it see the latest state, so a read-modify-write (a counter, a budget) loses
+        no update. If the block raises, what it changed is still written, then the
+        exception propagates. If the write fails, the batch's changes are undone in memory
+        too. A batch inside a batch (same thread, same asyncio task) joins the outer one.
+
+        Do not await inside a batch: another asyncio task on the thread that then uses the
+        store (opens a batch, reads, writes) gets :class:`RuntimeError`, since it cannot
+        wait for a lock its own thread holds. Run such a block with ``asyncio.to_thread``.
         """
         with self._lock:
             if self._batch is not None:
+                self._batch.check_task()
                 yield self
                 return
             with self._backend.lock(write=True):
                 self._data = self._backend.sync(self._data)
-                batch = self._batch = _Batch()
+                batch = self._batch = _Batch(_current_task())
                 try:
                     yield self
                 finally:
@@ -224,13 +281,15 @@ class StateStore:
 
     def _not_in_batch(self, what: str) -> None:
         if self._batch is not None:
+            self._batch.check_task()
             raise StateError(f"{what}() cannot run inside batch()")
 
     def load(self) -> None:
         """Replace the store with what its backend holds now (the sidecar plus the journal).
 
         A missing or empty file gives an empty store. A malformed file raises
-        :class:`StateError` naming it and leaves the store as it was.
+        :class:`StateError` naming it and leaves the store as it was. After a failed write
+        the sidecar backend could not undo, this is how writing is allowed again.
         """
         with self._lock:
             self._not_in_batch("load")
