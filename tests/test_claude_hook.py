@@ -520,16 +520,18 @@ def test_a_load_error_is_said_once(tmp_path):
 @pytest.mark.parametrize(
     ("pattern", "name", "matched"),
     [
-        ("(?!read_file|ls|grep|glob).*", "read_file", False),
-        ("(?!read_file|ls|grep|glob).*", "write_file", True),
-        ("(?!bash|shell).*", "shell", False),
-        ("B.*", "bash", False),  # a pattern is tried on the tool's own name only
-        ("Bash|Read", "read_file", True),  # plain names: the Claude Code name too
+        ("B.*", "bash", True),  # a pattern is tried on the Claude Code name too
+        ("Bash|mcp__fs__.*", "bash", True),
+        ("Bash|mcp__fs__.*", "mcp__fs__read", True),
+        ("Bash|Read", "read_file", True),
+        ("(?!bash|shell).*", "shell", True),  # shell is also Bash, which this lets through
+        ("(?!(bash|shell|Bash)$).*", "shell", False),  # an exclusion names both names
+        ("(?!(bash|shell|Bash)$).*", "bash", False),
+        ("(?!(bash|shell|Bash)$).*", "write_file", True),
+        ("(?!(read_file|Read)$).*", "read_file", False),
     ],
 )
-def test_a_tools_pattern_is_tried_on_the_name_itself_and_plain_names_on_aliases_too(
-    pattern, name, matched
-):
+def test_a_tools_filter_is_tried_on_the_name_and_on_its_claude_code_name(pattern, name, matched):
     assert tool_matcher(pattern)(name) is matched
 
 

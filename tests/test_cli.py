@@ -134,6 +134,30 @@ def test_plugins_lists_files_hooks_and_load_errors(run, tmp_path):
     assert "does_not_exist_anywhere" in proc.stderr
 
 
+DEAD_FILTER = """
+import kithooks
+
+@kithooks.hookimpl(tools=["mcp__.*"])
+def on_tool_call(event):
+    return kithooks.ToolCallResult(block=True, reason="no MCP")
+"""
+
+
+def test_a_tools_filter_that_could_never_match_is_a_load_error(run, tmp_path):
+    """It used to load, list its hook, and never run: a deny guard that allowed everything."""
+    d = tmp_path / "plugins"
+    d.mkdir()
+    (d / "listener.py").write_text(LISTENER)
+    (d / "dead.py").write_text(DEAD_FILTER)
+    proc = run("plugins", "-p", str(d), "--no-entrypoints")
+    assert proc.returncode == 1
+    assert proc.stdout.startswith("listener\t")  # the others still load
+    assert f"load error: plugin 'dead' (file {d / 'dead.py'}) failed to load: ValueError" in (
+        proc.stderr
+    )
+    assert "for a regular expression write the string tools='mcp__.*'" in proc.stderr
+
+
 def test_project_plugin_directory_is_discovered(run, tmp_path):
     d = tmp_path / ".kithooks" / "plugins"
     d.mkdir(parents=True)

@@ -467,6 +467,59 @@ def test_matchers_exact_alternatives_regex_and_everything(tmp_path):
         assert seen == expected, matcher
 
 
+#: Claude Code's matcher rule (hooks reference, "Matcher patterns"; measured against the
+#: claude CLI in zernie/vigiles#132): only letters, digits, _, -, spaces, "," and "|" is a
+#: list of exact names; anything else a JavaScript regular expression, tested with
+#: RegExp.test, so it matches anywhere in the name.
+CLAUDE_CODE_MATCHES = {
+    "Bash": {"Bash"},
+    "Edit|Write": {"Edit", "Write"},  # not MultiEdit: plain names are exact
+    "Edit, Write": {"Edit", "Write"},
+    " Edit ,Write|Read ": {"Edit", "Write", "Read"},
+    "Writ": set(),  # a plain name is not a prefix
+    "^Bash": {"Bash", "BashOutput"},
+    "Bash.*": {"Bash", "BashOutput"},
+    "rit.": {"Write"},
+    "Edit$": {"Edit", "MultiEdit", "NotebookEdit"},
+    "^(Edit|Write)$": {"Edit", "Write"},
+    "mcp__.*__delete": {"mcp__fs__delete_file"},
+    "mcp__fs__.*": {"mcp__fs__delete_file", "mcp__fs__read"},
+    "mcp__fs": set(),  # plain: the server prefix alone names no tool
+    "mcp__brave-search": set(),  # plain too (Claude Code 2.1.195): exact, not a substring
+    "Notebook.*": {"NotebookEdit"},
+    "*": None,
+    "": None,
+}
+CLAUDE_CODE_TOOLS = [
+    ("bash", "Bash"),
+    ("BashOutput", "BashOutput"),
+    ("edit", "Edit"),
+    ("multi_edit", "MultiEdit"),
+    ("write", "Write"),
+    ("read", "Read"),
+    ("notebook_edit", "NotebookEdit"),
+    ("mcp__fs__delete_file", "mcp__fs__delete_file"),
+    ("mcp__fs__read", "mcp__fs__read"),
+    ("mcp__brave-search__web", "mcp__brave-search__web"),
+]
+
+
+@pytest.mark.parametrize("matcher", list(CLAUDE_CODE_MATCHES))
+def test_settings_matchers_fire_the_hooks_claude_code_fires(tmp_path, matcher):
+    """A settings file written for Claude Code runs the same hooks here: a pattern matches
+    anywhere in the name (an anchored pattern would leave a deny hook silently unrun)."""
+    plugin = CommandHooks.from_settings(
+        settings("PreToolUse", "true", matcher=matcher), project_dir=tmp_path
+    )
+    fired = {
+        claude
+        for host, claude in CLAUDE_CODE_TOOLS
+        if plugin.prepare(bash("x", tool=host), Context()) is not None
+    }
+    expected = CLAUDE_CODE_MATCHES[matcher]
+    assert fired == ({c for _, c in CLAUDE_CODE_TOOLS} if expected is None else expected)
+
+
 def test_aliases_give_scripts_claude_names_and_can_be_extended(tmp_path):
     log = tmp_path / "seen.jsonl"
     plugin = CommandHooks.from_settings(

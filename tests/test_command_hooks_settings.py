@@ -121,6 +121,34 @@ def test_defaults_timeout_and_matcher():
     assert loaded.kit_events() == {EventType.AGENT_END}
 
 
+_NAME = st.from_regex(r"[A-Za-z0-9_-]{1,10}", fullmatch=True)
+_AROUND = st.from_regex(r"[A-Za-z0-9_]{0,4}", fullmatch=True)
+
+
+def _matches(matcher: str, name: str) -> bool:
+    [group] = load_settings(settings("PreToolUse", "x", matcher=matcher)).events["PreToolUse"]
+    return group.matches(name)
+
+
+@given(name=_NAME, before=_AROUND, after=_AROUND, at=st.integers(min_value=0))
+def test_a_settings_pattern_matches_anywhere_in_the_name_as_in_claude_code(name, before, after, at):
+    """Claude Code tests a pattern with RegExp.test: a pattern that fits a name fits every
+    name containing it (``^Bash`` matches ``BashOutput``)."""
+    at %= len(name)
+    pattern = name[:at] + "." + name[at + 1 :]  # a "." makes it a pattern
+    assert _matches(pattern, before + name + after)
+    assert _matches("^" + pattern, name + after)
+    assert _matches(pattern + "$", before + name)
+
+
+@given(name=_NAME, before=_AROUND, after=_AROUND, pad=st.sampled_from(["", " ", "  "]))
+def test_a_plain_settings_matcher_is_exact(name, before, after, pad):
+    """Letters, digits, _, -, spaces, "," and "|" only: exact names, never a substring."""
+    assert _matches(f"{pad}{name}{pad}", name)
+    assert _matches(f"x{pad}|{pad}{name},y", name)
+    assert _matches(name, before + name + after) is (before + after == "")
+
+
 def test_discovery_finds_user_then_project_hooks_json(tmp_path):
     user, project = tmp_path / "user", tmp_path / "project" / ".kithooks"
     user.mkdir()

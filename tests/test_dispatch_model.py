@@ -29,24 +29,22 @@ GUARD_FLAGS = {
 
 
 def matches(tools, name):
-    """The tools= rule, written from the docs (independently of kithooks.matching): plain
-    names match a tool by its own name or by its Claude Code name (the documented alias
-    table); a regular expression by its own name only."""
+    """The tools= rule, written from the docs (independently of kithooks.matching): a tool
+    is tried under its own name and under its Claude Code name (the documented alias
+    table); names of letters, digits, _ and - separated by | or , are exact; any other
+    string is a regular expression that must match the whole name."""
     claude = DEFAULT_TOOL_ALIASES.get(name)
-    names = (name, *([claude] if claude else []))
-    if isinstance(tools, str) and not re.fullmatch(r"[A-Za-z0-9_.-]+(\|[A-Za-z0-9_.-]+)*", tools):
-        names = (name,)
-    return any(_matches_name(tools, n) for n in names)
+    return any(_matches_name(tools, n) for n in (name, *([claude] if claude else [])))
 
 
 def _matches_name(tools, name):
-    if tools is None or tools in ("", "*"):
+    if tools is None or (isinstance(tools, str) and tools.strip() in ("", "*")):
         return True
     if isinstance(tools, list):
-        return name in tools
-    if re.fullmatch(r"[A-Za-z0-9_.-]+(\|[A-Za-z0-9_.-]+)*", tools):
-        return name in tools.split("|")
-    return re.fullmatch(tools, name) is not None
+        return name in [t.strip() for t in tools]
+    if re.fullmatch(r"[A-Za-z0-9_\-\s,|]*", tools):
+        return name in [t.strip() for t in re.split(r"[|,]", tools)]
+    return re.fullmatch(tools.strip(), name) is not None
 
 
 def reference(event, behaviours, *, fail_closed=False, tools=None):
@@ -157,6 +155,7 @@ def tool_specs(name):
         st.just("*"),
         st.lists(st.sampled_from([name, *near]), min_size=1, max_size=3),
         st.sampled_from(near).map(lambda n: f"{n}|other"),
+        st.sampled_from(near).map(lambda n: f" other, {n} "),
         st.just(re.escape(name[:1]) + ".*" if name else ".*"),
     )
 

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from pluggy import PluginValidationError
 
 import kithooks
@@ -29,7 +32,11 @@ def run(coro, timeout=10):
         ("bash|shell", ["bash", "shell"], ["bash2", "Bash", "sh", "bash|shell", ""]),
         (["Edit", "Write"], ["Edit", "Write", "edit", "write_file"], ["Edit2", "EditWrite"]),
         ("mcp__.*", ["mcp__fs__read", "mcp__"], ["xmcp__a", "mcp_", "bash"]),
-        ("Edit|Write.*", ["Edit", "Write", "WriteFile"], ["Edit2", "edit", "edit_file"]),
+        (
+            "Edit|Write.*",
+            ["Edit", "Write", "WriteFile", "edit", "edit_file", "write_file"],
+            ["Edit2", "TodoWrite", "todo_write", "multi_edit"],
+        ),
         ("Bash", ["Bash", "bash", "shell", "sh"], ["BASH", "bash2"]),
         ("*", ["anything", ""], []),
         ("", ["anything"], []),
@@ -51,6 +58,86 @@ def test_bad_matchers_fail_where_written():
     with pytest.raises(ValueError, match="empty list"):
         tool_matcher([])
     assert describe_tools(["a", "b"]) == "a|b" and describe_tools(None) == "*"
+
+
+@pytest.mark.parametrize(
+    "spec", [["bash "], [" bash", "shell "], "Bash,Edit", "bash, shell", " bash ,shell|sh "]
+)
+def test_tools_lists_are_stripped_and_commas_separate_names(spec):
+    """The obvious list is the list: each name stripped, "," as good as "|"."""
+
+    class Guard:
+        @hookimpl(tools=spec)
+        def on_tool_call(self, event):
+            return ToolCallResult(block=True, reason=event.tool_name)
+
+    pm = PluginManager()
+    pm.register(Guard())
+    assert pm.has_handlers("tool_call", "bash")
+    assert pm.emit(ToolCallEvent(tool_name="bash")).block
+    assert not pm.has_handlers("tool_call", "python")
+
+
+@pytest.mark.parametrize(
+    ("spec", "says"),
+    [
+        (["bash|shell"], "list them one per item (['bash', 'shell']) or write the string"),
+        (["bash, shell"], "list them one per item (['bash', 'shell'])"),
+        (["bash shell"], "several names in one item"),
+        (["*"], "for every tool leave tools= out"),
+        (["mcp__.*"], "for a regular expression write the string tools='mcp__.*'"),
+        (["bash", "Edit|Write.*"], "write the string tools='Edit|Write.*'"),
+        ([""], "an empty name matches no tool"),
+        (["  "], "an empty name matches no tool"),
+        ("bash shell", "separate names with | or , ('bash|shell')"),
+        ("bash|", "has an empty name"),
+        ("Bash | mcp__.*", "write 'Bash|mcp__.*'"),
+        ("Bash,mcp__.*", "separate alternatives with | ('Bash|mcp__.*')"),
+        ("Bash, mcp__.*", "with spaces"),
+        ("mcp__*", "not a glob"),
+        ("Bash*", "write 'Bash.*'"),
+    ],
+)
+def test_tools_filters_that_could_never_match_are_refused_where_written(spec, says):
+    """Each of these used to register, match nothing, and leave has_handlers False."""
+    with pytest.raises(ValueError, match="tools=") as info:
+        hookimpl(tools=spec)
+    assert says in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "spec", ["mcp__.{2}fs", r"mcp__fs__\w*", "[a-z_]*", r"a\*", "x{1,3}", "(Bash|Edit)"]
+)
+def test_patterns_that_merely_look_odd_are_accepted(spec):
+    assert tool_matcher(spec) is not None
+
+
+_PLAIN_NAME = st.from_regex(r"[A-Za-z0-9_-]{1,12}", fullmatch=True)
+_PAD = st.sampled_from(["", " ", "  ", "\t"])
+
+
+_PROBES = ["bash", "shell", "Bash", "edit", "Edit", "read_file", "x", "mcp__a"]
+
+
+@given(
+    names=st.lists(st.tuples(_PAD, _PLAIN_NAME, _PAD), min_size=1, max_size=4),
+    sep=st.sampled_from(["|", ",", " | ", ", ", " ,"]),
+    data=st.data(),
+)
+def test_a_list_a_pipe_string_and_a_comma_string_are_one_filter(names, sep, data):
+    items = [f"{a}{n}{b}" for a, n, b in names]
+    plain = [n for _, n, _ in names]
+    probe = data.draw(st.sampled_from([*plain, *_PROBES]))
+    as_list, as_text = tool_matcher(items), tool_matcher(sep.join(items))
+    expected = probe in plain or kithooks.matching.DEFAULT_TOOL_ALIASES.get(probe) in plain
+    assert as_list is not None and as_text is not None
+    assert as_list(probe) is as_text(probe) is expected
+
+
+@given(st.text(max_size=12).filter(lambda t: not re.fullmatch(r"[A-Za-z0-9_-]+", t.strip())))
+def test_a_list_item_that_is_not_one_plain_name_is_refused(item):
+    with pytest.raises(ValueError, match=r"tools=\["):
+        tool_matcher(["bash", item])
 
 
 class BashOnly:

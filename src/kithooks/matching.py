@@ -1,20 +1,42 @@
 """Tool matchers: which tool names a handler (or a command hook) cares about.
 
-One rule, shared by ``@kithooks.hookimpl(tools=...)`` and the command hooks' ``matcher``
-(Claude Code's rule):
+One reading of a matcher string, for two callers: ``@kithooks.hookimpl(tools=...)``
+(:func:`tool_matcher`) and the ``matcher`` of Claude Code settings run as command hooks
+(:func:`settings_matcher`), which must fire exactly the hooks Claude Code fires:
 
-* ``None``, ``""`` or ``"*"``: every tool;
-* a string of plain names separated by ``|`` (``"bash|shell"``; spaces around a name are
-  ignored): exactly those names, case-sensitive;
-* any other string: a regular expression that must match the whole name
-  (``"mcp__.*"``, ``"Edit|Write.*"``);
-* a list or tuple of strings: exactly those names.
+* ``""`` or ``"*"``: every tool;
+* only letters, digits, ``_``, ``-``, spaces, ``,`` and ``|``: exact names, separated by ``|``
+  or ``,``, spaces around a name ignored (``"Edit|Write"``, ``"Edit, Write"``),
+  case-sensitive;
+* anything else: a regular expression (``"mcp__.*"``, ``"^Bash"``, ``"Notebook.*"``).
 
-Plain names (a ``|`` string or a list) also match the host names whose Claude Code name
-(:data:`DEFAULT_TOOL_ALIASES`) they are: ``"Bash"`` matches a host's ``bash`` and ``shell``
-(and the ``bash`` that ``kithooks claude-hook`` hands plugins for Claude Code's ``Bash``),
-while ``"bash"`` matches ``bash`` only. A regular expression is tried on the name itself
-only, so one written to exclude names (``"(?!bash|shell).*"``) excludes exactly them.
+A tool is tried under its own name and under its Claude Code name
+(:data:`DEFAULT_TOOL_ALIASES`; a ``CommandHooks`` plugin adds its ``aliases=``), and matches
+when either does: ``"Bash"`` matches a host's ``bash`` and ``shell`` (and the ``bash`` that
+``kithooks claude-hook`` hands plugins for Claude Code's ``Bash``), ``"bash"`` matches
+``bash`` only, ``"Bash|mcp__fs__.*"`` matches ``bash``. A pattern that excludes a tool must
+therefore exclude both of its names: ``"(?!(bash|shell|Bash)$).*"``.
+
+The two callers differ in two ways, on purpose:
+
+* **A regular expression in ``tools=`` must match the whole name** (``re.fullmatch``:
+  ``"Edit|Write.*"`` is ``Edit``, or a name that starts with ``Write``). **In settings it
+  matches anywhere in the name**, as Claude Code's JavaScript ``RegExp.test`` does:
+  ``"^Bash"`` matches ``BashOutput``, ``"mcp__.*__delete"`` matches
+  ``mcp__fs__delete_file``, ``"Write"`` alone (a plain name) matches ``Write`` only.
+* **``tools=`` refuses a filter that could never match** (a :class:`ValueError` that says
+  what to write, raised where the filter is written): a name with a space inside
+  (``"bash shell"``) or an empty one (``"bash|"``); a pattern with spaces or commas
+  (``"Bash | mcp__.*"``, ``"Bash,mcp__.*"``: tool names have neither) or with a
+  glob's ``*`` after a name (``"mcp__*"``: write ``"mcp__.*"``); a pattern that does not
+  compile. Settings are read as Claude Code reads them, and only a pattern that does not
+  compile is refused.
+
+``tools=`` also takes a list or tuple of exact names, each stripped of surrounding spaces.
+An item that is not one plain name (letters, digits, ``_``, ``-``) is refused, saying what
+to write: ``["*"]`` (leave ``tools=`` out), ``["mcp__.*"]`` (the string ``"mcp__.*"``),
+``["bash|shell"]`` or ``["bash shell"]`` (``["bash", "shell"]``), ``[""]``; so is an empty
+list.
 """
 
 from __future__ import annotations
@@ -23,7 +45,13 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
 
-__all__ = ["DEFAULT_TOOL_ALIASES", "ToolSpec", "describe_tools", "tool_matcher"]
+__all__ = [
+    "DEFAULT_TOOL_ALIASES",
+    "ToolSpec",
+    "describe_tools",
+    "settings_matcher",
+    "tool_matcher",
+]
 
 #: What ``tools=`` accepts.
 ToolSpec = str | Sequence[str]
@@ -57,54 +85,167 @@ DEFAULT_TOOL_ALIASES: Mapping[str, str] = MappingProxyType(
     }
 )
 
-_PLAIN_NAMES = re.compile(r"\s*[A-Za-z0-9_.-]+(?:\s*\|\s*[A-Za-z0-9_.-]+)*\s*")
+#: A matcher of these characters only is a list of exact names (Claude Code's rule).
+_PLAIN = re.compile(r"[A-Za-z0-9_\-\s,|]*")
+_SEPARATOR = re.compile(r"[|,]")
+#: One plain tool name.
+_NAME = re.compile(r"[A-Za-z0-9_-]+")
+#: A glob's star: ``*`` right after a name character (``mcp__*``), not escaped (escapes are
+#: blanked before this is searched).
+_GLOB_STAR = re.compile(r"[A-Za-z0-9_-]\*")
+_ESCAPE = re.compile(r"\\.", re.DOTALL)
+_QUANTIFIER = re.compile(r"\{\d*,\d*\}")
+_EVERY = ("", "*")
+
+#: A predicate on one name.
+_Test = Callable[[str], bool]
 
 
-def _whole(pattern: re.Pattern[str]) -> Callable[[str], bool]:
-    """Names ``pattern`` matches whole (no aliases: see the module docs)."""
-    return lambda name: pattern.fullmatch(name) is not None
+def _compile(pattern: str) -> re.Pattern[str]:
+    try:
+        return re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(
+            f"tool matcher {pattern!r} is not a valid regular expression: {exc}"
+        ) from None
 
 
-def _names(names: Sequence[str]) -> Callable[[str], bool]:
+def _either_name(test: _Test) -> _Test:
+    """``test`` tried on the tool's own name, then on its Claude Code name."""
+    aliases = DEFAULT_TOOL_ALIASES
+
+    def matches(name: str) -> bool:
+        if test(name):
+            return True
+        claude = aliases.get(name)
+        return claude is not None and test(claude)
+
+    return matches
+
+
+def _names(names: Sequence[str]) -> _Test:
     """Exactly ``names``, and the host names whose Claude Code name is one of them."""
     wanted = frozenset(names)
     aliases = {host for host, claude in DEFAULT_TOOL_ALIASES.items() if claude in wanted}
     return (wanted | aliases).__contains__
 
 
-def tool_matcher(spec: ToolSpec | None) -> Callable[[str], bool] | None:
-    """Compile ``spec`` into a predicate on tool names (aliases included, see above);
-    None means "every tool".
+def _refuse_bad_names(spec: str, names: list[str]) -> None:
+    """Names of a ``tools=`` string that no tool has: empty, or with a space inside."""
+    for name in names:
+        if not name:
+            raise ValueError(
+                f"tools={spec!r} has an empty name, which matches no tool; write the names "
+                "separated by | (or ,) with none left empty"
+            )
+        if not _NAME.fullmatch(name):
+            parts = name.split()
+            raise ValueError(
+                f"tools={spec!r}: {name!r} has a space inside, and no tool name has one; "
+                f"separate names with | or , ({'|'.join(parts)!r})"
+            )
 
-    Raises :class:`ValueError` naming the pattern when a regular expression does not
-    compile, and :class:`TypeError` when ``spec`` is neither a string nor a sequence of
-    strings.
+
+def _refuse_dead_pattern(spec: str, pattern: str) -> None:
+    """The obvious ways a ``tools=`` pattern matches no tool (names are letters, digits,
+    ``_`` and ``-``): spaces, commas, a glob's star."""
+    if any(c.isspace() for c in pattern):
+        tight = "".join(pattern.split())
+        raise ValueError(
+            f"tools={spec!r} is a regular expression with spaces, but tool names have none, "
+            f"so the spaces could never match; write {tight!r}"
+        )
+    unescaped = _ESCAPE.sub("\0\0", pattern)  # same length: indices still agree
+    if "," in _QUANTIFIER.sub("", unescaped):
+        raise ValueError(
+            f"tools={spec!r} is a regular expression with a comma, but tool names have none; "
+            f"in a pattern, separate alternatives with | ({pattern.replace(',', '|')!r})"
+        )
+    star = _GLOB_STAR.search(unescaped)
+    if star is not None:
+        at = star.end() - 1
+        meant = pattern[:at] + ".*" + pattern[at + 1 :]
+        raise ValueError(
+            f"tools={spec!r}: a pattern is a regular expression, not a glob: "
+            f"{pattern[: at + 1]!r} repeats the {pattern[at - 1]!r} before the *; "
+            f"for any name starting so, write {meant!r}"
+        )
+
+
+def _list_item_error(spec: Sequence[str], item: str) -> ValueError:
+    name = item.strip()
+    listed = f"tools={list(spec)!r}"
+    if name in _EVERY:
+        if name == "*":
+            why = "'*' in a list is a name no tool has; for every tool leave tools= out"
+        else:
+            why = "an empty name matches no tool; remove it"
+        return ValueError(f"{listed}: {why}")
+    if _PLAIN.fullmatch(name):
+        parts = [p for p in re.split(r"[|,\s]+", name) if p]
+        return ValueError(
+            f"{listed}: {item!r} is several names in one item, which matches no tool; "
+            f"list them one per item ({parts!r}) or write the string {'|'.join(parts)!r}"
+        )
+    return ValueError(
+        f"{listed}: {item!r} is not a plain tool name (letters, digits, _ and -), and a list "
+        f"holds exact names, so it matches no tool; for a regular expression write the "
+        f"string tools={name!r}"
+    )
+
+
+def tool_matcher(spec: ToolSpec | None) -> Callable[[str], bool] | None:
+    """Compile a ``tools=`` filter into a predicate on tool names (each tried under its
+    Claude Code name too); None means "every tool". See the module docs for the rule.
+
+    Raises :class:`ValueError` saying what to write when ``spec`` could match no tool (see
+    the module docs) or is a regular expression that does not compile, and
+    :class:`TypeError` when ``spec`` is neither a string nor a sequence of strings.
     """
     if spec is None:
         return None
     if isinstance(spec, str):
-        if spec in ("", "*"):
+        text = spec.strip()
+        if text in _EVERY:
             return None
-        if _PLAIN_NAMES.fullmatch(spec):
-            return _names([name.strip() for name in spec.split("|")])
-        try:
-            pattern = re.compile(spec)
-        except re.error as exc:
-            raise ValueError(
-                f"tool matcher {spec!r} is not a valid regular expression: {exc}"
-            ) from None
-        return _whole(pattern)
+        if _PLAIN.fullmatch(text):
+            names = [name.strip() for name in _SEPARATOR.split(text)]
+            _refuse_bad_names(spec, names)
+            return _names(names)
+        pattern = _compile(text)
+        _refuse_dead_pattern(spec, text)
+        return _either_name(lambda name: pattern.fullmatch(name) is not None)
     if isinstance(spec, Sequence) and all(isinstance(n, str) for n in spec):
         if not spec:
             raise ValueError("tool matcher: an empty list matches no tool; leave tools= out")
-        return _names(spec)
+        for item in spec:
+            if not _NAME.fullmatch(item.strip()):
+                raise _list_item_error(spec, item)
+        return _names([item.strip() for item in spec])
     raise TypeError(
         f"tool matcher must be a string or a list of tool names, not {type(spec).__name__}"
     )
 
 
+def settings_matcher(matcher: str) -> Callable[[str], bool] | None:
+    """Compile the ``matcher`` of a Claude Code settings group as Claude Code reads it; None
+    means "every tool". A regular expression matches anywhere in the name (JavaScript's
+    ``RegExp.test``); the predicate tries the one name it is given, and the caller tries
+    each name of the tool (``CommandHooks`` passes the Claude Code name and the host's).
+
+    Raises :class:`ValueError` naming the pattern when a regular expression does not
+    compile.
+    """
+    if matcher in _EVERY:
+        return None
+    if _PLAIN.fullmatch(matcher):
+        return frozenset(name.strip() for name in _SEPARATOR.split(matcher)).__contains__
+    pattern = _compile(matcher)
+    return lambda name: pattern.search(name) is not None
+
+
 def describe_tools(spec: ToolSpec | None) -> str:
     """How ``spec`` reads in listings: ``"*"`` for every tool."""
-    if spec is None or spec in ("", "*"):
+    if spec is None or (isinstance(spec, str) and spec.strip() in _EVERY):
         return "*"
-    return spec if isinstance(spec, str) else "|".join(spec)
+    return spec if isinstance(spec, str) else "|".join(name.strip() for name in spec)

@@ -22,7 +22,7 @@ from typing import Any
 import attrs
 
 from ..events import EventType
-from ..matching import tool_matcher
+from ..matching import settings_matcher
 
 __all__ = [
     "CLAUDE_EVENTS",
@@ -180,7 +180,7 @@ def _group(source: str, where: str, raw: Any, skipped: list[str]) -> MatcherGrou
     if not isinstance(matcher, str):
         raise _fail(source, where, f'"matcher" must be a string, got {matcher!r}')
     try:
-        matches = tool_matcher(matcher) or _every_name
+        matches = settings_matcher(matcher) or _every_name
     except ValueError as exc:
         raise _fail(source, where, f'"matcher": {exc}') from None
     if "hooks" not in raw:
