@@ -54,7 +54,7 @@ is suspended.
 
 | option | on | meaning |
 | --- | --- | --- |
-| `tools` | hooks of events with a `tool_name` | the handler is called only for matching tools: `"bash\\|shell"` (plain names joined by `\\|`) matches those names exactly, case-sensitive, each also under its Claude Code name (`"Bash"` matches a host's `bash`; `kithooks.matching.DEFAULT_TOOL_ALIASES`); `"*"` or `""` every tool; any other string is a regular expression matching the whole name; a list is exact names. Elsewhere it is a registration error. |
+| `tools` | hooks of events with a `tool_name` | the handler is called only for matching tools: `"bash\\|shell"` or `"bash, shell"` (plain names joined by `\\|` or `,`) matches those names exactly, case-sensitive; `"*"` or `""` every tool; any other string is a regular expression matching the whole name; a list is exact names. Each is tried on the tool's own name and on its Claude Code name (`"Bash"` matches a host's `bash`; `kithooks.matching.DEFAULT_TOOL_ALIASES`). A filter that could never match, or `tools=` on a hook with no tool name, is a registration error. |
 | `timeout` | coroutine handlers | seconds; at the deadline the handler is cancelled and the call is a failure of its plugin (reported naming plugin, hook and "timed out"): skipped, or under `fail_closed=True` a block / cancel naming the plugin. On a plain function it is a registration error. `PluginManager(handler_timeout=...)` is the default for every coroutine handler. |
 """
 
