@@ -24,8 +24,10 @@ reasoning_start        a reasoning block in the answer
 tool_call_input_*      each tool call of the answer (its arguments as one delta)
 tool_call ...          every tool execution: a block means the tool never runs and the model
 tool_result            receives an error ``ToolMessage`` reading ``Error: <reason>``; an
-                       ``args`` rewrite reaches the tool; ``tool_result`` rewrites what the
-                       model receives (``is_error=True`` makes it an error ``ToolMessage``)
+                       ``args`` rewrite reaches the tool; ``tool_result`` sees and rewrites
+                       the call's ``ToolMessage``, also one a tool's ``Command`` carries
+                       (``is_error=True`` makes it an error ``ToolMessage``); a rewrite
+                       with no single such message to go to fails the run (RuntimeError)
 step_finish,           each answer's ``usage_metadata``, after the step's tools ran; cost
 llm_usage              from ``compute_cost``, model and provider from its response metadata
 error, agent_end       the run failed / ended; ``agent_end`` is enriched by the aggregator
@@ -40,8 +42,23 @@ Not emitted: ``retry`` (a retrying middleware inside this one is invisible to it
 when there is one, else the manager context's; ``ctx.turn_id`` is the run's ``run_id`` when
 the caller gave one, else a fresh id per run, so concurrent runs of one agent never mix.
 An interrupt (human in the loop) pauses the turn; it goes on when the run is resumed.
-Put the middleware first in the list so it sees what the others do to the calls.
 Install with ``pip install 'kithooks[langchain]'``.
+
+Put the middleware last in the list, or at least after every middleware that wraps tool
+calls. LangChain nests ``wrap_tool_call`` and ``wrap_model_call`` in list order, the first
+outermost, so a tool wrapper placed after this one runs after ``tool_call`` approved the
+call and can change its arguments or its tool unseen (``HumanInTheLoopMiddleware`` applies a
+reviewer's edit there). Last, the guard sees each call as the tool runs it, and the model
+events see each model call as the model gets it. What that costs: ``before_agent`` hooks run
+in list order and ``after_agent`` hooks in reverse, so ``input`` sees the prompt after the
+other middleware's ``before_agent`` and ``agent_end`` the state before their
+``after_agent``; a middleware placed before this one that retries or catches a failed model
+or tool call turns the failure into ``error`` and ``agent_end`` and the run going on into a
+revived turn (below), and one that answers a call itself hides it. A middleware that only
+wraps model calls (``ModelRetryMiddleware``, ``ModelFallbackMiddleware``), or only repeats
+or catches the same tool call unchanged (``ToolRetryMiddleware``, ``ToolErrorMiddleware``),
+can go after it instead: its retries are then one call to the events, and the model events
+do not see its edits.
 
 A model or tool call never runs without its events just because the middleware does not
 hold its turn. The turn's id lives in the agent's state (the private ``kithooks_turn``
@@ -72,6 +89,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import dataclasses
 import inspect
 import json
 import threading
@@ -96,12 +114,14 @@ from langchain_core.messages import (
     HumanMessage,
     SystemMessage,
     ToolMessage,
+    convert_to_messages,
 )
 from langgraph.config import get_config
 from langgraph.errors import GraphBubbleUp
 from langgraph.prebuilt.tool_node import ToolCallRequest
 from langgraph.runtime import Runtime
 from langgraph.types import Command
+from pydantic import BaseModel
 
 from .. import logs
 from ..context import Context
@@ -264,25 +284,143 @@ def _blocked(request: ToolCallRequest, outcome: ToolOutcome) -> ToolMessage:
     )
 
 
-def _tool_message(result: Any) -> ToolMessage | None:
-    """The ToolMessage a tool call produced (a Command may carry it in its update)."""
-    if isinstance(result, ToolMessage):
-        return result
-    if isinstance(result, Command) and isinstance(result.update, Mapping):
-        for message in result.update.get("messages", ()):
-            if isinstance(message, ToolMessage):
-                return message
+_MESSAGES = "messages"
+"""The agent state's messages channel (``create_agent``'s ToolNode reads and writes it)."""
+
+
+def _this_call(item: Any, call_id: str) -> ToolMessage | None:
+    """``item`` of a messages update as a ToolMessage, when it is the answer to ``call_id``
+    (a message given as a dict, which the state turns into a message, counts too)."""
+    message: Any = item
+    if isinstance(item, dict):
+        try:
+            (message,) = convert_to_messages([item])
+        except (ValueError, TypeError, NotImplementedError):
+            return None
+    if isinstance(message, ToolMessage) and message.tool_call_id == call_id:
+        return message
     return None
 
 
-def _rewritten(result: Any, message: ToolMessage | None, outcome: ToolOutcome) -> Any:
-    """``result`` with the tool_result rewrite applied (a plain ToolMessage only)."""
-    if not isinstance(result, ToolMessage) or message is None:
+def _map_messages(value: Any, call_id: str, fn: Callable[[ToolMessage], ToolMessage]) -> Any:
+    """A messages update (one message or a list / tuple of them) with ``fn`` applied to the
+    ToolMessages of ``call_id``."""
+    if not isinstance(value, list | tuple):
+        message = _this_call(value, call_id)
+        return value if message is None else fn(message)
+    items = []
+    for item in value:
+        message = _this_call(item, call_id)
+        items.append(item if message is None else fn(message))
+    return type(value)(items)
+
+
+def _map_update(update: Any, call_id: str, fn: Callable[[ToolMessage], ToolMessage]) -> Any:
+    """A Command's ``update`` with ``fn`` applied to the ToolMessages of ``call_id``, in the
+    shapes LangGraph reads (``Command._update_as_tuples``): a dict, a list or tuple of
+    ``(channel, value)`` pairs, a bare list of messages (a messages-list state), or a state
+    object: a pydantic model or a dataclass is copied with its messages rewritten; any other
+    object with ``messages`` (LangGraph reads its annotated attributes) is returned as it
+    is, its messages only read (``fn`` is still called, so they are found)."""
+    if isinstance(update, dict):
+        if _MESSAGES not in update:
+            return update
+        return {**update, _MESSAGES: _map_messages(update[_MESSAGES], call_id, fn)}
+    if isinstance(update, list | tuple):
+        if all(isinstance(p, tuple) and len(p) == 2 and isinstance(p[0], str) for p in update):
+            return type(update)(
+                (key, _map_messages(value, call_id, fn) if key == _MESSAGES else value)
+                for key, value in update
+            )
+        return _map_messages(update, call_id, fn)
+    messages = getattr(update, _MESSAGES, None)
+    if messages is None:
+        return update
+    messages = _map_messages(messages, call_id, fn)
+    if isinstance(update, BaseModel):
+        return update.model_copy(update={_MESSAGES: messages})
+    if dataclasses.is_dataclass(update) and not isinstance(update, type):
+        return dataclasses.replace(update, **{_MESSAGES: messages})
+    return update
+
+
+def _map_result(
+    result: Any, call_id: str, fn: Callable[[ToolMessage], ToolMessage], *, top: bool = True
+) -> Any:
+    """What a tool call returned with ``fn`` applied to its ToolMessages for ``call_id``: the
+    ToolMessage itself (any id, when it is the whole result), those inside a Command's
+    update, and those of a list of ToolMessages and Commands (a tool may return one)."""
+    if isinstance(result, ToolMessage):
+        message = result if top else _this_call(result, call_id)
+        return result if message is None else fn(message)
+    if isinstance(result, Command):
+        update = _map_update(result.update, call_id, fn)
+        return result if update is result.update else dataclasses.replace(result, update=update)
+    if top and isinstance(result, list):
+        return [_map_result(item, call_id, fn, top=False) for item in result]
+    return result
+
+
+def _tool_messages(result: Any, call_id: str) -> list[ToolMessage]:
+    """The ToolMessages a tool call produced for ``call_id`` (see :func:`_map_result`)."""
+    found: list[ToolMessage] = []
+
+    def keep(message: ToolMessage) -> ToolMessage:
+        found.append(message)
+        return message
+
+    _map_result(result, call_id, keep)
+    return found
+
+
+def _response(messages: list[ToolMessage]) -> ToolResponse:
+    """What ``tool_result`` handlers see: the call's ToolMessage (several: their texts)."""
+    if not messages:
+        return ToolResponse()
+    return ToolResponse(
+        content="\n".join(str(m.text) for m in messages),
+        is_error=any(m.status == "error" for m in messages),
+    )
+
+
+def _rewritten(
+    request: ToolCallRequest, result: Any, messages: list[ToolMessage], outcome: ToolOutcome
+) -> Any:
+    """``result`` with the tool_result rewrite applied to the call's one ToolMessage
+    (``messages``, what :func:`_tool_messages` found), checked to be in it.
+
+    Raises:
+        RuntimeError: a plugin rewrote the result but it cannot be put in ``result``: no
+            ToolMessage for the call there (say, a Command to the parent graph that only
+            moves on), several, or one in a state update the middleware cannot copy. The
+            model must not get the result unrewritten; adding or dropping a message of the
+            tool's state update instead could break the graph or lose its update.
+    """
+    seen = _response(messages)
+    if outcome.content == seen.content and outcome.is_error == seen.is_error:
         return result
-    status = "error" if outcome.is_error else "success"
-    if outcome.content == str(message.text) and status == message.status:
-        return result
-    return message.model_copy(update={"content": outcome.content, "status": status})
+    call_id = request.tool_call["id"] or ""
+    if len(messages) == 1:
+        status = "error" if outcome.is_error else "success"
+        rewritten = _map_result(
+            result,
+            call_id,
+            lambda m: m.model_copy(update={"content": outcome.content, "status": status}),
+        )
+        now = _response(_tool_messages(rewritten, call_id))
+        if (now.content, now.is_error) == (outcome.content, outcome.is_error):
+            return rewritten
+    update = (
+        f" (its update a {type(result.update).__name__})" if isinstance(result, Command) else ""
+    )
+    raise RuntimeError(
+        f"KitHooksMiddleware: a tool_result plugin rewrote the result of tool "
+        f"{request.tool_call['name']!r} (call {call_id!r}), but the rewrite cannot be put in "
+        f"what the tool returned, a {type(result).__name__}{update} holding "
+        f"{len(messages)} ToolMessages for this call; refusing to hand the model the result "
+        "unrewritten. Have the tool return a ToolMessage, or a Command whose "
+        f"update[{_MESSAGES!r}] holds exactly one ToolMessage with this tool_call_id."
+    )
 
 
 _PLAIN_ASYNC_HOOKS = ("awrap_model_call", "awrap_tool_call")
@@ -377,7 +515,7 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
                 f"{what}, so the middleware's before_agent hook did not run on this graph "
                 "(nor did input and before_agent_start); refusing to go on without the "
                 "kithooks events. Add the middleware with "
-                "create_agent(..., middleware=[KitHooksMiddleware(pm), ...])."
+                "create_agent(..., middleware=[..., KitHooksMiddleware(pm)])."
             )
         with self._lock:
             run = self._runs.get(key)
@@ -396,7 +534,8 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
             logger.warning(
                 "KitHooksMiddleware: turn %r failed (error and agent_end were emitted) but "
                 "goes on at %s: a middleware placed before KitHooksMiddleware retried or "
-                "caught the failure (put KitHooksMiddleware first), or a parallel tool call "
+                "caught the failure (a retry that only wraps model calls, or repeats the "
+                "same tool call, can go after KitHooksMiddleware), or a parallel tool call "
                 "of the failed step; its calls emit their events and its end a second "
                 "agent_end",
                 key,
@@ -738,18 +877,13 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
             return request
         return request.override(tool_call={**request.tool_call, "args": json.loads(tool_run.input)})
 
-    @staticmethod
-    def _response(message: ToolMessage | None) -> ToolResponse:
-        if message is None:
-            return ToolResponse()
-        return ToolResponse(content=str(message.text), is_error=message.status == "error")
-
     def wrap_tool_call(
         self,
         request: ToolCallRequest,
         handler: Callable[[ToolCallRequest], ToolMessage | Command[Any]],
     ) -> ToolMessage | Command[Any]:
-        """tool_call (a block answers ``Error: <reason>``), the tool, tool_result."""
+        """tool_call (a block answers ``Error: <reason>``), the tool, tool_result (its
+        rewrite applied to the call's ToolMessage, in a Command too: :func:`_rewritten`)."""
         found = self._tool_run(request)
         if found is None:
             return handler(request)
@@ -768,9 +902,13 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
             tool_run.finish(ToolResponse(content=f"{type(exc).__name__}: {exc}", is_error=True))
             self._drive(self._failed(run, exc), run.ctx)
             raise
-        message = _tool_message(result)
-        outcome = tool_run.finish(self._response(message))
-        return _rewritten(result, message, outcome)  # type: ignore[no-any-return]
+        messages = _tool_messages(result, tool_run.id)
+        outcome = tool_run.finish(_response(messages))
+        try:
+            return _rewritten(request, result, messages, outcome)  # type: ignore[no-any-return]
+        except RuntimeError as exc:
+            self._drive(self._failed(run, exc), run.ctx)
+            raise
 
     async def _atool(
         self,
@@ -796,9 +934,13 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
             )
             await self._adrive(self._failed(run, exc), run.ctx)
             raise
-        message = _tool_message(result)
-        outcome = await tool_run.afinish(self._response(message))
-        return _rewritten(result, message, outcome)  # type: ignore[no-any-return]
+        messages = _tool_messages(result, tool_run.id)
+        outcome = await tool_run.afinish(_response(messages))
+        try:
+            return _rewritten(request, result, messages, outcome)  # type: ignore[no-any-return]
+        except RuntimeError as exc:
+            await self._adrive(self._failed(run, exc), run.ctx)
+            raise
 
     def awrap_tool_call(
         self,
