@@ -19,9 +19,14 @@ step_start
 message_update,        the model's text deltas (with ``stream=True``, per streamed delta;
 tool_call_input_*      otherwise once per text part); tool-call argument deltas
 reasoning_start        a thinking part starts
-tool_call ...          every tool execution, through ``hosting.ToolRun``: a block means the
-tool_result            tool never runs and the model receives the failed result
-                       ``Error: <reason>``; an ``args`` rewrite is what the tool gets;
+tool_call ...          every tool execution, through ``hosting.ToolRun``, with the arguments
+tool_result            pydantic-ai validated, which the tool gets (any capability's
+                       ``before_tool_validate`` / ``on_tool_validate_error`` /
+                       ``after_tool_validate`` included; defaults filled in), as JSON data,
+                       not the model's raw text: a block means the tool never runs and the
+                       model receives the failed result ``Error: <reason>``; an ``args``
+                       rewrite, validated again by the tool's argument schema, is what the
+                       tool gets (one that does not fit is a ``TypeError``);
                        ``tool_result`` rewrites what the model receives (``is_error=True``
                        makes it a failed result)
 tool_call ...          an output function (``ToolOutput(fn)``, ``TextOutput(fn)``, a
@@ -582,8 +587,8 @@ class KitHooks(AbstractCapability[Any]):
         )
 
     def _new_run(self, name: str, call_id: str, raw: Any) -> ToolRun:
-        """A ToolRun for a call of ``name`` with the arguments ``raw`` (a dict, JSON text or
-        None); the caller asked :meth:`_listens` first."""
+        """A ToolRun for a call of ``name`` with the arguments ``raw`` (a dict of JSON data,
+        or JSON text); the caller asked :meth:`_listens` first."""
         parsed = raw if isinstance(raw, dict) else None  # parsed already: not parsed again
         return ToolRun(
             self.pm,
@@ -618,16 +623,25 @@ class KitHooks(AbstractCapability[Any]):
     async def wrap_tool_execute(
         self, ctx: Any, *, call: ToolCallPart, tool_def: Any, args: Any, handler: Any
     ) -> Any:
-        """tool_call (a block returns ``Error: <reason>``), the tool, tool_result."""
+        """tool_call (a block returns ``Error: <reason>``), the tool, tool_result.
+
+        The plugins see ``args``, the arguments pydantic-ai validated and the tool gets
+        (another capability's ``before_tool_validate``, ``on_tool_validate_error`` or
+        ``after_tool_validate`` included), as JSON data, never the model's raw text. An
+        ``args`` rewrite is validated again by the tool's own argument validator, so the tool
+        gets typed arguments, as from the model.
+        """
         if not self._listens(call.tool_name):
             return await handler(args)
-        run = self._new_run(call.tool_name, call.tool_call_id, call.args)
+        # Built only now: what pydantic cannot serialize costs nothing when nobody listens.
+        shown = _tool_args(args)
+        run = self._new_run(call.tool_name, call.tool_call_id, shown)
         blocked = await run.astart()
         if blocked is not None:
             # A failed tool result: the model sees the error, and the tool never ran.
             raise ToolFailed(blocked.content)
         if run.rewritten:
-            args = json.loads(run.input)
+            args = _rewritten_tool_args(ctx, call.tool_name, args, shown, run)
         _, result, outcome = await self._execute(run, handler, args)
         if outcome is not None and outcome.is_error:
             raise ToolFailed(outcome.content)
@@ -685,6 +699,47 @@ def _jsonable(value: Any) -> Any:
         return to_jsonable_python(value, fallback=str, bytes_mode="base64")
     except (PydanticSerializationError, ValueError):
         return str(value)
+
+
+def _tool_args(args: Any) -> dict[str, Any] | str:
+    """A tool's validated arguments as the plugins see them: JSON data (a value pydantic
+    cannot serialize as its text), or JSON text when they are not a mapping."""
+    shown = _jsonable(args)
+    if isinstance(shown, dict):
+        return shown
+    if isinstance(args, Mapping):  # one value failed the whole (a cycle): each on its own
+        return {str(k): _jsonable(v) for k, v in args.items()}
+    return json.dumps(shown)
+
+
+def _rewritten_tool_args(
+    ctx: Any, name: str, args: Any, shown: dict[str, Any] | str, run: ToolRun
+) -> dict[str, Any]:
+    """The tool's arguments after a ``tool_call`` args rewrite (``run.args``), validated by
+    the tool's own argument validator (from the run step's tool manager), as pydantic-ai
+    validates the model's; without that validator, the rewrite as JSON data when the tool
+    took JSON data. A rewrite that does not fit is a TypeError naming the tool."""
+    new = thaw(run.args) if run.args is not None else json.loads(run.input)
+    manager = getattr(ctx, "tool_manager", None)
+    tools = getattr(manager, "tools", None) or {}
+    tool = tools.get(name)
+    if tool is None:
+        if shown == args and isinstance(new, dict):
+            return new
+        raise TypeError(
+            f"kithooks: the tool_call rewrite of tool {name!r} cannot be validated (the run "
+            "context has no tool manager holding it) and the tool takes more than JSON data"
+        )
+    try:
+        validated: dict[str, Any] = tool.args_validator.validate_python(
+            new, context=getattr(ctx, "validation_context", None)
+        )
+    except ValidationError as exc:
+        raise TypeError(
+            f"kithooks: the tool_call rewrite of tool {name!r} gives {run.input}, which does "
+            f"not fit the tool's arguments: {exc}"
+        ) from None
+    return validated
 
 
 def _structured(value: Any) -> bool:
@@ -752,7 +807,7 @@ def _output_args(output: Any, object_def: Any) -> tuple[dict[str, Any], str | No
 def _rewritten_output(output: Any, args: dict[str, Any], key: str | None, run: ToolRun) -> Any:
     """The output function's input after a ``tool_call`` args rewrite (``run.args``): a
     model or dataclass validated again from it, other values passed as JSON data (not
-    validated again, as a tool's rewritten arguments are not)."""
+    validated again)."""
     new = thaw(run.args) if run.args is not None else json.loads(run.input)
     if isinstance(new, dict) and new.keys() == args.keys():
         if key is None and _structured(output):
