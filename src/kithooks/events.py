@@ -752,7 +752,10 @@ class ToolCallEvent(Event):
     tool_name: str = _str(_TOOL_NAME)
     tool_call_id: str = _str(_TOOL_CALL_ID)
     tool_kind: str = _str(_TOOL_KIND, _TOOL_KIND_VALUES)
-    input: str = _str("The tool's arguments as the raw JSON text the model produced.")
+    input: str = _str(
+        "The tool's arguments as JSON text: what the tool will get (an adapter whose framework "
+        "validates arguments first gives the validated ones, else the text the model produced)."
+    )
     parsed_args: Mapping[str, Any] | None = _args(
         "The arguments as a read-only mapping; derived from `input` when not given (None when "
         "`input` is not a JSON object)."
