@@ -183,10 +183,12 @@ def test_coroutine_handler_under_emit_is_a_type_error_saying_aemit():
     assert asyncio.run(asyncio.wait_for(pm.aemit(kithooks.ToolCallEvent()), 30)).reason == "async"
 
 
-def test_aemit_returns_a_coroutine_for_every_plan_and_checks_its_payload_when_called():
-    """aemit is a plain function handing back the dispatch's coroutine: asyncio.run and
-    create_task take it whether nobody, plain or coroutine handlers handle the event, and
-    the first compile (the stand-in) and later calls behave alike."""
+def test_aemit_is_a_coroutine_function_for_every_plan():
+    """Frameworks decide whether to await a callback with inspect.iscoroutinefunction: a
+    plain aemit handed to one would be called and never awaited, and no hook would run.
+    Nobody, plain and coroutine handlers all give a coroutine; the first call (which
+    compiles the plan's coroutine) and later ones behave alike."""
+    import asyncio as aio
 
     class Plain:
         @hookimpl
@@ -201,7 +203,9 @@ def test_aemit_returns_a_coroutine_for_every_plan_and_checks_its_payload_when_ca
     pm = PluginManager(aggregate_turns=False)
     pm.register(Plain(), name="plain")
     pm.register(Async(), name="async")
-    for _ in range(2):  # the first call compiles the plan's coroutine, the second reuses it
+    assert inspect.iscoroutinefunction(pm.aemit)
+    assert aio.iscoroutinefunction(PluginManager.aemit)
+    for _ in range(2):
         nobody = pm.aemit(kithooks.MessageUpdateEvent(chunk="x"))
         assert inspect.iscoroutine(nobody)
         assert asyncio.run(asyncio.wait_for(nobody, 30)) is None
@@ -211,7 +215,7 @@ def test_aemit_returns_a_coroutine_for_every_plan_and_checks_its_payload_when_ca
         got = asyncio.run(asyncio.wait_for(pm.aemit(kithooks.InputEvent(text="hi")), 30))
         assert got.text == "hi!"
     with pytest.raises(TypeError, match="aemit\\(\\) takes a kithooks event, not dict"):
-        pm.aemit({"tool_name": "bash"})  # type: ignore[arg-type]
+        asyncio.run(asyncio.wait_for(pm.aemit({"tool_name": "bash"}), 30))  # type: ignore[arg-type]
 
 
 def test_twenty_threads_keep_one_plugins_handlers_serialized():

@@ -83,17 +83,16 @@ def test_tools_lists_are_stripped_and_commas_separate_names(spec):
     [
         (["bash|shell"], "list them one per item (['bash', 'shell']) or write the string"),
         (["bash, shell"], "list them one per item (['bash', 'shell'])"),
-        (["bash shell"], "several names in one item"),
+        (["bash shell|sh"], "several names in one item"),
         (["*"], "for every tool leave tools= out"),
-        (["mcp__.*"], "for a regular expression write the string tools='mcp__.*'"),
+        (["mcp__.*"], "is a pattern, but a list holds exact names"),
         (["bash", "Edit|Write.*"], "write the string tools='Edit|Write.*'"),
         ([""], "an empty name matches no tool"),
         (["  "], "an empty name matches no tool"),
-        ("bash shell", "separate names with | or , ('bash|shell')"),
         ("bash|", "has an empty name"),
         ("Bash | mcp__.*", "write 'Bash|mcp__.*'"),
         ("Bash,mcp__.*", "separate alternatives with | ('Bash|mcp__.*')"),
-        ("Bash, mcp__.*", "with spaces"),
+        ("Bash, mcp__.*", "separate alternatives with |"),
         ("mcp__*", "not a glob"),
         ("Bash*", "write 'Bash.*'"),
     ],
@@ -110,6 +109,23 @@ def test_tools_filters_that_could_never_match_are_refused_where_written(spec, sa
 )
 def test_patterns_that_merely_look_odd_are_accepted(spec):
     assert tool_matcher(spec) is not None
+
+
+@pytest.mark.parametrize(
+    ("spec", "name"),
+    [
+        ("Intermediate Answer", "Intermediate Answer"),  # LangChain's self-ask tool
+        (["Intermediate Answer"], "Intermediate Answer"),
+        ("Search | Intermediate Answer", "Intermediate Answer"),
+        (["github.create_issue"], "github.create_issue"),  # an MCP server's tool
+        ("github.create_issue", "github.create_issue"),
+        ("Intermediate Answer|Search.*", "Intermediate Answer"),
+    ],
+)
+def test_real_tool_names_with_spaces_and_dots_are_accepted_and_matched(spec, name):
+    """A filter naming a real tool is never refused: tool names may hold spaces and dots."""
+    matches = tool_matcher(spec)
+    assert matches is not None and matches(name)
 
 
 _PLAIN_NAME = st.from_regex(r"[A-Za-z0-9_-]{1,12}", fullmatch=True)
@@ -134,10 +150,17 @@ def test_a_list_a_pipe_string_and_a_comma_string_are_one_filter(names, sep, data
     assert as_list(probe) is as_text(probe) is expected
 
 
-@given(st.text(max_size=12).filter(lambda t: not re.fullmatch(r"[A-Za-z0-9_-]+", t.strip())))
-def test_a_list_item_that_is_not_one_plain_name_is_refused(item):
-    with pytest.raises(ValueError, match=r"tools=\["):
-        tool_matcher(["bash", item])
+@given(st.text(max_size=12))
+def test_a_list_item_is_an_exact_name_or_refused(item):
+    """A list item is taken as one exact name unless it can only be meant as something else
+    (empty, several names, a pattern): then it is refused, never silently dead."""
+    name = item.strip()
+    if not name or re.search(r"[|,*+?^$()\[\]{}\\]", name):
+        with pytest.raises(ValueError, match=r"tools=\["):
+            tool_matcher(["bash", item])
+    else:
+        matches = tool_matcher(["bash", item])
+        assert matches is not None and matches(name) and matches("bash")
 
 
 class BashOnly:

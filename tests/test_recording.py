@@ -172,6 +172,11 @@ BAD = [
         '{"event": {"type": "llm_usage", "cost": null}, "nonfinite": {"/cost": "Infinity"}}',
         "bad event",
     ),
+    (
+        '{"event": {"type": "tool_call", "parsed_args": {"n": null}},'
+        ' "nonfinite": {"/parsed_args/n": []}}',
+        "expected 'NaN', 'Infinity' or '-Infinity', got []",
+    ),
 ]
 
 
@@ -394,6 +399,23 @@ def test_a_recorder_appending_after_a_torn_line_starts_a_new_line(tmp_path):
     assert [r.event.chunk for r in records] == ["one", "three"]
     assert [b.line for b in bad] == [2]
     assert path.read_bytes().startswith(whole)
+
+
+def test_a_recorder_writes_to_a_fifo(tmp_path):
+    # A pipe has no last line to look at: it is written to as it is (the torn-line check is
+    # for regular files).
+    import threading
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()), daemon=True)
+    reader.start()
+    with Recorder(fifo) as recorder:
+        recorder.record(kithooks.MessageUpdateEvent(chunk="piped"), Context())
+    reader.join(timeout=30)
+    assert not reader.is_alive()
+    assert json.loads(got[0])["event"]["chunk"] == "piped"
 
 
 TORN_WRITER = textwrap.dedent(

@@ -16,7 +16,7 @@ import os
 import sys
 import threading
 import weakref
-from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -66,10 +66,6 @@ _DEFAULT: Any = object()
 # emit() meets something that is not a payload class, or an event whose handlers changed
 # since its plan was built: either way the slow path finds (or builds) the plan.
 _UNKNOWN: Any = object()
-
-
-async def _nothing() -> None:
-    """What :meth:`PluginManager.aemit` returns to await for an event nobody handles."""
 
 
 def _key(name: str) -> str:
@@ -807,31 +803,30 @@ class PluginManager(pluggy.PluginManager):
             raise TypeError(f"{verb}() takes a kithooks event, not {type(event).__name__}")
         return self._plan(event.event_type.hook_name)  # stale, or a subclass of a payload class
 
-    def aemit(self, event: Event, ctx: Context | None = None) -> Coroutine[Any, Any, Any]:
+    async def aemit(self, event: Event, ctx: Context | None = None) -> Any:
         """Like :meth:`emit`, awaiting coroutine handlers; plain handlers are called.
 
-        ``await pm.aemit(event)`` (or hand it to ``asyncio.run`` / ``create_task``: it
-        returns a coroutine). A plugin's handlers never run at once, across threads, tasks
-        and event loops: a coroutine handler holds its plugin while it is suspended, and
-        waiting for a busy plugin lets the event loop run other tasks. A payload that is not
-        a kithooks event raises :class:`TypeError` when called, before anything is awaited.
+        A plugin's handlers never run at once, across threads, tasks and event loops: a
+        coroutine handler holds its plugin while it is suspended, and waiting for a busy
+        plugin lets the event loop run other tasks.
         """
-        # A plain function handing back the dispatch's own coroutine: an ``async def`` here
-        # would put a second coroutine around every aemit.
+        # A coroutine function (not a plain one returning the dispatch's coroutine, which
+        # would save one coroutine per call): frameworks decide whether to await a callback
+        # with inspect.iscoroutinefunction, and would call a plain one without awaiting it.
         plan: Plan | None = self._by_class.get(type(event), _UNKNOWN)
         if plan is None:
-            return _nothing()
+            return None
         if plan is _UNKNOWN:
             plan = self._plan_of(event, "aemit")
             if plan is None:
-                return _nothing()
+                return None
         try:  # as in emit
             view = self._view if ctx is None else ctx._view
             if view._manager is not self:  # type: ignore[union-attr]
                 raise AttributeError
         except AttributeError:
             view = self._view_for(ctx)
-        return plan.acompiled(event, view)
+        return await plan.acompiled(event, view)
 
     def _hookexec(
         self,

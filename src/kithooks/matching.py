@@ -25,18 +25,20 @@ The two callers differ in two ways, on purpose:
   ``"^Bash"`` matches ``BashOutput``, ``"mcp__.*__delete"`` matches
   ``mcp__fs__delete_file``, ``"Write"`` alone (a plain name) matches ``Write`` only.
 * **``tools=`` refuses a filter that could never match** (a :class:`ValueError` that says
-  what to write, raised where the filter is written): a name with a space inside
-  (``"bash shell"``) or an empty one (``"bash|"``); a pattern with spaces or commas
-  (``"Bash | mcp__.*"``, ``"Bash,mcp__.*"``: tool names have neither) or with a
+  what to write, raised where the filter is written): an empty name (``"bash|"``); a
+  pattern with spaces around a ``|`` (``"Bash | mcp__.*"``) or with a comma
+  (``"Bash,mcp__.*"``: separate alternatives with ``|``) or with a
   glob's ``*`` after a name (``"mcp__*"``: write ``"mcp__.*"``); a pattern that does not
-  compile. Settings are read as Claude Code reads them, and only a pattern that does not
-  compile is refused.
+  compile. A name may hold spaces and dots (LangChain's ``"Intermediate Answer"``, an MCP
+  server's ``"github.create_issue"``): a string with a dot is a pattern, and a dot
+  matches itself too. Settings are read as Claude Code reads them, and only a pattern that
+  does not compile is refused.
 
-``tools=`` also takes a list or tuple of exact names, each stripped of surrounding spaces.
-An item that is not one plain name (letters, digits, ``_``, ``-``) is refused, saying what
-to write: ``["*"]`` (leave ``tools=`` out), ``["mcp__.*"]`` (the string ``"mcp__.*"``),
-``["bash|shell"]`` or ``["bash shell"]`` (``["bash", "shell"]``), ``[""]``; so is an empty
-list.
+``tools=`` also takes a list or tuple of exact names, each stripped of surrounding spaces;
+any name a tool may have is accepted, spaces and dots included. An item that can only be
+meant as something else is refused, saying what to write: ``["*"]`` (leave ``tools=`` out),
+``["mcp__.*"]`` (a pattern: the string ``"mcp__.*"``), ``["bash|shell"]`` or
+``["bash, shell"]`` (several names: ``["bash", "shell"]``), ``[""]``; so is an empty list.
 """
 
 from __future__ import annotations
@@ -88,8 +90,8 @@ DEFAULT_TOOL_ALIASES: Mapping[str, str] = MappingProxyType(
 #: A matcher of these characters only is a list of exact names (Claude Code's rule).
 _PLAIN = re.compile(r"[A-Za-z0-9_\-\s,|]*")
 _SEPARATOR = re.compile(r"[|,]")
-#: One plain tool name.
-_NAME = re.compile(r"[A-Za-z0-9_-]+")
+#: What a list item cannot hold: a separator of several names, or a pattern's syntax.
+_NOT_A_NAME = re.compile(r"[|,*+?^$()\[\]{}\\]")
 #: A glob's star: ``*`` right after a name character (``mcp__*``), not escaped (escapes are
 #: blanked before this is searched).
 _GLOB_STAR = re.compile(r"[A-Za-z0-9_-]\*")
@@ -131,31 +133,24 @@ def _names(names: Sequence[str]) -> _Test:
 
 
 def _refuse_bad_names(spec: str, names: list[str]) -> None:
-    """Names of a ``tools=`` string that no tool has: empty, or with a space inside."""
-    for name in names:
-        if not name:
-            raise ValueError(
-                f"tools={spec!r} has an empty name, which matches no tool; write the names "
-                "separated by | (or ,) with none left empty"
-            )
-        if not _NAME.fullmatch(name):
-            parts = name.split()
-            raise ValueError(
-                f"tools={spec!r}: {name!r} has a space inside, and no tool name has one; "
-                f"separate names with | or , ({'|'.join(parts)!r})"
-            )
+    """An empty name in a ``tools=`` string: it matches no tool."""
+    if not all(names):
+        raise ValueError(
+            f"tools={spec!r} has an empty name, which matches no tool; write the names "
+            "separated by | (or ,) with none left empty"
+        )
 
 
 def _refuse_dead_pattern(spec: str, pattern: str) -> None:
-    """The obvious ways a ``tools=`` pattern matches no tool (names are letters, digits,
-    ``_`` and ``-``): spaces, commas, a glob's star."""
-    if any(c.isspace() for c in pattern):
-        tight = "".join(pattern.split())
-        raise ValueError(
-            f"tools={spec!r} is a regular expression with spaces, but tool names have none, "
-            f"so the spaces could never match; write {tight!r}"
-        )
+    """The obvious ways a ``tools=`` pattern matches no tool: spaces around a ``|`` or a
+    comma (meant as separators), a glob's star."""
     unescaped = _ESCAPE.sub("\0\0", pattern)  # same length: indices still agree
+    if re.search(r"\s\||\|\s", unescaped):
+        tight = re.sub(r"\s*\|\s*", "|", pattern)
+        raise ValueError(
+            f"tools={spec!r} is a regular expression, where the spaces around | are part of "
+            f"the names it matches; write {tight!r}"
+        )
     if "," in _QUANTIFIER.sub("", unescaped):
         raise ValueError(
             f"tools={spec!r} is a regular expression with a comma, but tool names have none; "
@@ -182,15 +177,14 @@ def _list_item_error(spec: Sequence[str], item: str) -> ValueError:
             why = "an empty name matches no tool; remove it"
         return ValueError(f"{listed}: {why}")
     if _PLAIN.fullmatch(name):
-        parts = [p for p in re.split(r"[|,\s]+", name) if p]
+        parts = [p.strip() for p in _SEPARATOR.split(name) if p.strip()]
         return ValueError(
             f"{listed}: {item!r} is several names in one item, which matches no tool; "
             f"list them one per item ({parts!r}) or write the string {'|'.join(parts)!r}"
         )
     return ValueError(
-        f"{listed}: {item!r} is not a plain tool name (letters, digits, _ and -), and a list "
-        f"holds exact names, so it matches no tool; for a regular expression write the "
-        f"string tools={name!r}"
+        f"{listed}: {item!r} is a pattern, but a list holds exact names, so it matches no "
+        f"tool; for a regular expression write the string tools={name!r}"
     )
 
 
@@ -219,7 +213,7 @@ def tool_matcher(spec: ToolSpec | None) -> Callable[[str], bool] | None:
         if not spec:
             raise ValueError("tool matcher: an empty list matches no tool; leave tools= out")
         for item in spec:
-            if not _NAME.fullmatch(item.strip()):
+            if not item.strip() or _NOT_A_NAME.search(item):
                 raise _list_item_error(spec, item)
         return _names([item.strip() for item in spec])
     raise TypeError(

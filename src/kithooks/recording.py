@@ -129,21 +129,32 @@ def _record_line(event: Event, ctx: Context, time_ms: int) -> bytes:
 def _open_for_append(path: Path) -> IO[bytes]:
     """``path`` opened to append records, on a line of their own.
 
-    A file whose last line has no line end (a writer crashed while writing it) gets one
-    first, so that torn line stays one bad line and the next record is whole.
+    A regular file whose last line has no line end (a writer crashed while writing it) gets
+    one first, so that torn line stays one bad line and the next record is whole. A pipe, a
+    FIFO or a terminal (``/dev/stdout``) is opened to write only, as it has no last line to
+    look at.
     """
-    fh = path.open("a+b")
+    fh = path.open("ab")
     try:
-        end = fh.seek(0, os.SEEK_END)
-        if end:
-            fh.seek(end - 1)
-            if fh.read(1) != b"\n":
-                fh.write(b"\n")
-                fh.flush()
+        end = fh.seek(0, os.SEEK_END) if fh.seekable() else 0
+        if end and _last_byte(path, end) not in (b"\n", None):
+            fh.write(b"\n")
+            fh.flush()
     except BaseException:
         fh.close()
         raise
     return fh
+
+
+def _last_byte(path: Path, end: int) -> bytes | None:
+    """The byte before offset ``end`` of ``path``, or None when it cannot be read back (a
+    file this process may write but not read)."""
+    try:
+        with path.open("rb") as reader:
+            reader.seek(end - 1)
+            return reader.read(1)
+    except OSError:
+        return None
 
 
 class Recorder:
@@ -332,7 +343,7 @@ def _with_nonfinite(event: Any, nonfinite: Any) -> Any:
     if not isinstance(nonfinite, dict):
         raise ValueError("nonfinite must be an object")
     for pointer, name in nonfinite.items():
-        if name not in _NONFINITE_NAMES:
+        if not isinstance(name, str) or name not in _NONFINITE_NAMES:
             raise ValueError(
                 f"nonfinite {pointer!r:.60}: expected 'NaN', 'Infinity' or '-Infinity', "
                 f"got {name!r:.40}"

@@ -644,16 +644,20 @@ class OtelExporter:
         if turn is None:
             return
         call_id = event.tool_call_id
+        # One lock section: a tool_call on another thread either sees this sub-agent
+        # waiting, or opened its span before this looks.
         with self._lock:
             calls = turn.tools.get(call_id)
             call = calls[-1] if calls else None
+            earlier = None
+            if call is None and call_id != "":
+                earlier = turn.waiting.pop(call_id, None)  # one that never got its call
+                turn.waiting[call_id] = time.time_ns()
         if call is not None or call_id == "":
             parent = turn.context if call is None else trace.set_span_in_context(call)
             self._start_subagent(turn, call_id, parent)
-            return
-        self._open_waiting(turn, call_id)  # one before it that never got its tool call
-        with self._lock:
-            turn.waiting[call_id] = time.time_ns()
+        elif earlier is not None:
+            self._start_subagent(turn, call_id, turn.context, earlier)
 
     @hookimpl
     def on_subagent_chunk(self, event: SubagentChunkEvent, ctx: Context) -> None:
