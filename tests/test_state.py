@@ -547,6 +547,175 @@ def test_batches_in_tasks_that_do_not_await_inside_them_count_every_increment(tm
     assert StateStore(tmp_path / "s.json").snapshot() == {"count": "10", "nested": "2"}
 
 
+# -- several stores on one sidecar in one process -----------------------------------------------
+
+
+def _run_with_deadline(fn, seconds: float = 10):
+    """``fn()`` in a daemon thread; what it returned. A hang (a thread waiting for itself, an
+    event loop frozen in a blocking call, which asyncio.wait_for cannot interrupt) fails."""
+    result: list[object] = []
+
+    def run() -> None:
+        try:
+            result.append(fn())
+        except BaseException as exc:
+            result.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(timeout=seconds)
+    assert not thread.is_alive(), f"{fn.__name__} hung"
+    if isinstance(result[0], BaseException):
+        raise result[0]
+    return result[0]
+
+
+def test_a_second_store_in_the_thread_holding_a_batch_reads_and_its_writes_are_refused(tmp_path):
+    session = tmp_path / "abc.jsonl"
+    path = sidecar_path(session)
+
+    def handler_inside_the_hosts_batch() -> dict[str, object]:
+        host = StateStore.for_session(session)
+        host.set("k", "1")
+        seen: dict[str, object] = {}
+        with host.batch():
+            host.set("k", "2")
+            other = StateStore.for_session(session)  # opening reads, without waiting
+            seen["opened"] = other.snapshot()  # what is written: not the batch's half
+            other.load()
+            seen["loaded"] = other.get("k")
+            for name, write in [
+                ("set", lambda: other.set("k", "3")),
+                ("delete", lambda: other.delete("k")),
+                ("batch", lambda: other.batch().__enter__()),
+                ("compact", other.compact),
+            ]:
+                with pytest.raises(RuntimeError) as caught:
+                    write()
+                seen[name] = str(caught.value)
+            other.close()  # nothing to fold without the lock; releases its files
+        host.set("after", "x")
+        other.set("k", "4")  # the batch is over: the second store writes again
+        seen["after"] = (host.snapshot(), other.snapshot())
+        return seen
+
+    seen = _run_with_deadline(handler_inside_the_hosts_batch)
+    assert seen["opened"] == {"k": "1"} and seen["loaded"] == "1"
+    for name in ("set", "delete", "batch", "compact"):
+        assert str(path) in seen[name], seen[name]
+        assert "one store per session" in seen[name] and "pm.state" in seen[name]
+    assert seen["after"] == ({"k": "4", "after": "x"},) * 2
+    assert StateStore(path).snapshot() == {"k": "4", "after": "x"}
+
+
+def test_a_batch_held_across_an_await_is_refused_to_another_store_of_its_sidecar(tmp_path):
+    path = tmp_path / "s.json"
+    a, b = StateStore(path), StateStore(path)
+    a.set("count", "0")
+
+    async def holder(opened: asyncio.Event, done: asyncio.Event) -> None:
+        with a.batch():
+            a.set("count", "1")
+            opened.set()
+            await _with_deadline(done.wait())  # the mistake: an await inside batch()
+
+    async def other_task(opened: asyncio.Event, done: asyncio.Event) -> list[str]:
+        await _with_deadline(opened.wait())
+        try:
+            messages = []
+            for write in (lambda: b.set("count", "99"), lambda: b.batch().__enter__()):
+                with pytest.raises(RuntimeError) as caught:
+                    write()
+                messages.append(str(caught.value))
+            assert b.get("count") == "0"  # reads what is written, without waiting
+            assert StateStore(path).get("count") == "0"
+            return messages
+        finally:
+            done.set()
+
+    async def both() -> list[str]:
+        opened, done = asyncio.Event(), asyncio.Event()
+        got = await _with_deadline(asyncio.gather(holder(opened, done), other_task(opened, done)))
+        return got[1]
+
+    messages = _run_with_deadline(lambda: asyncio.run(_with_deadline(both())))
+    for message in messages:
+        assert str(path) in message
+        assert "held across an await" in message and "to_thread" in message
+    b.set("count", str(int(b.get("count") or 0) + 1))
+    assert StateStore(path).get("count") == "2"
+
+
+def test_a_store_that_another_thread_holds_while_it_waits_for_this_threads_batch(
+    tmp_path, monkeypatch
+):
+    """Thread 2 writes through store b and waits for the file lock, holding b; thread 1,
+    inside store a's batch, then uses b: it cannot wait for b (thread 2 waits for it)."""
+    path = tmp_path / "s.json"
+    a, b = StateStore(path), StateStore(path)
+    opened, waiting, errors = threading.Event(), threading.Event(), []
+    lock_descriptor = sidecar.lock_descriptor
+
+    def noting_the_wait(fd: int, *, blocking: bool = True) -> bool:
+        if threading.current_thread() is thread2:
+            waiting.set()
+        return lock_descriptor(fd, blocking=blocking)
+
+    monkeypatch.setattr(sidecar, "lock_descriptor", noting_the_wait)
+
+    def writer() -> None:
+        assert opened.wait(timeout=10)
+        b.set("from-thread-2", "1")  # waits for thread 1's batch: correct, it ends
+
+    thread2 = threading.Thread(target=writer, daemon=True)
+
+    def in_the_batch() -> None:
+        thread2.start()
+        with a.batch():
+            a.set("from-batch", "1")
+            opened.set()
+            assert waiting.wait(timeout=10)  # thread 2 holds b, waiting for the file lock
+            with pytest.raises(RuntimeError, match="one store per session") as caught:
+                b.get("from-batch")
+            errors.append(str(caught.value))
+        thread2.join(timeout=10)
+        assert not thread2.is_alive()
+
+    _run_with_deadline(in_the_batch)
+    assert str(path) in errors[0]
+    assert StateStore(path).snapshot() == {"from-batch": "1", "from-thread-2": "1"}
+
+
+def test_stores_of_one_sidecar_in_other_threads_wait_for_a_batch(tmp_path):
+    path = tmp_path / "s.json"
+    a, b = StateStore(path), StateStore(path)
+    opened, release, done = threading.Event(), threading.Event(), []
+
+    def batch() -> None:
+        with a.batch():
+            a.set("count", str(int(a.get("count") or 0) + 1))
+            opened.set()
+            assert release.wait(timeout=10)
+
+    def other() -> None:
+        with b.batch():  # waits for the other thread's batch, then sees its write
+            b.set("count", str(int(b.get("count") or 0) + 1))
+        done.append(StateStore(path).get("count"))
+
+    first = threading.Thread(target=batch)
+    first.start()
+    assert opened.wait(timeout=10)
+    second = threading.Thread(target=other)
+    second.start()
+    second.join(timeout=0.3)
+    waited = second.is_alive()
+    release.set()
+    for thread in (first, second):
+        thread.join(timeout=10)
+        assert not thread.is_alive()
+    assert waited and done == ["2"]
+
+
 def test_state_survives_reload_and_is_shared_by_plugins(tmp_path):
     store = StateStore(tmp_path / "s.json")
     pm = PluginManager(state=store)

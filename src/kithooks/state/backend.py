@@ -29,8 +29,11 @@ class StateBackend(Protocol):
 
         The context manager yields a token that is not None when the lock is held. Only
         for ``write=False`` may it let the caller in without the lock (yielding None),
-        when the storage cannot be locked (a read-only directory): the caller then reads
-        but never writes or compacts.
+        when the storage cannot be locked (a read-only directory) or waiting could never
+        end (the sidecar backend: this thread holds the lock through another store): the
+        caller then reads but never writes or compacts. A lock that this thread can never
+        get should raise rather than wait (the sidecar backend raises
+        :class:`RuntimeError`).
         """
         ...
 

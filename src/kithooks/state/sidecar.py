@@ -3,10 +3,13 @@
 A mutation appends one checksummed line to ``<sidecar>.journal`` and fdatasyncs it: the
 cost does not depend on the store's size. When the journal outgrows twice the sidecar (and
 32 KiB), the whole state is written into the sidecar in the original's format (atomically,
-keeping its mode and owner, through a symlink) and the journal starts again. Every read and
-write of the files happens under an exclusive ``flock`` on ``<sidecar>.lock``
-(:func:`~kithooks.state.files.lock_descriptor`), so processes and stores sharing the
-sidecar never lose an acknowledged write. See :mod:`kithooks.state.journal` for the
+keeping its mode and owner, through a symlink) and the journal starts again. Every write of
+the files, and every read but one, happens under an exclusive ``flock`` on
+``<sidecar>.lock`` (:func:`~kithooks.state.files.lock_descriptor`), so processes and stores
+sharing the sidecar never lose an acknowledged write. The exception: ``flock`` on two opens
+of one file conflicts inside one process too, so a store whose thread already holds the
+lock through another store reads without it (that thread writes nothing meanwhile) and
+refuses to write (it would wait for itself). See :mod:`kithooks.state.journal` for the
 journal's format.
 """
 
@@ -17,6 +20,8 @@ import contextlib
 import errno
 import os
 import stat
+import sys
+import threading
 import time
 import weakref
 from collections.abc import Iterator, Mapping
@@ -56,6 +61,45 @@ _open_backends: weakref.WeakSet[SidecarBackend] = weakref.WeakSet()
 _written: set[Path] = set()
 #: How long the exit-time compaction waits for a lock held elsewhere (seconds).
 EXIT_LOCK_WAIT = 2.0
+#: Who in this process holds each lock file's ``flock`` (by resolved path): the thread and
+#: its asyncio task (None outside one). ``flock`` on two opens of one file conflicts even
+#: inside one process, so a second store on a sidecar, in the thread that holds its lock
+#: through the first, would wait for itself forever; this says when that would happen.
+#: Only the holder writes its entry (after its ``flock`` succeeds, removed before it is
+#: released), so an entry naming this thread is never stale.
+_holders: dict[str, tuple[int, object]] = {}
+
+
+def current_task() -> object:
+    """The asyncio task running on this thread, or None (no loop runs here, or asyncio was
+    never imported: not imported here, so that a store costs no process its import)."""
+    asyncio = sys.modules.get("asyncio")
+    if asyncio is None:
+        return None
+    loop = asyncio._get_running_loop()  # None, not an exception, when no loop runs
+    if loop is None:
+        return None
+    task: object = asyncio.current_task(loop)
+    return task
+
+
+def held_here_message(path: Path, holder_task: object) -> str:
+    """Why a store cannot take the file lock of ``path``: this thread already holds it
+    through another store (in another asyncio task, ``holder_task``, or in this one)."""
+    if holder_task is not None and holder_task is not current_task():
+        return (
+            f"the state file {path} is locked by a batch() open in another asyncio task on "
+            "this thread: a batch was held across an await. Tasks share the thread, so this "
+            "task cannot wait for it. Do not await inside `with store.batch():` (read what "
+            "you need, await, then open the batch for the reads and writes only), or run the "
+            "whole block in a thread with asyncio.to_thread(), where other stores wait for it"
+        )
+    return (
+        f"the state file {path} is locked by another StateStore on it in this thread (its "
+        "batch() is open): this store would wait for the thread that waits for it. Use one "
+        "store per session in a process (the manager's pm.state, which handlers reach "
+        "through ctx.get_state/set_state), or write through the store whose batch is open"
+    )
 
 
 def _identity(path: str) -> _Identity:
@@ -78,9 +122,11 @@ class SidecarBackend:
         self.real = Path(os.path.realpath(self.path))
         self.journal_path = self.real.with_name(self.real.name + ".journal")
         self.lock_path = self.real.with_name(self.real.name + ".lock")
+        self._lock_key = str(self.lock_path)
         self._watched = (str(self.journal_path), str(self.real))
         self._lock_fd: int | None = None
         self._lock_pid = 0
+        self._waiting = False  # a thread is in lock(), waiting for the flock
         self._journal_fd: int | None = None
         self._journal_pid = 0
         self._journal_ino = 0
@@ -104,22 +150,49 @@ class SidecarBackend:
 
     @contextlib.contextmanager
     def lock(self, write: bool) -> Iterator[object]:
-        """Hold the ``flock`` on the lock file (see :meth:`StateBackend.lock`)."""
+        """Hold the ``flock`` on the lock file (see :meth:`StateBackend.lock`).
+
+        When this thread already holds it through another backend on the same sidecar (a
+        second store in this process, inside the first one's ``batch()``), waiting would
+        never end: a read (``write=False``) goes ahead without the lock, yielding None (the
+        holder is this thread, so no write of its is under way: the files are whole), and a
+        write raises :class:`RuntimeError` saying what to do. Another thread's hold is
+        waited for.
+        """
         fd = self._lock_descriptor(write)
         if fd is None:
             yield None
             return
+        key = self._lock_key
+        holder = _holders.get(key)
+        if holder is not None and holder[0] == threading.get_ident():
+            if write:
+                raise RuntimeError(held_here_message(self.path, holder[1]))
+            yield None
+            return
+        self._waiting = True
         try:
             lock_descriptor(fd)
         except OSError as exc:
             raise StateError(f"locking state lock file {self.lock_path}: {exc}") from exc
+        finally:
+            self._waiting = False
+        _holders[key] = (threading.get_ident(), current_task())
         try:
             if not self._swept:
                 remove_stray_temporaries(self.real)
                 self._swept = True
             yield fd
         finally:
+            _holders.pop(key, None)
             unlock_descriptor(fd)
+
+    def waits_for_this_thread(self) -> bool:
+        """Whether a thread waits in :meth:`lock` for the flock that the calling thread holds
+        through another backend on this sidecar: the store's thread lock (which that thread
+        holds while it waits) must not be waited for then, or neither thread ever goes on."""
+        holder = _holders.get(self._lock_key)
+        return self._waiting and holder is not None and holder[0] == threading.get_ident()
 
     def _lock_descriptor(self, write: bool) -> int | None:
         if self._lock_fd is not None and self._lock_pid == os.getpid():
@@ -339,6 +412,7 @@ class SidecarBackend:
 
 def _after_fork_in_child() -> None:
     _written.clear()  # the parent compacts what it wrote
+    _holders.clear()  # the child closes the descriptors it inherited: it holds no lock
     for backend in list(_open_backends):
         backend._forget_inherited()
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +13,7 @@ from .backend import MemoryBackend, StateBackend
 from .codec import check_key, check_value
 from .errors import StateError
 from .sidecar import SidecarBackend
+from .sidecar import current_task as _current_task
 
 __all__ = ["StateStore", "sidecar_path"]
 
@@ -33,19 +33,6 @@ def sidecar_path(session: str | os.PathLike[str]) -> Path:
     if text.endswith(".jsonl"):
         return Path(text[: -len(".jsonl")] + _SUFFIX)
     return Path(text + _SUFFIX)
-
-
-def _current_task() -> object:
-    """The asyncio task running on this thread, or None (no loop runs here, or asyncio was
-    never imported: not imported here, so that a store costs no process its import)."""
-    asyncio = sys.modules.get("asyncio")
-    if asyncio is None:
-        return None
-    try:
-        task: object = asyncio.current_task()
-    except RuntimeError:  # no running event loop on this thread
-        return None
-    return task
 
 
 _HELD_ACROSS_AN_AWAIT = (
@@ -90,6 +77,49 @@ def _put(data: dict[str, str], key: str, old: object) -> None:
         data[key] = old  # type: ignore[assignment]
 
 
+#: How often a thread waiting for a store's thread lock checks that the wait can end (s).
+_WAIT_CHECK = 0.05
+
+
+class _ThreadLock:
+    """A store's reentrant thread lock.
+
+    A thread that holds a sidecar's file lock through one store (in its ``batch()``) and
+    then needs a second store on that sidecar, which another thread holds while it waits
+    for that file lock, would wait forever: it gets :class:`RuntimeError` instead. Only a
+    wait checks; the reads, the hot path, take it inline (``acquire(False)``, else
+    :meth:`wait`) rather than through ``with``, which costs a Python call each way.
+    """
+
+    __slots__ = ("_store", "acquire", "release")
+
+    def __init__(self, store: StateStore) -> None:
+        lock = threading.RLock()
+        self.acquire, self.release = lock.acquire, lock.release
+        self._store = store
+
+    def __enter__(self) -> None:
+        if not self.acquire(False):
+            self.wait()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.release()
+
+    def wait(self) -> None:
+        """Wait for the lock another thread holds; refuse a wait that could never end."""
+        while not self.acquire(True, _WAIT_CHECK):
+            backend = self._store.backend
+            if isinstance(backend, SidecarBackend) and backend.waits_for_this_thread():
+                raise RuntimeError(
+                    f"the state file {backend.path} is locked by another StateStore on it in "
+                    "this thread (its batch() is open), and another thread holds this store "
+                    "while it waits for that lock: neither could go on. Use one store per "
+                    "session in a process (the manager's pm.state, which handlers reach "
+                    "through ctx.get_state/set_state), or write through the store whose "
+                    "batch is open"
+                )
+
+
 def _backend_for(path: Path | None) -> StateBackend:
     return MemoryBackend() if path is None else SidecarBackend(path)
 
@@ -107,11 +137,15 @@ class StateStore:
     next call. Reads check for others' writes with two ``stat`` calls and take the file
     lock only when there is something new. While a :meth:`batch` is open, other threads
     wait for it, reads included; another asyncio task on its thread gets
-    :class:`RuntimeError`. A key or value that cannot be stored is refused with
-    :class:`StateError` naming the key; a write that fails raises :class:`StateError` and
-    changes nothing, in memory or on disk (if the sidecar backend cannot undo a failed
-    append, it refuses further writes until :meth:`load`). When the interpreter exits
-    normally, the journals it wrote are folded into their sidecars (see :meth:`close`).
+    :class:`RuntimeError`. Another store on the same sidecar, used by the thread that holds
+    the batch, reads what is written (not the open batch), and its writes, batches and
+    compactions raise :class:`RuntimeError` naming the sidecar: it cannot wait for its own
+    thread (use one store per session in a process). A key or value that cannot be stored
+    is refused with :class:`StateError` naming the key; a write that fails raises
+    :class:`StateError` and changes nothing, in memory or on disk (if the sidecar backend
+    cannot undo a failed append, it refuses further writes until :meth:`load`). When the
+    interpreter exits normally, the journals it wrote are folded into their sidecars (see
+    :meth:`close`).
     """
 
     __slots__ = ("_backend", "_batch", "_data", "_lock", "_path")
@@ -127,7 +161,7 @@ class StateStore:
         self._path = None if path is None else Path(path)
         self._backend: StateBackend = backend if backend is not None else _backend_for(self._path)
         self._data: dict[str, str] = {}
-        self._lock = threading.RLock()
+        self._lock = _ThreadLock(self)
         self._batch: _Batch | None = None
         self.load()
 
@@ -151,10 +185,15 @@ class StateStore:
 
     def __len__(self) -> int:
         stale = self._backend.stale()
-        with self._lock:
+        lock = self._lock
+        if not lock.acquire(False):
+            lock.wait()
+        try:
             if stale or self._batch is not None:
                 self._refresh(stale)
             return len(self._data)
+        finally:
+            lock.release()
 
     def __enter__(self) -> StateStore:
         return self
@@ -185,26 +224,41 @@ class StateStore:
     def get(self, key: str) -> str | None:
         """The value under ``key``, or None."""
         stale = self._backend.stale()
-        with self._lock:
+        lock = self._lock
+        if not lock.acquire(False):
+            lock.wait()
+        try:
             if stale or self._batch is not None:
                 self._refresh(stale)
             return self._data.get(key)
+        finally:
+            lock.release()
 
     def keys(self) -> list[str]:
         """All keys, sorted."""
         stale = self._backend.stale()
-        with self._lock:
+        lock = self._lock
+        if not lock.acquire(False):
+            lock.wait()
+        try:
             if stale or self._batch is not None:
                 self._refresh(stale)
             return sorted(self._data)
+        finally:
+            lock.release()
 
     def snapshot(self) -> dict[str, str]:
         """A copy of the whole store."""
         stale = self._backend.stale()
-        with self._lock:
+        lock = self._lock
+        if not lock.acquire(False):
+            lock.wait()
+        try:
             if stale or self._batch is not None:
                 self._refresh(stale)
             return dict(self._data)
+        finally:
+            lock.release()
 
     # -- writing -----------------------------------------------------------------------
 
@@ -224,7 +278,10 @@ class StateStore:
         self._change(key, None)
 
     def _change(self, key: str, value: str | None) -> None:
-        with self._lock:
+        lock = self._lock
+        if not lock.acquire(False):
+            lock.wait()
+        try:
             if (batch := self._batch) is not None:
                 if batch.task is not None:
                     batch.check_task()
@@ -243,6 +300,8 @@ class StateStore:
                 except BaseException:
                     _put(data, key, old)
                     raise
+        finally:
+            lock.release()
 
     @contextlib.contextmanager
     def batch(self) -> Iterator[StateStore]:
@@ -255,8 +314,10 @@ class StateStore:
         too. A batch inside a batch (same thread, same asyncio task) joins the outer one.
 
         Do not await inside a batch: another asyncio task on the thread that then uses the
-        store (opens a batch, reads, writes) gets :class:`RuntimeError`, since it cannot
-        wait for a lock its own thread holds. Run such a block with ``asyncio.to_thread``.
+        store (opens a batch, reads, writes), or writes through another store on the same
+        sidecar, gets :class:`RuntimeError`, since it cannot wait for a lock its own thread
+        holds. Run such a block with ``asyncio.to_thread``. For the same reason a second
+        store on the sidecar, used inside the batch by its own thread, may read but not write.
         """
         with self._lock:
             if self._batch is not None:
