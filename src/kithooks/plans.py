@@ -366,9 +366,7 @@ class Plan:
 
     def _compile(self, mode: str) -> Callable[[Any, Any], Any]:
         if self.rule is None:
-            return _compile_observers(
-                self.handlers, self._callers, mode=mode, prepare=self.prepare
-            )
+            return _compile_observers(self.handlers, self._callers, mode=mode, prepare=self.prepare)
         if self.prepare is not None:  # pragma: no cover - only agent_end, an observer
             raise TypeError(f"{self.hook}: only observers are prepared")
         return _compile_rule(self.handlers, self.rule, self._callers, mode=mode)
