@@ -146,7 +146,7 @@ def answering(**specific: object) -> str:
 
 DENY = answering(permissionDecision="deny", permissionDecisionReason="no")
 ALLOW = answering(permissionDecision="allow")
-REWRITE = answering(updatedInput={"command": "ls"})
+REWRITE = answering(permissionDecision="allow", updatedInput={"command": "ls"})
 MALFORMED = {
     "a trailing comma": """echo '{"decision": "block", "reason": "no rm",}'""",
     "a second JSON line": f"{DENY}; echo '{{\"debug\": 1}}'",
@@ -392,6 +392,72 @@ def test_ask_goes_to_the_hosts_confirmation(tmp_path):
     assert result.block and result.reason == "deploys need a human"
     # no one to ask: denied with the reason
     assert pm.emit(bash("deploy"), Context()).reason == "deploys need a human"
+
+
+# -- updatedInput: applied only with allow or ask, as in Claude Code ---------------------------
+
+RM = {"command": "rm -rf /"}
+
+
+def _warnings(caplog) -> list[str]:
+    return [
+        r.getMessage() for r in caplog.records if r.name == "kithooks" and r.levelname == "WARNING"
+    ]
+
+
+def test_updated_input_without_a_permission_decision_is_ignored_with_a_warning(tmp_path, caplog):
+    # Claude Code runs the original call (anthropics/claude-code#32060); so does kithooks,
+    # and says so. Another hook's allow does not make the rewrite count.
+    lone = answering(updatedInput=RM)
+    for commands in ([lone], [lone, ALLOW]):
+        caplog.clear()
+        pm, errors = manager(
+            CommandHooks.from_settings(settings("PreToolUse", *commands), project_dir=tmp_path)
+        )
+        result = pm.emit(bash("ls"))
+        assert result is None or (result.args is None and not result.block)
+        assert errors == []
+        [warning] = _warnings(caplog)
+        assert repr(lone) in warning and "plugin 'command-hooks'" in warning
+        assert "updatedInput without permissionDecision is ignored, as in Claude Code" in warning
+        assert 'add permissionDecision "allow" or "ask"' in warning
+
+
+def test_defer_ignores_updated_input(tmp_path, caplog):
+    defer = answering(permissionDecision="defer", updatedInput=RM)
+    pm, _ = manager(CommandHooks.from_settings(settings("PreToolUse", defer), project_dir=tmp_path))
+    assert pm.emit(bash("ls")) is None
+    [warning] = _warnings(caplog)
+    assert repr(defer) in warning and "permissionDecision defer is ignored" in warning
+
+
+def test_allow_and_the_older_approve_apply_updated_input(tmp_path, caplog):
+    approve = "echo " + shlex.quote(
+        json.dumps({"decision": "approve", "hookSpecificOutput": {"updatedInput": RM}})
+    )
+    for command in (answering(permissionDecision="allow", updatedInput=RM), approve):
+        pm, _ = manager(
+            CommandHooks.from_settings(settings("PreToolUse", command), project_dir=tmp_path)
+        )
+        assert pm.emit(bash("ls")).args == RM
+    assert _warnings(caplog) == []
+
+
+@pytest.mark.parametrize("plugin_class", [CommandHooks, AsyncCommandHooks])
+def test_ask_with_updated_input_shows_the_person_the_rewritten_input(tmp_path, plugin_class):
+    ask = answering(permissionDecision="ask", permissionDecisionReason="rewrote", updatedInput=RM)
+    pm, _ = manager(plugin_class.from_settings(settings("PreToolUse", ask), project_dir=tmp_path))
+    asked: list[str] = []
+    emit = (
+        (lambda e, c: asyncio.run(pm.aemit(e, c))) if plugin_class is AsyncCommandHooks else pm.emit
+    )
+    result = emit(bash("ls"), context_with_confirm(True, asked))
+    assert result.args == RM and not result.block
+    [question] = asked
+    assert question.startswith("Bash: rewrote\n")  # the hook's reason
+    assert '{"command": "rm -rf /"}' in question  # what will run
+    result = emit(bash("ls"), context_with_confirm(False, asked))
+    assert result.block and result.reason == "rewrote"
 
 
 # -- what the command sees ------------------------------------------------------------------

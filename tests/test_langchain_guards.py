@@ -295,3 +295,71 @@ def test_the_module_docs_put_the_middleware_last():
     docs = " ".join((adapter.__doc__ or "").split())
     assert "Put the middleware last in the list" in docs
     assert "first in the list" not in docs
+
+
+class Watch:
+    """Records every tool result; changes nothing."""
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    @hookimpl
+    def on_tool_result(self, event):
+        self.seen.append(event.content)
+
+
+IMAGE = {"type": "image", "base64": "aGk=", "mime_type": "image/png"}
+BLOCKS = {
+    # what the plugins see, and what the model gets once the key is redacted
+    "json": (
+        [{"type": "json", "json": {"key": SECRET}}],
+        '{"type": "json", "json": {"key": "API_KEY=sk-SECRET123"}}',
+        '{"type": "json", "json": {"key": "API_KEY=***"}}',
+    ),
+    "text-and-image": (
+        [{"type": "text", "text": SECRET}, IMAGE],
+        SECRET + '\n{"type": "image", "base64": "aGk=", "mime_type": "image/png"}',
+        'API_KEY=***\n{"type": "image", "base64": "aGk=", "mime_type": "image/png"}',
+    ),
+}
+
+
+def _blocks_agent(pm: PluginManager, content: list[Any]):
+    script = standard_script()
+    model = ScriptedChatModel(script=script, seen=[])
+
+    @tool
+    def shell(command: str, tool_call_id: Annotated[str, InjectedToolCallId]) -> Any:
+        """Run a shell command."""
+        return ToolMessage(content=content, tool_call_id=tool_call_id)
+
+    return create_agent(model, [shell], middleware=[KitHooksMiddleware(pm)]), model
+
+
+@pytest.mark.parametrize("mode", ["invoke", "ainvoke"])
+@pytest.mark.parametrize("blocks", sorted(BLOCKS))
+def test_plugins_see_and_redact_every_content_block_of_a_tool_message(mode, blocks):
+    content, seen, redacted = BLOCKS[blocks]
+    pm = PluginManager()
+    redact = Redact()
+    pm.register(redact)
+    agent, model = _blocks_agent(pm, content)
+    _run(agent, mode)
+    assert redact.seen == [seen]  # a non-text block is no longer hidden from the plugins
+    (sent,) = _tool_messages_to_model(model)
+    # the rewrite replaces the whole content with its text
+    assert (sent.content, sent.status) == (redacted, "success")
+    assert "sk-SECRET123" not in str(sent.content)
+
+
+@pytest.mark.parametrize("mode", ["invoke", "ainvoke"])
+def test_content_blocks_no_plugin_changed_reach_the_model_as_they_were(mode):
+    content = [{"type": "text", "text": "see"}, IMAGE]
+    pm = PluginManager()
+    watch = Watch()
+    pm.register(watch)
+    agent, model = _blocks_agent(pm, content)
+    _run(agent, mode)
+    assert watch.seen == ['see\n{"type": "image", "base64": "aGk=", "mime_type": "image/png"}']
+    (sent,) = _tool_messages_to_model(model)
+    assert sent.content == content

@@ -27,7 +27,10 @@ tool_result            receives an error ``ToolMessage`` reading ``Error: <reaso
                        ``args`` rewrite reaches the tool; ``tool_result`` sees and rewrites
                        the call's ``ToolMessage``, also one a tool's ``Command`` carries
                        (``is_error=True`` makes it an error ``ToolMessage``); a rewrite
-                       with no single such message to go to fails the run (RuntimeError)
+                       with no single such message to go to fails the run (RuntimeError).
+                       Content blocks are all seen: text blocks as their text, any other
+                       block (``json``, ``image`` ...) as its JSON on a line of its own; a
+                       rewrite replaces the whole content with its text (a str)
 step_finish,           each answer's ``usage_metadata``, after the step's tools ran; cost
 llm_usage              from ``compute_cost``, model and provider from its response metadata
 error, agent_end       the run failed / ended; ``agent_end`` is enriched by the aggregator
@@ -373,12 +376,44 @@ def _tool_messages(result: Any, call_id: str) -> list[ToolMessage]:
     return found
 
 
+def _content_text(message: ToolMessage) -> str:
+    """A ToolMessage's whole content as text: a str as it is; a list of content blocks as
+    their texts run together (``message.text``) when every block is text, else every block
+    on a line of its own, a text block as its text and any other block (``json``, ``image``,
+    ``file`` ...) as its JSON, so a plugin sees (and can redact) all the model gets."""
+    content = message.content
+    if isinstance(content, str):
+        return content
+    if all(_is_text_block(block) for block in content):
+        return str(message.text)
+    return "\n".join(
+        _block_text(block) if _is_text_block(block) else _block_json(block) for block in content
+    )
+
+
+def _is_text_block(block: Any) -> bool:
+    return isinstance(block, str) or (
+        isinstance(block, Mapping)
+        and block.get("type") == "text"
+        and isinstance(block.get("text"), str)
+    )
+
+
+def _block_text(block: Any) -> str:
+    return block if isinstance(block, str) else str(block["text"])
+
+
+def _block_json(block: Any) -> str:
+    return json.dumps(block, ensure_ascii=False, default=str)
+
+
 def _response(messages: list[ToolMessage]) -> ToolResponse:
-    """What ``tool_result`` handlers see: the call's ToolMessage (several: their texts)."""
+    """What ``tool_result`` handlers see: the call's ToolMessage's whole content as text
+    (:func:`_content_text`; several messages: theirs, one per line)."""
     if not messages:
         return ToolResponse()
     return ToolResponse(
-        content="\n".join(str(m.text) for m in messages),
+        content="\n".join(_content_text(m) for m in messages),
         is_error=any(m.status == "error" for m in messages),
     )
 
@@ -387,7 +422,9 @@ def _rewritten(
     request: ToolCallRequest, result: Any, messages: list[ToolMessage], outcome: ToolOutcome
 ) -> Any:
     """``result`` with the tool_result rewrite applied to the call's one ToolMessage
-    (``messages``, what :func:`_tool_messages` found), checked to be in it.
+    (``messages``, what :func:`_tool_messages` found), checked to be in it. The rewritten
+    text replaces the message's whole content as a str: a list of content blocks (images,
+    ``json`` blocks ...) becomes that one text. Content no plugin changed is left as it is.
 
     Raises:
         RuntimeError: a plugin rewrote the result but it cannot be put in ``result``: no

@@ -162,9 +162,14 @@ class CommandHooks:
 
         Each failed command is reported (:meth:`failed`); on a guard event under
         ``fail_closed`` it is a deny, so the call is blocked whatever the other commands
-        answered.
+        answered. A part of an answer that Claude Code ignores (a ``PreToolUse``
+        ``updatedInput`` without ``permissionDecision`` ``allow`` or ``ask``) is ignored here
+        too, with a warning on logger ``kithooks`` naming the command.
         """
         verdicts = [read_answer(call.claude_event, run) for run in runs]
+        for verdict in verdicts:
+            if verdict.warning:
+                logger.warning("plugin %r: %s", self._registered_name(ctx), verdict.warning)
         if any(v.error for v in verdicts):
             verdicts = self.failed(verdicts, event, ctx)
         combined = combine(verdicts)
@@ -230,6 +235,9 @@ class CommandHooks:
             return ToolCallResult(block=True, reason=c.reason)
         if c.decision == "ask":
             question = f"{name}: {c.reason}" if c.reason else f"Allow this {name} call?"
+            if c.updated_input is not None:  # the person approves what will run
+                shown = json.dumps(plain(c.updated_input), ensure_ascii=False, default=str)
+                question += f"\nA hook rewrote the input; the call runs with: {shown}"
             if not ctx.confirm(question):
                 return ToolCallResult(block=True, reason=c.reason or "not confirmed")
         if c.context:

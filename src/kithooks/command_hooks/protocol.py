@@ -178,6 +178,7 @@ class Verdict:
     system_message: str = ""
     replaced_output: str | None = None  #: PostToolUse ``updatedMCPToolOutput``
     error: str = ""  #: a failure: other exit codes, timeouts, malformed answers
+    warning: str = ""  #: a part of the answer that was ignored, and why (logged by the plugin)
 
 
 def _failure(run: CommandRun) -> str:
@@ -245,6 +246,9 @@ def _answer(event_name: str, run: CommandRun, obj: Mapping[str, Any]) -> Verdict
         replaced = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
     if event_name != "PreToolUse" and decision in ("allow", "ask"):
         decision = ""  # only tool calls are approved or asked about
+    warning = ""
+    if event_name == "PreToolUse" and updated is not None and decision not in ("allow", "ask"):
+        updated, warning = None, _ignored_input(run.command, permission, decision)
     stop_reason = _str_field(obj, "stopReason", errors)
     system_message = _str_field(obj, "systemMessage", errors)
     error = ""
@@ -261,6 +265,27 @@ def _answer(event_name: str, run: CommandRun, obj: Mapping[str, Any]) -> Verdict
         system_message=system_message,
         replaced_output=replaced,
         error=error,
+        warning=warning,
+    )
+
+
+def _ignored_input(command: str, permission: object, decision: str) -> str:
+    """Why a PreToolUse ``updatedInput`` is not applied (``""``: a deny, which blocks anyway).
+
+    As in Claude Code, the rewrite counts only with ``permissionDecision`` ``allow`` (or the
+    older top-level ``decision: "approve"``) or ``ask``: alone, Claude Code runs the original
+    call (anthropics/claude-code#32060), and with ``defer`` its docs say it is ignored.
+    """
+    if decision == "deny":
+        return ""
+    if permission == "defer":
+        return (
+            f"hook command {command!r}: updatedInput with permissionDecision defer is "
+            "ignored, as in Claude Code"
+        )
+    return (
+        f"hook command {command!r}: updatedInput without permissionDecision is ignored, as "
+        'in Claude Code; add permissionDecision "allow" or "ask"'
     )
 
 
