@@ -261,7 +261,8 @@ def test_a_rewrite_without_the_tools_validator_is_json_data_only_for_a_json_tool
     run_ = ToolRun(PluginManager(), tool_name="bash", tool_call_id="c1", args={"command": "ls"})
     run_.args, run_.input, run_.rewritten = {"command": "pwd"}, '{"command": "pwd"}', True
     plain = {"command": "ls"}
-    assert _rewritten_tool_args(ctx, "bash", plain, dict(plain), run_) == {"command": "pwd"}
+    rewritten = asyncio.run(_rewritten_tool_args(ctx, "bash", plain, dict(plain), run_))
+    assert rewritten == {"command": "pwd"}
     typed = {"command": Target(path="ls")}
     with pytest.raises(TypeError, match="rewrite of tool 'bash' cannot be validated"):
-        _rewritten_tool_args(ctx, "bash", typed, {"command": {"path": "ls"}}, run_)
+        asyncio.run(_rewritten_tool_args(ctx, "bash", typed, {"command": {"path": "ls"}}, run_))
