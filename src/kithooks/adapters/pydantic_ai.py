@@ -19,16 +19,26 @@ step_start
 message_update,        the model's text deltas (with ``stream=True``, per streamed delta;
 tool_call_input_*      otherwise once per text part); tool-call argument deltas
 reasoning_start        a thinking part starts
-tool_call ...          every tool execution, through ``hosting.ToolRun``, with the arguments
-tool_result            pydantic-ai validated, which the tool gets (any capability's
+tool_call ...          every tool execution, through ``hosting.ToolRun``: ``tool_call`` from
+tool_result            ``KitHooks.before_tool_execute``, which pydantic-ai runs inside the
+                       innermost handler of the ``wrap_tool_execute`` chain, with the
+                       arguments pydantic-ai validated (any capability's
                        ``before_tool_validate`` / ``on_tool_validate_error`` /
-                       ``after_tool_validate`` included; defaults filled in), as JSON data,
-                       not the model's raw text: a block means the tool never runs and the
+                       ``after_tool_validate``, every ``wrap_tool_execute`` and the
+                       ``before_tool_execute`` of the capabilities listed before ``KitHooks``
+                       included; defaults filled in), as JSON data in the shape of the tool's
+                       JSON schema (a tool taking one model or dataclass shows its fields
+                       flat; bytes as UTF-8 text), not the model's raw text. The gap: the
+                       ``before_tool_execute`` of a capability listed after ``KitHooks``
+                       runs after the guard, so list ``KitHooks`` last among capabilities
+                       that change tool arguments. A block means the tool never runs and the
                        model receives the failed result ``Error: <reason>``; an ``args``
-                       rewrite, validated again by the tool's argument schema, is what the
-                       tool gets (one that does not fit is a ``TypeError``);
-                       ``tool_result`` rewrites what the model receives (``is_error=True``
-                       makes it a failed result)
+                       rewrite (in the shape shown) is validated again by the tool's argument
+                       schema and its ``args_validator`` (only the fields it changed: others
+                       keep the objects pydantic-ai validated) and is what the tool gets (one
+                       that does not fit is a ``TypeError``); ``tool_result`` (from
+                       ``wrap_tool_execute``) rewrites what the model receives
+                       (``is_error=True`` makes it a failed result)
 tool_call ...          an output function (``ToolOutput(fn)``, ``TextOutput(fn)``, a
 tool_result            ``NativeOutput`` / ``PromptedOutput`` of functions), each time
                        pydantic-ai calls it (in ``run_stream`` also on partial output):
@@ -65,7 +75,9 @@ Install with ``pip install 'kithooks[pydantic-ai]'``.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import inspect
 import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
@@ -250,6 +262,17 @@ class _Run:
         self.streaming_parts: dict[int, tuple[str, str]] = {}
 
 
+class _ToolCall:
+    """One tool call between wrap_tool_execute and before_tool_execute."""
+
+    __slots__ = ("call_id", "open", "run")
+
+    def __init__(self, call_id: str) -> None:
+        self.call_id = call_id
+        self.run: ToolRun | None = None
+        self.open = True  # tool_result not emitted yet
+
+
 @dataclasses.dataclass(init=False)
 class KitHooks(AbstractCapability[Any]):
     """Make a pydantic-ai agent a kithooks host (see the module docs for the event map).
@@ -290,6 +313,11 @@ class KitHooks(AbstractCapability[Any]):
         # Each run's state, set by wrap_run: pydantic-ai carries the context variables a
         # wrap_run sets into the run's body, so concurrent runs of one agent never mix.
         self._runs: ContextVar[_Run] = ContextVar(f"kithooks-run-{id(self):x}")
+        # The tool call wrap_tool_execute is running, whose tool_call before_tool_execute
+        # emits (pydantic-ai calls it inside the wrap's handler).
+        self._tool_calls: ContextVar[_ToolCall | None] = ContextVar(
+            f"kithooks-tool-{id(self):x}", default=None
+        )
 
     @property
     def has_on_event(self) -> bool:
@@ -610,42 +638,88 @@ class KitHooks(AbstractCapability[Any]):
         except Exception as exc:
             await run.afinish(ToolResponse(content=f"{type(exc).__name__}: {exc}", is_error=True))
             raise
+        new, outcome = await self._finish(run, result, text)
+        return result, new, outcome
+
+    async def _finish(
+        self, run: ToolRun, result: Any, text: Callable[[Any], str] = _tool_text
+    ) -> tuple[Any, ToolOutcome | None]:
+        """tool_execution_end / tool_result of ``result``: the value to hand on, and the
+        outcome (None when nothing could rewrite it)."""
         if isinstance(result, str):
             content = result  # ToolRun asks whether anyone handles tool_result
         elif self.pm.has_handlers(EventType.TOOL_RESULT, run.name):
             content = text(result)
         else:
             await run.afinish(ToolResponse())
-            return result, result, None
+            return result, None
         outcome = await run.afinish(ToolResponse(content=content))
-        return result, (result if outcome.content == content else outcome.content), outcome
+        return (result if outcome.content == content else outcome.content), outcome
 
     async def wrap_tool_execute(
         self, ctx: Any, *, call: ToolCallPart, tool_def: Any, args: Any, handler: Any
     ) -> Any:
-        """tool_call (a block returns ``Error: <reason>``), the tool, tool_result.
-
-        The plugins see ``args``, the arguments pydantic-ai validated and the tool gets
-        (another capability's ``before_tool_validate``, ``on_tool_validate_error`` or
-        ``after_tool_validate`` included), as JSON data, never the model's raw text. An
-        ``args`` rewrite is validated again by the tool's own argument validator, so the tool
-        gets typed arguments, as from the model.
-        """
+        """Around the tool's execution: tool_result (``tool_call`` is emitted by
+        :meth:`before_tool_execute`, inside ``handler``)."""
         if not self._listens(call.tool_name):
             return await handler(args)
-        # Built only now: what pydantic cannot serialize costs nothing when nobody listens.
-        shown = _tool_args(args)
-        run = self._new_run(call.tool_name, call.tool_call_id, shown)
-        blocked = await run.astart()
-        if blocked is not None:
-            # A failed tool result: the model sees the error, and the tool never ran.
-            raise ToolFailed(blocked.content)
-        if run.rewritten:
-            args = _rewritten_tool_args(ctx, call.tool_name, args, shown, run)
-        _, result, outcome = await self._execute(run, handler, args)
+        slot = _ToolCall(call.tool_call_id)
+        token = self._tool_calls.set(slot)
+        try:
+            result = await handler(args)
+        except Exception as exc:
+            if slot.run is not None and slot.open:
+                await slot.run.afinish(
+                    ToolResponse(content=f"{type(exc).__name__}: {exc}", is_error=True)
+                )
+            raise
+        finally:
+            self._tool_calls.reset(token)
+        if slot.run is None:  # nobody listened when before_tool_execute ran
+            return result
+        result, outcome = await self._finish(slot.run, result)
         if outcome is not None and outcome.is_error:
             raise ToolFailed(outcome.content)
         return result
+
+    async def before_tool_execute(
+        self, ctx: Any, *, call: ToolCallPart, tool_def: Any, args: Any
+    ) -> Any:
+        """tool_call, right before the tool runs (a block returns ``Error: <reason>``).
+
+        pydantic-ai runs every capability's ``before_tool_execute`` inside the innermost
+        handler of the ``wrap_tool_execute`` chain, in the order of the capabilities: the
+        plugins see the arguments pydantic-ai validated, as every ``wrap_tool_execute`` and
+        the ``before_tool_execute`` of the capabilities listed before this one left them
+        (the tool gets what the ``before_tool_execute`` of those listed after it make of
+        them). They see them as JSON data in the shape of the tool's JSON schema, never the
+        model's raw text. An ``args`` rewrite is validated again by the tool's own argument
+        validator and ``args_validator``, so the tool gets typed arguments, as from the
+        model.
+        """
+        slot = self._tool_calls.get()
+        if slot is None or slot.run is not None or slot.call_id != call.tool_call_id:
+            return args
+        tool = _tool_of(ctx, call.tool_name)
+        single = _single_arg(tool, tool_def, args)
+        # Built only now: what pydantic cannot serialize costs nothing when nobody listens.
+        shown = _tool_args(args[single] if single is not None else args)
+        run = slot.run = self._new_run(call.tool_name, call.tool_call_id, shown)
+        blocked = await run.astart()
+        if blocked is not None:
+            # A failed tool result: the model sees the error, and the tool never ran.
+            slot.open = False
+            raise ToolFailed(blocked.content)
+        if not run.rewritten:
+            return args
+        try:
+            return await _rewritten_tool_args(
+                ctx, call.tool_name, args, shown, run, tool=tool, single=single
+            )
+        except Exception as exc:
+            slot.open = False
+            await run.afinish(ToolResponse(content=f"{type(exc).__name__}: {exc}", is_error=True))
+            raise
 
     async def wrap_output_process(
         self, ctx: Any, *, output_context: Any, output: Any, handler: Any
@@ -694,51 +768,187 @@ class KitHooks(AbstractCapability[Any]):
 
 
 def _jsonable(value: Any) -> Any:
-    """``value`` as JSON data for a payload: what pydantic cannot serialize becomes its text."""
+    """``value`` as JSON data for a payload: what pydantic cannot serialize becomes its text.
+
+    Bytes are text, as pydantic-ai reads a tool's JSON bytes (UTF-8); other bytes are text
+    that cannot be serialized."""
     try:
-        return to_jsonable_python(value, fallback=str, bytes_mode="base64")
-    except (PydanticSerializationError, ValueError):
+        return to_jsonable_python(value, fallback=str, bytes_mode="utf8")
+    except (PydanticSerializationError, ValueError):  # UnicodeDecodeError is a ValueError
         return str(value)
+
+
+def _fields(value: Any) -> dict[str, tuple[str, Any]] | None:
+    """A mapping's, pydantic model's or dataclass's values by their key in its JSON data,
+    each with the attribute that holds it (a mapping's key); None for other values."""
+    if isinstance(value, Mapping):
+        return {str(k): (k, v) for k, v in value.items()}
+    if isinstance(value, BaseModel):
+        fields = type(value).model_fields
+        return {
+            (f.serialization_alias or f.alias or name): (name, getattr(value, name))
+            for name, f in fields.items()
+        }
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: (f.name, getattr(value, f.name)) for f in dataclasses.fields(value)}
+    return None
+
+
+def _json_fields(value: Any) -> Any:
+    """``value`` as JSON data; a mapping, model or dataclass one value of which pydantic
+    cannot serialize (a cycle, bytes that are not UTF-8) as a dict of each value on its
+    own."""
+    shown = _jsonable(value)
+    if isinstance(shown, dict):
+        return shown
+    fields = _fields(value)
+    if fields is not None:
+        return {k: _jsonable(v) for k, (_, v) in fields.items()}
+    return shown
 
 
 def _tool_args(args: Any) -> dict[str, Any] | str:
     """A tool's validated arguments as the plugins see them: JSON data (a value pydantic
     cannot serialize as its text), or JSON text when they are not a mapping."""
-    shown = _jsonable(args)
-    if isinstance(shown, dict):
-        return shown
-    if isinstance(args, Mapping):  # one value failed the whole (a cycle): each on its own
-        return {str(k): _jsonable(v) for k, v in args.items()}
-    return json.dumps(shown)
+    shown = _json_fields(args)
+    return shown if isinstance(shown, dict) else json.dumps(shown)
 
 
-def _rewritten_tool_args(
-    ctx: Any, name: str, args: Any, shown: dict[str, Any] | str, run: ToolRun
-) -> dict[str, Any]:
-    """The tool's arguments after a ``tool_call`` args rewrite (``run.args``), validated by
-    the tool's own argument validator (from the run step's tool manager), as pydantic-ai
-    validates the model's; without that validator, the rewrite as JSON data when the tool
-    took JSON data. A rewrite that does not fit is a TypeError naming the tool."""
-    new = thaw(run.args) if run.args is not None else json.loads(run.input)
+def _tool_of(ctx: Any, name: str) -> Any:
+    """The tool ``name`` from the run step's tool manager, or None."""
     manager = getattr(ctx, "tool_manager", None)
     tools = getattr(manager, "tools", None) or {}
-    tool = tools.get(name)
+    return tools.get(name)
+
+
+def _function_schema(tool: Any) -> Any:
+    """The function schema of a function tool (whose ``call_func`` is its bound ``call``),
+    or None."""
+    schema = getattr(getattr(tool, "call_func", None), "__self__", None)
+    return schema if hasattr(schema, "single_arg_name") else None
+
+
+def _single_arg(tool: Any, tool_def: Any, args: Any) -> str | None:
+    """The parameter of a tool whose one argument is a model, dataclass or TypedDict: the
+    model sends its fields flat (the tool's JSON schema), pydantic-ai validates them into
+    ``{parameter: value}``. None for other tools.
+
+    pydantic-ai's function schema says which; without it (a tool of another toolset), one
+    argument holding a model or dataclass that the tool's JSON schema does not name."""
+    if not isinstance(args, Mapping) or len(args) != 1:
+        return None
+    name = str(next(iter(args)))
+    schema = _function_schema(tool)
+    if schema is not None:
+        return name if schema.single_arg_name == name else None
+    params = getattr(tool_def, "parameters_json_schema", None) or {}
+    if _structured(args[name]) and name not in (params.get("properties") or {}):
+        return name
+    return None
+
+
+def _same(a: Any, b: Any) -> bool:
+    """The same JSON data (``1``, ``1.0`` and ``true`` differ)."""
+    try:
+        return json.dumps(a, sort_keys=True, default=str) == json.dumps(
+            b, sort_keys=True, default=str
+        )
+    except (TypeError, ValueError):
+        return False
+
+
+def _with_values(value: Any, updates: dict[Any, Any]) -> Any:
+    """``value`` (a model, dataclass or mapping) with the attributes ``updates`` set, not
+    validated again."""
+    if not updates:
+        return value
+    if isinstance(value, BaseModel):
+        return value.model_copy(update=updates)
+    if isinstance(value, Mapping):
+        return {**value, **updates}
+    new = copy.copy(value)
+    for attr, v in updates.items():
+        object.__setattr__(new, attr, v)  # a frozen dataclass too
+    return new
+
+
+async def _rewritten_tool_args(
+    ctx: Any,
+    name: str,
+    args: Any,
+    shown: dict[str, Any] | str,
+    run: ToolRun,
+    *,
+    tool: Any = None,
+    single: str | None = None,
+) -> dict[str, Any]:
+    """The tool's arguments after a ``tool_call`` args rewrite (``run.args``, in the shape
+    the plugins saw: a single model's fields flat), validated by the tool's own argument
+    validator (from the run step's tool manager) and then its ``args_validator`` function,
+    as pydantic-ai validates the model's.
+
+    Only what the rewrite changed or added is validated from JSON data: a field it left as
+    shown keeps the object pydantic-ai validated (a secret stays a secret, bytes stay bytes,
+    a validator is not applied twice), and so does a field the plugins were not shown (one
+    excluded from serialization). Without the validator, the rewrite as JSON data when the
+    tool took JSON data. A rewrite that does not fit is a TypeError naming the tool; what
+    the ``args_validator`` function raises (``ModelRetry``, ``ToolFailed``, a deferral)
+    propagates as pydantic-ai's would."""
+    new = thaw(run.args) if run.args is not None else json.loads(run.input)
     if tool is None:
-        if shown == args and isinstance(new, dict):
+        tool = _tool_of(ctx, name)
+    if tool is None:
+        if single is None and shown == args and isinstance(new, dict):
             return new
         raise TypeError(
             f"kithooks: the tool_call rewrite of tool {name!r} cannot be validated (the run "
             "context has no tool manager holding it) and the tool takes more than JSON data"
         )
+    original = args[single] if single is not None else args
+    fields = _fields(original) or {}
+    old = shown if isinstance(shown, dict) else {}
+    kept: dict[Any, Any] = {}  # attribute -> the original object
+    merged: Any = new
+    if isinstance(new, dict):
+        merged = {}
+        for key, value in new.items():
+            if key in old and key in fields and _same(value, old[key]):
+                attr, merged[key] = fields[key]
+                kept[attr] = merged[key]
+            else:
+                merged[key] = value
+        if single is not None:  # fields the plugins did not see (excluded) stay as they were
+            for key, (attr, value) in fields.items():
+                if key not in old and key not in merged:
+                    merged[key] = value
+                    kept[attr] = value
+    context = getattr(ctx, "validation_context", None)
+    schema = _function_schema(tool)
     try:
-        validated: dict[str, Any] = tool.args_validator.validate_python(
-            new, context=getattr(ctx, "validation_context", None)
-        )
+        if (
+            single is not None
+            and schema is not None
+            and tool.args_validator is schema.validator
+            and isinstance(merged, dict)
+        ):
+            # The single argument's own fields, never read as a {parameter: ...} envelope.
+            validated: dict[str, Any] = schema.revalidate({single: merged}, context=context)
+        else:
+            validated = tool.args_validator.validate_python(merged, context=context)
     except ValidationError as exc:
         raise TypeError(
             f"kithooks: the tool_call rewrite of tool {name!r} gives {run.input}, which does "
             f"not fit the tool's arguments: {exc}"
         ) from None
+    if single is not None and single in validated:
+        validated = {**validated, single: _with_values(validated[single], kept)}
+    else:
+        validated = {k: kept.get(k, v) for k, v in validated.items()}
+    check = getattr(tool, "args_validator_func", None)
+    if check is not None:
+        checked = check(ctx, **validated)
+        if inspect.isawaitable(checked):
+            await checked
     return validated
 
 
@@ -790,7 +1000,7 @@ def _output_args(output: Any, object_def: Any) -> tuple[dict[str, Any], str | No
     ``value``.
     """
     if _structured(output):
-        fields = _jsonable(output)
+        fields = _json_fields(output)
         if isinstance(fields, dict):
             return fields, None
     schema = getattr(object_def, "json_schema", None) or {}
@@ -798,7 +1008,7 @@ def _output_args(output: Any, object_def: Any) -> tuple[dict[str, Any], str | No
     if len(names) == 1 and not (isinstance(output, dict) and list(output) == names):
         key = names[0]
     elif isinstance(output, dict):
-        return _jsonable(output), None
+        return _json_fields(output), None
     else:
         key = "value"
     return {key: _jsonable(output)}, key

@@ -1,0 +1,219 @@
+"""The pydantic-ai guard's view has the shape of the tool's JSON schema, and a rewrite in
+that shape reaches the tool typed, untouched fields unchanged; offline with FunctionModel.
+
+A tool whose one parameter is a model or dataclass takes its fields flat (that is what
+the model sends); bytes are read as UTF-8 text; a field the rewrite did not change keeps
+the object pydantic-ai validated; the tool's own ``args_validator`` checks a rewrite too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from typing import Annotated, Any
+
+import pytest
+from pydantic import AfterValidator, BaseModel, Field, SecretStr
+from pydantic_ai import Agent, ModelRetry
+from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart, ToolCallPart, ToolReturnPart
+from pydantic_ai.models.function import AgentInfo, FunctionModel
+
+import kithooks
+from kithooks import Context, PluginManager, hookimpl
+from kithooks.adapters.pydantic_ai import KitHooks
+from kithooks.testing.conformance import Recorder
+
+
+class Gate:
+    """Blocks ``rm -rf`` in ``command``."""
+
+    @hookimpl
+    def on_tool_call(self, event):
+        if "rm -rf" in str((event.parsed_args or {}).get("command", "")):
+            return kithooks.ToolCallResult(block=True, reason="dangerous command")
+        return None
+
+
+class Rewrite:
+    """Sets ``changes`` in the arguments it is shown."""
+
+    def __init__(self, **changes: Any) -> None:
+        self.changes = changes
+
+    @hookimpl
+    def on_tool_call(self, event):
+        return kithooks.ToolCallResult(args={**event.parsed_args, **self.changes})
+
+
+def returns(messages: list[ModelMessage]) -> list[ToolReturnPart]:
+    return [p for m in messages for p in m.parts if isinstance(p, ToolReturnPart)]
+
+
+def agent_calling(pm: PluginManager, name: str, args: Any) -> tuple[Agent[None, str], list[Any]]:
+    """An agent whose model calls ``name`` with ``args`` once, then answers with what the
+    tool returned; ``seen`` collects the schemas the model was shown."""
+    schemas: list[Any] = []
+
+    def respond(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        done = returns(messages)
+        if not done:
+            schemas.extend(t.parameters_json_schema for t in info.function_tools)
+            return ModelResponse(parts=[ToolCallPart(name, args, "c1")])
+        return ModelResponse(parts=[TextPart(f"{done[-1].outcome}: {done[-1].content}")])
+
+    return Agent(FunctionModel(respond), capabilities=[KitHooks(pm)]), schemas
+
+
+def host(*plugins: Any) -> tuple[PluginManager, Recorder]:
+    pm = PluginManager(context=Context(session_id="s1"))
+    log = Recorder()
+    pm.register(log, name="log")
+    for i, plugin in enumerate(plugins):
+        pm.register(plugin, name=f"p{i}")
+    return pm, log
+
+
+def run(agent: Agent[None, str]) -> str:
+    return asyncio.run(agent.run("go")).output
+
+
+class Cmd(BaseModel):
+    command: str
+    cwd: str = "/"
+
+
+@dataclasses.dataclass
+class DCmd:
+    command: str
+    cwd: str = "/"
+
+
+def shell_of(typ: type, ran: list[Any]) -> Any:
+    """``def shell(x: typ) -> str``, which records what it gets."""
+
+    def shell(x: Any) -> str:
+        ran.append(x)
+        return "ok"
+
+    shell.__annotations__ = {"x": typ, "return": str}
+    return shell
+
+
+@pytest.mark.parametrize("typ", [Cmd, DCmd], ids=["model", "dataclass"])
+def test_a_tool_taking_one_model_is_guarded_on_its_flat_fields_as_its_schema_says(typ):
+    pm, log = host(Gate())
+    agent, schemas = agent_calling(pm, "shell", {"command": "rm -rf /"})
+    ran: list[Any] = []
+
+    agent.tool_plain(shell_of(typ, ran))
+    assert run(agent) == "failed: Error: dangerous command"
+    assert ran == []
+    assert list(schemas[0]["properties"]) == ["command", "cwd"]
+    (call,) = log.of(kithooks.ToolCallEvent)
+    assert call.parsed_args == {"command": "rm -rf /", "cwd": "/"}
+
+
+@pytest.mark.parametrize("typ", [Cmd, DCmd], ids=["model", "dataclass"])
+def test_a_flat_rewrite_of_a_one_model_tool_reaches_it_as_the_model(typ):
+    pm, _ = host(Rewrite(command="echo safe"))
+    agent, _ = agent_calling(pm, "shell", {"command": "rm -rf /", "cwd": "/tmp"})
+    ran: list[Any] = []
+
+    agent.tool_plain(shell_of(typ, ran))
+    assert run(agent) == "success: ok"
+    assert ran == [typ(command="echo safe", cwd="/tmp")]
+
+
+def test_bytes_are_shown_as_pydantic_ai_reads_them_and_survive_a_rewrite_elsewhere():
+    pm, log = host(Rewrite(path="/tmp/b"))
+    agent, _ = agent_calling(pm, "put", {"path": "/tmp/a", "data": "hello"})
+    got: list[tuple[str, bytes]] = []
+
+    @agent.tool_plain
+    def put(path: str, data: bytes) -> str:
+        got.append((path, data))
+        return "ok"
+
+    assert run(agent) == "success: ok"
+    (call,) = log.of(kithooks.ToolCallEvent)
+    assert call.parsed_args == {"path": "/tmp/a", "data": "hello"}  # not base64
+    assert got == [("/tmp/b", b"hello")]
+
+
+def test_a_rewrite_leaves_a_secret_the_guard_saw_masked_as_it_was():
+    pm, log = host(Rewrite(cmd="ls -l"))
+    agent, _ = agent_calling(pm, "login", {"token": "hunter2", "cmd": "ls"})
+    got: list[tuple[str, str]] = []
+
+    @agent.tool_plain
+    def login(token: SecretStr, cmd: str) -> str:
+        got.append((token.get_secret_value(), cmd))
+        return "ok"
+
+    assert run(agent) == "success: ok"
+    (call,) = log.of(kithooks.ToolCallEvent)
+    assert call.parsed_args == {"token": "**********", "cmd": "ls"}
+    assert got == [("hunter2", "ls -l")]
+
+
+def shout(v: str) -> str:
+    return v + "!"
+
+
+class Opts(BaseModel):
+    verbose: bool = False
+    internal: str = Field("default", exclude=True)
+    label: Annotated[str, AfterValidator(shout)] = ""
+
+
+def test_unchanged_fields_keep_their_validated_objects_excluded_and_validated_once():
+    """A single model's excluded field keeps its value; a validator that is not idempotent
+    is not applied again to a field the rewrite left alone; a changed field is validated."""
+    pm, log = host(Rewrite(verbose=True))
+    agent, _ = agent_calling(pm, "cfg", {"verbose": False, "internal": "X", "label": "hi"})
+    got: list[Opts] = []
+
+    @agent.tool_plain
+    def cfg(opts: Opts) -> str:
+        got.append(opts)
+        return "ok"
+
+    assert run(agent) == "success: ok"
+    (call,) = log.of(kithooks.ToolCallEvent)
+    assert call.parsed_args == {"verbose": False, "label": "hi!"}
+    assert got == [Opts.model_construct(verbose=True, internal="X", label="hi!")]
+
+
+def test_a_changed_field_is_validated_by_its_own_validators():
+    pm, _ = host(Rewrite(label="yo"))
+    agent, _ = agent_calling(pm, "tag", {"label": "hi", "n": 1})
+    got: list[tuple[str, int]] = []
+
+    @agent.tool_plain
+    def tag(label: Annotated[str, AfterValidator(shout)], n: int) -> str:
+        got.append((label, n))
+        return "ok"
+
+    assert run(agent) == "success: ok"
+    assert got == [("yo!", 1)]
+
+
+def test_a_rewrite_is_checked_by_the_tools_own_args_validator():
+    pm, _ = host(Rewrite(path="/etc/shadow"))
+    agent, _ = agent_calling(pm, "read", {"path": "/tmp/a"})
+    checked: list[str] = []
+    ran: list[str] = []
+
+    def only_tmp(ctx: Any, path: str) -> None:
+        checked.append(path)
+        if not path.startswith("/tmp/"):
+            raise ModelRetry("path must be under /tmp")
+
+    @agent.tool_plain(args_validator=only_tmp)
+    def read(path: str) -> str:
+        ran.append(path)
+        return "secret"
+
+    assert run(agent) == "retried: path must be under /tmp"
+    assert checked == ["/tmp/a", "/etc/shadow"]
+    assert ran == []
