@@ -19,26 +19,16 @@ step_start
 message_update,        the model's text deltas (with ``stream=True``, per streamed delta;
 tool_call_input_*      otherwise once per text part); tool-call argument deltas
 reasoning_start        a thinking part starts
-tool_call ...          every tool execution, through ``hosting.ToolRun``: ``tool_call`` from
-tool_result            ``KitHooks.before_tool_execute``, which pydantic-ai runs inside the
-                       innermost handler of the ``wrap_tool_execute`` chain, with the
-                       arguments pydantic-ai validated (any capability's
+tool_call ...          every tool execution, through ``hosting.ToolRun``, with the arguments
+tool_result            pydantic-ai validated, which the tool gets (any capability's
                        ``before_tool_validate`` / ``on_tool_validate_error`` /
-                       ``after_tool_validate``, every ``wrap_tool_execute`` and the
-                       ``before_tool_execute`` of the capabilities listed before ``KitHooks``
-                       included; defaults filled in), as JSON data in the shape of the tool's
-                       JSON schema (a tool taking one model or dataclass shows its fields
-                       flat; bytes as UTF-8 text), not the model's raw text. The gap: the
-                       ``before_tool_execute`` of a capability listed after ``KitHooks``
-                       runs after the guard, so list ``KitHooks`` last among capabilities
-                       that change tool arguments. A block means the tool never runs and the
+                       ``after_tool_validate`` included; defaults filled in), as JSON data,
+                       not the model's raw text: a block means the tool never runs and the
                        model receives the failed result ``Error: <reason>``; an ``args``
-                       rewrite (in the shape shown) is validated again by the tool's argument
-                       schema and its ``args_validator`` (only the fields it changed: others
-                       keep the objects pydantic-ai validated) and is what the tool gets (one
-                       that does not fit is a ``TypeError``); ``tool_result`` (from
-                       ``wrap_tool_execute``) rewrites what the model receives
-                       (``is_error=True`` makes it a failed result)
+                       rewrite, validated again by the tool's argument schema, is what the
+                       tool gets (one that does not fit is a ``TypeError``);
+                       ``tool_result`` rewrites what the model receives (``is_error=True``
+                       makes it a failed result)
 tool_call ...          an output function (``ToolOutput(fn)``, ``TextOutput(fn)``, a
 tool_result            ``NativeOutput`` / ``PromptedOutput`` of functions), each time
                        pydantic-ai calls it (in ``run_stream`` also on partial output):
@@ -262,17 +252,6 @@ class _Run:
         self.streaming_parts: dict[int, tuple[str, str]] = {}
 
 
-class _ToolCall:
-    """One tool call between wrap_tool_execute and before_tool_execute."""
-
-    __slots__ = ("call_id", "open", "run")
-
-    def __init__(self, call_id: str) -> None:
-        self.call_id = call_id
-        self.run: ToolRun | None = None
-        self.open = True  # tool_result not emitted yet
-
-
 @dataclasses.dataclass(init=False)
 class KitHooks(AbstractCapability[Any]):
     """Make a pydantic-ai agent a kithooks host (see the module docs for the event map).
@@ -313,11 +292,6 @@ class KitHooks(AbstractCapability[Any]):
         # Each run's state, set by wrap_run: pydantic-ai carries the context variables a
         # wrap_run sets into the run's body, so concurrent runs of one agent never mix.
         self._runs: ContextVar[_Run] = ContextVar(f"kithooks-run-{id(self):x}")
-        # The tool call wrap_tool_execute is running, whose tool_call before_tool_execute
-        # emits (pydantic-ai calls it inside the wrap's handler).
-        self._tool_calls: ContextVar[_ToolCall | None] = ContextVar(
-            f"kithooks-tool-{id(self):x}", default=None
-        )
 
     @property
     def has_on_event(self) -> bool:
@@ -638,88 +612,53 @@ class KitHooks(AbstractCapability[Any]):
         except Exception as exc:
             await run.afinish(ToolResponse(content=f"{type(exc).__name__}: {exc}", is_error=True))
             raise
-        new, outcome = await self._finish(run, result, text)
-        return result, new, outcome
-
-    async def _finish(
-        self, run: ToolRun, result: Any, text: Callable[[Any], str] = _tool_text
-    ) -> tuple[Any, ToolOutcome | None]:
-        """tool_execution_end / tool_result of ``result``: the value to hand on, and the
-        outcome (None when nothing could rewrite it)."""
         if isinstance(result, str):
             content = result  # ToolRun asks whether anyone handles tool_result
         elif self.pm.has_handlers(EventType.TOOL_RESULT, run.name):
             content = text(result)
         else:
             await run.afinish(ToolResponse())
-            return result, None
+            return result, result, None
         outcome = await run.afinish(ToolResponse(content=content))
-        return (result if outcome.content == content else outcome.content), outcome
+        return result, (result if outcome.content == content else outcome.content), outcome
 
     async def wrap_tool_execute(
         self, ctx: Any, *, call: ToolCallPart, tool_def: Any, args: Any, handler: Any
     ) -> Any:
-        """Around the tool's execution: tool_result (``tool_call`` is emitted by
-        :meth:`before_tool_execute`, inside ``handler``)."""
+        """tool_call (a block returns ``Error: <reason>``), the tool, tool_result.
+
+        The plugins see ``args``, the arguments pydantic-ai validated and the tool gets
+        (another capability's ``before_tool_validate``, ``on_tool_validate_error`` or
+        ``after_tool_validate`` included), as JSON data, never the model's raw text. An
+        ``args`` rewrite is validated again by the tool's own argument validator, so the tool
+        gets typed arguments, as from the model.
+        """
         if not self._listens(call.tool_name):
             return await handler(args)
-        slot = _ToolCall(call.tool_call_id)
-        token = self._tool_calls.set(slot)
-        try:
-            result = await handler(args)
-        except Exception as exc:
-            if slot.run is not None and slot.open:
-                await slot.run.afinish(
-                    ToolResponse(content=f"{type(exc).__name__}: {exc}", is_error=True)
-                )
-            raise
-        finally:
-            self._tool_calls.reset(token)
-        if slot.run is None:  # nobody listened when before_tool_execute ran
-            return result
-        result, outcome = await self._finish(slot.run, result)
-        if outcome is not None and outcome.is_error:
-            raise ToolFailed(outcome.content)
-        return result
-
-    async def before_tool_execute(
-        self, ctx: Any, *, call: ToolCallPart, tool_def: Any, args: Any
-    ) -> Any:
-        """tool_call, right before the tool runs (a block returns ``Error: <reason>``).
-
-        pydantic-ai runs every capability's ``before_tool_execute`` inside the innermost
-        handler of the ``wrap_tool_execute`` chain, in the order of the capabilities: the
-        plugins see the arguments pydantic-ai validated, as every ``wrap_tool_execute`` and
-        the ``before_tool_execute`` of the capabilities listed before this one left them
-        (the tool gets what the ``before_tool_execute`` of those listed after it make of
-        them). They see them as JSON data in the shape of the tool's JSON schema, never the
-        model's raw text. An ``args`` rewrite is validated again by the tool's own argument
-        validator and ``args_validator``, so the tool gets typed arguments, as from the
-        model.
-        """
-        slot = self._tool_calls.get()
-        if slot is None or slot.run is not None or slot.call_id != call.tool_call_id:
-            return args
         tool = _tool_of(ctx, call.tool_name)
         single = _single_arg(tool, tool_def, args)
         # Built only now: what pydantic cannot serialize costs nothing when nobody listens.
         shown = _tool_args(args[single] if single is not None else args)
-        run = slot.run = self._new_run(call.tool_name, call.tool_call_id, shown)
+        run = self._new_run(call.tool_name, call.tool_call_id, shown)
         blocked = await run.astart()
         if blocked is not None:
             # A failed tool result: the model sees the error, and the tool never ran.
-            slot.open = False
             raise ToolFailed(blocked.content)
-        if not run.rewritten:
-            return args
-        try:
-            return await _rewritten_tool_args(
-                ctx, call.tool_name, args, shown, run, tool=tool, single=single
-            )
-        except Exception as exc:
-            slot.open = False
-            await run.afinish(ToolResponse(content=f"{type(exc).__name__}: {exc}", is_error=True))
-            raise
+        if run.rewritten:
+            original = args
+
+            async def rewritten(_: Any) -> Any:
+                new = await _rewritten_tool_args(
+                    ctx, call.tool_name, original, shown, run, tool=tool, single=single
+                )
+                return await handler(new)
+
+            _, result, outcome = await self._execute(run, rewritten, args)
+        else:
+            _, result, outcome = await self._execute(run, handler, args)
+        if outcome is not None and outcome.is_error:
+            raise ToolFailed(outcome.content)
+        return result
 
     async def wrap_output_process(
         self, ctx: Any, *, output_context: Any, output: Any, handler: Any
