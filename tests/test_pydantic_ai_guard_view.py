@@ -217,3 +217,76 @@ def test_a_rewrite_is_checked_by_the_tools_own_args_validator():
     assert run(agent) == "retried: path must be under /tmp"
     assert checked == ["/tmp/a", "/etc/shadow"]
     assert ran == []
+
+
+class ShellArgs(BaseModel):
+    command: str
+    cwd: str = "/"
+
+
+@pytest.mark.parametrize("annotation", ["model", "typeddict"])
+@pytest.mark.parametrize("parameter", ["command", "x"])
+def test_a_one_model_tool_of_an_agent_is_guarded_on_its_flat_fields(annotation, parameter):
+    """In an agent the tool manager holds each tool as a combined toolset's: the function
+    schema is found below it, whatever the parameter is called (even like a field) and
+    whether the value is a model or a TypedDict."""
+    from typing_extensions import TypedDict
+
+    class ShellDict(TypedDict):
+        command: str
+
+    kind = ShellArgs if annotation == "model" else ShellDict
+    seen: list[Any] = []
+
+    class Look:
+        @hookimpl
+        def on_tool_call(self, event):
+            seen.append(kithooks.events.thaw(event.parsed_args))
+
+    pm, _ = host(Look(), Gate())
+    agent, _ = agent_calling(pm, "shell", {"command": "rm -rf /"})
+    ran: list[Any] = []
+    namespace: dict[str, Any] = {}
+    exec(  # the parameter's name is the case: build the function with it
+        f"def shell({parameter}: kind) -> str:\n    ran.append({parameter})\n    return 'ok'",
+        {"kind": kind, "ran": ran},
+        namespace,
+    )
+    agent.tool_plain(namespace["shell"])
+    assert run(agent) == "failed: Error: dangerous command"
+    assert ran == []
+    flat = {"command": "rm -rf /", "cwd": "/"} if annotation == "model" else {"command": "rm -rf /"}
+    assert seen == [flat]
+
+
+class Auth(BaseModel):
+    user: str
+    token: SecretStr
+
+
+class Request(BaseModel):
+    url: str
+    auth: Auth
+
+
+def test_a_rewrite_of_an_argument_holding_a_secret_fails_loudly_instead_of_masking_it():
+    class Pin:
+        @hookimpl
+        def on_tool_call(self, event):
+            args = kithooks.events.thaw(event.parsed_args)
+            args["req"]["auth"]["user"] = "bob"
+            return kithooks.ToolCallResult(args=args)
+
+    pm, _ = host(Pin())
+    call = {"req": {"url": "https://x", "auth": {"user": "alice", "token": "sk-1"}}, "n": 1}
+    agent, _ = agent_calling(pm, "fetch", call)
+    got: list[Any] = []
+
+    @agent.tool_plain
+    def fetch(req: Request, n: int) -> str:
+        got.append(req)
+        return "ok"
+
+    with pytest.raises(TypeError, match="changes argument 'req', which holds a secret"):
+        run(agent)
+    assert got == []

@@ -23,12 +23,19 @@ tool_call ...          every tool execution, through ``hosting.ToolRun``, with t
 tool_result            pydantic-ai validated, which the tool gets (any capability's
                        ``before_tool_validate`` / ``on_tool_validate_error`` /
                        ``after_tool_validate`` included; defaults filled in), as JSON data,
-                       not the model's raw text: a block means the tool never runs and the
-                       model receives the failed result ``Error: <reason>``; an ``args``
-                       rewrite, validated again by the tool's argument schema, is what the
-                       tool gets (one that does not fit is a ``TypeError``);
-                       ``tool_result`` rewrites what the model receives (``is_error=True``
-                       makes it a failed result)
+                       not the model's raw text, in the shape of the tool's JSON schema (a
+                       tool whose one parameter is a model, dataclass or TypedDict shows
+                       its fields flat; bytes as UTF-8 text): a block means the tool never
+                       runs and the model receives the failed result ``Error: <reason>``;
+                       an ``args`` rewrite is what the tool gets: the arguments it changed
+                       validated by the tool's validator and ``args_validator``, the others
+                       the objects pydantic-ai validated (one that does not fit, or that
+                       changes an argument holding a ``SecretStr`` the plugins saw masked,
+                       is a ``TypeError``); ``tool_result`` rewrites what the model
+                       receives (``is_error=True`` makes it a failed result). Another
+                       capability's ``before_tool_execute``, and the ``wrap_tool_execute``
+                       of one listed after ``KitHooks``, run after the guard: list
+                       ``KitHooks`` last among capabilities that change arguments
 tool_call ...          an output function (``ToolOutput(fn)``, ``TextOutput(fn)``, a
 tool_result            ``NativeOutput`` / ``PromptedOutput`` of functions), each time
                        pydantic-ai calls it (in ``run_stream`` also on partial output):
@@ -74,7 +81,7 @@ from contextvars import ContextVar
 from typing import Any
 
 import attrs
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import BaseModel, SecretBytes, SecretStr, TypeAdapter, ValidationError
 from pydantic_ai.capabilities import AbstractCapability, CombinedCapability
 from pydantic_ai.exceptions import ModelRetry, ToolFailed
 from pydantic_ai.messages import (
@@ -760,11 +767,41 @@ def _tool_of(ctx: Any, name: str) -> Any:
     return tools.get(name)
 
 
+_SECRETS = (SecretStr, SecretBytes)
+
+
+def _holds_secret(value: Any, depth: int = 0) -> bool:
+    """True when ``value`` holds a pydantic secret (``SecretStr``, ``SecretBytes``), which
+    its JSON form shows masked: inside models, dataclasses, mappings and sequences."""
+    if depth > 32 or isinstance(value, str | bytes | int | float | bool) or value is None:
+        return False
+    if isinstance(value, _SECRETS):
+        return True
+    if isinstance(value, BaseModel):
+        return any(_holds_secret(v, depth + 1) for v in vars(value).values())
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return any(
+            _holds_secret(getattr(value, f.name), depth + 1) for f in dataclasses.fields(value)
+        )
+    if isinstance(value, Mapping):
+        return any(_holds_secret(v, depth + 1) for v in value.values())
+    if isinstance(value, list | tuple | set | frozenset):
+        return any(_holds_secret(v, depth + 1) for v in value)
+    return False
+
+
 def _function_schema(tool: Any) -> Any:
     """The function schema of a function tool (whose ``call_func`` is its bound ``call``),
-    or None."""
-    schema = getattr(getattr(tool, "call_func", None), "__self__", None)
-    return schema if hasattr(schema, "single_arg_name") else None
+    found through the toolsets that wrap it (an agent's tool manager holds each tool as a
+    combined toolset's, whose ``source_tool`` is the one below), or None."""
+    for _ in range(16):  # wrappers of wrappers; never a cycle in pydantic-ai
+        if tool is None:
+            return None
+        schema = getattr(getattr(tool, "call_func", None), "__self__", None)
+        if hasattr(schema, "single_arg_name"):
+            return schema
+        tool = getattr(tool, "source_tool", None)
+    return None
 
 
 def _single_arg(tool: Any, tool_def: Any, args: Any) -> str | None:
@@ -854,6 +891,13 @@ async def _rewritten_tool_args(
             if key in old and key in fields and _same(value, old[key]):
                 attr, merged[key] = fields[key]
                 kept[attr] = merged[key]
+            elif key in fields and _holds_secret(fields[key][1]):
+                # Rebuilt from what the plugins saw, its secret would be the mask.
+                raise TypeError(
+                    f"kithooks: the tool_call rewrite of tool {name!r} changes argument "
+                    f"{key!r}, which holds a secret the plugins saw masked; rewrite the "
+                    "fields around it, not the argument that holds it"
+                )
             else:
                 merged[key] = value
         if single is not None:  # fields the plugins did not see (excluded) stay as they were
