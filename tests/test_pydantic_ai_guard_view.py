@@ -290,3 +290,30 @@ def test_a_rewrite_of_an_argument_holding_a_secret_fails_loudly_instead_of_maski
     with pytest.raises(TypeError, match="changes argument 'req', which holds a secret"):
         run(agent)
     assert got == []
+
+
+@pytest.mark.parametrize("raised", ["ToolFailed", "ModelRetry"])
+def test_a_redaction_of_a_failure_the_model_receives_reaches_it(raised):
+    """A tool raising ToolFailed or ModelRetry sends its message to the model: tool_result
+    handlers see that text, and their rewrite is what the model gets."""
+    from pydantic_ai.exceptions import ToolFailed
+
+    seen: list[str] = []
+
+    class Redact:
+        @hookimpl
+        def on_tool_result(self, event):
+            seen.append(event.content)
+            return kithooks.ToolResultResult(content=event.content.replace("sk-123", "[gone]"))
+
+    pm, _ = host(Redact())
+    agent, _ = agent_calling(pm, "login", {})
+
+    @agent.tool_plain
+    def login() -> str:
+        error = ToolFailed if raised == "ToolFailed" else ModelRetry
+        raise error("bad key sk-123")
+
+    got = run(agent)
+    assert seen == ["bad key sk-123"]
+    assert "sk-123" not in got and "bad key [gone]" in got

@@ -32,7 +32,12 @@ tool_result            pydantic-ai validated, which the tool gets (any capabilit
                        the objects pydantic-ai validated (one that does not fit, or that
                        changes an argument holding a ``SecretStr`` the plugins saw masked,
                        is a ``TypeError``); ``tool_result`` rewrites what the model
-                       receives (``is_error=True`` makes it a failed result). Another
+                       receives (``is_error=True`` makes it a failed result; a
+                       ``ToolFailed`` / ``ModelRetry`` the tool raised is shown, and
+                       rewritten, as the message the model receives; a result that is not
+                       text is shown as JSON, and a rewrite replaces it with the text,
+                       a ``ToolReturn``'s metadata and a multimodal result's files
+                       included). Another
                        capability's ``before_tool_execute``, and the ``wrap_tool_execute``
                        of one listed after ``KitHooks``, run after the guard: list
                        ``KitHooks`` last among capabilities that change arguments
@@ -83,7 +88,7 @@ from typing import Any
 import attrs
 from pydantic import BaseModel, SecretBytes, SecretStr, TypeAdapter, ValidationError
 from pydantic_ai.capabilities import AbstractCapability, CombinedCapability
-from pydantic_ai.exceptions import ModelRetry, ToolFailed
+from pydantic_ai.exceptions import ModelRetry, ToolFailed, ToolFailedError, ToolRetryError
 from pydantic_ai.messages import (
     ModelMessage,
     ModelRequest,
@@ -613,9 +618,22 @@ class KitHooks(AbstractCapability[Any]):
     ) -> tuple[Any, Any, ToolOutcome | None]:
         """``handler(value)`` between tool_execution_end / tool_result: its result, the value
         to hand on, and the outcome (None when nothing could rewrite it). An exception from
-        the handler is reported as the failed result and propagates."""
+        the handler is reported as the failed result and propagates. A failure the model
+        receives (the tool raised ``ToolFailed`` or ``ModelRetry``: pydantic-ai's
+        ``ToolFailedError`` / ``ToolRetryError`` carry the part it sends) is shown as that
+        part's text, and a ``tool_result`` rewrite of it is what the model receives."""
         try:
             result = await handler(value)
+        except (ToolFailedError, ToolRetryError) as exc:
+            part: Any = exc.tool_failed if isinstance(exc, ToolFailedError) else exc.tool_retry
+            shown = part.content if isinstance(part.content, str) else str(exc)
+            outcome = await run.afinish(ToolResponse(content=shown, is_error=True))
+            if outcome.content == shown:
+                raise
+            part = dataclasses.replace(part, content=outcome.content)
+            if isinstance(exc, ToolFailedError):
+                raise ToolFailedError(part) from exc
+            raise ToolRetryError(part) from exc
         except Exception as exc:
             await run.afinish(ToolResponse(content=f"{type(exc).__name__}: {exc}", is_error=True))
             raise
