@@ -13,7 +13,7 @@ import dataclasses
 from typing import Annotated, Any
 
 import pytest
-from pydantic import AfterValidator, BaseModel, Field, SecretStr
+from pydantic import AfterValidator, BaseModel, Field, Secret, SecretStr, field_serializer
 from pydantic_ai import Agent, ModelRetry
 from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart, ToolCallPart, ToolReturnPart
 from pydantic_ai.models.function import AgentInfo, FunctionModel
@@ -264,17 +264,63 @@ class Auth(BaseModel):
     token: SecretStr
 
 
+class GenericAuth(BaseModel):
+    user: str
+    token: Secret[str]
+
+
+class MaskedAuth(BaseModel):
+    user: str
+    token: str
+
+    @field_serializer("token")
+    def _mask(self, token: str) -> str:
+        return "***"
+
+
+class HiddenAuth(BaseModel):
+    user: str
+    token: str = Field("default", exclude=True)
+
+
 class Request(BaseModel):
     url: str
     auth: Auth
 
 
-def test_a_rewrite_of_an_argument_holding_a_secret_fails_loudly_instead_of_masking_it():
+class GenericRequest(BaseModel):
+    url: str
+    auth: GenericAuth
+
+
+class MaskedRequest(BaseModel):
+    url: str
+    auth: MaskedAuth
+
+
+class HiddenRequest(BaseModel):
+    url: str
+    auth: HiddenAuth
+
+
+REQUESTS = {
+    Auth: Request,
+    GenericAuth: GenericRequest,
+    MaskedAuth: MaskedRequest,
+    HiddenAuth: HiddenRequest,
+}
+
+
+@pytest.mark.parametrize("auth", [Auth, GenericAuth, MaskedAuth, HiddenAuth])
+def test_a_rewrite_of_an_argument_holding_what_the_plugins_saw_masked_fails_loudly(auth):
+    """A secret, a field a serializer masks, a field left out: rebuilt from what the
+    plugins saw, the tool would get the mask or the default. The rewrite is refused."""
+
     class Pin:
         @hookimpl
         def on_tool_call(self, event):
             args = kithooks.events.thaw(event.parsed_args)
-            args["req"]["auth"]["user"] = "bob"
+            args["req"]["url"] = "https://y"
             return kithooks.ToolCallResult(args=args)
 
     pm, _ = host(Pin())
@@ -282,14 +328,30 @@ def test_a_rewrite_of_an_argument_holding_a_secret_fails_loudly_instead_of_maski
     agent, _ = agent_calling(pm, "fetch", call)
     got: list[Any] = []
 
-    @agent.tool_plain
-    def fetch(req: Request, n: int) -> str:
+    def fetch(req: Any, n: int) -> str:
         got.append(req)
         return "ok"
 
-    with pytest.raises(TypeError, match="changes argument 'req', which holds a secret"):
+    fetch.__annotations__ = {"req": REQUESTS[auth], "n": int, "return": str}
+    agent.tool_plain(fetch)
+    with pytest.raises(TypeError, match="changes argument 'req', which holds a value the"):
         run(agent)
     assert got == []
+
+
+def test_a_rewrite_beside_an_argument_holding_a_secret_keeps_the_secret():
+    pm, _ = host(Rewrite(n=2))
+    call = {"req": {"url": "https://x", "auth": {"user": "alice", "token": "sk-1"}}, "n": 1}
+    agent, _ = agent_calling(pm, "fetch", call)
+    got: list[Any] = []
+
+    @agent.tool_plain
+    def fetch(req: Request, n: int) -> str:
+        got.append((req.auth.token.get_secret_value(), n))
+        return "ok"
+
+    run(agent)
+    assert got == [("sk-1", 2)]
 
 
 @pytest.mark.parametrize("raised", ["ToolFailed", "ModelRetry"])
@@ -317,3 +379,62 @@ def test_a_redaction_of_a_failure_the_model_receives_reaches_it(raised):
     got = run(agent)
     assert seen == ["bad key sk-123"]
     assert "sk-123" not in got and "bad key [gone]" in got
+
+
+def test_a_redaction_of_an_output_functions_model_retry_reaches_the_model():
+    """ToolOutput functions raise the bare ModelRetry (pydantic-ai wraps it further out):
+    plugins see its message, and their rewrite is what the model gets."""
+    from pydantic_ai import ToolOutput
+
+    seen: list[str] = []
+
+    class Redact:
+        @hookimpl
+        def on_tool_result(self, event):
+            seen.append(event.content)
+            return kithooks.ToolResultResult(content=event.content.replace("sk-1", "[gone]"))
+
+    pm, _ = host(Redact())
+    calls = {"n": 0}
+
+    def respond(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        calls["n"] += 1
+        if calls["n"] > 1:
+            retried = [p for p in returns(messages) if p.outcome == "retried"]
+            assert retried and "sk-1" not in str(retried[-1].content)
+        return ModelResponse(parts=[ToolCallPart(info.output_tools[0].name, {"x": calls["n"]})])
+
+    def answer(x: int) -> str:
+        if x == 1:
+            raise ModelRetry("secret sk-1 in output")
+        return "fine"
+
+    agent = Agent(
+        FunctionModel(respond), output_type=ToolOutput(answer), capabilities=[KitHooks(pm)]
+    )
+    assert run(agent) == "fine"
+    assert seen[0] == "secret sk-1 in output"
+
+
+@pytest.mark.parametrize("raised", ["ToolFailed", "ModelRetry"])
+def test_a_plugin_answering_for_a_failed_tool_gives_the_model_a_result(raised):
+    """tool_result with is_error=False turns the failure the model would get into the
+    tool's successful result, as in every host."""
+    from pydantic_ai.exceptions import ToolFailed
+
+    class Fallback:
+        @hookimpl
+        def on_tool_result(self, event):
+            if event.is_error:
+                return kithooks.ToolResultResult(content="cached: 42", is_error=False)
+            return None
+
+    pm, _ = host(Fallback())
+    agent, _ = agent_calling(pm, "lookup", {})
+
+    @agent.tool_plain
+    def lookup() -> str:
+        error = ToolFailed if raised == "ToolFailed" else ModelRetry
+        raise error("backend down")
+
+    assert run(agent) == "success: cached: 42"

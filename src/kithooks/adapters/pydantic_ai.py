@@ -30,11 +30,13 @@ tool_result            pydantic-ai validated, which the tool gets (any capabilit
                        an ``args`` rewrite is what the tool gets: the arguments it changed
                        validated by the tool's validator and ``args_validator``, the others
                        the objects pydantic-ai validated (one that does not fit, or that
-                       changes an argument holding a ``SecretStr`` the plugins saw masked,
-                       is a ``TypeError``); ``tool_result`` rewrites what the model
-                       receives (``is_error=True`` makes it a failed result; a
-                       ``ToolFailed`` / ``ModelRetry`` the tool raised is shown, and
-                       rewritten, as the message the model receives; a result that is not
+                       changes an argument holding a value the plugins saw masked or left
+                       out, a secret or a field a serializer hides, is a ``TypeError``);
+                       ``tool_result`` rewrites what the model receives (``is_error=True``
+                       makes it a failed result; a ``ToolFailed`` / ``ModelRetry`` the
+                       tool raised is shown, and rewritten, as the message the model
+                       receives, and ``is_error=False`` makes it a successful result; a
+                       result that is not
                        text is shown as JSON, and a rewrite replaces it with the text,
                        a ``ToolReturn``'s metadata and a multimodal result's files
                        included). Another
@@ -86,7 +88,7 @@ from contextvars import ContextVar
 from typing import Any
 
 import attrs
-from pydantic import BaseModel, SecretBytes, SecretStr, TypeAdapter, ValidationError
+from pydantic import BaseModel, Secret, SecretBytes, SecretStr, TypeAdapter, ValidationError
 from pydantic_ai.capabilities import AbstractCapability, CombinedCapability
 from pydantic_ai.exceptions import ModelRetry, ToolFailed, ToolFailedError, ToolRetryError
 from pydantic_ai.messages import (
@@ -614,22 +616,46 @@ class KitHooks(AbstractCapability[Any]):
         )
 
     async def _execute(
-        self, run: ToolRun, handler: Any, value: Any, text: Callable[[Any], str] = _tool_text
+        self,
+        run: ToolRun,
+        handler: Any,
+        value: Any,
+        text: Callable[[Any], str] = _tool_text,
+        *,
+        answers: bool = True,
     ) -> tuple[Any, Any, ToolOutcome | None]:
         """``handler(value)`` between tool_execution_end / tool_result: its result, the value
         to hand on, and the outcome (None when nothing could rewrite it). An exception from
         the handler is reported as the failed result and propagates. A failure the model
-        receives (the tool raised ``ToolFailed`` or ``ModelRetry``: pydantic-ai's
-        ``ToolFailedError`` / ``ToolRetryError`` carry the part it sends) is shown as that
-        part's text, and a ``tool_result`` rewrite of it is what the model receives."""
+        receives (``ToolFailed`` or ``ModelRetry``, raised by the tool or an output function,
+        or by another capability's hooks; pydantic-ai's ``ToolFailedError`` /
+        ``ToolRetryError`` carry the part it sends) is shown as the text the model gets: a
+        ``tool_result`` rewrite of it is what the model gets, and ``is_error=False`` makes
+        it the tool's successful result (``answers``; an output function's failure cannot
+        become its result: a TypeError)."""
         try:
             result = await handler(value)
-        except (ToolFailedError, ToolRetryError) as exc:
-            part: Any = exc.tool_failed if isinstance(exc, ToolFailedError) else exc.tool_retry
-            shown = part.content if isinstance(part.content, str) else str(exc)
+        except (ToolFailedError, ToolRetryError, ToolFailed, ModelRetry) as exc:
+            part: Any = None
+            if isinstance(exc, ToolFailedError | ToolRetryError):
+                part = exc.tool_failed if isinstance(exc, ToolFailedError) else exc.tool_retry
+                shown = part.content if isinstance(part.content, str) else str(exc)
+            else:
+                shown = exc.message
             outcome = await run.afinish(ToolResponse(content=shown, is_error=True))
+            if not outcome.is_error:  # a plugin answered for the failed call
+                if not answers:
+                    raise TypeError(
+                        f"kithooks: a tool_result handler made the failure of output "
+                        f"function {run.name!r} a result (is_error=False); an output "
+                        "function's result must come from the function"
+                    ) from exc
+                return outcome.content, outcome.content, outcome
             if outcome.content == shown:
                 raise
+            if part is None:
+                error = ToolFailed if isinstance(exc, ToolFailed) else ModelRetry
+                raise error(outcome.content) from exc
             part = dataclasses.replace(part, content=outcome.content)
             if isinstance(exc, ToolFailedError):
                 raise ToolFailedError(part) from exc
@@ -721,7 +747,9 @@ class KitHooks(AbstractCapability[Any]):
             raise ModelRetry(blocked.content)
         if run.rewritten:
             output = _rewritten_output(output, args, key, run)
-        result, new, outcome = await self._execute(run, handler, output, _output_text)
+        result, new, outcome = await self._execute(
+            run, handler, output, _output_text, answers=False
+        )
         if outcome is None:
             return result
         if outcome.is_error:
@@ -785,26 +813,34 @@ def _tool_of(ctx: Any, name: str) -> Any:
     return tools.get(name)
 
 
-_SECRETS = (SecretStr, SecretBytes)
-
-
-def _holds_secret(value: Any, depth: int = 0) -> bool:
-    """True when ``value`` holds a pydantic secret (``SecretStr``, ``SecretBytes``), which
-    its JSON form shows masked: inside models, dataclasses, mappings and sequences."""
-    if depth > 32 or isinstance(value, str | bytes | int | float | bool) or value is None:
+def _lossy(value: Any, depth: int = 0) -> bool:
+    """True when the JSON form of ``value`` the plugins are shown does not give ``value``
+    back: a secret (shown masked), a field a serializer masks or leaves out, bytes that are
+    not UTF-8; inside models, dataclasses, mappings and sequences. A rewrite that changes
+    an argument holding such a value would hand the tool the mask."""
+    if depth > 32 or value is None or isinstance(value, str | int | float | bool):
         return False
-    if isinstance(value, _SECRETS):
+    if isinstance(value, bytes):
+        try:
+            value.decode()
+        except UnicodeDecodeError:
+            return True
+        return False
+    if isinstance(value, Secret | SecretStr | SecretBytes):
         return True
-    if isinstance(value, BaseModel):
-        return any(_holds_secret(v, depth + 1) for v in vars(value).values())
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return any(
-            _holds_secret(getattr(value, f.name), depth + 1) for f in dataclasses.fields(value)
-        )
+    if isinstance(value, BaseModel) or (
+        dataclasses.is_dataclass(value) and not isinstance(value, type)
+    ):
+        adapter: TypeAdapter[Any] = TypeAdapter(type(value))
+        try:
+            again = adapter.validate_python(adapter.dump_python(value, mode="json"))
+        except (ValidationError, PydanticSerializationError, TypeError, ValueError):
+            return True
+        return bool(again != value)
     if isinstance(value, Mapping):
-        return any(_holds_secret(v, depth + 1) for v in value.values())
+        return any(_lossy(v, depth + 1) for v in value.values())
     if isinstance(value, list | tuple | set | frozenset):
-        return any(_holds_secret(v, depth + 1) for v in value)
+        return any(_lossy(v, depth + 1) for v in value)
     return False
 
 
@@ -909,12 +945,12 @@ async def _rewritten_tool_args(
             if key in old and key in fields and _same(value, old[key]):
                 attr, merged[key] = fields[key]
                 kept[attr] = merged[key]
-            elif key in fields and _holds_secret(fields[key][1]):
+            elif key in fields and _lossy(fields[key][1]):
                 # Rebuilt from what the plugins saw, its secret would be the mask.
                 raise TypeError(
                     f"kithooks: the tool_call rewrite of tool {name!r} changes argument "
-                    f"{key!r}, which holds a secret the plugins saw masked; rewrite the "
-                    "fields around it, not the argument that holds it"
+                    f"{key!r}, which holds a value the plugins saw masked or left out (a "
+                    "secret, a field a serializer hides); rewrite the arguments around it"
                 )
             else:
                 merged[key] = value
