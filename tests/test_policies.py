@@ -90,6 +90,8 @@ def test_tools_lists_are_stripped_and_commas_separate_names(spec):
         ([""], "an empty name matches no tool"),
         (["  "], "an empty name matches no tool"),
         ("bash|", "has an empty name"),
+        ("bash\tshell", "holds a tab or a line break"),
+        (["mcp__fs__*"], "write the string tools='mcp__fs__.*'"),
         ("Bash | mcp__.*", "write 'Bash|mcp__.*'"),
         ("Bash,mcp__.*", "separate alternatives with | ('Bash|mcp__.*')"),
         ("Bash, mcp__.*", "separate alternatives with |"),
@@ -105,7 +107,8 @@ def test_tools_filters_that_could_never_match_are_refused_where_written(spec, sa
 
 
 @pytest.mark.parametrize(
-    "spec", ["mcp__.{2}fs", r"mcp__fs__\w*", "[a-z_]*", r"a\*", "x{1,3}", "(Bash|Edit)"]
+    "spec",
+    ["mcp__.{2}fs", r"mcp__fs__\w*", "[a-z_]*", r"a\*", "x{1,3}", "(Bash|Edit)", "(?x) a | b"],
 )
 def test_patterns_that_merely_look_odd_are_accepted(spec):
     assert tool_matcher(spec) is not None

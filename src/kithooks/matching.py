@@ -133,19 +133,28 @@ def _names(names: Sequence[str]) -> _Test:
 
 
 def _refuse_bad_names(spec: str, names: list[str]) -> None:
-    """An empty name in a ``tools=`` string: it matches no tool."""
+    """A name of a ``tools=`` string that no tool has: empty, or holding a tab or a line
+    break (a name may hold spaces: ``"Intermediate Answer"``)."""
     if not all(names):
         raise ValueError(
             f"tools={spec!r} has an empty name, which matches no tool; write the names "
             "separated by | (or ,) with none left empty"
         )
+    for name in names:
+        if any(c.isspace() and c != " " for c in name):
+            parts = name.split()
+            raise ValueError(
+                f"tools={spec!r}: {name!r} holds a tab or a line break, which no tool name "
+                f"has; separate names with | or , ({'|'.join(parts)!r})"
+            )
 
 
 def _refuse_dead_pattern(spec: str, pattern: str) -> None:
     """The obvious ways a ``tools=`` pattern matches no tool: spaces around a ``|`` or a
     comma (meant as separators), a glob's star."""
     unescaped = _ESCAPE.sub("\0\0", pattern)  # same length: indices still agree
-    if re.search(r"\s\||\|\s", unescaped):
+    verbose = re.match(r"\(\?[a-zA-Z]*x", pattern) is not None  # (?x): spaces are ignored
+    if not verbose and re.search(r"\s\||\|\s", unescaped):
         tight = re.sub(r"\s*\|\s*", "|", pattern)
         raise ValueError(
             f"tools={spec!r} is a regular expression, where the spaces around | are part of "
@@ -182,9 +191,10 @@ def _list_item_error(spec: Sequence[str], item: str) -> ValueError:
             f"{listed}: {item!r} is several names in one item, which matches no tool; "
             f"list them one per item ({parts!r}) or write the string {'|'.join(parts)!r}"
         )
+    pattern = re.sub(r"(?<![.\\])\*", ".*", name)  # a glob's star, as a pattern's
     return ValueError(
         f"{listed}: {item!r} is a pattern, but a list holds exact names, so it matches no "
-        f"tool; for a regular expression write the string tools={name!r}"
+        f"tool; for a regular expression write the string tools={pattern!r}"
     )
 
 
