@@ -255,3 +255,46 @@ def test_a_normal_exit_folds_the_journal_into_the_sidecar(tmp_path, hold):
     else:
         assert path.read_bytes() == b'{\n  "a": "1",\n  "b": "\\u003c2\\u003e"\n}'
     assert StateStore(path).snapshot() == {"a": "1", "b": "<2>"}
+
+
+def test_a_child_forked_inside_a_batch_cannot_write_it_and_the_parent_loses_nothing(tmp_path):
+    """The child of an os.fork() inside a batch holds no lock: writing the batch there would
+    land in the journal under the parent's lock and cut the parent's next writes off. The
+    child's batch is refused (RuntimeError), and every write the parent made is kept."""
+    import os
+    import time
+
+    from kithooks import StateStore
+
+    path = tmp_path / "s.ext-state.json"
+    store = StateStore(path)
+    store.set("base", "0")
+    pid = -1
+    try:
+        with store.batch():
+            pid = os.fork()
+            if pid == 0:
+                store.set("child", "1")
+            else:
+                time.sleep(0.3)
+                store.set("parent", "1")
+    except RuntimeError as exc:
+        if pid == 0:
+            os._exit(7 if "os.fork()" in str(exc) else 6)  # refused, as it must be
+        raise
+    except BaseException:
+        if pid == 0:
+            os._exit(6)
+        raise
+    if pid == 0:
+        os._exit(5)  # the child's batch ended without a word: it was written
+    deadline = time.monotonic() + 30
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        assert time.monotonic() < deadline, "the forked child hung"
+        time.sleep(0.05)
+    store.set("after", "1")
+    assert os.WEXITSTATUS(status) == 7
+    assert StateStore(path).snapshot() == {"base": "0", "parent": "1", "after": "1"}

@@ -178,14 +178,16 @@ class SidecarBackend:
         finally:
             self._waiting = False
         _holders[key] = (threading.get_ident(), current_task())
+        pid = os.getpid()
         try:
             if not self._swept:
                 remove_stray_temporaries(self.real)
                 self._swept = True
             yield fd
         finally:
-            _holders.pop(key, None)
-            unlock_descriptor(fd)
+            if os.getpid() == pid:  # a child forked meanwhile closed its copy: nothing held
+                _holders.pop(key, None)
+                unlock_descriptor(fd)
 
     def waits_for_this_thread(self) -> bool:
         """Whether a thread waits in :meth:`lock` for the flock that the calling thread holds

@@ -45,15 +45,17 @@ _HELD_ACROSS_AN_AWAIT = (
 
 
 class _Batch:
-    """The changes of an open ``batch()``, how to undo them in memory, and the asyncio
-    task that opened it (None outside a task)."""
+    """The changes of an open ``batch()``, how to undo them in memory, the asyncio task
+    that opened it (None outside a task) and the process (a child forked inside the batch
+    holds no lock: it must not write the batch)."""
 
-    __slots__ = ("changes", "task", "undo")
+    __slots__ = ("changes", "pid", "task", "undo")
 
     def __init__(self, task: object) -> None:
         self.changes: dict[str, str | None] = {}
         self.undo: dict[str, object] = {}
         self.task = task
+        self.pid = os.getpid()
 
     def check_task(self) -> None:
         """Refuse the store to any task but the one that opened this batch (the caller
@@ -331,6 +333,14 @@ class StateStore:
                     yield self
                 finally:
                     self._batch = None
+                    if batch.pid != os.getpid() and self.path is not None:
+                        batch.roll_back(self._data)
+                        raise RuntimeError(
+                            f"state file {self.path}: a batch() opened before os.fork() "
+                            "cannot be written by the child, which does not hold the lock; "
+                            "its changes in the child are dropped (open the batch in the "
+                            "child instead)"
+                        )
                     if batch.changes:
                         try:
                             self._backend.write(batch.changes, self._data)
