@@ -5,9 +5,10 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
+from typing import TypeVar
 
 from .backend import MemoryBackend, StateBackend
 from .codec import check_key, check_value
@@ -122,6 +123,9 @@ class _ThreadLock:
                 )
 
 
+_R = TypeVar("_R")
+
+
 def _backend_for(path: Path | None) -> StateBackend:
     return MemoryBackend() if path is None else SidecarBackend(path)
 
@@ -186,16 +190,7 @@ class StateStore:
         return f"StateStore(path={self._path!r}, keys={len(self._data)})"
 
     def __len__(self) -> int:
-        stale = self._backend.stale()
-        lock = self._lock
-        if not lock.acquire(False):
-            lock.wait()
-        try:
-            if stale or self._batch is not None:
-                self._refresh(stale)
-            return len(self._data)
-        finally:
-            lock.release()
+        return self._read(len)
 
     def __enter__(self) -> StateStore:
         return self
@@ -223,8 +218,22 @@ class StateStore:
             with self._backend.lock(write=False):
                 self._data = self._backend.sync(self._data)
 
+    def _read(self, take: Callable[[dict[str, str]], _R]) -> _R:
+        """``take(data)`` on the current data, under the thread lock (see :meth:`get`)."""
+        stale = self._backend.stale()
+        lock = self._lock
+        if not lock.acquire(False):
+            lock.wait()
+        try:
+            if stale or self._batch is not None:
+                self._refresh(stale)
+            return take(self._data)
+        finally:
+            lock.release()
+
     def get(self, key: str) -> str | None:
         """The value under ``key``, or None."""
+        # _read, inlined: the one read on a hot path (a plugin's per-event state).
         stale = self._backend.stale()
         lock = self._lock
         if not lock.acquire(False):
@@ -238,29 +247,11 @@ class StateStore:
 
     def keys(self) -> list[str]:
         """All keys, sorted."""
-        stale = self._backend.stale()
-        lock = self._lock
-        if not lock.acquire(False):
-            lock.wait()
-        try:
-            if stale or self._batch is not None:
-                self._refresh(stale)
-            return sorted(self._data)
-        finally:
-            lock.release()
+        return self._read(sorted)
 
     def snapshot(self) -> dict[str, str]:
         """A copy of the whole store."""
-        stale = self._backend.stale()
-        lock = self._lock
-        if not lock.acquire(False):
-            lock.wait()
-        try:
-            if stale or self._batch is not None:
-                self._refresh(stale)
-            return dict(self._data)
-        finally:
-            lock.release()
+        return self._read(dict)
 
     # -- writing -----------------------------------------------------------------------
 
