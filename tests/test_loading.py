@@ -1017,3 +1017,30 @@ def test_a_file_broken_by_a_reload_loses_its_plugin_and_is_reported(tmp_path):
     assert isinstance(errors[0].error, SyntaxError)
     assert pm.emit(kithooks.ToolCallEvent(tool_name="bash")) is None
     assert pm.emit(kithooks.ToolCallEvent(tool_name="curl")).reason == "curl 1"
+
+
+def test_a_named_directory_without_plugins_is_a_load_error_not_silence(tmp_path):
+    """-p DIR that holds no plugin, or a project's .kithooks given where its plugins
+    directory was meant, loads nothing: that is said, naming the directory (and the
+    plugins directory that was meant). An empty default plugin directory is no mistake."""
+    guard = "import kithooks\n\n@kithooks.hookimpl\ndef on_tool_call(event):\n    return None\n"
+    plugins = tmp_path / "proj" / ".kithooks" / "plugins"
+    plugins.mkdir(parents=True)
+    (plugins / "guard.py").write_text(guard)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+
+    pm = PluginManager()
+    assert pm.load_plugin_files([empty], user_dir=None, project_dir=None) == []
+    (error,) = pm.load_errors
+    assert str(empty) in error.message and "holds no plugin" in error.message
+
+    pm = PluginManager()
+    assert pm.load_plugin_files(user_dir=None, project_dir=plugins.parent) == []
+    (error,) = pm.load_errors
+    assert f"but {str(plugins)!r} does: name that one" in error.message
+
+    pm = PluginManager()
+    assert pm.load_plugin_files(user_dir=None, project_dir=empty) == []
+    assert pm.load_errors == []
+    assert pm.load_plugin_files(user_dir=None, project_dir=plugins) == ["guard"]

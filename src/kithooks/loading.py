@@ -163,22 +163,42 @@ def _find(dirs: Iterable[Path], paths: Iterable[Path]) -> Iterator[_Found | Load
     """
     for directory in dirs:
         if directory.is_dir():
-            yield from _plugins_in(directory)
+            yield from _plugins_or_nothing(directory, explicit=False)
     for path in paths:
         if path.is_file() and path.suffix == ".py":
             yield _Found(path.stem, path.resolve(), "file")
         elif path.is_dir() and _is_directory_plugin(path):
             yield _Found(path.name, path.resolve(), "directory")
         elif path.is_dir():
-            yield from _plugins_in(path)
+            yield from _plugins_or_nothing(path, explicit=True)
         else:
             problem = "does not exist" if not path.exists() else "is not a .py file or a directory"
-            yield LoadError(
-                name=path.name,
-                kind="file",
-                location=str(path),
-                error=FileNotFoundError(f"plugin path {str(path)!r} {problem}"),
-            )
+            yield _path_error(path, problem)
+
+
+def _path_error(path: Path, problem: str) -> LoadError:
+    return LoadError(
+        name=path.name,
+        kind="file",
+        location=str(path),
+        error=FileNotFoundError(f"plugin path {str(path)!r} {problem}"),
+    )
+
+
+def _plugins_or_nothing(directory: Path, *, explicit: bool) -> Iterator[_Found | LoadError]:
+    """The plugins in ``directory``; none at all is a LoadError when the directory was named
+    explicitly (``-p DIR``), or when its ``plugins`` subdirectory holds some (the project's
+    ``.kithooks`` given where ``.kithooks/plugins`` was meant). An empty default plugin
+    directory is no mistake."""
+    found = list(_plugins_in(directory))
+    yield from found
+    if found:
+        return
+    inner = directory / "plugins"
+    if inner.is_dir() and any(True for _ in _plugins_in(inner)):
+        yield _path_error(directory, f"holds no plugin, but {str(inner)!r} does: name that one")
+    elif explicit:
+        yield _path_error(directory, "holds no plugin (no .py file, no directory plugin)")
 
 
 # --------------------------------------------------------------------------- importing
