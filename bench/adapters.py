@@ -1,8 +1,12 @@
 """Adapter overhead: whole agent runs in pydantic-ai and LangChain, with and without kithooks.
 
 Every run is the example agents' scenario, offline, with their scripted models
-(``examples/*_agent.py``): the model reads a file holding a secret, tries ``rm -rf /``, then
-answers (3 model calls, 2 tool calls; the tools here return at once). Runs are async
+(``examples/*_agent.py``): the model reads a file holding a secret, cleans up with
+``rm -rf build``, then answers (3 model calls, 2 tool calls; the tools here return at once).
+The clean-up is one the permission gate allows (:data:`CLEANUP`), so every candidate runs
+both tools: a blocked call skips the framework's tool execution (1.35 M of LangChain's
+15.4 M instructions per run), which the runs that block would save over the bare agent and
+the overhead figures would count as the hooks costing less than they do. Runs are async
 (``agent.run`` / ``agent.ainvoke``) with async model and tools, so no thread hand-offs blur
 the figures on a busy machine. Per framework, in interleaved rounds in one process:
 
@@ -48,6 +52,8 @@ from kithooks.examples import context_injector, permission_gate, secret_redactor
 
 from .timing import table
 
+CLEANUP = "rm -rf build"
+"""The model's clean-up command: the permission gate checks it and lets it run."""
 NOTES = "deploy key: sk-proj-Zx81kQp0vT3mW9aLr5sYc2Nd; ship on Friday"
 PROMPT = "Read notes.txt and tidy up the project."
 
@@ -136,7 +142,7 @@ def manager(cwd: str, *, plugins: bool) -> kithooks.PluginManager:
 
 def pydantic_ai_candidates(cwd: str, runner: asyncio.Runner) -> dict[str, Callable[[], object]]:
     """One run of each pydantic-ai candidate, on ``runner``'s loop."""
-    from examples.pydantic_ai_agent import scripted_model
+    from examples.pydantic_ai_agent import scripted
     from pydantic_ai import Agent
     from pydantic_ai.capabilities import AbstractCapability, Hooks
     from pydantic_ai.exceptions import ToolFailed
@@ -151,7 +157,7 @@ def pydantic_ai_candidates(cwd: str, runner: asyncio.Runner) -> dict[str, Callab
 
     def build(capabilities: list[Any]) -> Any:
         agent: Any = Agent(
-            FunctionModel(scripted_model, model_name="gpt-4o"), capabilities=capabilities
+            FunctionModel(scripted(CLEANUP), model_name="gpt-4o"), capabilities=capabilities
         )
 
         @agent.tool_plain
@@ -323,7 +329,9 @@ def langchain_candidates(cwd: str, runner: asyncio.Runner) -> dict[str, Callable
             return None
 
     def build(middleware: list[Any]) -> Any:
-        return create_agent(ScriptedModel(), [read_file, bash], middleware=middleware)
+        return create_agent(
+            ScriptedModel(command=CLEANUP), [read_file, bash], middleware=middleware
+        )
 
     agents = {
         "bare agent": build([]),
@@ -339,13 +347,24 @@ def langchain_candidates(cwd: str, runner: asyncio.Runner) -> dict[str, Callable
 # -- the section ---------------------------------------------------------------------------
 
 
+def check_same_work(name: str, result: Any) -> None:
+    """Fail unless a candidate's run ended with both tools run and the secret redacted (or
+    not, for the candidates without the redactor): every candidate must do the same work."""
+    text = str(result.output) if hasattr(result, "output") else result["messages"][-1].text
+    if not text.rstrip().endswith("The clean-up: ok"):
+        raise RuntimeError(
+            f"bench.adapters: {name!r} did not run the clean-up the other candidates run "
+            f"(its answer: {text!r}); the overhead figures would compare different work"
+        )
+
+
 def compare_cpu(
     candidates: dict[str, Callable[[], object]], *, number: int, rounds: int
 ) -> dict[str, float]:
     """Median CPU ns per call of each candidate, measured in interleaved rounds."""
     samples: dict[str, list[float]] = {name: [] for name in candidates}
-    for fn in candidates.values():  # warm up
-        fn()
+    for name, fn in candidates.items():  # warm up
+        check_same_work(name, fn())
     for _ in range(rounds):
         for name, fn in candidates.items():
             start = time.process_time_ns()
@@ -534,7 +553,8 @@ def _measured_runs(framework: str, candidate: str, runs: int) -> None:
     with tempfile.TemporaryDirectory() as tmp, asyncio.Runner() as runner:
         (Path(tmp) / "AGENTS.md").write_text("Never delete files outside the repository.")
         fn = _FRAMEWORKS[framework](tmp, runner)[candidate]
-        for _ in range(5):
+        check_same_work(candidate, fn())
+        for _ in range(4):
             fn()
         gc.collect()
         functools.reduce(lambda _, __: fn(), range(runs), None)

@@ -35,7 +35,10 @@ SAFE_PROGRAMS = {"ls", "cat", "echo", "pwd", "wc", "head"}
 
 
 class ScriptedModel(BaseChatModel):
-    """Plays a model offline: read the notes, try a dangerous clean-up, then answer."""
+    """Plays a model offline: read the notes, try a clean-up (``command``: by default a
+    dangerous one), then answer."""
+
+    command: str = "rm -rf /"
 
     @property
     def _llm_type(self) -> str:
@@ -63,12 +66,11 @@ class ScriptedModel(BaseChatModel):
             call = {"name": "read_file", "args": {"path": "notes.txt"}, "id": "call_1"}
             answer = AIMessage(content="Reading the notes.", tool_calls=[call])
         elif len(returns) == 1:
-            call = {"name": "bash", "args": {"command": "rm -rf /"}, "id": "call_2"}
+            call = {"name": "bash", "args": {"command": self.command}, "id": "call_2"}
             answer = AIMessage(content="Cleaning up.", tool_calls=[call])
         else:
             answer = AIMessage(
-                content=f"The notes say: {returns[0].text}. "
-                f"The clean-up was refused: {returns[1].text}"
+                content=f"The notes say: {returns[0].text}. The clean-up: {returns[1].text}"
             )
         answer.usage_metadata = usage  # type: ignore[assignment]
         answer.response_metadata = metadata

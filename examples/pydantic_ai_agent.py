@@ -17,6 +17,7 @@ import argparse
 import shlex
 import subprocess
 import tempfile
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from pydantic_ai import Agent
@@ -31,32 +32,39 @@ from kithooks.examples import context_injector, permission_gate, secret_redactor
 SAFE_PROGRAMS = {"ls", "cat", "echo", "pwd", "wc", "head"}
 
 
-async def scripted_model(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
-    """Plays a model offline: read the notes, try a dangerous clean-up, then answer."""
-    returns = [p for m in messages for p in m.parts if isinstance(p, ToolReturnPart)]
-    usage = RequestUsage(input_tokens=900 + 300 * len(returns), output_tokens=60)
-    if not returns:
-        call = ToolCallPart("read_file", {"path": "notes.txt"}, tool_call_id="call_1")
+def scripted(command: str = "rm -rf /") -> Callable[..., Awaitable[ModelResponse]]:
+    """A model played offline: it reads the notes, tries a clean-up running ``command`` (by
+    default a dangerous one), then answers. Use it as ``FunctionModel(scripted())``."""
+
+    async def play(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        returns = [p for m in messages for p in m.parts if isinstance(p, ToolReturnPart)]
+        usage = RequestUsage(input_tokens=900 + 300 * len(returns), output_tokens=60)
+        if not returns:
+            call = ToolCallPart("read_file", {"path": "notes.txt"}, tool_call_id="call_1")
+            return ModelResponse(
+                parts=[TextPart("Reading the notes."), call],
+                usage=usage,
+                model_name="gpt-4o",
+                provider_name="openai",
+            )
+        if len(returns) == 1:
+            call = ToolCallPart("bash", {"command": command}, tool_call_id="call_2")
+            return ModelResponse(
+                parts=[TextPart("Cleaning up."), call],
+                usage=usage,
+                model_name="gpt-4o",
+                provider_name="openai",
+            )
+        answer = f"The notes say: {returns[0].content!s}. The clean-up: {returns[1].content!s}"
         return ModelResponse(
-            parts=[TextPart("Reading the notes."), call],
-            usage=usage,
-            model_name="gpt-4o",
-            provider_name="openai",
+            parts=[TextPart(answer)], usage=usage, model_name="gpt-4o", provider_name="openai"
         )
-    if len(returns) == 1:
-        call = ToolCallPart("bash", {"command": "rm -rf /"}, tool_call_id="call_2")
-        return ModelResponse(
-            parts=[TextPart("Cleaning up."), call],
-            usage=usage,
-            model_name="gpt-4o",
-            provider_name="openai",
-        )
-    answer = (
-        f"The notes say: {returns[0].content!s}. The clean-up was refused: {returns[1].content!s}"
-    )
-    return ModelResponse(
-        parts=[TextPart(answer)], usage=usage, model_name="gpt-4o", provider_name="openai"
-    )
+
+    return play
+
+
+#: The offline model of ``main``: reads the notes, tries ``rm -rf /``, answers.
+scripted_model = scripted()
 
 
 def build_agent(model: object, workdir: Path, pm: kithooks.PluginManager) -> Agent[None, str]:

@@ -443,6 +443,26 @@ def test_allow_and_the_older_approve_apply_updated_input(tmp_path, caplog):
     assert _warnings(caplog) == []
 
 
+def test_a_rewrite_a_later_hook_replaced_is_dropped_with_a_warning(tmp_path, caplog):
+    # The last allow + updatedInput in settings order wins (as documented); the earlier,
+    # different rewrite is not applied, and the log says which command's was dropped.
+    first = answering(permissionDecision="allow", updatedInput={"command": "ls -a"})
+    pm, _ = manager(
+        CommandHooks.from_settings(settings("PreToolUse", first, REWRITE), project_dir=tmp_path)
+    )
+    assert pm.emit(bash("rm -rf build")).args == {"command": "ls"}
+    [warning] = _warnings(caplog)
+    assert "plugin 'command-hooks'" in warning
+    assert f"hook commands {first!r} and {REWRITE!r} each rewrote the tool input" in warning
+    assert f"({REWRITE!r}) is used" in warning
+    caplog.clear()  # the same rewrite twice: nothing is lost, nothing to say
+    pm, _ = manager(
+        CommandHooks.from_settings(settings("PreToolUse", REWRITE, REWRITE), project_dir=tmp_path)
+    )
+    assert pm.emit(bash("rm -rf build")).args == {"command": "ls"}
+    assert _warnings(caplog) == []
+
+
 @pytest.mark.parametrize("plugin_class", [CommandHooks, AsyncCommandHooks])
 def test_ask_with_updated_input_shows_the_person_the_rewritten_input(tmp_path, plugin_class):
     ask = answering(permissionDecision="ask", permissionDecisionReason="rewrote", updatedInput=RM)

@@ -243,6 +243,19 @@ def test_combine_the_most_restrictive_decision_wins_in_any_order(answers):
     assert combine(list(reversed(verdicts))).decision == expected
 
 
+@given(st.lists(st.one_of(st.none(), st.sampled_from([{"a": 1}, {"a": 2}, {}])), max_size=6))
+def test_combine_the_last_rewrite_wins_and_the_dropped_ones_are_named(rewrites):
+    verdicts = [Verdict(command=f"c{i}", updated_input=u) for i, u in enumerate(rewrites)]
+    combined = combine(verdicts)
+    given_ = [(f"c{i}", u) for i, u in enumerate(rewrites) if u is not None]
+    assert combined.updated_input == (given_[-1][1] if given_ else None)
+    dropped = [c for c, u in given_[:-1] if u != given_[-1][1]]
+    if dropped:
+        assert combined.warning.startswith(f"hook commands {', '.join(map(repr, dropped))} and")
+    else:
+        assert combined.warning == ""
+
+
 @given(
     code=st.integers(min_value=-64, max_value=255).filter(lambda c: c not in (0, 2)),
     stdout=st.text(max_size=30),

@@ -164,7 +164,8 @@ class CommandHooks:
         ``fail_closed`` it is a deny, so the call is blocked whatever the other commands
         answered. A part of an answer that Claude Code ignores (a ``PreToolUse``
         ``updatedInput`` without ``permissionDecision`` ``allow`` or ``ask``) is ignored here
-        too, with a warning on logger ``kithooks`` naming the command.
+        too, with a warning on logger ``kithooks`` naming the command; so is a rewrite that a
+        later command's different rewrite replaced.
         """
         verdicts = [read_answer(call.claude_event, run) for run in runs]
         for verdict in verdicts:
@@ -173,6 +174,8 @@ class CommandHooks:
         if any(v.error for v in verdicts):
             verdicts = self.failed(verdicts, event, ctx)
         combined = combine(verdicts)
+        if combined.warning:
+            logger.warning("plugin %r: %s", self._registered_name(ctx), combined.warning)
         for message in combined.system_messages:
             ctx.print_info(message)
         return _APPLY[call.claude_event](self, combined, event, ctx)

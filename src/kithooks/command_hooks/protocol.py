@@ -329,6 +329,8 @@ class Combined:
     stop_reason: str = ""
     system_messages: tuple[str, ...] = ()
     replaced_output: str | None = None
+    #: What the merge dropped ("": nothing): a rewrite that a later command's replaced.
+    warning: str = ""
 
 
 def _lines(values: Sequence[str]) -> str:
@@ -338,11 +340,20 @@ def _lines(values: Sequence[str]) -> str:
 def combine(verdicts: Sequence[Verdict]) -> Combined:
     """Merge verdicts (in settings order): the most restrictive decision wins (deny > ask >
     allow) with its reasons joined; the last ``updatedInput`` and ``updatedMCPToolOutput``
-    win; contexts, stop reasons and system messages are all kept; any ``continue: false``
-    stops."""
+    win (the ``warning`` names the commands whose different rewrite was dropped); contexts,
+    stop reasons and system messages are all kept; any ``continue: false`` stops."""
     decision = max((v.decision for v in verdicts), key=_RANK.__getitem__, default="")
-    updated = [v.updated_input for v in verdicts if v.updated_input is not None]
+    rewrites = [v for v in verdicts if v.updated_input is not None]
+    updated = [v.updated_input for v in rewrites]
     replaced = [v.replaced_output for v in verdicts if v.replaced_output is not None]
+    dropped = [v.command for v in rewrites[:-1] if v.updated_input != updated[-1]]
+    warning = ""
+    if dropped:
+        warning = (
+            f"hook commands {', '.join(map(repr, dropped))} and {rewrites[-1].command!r} each "
+            f"rewrote the tool input differently; the last in settings order "
+            f"({rewrites[-1].command!r}) is used, the other rewrites are dropped"
+        )
     return Combined(
         decision=decision,
         reason=_lines([v.reason for v in verdicts if v.decision == decision]) if decision else "",
@@ -352,4 +363,5 @@ def combine(verdicts: Sequence[Verdict]) -> Combined:
         stop_reason=_lines([v.stop_reason for v in verdicts if v.stop]),
         system_messages=tuple(v.system_message for v in verdicts if v.system_message),
         replaced_output=replaced[-1] if replaced else None,
+        warning=warning,
     )
