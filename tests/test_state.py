@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -606,6 +607,54 @@ def test_a_second_store_in_the_thread_holding_a_batch_reads_and_its_writes_are_r
         assert "one store per session" in seen[name] and "pm.state" in seen[name]
     assert seen["after"] == ({"k": "4", "after": "x"},) * 2
     assert StateStore(path).snapshot() == {"k": "4", "after": "x"}
+
+
+def _bind_mount(source, target) -> bool:
+    """Bind-mount ``source`` on ``target`` (False where this process may not mount)."""
+    if sys.platform != "linux" or os.geteuid() != 0:
+        return False
+    done = subprocess.run(
+        ["mount", "--bind", str(source), str(target)], capture_output=True, timeout=10, check=False
+    )
+    return done.returncode == 0
+
+
+@pytest.mark.parametrize("how", ["hard link", "bind mount"])
+def test_a_second_store_through_another_path_to_the_same_lock_file_is_refused_too(tmp_path, how):
+    # flock locks the file, not the path: a second store reaching the sidecar's lock file
+    # through another path (a container's bind mount, a hard link) waited for its own
+    # thread forever, because the same-thread check compared paths.
+    first, second = tmp_path / "a", tmp_path / "b"
+    first.mkdir()
+    second.mkdir()
+    mounted = False
+    if how == "bind mount":
+        if not _bind_mount(first, second):
+            pytest.skip("needs root on Linux to bind-mount")
+        mounted = True
+    try:
+        host = StateStore(first / "s.json")
+        host.set("k", "1")
+        if how == "hard link":
+            os.link(first / "s.json.lock", second / "s.json.lock")
+        other = StateStore(second / "s.json")
+
+        def write_inside_the_batch() -> str:
+            with host.batch():
+                host.set("k", "2")
+                with pytest.raises(RuntimeError) as caught:
+                    other.set("k", "3")
+            return str(caught.value)
+
+        message = _run_with_deadline(write_inside_the_batch)
+        assert "locked by another StateStore on it in this thread" in message
+        host.close()
+        other.close()
+    finally:
+        if mounted:
+            subprocess.run(
+                ["umount", "-l", str(second)], capture_output=True, timeout=10, check=False
+            )
 
 
 def test_a_batch_held_across_an_await_is_refused_to_another_store_of_its_sidecar(tmp_path):

@@ -61,13 +61,14 @@ _open_backends: weakref.WeakSet[SidecarBackend] = weakref.WeakSet()
 _written: set[Path] = set()
 #: How long the exit-time compaction waits for a lock held elsewhere (seconds).
 EXIT_LOCK_WAIT = 2.0
-#: Who in this process holds each lock file's ``flock`` (by resolved path): the thread and
-#: its asyncio task (None outside one). ``flock`` on two opens of one file conflicts even
-#: inside one process, so a second store on a sidecar, in the thread that holds its lock
-#: through the first, would wait for itself forever; this says when that would happen.
-#: Only the holder writes its entry (after its ``flock`` succeeds, removed before it is
-#: released), so an entry naming this thread is never stale.
-_holders: dict[str, tuple[int, object]] = {}
+#: Who in this process holds each lock file's ``flock``: the thread and its asyncio task
+#: (None outside one), by the lock file's device and inode (what ``flock`` locks, so two
+#: paths to one file, a bind mount or a hard link, are one entry). ``flock`` on two opens of
+#: one file conflicts even inside one process, so a second store on a sidecar, in the thread
+#: that holds its lock through the first, would wait for itself forever; this says when
+#: that would happen. Only the holder writes its entry (after its ``flock`` succeeds,
+#: removed before it is released), so an entry naming this thread is never stale.
+_holders: dict[tuple[int, int], tuple[int, object]] = {}
 
 
 def current_task() -> object:
@@ -122,7 +123,7 @@ class SidecarBackend:
         self.real = Path(os.path.realpath(self.path))
         self.journal_path = self.real.with_name(self.real.name + ".journal")
         self.lock_path = self.real.with_name(self.real.name + ".lock")
-        self._lock_key = str(self.lock_path)
+        self._lock_key: tuple[int, int] | None = None  # the lock file's (st_dev, st_ino)
         self._watched = (str(self.journal_path), str(self.real))
         self._lock_fd: int | None = None
         self._lock_pid = 0
@@ -164,6 +165,7 @@ class SidecarBackend:
             yield None
             return
         key = self._lock_key
+        assert key is not None  # set with the descriptor
         holder = _holders.get(key)
         if holder is not None and holder[0] == threading.get_ident():
             if write:
@@ -193,7 +195,7 @@ class SidecarBackend:
         """Whether a thread waits in :meth:`lock` for the flock that the calling thread holds
         through another backend on this sidecar: the store's thread lock (which that thread
         holds while it waits) must not be waited for then, or neither thread ever goes on."""
-        holder = _holders.get(self._lock_key)
+        holder = None if self._lock_key is None else _holders.get(self._lock_key)
         return self._waiting and holder is not None and holder[0] == threading.get_ident()
 
     def _lock_descriptor(self, write: bool) -> int | None:
@@ -209,7 +211,13 @@ class SidecarBackend:
             if not write and exc.errno in _READ_ONLY_ERRORS:
                 return None  # nothing can be written here: read without the lock
             raise StateError(f"opening state lock file {self.lock_path}: {exc}") from exc
+        try:
+            st = os.fstat(fd)
+        except OSError as exc:
+            os.close(fd)
+            raise StateError(f"reading state lock file {self.lock_path}: {exc}") from exc
         self._lock_fd, self._lock_pid = fd, os.getpid()
+        self._lock_key = (st.st_dev, st.st_ino)
         return fd
 
     def _forget_inherited(self) -> None:
