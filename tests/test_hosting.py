@@ -454,3 +454,44 @@ def test_toolrun_takes_input_or_args_not_both_nor_neither():
         kithooks.hosting.ToolRun(pm, tool_name="t", tool_call_id="c")
     with pytest.raises(TypeError, match="JSON serializable"):
         kithooks.hosting.ToolRun(pm, tool_name="t", tool_call_id="c", args={"x": object()})
+
+
+# -- tool input a guard cannot read ----------------------------------------------------------
+
+DEEP = '{"command": "rm -rf /", "pad": ' + "[" * 3000 + "]" * 3000 + "}"
+HUGE_INT = '{"command": "rm -rf /", "pad": 1' + "0" * 5000 + "}"
+
+
+class _RmGate:
+    @hookimpl
+    def on_tool_call(self, event):
+        if "rm -rf" in (event.parsed_args or {}).get("command", ""):
+            return kithooks.ToolCallResult(block=True, reason="no rm")
+        return None
+
+
+@pytest.mark.parametrize("text", [DEEP, HUGE_INT], ids=["nested too deep", "huge integer"])
+def test_a_json_object_python_cannot_read_is_refused_not_shown_as_no_arguments(text, caplog):
+    # Other JSON readers (the tool's own) read it; a guard shown parsed_args=None allowed it.
+    with pytest.raises(ValueError, match=r"ToolCallEvent\.input: .*refused rather than shown"):
+        kithooks.ToolCallEvent(tool_name="bash", input=text)
+    with pytest.raises(ValueError, match="refused rather than shown as no arguments"):
+        parse_args(text)
+    pm = PluginManager()
+    pm.register(_RmGate())
+    ran: list[str] = []
+    outcome = run_tool(pm, ran.append, tool_name="bash", tool_call_id="c1", input=text)
+    assert outcome.blocked and outcome.is_error and ran == []
+    assert outcome.content.startswith("Error: kithooks could not check this call: ")
+    assert any("'c1' (bash) not run" in r.getMessage() for r in caplog.records)
+    assert asyncio.run(
+        asyncio.wait_for(
+            arun_tool(pm, ran.append, tool_name="bash", tool_call_id="c2", input=text), 10
+        )
+    ).blocked
+    assert ran == []
+
+
+@pytest.mark.parametrize("text", ["{not json", '"a string"', "[1, 2]", "[" * 3000, "{" * 5000, ""])
+def test_text_that_is_not_a_json_object_still_has_no_parsed_args(text):
+    assert kithooks.ToolCallEvent(tool_name="bash", input=text).parsed_args is None

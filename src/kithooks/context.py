@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -90,6 +91,17 @@ class Context:
     #: The last handler view made of this context, and the manager it belongs to.
     _view: Context | None = attrs.field(default=None, init=False, repr=False, eq=False)
 
+    # -- copies ------------------------------------------------------------------------
+
+    def __copy__(self) -> Context:
+        """A new context with the same fields, bound to the same manager; its handler view
+        is its own (a copied view would show the handlers the original's fields)."""
+        return _copied(self, lambda value: value)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Context:
+        """:meth:`__copy__` with every field deep-copied (the manager is shared, not copied)."""
+        return _copied(self, lambda value: copy.deepcopy(value, memo))
+
     # -- state -------------------------------------------------------------------------
 
     def get_state(self, key: str) -> str | None:
@@ -124,6 +136,18 @@ class Context:
 
 
 _FIELDS = tuple(f.name for f in attrs.fields(Context) if f.init)
+
+
+def _copied(ctx: Context, copy_value: Callable[[Any], Any]) -> Context:
+    """A copy of ``ctx`` (of the host's context, for a handler view) made by its class's
+    ``__init__`` with each field passed through ``copy_value``: the view is not copied."""
+    if isinstance(ctx, HandlerContext):
+        ctx = object.__getattribute__(ctx, "_host")
+    cls = type(ctx)
+    fields = {f.alias: copy_value(getattr(ctx, f.name)) for f in attrs.fields(cls) if f.init}
+    new = cls(**fields)
+    new._manager = ctx._manager
+    return new
 
 
 class HandlerContext(Context):

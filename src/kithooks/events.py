@@ -356,11 +356,30 @@ def _to_args(v: object) -> object:
 
 
 def parse_json_object(text: str) -> dict[str, Any] | None:
-    """``text`` parsed as a JSON object, or None when it is not one (never an error)."""
+    """``text`` parsed as a JSON object, or None when it is not JSON or not an object.
+
+    Raises :class:`ValueError` for text that may well be a JSON object but that Python's
+    ``json`` cannot read: nested deeper than the recursion limit, or holding an integer of
+    more digits than ``sys.get_int_max_str_digits()``. Other JSON readers (the tool's own)
+    read such text, so taking it for "no arguments" would let a guard that looks at
+    ``parsed_args`` allow what it would block.
+    """
     try:
         value = json.loads(text)
-    except (ValueError, TypeError, RecursionError):
+    except (json.JSONDecodeError, TypeError):
         return None
+    except (RecursionError, ValueError) as exc:  # not a syntax error: what json cannot read
+        if not text.lstrip().startswith("{"):
+            return None  # whatever it is, not an object
+        why = (
+            "it is nested deeper than Python's json module can read"
+            if isinstance(exc, RecursionError)
+            else f"Python's json module cannot read it ({exc})"
+        )
+        raise ValueError(
+            f"{why}, so its arguments cannot be shown to the plugins; refused rather than "
+            "shown as no arguments"
+        ) from None
     return value if isinstance(value, dict) else None
 
 
@@ -758,14 +777,18 @@ class ToolCallEvent(Event):
     )
     parsed_args: Mapping[str, Any] | None = _args(
         "The arguments as a read-only mapping; derived from `input` when not given (None when "
-        "`input` is not a JSON object)."
+        "`input` is not a JSON object; a JSON object Python's json cannot read, nested too "
+        "deep or with an integer past the digit limit, is a ValueError rather than None)."
     )
     source: str = _str("Who asked for the call; always 'llm' from the host helpers.")
 
     def _derive(self) -> None:
         # parsed_args not given: the JSON object in `input`, if it holds one.
         if self.parsed_args is None and self.input:
-            args = parse_json_object(self.input)
+            try:
+                args = parse_json_object(self.input)
+            except ValueError as exc:
+                raise ValueError(f"{type(self).__name__}.input: {exc}") from None
             if args is not None:
                 object.__setattr__(self, "parsed_args", _to_args(args))
 

@@ -25,6 +25,7 @@ from typing import Any, TypeVar, cast
 
 import attrs
 
+from . import logs
 from .context import Context, handler_view
 from .dispatch import RULES
 from .events import (
@@ -57,6 +58,8 @@ from .events import (
 )
 from .manager import PluginManager
 from .usage import ModelPrice, Usage, usage_event
+
+logger = logs.get("kithooks")
 
 __all__ = [
     "Cancellation",
@@ -244,14 +247,21 @@ class ToolRun:
     def _start(self) -> Generator[Event, Any, ToolOutcome | None]:
         pm = self.pm
         if pm.has_handlers(EventType.TOOL_CALL, self.name):
-            event = ToolCallEvent(
-                tool_name=self.name,
-                tool_call_id=self.id,
-                tool_kind=self.kind,
-                input=self.input,
-                parsed_args=self._given,
-                source="llm",
-            )
+            try:
+                event = ToolCallEvent(
+                    tool_name=self.name,
+                    tool_call_id=self.id,
+                    tool_kind=self.kind,
+                    input=self.input,
+                    parsed_args=self._given,
+                    source="llm",
+                )
+            except ValueError as exc:  # a JSON object Python cannot read: the guards can't
+                reason = f"kithooks could not check this call: {exc}"
+                logger.warning("tool call %r (%s) not run: %s", self.id, self.name, reason)
+                return ToolOutcome(
+                    content=f"Error: {reason}", is_error=True, blocked=True, reason=reason
+                )
             self.args = event.parsed_args
             result = yield event
             if result is not None:
