@@ -673,14 +673,21 @@ class PluginManager(pluggy.PluginManager):
             self._deferred.update(hooks)
             return
         touched = {h for h in hooks if h in KIT_HOOKS}
-        if "on_agent_end" in touched:
-            touched.update(_AGGREGATOR_HOOKS)  # the aggregator turns active or passive
         aggregator = self.turn_aggregator
         active = aggregator
         if aggregator is not None and not any(
             i.plugin is not aggregator for i in self.hook.on_agent_end.get_hookimpls()
         ):
             active = None
+        if (
+            "on_agent_end" in touched
+            or active is not self._aggregator
+            or (aggregator if active is None else None) is not self._passive
+        ):
+            # The aggregator turns active or passive, or another one (registered,
+            # unregistered, blocked, replaced) takes its place: agent_end's plan enriches
+            # with the active one, and the others' plans call it only while it is active.
+            touched.update(_AGGREGATOR_HOOKS)
         self._aggregator = active
         self._passive = aggregator if active is None else None
         for hook in touched:
