@@ -67,15 +67,31 @@ class Callers:
         """Check and merge one handler's (non-None) result.
 
         Returns what dispatch must stop with (the result itself for a block / cancel /
-        ``handled``; a fail-closed block for a result of the wrong type), or None to go on.
-        A result of the wrong type is a failure of the plugin, like an exception.
+        ``handled``; a fail-closed block for a result of the wrong type or one the merge
+        cannot take), or None to go on. Such a result is a failure of the plugin, like an
+        exception: logged, reported, and it contributes nothing. The result listeners hear a
+        result once it is taken (before dispatch goes on to the next handler).
         """
         rule = merge.rule
         if isinstance(result, rule.result_type):
+            try:
+                stop = merge.add(result)
+            except Exception as exc:  # a result the merge cannot take: the plugin's failure
+                return self._fail_closed(rule, h, self._untakable(h, result, exc))
             if self.listeners.results:
                 self.listeners.result(h.plugin, h.hook, result)
-            return result if merge.add(result) else None
+            return result if stop else None
         return self._fail_closed(rule, h, self.stray(h, result, rule))
+
+    def _untakable(self, h: Handler, result: object, exc: Exception) -> BaseException:
+        """Report a valid-looking result that its merge refused (say ``args`` whose JSON
+        cannot be written); returns the error. The merge took none of it."""
+        error = ValueError(
+            f"returned a {type(result).__name__} that cannot be used ({describe_error(exc)})"
+        )
+        error.__cause__ = exc
+        self.failed(h.plugin, h.hook, error)
+        return error
 
     def stray(self, h: Handler, value: object, rule: Rule | None = None) -> BaseException | None:
         """Report a return value that is a mistake; returns the error (None: not a mistake).

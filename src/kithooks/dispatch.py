@@ -66,7 +66,11 @@ class Merge:
         self.seen = False
 
     def add(self, result: Any) -> bool:
-        """Take one handler's result; True means stop and return ``result`` itself."""
+        """Take one handler's result; True means stop and return ``result`` itself.
+
+        Whatever can fail comes before any change: a result that raises here (the caller
+        reports it as its plugin's failure) leaves the merge as it was.
+        """
         raise NotImplementedError
 
     def result(self) -> Result | None:
@@ -128,12 +132,13 @@ class _ToolCallMerge(_LastWins):
     def add(self, result: Any) -> bool:
         if result.block:
             return True
-        self.last = result
         if result.args is not None:
-            self.args = result.args
+            # Everything that can fail first: a result the merge cannot take changes nothing.
             assert isinstance(self.event, ToolCallEvent)
             text = json.dumps(thaw(result.args), ensure_ascii=False)
             self.event = replace(self.event, parsed_args=result.args, input=text)
+            self.args = result.args
+        self.last = result
         return False
 
     def result(self) -> Result | None:
@@ -153,15 +158,17 @@ class _ToolResultMerge(Merge):
         self.is_error: bool | None = None
 
     def add(self, result: Any) -> bool:
-        self.seen = True
         changes: dict[str, Any] = {}
         if result.content is not None:
-            self.content = changes["content"] = result.content
+            changes["content"] = result.content
         if result.is_error is not None:
-            self.is_error = changes["is_error"] = result.is_error
+            changes["is_error"] = result.is_error
         if changes:
             assert isinstance(self.event, ToolResultEvent)
             self.event = replace(self.event, **changes)
+            self.content = changes.get("content", self.content)
+            self.is_error = changes.get("is_error", self.is_error)
+        self.seen = True
         return False
 
     def result(self) -> Result | None:
@@ -183,11 +190,11 @@ class _InputMerge(Merge):
     def add(self, result: Any) -> bool:
         if result.action == "handled":
             return True
-        self.last = result
         if result.action == "transform":
-            self.transformed = True
             assert isinstance(self.event, InputEvent)
             self.event = replace(self.event, text=result.text)
+            self.transformed = True
+        self.last = result
         return False
 
     def result(self) -> Result | None:
@@ -232,11 +239,11 @@ class _MessagesMerge(Merge):
         self.changed = False
 
     def add(self, result: Any) -> bool:
-        self.seen = True
         if result.messages is not None:
-            self.changed = True
             assert isinstance(self.event, ContextPrepareEvent | PrepareStepEvent)
             self.event = replace(self.event, messages=result.messages)
+            self.changed = True
+        self.seen = True
         return False
 
     def result(self) -> Result | None:

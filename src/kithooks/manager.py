@@ -549,25 +549,46 @@ class PluginManager(pluggy.PluginManager):
         return hooks
 
     def _check_arguments(self, plugin: object, label: str, attr: str, hook: str, fn: Any) -> None:
-        """A handler takes some of its hook's arguments, by name (pluggy's rule, said
-        plainly: its own message prints the signature with a literal newline)."""
+        """A handler takes some of its hook's arguments, by name, each without a default
+        (pluggy's rule, said plainly: its own message prints the signature with a literal
+        newline). pluggy never passes an argument that has a default, nor a keyword-only
+        one (kithooks calls handlers positionally): such a handler would run without what it
+        asked for (a guard that checks ``ctx=None`` would never block), so it is refused."""
         spec = getattr(self.hook, hook).spec
         try:
             parameters = list(inspect.signature(fn).parameters.values())
         except (TypeError, ValueError):
             return  # no signature to read: pluggy's own check decides
+        given = ", ".join(spec.argnames)
+        keyword_only = [p.name for p in parameters if p.kind is p.KEYWORD_ONLY]
+        if keyword_only:
+            raise PluginValidationError(
+                plugin,
+                f"plugin {label!r}: {attr!r} takes {', '.join(map(repr, keyword_only))} as "
+                f"keyword-only, but a handler's arguments ({given}) are picked by name and "
+                "passed by position, so a keyword-only parameter never gets one (every call "
+                "would fail, or its default stand in); make them ordinary parameters (no * "
+                "before them)",
+            )
         named = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
         if not named and any(p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in parameters):
             raise PluginValidationError(
                 plugin,
                 f"plugin {label!r}: {attr!r} takes only *args / **kwargs, but hooks pass their "
-                f"arguments by name ({', '.join(spec.argnames)}), so it would get none (a "
+                f"arguments by name ({given}), so it would get none (a "
                 "decorator without functools.wraps hides them); name the arguments it needs",
+            )
+        defaulted = [p.name for p in named if p.default is not p.empty and p.name in spec.argnames]
+        if defaulted:
+            raise PluginValidationError(
+                plugin,
+                f"plugin {label!r}: {attr!r} gives {', '.join(map(repr, defaulted))} a default, "
+                f"but pluggy never passes an argument that has a default, so {hook} would always "
+                "run with the default instead of the value dispatch has; remove the default",
             )
         required = [p.name for p in named if p.default is p.empty]
         unknown = [name for name in required if name not in spec.argnames]
         if unknown:
-            given = ", ".join(spec.argnames)
             raise PluginValidationError(
                 plugin,
                 f"plugin {label!r}: {attr!r} takes {', '.join(map(repr, unknown))}, which "
@@ -652,14 +673,21 @@ class PluginManager(pluggy.PluginManager):
             self._deferred.update(hooks)
             return
         touched = {h for h in hooks if h in KIT_HOOKS}
-        if "on_agent_end" in touched:
-            touched.update(_AGGREGATOR_HOOKS)  # the aggregator turns active or passive
         aggregator = self.turn_aggregator
         active = aggregator
         if aggregator is not None and not any(
             i.plugin is not aggregator for i in self.hook.on_agent_end.get_hookimpls()
         ):
             active = None
+        if (
+            "on_agent_end" in touched
+            or active is not self._aggregator
+            or (aggregator if active is None else None) is not self._passive
+        ):
+            # The aggregator turns active or passive, or another one (registered,
+            # unregistered, blocked, replaced) takes its place: agent_end's plan enriches
+            # with the active one, and the others' plans call it only while it is active.
+            touched.update(_AGGREGATOR_HOOKS)
         self._aggregator = active
         self._passive = aggregator if active is None else None
         for hook in touched:
