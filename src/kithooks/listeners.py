@@ -2,7 +2,8 @@
 
 Any number of listeners may be attached to a manager (``pm.add_listener``); each hears
 every failure (a :class:`HandlerError` or a :class:`~kithooks.loading.LoadError`), every
-valid result a guard or transform handler returns (before it is merged), and every custom
+valid result a guard or transform handler returns (once it is taken, before the next
+handler runs; a result that cannot be merged is a failure instead), and every custom
 event. A listener that raises is logged and does not stop the others or the dispatch.
 """
 

@@ -252,7 +252,9 @@ class PluginManager(pluggy.PluginManager):
         ``on_error(error)`` gets every :class:`HandlerError` and
         :class:`~kithooks.loading.LoadError` (after it is logged on logger ``kithooks``);
         ``on_result(plugin, hook, result)`` every valid result a guard or transform handler
-        returns, before it is merged; ``on_custom_event(name, data)`` every custom event.
+        returns, once it is taken and before the next handler runs (a result that cannot be
+        merged is reported to ``on_error`` instead); ``on_custom_event(name, data)`` every
+        custom event.
         Any number of listeners may listen at once.
         """
         return self.listeners.add(on_error, on_result, on_custom_event)
