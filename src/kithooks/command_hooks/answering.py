@@ -36,7 +36,7 @@ from ..manager import PluginManager
 from .aliases import ToolAliases
 from .protocol import plain
 
-__all__ = ["Answer", "answer", "answer_sync", "steps"]
+__all__ = ["Answer", "answer", "answer_sync", "refusal", "steps"]
 
 #: A host sequence answering one invocation (see :func:`steps`).
 Steps = Generator[Event, Any, "Answer"]
@@ -81,6 +81,19 @@ def _block(reason: str, exit_code: bool, **extra: Any) -> Answer:
     return Answer(output={"decision": "block", "reason": reason, **extra})
 
 
+def refusal(event_name: str, reason: str, *, block_with_exit_code: bool = False) -> Answer:
+    """The answer that blocks invocation ``event_name`` with ``reason``, as a plugin's block
+    would: a deny for ``PreToolUse``, ``decision: "block"`` elsewhere; exit 2 with the reason
+    on stderr when ``block_with_exit_code``."""
+    if event_name == "PreToolUse" and not block_with_exit_code:
+        return Answer(
+            output=_specific(
+                "PreToolUse", permissionDecision="deny", permissionDecisionReason=reason
+            )
+        )
+    return _block(reason, block_with_exit_code)
+
+
 def _pre_tool_use(data: Mapping[str, Any], ctx: Context, how: _How) -> Steps:
     tool_input = data.get("tool_input")
     args = tool_input if isinstance(tool_input, Mapping) else {}
@@ -96,13 +109,7 @@ def _pre_tool_use(data: Mapping[str, Any], ctx: Context, how: _How) -> Steps:
         return Answer()
     if result.block:
         reason = result.reason or "blocked by a kithooks plugin"
-        if how.exit2:
-            return Answer(exit_code=2, stderr=reason)
-        return Answer(
-            output=_specific(
-                "PreToolUse", permissionDecision="deny", permissionDecisionReason=reason
-            )
-        )
+        return refusal("PreToolUse", reason, block_with_exit_code=how.exit2)
     rewritten = getattr(result, "args", None)
     if rewritten is not None:
         # Claude Code drops an updatedInput that comes with no permission decision, and

@@ -2,23 +2,26 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from types import TracebackType
+from typing import Any, NoReturn
 
 import click
 
 from ..context import Context
+from ..listeners import describe_error
 from ..loading import LoadError, default_project_dir
 from ..manager import HandlerError, PluginManager
 from ..state import StateError, StateStore, sidecar_path
 from .aliases import ToolAliases
-from .answering import REWRITE_DECISIONS, answer_sync
+from .answering import REWRITE_DECISIONS, Answer, answer_sync, refusal
 
 #: The events whose call exit code 2 blocks in Claude Code: where a plugin that did not
 #: load must block rather than let the call through.
@@ -108,7 +111,119 @@ def _say(message: str) -> None:
     click.echo(f"kithooks claude-hook: {message}", err=True)
 
 
-@click.command(name="claude-hook")
+def _exit_code_for_bad_input(event: str) -> int:
+    """How a call whose plugins are not all there (a load failure, a usage error) exits:
+    2 (Claude Code blocks) where exit 2 blocks, 1 (a non-blocking error) elsewhere."""
+    return 2 if event in BLOCKING_EVENTS else 1
+
+
+class _HookCommand(click.Command):
+    """``claude-hook`` answers a usage error (a mistyped option, a ``-p`` path that does not
+    exist) by the invocation's event, as a plugin that fails to load: exit 2 would make
+    ``Stop`` never stop."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as exc:
+            stdin = sys.stdin
+            if stdin is None or stdin.isatty():  # a person at a terminal: click's own answer
+                raise
+            _usage_failure(exc, stdin.buffer.read())
+
+
+def _usage_failure(exc: click.UsageError, raw: bytes) -> NoReturn:
+    exc.show()  # the usage and click's message, on stderr
+    try:
+        data = json.loads(raw)
+    except (ValueError, RecursionError):
+        _say("bad usage; and stdin is not JSON")
+        sys.exit(1)
+    event = str(data.get("hook_event_name") or "") if isinstance(data, dict) else ""
+    _say(f"bad usage, so no plugin answered this {event or 'call'}: {exc.format_message()}")
+    sys.exit(_exit_code_for_bad_input(event))
+
+
+@contextlib.contextmanager
+def _stdout_is_the_answers() -> Iterator[Callable[[str], None]]:
+    """Everything written to stdout while this is open goes to stderr; the function it
+    gives writes the answer to the real stdout.
+
+    Claude Code reads stdout as the JSON answer only when it starts with ``{``: one
+    ``print`` in a plugin (at import, in a handler, a library's banner, a subprocess the
+    plugin starts) would turn a deny into ignored text. So ``sys.stdout`` is ``sys.stderr``
+    until the end, and when stdout is file descriptor 1, fd 1 is made a copy of fd 2 for
+    good (subprocesses, C code, ``atexit`` handlers and the interpreter's final flush write
+    there too): the answer goes to a saved copy of the real fd 1, closed once written, so
+    a plugin's lingering child process does not hold Claude Code's pipe open either.
+    """
+    original = sys.stdout
+    saved: int | None = None
+    with contextlib.suppress(AttributeError, OSError, ValueError):
+        original.flush()
+        if original.fileno() == 1:
+            saved = os.dup(1)
+            os.dup2(2, 1)
+
+    def write(text: str) -> None:
+        data = (text + "\n").encode("utf-8")
+        if saved is None:
+            original.write(text + "\n")
+            original.flush()
+            return
+        with contextlib.suppress(BrokenPipeError):  # Claude Code stopped reading: no one to tell
+            while data:
+                data = data[os.write(saved, data) :]
+
+    sys.stdout = sys.stderr
+    try:
+        yield write
+    finally:
+        with contextlib.suppress(Exception):
+            sys.stderr.flush()
+        sys.stdout = original
+        if saved is not None:
+            os.close(saved)
+
+
+def _culprit(pm: PluginManager, tb: TracebackType | None) -> tuple[str, str] | None:
+    """The plugin and hook of the innermost handler in traceback ``tb``, if any."""
+    handlers: dict[Any, tuple[str, str]] = {}
+    for name, plugin in pm.list_name_plugin():
+        for caller in pm.get_hookcallers(plugin) or ():
+            for impl in caller.get_hookimpls():
+                if impl.plugin is plugin:
+                    code = getattr(impl.function, "__code__", None)
+                    handlers.setdefault(code, (name, caller.name))
+    found = None
+    while tb is not None:
+        found = handlers.get(tb.tb_frame.f_code, found)
+        tb = tb.tb_next
+    return found
+
+
+def _lost(exc: BaseException, pm: PluginManager, event: str) -> str:
+    """What to say when dispatch itself ended in an exception (a handler's ``sys.exit``, a
+    ``BaseException`` that dispatch does not isolate): no plugin's answer is known. Names the
+    handler's plugin and hook when the traceback passes through one."""
+    culprit = _culprit(pm, exc.__traceback__)
+    if culprit is None:
+        message = f"answering {event or 'the call'} failed: {describe_error(exc)}"
+    else:
+        message = HandlerError(plugin=culprit[0], hook=culprit[1], error=exc).message
+    if isinstance(exc, SystemExit):
+        message += " (a handler must return its answer, not exit: no plugin's answer counts)"
+    return message
+
+
+def _note(failures: list[str], closed: bool) -> str:
+    note = "kithooks: " + "; ".join(failures)
+    if not closed:
+        note += " (skipped: --fail-closed makes a failing guard block)"
+    return note
+
+
+@click.command(name="claude-hook", cls=_HookCommand)
 @click.option(
     "--plugin",
     "-p",
@@ -126,8 +241,9 @@ def _say(message: str) -> None:
 @click.option(
     "--fail-closed",
     is_flag=True,
-    help=f"A guard handler (on_tool_call, on_before_compact) that raises or times out "
-    f"blocks, naming its plugin, instead of being skipped (also ${FAIL_CLOSED_ENV}=1).",
+    help=f"A guard handler (on_tool_call, on_before_compact) that raises or times out, or a "
+    f"handler that exits on PreToolUse, UserPromptSubmit or PreCompact, blocks, naming its "
+    f"plugin, instead of being skipped (also ${FAIL_CLOSED_ENV}=1).",
 )
 @click.option(
     "--rewrite-decision",
@@ -170,18 +286,47 @@ def claude_hook(
     is given: then a failing guard handler blocks with a reason naming its plugin, as a
     deny (exit 2 with --block-with-exit-code). A plugin that fails to load blocks (exit 2,
     the reason on stderr) for PreToolUse, UserPromptSubmit and PreCompact, so a missing
-    guard never looks like one that allowed the call; for other events it is exit 1.
-    Exit 1 also means the input was not a hook invocation.
+    guard never looks like one that allowed the call; for other events it is exit 1. A bad
+    option or -p path is answered the same way. A handler that exits (sys.exit) is a
+    failure like one that raises, whose answer is lost with every other plugin's. Exit 1
+    also means the input was not a hook invocation. Only the answer goes to stdout:
+    anything the plugins print goes to stderr.
     """
     raw = sys.stdin.buffer.read()
+    with _stdout_is_the_answers() as write_answer:
+        code = _answer_call(
+            raw,
+            write_answer,
+            plugin_files=plugin_files,
+            no_entrypoints=no_entrypoints,
+            block_with_exit_code=block_with_exit_code,
+            closed=fail_closed or fail_closed_by_env(),
+            rewrite_decision=rewrite_decision,
+            state_dir=state_dir,
+        )
+    sys.exit(code)
+
+
+def _answer_call(
+    raw: bytes,
+    write_answer: Callable[[str], None],
+    *,
+    plugin_files: tuple[Path, ...],
+    no_entrypoints: bool,
+    block_with_exit_code: bool,
+    closed: bool,
+    rewrite_decision: str,
+    state_dir: Path | None,
+) -> int:
+    """Answer the invocation ``raw`` (stdin); the exit code."""
     try:
         data = json.loads(raw)
     except ValueError as exc:
         _say(f"stdin is not JSON: {exc}")
-        sys.exit(1)
+        return 1
     if not isinstance(data, dict):
         _say(f"stdin must be a JSON object, got {type(data).__name__}")
-        sys.exit(1)
+        return 1
     try:
         store = _store(session_state_path(data, state_dir))
     except (OSError, StateError) as exc:
@@ -194,6 +339,7 @@ def claude_hook(
         model=str(data.get("model") or ""),
         get_session_path=lambda: transcript,
     )
+    event = str(data.get("hook_event_name") or "")
 
     failures: list[str] = []
 
@@ -202,7 +348,6 @@ def claude_hook(
             _say(error.message)
             failures.append(error.message)
 
-    closed = fail_closed or fail_closed_by_env()
     pm = PluginManager(state=store, context=ctx, fail_closed=closed, on_error=report)
     if not no_entrypoints:
         pm.load_entrypoints()
@@ -214,26 +359,32 @@ def claude_hook(
         # A guard that did not load must not look like a guard that allowed the call:
         # where Claude Code lets exit 2 block, block with the reason; elsewhere exit 1.
         reason = "; ".join(e.message for e in pm.load_errors)
-        event = str(data.get("hook_event_name") or "")
         _say(f"plugins failed to load: {reason}")
-        sys.exit(2 if event in BLOCKING_EVENTS else 1)
-    result = answer_sync(
-        pm,
-        data,
-        ctx,
-        aliases=ToolAliases(),
-        block_with_exit_code=block_with_exit_code,
-        rewrite_decision=rewrite_decision,
-    )
+        return _exit_code_for_bad_input(event)
+    try:
+        result = answer_sync(
+            pm,
+            data,
+            ctx,
+            aliases=ToolAliases(),
+            block_with_exit_code=block_with_exit_code,
+            rewrite_decision=rewrite_decision,
+        )
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # a sys.exit in a handler: not the answer
+        message = _lost(exc, pm, event)
+        _say(message)
+        failures.append(message)
+        result = Answer()
+        if closed and event in BLOCKING_EVENTS:  # as for a load failure: the guard is not there
+            result = refusal(event, message, block_with_exit_code=block_with_exit_code)
     output = result.output
     if failures and result.exit_code == 0:
         # Claude Code shows a hook's stderr only in verbose mode: say it to the user too.
-        note = "kithooks: " + "; ".join(failures)
-        if not closed:
-            note += " (skipped: --fail-closed makes a failing guard block)"
-        output = {**(output or {}), "systemMessage": note}
+        output = {**(output or {}), "systemMessage": _note(failures, closed)}
     if output is not None:
-        click.echo(json.dumps(output, ensure_ascii=False))
+        write_answer(json.dumps(output, ensure_ascii=False))
     if result.stderr:
         click.echo(result.stderr, err=True)
-    sys.exit(result.exit_code)
+    return result.exit_code

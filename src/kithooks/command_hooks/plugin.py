@@ -36,6 +36,7 @@ from .protocol import (
     claude_event_of,
     combine,
     hook_input,
+    hook_subjects,
     plain,
     read_answer,
 )
@@ -123,22 +124,16 @@ class CommandHooks:
     # -- one event: prepare, run, apply -----------------------------------------------------
 
     def prepare(self, event: Event, ctx: Context) -> _Call | None:
-        """The commands that match ``event`` (identical commands once) and their stdin."""
+        """The commands that match ``event`` (identical commands once) and their stdin.
+
+        A tool call whose arguments cannot be a ``tool_input`` object raises
+        :class:`~kithooks.command_hooks.protocol.ToolInputError` when a command matches it."""
         claude_event = claude_event_of(event)
         groups = self.settings.events.get(claude_event)
         if not groups:
             return None
         project_dir = os.path.abspath(self.project_dir or ctx.cwd or os.getcwd())
-        with self._lock:
-            active = ctx.session_id in self._stop_active
-        subjects, data = hook_input(
-            claude_event,
-            event,
-            ctx,
-            project_dir=project_dir,
-            aliases=self.aliases,
-            stop_hook_active=active,
-        )
+        subjects = hook_subjects(event, self.aliases)
         commands: dict[str, float] = {}
         for group in groups:
             if subjects and not any(group.matches(s) for s in subjects):
@@ -147,6 +142,17 @@ class CommandHooks:
                 commands[hook.command] = max(commands.get(hook.command, 0.0), hook.timeout)
         if not commands:
             return None
+        with self._lock:
+            active = ctx.session_id in self._stop_active
+        # Only now: a call no command matches must not fail on arguments no command sees.
+        _, data = hook_input(
+            claude_event,
+            event,
+            ctx,
+            project_dir=project_dir,
+            aliases=self.aliases,
+            stop_hook_active=active,
+        )
         env = {**os.environ, "CLAUDE_PROJECT_DIR": project_dir}
         stdin = json.dumps(data, ensure_ascii=False).encode()
         return _Call(

@@ -33,10 +33,12 @@ from .runner import CommandRun
 __all__ = [
     "BLOCKING_EXIT",
     "Combined",
+    "ToolInputError",
     "Verdict",
     "claude_event_of",
     "combine",
     "hook_input",
+    "hook_subjects",
     "plain",
     "read_answer",
 ]
@@ -88,12 +90,57 @@ _CLAUDE_NAME: Mapping[type[Event], str] = {
 }
 
 
+class ToolInputError(ValueError):
+    """A tool call's arguments that a hook command cannot be given: ``input`` is not a JSON
+    object (raw text, a JSON string or array) and no ``parsed_args`` come with it. Claude
+    Code's ``tool_input`` is an object; an emptied one would let a script that looks for
+    ``rm -rf`` allow the call. Raised by :func:`hook_input`; a handler of
+    :class:`~kithooks.command_hooks.CommandHooks` that meets one fails for that call."""
+
+
+def _preview(text: str, limit: int = 60) -> str:
+    return repr(text if len(text) <= limit else text[:limit] + "...")
+
+
 def _tool_input(event: ToolCallEvent | ToolResultEvent) -> dict[str, Any]:
+    """``tool_input``: the JSON object in ``input``, else ``parsed_args``; ``{}`` when there
+    are no arguments at all (``input`` empty or ``null``). Anything else is a
+    :class:`ToolInputError`: the hook never sees an input emptied of what the call holds."""
     parsed = _json_object(event.input)
     if parsed is not None:
         return parsed
     args = getattr(event, "parsed_args", None)
-    return plain(args) if args is not None else {}
+    if args is not None:
+        return dict(plain(args))
+    if event.input.strip() in ("", "null"):
+        return {}
+    raise ToolInputError(
+        f"the arguments of this {event.tool_name!r} call are not a JSON object "
+        f"({_preview(event.input)}) and come with no parsed_args: a hook command reads "
+        "tool_input as an object and would not see them, so no command ran"
+    )
+
+
+def hook_subjects(event: Event, aliases: ToolAliases) -> tuple[str, ...]:
+    """The names a matcher is tried on for ``event`` (``()``: every matcher matches).
+
+    Tool events are matched on the Claude Code name and the host's name (``Bash`` and
+    ``bash``); ``SessionStart`` on its source (``startup``), ``PreCompact`` on its trigger
+    (``auto`` / ``manual``), ``SessionEnd`` on its reason (``other``), subagent events on the
+    agent type (``""``); the others match every matcher.
+    """
+    if isinstance(event, ToolCallEvent | ToolResultEvent):
+        name = aliases.claude_name(event.tool_name)
+        return (name, event.tool_name) if name != event.tool_name else (name,)
+    if isinstance(event, SessionStartEvent):
+        return ("startup",)
+    if isinstance(event, SessionShutdownEvent):
+        return ("other",)
+    if isinstance(event, BeforeCompactEvent):
+        return ("auto" if event.is_automatic else "manual",)
+    if isinstance(event, SubagentStartEvent | SubagentEndEvent):
+        return ("",)
+    return ()
 
 
 def hook_input(
@@ -105,13 +152,14 @@ def hook_input(
     aliases: ToolAliases,
     stop_hook_active: bool = False,
 ) -> tuple[tuple[str, ...], dict[str, Any]]:
-    """The names a matcher is tried on, and the JSON object the commands read on stdin.
+    """The names a matcher is tried on (:func:`hook_subjects`), and the JSON object the
+    commands read on stdin.
 
-    Tool events are matched on the Claude Code name and the host's name (``Bash`` and
-    ``bash``); ``SessionStart`` on its source (``startup``), ``PreCompact`` on its trigger
-    (``auto`` / ``manual``), ``SessionEnd`` on its reason (``other``), subagent events on the
-    agent type (``""``); the others match every matcher.
+    A tool event whose arguments are not a JSON object and come with no ``parsed_args`` is a
+    :class:`ToolInputError`: match with :func:`hook_subjects` first, so that only a call some
+    command would see fails.
     """
+    subjects = hook_subjects(event, aliases)
     data: dict[str, Any] = {"session_id": ctx.session_id}
     transcript = ctx.get_session_path()
     if transcript:
@@ -119,11 +167,8 @@ def hook_input(
     data["cwd"] = ctx.cwd or project_dir
     data["permission_mode"] = "default"
     data["hook_event_name"] = claude_event
-    subjects: tuple[str, ...] = ()
     if isinstance(event, ToolCallEvent | ToolResultEvent):
-        name = aliases.claude_name(event.tool_name)
-        subjects = (name, event.tool_name) if name != event.tool_name else (name,)
-        data["tool_name"] = name
+        data["tool_name"] = aliases.claude_name(event.tool_name)
         data["tool_input"] = _tool_input(event)
         if isinstance(event, ToolResultEvent):
             if event.is_error:
@@ -136,24 +181,18 @@ def hook_input(
     elif isinstance(event, InputEvent):
         data["prompt"] = event.text
     elif isinstance(event, SessionStartEvent):
-        subjects = ("startup",)
         data["source"] = "startup"
         if ctx.model:
             data["model"] = ctx.model
     elif isinstance(event, SessionShutdownEvent):
-        subjects = ("other",)
         data["reason"] = "other"
     elif isinstance(event, BeforeCompactEvent):
-        trigger = "auto" if event.is_automatic else "manual"
-        subjects = (trigger,)
-        data["trigger"] = trigger
+        data["trigger"] = "auto" if event.is_automatic else "manual"
         data["custom_instructions"] = ""
     elif isinstance(event, SubagentStartEvent):
-        subjects = ("",)
         data["agent_id"] = event.tool_call_id
         data["agent_type"] = ""
     elif isinstance(event, SubagentEndEvent):
-        subjects = ("",)
         data["agent_id"] = event.tool_call_id
         data["agent_type"] = ""
         data["stop_hook_active"] = False
@@ -289,11 +328,21 @@ def _ignored_input(command: str, permission: object, decision: str) -> str:
     )
 
 
+def _trim(text: str) -> str:
+    """``text`` trimmed as JavaScript's ``trim()`` does (Claude Code is Node): Python's
+    ``strip()`` keeps U+FEFF, so an answer a BOM starts would not start with ``{``."""
+    previous = None
+    while previous != text:
+        previous, text = text, text.strip().strip("\ufeff")
+    return text
+
+
 def read_answer(event_name: str, run: CommandRun) -> Verdict:
     """Interpret one finished command as Claude Code does for ``event_name``.
 
     Exit 2 blocks with stderr as the reason (stdout is not read); exit 0 reads stdout as
-    the JSON answer when it starts with ``{`` (as Claude Code does), else as plain text
+    the JSON answer when, trimmed of white space and byte order marks, it starts with ``{``
+    (as Claude Code does), else as plain text
     (context for UserPromptSubmit and SessionStart, ignored elsewhere). A failure (the
     verdict's ``error``, its answer nothing more) is: any other exit, a timeout, a command
     that could not start, and stdout that starts with ``{`` but is not one JSON object (a
@@ -304,7 +353,7 @@ def read_answer(event_name: str, run: CommandRun) -> Verdict:
         return Verdict(command=run.command, decision="deny", reason=reason)
     if run.returncode != 0:
         return Verdict(command=run.command, error=_failure(run))
-    text = run.stdout.strip()
+    text = _trim(run.stdout)
     if text.startswith("{"):
         try:
             obj = json.loads(text)
