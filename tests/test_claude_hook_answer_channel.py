@@ -156,34 +156,31 @@ def exiter(tmp_path: Path, how: object) -> Path:
     return plugin_file(tmp_path, "exiter", EXITER.format(how=how))
 
 
+@pytest.mark.parametrize("fail_closed", [[], ["--fail-closed"]], ids=["default", "fail-closed"])
 @pytest.mark.parametrize("how", EXITS)
-def test_a_handler_that_exits_is_a_failure_that_fail_closed_turns_into_a_deny(tmp_path, how):
+def test_a_handler_that_exits_blocks_a_guarded_call_like_a_load_failure(
+    tmp_path, how, fail_closed
+):
+    # The dispatch ended at the exit: the guards after it never ran, so whatever
+    # --fail-closed says the call is denied, as when a plugin fails to load.
     path = exiter(tmp_path, how)
-    args = ["-p", str(path), "--no-entrypoints", "--fail-closed"]
-    reason = deny_reason(run(args, call(), tmp_path))
+    args = ["-p", str(path), "--no-entrypoints", *fail_closed]
+    done = run(args, call(), tmp_path)
+    reason = deny_reason(done)
     assert reason.startswith("plugin 'exiter' failed in on_tool_call: ")
     assert ("SystemExit" if how != "base" else "Stop: not an Exception") in reason
+    note = json.loads(done.stdout)["systemMessage"]
+    assert "plugin 'exiter' failed in on_tool_call" in note and "skipped" not in note
+    assert "plugin 'exiter' failed in on_tool_call" in done.stderr
     done = run([*args, "--block-with-exit-code"], call(), tmp_path)
     assert (done.returncode, done.stdout) == (2, "")
     assert "plugin 'exiter' failed in on_tool_call" in done.stderr
 
 
-@pytest.mark.parametrize("how", EXITS)
-def test_a_handler_that_exits_fails_open_loudly_by_default(tmp_path, how):
-    path = exiter(tmp_path, how)
-    done = run(["-p", str(path), "--no-entrypoints"], call(), tmp_path)
-    assert done.returncode == 0, done.stderr
-    answer = json.loads(done.stdout)
-    assert "hookSpecificOutput" not in answer
-    assert "plugin 'exiter' failed in on_tool_call" in answer["systemMessage"]
-    assert "--fail-closed" in answer["systemMessage"]
-    assert "plugin 'exiter' failed in on_tool_call" in done.stderr
-
-
-def test_an_exit_loses_the_other_plugins_deny_so_fail_closed_denies(tmp_path):
+def test_an_exit_loses_the_other_plugins_deny_so_the_call_is_denied(tmp_path):
     first = exiter(tmp_path, 0)
     second = plugin_file(tmp_path, "denier", DENIER)
-    args = ["-p", str(first), "-p", str(second), "--no-entrypoints", "--fail-closed"]
+    args = ["-p", str(first), "-p", str(second), "--no-entrypoints"]
     assert "plugin 'exiter' failed in on_tool_call" in deny_reason(run(args, call(), tmp_path))
 
 

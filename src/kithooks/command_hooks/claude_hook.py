@@ -377,8 +377,11 @@ def _answer_call(
         _say(message)
         failures.append(message)
         result = Answer()
-        if closed and event in BLOCKING_EVENTS:  # as for a load failure: the guard is not there
+        if event in BLOCKING_EVENTS:
+            # As for a load failure, whatever --fail-closed says: the dispatch ended there,
+            # so the guards after it never ran; a deny of theirs must not look like an allow.
             result = refusal(event, message, block_with_exit_code=block_with_exit_code)
+            closed = True  # the note must not say the failure was skipped
     output = result.output
     if failures and result.exit_code == 0:
         # Claude Code shows a hook's stderr only in verbose mode: say it to the user too.
