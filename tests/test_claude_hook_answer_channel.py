@@ -158,9 +158,7 @@ def exiter(tmp_path: Path, how: object) -> Path:
 
 @pytest.mark.parametrize("fail_closed", [[], ["--fail-closed"]], ids=["default", "fail-closed"])
 @pytest.mark.parametrize("how", EXITS)
-def test_a_handler_that_exits_blocks_a_guarded_call_like_a_load_failure(
-    tmp_path, how, fail_closed
-):
+def test_a_handler_that_exits_blocks_a_guarded_call_like_a_load_failure(tmp_path, how, fail_closed):
     # The dispatch ended at the exit: the guards after it never ran, so whatever
     # --fail-closed says the call is denied, as when a plugin fails to load.
     path = exiter(tmp_path, how)
