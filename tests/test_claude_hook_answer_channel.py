@@ -236,3 +236,62 @@ def test_help_still_works(tmp_path):
     done = run(["--help"], None, tmp_path, stdin="")
     assert done.returncode == 0
     assert "--fail-closed" in done.stdout
+
+
+# -- what a plugin asks of the host through ctx ---------------------------------------------
+
+TALKER = textwrap.dedent(
+    """
+    import kithooks
+
+
+    @kithooks.hookimpl
+    def on_tool_call(event, ctx):
+        ctx.print("first line")
+        ctx.print_error("second line")
+        {action}
+        return {result}
+    """
+)
+
+
+def talker(tmp_path, action="pass", result="None"):
+    return plugin_file(tmp_path, "talker", TALKER.format(action=action, result=result))
+
+
+def test_what_a_plugin_prints_is_shown_to_the_user(tmp_path):
+    done = run(["-p", str(talker(tmp_path)), "--no-entrypoints"], call(), tmp_path)
+    assert done.returncode == 0, done.stderr
+    answer = json.loads(done.stdout)
+    assert answer == {"systemMessage": "first line\nsecond line"}
+
+
+@pytest.mark.parametrize("how", ["ctx.abort()", "ctx.exit()"])
+def test_a_plugin_that_aborts_stops_claude(tmp_path, how):
+    done = run(["-p", str(talker(tmp_path, how)), "--no-entrypoints"], call(), tmp_path)
+    assert done.returncode == 0, done.stderr
+    answer = json.loads(done.stdout)
+    assert answer["continue"] is False
+    assert answer["stopReason"].startswith("a kithooks plugin ")
+    assert answer["systemMessage"] == "first line\nsecond line"
+
+
+def test_an_abort_with_a_block_keeps_the_deny(tmp_path):
+    block = 'kithooks.ToolCallResult(block=True, reason="no")'
+    path = talker(tmp_path, "ctx.abort()", block)
+    done = run(["-p", str(path), "--no-entrypoints"], call(), tmp_path)
+    answer = json.loads(done.stdout)
+    assert answer["continue"] is False
+    assert answer["hookSpecificOutput"]["permissionDecision"] == "deny"
+    # An exit-code answer carries no JSON: the stop cannot be said, and that is said.
+    done = run(["-p", str(path), "--no-entrypoints", "--block-with-exit-code"], call(), tmp_path)
+    assert (done.returncode, done.stdout) == (2, "")
+    assert "which an exit-code answer cannot carry: not stopped" in done.stderr
+
+
+def test_a_message_for_a_new_turn_is_dropped_loudly(tmp_path):
+    path = talker(tmp_path, 'ctx.send_message("again")')
+    done = run(["-p", str(path), "--no-entrypoints"], call(), tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "ctx.send_message has no counterpart in Claude Code's hook protocol" in done.stderr
+    assert "'again'" in done.stderr

@@ -333,11 +333,27 @@ def _answer_call(
         _say(f"session state unavailable ({exc}); using memory for this call")
         store = StateStore()
     transcript = str(data.get("transcript_path") or "")
+    shown: list[str] = []  # what the plugins show the user: the answer's systemMessage
+    stops: list[str] = []  # ctx.abort() / ctx.exit(): the answer's continue: false
+
+    def dropped(what: str) -> Callable[[str], None]:
+        def say(text: str) -> None:
+            _say(f"{what} has no counterpart in Claude Code's hook protocol; dropped: {text!r}")
+
+        return say
+
     ctx = Context(
         session_id=str(data.get("session_id") or ""),
         cwd=str(data.get("cwd") or ""),
         model=str(data.get("model") or ""),
         get_session_path=lambda: transcript,
+        print=shown.append,
+        print_info=shown.append,
+        print_error=shown.append,
+        abort=lambda: stops.append("a kithooks plugin stopped the turn (ctx.abort)"),
+        exit=lambda: stops.append("a kithooks plugin asked to exit (ctx.exit)"),
+        send_message=dropped("ctx.send_message"),
+        cancel_and_send=dropped("ctx.cancel_and_send"),
     )
     event = str(data.get("hook_event_name") or "")
 
@@ -383,9 +399,15 @@ def _answer_call(
             result = refusal(event, message, block_with_exit_code=block_with_exit_code)
             closed = True  # the note must not say the failure was skipped
     output = result.output
-    if failures and result.exit_code == 0:
-        # Claude Code shows a hook's stderr only in verbose mode: say it to the user too.
-        output = {**(output or {}), "systemMessage": _note(failures, closed)}
+    if failures:  # Claude Code shows a hook's stderr only in verbose mode: tell the user too
+        shown.append(_note(failures, closed))
+    if result.exit_code == 0:
+        if shown:
+            output = {**(output or {}), "systemMessage": "\n".join(shown)}
+        if stops:
+            output = {**(output or {}), "continue": False, "stopReason": "; ".join(stops)}
+    elif stops:  # exit 2 answers with stderr alone: Claude Code reads no JSON with it
+        _say("; ".join(stops) + ", which an exit-code answer cannot carry: not stopped")
     if output is not None:
         write_answer(json.dumps(output, ensure_ascii=False))
     if result.stderr:
