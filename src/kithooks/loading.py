@@ -44,6 +44,7 @@ __all__ = [
     "import_plugin_directory",
     "import_plugin_file",
     "module_name_for",
+    "register_plugin",
 ]
 
 
@@ -60,8 +61,9 @@ FILE_KINDS: Final = frozenset({"file", "directory", "class"})
 class PluginSource:
     """Where a registered plugin came from."""
 
-    #: ``"entrypoint"``, ``"file"`` (a module), ``"directory"`` (``<name>/main.py`` or a
-    #: package ``<name>/__init__.py``), ``"class"`` (a class in a file) or ``"object"``
+    #: ``"entrypoint"``, ``"file"`` (a module, or the command hooks of a ``hooks.json``),
+    #: ``"directory"`` (``<name>/main.py`` or a package ``<name>/__init__.py``), ``"class"``
+    #: (a class in a file) or ``"object"``
     kind: str
     name: str
     location: str = ""  #: the file's path, or the entry point's ``module:attr``
@@ -341,6 +343,47 @@ def _instantiate(cls: type, label: str, where: str) -> object:
         ) from exc
 
 
+def _refuse_if_nothing_runs(pm: PluginManager, obj: object, name: str, what: str) -> None:
+    """Unregister ``obj`` (registered as ``name``) and raise when no hook of it can run."""
+    callers = pm.get_hookcallers(obj) or []
+    if not any(c.has_spec() for c in callers) and not custom_handlers_of(obj):
+        # Only optional hooks no spec knows: as a plugin, it would do nothing.
+        pm.unregister(name=name)
+        unknown = ", ".join(sorted(c.name for c in callers)) or "none"
+        raise PluginValidationError(
+            obj,
+            f"plugin {name!r}: {what} has no hook that can run (its marked functions, "
+            f"{unknown}, are optional hooks that match no hook; kithooks hooks are named "
+            "on_<event>)",
+        )
+
+
+def register_plugin(pm: PluginManager, plugin: object, name: str | None = None) -> str | None:
+    """Register a plugin object or module as the loader registers what it finds.
+
+    Unlike a bare ``pm.register`` (which lets a host register any object), an object with
+    no hook at all, or with only optional hooks that match no hook, is refused with a
+    :class:`pluggy.PluginValidationError` naming it (and left unregistered). Returns the
+    name registered, or None when the name is blocked. ``kithooks.testing`` loads objects
+    this way, so a plugin that would do nothing fails its tests instead of passing them.
+    """
+    shown = name or getattr(plugin, "__name__", None) or type(plugin).__name__
+    if isinstance(plugin, ModuleType):
+        what = f"module {plugin.__name__}"
+    else:
+        what = f"{type(plugin).__name__} object"
+    if not _looks_like_plugin(pm, plugin):
+        raise PluginValidationError(
+            plugin,
+            f"plugin {shown!r}: {what} has no hooks; mark its hook functions or methods with "
+            "@kithooks.hookimpl",
+        )
+    label = pm.register(plugin, name=name)
+    if label is not None:
+        _refuse_if_nothing_runs(pm, plugin, label, what)
+    return label
+
+
 # --------------------------------------------------------------------------- the loader
 
 
@@ -349,6 +392,8 @@ class _Batch:
     seq: int
     dirs: tuple[Path, ...]
     paths: tuple[Path, ...]
+    #: also the ``hooks.json`` beside each of ``dirs``, as command-hook plugins
+    command_hooks: bool = False
 
 
 class Loader:
@@ -457,17 +502,21 @@ class Loader:
 
     # ------------------------------------------------------------------ files
 
-    def load_files(self, dirs: Sequence[Path], paths: Sequence[Path]) -> list[str]:
-        """Load the plugins in the plugin directories ``dirs`` then at ``paths``.
+    def load_files(
+        self, dirs: Sequence[Path], paths: Sequence[Path], *, command_hooks: bool = False
+    ) -> list[str]:
+        """Load the plugins in the plugin directories ``dirs`` then at ``paths``, then (with
+        ``command_hooks``) the ``hooks.json`` beside each of ``dirs``.
 
         Returns the names registered. The batch is remembered for :meth:`reload`.
         """
-        batch = _Batch(next(self._pm._seq), tuple(dirs), tuple(paths))
+        batch = _Batch(next(self._pm._seq), tuple(dirs), tuple(paths), command_hooks)
         self._batches.append(batch)
         return self._load(batch)
 
     def reload(self) -> list[str]:
-        """Unregister every file plugin and load every batch again, in order.
+        """Unregister every file plugin (``hooks.json`` ones too) and load every batch again,
+        in order; the load errors of files are reported anew.
 
         The manager runs this inside its ``_swap()``, so dispatch sees the result at once.
         """
@@ -509,6 +558,47 @@ class Loader:
             names += registered
             if not registered:
                 forget_modules(found.path)
+        if batch.command_hooks:
+            names += self._load_command_hooks(batch, position, blocked)
+        return names
+
+    def _load_command_hooks(
+        self, batch: _Batch, position: int, blocked: frozenset[str]
+    ) -> list[str]:
+        """The ``hooks.json`` beside each plugin directory of ``batch``: one command-hook
+        plugin per file, after the batch's file plugins. A file that is not valid or gives
+        no hook that can run is a load error; one with ``"disableAllHooks": true`` gives no
+        plugin (a warning says its hooks are off)."""
+        from .command_hooks import SETTINGS_FILE, plugins_for  # it imports this module
+
+        pm = self._pm
+        names: list[str] = []
+        for path in dict.fromkeys(d.parent / SETTINGS_FILE for d in batch.dirs):
+            if not path.is_file():
+                continue
+            resolved = path.resolve()
+            if resolved in self._from_path:  # loaded by another batch, or the same file twice
+                continue
+            plugins, errors = plugins_for([path])
+            registered: list[str] = []
+            self._from_path[resolved] = registered
+            for error in errors:
+                self._failed(error)
+            for plugin in plugins:
+                name = plugin.__name__
+                if name in blocked or pm.is_blocked(name):
+                    continue
+                pm._pending_order = (batch.seq, position + len(names))
+                try:
+                    source = PluginSource(kind="file", name=name, location=str(path))
+                    self._register(plugin, name, f"settings file {path}", source)
+                except Exception as exc:
+                    self._failed(LoadError(name=name, kind="file", location=str(path), error=exc))
+                    continue
+                finally:
+                    pm._pending_order = None
+                registered.append(name)
+                names.append(name)
         return names
 
     def _load_found(
@@ -594,17 +684,7 @@ class Loader:
         # refuses a function named like a hook but not marked, and a marked one that matches
         # no hook (unless optionalhook=True): either would never be called
         pm.register(obj, name=name)
-        callers = pm.get_hookcallers(obj) or []
-        if not any(c.has_spec() for c in callers) and not custom_handlers_of(obj):
-            # Only optional hooks no spec knows: as a plugin, it would do nothing.
-            pm.unregister(name=name)
-            unknown = ", ".join(sorted(c.name for c in callers)) or "none"
-            raise PluginValidationError(
-                obj,
-                f"plugin {name!r}: {what} has no hook that can run (its marked functions, "
-                f"{unknown}, are optional hooks that match no hook; kithooks hooks are named "
-                "on_<event>)",
-            )
+        _refuse_if_nothing_runs(pm, obj, name, what)
         pm._sources[name] = source
 
     def _failed(self, error: LoadError) -> None:

@@ -961,7 +961,9 @@ class PluginManager(pluggy.PluginManager):
         With ``command_hooks`` (the default), the ``hooks.json`` beside each of the two
         directories (``$XDG_CONFIG_HOME/kithooks/hooks.json``, ``.kithooks/hooks.json``)
         also runs, as Claude Code command hooks (``kithooks.command_hooks``): one plugin per
-        file, named ``command-hooks:<path>``; an invalid file is a load error naming it.
+        file, named ``command-hooks:<path>``, after the file plugins. An invalid file, or one
+        giving no command hook that can run, is a load error naming it; one with
+        ``"disableAllHooks": true`` loads nothing, with a warning that its hooks are off.
         """
         dirs: list[Path] = []
         if user_dir is not None:
@@ -971,35 +973,18 @@ class PluginManager(pluggy.PluginManager):
         dirs = [d.expanduser().absolute() for d in dirs]
         explicit = [Path(p).expanduser().absolute() for p in paths]
         with self._registry_lock:
-            names = self._loader.load_files(dirs, explicit)
-            if command_hooks:
-                names += self._load_command_hooks(dirs)
-            return names
-
-    def _load_command_hooks(self, plugin_dirs: Sequence[Path]) -> list[str]:
-        """The ``hooks.json`` beside each plugin directory, as command-hook plugins."""
-        from .command_hooks import SETTINGS_FILE, plugins_for
-
-        files = [d.parent / SETTINGS_FILE for d in plugin_dirs]
-        found = [f for f in dict.fromkeys(files) if f.is_file()]
-        plugins, errors = plugins_for(found)
-        names = []
-        for plugin in plugins:
-            if self.get_plugin(plugin.__name__) is None:
-                names.append(self.register(plugin, name=plugin.__name__) or plugin.__name__)
-        for error in errors:
-            self.report_load_error(error)
-        return names
+            return self._loader.load_files(dirs, explicit, command_hooks=command_hooks)
 
     def reload(self) -> list[str]:
         """Reload the file plugins from disk; returns the file plugins now loaded.
 
         Emits ``session_shutdown`` to the old set, unregisters every file plugin, loads the
-        same sources again (new, changed and removed files included), and emits
+        same sources again (new, changed and removed files included, and the ``hooks.json``
+        files that :meth:`load_plugin_files` read, or would read now), and emits
         ``session_start`` (with the context's ``session_id``) to the new set. The new set
         replaces the old at once (see :meth:`_swap`): a dispatch on another thread meanwhile
-        runs the old set or the new one, never neither. A file that no longer loads loses
-        its plugin and is a load error. Entry-point
+        runs the old set or the new one, never neither. A file that no longer loads (a
+        ``hooks.json`` too) loses its plugin and is a load error. Entry-point
         and object plugins, the context and the state are kept; dispatch order stays that
         of registration, each file batch keeping its place.
         """

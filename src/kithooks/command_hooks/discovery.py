@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..loading import LoadError, default_project_dir, default_user_dir
 from .plugin import CommandHooks
-from .settings import SettingsError
+from .settings import SettingsError, load_settings
 
 __all__ = ["SETTINGS_FILE", "discover_settings", "plugins_for"]
 
@@ -42,13 +42,24 @@ def plugins_for(
     paths: Iterable[str | os.PathLike[str]], *, project_dir: str | os.PathLike[str] | None = None
 ) -> tuple[list[CommandHooks], list[LoadError]]:
     """One :class:`CommandHooks` per settings file (named ``command-hooks:<path>``), and a
-    :class:`~kithooks.loading.LoadError` for each file that is not valid (left out)."""
+    :class:`~kithooks.loading.LoadError` for each file that is not valid (left out).
+
+    Every file given was named (``--settings``) or is kithooks' own ``hooks.json``: it is
+    there to hold hooks, so one giving no command hook that kithooks can run (no ``"hooks"``
+    object, an empty one, only events or hook types not run here) is a load error too. A
+    file with ``"disableAllHooks": true`` gives no plugin and no error: its hooks are off,
+    as in Claude Code, and a warning on logger ``kithooks`` says so."""
     plugins: list[CommandHooks] = []
     errors: list[LoadError] = []
     for path in paths:
         name = f"command-hooks:{os.fspath(path)}"
         try:
-            plugins.append(CommandHooks.from_settings(path, project_dir=project_dir, name=name))
+            settings = load_settings(path)
+            if settings.disabled:
+                continue
+            if not settings.kit_events():  # load_settings refuses these; never a no-op plugin
+                raise SettingsError(f"{os.fspath(path)}: no command hook that kithooks can run")
+            plugins.append(CommandHooks.from_settings(settings, project_dir=project_dir, name=name))
         except SettingsError as exc:
             errors.append(LoadError(name=name, kind="file", location=os.fspath(path), error=exc))
     return plugins, errors

@@ -6,7 +6,11 @@ The accepted shape is Claude Code's ``settings.json``::
                                "hooks": [{"type": "command", "command": "...", "timeout": 30}]}]}}
 
 Everything else in a settings file (``permissions``, ``env``, ...) is ignored. A wrong entry
-is a :class:`SettingsError` naming the file and the entry's path.
+is a :class:`SettingsError` naming the file and the entry's path, and so is a source that
+gives no command hook kithooks can run: no ``"hooks"`` object, an empty one, or only events
+and hook types that are not run here. A plugin loaded from it would do nothing, and a guard
+that is not there must not look like a guard that allowed the call. ``"disableAllHooks":
+true`` turns the source's hooks off, as in Claude Code, with a warning saying so.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import difflib
 import json
 import logging
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +30,7 @@ from ..matching import settings_matcher
 
 __all__ = [
     "CLAUDE_EVENTS",
+    "CLAUDE_HOOK_TYPES",
     "DEFAULT_TIMEOUT",
     "NO_COUNTERPART",
     "CommandHook",
@@ -80,6 +85,10 @@ NO_COUNTERPART: frozenset[str] = frozenset(
 )
 
 
+#: Claude Code's hook types. Only ``command`` runs here; the others are accepted and skipped.
+CLAUDE_HOOK_TYPES: frozenset[str] = frozenset({"command", "prompt", "agent", "http", "mcp_tool"})
+
+
 class SettingsError(ValueError):
     """A hook settings file or mapping that cannot be used; the message names the entry."""
 
@@ -110,6 +119,8 @@ class HookSettings:
     events: Mapping[str, tuple[MatcherGroup, ...]]
     #: Entries that are valid for Claude Code but are not run here, each with why.
     skipped: tuple[str, ...] = ()
+    #: ``"disableAllHooks": true``: the source's hooks are off (``events`` is empty).
+    disabled: bool = False
 
     def kit_events(self) -> frozenset[EventType]:
         """The kithooks events some command listens to."""
@@ -136,11 +147,39 @@ def _read_file(path: Path) -> Any:
     except UnicodeDecodeError as exc:
         raise SettingsError(f"{path}: not UTF-8 text: {exc}") from None
     try:
-        return json.loads(text)
+        return json.loads(text, object_pairs_hook=_no_duplicate_keys)
     except json.JSONDecodeError as exc:
         raise SettingsError(
             f"{path}: line {exc.lineno} column {exc.colno}: invalid JSON: {exc.msg}"
         ) from None
+    except _DuplicateKey as exc:
+        raise SettingsError(
+            f"{path}: the key {exc.key!r} appears twice in one object: JSON keeps only the "
+            "last, so the hooks under the first would never run; merge the two"
+        ) from None
+
+
+class _DuplicateKey(Exception):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKey(key)
+        out[key] = value
+    return out
+
+
+def _nearest(name: str, choices: Iterable[str]) -> str:
+    """`` (did you mean 'X'?)`` for the choice nearest ``name`` (case first), or ``""``."""
+    options = sorted(choices)
+    folded = [c for c in options if c.lower() == name.lower()]
+    close = folded or difflib.get_close_matches(name, options, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def _timeout(source: str, where: str, raw: Any) -> float:
@@ -159,8 +198,16 @@ def _hook(source: str, where: str, raw: Any, skipped: list[str]) -> CommandHook 
         raise _fail(source, where, '"type" is missing')
     if not isinstance(kind, str):
         raise _fail(source, where, f'"type" must be a string, got {kind!r}')
+    if kind not in CLAUDE_HOOK_TYPES:
+        known = ", ".join(sorted(CLAUDE_HOOK_TYPES))
+        raise _fail(
+            source,
+            where,
+            f"unknown hook type {kind!r}{_nearest(kind, CLAUDE_HOOK_TYPES)}; "
+            f"Claude Code's are {known}",
+        )
     if kind != "command":
-        skipped.append(f"{source}: {where}: hooks of type {kind!r} are not run (only 'command')")
+        skipped.append(f"{where}: hooks of type {kind!r} are not run (only 'command')")
         return None
     if "command" not in raw:
         raise _fail(source, where, '"command" is missing')
@@ -184,7 +231,8 @@ def _group(source: str, where: str, raw: Any, skipped: list[str]) -> MatcherGrou
     except ValueError as exc:
         raise _fail(source, where, f'"matcher": {exc}') from None
     if "hooks" not in raw:
-        raise _fail(source, where, '"hooks" is missing')
+        near = _near_hooks(raw)
+        raise _fail(source, where, '"hooks" is missing' + (f"; {near}" if near else ""))
     hooks_raw = raw["hooks"]
     if not isinstance(hooks_raw, list):
         raise _fail(source, f"{where}.hooks", f"must be a list, got {type(hooks_raw).__name__}")
@@ -196,16 +244,78 @@ def _group(source: str, where: str, raw: Any, skipped: list[str]) -> MatcherGrou
     return MatcherGroup(matcher=matcher, matches=matches, hooks=tuple(hooks))
 
 
+def _near_hooks(keys: Iterable[Any]) -> str:
+    """``did you mean "hooks" instead of "hook"?`` for a key close to ``hooks``, or ``""``."""
+    for key in keys:
+        if isinstance(key, str) and key != "hooks" and _nearest(key.strip(), ["hooks"]):
+            return f'did you mean "hooks" instead of {json.dumps(key)}?'
+    return ""
+
+
+def _missing_hooks(data: Mapping[Any, Any]) -> str:
+    """Why a settings object without a ``"hooks"`` key gives no hook, with the likely fix."""
+    keys = [str(k) for k in data]
+    shown = ", ".join(json.dumps(k) for k in keys)
+    events = [k for k in keys if k in CLAUDE_EVENTS or k in NO_COUNTERPART]
+    if events:
+        return (
+            f'no "hooks" object: the top-level keys {shown} look like hook events; '
+            f'did you mean {{"hooks": {{{json.dumps(events[0])}: [...]}}}}?'
+        )
+    near = _near_hooks(keys)
+    if near:
+        return f'no "hooks" object (top-level keys: {shown}); {near}'
+    if keys:
+        return f'no "hooks" object (top-level keys: {shown}), so no command hook to run'
+    return 'no "hooks" object (the settings are an empty object), so no command hook to run'
+
+
+def _nothing_runs(
+    hooks: Mapping[str, Any], events: Mapping[str, tuple[MatcherGroup, ...]], skipped: list[str]
+) -> str:
+    """Why a ``"hooks"`` object gives no command hook that kithooks can run."""
+    if not hooks:
+        return (
+            '"hooks" is empty, so no command hook to run (to run none, delete the file or set '
+            '"disableAllHooks": true)'
+        )
+    reasons = list(skipped)
+    for name, groups in events.items():
+        if not groups:
+            reasons.append(f"hooks.{name}: the list is empty")
+        else:
+            reasons.extend(
+                f"hooks.{name}[{i}].hooks: the list is empty"
+                for i, group in enumerate(groups)
+                if not group.hooks and not any(r.startswith(f"hooks.{name}[{i}].") for r in skipped)
+            )
+    return "no command hook that kithooks can run: " + "; ".join(reasons)
+
+
 def _parse(source: str, data: Any) -> HookSettings:
     if not isinstance(data, Mapping):
         raise _fail(source, "", f"settings must be a JSON object, got {type(data).__name__}")
-    hooks = data.get("hooks", {})
+    disabled = data.get("disableAllHooks", False)
+    if not isinstance(disabled, bool):
+        raise _fail(source, "disableAllHooks", f"must be true or false, got {disabled!r}")
+    if disabled:
+        # Claude Code runs no hook while a settings file says so; neither does kithooks.
+        logger.warning(
+            'kithooks command hooks: %s: "disableAllHooks" is true, so its hooks are off', source
+        )
+        return HookSettings(source=source, events={}, disabled=True)
+    if "hooks" not in data:
+        raise _fail(source, "", _missing_hooks(data))
+    hooks = data["hooks"]
     if not isinstance(hooks, Mapping):
         raise _fail(source, "hooks", f"must be an object, got {type(hooks).__name__}")
     events: dict[str, tuple[MatcherGroup, ...]] = {}
     skipped: list[str] = []
     for name, entries in hooks.items():
         where = f"hooks.{name}"
+        if name not in CLAUDE_EVENTS and name not in NO_COUNTERPART:
+            hint = _nearest(str(name), [*CLAUDE_EVENTS, *NO_COUNTERPART])
+            raise _fail(source, where, f"unknown hook event {name!r}{hint}")
         if not isinstance(entries, list):
             raise _fail(source, where, f"must be a list, got {type(entries).__name__}")
         groups = tuple(
@@ -213,24 +323,29 @@ def _parse(source: str, data: Any) -> HookSettings:
         )
         if name in CLAUDE_EVENTS:
             events[name] = groups
-        elif name in NO_COUNTERPART:
-            skipped.append(f"{source}: {where}: kithooks has no counterpart of {name}")
         else:
-            close = difflib.get_close_matches(name, [*CLAUDE_EVENTS, *NO_COUNTERPART], n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            skipped.append(f"{source}: {where}: unknown hook event {name!r}{hint}")
-    for line in skipped:
+            skipped.append(f"{where}: kithooks has no counterpart of {name}")
+    loaded = HookSettings(
+        source=source, events=events, skipped=tuple(f"{source}: {line}" for line in skipped)
+    )
+    if not loaded.kit_events():
+        raise _fail(source, "", _nothing_runs(hooks, events, skipped))
+    for line in loaded.skipped:
         logger.warning("kithooks command hooks: %s; skipped", line)
-    return HookSettings(source=source, events=events, skipped=tuple(skipped))
+    return loaded
 
 
 def load_settings(settings: Mapping[str, Any] | str | os.PathLike[str]) -> HookSettings:
     """Check a settings mapping, or read and check a settings file.
 
     Raises :class:`SettingsError` naming the file and the entry, e.g.
-    ``settings.json: hooks.PreToolUse[0].hooks[0]: "command" is missing``. Events and hook
-    types that are valid for Claude Code but not run here are listed in ``skipped`` and
-    logged as warnings on logger ``kithooks``.
+    ``settings.json: hooks.PreToolUse[0].hooks[0]: "command" is missing``; an unknown event
+    name or hook type (with the nearest valid one), a key given twice in one object of a file,
+    and settings that give no command hook kithooks can run (no ``"hooks"`` object, an empty
+    one, only events or hook types not run here) are errors too. Events and hook types that
+    are valid for Claude Code but not run here are listed in ``skipped`` and logged as
+    warnings on logger ``kithooks`` (when something else runs). ``"disableAllHooks": true``
+    gives ``disabled`` settings with no events, and a warning saying the hooks are off.
     """
     if isinstance(settings, str | os.PathLike):
         path = Path(settings)

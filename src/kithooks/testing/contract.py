@@ -1,6 +1,8 @@
 """Contract checks: property-test a plugin against every event contract it touches.
 
-``check_contract(plugin)`` finds every hook the plugin implements and, for each, draws
+``check_contract(plugin)`` loads the plugin (an object or module, or the path of a plugin
+file or directory, loaded as the manager's loader does), finds every hook it implements and,
+for each, draws
 events with the shipped hypothesis strategies and calls the handler directly, asserting
 that it never raises, and returns None or the result type of that hook (observe hooks:
 only None). A violation raises :class:`ContractViolation` naming the plugin, the hook and
@@ -11,13 +13,16 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import os
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
+from pluggy import PluginValidationError
 
 from ..context import Context
 from ..dispatch import RULES
 from ..events import EventType
+from ..loading import register_plugin
 from ..manager import PluginManager
 from . import strategies
 
@@ -51,6 +56,12 @@ def check_contract(
 ) -> list[str]:
     """Property-test every hook ``plugin`` implements; returns the hooks checked.
 
+    ``plugin`` is an object or module, or the path (``str`` or ``os.PathLike``) of a
+    ``.py`` plugin file or a directory plugin, loaded as ``pm.load_plugin_files`` loads it
+    (every plugin the file gives is checked: its module-level hooks and its classes). A
+    plugin that would not load, or would do nothing (no hook, or only optional hooks that
+    match none), is a :class:`ContractViolation` naming it; ``name`` is for objects only.
+
     Each handler gets ``max_examples`` drawn events and a context bound to a fresh
     in-memory state store. The draws are derandomized: the same plugin gets the same
     events on every run, so a check that passes in CI passes on a laptop too. Raises
@@ -58,27 +69,42 @@ def check_contract(
     with hypothesis' minimal example.
     """
     pm = PluginManager(aggregate_turns=False)
-    label = pm.register(plugin, name=name)
-    if label is None:
-        raise ValueError("the plugin's name is blocked")
+    if isinstance(plugin, str | os.PathLike):
+        if name is not None:
+            raise TypeError("check_contract: name= is for plugin objects, not paths")
+        labels = pm.load_plugin_files([plugin], user_dir=None, project_dir=None)
+        if pm.load_errors:
+            raise ContractViolation("; ".join(e.message for e in pm.load_errors))
+        if not labels:
+            raise ContractViolation(f"{os.fspath(plugin)}: no plugin was loaded")
+    else:
+        try:
+            label = register_plugin(pm, plugin, name=name)
+        except PluginValidationError as exc:
+            raise ContractViolation(str(exc)) from exc
+        if label is None:
+            raise ValueError("the plugin's name is blocked")
+        labels = [label]
     ctx = context if context is not None else Context()
     pm.set_context(ctx)
-    checked: list[str] = []
-    for caller in pm.get_hookcallers(plugin) or []:
-        et = _HOOKS.get(caller.name)
-        if et is None:
-            continue
-        for impl in caller.get_hookimpls():
-            if impl.plugin is plugin:
-                _check_hook(
-                    label,
-                    et,
-                    function=impl.function,
-                    argnames=tuple(impl.argnames),
-                    ctx=ctx,
-                    max_examples=max_examples,
-                )
-        checked.append(caller.name)
+    checked: set[str] = set()
+    for label in labels:
+        loaded = pm.get_plugin(label)
+        for caller in pm.get_hookcallers(loaded) or []:
+            et = _HOOKS.get(caller.name)
+            if et is None:
+                continue
+            for impl in caller.get_hookimpls():
+                if impl.plugin is loaded:
+                    _check_hook(
+                        label,
+                        et,
+                        function=impl.function,
+                        argnames=tuple(impl.argnames),
+                        ctx=ctx,
+                        max_examples=max_examples,
+                    )
+            checked.add(caller.name)
     return sorted(checked)
 
 
@@ -100,6 +126,8 @@ def _check_hook(
         deadline=None,
         database=None,
         derandomize=True,
+        # one ContractViolation, the first found, not an ExceptionGroup of every distinct one
+        report_multiple_bugs=False,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
     )
     @given(event=strategies.events(et))

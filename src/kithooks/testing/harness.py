@@ -25,10 +25,11 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+from pluggy import PluginValidationError
 
 from ..context import Context
 from ..events import Event
-from ..loading import LoadError
+from ..loading import LoadError, register_plugin
 from ..manager import HandlerError, PluginManager
 from ..state import StateStore
 
@@ -106,8 +107,12 @@ class Harness:
                 HostCall("custom_event", (name, data))
             ),
         )
-        for plugin in plugins:
-            self.load(plugin)
+        try:
+            for plugin in plugins:
+                self.load(plugin)
+        except BaseException:
+            self.close()  # the caller never gets the harness to close
+            raise
 
     def _context(self, fields: dict[str, Any]) -> Context:
         def record(name: str) -> Any:
@@ -140,7 +145,9 @@ class Harness:
     def load(self, plugin: object, name: str | None = None) -> str:
         """Register a plugin object or module, or load a plugin file or directory (as the
         manager's loader does: module functions, classes in the file, directory plugins);
-        returns its name. Raises :class:`PluginFailed` when it does not load."""
+        returns its name. Raises :class:`PluginFailed` when it does not load, as the loader
+        would report it: an object, module or file with no hooks (or only optional hooks that
+        match none) is refused, naming it, instead of loading as a plugin that does nothing."""
         if isinstance(plugin, str | os.PathLike):
             before = len(self.pm.load_errors)
             names = self.pm.load_plugin_files([plugin], user_dir=None, project_dir=None)
@@ -150,9 +157,13 @@ class Harness:
                 raise PluginFailed(f"{os.fspath(plugin)}: no plugin was loaded")
             return names[0]
         before = len(self.errors)
-        registered = self.pm.register(plugin, name=name)
+        try:
+            registered = register_plugin(self.pm, plugin, name=name)
+        except (PluginValidationError, ValueError) as exc:
+            raise PluginFailed(str(exc)) from exc
         self._check(before)
-        assert registered is not None
+        if registered is None:
+            raise PluginFailed(f"the plugin name {name!r} is blocked")
         return registered
 
     # -- emitting -------------------------------------------------------------------
