@@ -91,6 +91,16 @@ def test_a_typo_beside_a_valid_hook_is_an_error_too():
     assert "unknown hook event 'PostTooluse' (did you mean 'PostToolUse'?)" in _error(data)
 
 
+def test_an_event_close_to_no_known_one_is_skipped_with_a_warning():
+    """A Claude Code event newer than this kithooks must not take the file's guards down."""
+    data = {"hooks": {"PreToolUse": GUARD, "AfterTeleport": GUARD}}
+    loaded = load_settings(data)
+    assert list(loaded.events) == ["PreToolUse"]
+    assert any("unknown hook event 'AfterTeleport'" in line for line in loaded.skipped)
+    alone = {"hooks": {"AfterTeleport": GUARD}}
+    assert "AfterTeleport" in _error(alone)  # nothing runnable left: still an error
+
+
 def test_from_settings_refuses_a_mapping_with_no_runnable_hook():
     with pytest.raises(SettingsError, match='no "hooks" object'):
         CommandHooks.from_settings({"PreToolUse": GUARD})

@@ -315,7 +315,14 @@ def _parse(source: str, data: Any) -> HookSettings:
         where = f"hooks.{name}"
         if name not in CLAUDE_EVENTS and name not in NO_COUNTERPART:
             hint = _nearest(str(name), [*CLAUDE_EVENTS, *NO_COUNTERPART])
-            raise _fail(source, where, f"unknown hook event {name!r}{hint}")
+            if hint:  # a misspelt event: its hooks would silently never run
+                raise _fail(source, where, f"unknown hook event {name!r}{hint}")
+            # Like no known event: one newer than this kithooks, which has no counterpart.
+            skipped.append(
+                f"{where}: unknown hook event {name!r} (newer than this kithooks?): "
+                "kithooks has no counterpart of it"
+            )
+            continue
         if not isinstance(entries, list):
             raise _fail(source, where, f"must be a list, got {type(entries).__name__}")
         groups = tuple(
