@@ -77,3 +77,39 @@ def test_a_copy_of_a_handler_view_is_a_plain_context_of_the_hosts_fields():
     [kept] = copies
     assert type(kept) is Context and (kept.cwd, kept.turn_id) == ("/w", "t")
     kept.cwd = "/elsewhere"  # the copy is the plugin's own: it may change it
+
+
+def test_a_copy_of_a_view_writes_to_the_state_of_the_manager_that_dispatched():
+    # Two managers share a host context; pm_a bound it first. A copy pm_b's handler makes
+    # of its ctx must stay pm_b's, as ctx itself is: one manager's plugins never write into
+    # another's store.
+    class Writer:
+        @hookimpl
+        def on_tool_call(self, event, ctx):
+            copy.copy(ctx).set_state("k", "from b")
+
+    pm_a, pm_b = PluginManager(), PluginManager()
+    pm_b.register(Writer())
+    host = Context()
+    pm_a.set_context(host)
+    pm_b.emit(ToolCallEvent(tool_name="bash"), host)
+    assert pm_b.state.get("k") == "from b" and pm_a.state.keys() == []
+
+
+@attrs.define(kw_only=True, slots=True)
+class CountingContext(Context):
+    count: int = attrs.field(default=0, init=False)
+
+    def out(self, text: str) -> None:
+        self.count += 1
+
+
+def test_a_subclass_keeps_its_own_fields_and_callbacks_bound_to_itself():
+    base = CountingContext(cwd="/w")
+    base.count = 5
+    for made in (copy.copy(base), copy.deepcopy(base)):
+        assert type(made) is CountingContext and made.count == 5 and made.cwd == "/w"
+    base.print = base.out  # a callback bound to the context itself
+    deep = copy.deepcopy(base)  # no RecursionError: the copy is in the memo first
+    deep.print("x")
+    assert (deep.count, base.count) == (6, 5)

@@ -1,14 +1,18 @@
-"""Handlers whose arguments pluggy would never pass are refused when they register.
+"""Handlers get every hook argument they name, or are refused when they register.
 
-pluggy drops a defaulted parameter from a hookimpl's argnames, and handlers are called
-with their arguments by position: ``def on_tool_call(self, event, ctx=None)`` would always
-get ``ctx=None`` (a guard that checks it never blocks), and ``def on_tool_call(self, *,
-event, ctx)`` would fail on every call (a guard that fails open). Both are refused by
-``register``, and so by every load path (plugin files, entry points).
+pluggy leaves a defaulted parameter out of a hookimpl's argnames, and handlers are called
+by position: ``def on_tool_call(self, event, ctx=None)`` would always get ``ctx=None`` (a
+guard that checks it would never block), so kithooks passes such arguments all the same.
+What cannot be passed is refused by ``register``, and so by every load path (plugin files,
+entry points): a keyword-only hook argument (``def on_tool_call(self, *, event, ctx)`` would
+fail on every call, a guard failing open), a keyword-only parameter without a default, and
+a hook argument after a parameter of the handler's own.
 """
 
 from __future__ import annotations
 
+import asyncio
+import re
 import sys
 import textwrap
 from pathlib import Path
@@ -35,43 +39,66 @@ class KeywordOnly:
         return ToolCallResult(block=True, reason="no rm") if "rm" in event.input else None
 
 
-def test_a_hook_argument_with_a_default_is_refused_naming_plugin_hook_and_argument():
+def test_a_hook_argument_with_a_default_is_passed_on_every_dispatch_path():
     pm = PluginManager()
+    pm.register(DefaultCtx(), name="lockdown")
     pm.state.set("locked", "1")
-    with pytest.raises(PluginValidationError) as raised:
-        pm.register(DefaultCtx(), name="lockdown")
-    message = str(raised.value)
-    assert "plugin 'lockdown': 'on_tool_call' gives 'ctx' a default" in message
-    assert "remove the default" in message
-    assert "\n" not in message
-    # nothing left behind: the guard is not half-registered
-    assert pm.get_plugin("lockdown") is None
-    assert not pm.has_handlers("tool_call")
-
-    class Lockdown:  # without the default, the same guard gets the context and blocks
-        @hookimpl
-        def on_tool_call(self, event, ctx):
-            return DefaultCtx.on_tool_call(self, event, ctx)
-
-    pm.register(Lockdown(), name="lockdown")
-    assert pm.emit(ToolCallEvent(tool_name="bash"), Context(session_id="s")).block
+    event, ctx = ToolCallEvent(tool_name="bash"), Context(session_id="s")
+    assert pm.emit(event, ctx).block
+    assert asyncio.run(asyncio.wait_for(pm.aemit(event, ctx), 10)).block
+    assert pm.hook.on_tool_call(event=event, ctx=ctx).block
+    assert DefaultCtx().on_tool_call(event) is None  # the default still serves a bare call
 
 
 @pytest.mark.parametrize(
-    ("hook", "source"),
+    ("hook", "source", "expected"),
     [
-        ("on_tool_call", "def on_tool_call(event=None, ctx=None): pass"),
-        ("on_agent_end", "def on_agent_end(event, ctx=None): pass"),
-        ("on_outcome", "def on_outcome(event, result=None): pass"),
-        ("on_input", "def on_input(event=None): pass"),
+        ("on_tool_call", "def on_tool_call(event=None, ctx=None): seen.append((event, ctx))", 2),
+        ("on_agent_end", "def on_agent_end(event, ctx=None): seen.append((event, ctx))", 2),
+        ("on_outcome", "def on_outcome(event, result=None): seen.append((event, result))", 2),
+        ("on_input", "def on_input(event=None): seen.append((event,))", 1),
     ],
 )
-def test_every_defaulted_hook_argument_is_refused(hook, source):
-    ns: dict[str, object] = {}
+def test_every_defaulted_hook_argument_is_passed(hook, source, expected):
+    seen: list[tuple[object, ...]] = []
+    ns: dict[str, object] = {"seen": seen}
     exec(source, ns)
     plugin = type("P", (), {hook: staticmethod(hookimpl(ns[hook]))})()
-    with pytest.raises(PluginValidationError, match=r"plugin 'p': '\w+' gives '\w+'.* a default"):
-        PluginManager().register(plugin, name="p")
+    pm = PluginManager()
+    pm.register(plugin, name="p")
+    if hook == "on_outcome":
+
+        class Gate:
+            @hookimpl
+            def on_tool_call(self, event):
+                return ToolCallResult(block=True, reason="no")
+
+        pm.register(Gate())
+        pm.emit(ToolCallEvent(tool_name="bash"))
+    else:
+        from kithooks import events
+
+        cls = {"on_tool_call": ToolCallEvent, "on_agent_end": events.AgentEndEvent}.get(
+            hook, events.InputEvent
+        )
+        pm.emit(cls(), Context())
+    [args] = seen
+    assert len(args) == expected and all(a is not None for a in args), args
+
+
+def test_a_hook_argument_after_a_parameter_of_the_handlers_own_is_refused():
+    class Gate:
+        @hookimpl
+        def on_tool_call(self, event, limit=3, ctx=None):
+            return None
+
+    pm = PluginManager()
+    with pytest.raises(PluginValidationError) as raised:
+        pm.register(Gate(), name="gate")
+    message = str(raised.value)
+    assert "plugin 'gate': 'on_tool_call' takes 'ctx' after its own parameter 'limit'" in message
+    assert "put the hook's arguments (event, ctx) first" in message and "\n" not in message
+    assert pm.get_plugin("gate") is None and not pm.has_handlers("tool_call")
 
 
 def test_a_default_on_a_parameter_no_hook_passes_still_registers():
@@ -100,20 +127,27 @@ def test_keyword_only_event_and_ctx_are_refused():
 
 @pytest.mark.parametrize(
     "signature",
-    [
-        "event, *, ctx",
-        "*, event",
-        "event, *, verbose=False",
-        "event, *args, ctx",
-        "*args, event, **kwargs",
-    ],
+    ["event, *, ctx", "*, event", "event, *, extra", "event, *args, ctx", "*args, event, **kwargs"],
 )
-def test_any_keyword_only_parameter_is_refused(signature):
+def test_a_keyword_only_hook_argument_or_one_without_a_default_is_refused(signature):
     ns: dict[str, object] = {}
     exec(f"def on_tool_call({signature}): pass", ns)
     plugin = type("P", (), {"on_tool_call": staticmethod(hookimpl(ns["on_tool_call"]))})()
     with pytest.raises(PluginValidationError, match=r"plugin 'p': 'on_tool_call' takes .* keyword"):
         PluginManager().register(plugin, name="p")
+
+
+def test_a_keyword_only_helper_with_a_default_keeps_it():
+    """pluggy never passes it, so its default stands: what the author wrote it for."""
+
+    class Gate:
+        @hookimpl
+        def on_tool_call(self, event, ctx, *, _danger=re.compile(r"rm -rf")):
+            return ToolCallResult(block=True, reason="no") if _danger.search(event.input) else None
+
+    pm = PluginManager()
+    pm.register(Gate(), name="gate")
+    assert pm.emit(ToolCallEvent(tool_name="bash", input='{"command": "rm -rf /"}')).block
 
 
 MODULE_DEFAULT = """
@@ -135,7 +169,7 @@ class Gate:
 """
 
 
-def test_plugin_files_with_such_handlers_are_load_errors(tmp_path):
+def test_plugin_files_load_a_defaulted_guard_and_refuse_a_keyword_only_one(tmp_path):
     (tmp_path / "lockdown.py").write_text(textwrap.dedent(MODULE_DEFAULT))
     (tmp_path / "kwonly.py").write_text(textwrap.dedent(MODULE_KWONLY))
     errors: list = []
@@ -146,14 +180,11 @@ def test_plugin_files_with_such_handlers_are_load_errors(tmp_path):
         project_dir=None,
         command_hooks=False,
     )
-    assert loaded == []
-    assert not pm.has_handlers("tool_call")
-    messages = {e.name: e.message for e in pm.load_errors}
-    assert len(messages) == 2, messages
-    assert [e.name for e in errors] == [e.name for e in pm.load_errors]
-    text = " | ".join(messages.values())
-    assert "'on_tool_call' gives 'ctx' a default" in text
-    assert "'on_tool_call' takes 'event', 'ctx' as keyword-only" in text
+    assert loaded == ["lockdown"]
+    assert pm.emit(ToolCallEvent(tool_name="bash"), Context()).block
+    [error] = pm.load_errors
+    assert [e.name for e in errors] == [error.name]
+    assert "'on_tool_call' takes 'event', 'ctx' as keyword-only" in error.message
 
 
 @pytest.fixture
@@ -177,16 +208,15 @@ def _install(site: Path, modules: dict[str, str], entry_points: dict[str, str]) 
     (info / "entry_points.txt").write_text("\n".join(lines) + "\n")
 
 
-def test_entry_points_with_such_handlers_are_load_errors(site):
+def test_entry_points_load_a_defaulted_guard_and_refuse_a_keyword_only_one(site):
     _install(
         site,
         {"kh_args_default": MODULE_DEFAULT, "kh_args_kwonly": MODULE_KWONLY},
         {"lockdown": "kh_args_default", "kwonly": "kh_args_kwonly:Gate"},
     )
     pm = PluginManager()
-    assert pm.load_entrypoints() == []
-    assert not pm.has_handlers("tool_call")
+    assert pm.load_entrypoints() == ["lockdown"]
+    assert pm.emit(ToolCallEvent(tool_name="bash"), Context()).block
     by_name = {e.name: e.message for e in pm.load_errors}
-    assert set(by_name) == {"lockdown", "kwonly"}
-    assert "'on_tool_call' gives 'ctx' a default" in by_name["lockdown"]
+    assert set(by_name) == {"kwonly"}
     assert "keyword-only" in by_name["kwonly"]

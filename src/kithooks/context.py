@@ -100,7 +100,7 @@ class Context:
 
     def __deepcopy__(self, memo: dict[int, Any]) -> Context:
         """:meth:`__copy__` with every field deep-copied (the manager is shared, not copied)."""
-        return _copied(self, lambda value: copy.deepcopy(value, memo))
+        return _copied(self, lambda value: copy.deepcopy(value, memo), memo)
 
     # -- state -------------------------------------------------------------------------
 
@@ -138,15 +138,29 @@ class Context:
 _FIELDS = tuple(f.name for f in attrs.fields(Context) if f.init)
 
 
-def _copied(ctx: Context, copy_value: Callable[[Any], Any]) -> Context:
-    """A copy of ``ctx`` (of the host's context, for a handler view) made by its class's
-    ``__init__`` with each field passed through ``copy_value``: the view is not copied."""
+def _copied(
+    ctx: Context, copy_value: Callable[[Any], Any], memo: dict[int, Any] | None = None
+) -> Context:
+    """A copy of ``ctx`` (of the host's context, for a handler view) with each attribute
+    passed through ``copy_value``, bound to the same manager (a view's copy: to the view's
+    manager), with no handler view of its own yet. Made without calling ``__init__``, so a
+    subclass's own fields and ``__init__`` are kept as they are."""
+    original = ctx
+    manager = ctx._manager
     if isinstance(ctx, HandlerContext):
+        manager = object.__getattribute__(ctx, "_manager")
         ctx = object.__getattribute__(ctx, "_host")
     cls = type(ctx)
-    fields = {f.alias: copy_value(getattr(ctx, f.name)) for f in attrs.fields(cls) if f.init}
-    new = cls(**fields)
-    new._manager = ctx._manager
+    new = object.__new__(cls)
+    if memo is not None:  # a callback bound to the context copies to the copy
+        memo[id(original)] = new
+    for f in attrs.fields(cls):
+        if f.name not in ("_manager", "_view"):
+            object.__setattr__(new, f.name, copy_value(getattr(ctx, f.name)))
+    if hasattr(ctx, "__dict__"):  # a subclass without slots: its other attributes too
+        new.__dict__.update(copy_value(ctx.__dict__))
+    object.__setattr__(new, "_manager", manager)
+    object.__setattr__(new, "_view", None)
     return new
 
 

@@ -360,6 +360,7 @@ class PluginManager(pluggy.PluginManager):
                 raise
             if registered is None:  # blocked by name
                 return None
+            self._pass_defaulted(plugin)
             self._order[registered] = self._pending_order or (next(self._seq), 0)
             lock = self._lock_for(plugin, registered)
             self._subscribe(registered, (custom, lock, self._order[registered]))
@@ -551,18 +552,25 @@ class PluginManager(pluggy.PluginManager):
         return hooks
 
     def _check_arguments(self, plugin: object, label: str, attr: str, hook: str, fn: Any) -> None:
-        """A handler takes some of its hook's arguments, by name, each without a default
-        (pluggy's rule, said plainly: its own message prints the signature with a literal
-        newline). pluggy never passes an argument that has a default, nor a keyword-only
-        one (kithooks calls handlers positionally): such a handler would run without what it
-        asked for (a guard that checks ``ctx=None`` would never block), so it is refused."""
+        """A handler takes some of its hook's arguments, by name, as ordinary parameters,
+        before any parameter of its own (pluggy's rule, said plainly: its own message prints
+        the signature with a literal newline). A hook argument given a default is passed
+        all the same (:meth:`_pass_defaulted`). Refused: a hook argument after a parameter
+        of the handler's own (it would get the wrong value), a keyword-only hook argument
+        or a keyword-only parameter without a default (handlers are called by position, so
+        it would never get one: a guard that checks ``ctx`` would never block, or every call
+        would fail), and a parameter its hook does not pass."""
         spec = getattr(self.hook, hook).spec
         try:
             parameters = list(inspect.signature(fn).parameters.values())
         except (TypeError, ValueError):
             return  # no signature to read: pluggy's own check decides
         given = ", ".join(spec.argnames)
-        keyword_only = [p.name for p in parameters if p.kind is p.KEYWORD_ONLY]
+        keyword_only = [
+            p.name
+            for p in parameters
+            if p.kind is p.KEYWORD_ONLY and (p.name in spec.argnames or p.default is p.empty)
+        ]
         if keyword_only:
             raise PluginValidationError(
                 plugin,
@@ -580,14 +588,6 @@ class PluginManager(pluggy.PluginManager):
                 f"arguments by name ({given}), so it would get none (a "
                 "decorator without functools.wraps hides them); name the arguments it needs",
             )
-        defaulted = [p.name for p in named if p.default is not p.empty and p.name in spec.argnames]
-        if defaulted:
-            raise PluginValidationError(
-                plugin,
-                f"plugin {label!r}: {attr!r} gives {', '.join(map(repr, defaulted))} a default, "
-                f"but pluggy never passes an argument that has a default, so {hook} would always "
-                "run with the default instead of the value dispatch has; remove the default",
-            )
         required = [p.name for p in named if p.default is p.empty]
         unknown = [name for name in required if name not in spec.argnames]
         if unknown:
@@ -596,6 +596,31 @@ class PluginManager(pluggy.PluginManager):
                 f"plugin {label!r}: {attr!r} takes {', '.join(map(repr, unknown))}, which "
                 f"{hook} does not pass; a handler takes any of ({given}), by those names",
             )
+        names = [p.name for p in named]
+        hook_args = [name for name in names if name in spec.argnames]
+        if names[: len(hook_args)] != hook_args:
+            own = next(name for name in names if name not in spec.argnames)
+            late = [name for name in hook_args if names.index(name) > names.index(own)]
+            raise PluginValidationError(
+                plugin,
+                f"plugin {label!r}: {attr!r} takes {', '.join(map(repr, late))} after its own "
+                f"parameter {own!r}; handlers are called by position, so it would get the "
+                f"wrong value: put the hook's arguments ({given}) first",
+            )
+
+    def _pass_defaulted(self, plugin: object) -> None:
+        """Pass a registered plugin's kithooks handlers the hook arguments they give a
+        default (``def on_tool_call(self, event, ctx=None)``), which pluggy leaves out: a
+        guard that checks ``ctx`` must get it (:meth:`_check_arguments` put them first)."""
+        for caller in self.get_hookcallers(plugin) or ():
+            spec = caller.spec
+            if caller.name not in KIT_HOOKS or spec is None:
+                continue
+            for impl in caller.get_hookimpls():
+                if impl.plugin is plugin and impl.kwargnames:
+                    extra = tuple(name for name in impl.kwargnames if name in spec.argnames)
+                    if extra:
+                        impl.argnames = (*impl.argnames, *extra)  # type: ignore[misc]
 
     @staticmethod
     def _check_policy(  # noqa: PLR0917
