@@ -295,3 +295,89 @@ def test_a_message_for_a_new_turn_is_dropped_loudly(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "ctx.send_message has no counterpart in Claude Code's hook protocol" in done.stderr
     assert "'again'" in done.stderr
+
+
+# -- answers that could not be written -------------------------------------------------------
+
+REWRITER = textwrap.dedent(
+    """
+    import kithooks
+
+
+    @kithooks.hookimpl
+    def on_tool_call(event, ctx):
+        return kithooks.ToolCallResult(args={{**event.parsed_args, "extra": {value}}})
+    """
+)
+
+
+def test_a_lone_surrogate_in_the_answer_is_written_as_its_escape(tmp_path):
+    # A split emoji in the model's input, echoed in the rewrite: a strict UTF-8 encode
+    # failed, exit 1, and Claude Code ran the original call.
+    path = plugin_file(tmp_path, "rewriter", REWRITER.format(value="'ok'"))
+    data = call(tool_input={"command": "git push --force", "description": "push \ud83d"})
+    done = run(["-p", str(path), "--no-entrypoints"], data, tmp_path)
+    assert done.returncode == 0, done.stderr
+    specific = json.loads(done.stdout)["hookSpecificOutput"]
+    assert specific["updatedInput"]["description"] == "push \ud83d"
+    assert specific["permissionDecision"] == "ask"
+
+
+@pytest.mark.parametrize("value", ["float('nan')", "float('inf')"])
+def test_an_answer_json_cannot_carry_denies_instead_of_being_unreadable(tmp_path, value):
+    path = plugin_file(tmp_path, "rewriter", REWRITER.format(value=value))
+    done = run(["-p", str(path), "--no-entrypoints"], call(), tmp_path)
+    assert "NaN or Infinity" in deny_reason(done)
+    json.loads(done.stdout, parse_constant=pytest.fail)  # strict JSON: Claude Code reads it
+
+
+INTERRUPTER = textwrap.dedent(
+    """
+    import kithooks
+
+
+    @kithooks.hookimpl
+    def on_agent_end(event, ctx):
+        raise KeyboardInterrupt
+
+
+    @kithooks.hookimpl
+    def on_tool_call(event, ctx):
+        raise KeyboardInterrupt
+    """
+)
+
+
+def test_an_interrupt_exits_by_the_events_rule_never_2_on_stop(tmp_path):
+    path = plugin_file(tmp_path, "interrupter", INTERRUPTER)
+    args = ["-p", str(path), "--no-entrypoints"]
+    stop = run(args, call("Stop", last_assistant_message="done"), tmp_path)
+    assert stop.returncode == 1 and "interrupted while answering Stop" in stop.stderr
+    assert run(args, call(), tmp_path).returncode == 2  # a guarded call: blocked
+
+
+def test_prints_are_said_on_stderr_when_the_answer_is_an_exit_code(tmp_path):
+    block = 'kithooks.ToolCallResult(block=True, reason="no")'
+    path = talker(tmp_path, "pass", block)
+    done = run(["-p", str(path), "--no-entrypoints", "--block-with-exit-code"], call(), tmp_path)
+    assert done.returncode == 2
+    assert "first line" in done.stderr and "second line" in done.stderr
+
+
+RAW_GUARD = textwrap.dedent(
+    """
+    import kithooks
+
+
+    @kithooks.hookimpl
+    def on_tool_call(event, ctx):
+        if "rm -rf" in event.input:
+            return kithooks.ToolCallResult(block=True, reason=f"saw {event.input}")
+    """
+)
+
+
+def test_a_tool_input_that_is_no_object_is_shown_as_its_json_not_as_no_arguments(tmp_path):
+    path = plugin_file(tmp_path, "raw_guard", RAW_GUARD)
+    done = run(["-p", str(path), "--no-entrypoints"], call(tool_input="rm -rf /"), tmp_path)
+    assert deny_reason(done) == 'saw "rm -rf /"'

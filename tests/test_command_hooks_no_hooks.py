@@ -91,14 +91,23 @@ def test_a_typo_beside_a_valid_hook_is_an_error_too():
     assert "unknown hook event 'PostTooluse' (did you mean 'PostToolUse'?)" in _error(data)
 
 
-def test_an_event_close_to_no_known_one_is_skipped_with_a_warning():
-    """A Claude Code event newer than this kithooks must not take the file's guards down."""
-    data = {"hooks": {"PreToolUse": GUARD, "AfterTeleport": GUARD}}
+@pytest.mark.parametrize("name", ["AfterTeleport", "PostToolCall", "SessionStop", "TaskFailed"])
+def test_an_event_no_misspelling_of_a_known_one_is_skipped_with_a_warning(name):
+    """A Claude Code event newer than this kithooks must not take the file's guards down,
+    even when it is named in a known one's family (PostToolBatch beside PostToolUse)."""
+    data = {"hooks": {"PreToolUse": GUARD, name: GUARD}}
     loaded = load_settings(data)
     assert list(loaded.events) == ["PreToolUse"]
-    assert any("unknown hook event 'AfterTeleport'" in line for line in loaded.skipped)
-    alone = {"hooks": {"AfterTeleport": GUARD}}
-    assert "AfterTeleport" in _error(alone)  # nothing runnable left: still an error
+    assert any(f"unknown hook event {name!r} (newer" in line for line in loaded.skipped)
+    assert name in _error({"hooks": {name: GUARD}})  # nothing runnable left: still an error
+
+
+def test_a_hook_type_newer_than_kithooks_is_skipped_and_a_misspelt_one_refused():
+    newer = [{"matcher": "Bash", "hooks": [{"type": "websocket", "url": "ws://x"}]}]
+    loaded = load_settings({"hooks": {"PreToolUse": GUARD + newer}})
+    assert any("unknown hook type 'websocket' (newer" in line for line in loaded.skipped)
+    misspelt = [{"matcher": "Bash", "hooks": [{"type": "comand", "command": "exit 2"}]}]
+    assert "did you mean 'command'?" in _error({"hooks": {"PreToolUse": GUARD + misspelt}})
 
 
 def test_from_settings_refuses_a_mapping_with_no_runnable_hook():

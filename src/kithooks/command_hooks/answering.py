@@ -96,11 +96,13 @@ def refusal(event_name: str, reason: str, *, block_with_exit_code: bool = False)
 
 def _pre_tool_use(data: Mapping[str, Any], ctx: Context, how: _How) -> Steps:
     tool_input = data.get("tool_input")
-    args = tool_input if isinstance(tool_input, Mapping) else {}
+    # Claude Code sends an object; anything else is shown as its JSON text (no parsed_args),
+    # never as "no arguments".
+    args = tool_input if isinstance(tool_input, Mapping) else {} if tool_input is None else None
     event = ToolCallEvent(
         tool_name=how.aliases.host_name(str(data.get("tool_name") or "")),
         tool_call_id=str(data.get("tool_use_id") or ""),
-        input=json.dumps(args, ensure_ascii=False),
+        input=json.dumps(tool_input if args is None else args, ensure_ascii=False),
         parsed_args=args,
         source="llm",
     )

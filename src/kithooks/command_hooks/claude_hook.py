@@ -166,7 +166,9 @@ def _stdout_is_the_answers() -> Iterator[Callable[[str], None]]:
             os.dup2(2, 1)
 
     def write(text: str) -> None:
-        data = (text + "\n").encode("utf-8")
+        # A lone surrogate (a split emoji in the model's input, echoed in a reason) is
+        # written as its JSON escape: a strict encode would fail and lose the answer.
+        data = (text + "\n").encode("utf-8", "backslashreplace")
         if saved is None:
             original.write(text + "\n")
             original.flush()
@@ -386,8 +388,9 @@ def _answer_call(
             block_with_exit_code=block_with_exit_code,
             rewrite_decision=rewrite_decision,
         )
-    except KeyboardInterrupt:
-        raise
+    except KeyboardInterrupt:  # no answer: exit as for a load failure (never 2 on Stop)
+        _say(f"interrupted while answering {event or 'the call'}")
+        return _exit_code_for_bad_input(event)
     except BaseException as exc:  # a sys.exit in a handler: not the answer
         message = _lost(exc, pm, event)
         _say(message)
@@ -406,10 +409,29 @@ def _answer_call(
             output = {**(output or {}), "systemMessage": "\n".join(shown)}
         if stops:
             output = {**(output or {}), "continue": False, "stopReason": "; ".join(stops)}
-    elif stops:  # exit 2 answers with stderr alone: Claude Code reads no JSON with it
-        _say("; ".join(stops) + ", which an exit-code answer cannot carry: not stopped")
+    else:  # exit 2 answers with stderr alone: Claude Code reads no JSON with it
+        for line in shown:
+            _say(line)
+        if stops:
+            _say("; ".join(stops) + ", which an exit-code answer cannot carry: not stopped")
     if output is not None:
-        write_answer(json.dumps(output, ensure_ascii=False))
+        try:
+            text = json.dumps(output, ensure_ascii=False, allow_nan=False)
+        except ValueError:  # NaN / Infinity in a rewrite: Claude Code would read no answer
+            message = (
+                "the plugins' answer holds a number JSON cannot carry (NaN or Infinity), "
+                "so it cannot be given"
+            )
+            _say(message)
+            if event not in BLOCKING_EVENTS:
+                return 1
+            refused = refusal(event, message, block_with_exit_code=block_with_exit_code)
+            if refused.output is not None:
+                write_answer(json.dumps(refused.output, ensure_ascii=False))
+            if refused.stderr:
+                click.echo(refused.stderr, err=True)
+            return refused.exit_code
+        write_answer(text)
     if result.stderr:
         click.echo(result.stderr, err=True)
     return result.exit_code

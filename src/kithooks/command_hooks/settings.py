@@ -81,6 +81,12 @@ NO_COUNTERPART: frozenset[str] = frozenset(
         "ElicitationResult",
         "CwdChanged",
         "FileChanged",
+        "PostToolBatch",
+        "UserPromptExpansion",
+        "PreModelSwitch",
+        "PostModelSwitch",
+        "MessageDisplay",
+        "DirectoryAdded",
     }
 )
 
@@ -174,11 +180,18 @@ def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def _nearest(name: str, choices: Iterable[str]) -> str:
-    """`` (did you mean 'X'?)`` for the choice nearest ``name`` (case first), or ``""``."""
+#: How alike a name must be to a known one (difflib's ratio) to be taken for a misspelling
+#: of it: about one wrong letter in ten. Claude Code names its events in families
+#: (``PostToolUse``, ``PostToolBatch``), so a looser match would refuse its newer events.
+MISSPELT = 0.9
+
+
+def _nearest(name: str, choices: Iterable[str], cutoff: float = 0.6) -> str:
+    """`` (did you mean 'X'?)`` for the choice nearest ``name`` (the same name in another
+    case first, else one at least ``cutoff`` alike), or ``""``."""
     options = sorted(choices)
     folded = [c for c in options if c.lower() == name.lower()]
-    close = folded or difflib.get_close_matches(name, options, n=1)
+    close = folded or difflib.get_close_matches(name, options, n=1, cutoff=cutoff)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
@@ -200,12 +213,16 @@ def _hook(source: str, where: str, raw: Any, skipped: list[str]) -> CommandHook 
         raise _fail(source, where, f'"type" must be a string, got {kind!r}')
     if kind not in CLAUDE_HOOK_TYPES:
         known = ", ".join(sorted(CLAUDE_HOOK_TYPES))
-        raise _fail(
-            source,
-            where,
-            f"unknown hook type {kind!r}{_nearest(kind, CLAUDE_HOOK_TYPES)}; "
-            f"Claude Code's are {known}",
+        hint = _nearest(kind, CLAUDE_HOOK_TYPES, MISSPELT)
+        if hint:  # a misspelt "command": its hook would silently never run
+            raise _fail(
+                source, where, f"unknown hook type {kind!r}{hint}; Claude Code's are {known}"
+            )
+        skipped.append(  # a type newer than this kithooks: like the types it does not run
+            f"{where}: unknown hook type {kind!r} (newer than this kithooks?) is not run "
+            f"(only 'command'; Claude Code's known types are {known})"
         )
+        return None
     if kind != "command":
         skipped.append(f"{where}: hooks of type {kind!r} are not run (only 'command')")
         return None
@@ -314,12 +331,14 @@ def _parse(source: str, data: Any) -> HookSettings:
     for name, entries in hooks.items():
         where = f"hooks.{name}"
         if name not in CLAUDE_EVENTS and name not in NO_COUNTERPART:
-            hint = _nearest(str(name), [*CLAUDE_EVENTS, *NO_COUNTERPART])
+            known = [*CLAUDE_EVENTS, *NO_COUNTERPART]
+            hint = _nearest(str(name), known, MISSPELT)
             if hint:  # a misspelt event: its hooks would silently never run
                 raise _fail(source, where, f"unknown hook event {name!r}{hint}")
             # Like no known event: one newer than this kithooks, which has no counterpart.
             skipped.append(
-                f"{where}: unknown hook event {name!r} (newer than this kithooks?): "
+                f"{where}: unknown hook event {name!r} (newer than this kithooks?"
+                f"{_nearest(str(name), known).replace(' (', ' or ').rstrip(')')}): "
                 "kithooks has no counterpart of it"
             )
             continue
