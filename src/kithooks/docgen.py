@@ -29,9 +29,9 @@ _INTRO = """\
 dispatch rule. Do not edit by hand: CI fails when this file and the code disagree. -->
 
 Every event is a pluggy hook `on_<wire name>(event, ctx)`. An implementation may take any
-subset of the two arguments (`def on_agent_end(self, event)`), as ordinary parameters with
-no default (pluggy never passes one with a default: registering it is an error); mark it
-with `@kithooks.hookimpl`. `ctx` is a `kithooks.Context`. Payloads are frozen attrs classes: build
+subset of the two arguments (`def on_agent_end(self, event)`), as ordinary parameters
+before any of its own (one with a default, `ctx=None`, is passed all the same); mark it with
+`@kithooks.hookimpl`. `ctx` is a `kithooks.Context`. Payloads are frozen attrs classes: build
 a changed copy with `attrs.evolve(event, ...)`.
 
 Dispatch kinds (`PluginManager.emit(event, ctx)` returns what the kind says):

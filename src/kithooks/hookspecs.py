@@ -1,7 +1,7 @@
 """The hookspecs and the hookimpl marker.
 
 Each event's hook is ``on_<wire name>(event, ctx)``; an implementation may take any subset
-of the two arguments, as ordinary parameters with no default. The 34 hookspecs are
+of the two arguments, as ordinary parameters (a default is allowed). The 34 hookspecs are
 generated from the payload classes, where each event declares its hook's text
 (``hook_doc``) and its dispatch rule; ``hookspecs.md`` is generated from the same
 (``python -m kithooks.docgen``). ``on_outcome`` is the one hook that is not an event.
