@@ -356,12 +356,34 @@ def test_an_interrupt_exits_by_the_events_rule_never_2_on_stop(tmp_path):
     assert run(args, call(), tmp_path).returncode == 2  # a guarded call: blocked
 
 
-def test_prints_are_said_on_stderr_when_the_answer_is_an_exit_code(tmp_path):
+def test_prints_stay_out_of_an_exit_2_answer_which_claude_code_gives_the_model(tmp_path):
     block = 'kithooks.ToolCallResult(block=True, reason="no")'
     path = talker(tmp_path, "pass", block)
     done = run(["-p", str(path), "--no-entrypoints", "--block-with-exit-code"], call(), tmp_path)
-    assert done.returncode == 2
-    assert "first line" in done.stderr and "second line" in done.stderr
+    assert done.returncode == 2 and done.stderr.strip().endswith("no")
+    assert "first line" not in done.stderr and "second line" not in done.stderr
+
+
+def test_a_print_of_something_other_than_text_keeps_the_other_plugins_deny(tmp_path):
+    # "\n".join over a ValueError raised TypeError after the dispatch: exit 1, no answer,
+    # and Claude Code ran the call another plugin denied.
+    chatty = plugin_file(
+        tmp_path,
+        "chatty",
+        "import kithooks\n\n@kithooks.hookimpl(tryfirst=True)\n"
+        "def on_tool_call(event, ctx):\n    ctx.print_error(ValueError('noticed'))\n"
+        "    ctx.print(None)\n",
+    )
+    denier = plugin_file(tmp_path, "denier", DENIER)
+    done = run(["-p", str(chatty), "-p", str(denier), "--no-entrypoints"], call(), tmp_path)
+    deny_reason(done)
+    assert json.loads(done.stdout)["systemMessage"] == "noticed\nNone"
+
+
+def test_an_interrupt_while_loading_exits_by_the_events_rule(tmp_path):
+    path = plugin_file(tmp_path, "interrupts", "raise KeyboardInterrupt\n")
+    stop = run(["-p", str(path), "--no-entrypoints"], call("Stop"), tmp_path)
+    assert stop.returncode == 1 and "interrupted while loading" in stop.stderr
 
 
 RAW_GUARD = textwrap.dedent(

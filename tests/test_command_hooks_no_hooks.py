@@ -102,6 +102,27 @@ def test_an_event_no_misspelling_of_a_known_one_is_skipped_with_a_warning(name):
     assert name in _error({"hooks": {name: GUARD}})  # nothing runnable left: still an error
 
 
+@pytest.mark.parametrize(
+    ("name", "meant"),
+    [
+        ("Stopp", "Stop"),
+        ("Sotp", "Stop"),
+        ("Stop ", "Stop"),
+        ("pre_tool_use", "PreToolUse"),
+        ("PreTolUze", "PreToolUse"),
+        ("ConfigChanged", "ConfigChange"),
+    ],
+)
+def test_a_misspelt_event_even_of_a_short_name_is_refused(name, meant):
+    assert f"did you mean {meant!r}?" in _error({"hooks": {"PreToolUse": GUARD, name: GUARD}})
+
+
+@pytest.mark.parametrize("kind", ["commend", "Comand", "comandd", "cmomand", "command "])
+def test_a_misspelt_command_type_is_refused(kind):
+    hooks = [{"matcher": "Bash", "hooks": [{"type": kind, "command": "exit 2"}]}]
+    assert "did you mean 'command'?" in _error({"hooks": {"PreToolUse": GUARD + hooks}})
+
+
 def test_a_hook_type_newer_than_kithooks_is_skipped_and_a_misspelt_one_refused():
     newer = [{"matcher": "Bash", "hooks": [{"type": "websocket", "url": "ws://x"}]}]
     loaded = load_settings({"hooks": {"PreToolUse": GUARD + newer}})

@@ -152,8 +152,8 @@ def _copied(
         ctx = object.__getattribute__(ctx, "_host")
     cls = type(ctx)
     new = object.__new__(cls)
-    if memo is not None:  # a callback bound to the context copies to the copy
-        memo[id(original)] = new
+    if memo is not None:  # a callback bound to the context (or its view) copies to the copy
+        memo[id(original)] = memo[id(ctx)] = new
     for f in attrs.fields(cls):
         if f.name not in ("_manager", "_view"):
             object.__setattr__(new, f.name, copy_value(getattr(ctx, f.name)))

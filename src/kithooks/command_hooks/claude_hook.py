@@ -243,9 +243,8 @@ def _note(failures: list[str], closed: bool) -> str:
 @click.option(
     "--fail-closed",
     is_flag=True,
-    help=f"A guard handler (on_tool_call, on_before_compact) that raises or times out, or a "
-    f"handler that exits on PreToolUse, UserPromptSubmit or PreCompact, blocks, naming its "
-    f"plugin, instead of being skipped (also ${FAIL_CLOSED_ENV}=1).",
+    help=f"A guard handler (on_tool_call, on_before_compact) that raises or times out "
+    f"blocks, naming its plugin, instead of being skipped (also ${FAIL_CLOSED_ENV}=1).",
 )
 @click.option(
     "--rewrite-decision",
@@ -289,9 +288,9 @@ def claude_hook(
     deny (exit 2 with --block-with-exit-code). A plugin that fails to load blocks (exit 2,
     the reason on stderr) for PreToolUse, UserPromptSubmit and PreCompact, so a missing
     guard never looks like one that allowed the call; for other events it is exit 1. A bad
-    option or -p path is answered the same way. A handler that exits (sys.exit) is a
-    failure like one that raises, whose answer is lost with every other plugin's. Exit 1
-    also means the input was not a hook invocation. Only the answer goes to stdout:
+    option or -p path is answered the same way, and so is a handler that exits
+    (sys.exit): the guards after it never ran. Exit 1 also means the input was not a hook
+    invocation. Only the answer goes to stdout:
     anything the plugins print goes to stderr.
     """
     raw = sys.stdin.buffer.read()
@@ -338,6 +337,9 @@ def _answer_call(
     shown: list[str] = []  # what the plugins show the user: the answer's systemMessage
     stops: list[str] = []  # ctx.abort() / ctx.exit(): the answer's continue: false
 
+    def show(text: object) -> None:  # str(): a plugin may pass an exception or a Path
+        shown.append(str(text))
+
     def dropped(what: str) -> Callable[[str], None]:
         def say(text: str) -> None:
             _say(f"{what} has no counterpart in Claude Code's hook protocol; dropped: {text!r}")
@@ -349,9 +351,9 @@ def _answer_call(
         cwd=str(data.get("cwd") or ""),
         model=str(data.get("model") or ""),
         get_session_path=lambda: transcript,
-        print=shown.append,
-        print_info=shown.append,
-        print_error=shown.append,
+        print=show,
+        print_info=show,
+        print_error=show,
         abort=lambda: stops.append("a kithooks plugin stopped the turn (ctx.abort)"),
         exit=lambda: stops.append("a kithooks plugin asked to exit (ctx.exit)"),
         send_message=dropped("ctx.send_message"),
@@ -367,12 +369,16 @@ def _answer_call(
             failures.append(error.message)
 
     pm = PluginManager(state=store, context=ctx, fail_closed=closed, on_error=report)
-    if not no_entrypoints:
-        pm.load_entrypoints()
-    # No hooks.json here: a command hook calling `kithooks claude-hook` would call itself.
-    pm.load_plugin_files(
-        plugin_files, project_dir=default_project_dir(project_root(data)), command_hooks=False
-    )
+    try:
+        if not no_entrypoints:
+            pm.load_entrypoints()
+        # No hooks.json here: a command hook calling `kithooks claude-hook` would call itself.
+        pm.load_plugin_files(
+            plugin_files, project_dir=default_project_dir(project_root(data)), command_hooks=False
+        )
+    except KeyboardInterrupt:  # as a load failure: exit by the event's rule
+        _say(f"interrupted while loading the plugins for {event or 'the call'}")
+        return _exit_code_for_bad_input(event)
     if pm.load_errors:
         # A guard that did not load must not look like a guard that allowed the call:
         # where Claude Code lets exit 2 block, block with the reason; elsewhere exit 1.
@@ -409,9 +415,10 @@ def _answer_call(
             output = {**(output or {}), "systemMessage": "\n".join(shown)}
         if stops:
             output = {**(output or {}), "continue": False, "stopReason": "; ".join(stops)}
-    else:  # exit 2 answers with stderr alone: Claude Code reads no JSON with it
-        for line in shown:
-            _say(line)
+    else:  # an exit-code answer: stderr alone, Claude Code reads no JSON with it
+        if result.exit_code != 2:  # exit 2's stderr goes to the model: not the user's text
+            for line in shown:
+                _say(line)
         if stops:
             _say("; ".join(stops) + ", which an exit-code answer cannot carry: not stopped")
     if output is not None:

@@ -19,6 +19,7 @@ import difflib
 import json
 import logging
 import os
+import re
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -180,18 +181,40 @@ def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
-#: How alike a name must be to a known one (difflib's ratio) to be taken for a misspelling
-#: of it: about one wrong letter in ten. Claude Code names its events in families
-#: (``PostToolUse``, ``PostToolBatch``), so a looser match would refuse its newer events.
-MISSPELT = 0.9
+def _edits(a: str, b: str) -> int:
+    """How many one-letter edits (insert, delete, replace, swap two neighbours) turn ``a``
+    into ``b`` (the optimal string alignment distance)."""
+    rows = [list(range(len(b) + 1))]
+    for i, ca in enumerate(a, 1):
+        row = [i]
+        for j, cb in enumerate(b, 1):
+            cost = min(rows[-1][j] + 1, row[j - 1] + 1, rows[-1][j - 1] + (ca != cb))
+            if i > 1 and j > 1 and ca == b[j - 2] and a[i - 2] == cb:
+                cost = min(cost, rows[-2][j - 2] + 1)
+            row.append(cost)
+        rows.append(row)
+    return rows[-1][-1]
 
 
-def _nearest(name: str, choices: Iterable[str], cutoff: float = 0.6) -> str:
-    """`` (did you mean 'X'?)`` for the choice nearest ``name`` (the same name in another
-    case first, else one at least ``cutoff`` alike), or ``""``."""
+def _misspelt(name: str, known: Iterable[str]) -> str:
+    """`` (did you mean 'X'?)`` when ``name`` is a misspelling of the known event name
+    ``X``: the same once case, spaces, ``_`` and ``-`` are set aside, or one edit off (two
+    for names of eight letters and more); else ``""``. Claude Code names its events in
+    families (``PostToolBatch`` beside ``PostToolUse``), so a looser match would take its
+    newer events for misspellings."""
+    folded = re.sub(r"[\s_-]", "", name).lower()
+    for option in sorted(known):
+        allowed = 1 if len(option) < 8 else 2
+        if folded == option.lower() or _edits(name.strip(), option) <= allowed:
+            return f" (did you mean {option!r}?)"
+    return ""
+
+
+def _nearest(name: str, choices: Iterable[str]) -> str:
+    """`` (did you mean 'X'?)`` for the choice nearest ``name`` (case first), or ``""``."""
     options = sorted(choices)
     folded = [c for c in options if c.lower() == name.lower()]
-    close = folded or difflib.get_close_matches(name, options, n=1, cutoff=cutoff)
+    close = folded or difflib.get_close_matches(name, options, n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
@@ -213,7 +236,7 @@ def _hook(source: str, where: str, raw: Any, skipped: list[str]) -> CommandHook 
         raise _fail(source, where, f'"type" must be a string, got {kind!r}')
     if kind not in CLAUDE_HOOK_TYPES:
         known = ", ".join(sorted(CLAUDE_HOOK_TYPES))
-        hint = _nearest(kind, CLAUDE_HOOK_TYPES, MISSPELT)
+        hint = _nearest(kind.strip(), CLAUDE_HOOK_TYPES)
         if hint:  # a misspelt "command": its hook would silently never run
             raise _fail(
                 source, where, f"unknown hook type {kind!r}{hint}; Claude Code's are {known}"
@@ -332,7 +355,7 @@ def _parse(source: str, data: Any) -> HookSettings:
         where = f"hooks.{name}"
         if name not in CLAUDE_EVENTS and name not in NO_COUNTERPART:
             known = [*CLAUDE_EVENTS, *NO_COUNTERPART]
-            hint = _nearest(str(name), known, MISSPELT)
+            hint = _misspelt(str(name), known)
             if hint:  # a misspelt event: its hooks would silently never run
                 raise _fail(source, where, f"unknown hook event {name!r}{hint}")
             # Like no known event: one newer than this kithooks, which has no counterpart.
