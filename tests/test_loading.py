@@ -664,8 +664,12 @@ class {cls}:
     assert pm.get_plugin("gate:Strict") is None
     assert pm.emit(kithooks.ToolCallEvent()).reason == "v2"
     gate.write_text("import kithooks\n")  # the file lost its hooks: an error, not silence
-    assert pm.reload() == []
-    assert [e.name for e in pm.load_errors] == ["gate"]
+    assert pm.reload() == ["gate:Renamed"]  # (or is half-saved: the working version stays)
+    [error] = pm.load_errors
+    assert (error.name, error.kept) == ("gate", ("gate:Renamed",))
+    assert pm.emit(kithooks.ToolCallEvent()).reason == "v2"
+    gate.unlink()  # removed: its plugins go
+    assert pm.reload() == [] and not any(e.name == "gate" for e in pm.load_errors)
     assert not pm.has_handlers("tool_call")
 
 
@@ -1004,19 +1008,190 @@ def test_no_dispatch_during_a_reload_misses_a_guard_present_before_and_after(tmp
     assert {r.split(" ")[0] for r in reasons} == {"bash", "curl", "sh"}
 
 
-def test_a_file_broken_by_a_reload_loses_its_plugin_and_is_reported(tmp_path):
+def test_a_file_broken_by_a_reload_keeps_its_previous_version_and_is_reported(tmp_path, caplog):
+    """An editor saving in place: the reload meets a syntax error. The guard used to be
+    dropped (its calls let through); the previous, working version now stays registered, and
+    the error is still loud (on_error, load_errors, logged naming the file and saying so)."""
     plugins = tmp_path / "plugins"
     write_guards(plugins, 1, extra=False)
     errors: list = []
     pm = PluginManager(on_error=errors.append)
     pm.load_plugin_files([plugins], user_dir=None, project_dir=None)
-    (plugins / "gate.py").write_text("import kithooks\n\ndef oops(:\n")
-    pm.reload()
-    assert pm.get_plugin("gate") is None
+    gate = plugins / "gate.py"
+    before = pm.get_plugin("gate")
+    gate.write_text("import kithooks\n\ndef oops(:\n")
+    with caplog.at_level(logging.ERROR, logger="kithooks"):
+        assert "gate" in pm.reload()
+    assert pm.get_plugin("gate") is before
     assert [e.name for e in errors] == [e.name for e in pm.load_errors] == ["gate"]
-    assert isinstance(errors[0].error, SyntaxError)
-    assert pm.emit(kithooks.ToolCallEvent(tool_name="bash")) is None
+    assert isinstance(errors[0].error, SyntaxError) and errors[0].kept == ("gate",)
+    [record] = [r for r in caplog.records if "failed to load" in r.getMessage()]
+    assert str(gate) in record.getMessage()
+    assert "the previous version of" in record.getMessage() and "is kept" in record.getMessage()
+    assert pm.emit(kithooks.ToolCallEvent(tool_name="bash")).reason == "bash 1"
     assert pm.emit(kithooks.ToolCallEvent(tool_name="curl")).reason == "curl 1"
+    # still broken at the next reload: still kept, reported again
+    errors.clear()
+    assert "gate" in pm.reload()
+    assert [e.kept for e in errors] == [("gate",)] and pm.get_plugin("gate") is before
+    # saved whole: the new version replaces it, and the error goes
+    write_guards(plugins, 2, extra=False)
+    pm.reload()
+    assert pm.load_errors == []
+    assert pm.emit(kithooks.ToolCallEvent(tool_name="bash")).reason == "bash 2"
+    # deleted: its plugin goes (a removal, not a failure)
+    gate.unlink()
+    pm.reload()
+    assert pm.get_plugin("gate") is None and pm.load_errors == []
+    assert pm.emit(kithooks.ToolCallEvent(tool_name="bash")) is None
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [
+        pytest.param("", id="emptied"),
+        pytest.param("import kithooks\n", id="truncated-to-no-hooks"),
+        pytest.param("raise RuntimeError('half saved')\n", id="import-raises"),
+    ],
+)
+def test_a_class_and_a_directory_plugin_broken_by_a_reload_keep_their_previous_version(
+    tmp_path, broken
+):
+    plugins = tmp_path / "plugins"
+    write_guards(plugins, 1, extra=False)
+    pm = PluginManager()
+    first = pm.load_plugin_files([plugins], user_dir=None, project_dir=None)
+    (plugins / "gates.py").write_text(broken)
+    (plugins / "dirgate" / "main.py").write_text(broken)
+    assert pm.reload() == first  # same names, same order
+    assert sorted(e.name for e in pm.load_errors) == ["dirgate", "gates"]
+    assert {e.kept for e in pm.load_errors} == {("dirgate",), ("gates:Gate",)}
+    assert pm.emit(kithooks.ToolCallEvent(tool_name="curl")).reason == "curl 1"
+    assert pm.emit(kithooks.ToolCallEvent(tool_name="sh")).reason == "sh 1"
+    got: list[str] = []
+    pm.emit_custom_event("ping", got)
+    assert got == ["1"]
+
+
+def test_a_kept_directory_plugin_keeps_its_modules_for_imports_at_call_time(tmp_path):
+    """The kept version's package stays in sys.modules: ``from . import rules`` in a handler
+    still works after a reload that met a broken main.py."""
+    d = tmp_path / "plugins" / "pkg"
+    d.mkdir(parents=True)
+    (d / "rules.py").write_text("REASON = 'rules v1'\n")
+    main = (
+        "import kithooks\n\n@kithooks.hookimpl\ndef on_tool_call(event):\n"
+        "    from . import rules\n"
+        "    return kithooks.ToolCallResult(block=True, reason=rules.REASON)\n"
+    )
+    (d / "main.py").write_text(main)
+    pm = PluginManager()
+    pm.load_plugin_files([tmp_path / "plugins"], user_dir=None, project_dir=None)
+    assert pm.emit(kithooks.ToolCallEvent()).reason == "rules v1"
+    (d / "main.py").write_text(main[:40])
+    pm.reload()
+    [error] = pm.load_errors
+    assert error.kept == ("pkg",)
+    assert pm.emit(kithooks.ToolCallEvent()).reason == "rules v1"
+
+
+def test_a_file_that_never_loaded_whole_takes_its_new_version(tmp_path):
+    """Only a version that loaded without a load error is kept: a file whose previous load
+    already had an error (a class that cannot be built) takes each new version, errors and
+    all, so an edit to its working part is not ignored for ever."""
+    d = tmp_path / "plugins"
+    d.mkdir()
+    source = """
+import kithooks
+
+class Broken:
+    def __init__(self, needed):
+        pass
+
+    @kithooks.hookimpl
+    def on_agent_end(self):
+        pass
+
+@kithooks.hookimpl
+def on_tool_call(event):
+    return kithooks.ToolCallResult(block=True, reason={reason!r})
+"""
+    (d / "mixed.py").write_text(source.format(reason="v1"))
+    pm = PluginManager()
+    assert pm.load_plugin_files([d], user_dir=None, project_dir=None) == ["mixed"]
+    assert [e.name for e in pm.load_errors] == ["mixed:Broken"]
+    (d / "mixed.py").write_text(source.format(reason="v2"))
+    assert pm.reload() == ["mixed"]
+    [error] = pm.load_errors
+    assert error.kept == ()
+    assert pm.emit(kithooks.ToolCallEvent()).reason == "v2"
+
+
+def test_a_clean_file_whose_new_version_loads_only_in_part_is_kept_whole(tmp_path):
+    d = tmp_path / "plugins"
+    d.mkdir()
+    source = """
+import kithooks
+
+class Gate:
+    def __init__(self{extra}):
+        pass
+
+    @kithooks.hookimpl
+    def on_tool_call(self, event):
+        return kithooks.ToolCallResult(block=True, reason="gate {version}")
+
+@kithooks.hookimpl
+def on_agent_end(event):
+    pass
+"""
+    (d / "two.py").write_text(source.format(extra="", version=1))
+    pm = PluginManager()
+    assert pm.load_plugin_files([d], user_dir=None, project_dir=None) == ["two", "two:Gate"]
+    (d / "two.py").write_text(source.format(extra=", needed", version=2))
+    assert pm.reload() == ["two", "two:Gate"]
+    [error] = pm.load_errors
+    assert (error.name, error.kept) == ("two:Gate", ("two", "two:Gate"))
+    assert pm.emit(kithooks.ToolCallEvent()).reason == "gate 1"
+
+
+def test_no_dispatch_misses_a_guard_while_its_file_is_saved_in_place(tmp_path):
+    """Reloads meeting the file half written (emptied, truncated, a syntax error) while
+    other threads dispatch: the guard is always there, old version or new."""
+    plugins = tmp_path / "plugins"
+    write_guards(plugins, 0, extra=False)
+    pm = PluginManager(on_error=lambda _: None)
+    assert pm.load_plugin_files([plugins], user_dir=None, project_dir=None)
+    gate = plugins / "gate.py"
+    whole = gate.read_text()
+    stop = threading.Event()
+    missed: list[object] = []
+
+    def emitter() -> None:
+        while not stop.is_set():
+            r = pm.emit(kithooks.ToolCallEvent(tool_name="bash"))
+            if r is None or not r.block:
+                missed.append(r)
+
+    thread = threading.Thread(target=emitter, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 60
+        for version in range(1, 21):
+            assert time.monotonic() < deadline
+            cut = whole[: whole.index("return")]  # ends in "if ...:": a syntax error
+            for partial in ("", cut, "import kithooks\n\ndef oops(:\n"):
+                gate.write_text(partial)
+                pm.reload()
+            gate.write_text(whole.replace("bash 0", f"bash {version}"))
+            pm.reload()
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+    assert not thread.is_alive(), "the dispatch thread is stuck"
+    assert missed == []
+    assert pm.load_errors == []
+    assert pm.emit(kithooks.ToolCallEvent(tool_name="bash")).reason == "bash 20"
 
 
 def test_a_named_directory_without_plugins_is_a_load_error_not_silence(tmp_path):

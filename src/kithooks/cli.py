@@ -160,9 +160,10 @@ def replay_manager(
     """The manager ``replay``, ``demo`` and ``plugins`` run: ``extra`` plugins (name, object)
     first, then the installed ones (when ``entrypoints``), then the plugin files and the
     user's and project's plugin directories (with the command hooks of the ``hooks.json``
-    beside each), then the command hooks of ``settings`` (Claude Code settings files). Load errors
-    are in ``pm.load_errors``."""
-    from .command_hooks import plugins_for
+    beside each), then the command hooks of ``settings`` (Claude Code settings files). A
+    settings file that is one of those ``hooks.json`` files, or given twice (by any path to
+    it), runs once. Load errors are in ``pm.load_errors``."""
+    from .command_hooks import discover_settings, plugins_for
 
     pm = PluginManager(context=Context(cwd=cwd, print=lambda _: None))
     for name, plugin in extra:
@@ -170,9 +171,21 @@ def replay_manager(
     if entrypoints:
         pm.load_entrypoints()
     pm.load_plugin_files(plugin_files)
-    hooks, errors = plugins_for(settings)  # hooks.json files came with load_plugin_files
+    # hooks.json files came with load_plugin_files: each file's hooks run once
+    seen = {path.resolve() for path in discover_settings()}
+    files: list[Path] = []
+    for path in settings:
+        resolved = path.resolve()
+        if resolved not in seen:
+            seen.add(resolved)
+            files.append(path)
+    hooks, errors = plugins_for(files)
     for hook in hooks:
-        pm.register(hook, name=hook.__name__)
+        try:
+            pm.register(hook, name=hook.__name__)
+        except Exception as exc:  # a name taken by another plugin: reported, never a traceback
+            location = hook.__name__.removeprefix("command-hooks:")
+            errors.append(LoadError(name=hook.__name__, kind="file", location=location, error=exc))
     for error in errors:
         pm.report_load_error(error)
     return pm

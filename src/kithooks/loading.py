@@ -81,17 +81,27 @@ class LoadError:
     location: str
     error: BaseException = attrs.field(eq=False)
     distribution: str = ""  #: for entry points: the distribution that declares it
+    #: A reload whose new version of the file failed: the plugins of the file's previous,
+    #: working version, which stay registered (``()``: nothing was kept).
+    kept: tuple[str, ...] = ()
 
     @property
     def message(self) -> str:
-        """One line: which plugin, from where, and the error."""
+        """One line: which plugin, from where, and the error (and what was kept)."""
         where = f"{self.kind} {self.location}"
         if self.distribution:
             where += f" of distribution {self.distribution!r}"
-        return (
+        text = (
             f"plugin {self.name!r} ({where}) failed to load: "
             f"{type(self.error).__name__}: {_describe(self.error)}"
         )
+        if self.kept:
+            names = ", ".join(map(repr, self.kept))
+            text += (
+                f"; the previous version of {self.location} is kept ({names} stay registered) "
+                "until it loads again"
+            )
+        return text
 
 
 def _describe(error: BaseException) -> str:
@@ -388,6 +398,19 @@ def register_plugin(pm: PluginManager, plugin: object, name: str | None = None) 
 
 
 @attrs.frozen
+class _Previous:
+    """What one file gave before a reload: its plugins (name, object, source) and modules."""
+
+    plugins: tuple[tuple[str, object, PluginSource | None], ...]
+    modules: dict[str, ModuleType]
+
+
+def _modules_of(path: Path) -> dict[str, ModuleType]:
+    name = module_name_for(path)
+    return {k: m for k, m in sys.modules.items() if k == name or k.startswith(name + ".")}
+
+
+@attrs.frozen
 class _Batch:
     seq: int
     dirs: tuple[Path, ...]
@@ -410,6 +433,9 @@ class Loader:
 
     A file giving no plugin, a class that cannot be built, and a function named like a hook
     but not marked are each a :class:`LoadError`; the others still load.
+
+    :meth:`reload` keeps a file's previous version when its new version fails to load (see
+    there).
     """
 
     def __init__(self, pm: PluginManager) -> None:
@@ -417,6 +443,10 @@ class Loader:
         self._batches: list[_Batch] = []
         #: file plugins by the resolved path they came from (a file or a directory)
         self._from_path: dict[Path, list[str]] = {}
+        #: the paths whose plugins come from a version that loaded without a load error
+        self._clean: set[Path] = set()
+        #: during a reload: the previous version of each clean path, kept if its new fails
+        self._previous: dict[Path, _Previous] = {}
 
     # ------------------------------------------------------------------ entry points
 
@@ -518,20 +548,98 @@ class Loader:
         """Unregister every file plugin (``hooks.json`` ones too) and load every batch again,
         in order; the load errors of files are reported anew.
 
+        A file (a ``.py`` file, a directory plugin, a ``hooks.json``) whose previous version
+        loaded without a load error, and whose new version gives any load error (a syntax
+        error or truncated JSON while an editor saves it, an import that raises, a class
+        that cannot be built, no hook left), keeps its previous version whole: the same
+        plugin objects, under their names and in their place, with their modules. Each load
+        error is still reported (``load_errors``, ``on_error``, logged), its message saying
+        that the previous version is kept. A file that is gone, or blocked, loses its
+        plugins; so does a ``hooks.json`` turned off with ``"disableAllHooks": true``.
+
         The manager runs this inside its ``_swap()``, so dispatch sees the result at once.
         """
         pm = self._pm
+        previous: dict[Path, _Previous] = {}
         for path, registered in list(self._from_path.items()):
+            plugins = []
             for name in registered:
-                if pm.get_plugin(name) is not None:
+                plugin = pm.get_plugin(name)
+                if plugin is not None:
+                    plugins.append((name, plugin, pm.plugin_source(name)))
                     pm.unregister(name=name)
+            if plugins and path in self._clean:
+                previous[path] = _Previous(tuple(plugins), _modules_of(path))
             forget_modules(path)
         self._from_path.clear()
+        self._clean.clear()
         pm.load_errors[:] = [e for e in pm.load_errors if e.kind not in FILE_KINDS]
+        self._previous = previous
         names: list[str] = []
-        for batch in self._batches:
-            names.extend(self._load(batch))
+        try:
+            for batch in self._batches:
+                names.extend(self._load(batch))
+        finally:
+            self._previous = {}
         return names
+
+    def _settle(
+        self,
+        path: Path,
+        registered: list[str],
+        errors: list[LoadError],
+        order: tuple[int, int],
+        blocked: frozenset[str],
+    ) -> None:
+        """Report ``errors``, the load errors of ``path``'s new version (``registered``: the
+        names it registered). When it has some and a reload holds the file's previous clean
+        version, that version replaces the new one in ``registered``, at ``order``."""
+        previous = self._previous.pop(path, None)
+        if not errors:
+            if registered:
+                self._clean.add(path)
+            return
+        if previous is not None:
+            kept = self._restore(path, previous, registered, order, blocked)
+            if kept:
+                self._clean.add(path)
+                errors = [attrs.evolve(e, kept=tuple(kept)) for e in errors]
+        for error in errors:
+            self._failed(error)
+
+    def _restore(
+        self,
+        path: Path,
+        previous: _Previous,
+        registered: list[str],
+        order: tuple[int, int],
+        blocked: frozenset[str],
+    ) -> list[str]:
+        """Put ``previous`` back in place of the new version's plugins ``registered``."""
+        pm = self._pm
+        for name in registered:
+            if pm.get_plugin(name) is not None:
+                pm.unregister(name=name)
+        registered.clear()
+        forget_modules(path)
+        sys.modules.update(previous.modules)
+        seq, position = order
+        for name, plugin, source in previous.plugins:
+            if name in blocked or pm.is_blocked(name):
+                continue
+            pm._pending_order = (seq, position + len(registered))
+            try:
+                pm.register(plugin, name=name)
+            except Exception as exc:  # its name taken meanwhile: said, not raised
+                kind = source.kind if source is not None else "file"
+                self._failed(LoadError(name=name, kind=kind, location=str(path), error=exc))
+                continue
+            finally:
+                pm._pending_order = None
+            if source is not None:
+                pm._sources[name] = source
+            registered.append(name)
+        return list(registered)
 
     def _load(self, batch: _Batch) -> list[str]:
         pm = self._pm
@@ -547,13 +655,15 @@ class Loader:
             if found.name in blocked or pm.is_blocked(found.name):
                 continue
             registered: list[str] = []
+            errors: list[LoadError] = []
             self._from_path[found.path] = registered
             try:
-                self._load_found(found, batch.seq, position, blocked, registered)
+                self._load_found(found, batch.seq, position, blocked, registered, errors=errors)
             except BaseException:  # KeyboardInterrupt: a retry must not skip this path
                 if not registered:
                     del self._from_path[found.path]
                 raise
+            self._settle(found.path, registered, errors, (batch.seq, position), blocked)
             position += len(registered)
             names += registered
             if not registered:
@@ -582,23 +692,23 @@ class Loader:
             plugins, errors = plugins_for([path])
             registered: list[str] = []
             self._from_path[resolved] = registered
-            for error in errors:
-                self._failed(error)
+            start = position + len(names)
             for plugin in plugins:
                 name = plugin.__name__
                 if name in blocked or pm.is_blocked(name):
                     continue
-                pm._pending_order = (batch.seq, position + len(names))
+                pm._pending_order = (batch.seq, start + len(registered))
                 try:
                     source = PluginSource(kind="file", name=name, location=str(path))
                     self._register(plugin, name, f"settings file {path}", source)
                 except Exception as exc:
-                    self._failed(LoadError(name=name, kind="file", location=str(path), error=exc))
+                    errors.append(LoadError(name=name, kind="file", location=str(path), error=exc))
                     continue
                 finally:
                     pm._pending_order = None
                 registered.append(name)
-                names.append(name)
+            self._settle(resolved, registered, errors, (batch.seq, start), blocked)
+            names.extend(registered)
         return names
 
     def _load_found(
@@ -608,8 +718,11 @@ class Loader:
         position: int,
         blocked: frozenset[str],
         registered: list[str],
+        *,
+        errors: list[LoadError],
     ) -> None:
-        """Register what ``found`` provides, appending each name to ``registered``."""
+        """Register what ``found`` provides, appending each name to ``registered`` and each
+        load error to ``errors``."""
         pm = self._pm
         where = str(found.path)
         base = found.name if pm.get_plugin(found.name) is None else where
@@ -617,14 +730,14 @@ class Loader:
             if label in blocked:
                 continue
             if isinstance(obj, BaseException):
-                self._failed(LoadError(name=label, kind=kind, location=where, error=obj))
+                errors.append(LoadError(name=label, kind=kind, location=where, error=obj))
                 continue
             pm._pending_order = (seq, position + len(registered))
             try:
                 source = PluginSource(kind=kind, name=label, location=where)
                 self._register(obj, label, f"{kind} {where}", source, screened=True)
             except Exception as exc:
-                self._failed(LoadError(name=label, kind=kind, location=where, error=exc))
+                errors.append(LoadError(name=label, kind=kind, location=where, error=exc))
                 continue
             finally:
                 pm._pending_order = None

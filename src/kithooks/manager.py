@@ -1008,8 +1008,10 @@ class PluginManager(pluggy.PluginManager):
         files that :meth:`load_plugin_files` read, or would read now), and emits
         ``session_start`` (with the context's ``session_id``) to the new set. The new set
         replaces the old at once (see :meth:`_swap`): a dispatch on another thread meanwhile
-        runs the old set or the new one, never neither. A file that no longer loads (a
-        ``hooks.json`` too) loses its plugin and is a load error. Entry-point
+        runs the old set or the new one, never neither. A file that is gone loses its
+        plugins; one whose new version fails to load (a ``hooks.json`` too; a syntax error
+        or truncated JSON while an editor saves it) is a load error and keeps its previous,
+        working version registered (``LoadError.kept``). Entry-point
         and object plugins, the context and the state are kept; dispatch order stays that
         of registration, each file batch keeping its place.
         """

@@ -23,6 +23,7 @@ from ..events import (
     EventType,
     InputResult,
     Result,
+    ToolCallEvent,
     ToolCallResult,
     ToolResultEvent,
     ToolResultResult,
@@ -32,6 +33,7 @@ from ..listeners import HandlerError
 from .aliases import ToolAliases
 from .protocol import (
     Combined,
+    ToolInputError,
     Verdict,
     claude_event_of,
     combine,
@@ -39,6 +41,7 @@ from .protocol import (
     hook_subjects,
     plain,
     read_answer,
+    text_input_error,
 )
 from .runner import CommandRun, arun_commands, run_commands
 from .settings import HookSettings, load_settings
@@ -63,6 +66,8 @@ class _Call:
     stdin: bytes
     cwd: str
     env: Mapping[str, str]
+    #: the call's arguments are no JSON object: the commands got ``{"input": <the text>}``
+    input_error: ToolInputError | None = None
 
 
 class CommandHooks:
@@ -100,6 +105,7 @@ class CommandHooks:
         self._lock = threading.Lock()
         self._pending: dict[str, list[str]] = {}  # session id -> context for its next turn
         self._stop_active: set[str] = set()  # sessions whose running turn a Stop hook started
+        self._text_input_warned: set[str] = set()  # tools a tool_result warning named
 
     @classmethod
     def from_settings(
@@ -126,8 +132,9 @@ class CommandHooks:
     def prepare(self, event: Event, ctx: Context) -> _Call | None:
         """The commands that match ``event`` (identical commands once) and their stdin.
 
-        A tool call whose arguments cannot be a ``tool_input`` object raises
-        :class:`~kithooks.command_hooks.protocol.ToolInputError` when a command matches it."""
+        A tool event whose arguments are no JSON object and come with no ``parsed_args``
+        gives the commands ``tool_input`` ``{"input": <the text>}``, and the call remembers
+        it (:meth:`apply` decides what that means)."""
         claude_event = claude_event_of(event)
         groups = self.settings.events.get(claude_event)
         if not groups:
@@ -144,7 +151,9 @@ class CommandHooks:
             return None
         with self._lock:
             active = ctx.session_id in self._stop_active
-        # Only now: a call no command matches must not fail on arguments no command sees.
+        input_error = None
+        if isinstance(event, ToolCallEvent | ToolResultEvent):
+            input_error = text_input_error(event)
         _, data = hook_input(
             claude_event,
             event,
@@ -152,6 +161,7 @@ class CommandHooks:
             project_dir=project_dir,
             aliases=self.aliases,
             stop_hook_active=active,
+            wrap_text=True,
         )
         env = {**os.environ, "CLAUDE_PROJECT_DIR": project_dir}
         stdin = json.dumps(data, ensure_ascii=False).encode()
@@ -161,6 +171,7 @@ class CommandHooks:
             stdin=stdin,
             cwd=project_dir,
             env=env,
+            input_error=input_error,
         )
 
     def apply(self, call: _Call, runs: list[CommandRun], event: Event, ctx: Context) -> Any:
@@ -172,6 +183,14 @@ class CommandHooks:
         ``updatedInput`` without ``permissionDecision`` ``allow`` or ``ask``) is ignored here
         too, with a warning on logger ``kithooks`` naming the command; so is a rewrite that a
         later command's different rewrite replaced.
+
+        A tool call whose arguments are no JSON object (the commands got ``tool_input``
+        ``{"input": <the text>}``): when its ``PreToolUse`` commands blocked it (a deny, exit
+        2, an ``ask`` not confirmed, ``continue: false``) the block stands; otherwise raises
+        :class:`~kithooks.command_hooks.protocol.ToolInputError`, the plugin's failure for
+        that call (a command reading ``tool_input.command`` could not see the arguments).
+        For ``PostToolUse`` and ``PostToolUseFailure`` the answer applies, with one warning
+        per tool on logger ``kithooks``.
         """
         verdicts = [read_answer(call.claude_event, run) for run in runs]
         for verdict in verdicts:
@@ -184,7 +203,32 @@ class CommandHooks:
             logger.warning("plugin %r: %s", self._registered_name(ctx), combined.warning)
         for message in combined.system_messages:
             ctx.print_info(message)
-        return _APPLY[call.claude_event](self, combined, event, ctx)
+        result = _APPLY[call.claude_event](self, combined, event, ctx)
+        if call.input_error is None:
+            return result
+        if call.claude_event == "PreToolUse":
+            if isinstance(result, ToolCallResult) and result.block:
+                return result
+            raise call.input_error
+        assert isinstance(event, ToolResultEvent)
+        self._warn_text_input(event, ctx)
+        return result
+
+    def _warn_text_input(self, event: ToolResultEvent, ctx: Context) -> None:
+        """Say once per tool that its results' hooks got ``tool_input`` ``{"input": ...}``."""
+        with self._lock:
+            if event.tool_name in self._text_input_warned:
+                return
+            self._text_input_warned.add(event.tool_name)
+        logger.warning(
+            "plugin %r: the arguments of %r calls are not a JSON object and come with no "
+            'parsed_args: the %s hook commands get tool_input {"input": <the text>}, so one '
+            "reading tool_input's fields (tool_input.command) does not see them; give "
+            "parsed_args to say what the text is (warned once per tool)",
+            self._registered_name(ctx),
+            event.tool_name,
+            claude_event_of(event),
+        )
 
     def failed(self, verdicts: list[Verdict], event: Event, ctx: Context) -> list[Verdict]:
         """Report each failed command and return the verdicts to combine.

@@ -41,6 +41,7 @@ __all__ = [
     "hook_subjects",
     "plain",
     "read_answer",
+    "text_input_error",
 ]
 
 #: The exit code that blocks (stderr is the reason).
@@ -91,21 +92,40 @@ _CLAUDE_NAME: Mapping[type[Event], str] = {
 
 
 class ToolInputError(ValueError):
-    """A tool call's arguments that a hook command cannot be given: ``input`` is not a JSON
-    object (raw text, a JSON string or array) and no ``parsed_args`` come with it. Claude
-    Code's ``tool_input`` is an object; an emptied one would let a script that looks for
-    ``rm -rf`` allow the call. Raised by :func:`hook_input`; a handler of
-    :class:`~kithooks.command_hooks.CommandHooks` that meets one fails for that call."""
+    """A tool call's arguments that a hook command cannot be given as Claude Code gives
+    them: ``input`` is not a JSON object (raw text, a JSON string or array) and no
+    ``parsed_args`` come with it. Claude Code's ``tool_input`` is an object, and an emptied
+    one would let a script that looks for ``rm -rf`` allow the call, so the commands get
+    ``{"input": <the text>}`` instead (:func:`hook_input` with ``wrap_text=True``; without it
+    :func:`hook_input` raises this). A script reading ``tool_input.command`` still cannot see
+    the arguments: a :class:`~kithooks.command_hooks.CommandHooks` handler whose
+    ``PreToolUse`` commands did not block such a call fails for it with this error."""
 
 
 def _preview(text: str, limit: int = 60) -> str:
     return repr(text if len(text) <= limit else text[:limit] + "...")
 
 
-def _tool_input(event: ToolCallEvent | ToolResultEvent) -> dict[str, Any]:
+def text_input_error(event: ToolCallEvent | ToolResultEvent) -> ToolInputError | None:
+    """The :class:`ToolInputError` of a tool event whose arguments are no JSON object and
+    come with no ``parsed_args`` (``None``: ``tool_input`` is the call's own object)."""
+    if _json_object(event.input) is not None or getattr(event, "parsed_args", None) is not None:
+        return None
+    if event.input.strip() in ("", "null"):
+        return None
+    return ToolInputError(
+        f"the arguments of this {event.tool_name!r} call are not a JSON object "
+        f"({_preview(event.input)}) and come with no parsed_args: the hook commands got "
+        'tool_input {"input": <the text>} and none blocked the call, but a command reading '
+        "tool_input's fields (tool_input.command) could not see the arguments"
+    )
+
+
+def _tool_input(event: ToolCallEvent | ToolResultEvent, *, wrap_text: bool) -> dict[str, Any]:
     """``tool_input``: the JSON object in ``input``, else ``parsed_args``; ``{}`` when there
-    are no arguments at all (``input`` empty or ``null``). Anything else is a
-    :class:`ToolInputError`: the hook never sees an input emptied of what the call holds."""
+    are no arguments at all (``input`` empty, white space or ``null``). Anything else is a
+    :class:`ToolInputError`, or with ``wrap_text`` ``{"input": <the text>}``: the hook never
+    sees an input emptied of what the call holds."""
     parsed = _json_object(event.input)
     if parsed is not None:
         return parsed
@@ -114,11 +134,11 @@ def _tool_input(event: ToolCallEvent | ToolResultEvent) -> dict[str, Any]:
         return dict(plain(args))
     if event.input.strip() in ("", "null"):
         return {}
-    raise ToolInputError(
-        f"the arguments of this {event.tool_name!r} call are not a JSON object "
-        f"({_preview(event.input)}) and come with no parsed_args: a hook command reads "
-        "tool_input as an object and would not see them, so no command ran"
-    )
+    if wrap_text:
+        return {"input": event.input}
+    error = text_input_error(event)
+    assert error is not None
+    raise error
 
 
 def hook_subjects(event: Event, aliases: ToolAliases) -> tuple[str, ...]:
@@ -151,13 +171,14 @@ def hook_input(
     project_dir: str,
     aliases: ToolAliases,
     stop_hook_active: bool = False,
+    wrap_text: bool = False,
 ) -> tuple[tuple[str, ...], dict[str, Any]]:
     """The names a matcher is tried on (:func:`hook_subjects`), and the JSON object the
     commands read on stdin.
 
     A tool event whose arguments are not a JSON object and come with no ``parsed_args`` is a
-    :class:`ToolInputError`: match with :func:`hook_subjects` first, so that only a call some
-    command would see fails.
+    :class:`ToolInputError`; with ``wrap_text`` its ``tool_input`` is ``{"input": <the
+    text>}`` instead (:func:`text_input_error` tells such a call).
     """
     subjects = hook_subjects(event, aliases)
     data: dict[str, Any] = {"session_id": ctx.session_id}
@@ -169,7 +190,7 @@ def hook_input(
     data["hook_event_name"] = claude_event
     if isinstance(event, ToolCallEvent | ToolResultEvent):
         data["tool_name"] = aliases.claude_name(event.tool_name)
-        data["tool_input"] = _tool_input(event)
+        data["tool_input"] = _tool_input(event, wrap_text=wrap_text)
         if isinstance(event, ToolResultEvent):
             if event.is_error:
                 data["error"] = event.content
