@@ -134,6 +134,54 @@ def test_an_always_ask_hook_on_raw_text_blocks_unless_confirmed(tmp_path, confir
         assert isinstance(error.error, ToolInputError)
 
 
+@pytest.mark.parametrize("fail_closed", [False, True])
+def test_an_ask_with_a_rewrite_on_raw_text_never_shows_a_rewrite_it_cannot_apply(
+    tmp_path, fail_closed
+):
+    # The person was shown "the call runs with: echo safe", said yes, and rm -rf / ran (fail
+    # open); under fail_closed the call was blocked after the yes.
+    answer = json.dumps(
+        {
+            "hookSpecificOutput": {
+                "permissionDecision": "ask",
+                "permissionDecisionReason": "check",
+                "updatedInput": {"command": "echo safe"},
+            }
+        }
+    )
+    plugin = guard("PreToolUse", f"cat >/dev/null; echo {shlex.quote(answer)}", tmp_path)
+    asked: list[str] = []
+    errors: list = []
+    pm = PluginManager(
+        on_error=errors.append, fail_closed=fail_closed, context=context_with_confirm(True, asked)
+    )
+    pm.register(plugin, name="guard")
+    result = pm.emit(ToolCallEvent(tool_name="bash", tool_call_id="c1", input="rm -rf /"))
+    [error] = errors
+    assert isinstance(error.error, ToolInputError)
+    if fail_closed:  # blocked whatever the person says: nobody is asked
+        assert result.block and asked == []
+    else:
+        assert result is None  # the call runs as it is, reported; no rewrite was promised
+        [question] = asked
+        assert question.startswith("Bash: check\n")
+        assert "the arguments are plain text: the call would run as it is" in question
+        assert "echo safe" not in question
+
+
+def test_the_plain_text_result_warning_stops_after_a_hundred_tools(tmp_path, caplog):
+    answer = json.dumps({"hookSpecificOutput": {"additionalContext": "noted"}})
+    pm, _ = manager(
+        guard("PostToolUse", f"cat >/dev/null; echo {shlex.quote(answer)}", tmp_path),
+        fail_closed=False,
+    )
+    with caplog.at_level(logging.WARNING, logger="kithooks"):
+        for i in range(120):
+            pm.emit(ToolResultEvent(tool_name=f"t{i}", input="x", content="out"))
+    warnings = [r.getMessage() for r in caplog.records if "not a JSON object" in r.getMessage()]
+    assert len(warnings) == 101 and "no more such warnings" in warnings[-1]
+
+
 def test_async_command_hooks_run_on_raw_text_arguments_too(tmp_path):
     seen = tmp_path / "stdin.json"
     plugin = AsyncCommandHooks.from_settings(

@@ -1219,3 +1219,30 @@ def test_a_named_directory_without_plugins_is_a_load_error_not_silence(tmp_path)
     assert pm.load_plugin_files(user_dir=None, project_dir=empty) == []
     assert pm.load_errors == []
     assert pm.load_plugin_files(user_dir=None, project_dir=plugins) == ["guard"]
+
+
+def test_a_kept_version_whose_name_another_file_took_is_kept_under_its_path(tmp_path):
+    # A user adds an unrelated user/gate.py while project/gate.py, a guard, is half-saved:
+    # the new file takes the name "gate" first, and putting the working guard back under
+    # "gate" failed, so the guard was gone.
+    user, project = tmp_path / "user", tmp_path / "project"
+    user.mkdir()
+    project.mkdir()
+    guard = project / "gate.py"
+    guard.write_text(
+        "import kithooks\n\n@kithooks.hookimpl\ndef on_tool_call(event, ctx):\n"
+        "    return kithooks.ToolCallResult(block=True, reason='project guard')\n"
+    )
+    pm = PluginManager()
+    pm.load_plugin_files(user_dir=user, project_dir=project, command_hooks=False)
+    assert pm.emit(kithooks.ToolCallEvent(tool_name="bash")).reason == "project guard"
+    (user / "gate.py").write_text(
+        "import kithooks\n\n@kithooks.hookimpl\ndef on_agent_start(event, ctx):\n    pass\n"
+    )
+    guard.write_text(guard.read_text()[:-20])  # half-saved
+    pm.reload()
+    result = pm.emit(kithooks.ToolCallEvent(tool_name="bash"))
+    assert result is not None and result.reason == "project guard"
+    [error] = pm.load_errors
+    assert error.kept == (str(guard),) and "SyntaxError" in error.message
+    assert pm.get_plugin(str(guard)) is not None and pm.get_plugin("gate") is not None

@@ -627,18 +627,23 @@ class Loader:
         for name, plugin, source in previous.plugins:
             if name in blocked or pm.is_blocked(name):
                 continue
+            kind = source.kind if source is not None else "file"
+            label = name
+            if pm.get_plugin(name) is not None:
+                # Another file took the name in this reload: the name a fresh load of this
+                # one would get then (its path), so the working version is not lost.
+                label = f"{path}:{type(plugin).__name__}" if kind == "class" else str(path)
             pm._pending_order = (seq, position + len(registered))
             try:
-                pm.register(plugin, name=name)
-            except Exception as exc:  # its name taken meanwhile: said, not raised
-                kind = source.kind if source is not None else "file"
+                pm.register(plugin, name=label)
+            except Exception as exc:  # not even that name is free: said, not raised
                 self._failed(LoadError(name=name, kind=kind, location=str(path), error=exc))
                 continue
             finally:
                 pm._pending_order = None
             if source is not None:
-                pm._sources[name] = source
-            registered.append(name)
+                pm._sources[label] = attrs.evolve(source, name=label)
+            registered.append(label)
         return list(registered)
 
     def _load(self, batch: _Batch) -> list[str]:

@@ -70,6 +70,11 @@ class _Call:
     input_error: ToolInputError | None = None
 
 
+#: How many tools the plain-text ``PostToolUse`` warning names, once each, before it stops
+#: (a host with thousands of MCP tools must not grow the set for ever).
+_WARNED_TOOLS = 100
+
+
 class CommandHooks:
     """A plugin running Claude-Code-style command hooks on kithooks events.
 
@@ -203,31 +208,54 @@ class CommandHooks:
             logger.warning("plugin %r: %s", self._registered_name(ctx), combined.warning)
         for message in combined.system_messages:
             ctx.print_info(message)
+        if call.input_error is not None and call.claude_event == "PreToolUse":
+            return self._pre_tool_use_on_text(combined, event, ctx, call.input_error)
         result = _APPLY[call.claude_event](self, combined, event, ctx)
-        if call.input_error is None:
-            return result
-        if call.claude_event == "PreToolUse":
-            if isinstance(result, ToolCallResult) and result.block:
-                return result
-            raise call.input_error
-        assert isinstance(event, ToolResultEvent)
-        self._warn_text_input(event, ctx)
+        if call.input_error is not None:
+            assert isinstance(event, ToolResultEvent)
+            self._warn_text_input(event, ctx)
         return result
+
+    def _pre_tool_use_on_text(
+        self, c: Combined, event: Any, ctx: Context, error: ToolInputError
+    ) -> Result | None:
+        """A ``PreToolUse`` answer on arguments that are plain text: a block stands; an
+        allow or a rewrite cannot be taken on the word of commands that could not read the
+        arguments, so it is the plugin's failure (``error``). An ``ask`` is put to the person
+        first, unless the failure blocks anyway (``fail_closed``), never showing a rewrite
+        (it cannot be applied to text): a no blocks."""
+        if c.stop or c.decision == "deny":
+            return self._pre_tool_use(c, event, ctx)
+        manager = ctx._manager
+        if c.decision == "ask" and not (manager is not None and manager.fail_closed):
+            name = self.aliases.claude_name(event.tool_name)
+            question = f"{name}: {c.reason}" if c.reason else f"Allow this {name} call?"
+            if c.updated_input is not None:
+                question += (
+                    "\nA hook rewrote the input, but the arguments are plain text: the call "
+                    "would run as it is"
+                )
+            if not ctx.confirm(question):
+                return ToolCallResult(block=True, reason=c.reason or "not confirmed")
+        raise error
 
     def _warn_text_input(self, event: ToolResultEvent, ctx: Context) -> None:
         """Say once per tool that its results' hooks got ``tool_input`` ``{"input": ...}``."""
         with self._lock:
-            if event.tool_name in self._text_input_warned:
+            warned = self._text_input_warned
+            if event.tool_name in warned or len(warned) > _WARNED_TOOLS:
                 return
-            self._text_input_warned.add(event.tool_name)
+            warned.add(event.tool_name)
+            last = len(warned) > _WARNED_TOOLS
         logger.warning(
-            "plugin %r: the arguments of %r calls are not a JSON object and come with no "
-            'parsed_args: the %s hook commands get tool_input {"input": <the text>}, so one '
-            "reading tool_input's fields (tool_input.command) does not see them; give "
-            "parsed_args to say what the text is (warned once per tool)",
+            "plugin %r: the arguments of %r calls are not a JSON object: the %s hook commands "
+            'get tool_input {"input": <the text>} (a tool result carries no parsed '
+            "arguments), so one reading tool_input's fields (tool_input.command) does not see "
+            "them (warned once per tool%s)",
             self._registered_name(ctx),
             event.tool_name,
             claude_event_of(event),
+            f"; the first {_WARNED_TOOLS} tools only: no more such warnings" if last else "",
         )
 
     def failed(self, verdicts: list[Verdict], event: Event, ctx: Context) -> list[Verdict]:
