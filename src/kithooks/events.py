@@ -266,7 +266,10 @@ def _to_tuple(v: object) -> object:
 
 
 class _NotJSON(TypeError):
-    pass
+    def __init__(self, what: str) -> None:
+        super().__init__(what)
+        #: Where in the value, outermost first (``["['a']", "[0]"]``).
+        self.where: list[str] = []
 
 
 class ReadOnlyMapping(Mapping[str, Any]):
@@ -330,19 +333,35 @@ def _refuse_setattr(self: object, name: str, value: object) -> NoReturn:
     )
 
 
-def _freeze_json(v: object, path: str) -> object:
-    if v is None or isinstance(v, str | bool | int | float):
+_SCALARS = frozenset({str, bool, int, float})
+
+
+def _freeze_json(v: object) -> object:
+    """``v`` with its mappings read-only and its lists tuples; :class:`_NotJSON` for what is
+    not JSON data, whose ``where`` names it (built only then: this runs on every guard)."""
+    if v is None or v.__class__ in _SCALARS or isinstance(v, str | bool | int | float):
         return v
     if isinstance(v, Mapping):
         out: dict[str, object] = {}
         for k, item in v.items():
             if not isinstance(k, str):
-                raise _NotJSON(f"{path} has a non-str key {k!r}")
-            out[k] = _freeze_json(item, f"{path}[{k!r}]")
+                raise _NotJSON(f"has a non-str key {k!r}")
+            try:
+                out[k] = _freeze_json(item)
+            except _NotJSON as exc:
+                exc.where.insert(0, f"[{k!r}]")
+                raise
         return ReadOnlyMapping(out)
     if isinstance(v, list | tuple):
-        return tuple(_freeze_json(item, f"{path}[{i}]") for i, item in enumerate(v))
-    raise _NotJSON(f"{path} holds {type(v).__name__}, which is not JSON data")
+        frozen = []
+        for i, item in enumerate(v):
+            try:
+                frozen.append(_freeze_json(item))
+            except _NotJSON as exc:
+                exc.where.insert(0, f"[{i}]")
+                raise
+        return tuple(frozen)
+    raise _NotJSON(f"holds {type(v).__name__}, which is not JSON data")
 
 
 def _to_args(v: object) -> object:
@@ -350,9 +369,9 @@ def _to_args(v: object) -> object:
     if v is None or not isinstance(v, Mapping):
         return v
     try:
-        return _freeze_json(v, "parsed_args")
+        return _freeze_json(v)
     except _NotJSON as exc:
-        raise TypeError(str(exc)) from None
+        raise TypeError(f"parsed_args{''.join(exc.where)} {exc.args[0]}") from None
 
 
 def parse_json_object(text: str) -> dict[str, Any] | None:
