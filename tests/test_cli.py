@@ -305,3 +305,25 @@ def test_state_commands_read_the_journal_of_a_killed_writer(run, tmp_path):
     # A session with neither file still has no state.
     nothing = run("state", "show", str(tmp_path / "other.jsonl"))
     assert nothing.returncode == 2 and nothing.stderr.startswith("kithooks: no state file ")
+
+
+CHATTY = """
+import kithooks
+
+print("chatty plugin v1 loaded")
+
+
+@kithooks.hookimpl
+def on_tool_call(event, ctx):
+    return None
+"""
+
+
+@pytest.mark.parametrize("command", ["plugins", "demo"])
+def test_what_a_plugin_prints_as_it_loads_stays_out_of_json_output(run, tmp_path, command):
+    plugin = tmp_path / "chatty.py"
+    plugin.write_text(CHATTY)
+    proc = run(command, "--plugin", str(plugin), "--no-entrypoints", "--json")
+    assert proc.returncode == 0, proc.stderr
+    json.loads(proc.stdout)  # the banner went before the JSON and broke it
+    assert "chatty plugin v1 loaded" in proc.stderr

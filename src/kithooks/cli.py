@@ -20,7 +20,7 @@ import math
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stdout
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, cast
 
@@ -168,9 +168,12 @@ def replay_manager(
     pm = PluginManager(context=Context(cwd=cwd, print=lambda _: None))
     for name, plugin in extra:
         pm.register(plugin, name=name)
-    if entrypoints:
-        pm.load_entrypoints()
-    pm.load_plugin_files(plugin_files)
+    # What a plugin prints as it is imported (a banner, a debug line) goes to stderr: stdout
+    # is the command's output, which --json and pipes read.
+    with redirect_stdout(sys.stderr):
+        if entrypoints:
+            pm.load_entrypoints()
+        pm.load_plugin_files(plugin_files)
     # hooks.json files came with load_plugin_files: each file's hooks run once
     seen = {path.resolve() for path in discover_settings()}
     files: list[Path] = []
