@@ -495,3 +495,19 @@ def test_a_json_object_python_cannot_read_is_refused_not_shown_as_no_arguments(t
 @pytest.mark.parametrize("text", ["{not json", '"a string"', "[1, 2]", "[" * 3000, "{" * 5000, ""])
 def test_text_that_is_not_a_json_object_still_has_no_parsed_args(text):
     assert kithooks.ToolCallEvent(tool_name="bash", input=text).parsed_args is None
+
+
+def test_arguments_nested_past_the_limit_are_refused_and_their_call_not_run(caplog):
+    # Every walker of parsed_args (recording, replay, OTel, the host's code) recurses; past
+    # the limit the event refuses them (a ValueError) instead of a RecursionError somewhere.
+    limit = kithooks.events.MAX_ARGS_DEPTH
+    deep = '{"a": ' + "[" * (limit + 5) + "]" * (limit + 5) + "}"
+    with pytest.raises(ValueError, match=f"nested deeper than {limit} levels"):
+        kithooks.ToolCallEvent(tool_name="bash", input=deep)
+    shallow = '{"a": ' + "[" * (limit - 2) + "]" * (limit - 2) + "}"
+    assert kithooks.ToolCallEvent(tool_name="bash", input=shallow).parsed_args is not None
+    pm = PluginManager()
+    pm.register(_RmGate())
+    ran: list[str] = []
+    outcome = run_tool(pm, ran.append, tool_name="bash", tool_call_id="c1", input=deep)
+    assert outcome.blocked and ran == []

@@ -334,20 +334,32 @@ def _refuse_setattr(self: object, name: str, value: object) -> NoReturn:
 
 
 _SCALARS = frozenset({str, bool, int, float})
+#: How deep ``parsed_args`` may nest. Deeper is refused (a ``ValueError``) rather than
+#: left for the recording, replay, OTel and host code that walk it to overflow the stack.
+MAX_ARGS_DEPTH = 128
 
 
-def _freeze_json(v: object) -> object:
+class _TooDeep(ValueError):
+    pass
+
+
+def _freeze_json(v: object, depth: int = 0) -> object:
     """``v`` with its mappings read-only and its lists tuples; :class:`_NotJSON` for what is
     not JSON data, whose ``where`` names it (built only then: this runs on every guard)."""
     if v is None or v.__class__ in _SCALARS or isinstance(v, str | bool | int | float):
         return v
+    if depth >= MAX_ARGS_DEPTH:
+        raise _TooDeep(
+            f"parsed_args is nested deeper than {MAX_ARGS_DEPTH} levels; refused rather than "
+            "walked until the stack overflows"
+        )
     if isinstance(v, Mapping):
         out: dict[str, object] = {}
         for k, item in v.items():
             if not isinstance(k, str):
                 raise _NotJSON(f"has a non-str key {k!r}")
             try:
-                out[k] = _freeze_json(item)
+                out[k] = _freeze_json(item, depth + 1)
             except _NotJSON as exc:
                 exc.where.insert(0, f"[{k!r}]")
                 raise
@@ -356,7 +368,7 @@ def _freeze_json(v: object) -> object:
         frozen = []
         for i, item in enumerate(v):
             try:
-                frozen.append(_freeze_json(item))
+                frozen.append(_freeze_json(item, depth + 1))
             except _NotJSON as exc:
                 exc.where.insert(0, f"[{i}]")
                 raise
