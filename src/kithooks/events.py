@@ -339,18 +339,14 @@ _SCALARS = frozenset({str, bool, int, float})
 MAX_ARGS_DEPTH = 128
 
 
-class _TooDeep(ValueError):
-    pass
-
-
 def _freeze_json(v: object, depth: int = 0) -> object:
     """``v`` with its mappings read-only and its lists tuples; :class:`_NotJSON` for what is
     not JSON data, whose ``where`` names it (built only then: this runs on every guard)."""
     if v is None or v.__class__ in _SCALARS or isinstance(v, str | bool | int | float):
         return v
     if depth >= MAX_ARGS_DEPTH:
-        raise _TooDeep(
-            f"parsed_args is nested deeper than {MAX_ARGS_DEPTH} levels; refused rather than "
+        raise ValueError(
+            f"the arguments are nested deeper than {MAX_ARGS_DEPTH} levels; refused rather than "
             "walked until the stack overflows"
         )
     if isinstance(v, Mapping):
