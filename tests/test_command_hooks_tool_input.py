@@ -266,7 +266,7 @@ def test_hook_input_refuses_what_it_cannot_pass_faithfully(text):
     event = ToolCallEvent(tool_name="bash", tool_call_id="c1", input=text)
     with pytest.raises(ToolInputError, match="not a JSON object"):
         hook_input("PreToolUse", event, Context(), project_dir="/p", aliases=ToolAliases())
-    _, data = hook_input(
+    data = hook_input(
         "PreToolUse", event, Context(), project_dir="/p", aliases=ToolAliases(), wrap_text=True
     )
     assert data["tool_input"] == {"input": text}

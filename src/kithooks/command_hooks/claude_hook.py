@@ -421,23 +421,21 @@ def _answer_call(
                 _say(line)
         if stops:
             _say("; ".join(stops) + ", which an exit-code answer cannot carry: not stopped")
-    if output is not None:
-        try:
+    text = None
+    try:
+        if output is not None:
             text = json.dumps(output, ensure_ascii=False, allow_nan=False)
-        except ValueError:  # NaN / Infinity in a rewrite: Claude Code would read no answer
-            message = (
-                "the plugins' answer holds a number JSON cannot carry (NaN or Infinity), "
-                "so it cannot be given"
-            )
-            _say(message)
-            if event not in BLOCKING_EVENTS:
-                return 1
-            refused = refusal(event, message, block_with_exit_code=block_with_exit_code)
-            if refused.output is not None:
-                write_answer(json.dumps(refused.output, ensure_ascii=False))
-            if refused.stderr:
-                click.echo(refused.stderr, err=True)
-            return refused.exit_code
+    except ValueError:  # NaN / Infinity in a rewrite: Claude Code would read no answer
+        message = (
+            "the plugins' answer holds a number JSON cannot carry (NaN or Infinity), "
+            "so it cannot be given"
+        )
+        _say(message)
+        if event not in BLOCKING_EVENTS:
+            return 1
+        result = refusal(event, message, block_with_exit_code=block_with_exit_code)
+        text = None if result.output is None else json.dumps(result.output, ensure_ascii=False)
+    if text is not None:
         write_answer(text)
     if result.stderr:
         click.echo(result.stderr, err=True)

@@ -54,11 +54,9 @@ def plugins_for(
     for path in paths:
         name = f"command-hooks:{os.fspath(path)}"
         try:
-            settings = load_settings(path)
+            settings = load_settings(path)  # refuses settings giving no hook that can run
             if settings.disabled:
                 continue
-            if not settings.kit_events():  # load_settings refuses these; never a no-op plugin
-                raise SettingsError(f"{os.fspath(path)}: no command hook that kithooks can run")
             plugins.append(CommandHooks.from_settings(settings, project_dir=project_dir, name=name))
         except SettingsError as exc:
             errors.append(LoadError(name=name, kind="file", location=os.fspath(path), error=exc))

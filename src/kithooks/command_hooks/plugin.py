@@ -159,7 +159,7 @@ class CommandHooks:
         input_error = None
         if isinstance(event, ToolCallEvent | ToolResultEvent):
             input_error = text_input_error(event)
-        _, data = hook_input(
+        data = hook_input(
             claude_event,
             event,
             ctx,
@@ -228,16 +228,25 @@ class CommandHooks:
             return self._pre_tool_use(c, event, ctx)
         manager = ctx._manager
         if c.decision == "ask" and not (manager is not None and manager.fail_closed):
-            name = self.aliases.claude_name(event.tool_name)
-            question = f"{name}: {c.reason}" if c.reason else f"Allow this {name} call?"
-            if c.updated_input is not None:
-                question += (
-                    "\nA hook rewrote the input, but the arguments are plain text: the call "
-                    "would run as it is"
-                )
-            if not ctx.confirm(question):
-                return ToolCallResult(block=True, reason=c.reason or "not confirmed")
+            note = (
+                "A hook rewrote the input, but the arguments are plain text: the call would "
+                "run as it is"
+            )
+            refused = self._ask(c, event, ctx, note if c.updated_input is not None else "")
+            if refused is not None:
+                return refused
         raise error
+
+    def _ask(self, c: Combined, event: Any, ctx: Context, note: str) -> ToolCallResult | None:
+        """Put an ``ask`` answer to the person (``note`` on a line of its own after the
+        question); a block when they say no, else None."""
+        name = self.aliases.claude_name(event.tool_name)
+        question = f"{name}: {c.reason}" if c.reason else f"Allow this {name} call?"
+        if note:
+            question += f"\n{note}"
+        if ctx.confirm(question):
+            return None
+        return ToolCallResult(block=True, reason=c.reason or "not confirmed")
 
     def _warn_text_input(self, event: ToolResultEvent, ctx: Context) -> None:
         """Say once per tool that its results' hooks got ``tool_input`` ``{"input": ...}``."""
@@ -308,19 +317,19 @@ class CommandHooks:
             self._pending.setdefault(ctx.session_id, []).append(text)
 
     def _pre_tool_use(self, c: Combined, event: Any, ctx: Context) -> Result | None:
-        name = self.aliases.claude_name(event.tool_name)
         if c.stop:
             self._stop(c, ctx)
             return ToolCallResult(block=True, reason=c.stop_reason or "stopped by a hook")
         if c.decision == "deny":
             return ToolCallResult(block=True, reason=c.reason)
         if c.decision == "ask":
-            question = f"{name}: {c.reason}" if c.reason else f"Allow this {name} call?"
+            note = ""
             if c.updated_input is not None:  # the person approves what will run
                 shown = json.dumps(plain(c.updated_input), ensure_ascii=False, default=str)
-                question += f"\nA hook rewrote the input; the call runs with: {shown}"
-            if not ctx.confirm(question):
-                return ToolCallResult(block=True, reason=c.reason or "not confirmed")
+                note = f"A hook rewrote the input; the call runs with: {shown}"
+            refused = self._ask(c, event, ctx, note)
+            if refused is not None:
+                return refused
         if c.context:
             logger.debug("PreToolUse additionalContext has no kithooks counterpart: dropped")
         if c.updated_input is not None:

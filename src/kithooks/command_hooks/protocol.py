@@ -109,9 +109,9 @@ def _preview(text: str, limit: int = 60) -> str:
 def text_input_error(event: ToolCallEvent | ToolResultEvent) -> ToolInputError | None:
     """The :class:`ToolInputError` of a tool event whose arguments are no JSON object and
     come with no ``parsed_args`` (``None``: ``tool_input`` is the call's own object)."""
-    if _json_object(event.input) is not None or getattr(event, "parsed_args", None) is not None:
+    if getattr(event, "parsed_args", None) is not None or event.input.strip() in ("", "null"):
         return None
-    if event.input.strip() in ("", "null"):
+    if _json_object(event.input) is not None:
         return None
     return ToolInputError(
         f"the arguments of this {event.tool_name!r} call are not a JSON object "
@@ -172,15 +172,14 @@ def hook_input(
     aliases: ToolAliases,
     stop_hook_active: bool = False,
     wrap_text: bool = False,
-) -> tuple[tuple[str, ...], dict[str, Any]]:
-    """The names a matcher is tried on (:func:`hook_subjects`), and the JSON object the
-    commands read on stdin.
+) -> dict[str, Any]:
+    """The JSON object the commands read on stdin (the names a matcher is tried on are
+    :func:`hook_subjects`).
 
     A tool event whose arguments are not a JSON object and come with no ``parsed_args`` is a
     :class:`ToolInputError`; with ``wrap_text`` its ``tool_input`` is ``{"input": <the
     text>}`` instead (:func:`text_input_error` tells such a call).
     """
-    subjects = hook_subjects(event, aliases)
     data: dict[str, Any] = {"session_id": ctx.session_id}
     transcript = ctx.get_session_path()
     if transcript:
@@ -221,7 +220,7 @@ def hook_input(
     elif isinstance(event, AgentEndEvent):
         data["stop_hook_active"] = stop_hook_active
         data["last_assistant_message"] = event.response
-    return subjects, data
+    return data
 
 
 @attrs.frozen(kw_only=True)

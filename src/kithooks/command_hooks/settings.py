@@ -210,12 +210,18 @@ def _misspelt(name: str, known: Iterable[str]) -> str:
     return ""
 
 
-def _nearest(name: str, choices: Iterable[str]) -> str:
-    """`` (did you mean 'X'?)`` for the choice nearest ``name`` (case first), or ``""``."""
+def _closest(name: str, choices: Iterable[str]) -> str | None:
+    """The choice nearest ``name`` (the same in another case first), or None."""
     options = sorted(choices)
     folded = [c for c in options if c.lower() == name.lower()]
     close = folded or difflib.get_close_matches(name, options, n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+    return close[0] if close else None
+
+
+def _nearest(name: str, choices: Iterable[str]) -> str:
+    """`` (did you mean 'X'?)`` for the choice nearest ``name`` (case first), or ``""``."""
+    close = _closest(name, choices)
+    return "" if close is None else f" (did you mean {close!r}?)"
 
 
 def _timeout(source: str, where: str, raw: Any) -> float:
@@ -359,9 +365,10 @@ def _parse(source: str, data: Any) -> HookSettings:
             if hint:  # a misspelt event: its hooks would silently never run
                 raise _fail(source, where, f"unknown hook event {name!r}{hint}")
             # Like no known event: one newer than this kithooks, which has no counterpart.
+            close = _closest(str(name), known)
+            maybe = "" if close is None else f" or did you mean {close!r}?"
             skipped.append(
-                f"{where}: unknown hook event {name!r} (newer than this kithooks?"
-                f"{_nearest(str(name), known).replace(' (', ' or ').rstrip(')')}): "
+                f"{where}: unknown hook event {name!r} (newer than this kithooks?{maybe}): "
                 "kithooks has no counterpart of it"
             )
             continue
@@ -388,8 +395,9 @@ def load_settings(settings: Mapping[str, Any] | str | os.PathLike[str]) -> HookS
     """Check a settings mapping, or read and check a settings file.
 
     Raises :class:`SettingsError` naming the file and the entry, e.g.
-    ``settings.json: hooks.PreToolUse[0].hooks[0]: "command" is missing``; an unknown event
-    name or hook type (with the nearest valid one), a key given twice in one object of a file,
+    ``settings.json: hooks.PreToolUse[0].hooks[0]: "command" is missing``; a misspelt event
+    name or hook type (with the nearest valid one; one close to none is skipped, as newer
+    than this kithooks), a key given twice in one object of a file,
     and settings that give no command hook kithooks can run (no ``"hooks"`` object, an empty
     one, only events or hook types not run here) are errors too. Events and hook types that
     are valid for Claude Code but not run here are listed in ``skipped`` and logged as
