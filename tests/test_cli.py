@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from kithooks.demo import demo_recording
 from test_cli_support import KITHOOKS, run_cli
 
 RAISING = """
@@ -308,22 +309,41 @@ def test_state_commands_read_the_journal_of_a_killed_writer(run, tmp_path):
 
 
 CHATTY = """
+import os
+import subprocess
+
 import kithooks
 
 print("chatty plugin v1 loaded")
+os.write(1, b"chatty fd write\\n")
 
 
 @kithooks.hookimpl
 def on_tool_call(event, ctx):
+    print("chatty handler print")
+    subprocess.run(["echo", "chatty subprocess"], check=True)
     return None
 """
 
 
-@pytest.mark.parametrize("command", ["plugins", "demo"])
-def test_what_a_plugin_prints_as_it_loads_stays_out_of_json_output(run, tmp_path, command):
+@pytest.mark.parametrize("command", ["plugins", "demo", "replay"])
+def test_what_a_plugin_prints_stays_out_of_the_commands_output(run, tmp_path, command):
+    """Stdout is the command's output alone: what a plugin prints as it loads or in its
+    handlers, by print, os.write on fd 1 or a subprocess, goes to stderr."""
     plugin = tmp_path / "chatty.py"
     plugin.write_text(CHATTY)
-    proc = run(command, "--plugin", str(plugin), "--no-entrypoints", "--json")
+    args = [command, "--plugin", str(plugin), "--no-entrypoints"]
+    if command == "replay":
+        args.insert(1, str(demo_recording()))
+    proc = run(*args, "--json")
     assert proc.returncode == 0, proc.stderr
-    json.loads(proc.stdout)  # the banner went before the JSON and broke it
-    assert "chatty plugin v1 loaded" in proc.stderr
+    json.loads(proc.stdout)  # a print before or inside the JSON broke it
+    for text in ("chatty plugin v1 loaded", "chatty fd write"):
+        assert text in proc.stderr
+    if command != "plugins":  # plugins runs no handler
+        assert "chatty handler print" in proc.stderr and "chatty subprocess" in proc.stderr
+    piped = run(*args)  # the plain, piped output too: one record a line, nothing else
+    assert piped.returncode == 0, piped.stderr
+    assert "chatty fd write" in piped.stderr
+    for text in ("loaded", "fd write", "handler print", "subprocess"):
+        assert text not in piped.stdout

@@ -20,9 +20,9 @@ import math
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, redirect_stdout
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn, cast
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO, cast
 
 import attrs
 import click
@@ -33,6 +33,7 @@ from .events import EVENT_CLASSES, AgentEndEvent, all_event_types
 from .loading import LoadError
 from .manager import PluginManager
 from .state import SidecarBackend, StateError, StateStore, sidecar_path
+from .streams import owned_stdout
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -50,9 +51,36 @@ class PipeClosed(Exception):
     """The reader of standard output went away (``kithooks demo | head -1``)."""
 
 
-@functools.cache
+#: The command's own stdout while a command that runs plugins runs (:func:`_plugin_output`).
+_outputs: list[TextIO] = []
+
+
+def _stdout() -> TextIO:
+    """Where the command's output goes: stdout, kept from the plugins while they run."""
+    return _outputs[-1] if _outputs else sys.stdout
+
+
+@contextmanager
+def _plugin_output() -> Iterator[None]:
+    """Stdout is the command's output alone while plugins load and run in this process:
+    what they print (a banner, a debug line, a subprocess) goes to stderr, so pipes and
+    ``--json`` readers get only the output (:func:`kithooks.streams.owned_stdout`)."""
+    with owned_stdout() as out:
+        _outputs.append(out)
+        try:
+            yield
+        finally:
+            _outputs.pop()
+
+
 def _console(stderr: bool) -> Console:
-    """rich's console on stdout or stderr, but a closed pipe is :class:`PipeClosed` (rich
+    """rich's console on stderr, or on the command's stdout (:func:`_stdout`)."""
+    return _console_on(sys.stderr if stderr else _stdout())
+
+
+@functools.cache
+def _console_on(file: TextIO) -> Console:
+    """rich's console writing to ``file``, but a closed pipe is :class:`PipeClosed` (rich
     would exit with 1). Made, and rich imported, at the first output that needs it: most
     commands (``claude-hook``, ``--help``) never do, and rich is a fifth of their start-up.
     """
@@ -63,7 +91,7 @@ def _console(stderr: bool) -> Console:
             raise PipeClosed
 
     # No emoji codes: a plugin's ":x:" is text, not a picture.
-    return _Console(stderr=stderr, highlight=False, soft_wrap=True, emoji=False)
+    return _Console(file=file, highlight=False, soft_wrap=True, emoji=False)
 
 
 def _escape(text: str) -> str:
@@ -76,7 +104,7 @@ def _escape(text: str) -> str:
 def echo(text: str) -> None:
     """One line on stdout (click would exit with 1 on a closed pipe: PipeClosed instead)."""
     try:
-        click.echo(text)
+        click.echo(text, file=_stdout())
     except BrokenPipeError:
         raise PipeClosed from None
 
@@ -138,7 +166,7 @@ def _strict(data: Any) -> Any:
 
 def _stdout_is_utf8() -> bool:
     try:
-        return codecs.lookup(sys.stdout.encoding or "ascii").name == "utf-8"
+        return codecs.lookup(getattr(_stdout(), "encoding", None) or "ascii").name == "utf-8"
     except LookupError:
         return False
 
@@ -168,12 +196,9 @@ def replay_manager(
     pm = PluginManager(context=Context(cwd=cwd, print=lambda _: None))
     for name, plugin in extra:
         pm.register(plugin, name=name)
-    # What a plugin prints as it is imported (a banner, a debug line) goes to stderr: stdout
-    # is the command's output, which --json and pipes read.
-    with redirect_stdout(sys.stderr):
-        if entrypoints:
-            pm.load_entrypoints()
-        pm.load_plugin_files(plugin_files)
+    if entrypoints:
+        pm.load_entrypoints()
+    pm.load_plugin_files(plugin_files)
     # hooks.json files came with load_plugin_files: each file's hooks run once
     seen = {path.resolve() for path in discover_settings()}
     files: list[Path] = []
@@ -399,7 +424,7 @@ def demo(
 
     from . import demo as demo_module
 
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, _plugin_output():
         os.environ.setdefault("KITHOOKS_TOOL_LOG", os.path.join(tmp, "tool-log.jsonl"))
         pm = replay_manager(
             plugin_files,
@@ -447,23 +472,26 @@ def replay_command(
     plugins and report what they did."""
     extra: list[tuple[str, object]] = []
     shutdown: Callable[[], None] | None = None
-    if otel_kind is not None:
-        try:
-            from .otel import exporter_for
+    with _plugin_output():
+        if otel_kind is not None:
+            try:
+                from .otel import exporter_for
 
-            exporter, shutdown = exporter_for(otel_kind, out=sys.stderr if as_json else None)
-        except (ImportError, ValueError) as exc:
-            fail(str(exc))
-        extra.append((exporter.NAME, exporter))
-    pm = replay_manager(
-        plugin_files, entrypoints=not no_entrypoints, extra=extra, settings=settings
-    )
-    source = None if file == "-" else Path(file)
-    try:
-        code = _run_replay(source, pm, skip_bad=skip_bad, as_json=as_json, verbose=verbose)
-    finally:
-        if shutdown is not None:
-            shutdown()
+                exporter, shutdown = exporter_for(
+                    otel_kind, out=sys.stderr if as_json else _stdout()
+                )
+            except (ImportError, ValueError) as exc:
+                fail(str(exc))
+            extra.append((exporter.NAME, exporter))
+        pm = replay_manager(
+            plugin_files, entrypoints=not no_entrypoints, extra=extra, settings=settings
+        )
+        source = None if file == "-" else Path(file)
+        try:
+            code = _run_replay(source, pm, skip_bad=skip_bad, as_json=as_json, verbose=verbose)
+        finally:
+            if shutdown is not None:
+                shutdown()
     sys.exit(code)
 
 
@@ -482,42 +510,45 @@ def plugins(
 
     Piped, one plugin a line, tab-separated: name, origin, hooks (comma-separated).
     """
-    pm = replay_manager(plugin_files, entrypoints=not no_entrypoints, settings=settings)
-    rows: list[dict[str, Any]] = []
-    for name, plugin in pm.list_name_plugin():
-        if plugin is None or name == "turn-aggregator":
-            continue
-        source = pm.plugin_source(name)
-        hooks = sorted(h.name for h in pm.get_hookcallers(plugin) or [])
-        rows.append(
-            {
-                "name": name,
-                "kind": source.kind if source else "object",
-                "location": source.location if source else "",
-                "distribution": source.distribution if source else "",
-                "version": source.version if source else "",
-                "hooks": hooks,
-            }
-        )
-    if as_json:
-        emit_json({"plugins": rows, "load_errors": [_load_error_json(e) for e in pm.load_errors]})
-    elif rows:
-        _rows(
-            ("plugin", "from", "hooks"),
-            [
-                (
-                    r["name"],
-                    f"{r['distribution']} {r['version']} ({r['location']})"
-                    if r["kind"] == "entrypoint"
-                    else r["location"],
-                    ",".join(r["hooks"]),
-                )
-                for r in rows
-            ],
-        )
-    else:
-        say("no plugins found")
-    sys.exit(EXIT_PLUGINS_FAILED if _report_load_errors(pm) else EXIT_OK)
+    with _plugin_output():
+        pm = replay_manager(plugin_files, entrypoints=not no_entrypoints, settings=settings)
+        rows: list[dict[str, Any]] = []
+        for name, plugin in pm.list_name_plugin():
+            if plugin is None or name == "turn-aggregator":
+                continue
+            source = pm.plugin_source(name)
+            hooks = sorted(h.name for h in pm.get_hookcallers(plugin) or [])
+            rows.append(
+                {
+                    "name": name,
+                    "kind": source.kind if source else "object",
+                    "location": source.location if source else "",
+                    "distribution": source.distribution if source else "",
+                    "version": source.version if source else "",
+                    "hooks": hooks,
+                }
+            )
+        if as_json:
+            errors = [_load_error_json(e) for e in pm.load_errors]
+            emit_json({"plugins": rows, "load_errors": errors})
+        elif rows:
+            _rows(
+                ("plugin", "from", "hooks"),
+                [
+                    (
+                        r["name"],
+                        f"{r['distribution']} {r['version']} ({r['location']})"
+                        if r["kind"] == "entrypoint"
+                        else r["location"],
+                        ",".join(r["hooks"]),
+                    )
+                    for r in rows
+                ],
+            )
+        else:
+            say("no plugins found")
+        failed = _report_load_errors(pm)
+    sys.exit(EXIT_PLUGINS_FAILED if failed else EXIT_OK)
 
 
 @cli.command()

@@ -20,6 +20,7 @@ from ..listeners import describe_error
 from ..loading import LoadError, default_project_dir
 from ..manager import HandlerError, PluginManager
 from ..state import StateError, StateStore, sidecar_path
+from ..streams import owned_stdout
 from .aliases import ToolAliases
 from .answering import REWRITE_DECISIONS, Answer, answer_sync, refusal
 
@@ -146,46 +147,21 @@ def _usage_failure(exc: click.UsageError, raw: bytes) -> NoReturn:
 
 @contextlib.contextmanager
 def _stdout_is_the_answers() -> Iterator[Callable[[str], None]]:
-    """Everything written to stdout while this is open goes to stderr; the function it
-    gives writes the answer to the real stdout.
+    """Stdout for the answer alone (:func:`~kithooks.streams.owned_stdout`); the function it
+    gives writes the answer, in UTF-8.
 
     Claude Code reads stdout as the JSON answer only when it starts with ``{``: one
     ``print`` in a plugin (at import, in a handler, a library's banner, a subprocess the
-    plugin starts) would turn a deny into ignored text. So ``sys.stdout`` is ``sys.stderr``
-    until the end, and when stdout is file descriptor 1, fd 1 is made a copy of fd 2 for
-    good (subprocesses, C code, ``atexit`` handlers and the interpreter's final flush write
-    there too): the answer goes to a saved copy of the real fd 1, closed once written, so
-    a plugin's lingering child process does not hold Claude Code's pipe open either.
+    plugin starts) would turn a deny into ignored text.
     """
-    original = sys.stdout
-    saved: int | None = None
-    with contextlib.suppress(AttributeError, OSError, ValueError):
-        original.flush()
-        if original.fileno() == 1:
-            saved = os.dup(1)
-            os.dup2(2, 1)
+    with owned_stdout(encoding="utf-8") as out:
 
-    def write(text: str) -> None:
-        # A lone surrogate (a split emoji in the model's input, echoed in a reason) is
-        # written as its JSON escape: a strict encode would fail and lose the answer.
-        data = (text + "\n").encode("utf-8", "backslashreplace")
-        if saved is None:
-            original.write(text + "\n")
-            original.flush()
-            return
-        with contextlib.suppress(BrokenPipeError):  # Claude Code stopped reading: no one to tell
-            while data:
-                data = data[os.write(saved, data) :]
+        def write(text: str) -> None:
+            with contextlib.suppress(BrokenPipeError):  # Claude Code stopped reading
+                out.write(text + "\n")
+                out.flush()
 
-    sys.stdout = sys.stderr
-    try:
         yield write
-    finally:
-        with contextlib.suppress(Exception):
-            sys.stderr.flush()
-        sys.stdout = original
-        if saved is not None:
-            os.close(saved)
 
 
 def _culprit(pm: PluginManager, tb: TracebackType | None) -> tuple[str, str] | None:
