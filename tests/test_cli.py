@@ -201,14 +201,11 @@ def test_state_commands(run, tmp_path):
     )
 
 
-def test_long_replays_show_a_progress_bar_in_a_terminal(tmp_path):
+def _replay_with_stderr_on_a_pty(tmp_path, *args):
+    """``kithooks replay ARGS`` with stderr (and stdin) on a terminal: its stdout and the
+    terminal's text, read with a deadline."""
     import pty
 
-    recording = tmp_path / "long.jsonl"
-    line = json.dumps(
-        {"session_id": "s", "turn_id": "t", "event": {"type": "message_update", "chunk": "x"}}
-    )
-    recording.write_text((line + "\n") * 3000)
     controller, terminal = pty.openpty()
     env = {
         **os.environ,
@@ -217,33 +214,71 @@ def test_long_replays_show_a_progress_bar_in_a_terminal(tmp_path):
         "TERM": "xterm",
     }
     env.pop("NO_COLOR", None)
-    proc = subprocess.Popen(
-        [str(KITHOOKS), "replay", str(recording), "--no-entrypoints"],
-        stdout=subprocess.DEVNULL,
-        stderr=terminal,
-        stdin=terminal,
-        env=env,
-        cwd=tmp_path,
-    )
-    os.close(terminal)
-    seen = b""
-    deadline = time.monotonic() + 60
-    while True:
-        left = deadline - time.monotonic()
-        assert left > 0, "the replay on a pty did not finish within 60 s"
-        ready, _, _ = select.select([controller], [], [], left)
-        if not ready:
-            continue
+    out = tmp_path / "stdout.txt"
+    with out.open("wb") as stdout:
+        proc = subprocess.Popen(
+            [str(KITHOOKS), "replay", *args, "--no-entrypoints"],
+            stdout=stdout,
+            stderr=terminal,
+            stdin=terminal,
+            env=env,
+            cwd=tmp_path,
+        )
+        os.close(terminal)
+        seen = b""
+        deadline = time.monotonic() + 60
         try:
-            chunk = os.read(controller, 4096)
-        except OSError:
-            break
-        if not chunk:
-            break
-        seen += chunk
-    assert proc.wait(timeout=60) == 0
-    os.close(controller)
+            while True:
+                left = deadline - time.monotonic()
+                assert left > 0, "the replay on a pty did not finish within 60 s"
+                ready, _, _ = select.select([controller], [], [], left)
+                if not ready:
+                    continue
+                try:
+                    chunk = os.read(controller, 4096)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                seen += chunk
+            assert proc.wait(timeout=60) == 0
+        finally:
+            proc.kill()
+            proc.wait(timeout=60)
+            os.close(controller)
+    return out.read_text(), seen
+
+
+def test_long_replays_show_a_progress_bar_in_a_terminal(tmp_path):
+    recording = tmp_path / "long.jsonl"
+    line = json.dumps(
+        {"session_id": "s", "turn_id": "t", "event": {"type": "message_update", "chunk": "x"}}
+    )
+    recording.write_text((line + "\n") * 3000)
+    _, seen = _replay_with_stderr_on_a_pty(tmp_path, str(recording))
     assert b"replaying" in seen
+
+
+def test_a_replay_of_a_pipe_in_a_terminal_replays_it_all(tmp_path):
+    """Sizing the progress bar must not read a pipe (``kithooks replay <(cat rec.jsonl)``):
+    the replay would then find it empty and report 0 events."""
+    import threading
+
+    fifo = tmp_path / "rec.fifo"
+    os.mkfifo(fifo)
+    recording = demo_recording().read_bytes()
+
+    def feed() -> None:
+        with fifo.open("wb") as pipe:
+            pipe.write(recording)
+
+    writer = threading.Thread(target=feed, daemon=True)
+    writer.start()
+    stdout, _ = _replay_with_stderr_on_a_pty(tmp_path, str(fifo))
+    writer.join(timeout=60)
+    assert not writer.is_alive()
+    events = len(recording.splitlines())
+    assert f"{events} events" in stdout, stdout[-500:]
 
 
 GATE = """

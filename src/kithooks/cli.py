@@ -18,6 +18,7 @@ import json
 import logging
 import math
 import os
+import stat
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -247,8 +248,15 @@ def cli() -> None:
 
 
 def _count_lines(path: Path) -> int:
-    with path.open("rb") as fh:
-        return sum(1 for _ in fh)
+    """The lines of ``path``, to size a progress bar; 0 for what is not a regular file (a
+    pipe, ``<(cat rec.jsonl)``), which reading now would leave empty for the replay."""
+    try:
+        if not stat.S_ISREG(path.stat().st_mode):
+            return 0
+        with path.open("rb") as fh:
+            return sum(1 for _ in fh)
+    except OSError:  # the replay reads it next and reports what is wrong
+        return 0
 
 
 @contextmanager
