@@ -7,22 +7,27 @@ honours every result:
 =====================  ==============================================================
 kithooks event         where it comes from in the run
 =====================  ==============================================================
-input                  the run's prompt (source ``script``), first; ``transform``
-                       rewrites the prompt the model sees, ``handled`` ends the run
-                       before any model call
+input                  the run's prompt (source ``script``), first: a multimodal prompt's
+                       text items joined by a blank line; ``transform`` rewrites the
+                       prompt the model sees (its text items only, each from its own
+                       blank-line-separated piece when the counts match, else the first
+                       gets all the text; images and files stay), ``handled`` ends the
+                       run before any model call
 before_agent_start     next; ``inject_text`` / ``system_prompt`` are added to the turn
 context_prepare        before the first model request: rewrites that request's messages
-agent_start,           then
-message_start
+agent_start,           then (before the first tool call when tools run first: calls
+message_start          approved in ``DeferredToolResults``, on resuming a run)
 prepare_step,          before every model request (step 0 included): rewrites its messages
 step_start
 message_update,        the model's text deltas (with ``stream=True``, per streamed delta;
 tool_call_input_*      otherwise once per text part); tool-call argument deltas
 reasoning_start        a thinking part starts
 tool_call ...          every tool execution, through ``hosting.ToolRun``, with the arguments
-tool_result            pydantic-ai validated, which the tool gets (any capability's
+tool_result            the tool gets: the ones pydantic-ai validated (any capability's
                        ``before_tool_validate`` / ``on_tool_validate_error`` /
-                       ``after_tool_validate`` included; defaults filled in), as JSON data,
+                       ``after_tool_validate`` included; defaults filled in), as every
+                       capability's ``wrap_tool_execute`` and the ``before_tool_execute``
+                       of those listed before ``KitHooks`` left them, as JSON data,
                        not the model's raw text, in the shape of the tool's JSON schema (a
                        tool whose one parameter is a model, dataclass or TypedDict shows
                        its fields flat; bytes as UTF-8 text): a block means the tool never
@@ -36,13 +41,22 @@ tool_result            pydantic-ai validated, which the tool gets (any capabilit
                        makes it a failed result; a ``ToolFailed`` / ``ModelRetry`` the
                        tool raised is shown, and rewritten, as the message the model
                        receives, and ``is_error=False`` makes it a successful result; a
-                       result that is not
-                       text is shown as JSON, and a rewrite replaces it with the text,
-                       a ``ToolReturn``'s metadata and a multimodal result's files
-                       included). Another
-                       capability's ``before_tool_execute``, and the ``wrap_tool_execute``
-                       of one listed after ``KitHooks``, run after the guard: list
-                       ``KitHooks`` last among capabilities that change arguments
+                       result that is not text is shown as the JSON text the model gets,
+                       a ``ToolReturn`` or a result holding files as its Python form,
+                       metadata and files included, and a rewrite replaces it all with
+                       the text). The guard is ``KitHooks.before_tool_execute``, which
+                       pydantic-ai runs in the order of the capabilities, after all of
+                       their ``wrap_tool_execute``: list ``KitHooks`` after every
+                       capability whose ``before_tool_execute`` changes arguments. A
+                       result another capability substitutes (``SkipToolExecution``) is
+                       a successful result (guarded first when it came before the guard
+                       ran); a failure a capability raises before the guard is guarded
+                       the same way. A deferral (``CallDeferred``, ``ApprovalRequired``)
+                       ends with ``tool_execution_end`` and no ``tool_result``; results
+                       the host later gives in ``DeferredToolResults(calls=...)`` reach
+                       the model with no event (pydantic-ai runs no hook on them): pass
+                       them through ``hosting.ToolRun`` first. An approved call runs, and
+                       is guarded, when the run resumes
 tool_call ...          an output function (``ToolOutput(fn)``, ``TextOutput(fn)``, a
 tool_result            ``NativeOutput`` / ``PromptedOutput`` of functions), each time
                        pydantic-ai calls it (in ``run_stream`` also on partial output):
@@ -60,10 +74,18 @@ tool_result            ``NativeOutput`` / ``PromptedOutput`` of functions), each
                        Another capability's ``before_output_process`` or
                        ``before_tool_execute`` runs inside this one, after the guard: give
                        ``KitHooks`` the last place among capabilities that change arguments
-step_finish,           each model response's usage, after the step's tools ran; cost from
-llm_usage              ``compute_cost``, model and provider from the response
-retry                  a further attempt at a model request
-error, agent_end       the run failed / ended; ``agent_end`` is enriched by the aggregator
+step_finish,           each model response's usage, after the step's tools ran (or when the
+llm_usage              run fails after it); cost from ``compute_cost``, model and provider
+                       from the response; each attempt a fallback rejected before it
+                       (``ModelFallback``'s ``fallback_on``) is an ``llm_usage`` of its own
+                       (``finish_reason="error"``)
+retry                  a further attempt at a model request (``error`` does not say why:
+                       pydantic-ai tells only after the attempt)
+error, agent_end       the run failed / ended; ``agent_end`` is enriched by the aggregator.
+                       A cancelled run (``task.cancel()``, a ``break`` out of
+                       ``agent.iter``, a ``run_stream`` left unread) fails with
+                       ``CancelledError``, its running tools ending with that failed
+                       result first
 message_end            the final step's text, on success
 =====================  ==============================================================
 
@@ -87,10 +109,19 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from typing import Any
 
+import anyio
 import attrs
 from pydantic import BaseModel, Secret, SecretBytes, SecretStr, TypeAdapter, ValidationError
 from pydantic_ai.capabilities import AbstractCapability, CombinedCapability
-from pydantic_ai.exceptions import ModelRetry, ToolFailed, ToolFailedError, ToolRetryError
+from pydantic_ai.exceptions import (
+    ApprovalRequired,
+    CallDeferred,
+    ModelRetry,
+    SkipToolExecution,
+    ToolFailed,
+    ToolFailedError,
+    ToolRetryError,
+)
 from pydantic_ai.messages import (
     ModelMessage,
     ModelRequest,
@@ -99,13 +130,16 @@ from pydantic_ai.messages import (
     PartEndEvent,
     PartStartEvent,
     SystemPromptPart,
+    TextContent,
     TextPart,
     TextPartDelta,
     ThinkingPart,
     ToolCallPart,
     ToolCallPartDelta,
+    ToolReturn,
     ToolReturnPart,
     UserPromptPart,
+    is_multi_modal_content,
 )
 from pydantic_ai.run import AgentRunResult
 from pydantic_core import PydanticSerializationError, to_jsonable_python
@@ -130,6 +164,7 @@ from ..events import (
     ToolCallInputDeltaEvent,
     ToolCallInputEndEvent,
     ToolCallInputStartEvent,
+    ToolExecutionEndEvent,
     thaw,
     tool_kind_for,
 )
@@ -142,7 +177,7 @@ from ..hosting import (
     counted_step_events,
 )
 from ..manager import PluginManager
-from ..usage import ModelPrice
+from ..usage import ModelPrice, usage_event
 from . import TOOL_EVENTS
 
 __all__ = ["EMITTED", "KitHooks", "describe_message", "make_message"]
@@ -156,12 +191,54 @@ _FINISH = {
 }
 
 
+#: Between the text items of a multimodal prompt, as the plugins see it.
+_TEXT_SEP = "\n\n"
+
+
+def _item_text(item: Any) -> str | None:
+    """The text of one item of a user prompt (a string or ``TextContent``), else None."""
+    if isinstance(item, str):
+        return item
+    if isinstance(item, TextContent):
+        return item.content
+    return None
+
+
 def _text(content: Any) -> str:
+    """A user prompt's text: a multimodal prompt's text items, joined by a blank line."""
     if isinstance(content, str):
         return content
     if isinstance(content, Sequence):
-        return "".join(c for c in content if isinstance(c, str))
+        texts = (_item_text(c) for c in content)
+        return _TEXT_SEP.join(t for t in texts if t is not None)
     return ""
+
+
+def _with_text(content: Any, text: str) -> Any:
+    """A user prompt's ``content`` with its text (see :func:`_text`) replaced by ``text``,
+    its images, documents and other items kept in place.
+
+    When ``text`` has as many blank-line-separated pieces as the prompt has text items,
+    each piece replaces its item; otherwise the first text item gets all of ``text`` and
+    the other text items are dropped (a prompt without text gets ``text`` first)."""
+    if isinstance(content, str):
+        return text
+    items = list(content)
+    where = [i for i, item in enumerate(items) if _item_text(item) is not None]
+    if not where:
+        return [text, *items] if text else items
+    pieces: list[str | None] = list(text.split(_TEXT_SEP))
+    if len(pieces) != len(where):
+        pieces = [text] + [None] * (len(where) - 1)
+    for i, piece in zip(where, pieces, strict=True):
+        item = items[i]
+        if piece is None:
+            items[i] = None
+        elif isinstance(item, TextContent):
+            items[i] = dataclasses.replace(item, content=piece)
+        else:
+            items[i] = piece
+    return [item for item in items if item is not None]
 
 
 def describe_message(message: ModelMessage) -> tuple[str, str]:
@@ -197,9 +274,22 @@ def make_message(role: str, content: str) -> ModelMessage:
     return ModelRequest(parts=[UserPromptPart(content=content)])
 
 
+def _counts(usage: Any) -> tuple[int, int, int, int]:
+    """A pydantic-ai ``RequestUsage`` as input tokens without the cache's (pydantic-ai counts
+    cache reads and writes inside input), output, cache read and cache write tokens."""
+    read, write = usage.cache_read_tokens, usage.cache_write_tokens
+    return max(0, usage.input_tokens - read - write), usage.output_tokens, read, write
+
+
 def _tool_text(result: Any) -> str:
-    """A tool's result, not text, as tool_result text."""
-    return json.dumps(result, default=str)
+    """A tool's result, not text, as tool_result text: the JSON text the model gets
+    (pydantic's, as pydantic-ai sends it); a ``ToolReturn`` or a result holding files
+    (images, documents), whose files and metadata the model's text leaves out, as its
+    Python form, every part included."""
+    items = result if isinstance(result, list | tuple) else (result,)
+    if isinstance(result, ToolReturn) or any(is_multi_modal_content(i) for i in items):
+        return json.dumps(result, default=str)
+    return ToolReturnPart(tool_name="", content=result).model_response_str()
 
 
 def _args_text(args: Any) -> str:
@@ -243,6 +333,8 @@ class _Run:
         "finish",
         "injection",
         "new_prompt",
+        "open_tools",
+        "opened",
         "pending",
         "pending_step",
         "prompt",
@@ -257,13 +349,34 @@ class _Run:
         self.prompt: str | None = None
         self.new_prompt: str | None = None
         self.injection: tuple[str | None, str | None] = (None, None)
-        self.started = False
+        self.started = False  # the first model request was prepared
+        self.opened = False  # agent_start and message_start were emitted
         self.step = -1
         self.pending: ModelResponse | None = None
         self.pending_step = 0
         self.step_text: list[str] = []
         self.finish = ""
         self.streaming_parts: dict[int, tuple[str, str]] = {}
+        #: Tool calls whose guard ran and whose end has not been reported yet.
+        self.open_tools: set[_ToolCall] = set()
+
+
+class _ToolCall:
+    """One tool call between :meth:`KitHooks.wrap_tool_execute`, which reports its end, and
+    :meth:`KitHooks.before_tool_execute`, its guard."""
+
+    __slots__ = ("blocked", "call", "run")
+
+    def __init__(self, call: ToolCallPart) -> None:
+        self.call = call
+        self.run: ToolRun | None = None  # set when the guard ran
+        self.blocked = False
+
+
+def _failure(exc: BaseException) -> str:
+    """An exception as error text: ``Type: message``, or ``Type`` without a message."""
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 @dataclasses.dataclass(init=False)
@@ -306,6 +419,11 @@ class KitHooks(AbstractCapability[Any]):
         # Each run's state, set by wrap_run: pydantic-ai carries the context variables a
         # wrap_run sets into the run's body, so concurrent runs of one agent never mix.
         self._runs: ContextVar[_Run] = ContextVar(f"kithooks-run-{id(self):x}")
+        # The tool call being executed, set by wrap_tool_execute for before_tool_execute
+        # (each tool call runs in its own task, or in the run's, one at a time).
+        self._calls: ContextVar[_ToolCall | None] = ContextVar(
+            f"kithooks-call-{id(self):x}", default=None
+        )
 
     @property
     def has_on_event(self) -> bool:
@@ -353,16 +471,32 @@ class KitHooks(AbstractCapability[Any]):
         pm = self.pm
         if not (pm.has_handlers(EventType.STEP_FINISH) or pm.has_handlers(EventType.LLM_USAGE)):
             return
-        usage = response.usage
-        read, write = usage.cache_read_tokens, usage.cache_write_tokens
-        fresh = max(0, usage.input_tokens - read - write)  # pydantic-ai counts cache inside input
+        if response.failed_attempts and pm.has_handlers(EventType.LLM_USAGE):
+            # Attempts a fallback rejected (ModelFallback's fallback_on) were billed too: an
+            # llm_usage each, the step's own coming last.
+            for attempt in response.failed_attempts:
+                fresh, out, read, write = _counts(attempt.usage)
+                if fresh or out or read or write:
+                    failed = usage_event(
+                        provider=attempt.provider_name or "",
+                        model=attempt.model_name,
+                        input_tokens=fresh,
+                        output_tokens=out,
+                        cache_read_tokens=read,
+                        cache_write_tokens=write,
+                        step_number=r.pending_step,
+                        finish_reason="error",
+                        prices=self.prices,
+                    )
+                    await pm.aemit(failed, r.ctx)
+        fresh, out, read, write = _counts(response.usage)
         events = counted_step_events(
             pm,
             r.pending_step,
             provider=response.provider_name or "",
             model=response.model_name or "",
             input_tokens=fresh,
-            output_tokens=usage.output_tokens,
+            output_tokens=out,
             cache_read_tokens=read,
             cache_write_tokens=write,
             finish_reason=finish,
@@ -454,11 +588,12 @@ class KitHooks(AbstractCapability[Any]):
                 r.injection = (injection.inject_text, injection.system_prompt)
         try:
             run_result = await handler()
-        except Exception as exc:
-            if pm.has_handlers(EventType.ERROR):
-                await pm.aemit(ErrorEvent(error=f"{type(exc).__name__}: {exc}"), r.ctx)
-            if pm.has_handlers(EventType.AGENT_END):
-                await pm.aemit(AgentEndEvent(response="", stop_reason="error"), r.ctx)
+        except BaseException as exc:
+            # Cancelled too (``task.cancel()``, a ``break`` out of ``agent.iter``, a
+            # ``run_stream`` left unread: pydantic-ai cancels this task): the turn ends here,
+            # shielded from pydantic-ai's cancel scope, which would cut every await short.
+            with anyio.CancelScope(shield=True):
+                await self._end_failed(r, exc)
             raise
         if r.pending is not None:
             await self._flush_step(r)
@@ -471,6 +606,22 @@ class KitHooks(AbstractCapability[Any]):
                 AgentEndEvent(response=response, stop_reason=r.finish or "completed"), r.ctx
             )
         return run_result
+
+    async def _end_failed(self, r: _Run, exc: BaseException) -> None:
+        """The usage of the model's last response (billed whatever failed after it), then
+        ``error`` and ``agent_end``."""
+        pm = self.pm
+        failed = ToolResponse(content=_failure(exc), is_error=True)
+        while r.open_tools:  # a cancelled run's tools are cancelled after it ended
+            call = r.open_tools.pop()
+            if call.run is not None:
+                await call.run.afinish(failed)
+        if r.pending is not None:
+            await self._flush_step(r)
+        if pm.has_handlers(EventType.ERROR):
+            await pm.aemit(ErrorEvent(error=_failure(exc)), r.ctx)
+        if pm.has_handlers(EventType.AGENT_END):
+            await pm.aemit(AgentEndEvent(response="", stop_reason="error"), r.ctx)
 
     def _prepare_prompt(
         self, r: _Run, ctx: Any, messages: list[ModelMessage]
@@ -489,7 +640,7 @@ class KitHooks(AbstractCapability[Any]):
             new = message
             if r.new_prompt is not None:
                 parts = [
-                    dataclasses.replace(p, content=r.new_prompt)
+                    dataclasses.replace(p, content=_with_text(p.content, r.new_prompt))
                     if isinstance(p, UserPromptPart) and _text(p.content) == r.prompt
                     else p
                     for p in message.parts
@@ -508,6 +659,18 @@ class KitHooks(AbstractCapability[Any]):
             break
         return messages
 
+    async def _open_turn(self, r: _Run) -> None:
+        """agent_start and message_start, once: before the first model request, or before
+        the first tool call when tools run first (approved calls, on resuming a run)."""
+        if r.opened:
+            return
+        r.opened = True
+        pm = self.pm
+        if pm.has_handlers(EventType.AGENT_START):
+            await pm.aemit(AgentStartEvent(prompt=r.prompt or ""), r.ctx)
+        if pm.has_handlers(EventType.MESSAGE_START):
+            await pm.aemit(MessageStartEvent(), r.ctx)
+
     async def before_model_request(self, ctx: Any, request_context: Any) -> Any:
         """Turn start (once), then prepare_step and step_start for each request."""
         r = self._state()
@@ -523,10 +686,7 @@ class KitHooks(AbstractCapability[Any]):
                 messages = await self._rewrite(
                     r, lambda w: ContextPrepareEvent(messages=w), messages
                 )
-            if pm.has_handlers(EventType.AGENT_START):
-                await pm.aemit(AgentStartEvent(prompt=r.prompt or ""), r.ctx)
-            if pm.has_handlers(EventType.MESSAGE_START):
-                await pm.aemit(MessageStartEvent(), r.ctx)
+        await self._open_turn(r)
         r.step += 1
         step = r.step
         if pm.has_handlers(EventType.PREPARE_STEP):
@@ -617,37 +777,74 @@ class KitHooks(AbstractCapability[Any]):
 
     async def _execute(
         self,
-        run: ToolRun,
+        run: ToolRun | _ToolCall,
         handler: Any,
         value: Any,
         text: Callable[[Any], str] = _tool_text,
         *,
         answers: bool = True,
+        ctx: Any = None,
+        tool_def: Any = None,
     ) -> tuple[Any, Any, ToolOutcome | None]:
         """``handler(value)`` between tool_execution_end / tool_result: its result, the value
-        to hand on, and the outcome (None when nothing could rewrite it). An exception from
-        the handler is reported as the failed result and propagates. A failure the model
-        receives (``ToolFailed`` or ``ModelRetry``, raised by the tool or an output function,
-        or by another capability's hooks; pydantic-ai's ``ToolFailedError`` /
-        ``ToolRetryError`` carry the part it sends) is shown as the text the model gets: a
-        ``tool_result`` rewrite of it is what the model gets, and ``is_error=False`` makes
-        it the tool's successful result (``answers``; an output function's failure cannot
-        become its result: a TypeError)."""
+        to hand on, and the outcome (None when nothing could rewrite it).
+
+        ``run`` is an output function's run, started, or a tool call's, which the guard
+        (:meth:`before_tool_execute`, inside ``handler``) starts. A result another
+        capability substituted for the tool's (``SkipToolExecution``) is a successful
+        result. A failure the model receives (``ToolFailed`` or ``ModelRetry``, raised by the
+        tool or an output function, or by another capability's hooks; pydantic-ai's
+        ``ToolFailedError`` / ``ToolRetryError`` carry the part it sends) is shown as the
+        text the model gets: a ``tool_result`` rewrite of it is what the model gets, and
+        ``is_error=False`` makes it the tool's successful result (``answers``; an output
+        function's failure cannot become its result: a TypeError). Either, when it comes
+        before the guard ran (from a capability listed before this one), is guarded first
+        with the arguments given here. A deferral (``CallDeferred``, ``ApprovalRequired``)
+        ends the execution without a result. Any other exception, a cancellation included,
+        is reported as the failed result (when the guard ran) and propagates.
+        """
         try:
             result = await handler(value)
+        except SkipToolExecution as exc:
+            started = await self._started(run, ctx, tool_def, value)
+            substitute = exc.result
+            content = substitute if isinstance(substitute, str) else text(substitute)
+            outcome = await started.afinish(ToolResponse(content=content))
+            if outcome.is_error:
+                raise ToolFailed(outcome.content) from exc
+            if outcome.content == content:
+                raise
+            raise SkipToolExecution(outcome.content) from exc
+        except (CallDeferred, ApprovalRequired):
+            started_run = self._ending(run)
+            if started_run is not None and self.pm.has_handlers(
+                EventType.TOOL_EXECUTION_END, started_run.name
+            ):
+                await self.pm.aemit(
+                    ToolExecutionEndEvent(
+                        tool_call_id=started_run.id,
+                        tool_name=started_run.name,
+                        tool_kind=started_run.kind,
+                    ),
+                    started_run.ctx,
+                )
+            raise
         except (ToolFailedError, ToolRetryError, ToolFailed, ModelRetry) as exc:
+            if isinstance(run, _ToolCall) and run.blocked:
+                raise  # the guard's own block: the tool never ran
+            started = await self._started(run, ctx, tool_def, value)
             part: Any = None
             if isinstance(exc, ToolFailedError | ToolRetryError):
                 part = exc.tool_failed if isinstance(exc, ToolFailedError) else exc.tool_retry
                 shown = part.content if isinstance(part.content, str) else str(exc)
             else:
                 shown = exc.message
-            outcome = await run.afinish(ToolResponse(content=shown, is_error=True))
+            outcome = await started.afinish(ToolResponse(content=shown, is_error=True))
             if not outcome.is_error:  # a plugin answered for the failed call
                 if not answers:
                     raise TypeError(
                         f"kithooks: a tool_result handler made the failure of output "
-                        f"function {run.name!r} a result (is_error=False); an output "
+                        f"function {started.name!r} a result (is_error=False); an output "
                         "function's result must come from the function"
                     ) from exc
                 return outcome.content, outcome.content, outcome
@@ -660,56 +857,115 @@ class KitHooks(AbstractCapability[Any]):
             if isinstance(exc, ToolFailedError):
                 raise ToolFailedError(part) from exc
             raise ToolRetryError(part) from exc
-        except Exception as exc:
-            await run.afinish(ToolResponse(content=f"{type(exc).__name__}: {exc}", is_error=True))
+        except BaseException as exc:
+            started_run = self._ending(run)
+            if started_run is not None:
+                failed = ToolResponse(content=_failure(exc), is_error=True)
+                with anyio.CancelScope(shield=True):  # a cancelled tool ends too
+                    await started_run.afinish(failed)
             raise
+        finished = await self._started(run, ctx, tool_def, value)
         if isinstance(result, str):
             content = result  # ToolRun asks whether anyone handles tool_result
-        elif self.pm.has_handlers(EventType.TOOL_RESULT, run.name):
+        elif self.pm.has_handlers(EventType.TOOL_RESULT, finished.name):
             content = text(result)
         else:
-            await run.afinish(ToolResponse())
+            await finished.afinish(ToolResponse())
             return result, result, None
-        outcome = await run.afinish(ToolResponse(content=content))
+        outcome = await finished.afinish(ToolResponse(content=content))
         return result, (result if outcome.content == content else outcome.content), outcome
+
+    async def _started(
+        self, run: ToolRun | _ToolCall, ctx: Any, tool_def: Any, args: Any
+    ) -> ToolRun:
+        """The started run of ``run``: a tool call that ended before its guard ran (another
+        capability's hook answered for it) is guarded now, with the arguments ``args``; a
+        block makes the model get ``Error: <reason>`` instead of that answer."""
+        if isinstance(run, ToolRun):
+            return run
+        if run.run is None:
+            await self._guard(ctx, run, tool_def, args)
+        self._state().open_tools.discard(run)
+        assert run.run is not None  # set by _guard
+        return run.run
+
+    def _ending(self, run: ToolRun | _ToolCall) -> ToolRun | None:
+        """The started run of ``run``, to finish; None when the guard did not run or
+        blocked, or when the end of the agent run reported the call's end already."""
+        if isinstance(run, ToolRun):
+            return run
+        open_tools = self._state().open_tools
+        if run not in open_tools:
+            return None
+        open_tools.discard(run)
+        return run.run
 
     async def wrap_tool_execute(
         self, ctx: Any, *, call: ToolCallPart, tool_def: Any, args: Any, handler: Any
     ) -> Any:
-        """tool_call (a block returns ``Error: <reason>``), the tool, tool_result.
+        """The tool's end: ``tool_execution_end`` and ``tool_result`` around what every
+        capability's hooks and the tool made of the call (the guard is
+        :meth:`before_tool_execute`, inside ``handler``).
 
-        The plugins see ``args``, the arguments pydantic-ai validated and the tool gets
-        (another capability's ``before_tool_validate``, ``on_tool_validate_error`` or
-        ``after_tool_validate`` included), as JSON data, never the model's raw text. An
-        ``args`` rewrite is validated again by the tool's own argument validator, so the tool
-        gets typed arguments, as from the model.
+        A result another capability substituted (``SkipToolExecution``) is the tool's
+        successful result, rewritten as the model gets it; a deferral (``CallDeferred``,
+        ``ApprovalRequired``) ends the execution with no result (the result comes when the
+        run is resumed, outside this run).
         """
         if not self._listens(call.tool_name):
             return await handler(args)
+        pending = _ToolCall(call)
+        token = self._calls.set(pending)
+        try:
+            _, result, outcome = await self._execute(
+                pending, handler, args, ctx=ctx, tool_def=tool_def
+            )
+        finally:
+            self._calls.reset(token)
+        if outcome is not None and outcome.is_error:
+            raise ToolFailed(outcome.content)
+        return result
+
+    async def before_tool_execute(
+        self, ctx: Any, *, call: ToolCallPart, tool_def: Any, args: Any
+    ) -> Any:
+        """The guard: ``tool_call`` (a block means the tool never runs and the model gets
+        ``Error: <reason>``) and ``tool_execution_start``, on the arguments the tool gets.
+
+        pydantic-ai runs every capability's ``before_tool_execute`` in the order of the
+        capabilities, after all of their ``wrap_tool_execute``, right before the tool, so
+        the plugins see ``args`` as every capability listed before this one left them:
+        the arguments pydantic-ai validated (any capability's validation hooks included)
+        as JSON data, never the model's raw text. An ``args`` rewrite is validated again by
+        the tool's own argument validator, so the tool gets typed arguments, as from the
+        model.
+        """
+        pending = self._calls.get()
+        if pending is None or pending.call is not call:
+            return args  # no plugin handles this tool's events (wrap_tool_execute asked)
+        return await self._guard(ctx, pending, tool_def, args)
+
+    async def _guard(self, ctx: Any, pending: _ToolCall, tool_def: Any, args: Any) -> Any:
+        """``tool_call`` and ``tool_execution_start`` for ``args``: what the tool must get."""
+        call = pending.call
         tool = _tool_of(ctx, call.tool_name)
         single = _single_arg(tool, tool_def, args)
         # Built only now: what pydantic cannot serialize costs nothing when nobody listens.
         shown = _tool_args(args[single] if single is not None else args)
-        run = self._new_run(call.tool_name, call.tool_call_id, shown)
+        await self._open_turn(self._state())
+        run = pending.run = self._new_run(call.tool_name, call.tool_call_id, shown)
         blocked = await run.astart()
-        if blocked is not None:
-            # A failed tool result: the model sees the error, and the tool never ran.
+        if blocked is None:
+            self._state().open_tools.add(pending)
+        else:
+            pending.blocked = True
+            # A failed tool result: the model sees the error, and the tool never runs.
             raise ToolFailed(blocked.content)
         if run.rewritten:
-            original = args
-
-            async def rewritten(_: Any) -> Any:
-                new = await _rewritten_tool_args(
-                    ctx, call.tool_name, original, shown, run, tool=tool, single=single
-                )
-                return await handler(new)
-
-            _, result, outcome = await self._execute(run, rewritten, args)
-        else:
-            _, result, outcome = await self._execute(run, handler, args)
-        if outcome is not None and outcome.is_error:
-            raise ToolFailed(outcome.content)
-        return result
+            return await _rewritten_tool_args(
+                ctx, call.tool_name, args, shown, run, tool=tool, single=single
+            )
+        return args
 
     async def wrap_output_process(
         self, ctx: Any, *, output_context: Any, output: Any, handler: Any
