@@ -19,9 +19,11 @@ from kithooks import (
     BeforeCompactEvent,
     BeforeCompactResult,
     Context,
+    ErrorEvent,
     LLMUsageEvent,
     ModelChangeEvent,
     PluginManager,
+    RetryEvent,
     SessionShutdownEvent,
     StepFinishEvent,
     StepStartEvent,
@@ -663,8 +665,8 @@ def test_a_failed_turn_has_an_error_status(traced: SimpleNamespace) -> None:
     assert (root.attributes or {})["kithooks.turn.stop_reason"] == "error"
 
 
-def test_events_outside_any_turn_make_no_spans(traced: SimpleNamespace) -> None:
-    pm, ctx = traced.pm, ctx_of()
+def test_events_with_no_turn_id_make_no_spans(traced: SimpleNamespace) -> None:
+    pm, ctx = traced.pm, ctx_of(turn="")
     for event in (
         StepStartEvent(step_number=0),
         ToolCallEvent(tool_name="bash", tool_call_id="c1"),
@@ -676,6 +678,251 @@ def test_events_outside_any_turn_make_no_spans(traced: SimpleNamespace) -> None:
         pm.emit(event, ctx)
     pm.emit(SessionShutdownEvent(), ctx)
     assert finished(traced) == []
+
+
+def test_events_that_open_no_span_revive_no_turn(traced: SimpleNamespace) -> None:
+    pm, ctx = traced.pm, ctx_of()
+    for event in (
+        ToolResultEvent(tool_name="bash", tool_call_id="c1"),
+        StepFinishEvent(step_number=0),
+        ErrorEvent(error="late"),
+        SubagentEndEvent(tool_call_id="s"),
+        AgentEndEvent(),
+    ):
+        pm.emit(event, ctx)
+    pm.emit(SessionShutdownEvent(), ctx)
+    assert finished(traced) == [] and traced.plugin.open_turns == 0
+
+
+class Review:
+    @hookimpl
+    def on_tool_call(self, event: ToolCallEvent) -> ToolCallResult:
+        return ToolCallResult(block=True, reason="needs review")
+
+
+def revived_turn(pm: PluginManager, ctx: Context) -> None:
+    """The rest of a turn after its failure's agent_end (a retry around the failed turn):
+    the retried call, a tool call the gate blocks, the final call."""
+    pm.emit(StepStartEvent(step_number=0), ctx)
+    pm.emit(ToolCallEvent(tool_name="bash", tool_call_id="c1", input="{}"), ctx)
+    pm.emit(StepFinishEvent(step_number=0, input_tokens=10, finish_reason="tool-calls"), ctx)
+    pm.emit(LLMUsageEvent(step_number=0, input_tokens=10, output_tokens=2, cost=0.5), ctx)
+    pm.emit(StepStartEvent(step_number=1), ctx)
+    pm.emit(LLMUsageEvent(step_number=1, input_tokens=20, output_tokens=3, cost=0.25), ctx)
+    pm.emit(AgentEndEvent(response="done", stop_reason="stop"), ctx)
+
+
+def test_a_turn_revived_after_its_agent_end_is_recorded_as_its_continuation(
+    traced: SimpleNamespace,
+) -> None:
+    pm, ctx = traced.pm, ctx_of()
+    pm.register(Review())
+    pm.emit(AgentStartEvent(prompt="x"), ctx)
+    pm.emit(StepStartEvent(step_number=0), ctx)
+    pm.emit(ErrorEvent(error="provider hiccup"), ctx)
+    pm.emit(AgentEndEvent(response="", stop_reason="error"), ctx)
+    revived_turn(pm, ctx)
+    assert traced.plugin.open_turns == 0
+
+    spans = finished(traced)
+    failed, revived = named(spans, "invoke_agent coder")
+    assert "kithooks.turn.continued" not in (failed.attributes or {})
+    attributes = revived.attributes or {}
+    assert attributes["kithooks.turn.continued"] is True
+    assert attributes["kithooks.turn.id"] == "t1" and attributes["gen_ai.conversation.id"] == "s1"
+    assert [link.context for link in revived.links] == [failed.context]
+    assert revived.status.status_code is StatusCode.UNSET
+    assert attributes["kithooks.turn.tool_call_count"] == 1
+    assert attributes["kithooks.turn.llm_call_count"] == 2
+    assert attributes["gen_ai.usage.input_tokens"] == 30
+    assert attributes["operation.cost"] == 0.75
+    assert (failed.attributes or {})["kithooks.turn.llm_call_count"] == 0
+    mine = [s for s in spans if parent_of(s) == sid(revived)]
+    assert sorted(s.name for s in mine) == [
+        "chat claude-sonnet-4-5",
+        "chat claude-sonnet-4-5",
+        "execute_tool bash",
+    ]
+    blocked = one(mine, "execute_tool bash")
+    assert blocked.status.status_code is StatusCode.ERROR
+    assert blocked.status.description == "needs review"
+    assert (blocked.attributes or {})["error.type"] == "kithooks.blocked"
+
+
+def test_a_turn_resumed_in_another_process_is_a_continuation_without_a_link(
+    traced: SimpleNamespace,
+) -> None:
+    pm, ctx = traced.pm, ctx_of()
+    pm.register(Review())  # a tryfirst-free guard: the exporter's handler runs first
+    revived_turn(pm, ctx)
+    root = one(finished(traced), "invoke_agent coder")
+    assert (root.attributes or {})["kithooks.turn.continued"] is True
+    assert root.links == () or list(root.links) == []
+    assert (root.attributes or {})["kithooks.turn.tool_call_count"] == 1
+
+
+def test_a_guard_that_stops_dispatch_first_still_revives_and_is_recorded(
+    traced: SimpleNamespace,
+) -> None:
+    class FirstGate:
+        @hookimpl(tryfirst=True)
+        def on_tool_call(self, event: ToolCallEvent) -> ToolCallResult:
+            return ToolCallResult(block=True, reason="first")
+
+    pm = PluginManager()
+    pm.register(traced.plugin)
+    pm.register(FirstGate())  # registered later: its tryfirst handler runs before ours
+    ctx = ctx_of()
+    pm.emit(ToolCallEvent(tool_name="bash", tool_call_id="c1", input="{}"), ctx)
+    pm.emit(AgentEndEvent(response="", stop_reason="stop"), ctx)
+    spans = finished(traced)
+    root = one(spans, "invoke_agent coder")
+    tool = one(spans, "execute_tool bash")
+    assert parent_of(tool) == sid(root) and tool.status.description == "first"
+    assert (root.attributes or {})["kithooks.turn.tool_call_count"] == 1
+
+
+def test_the_roots_remembered_for_links_are_bounded(traced: SimpleNamespace) -> None:
+    memory = traced.memory
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    pm = PluginManager()
+    pm.register(OtelExporter(provider, max_open_turns=2))
+    for n in range(3):
+        pm.emit(AgentStartEvent(prompt="x"), ctx_of(turn=f"t{n}"))
+        pm.emit(AgentEndEvent(response="", stop_reason="stop"), ctx_of(turn=f"t{n}"))
+    for n in (2, 1, 0):  # t0 was forgotten when t2 ended
+        pm.emit(StepStartEvent(step_number=0), ctx_of(turn=f"t{n}"))
+        pm.emit(AgentEndEvent(response="", stop_reason="stop"), ctx_of(turn=f"t{n}"))
+    spans = finished(traced)
+    continued = [s for s in spans if (s.attributes or {}).get("kithooks.turn.continued")]
+    assert [len(s.links) for s in continued] == [1, 1, 0]
+
+
+def test_concurrent_events_revive_a_turn_once(traced: SimpleNamespace) -> None:
+    pm, ctx = traced.pm, ctx_of()
+    start = threading.Barrier(8)
+
+    def call(i: int) -> None:
+        start.wait(timeout=10)
+        pm.emit(ToolCallEvent(tool_name=f"t{i}", tool_call_id=f"c{i}", input="{}"), ctx)
+        pm.emit(ToolResultEvent(tool_name=f"t{i}", tool_call_id=f"c{i}", content="ok"), ctx)
+
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+        assert not t.is_alive()
+    pm.emit(AgentEndEvent(response="", stop_reason="stop"), ctx)
+    spans = finished(traced)
+    root = one(spans, "invoke_agent coder")
+    assert len(spans) == 9 and all(parent_of(s) == sid(root) for s in spans if s is not root)
+    assert all(s.status.status_code is StatusCode.UNSET for s in spans)
+    assert (root.attributes or {})["kithooks.turn.tool_call_count"] == 8
+
+
+def test_a_tool_call_asked_again_keeps_one_span_that_ends_with_its_result(
+    traced: SimpleNamespace,
+) -> None:
+    pm, ctx = traced.pm, ctx_of()
+    pm.emit(AgentStartEvent(prompt="x"), ctx)
+    pm.emit(ToolCallEvent(tool_name="ask", tool_call_id="c1", input="{}"), ctx)
+    # the tool paused for a person (an interrupt); resumed, the call is asked again
+    pm.emit(ToolCallEvent(tool_name="ask", tool_call_id="c1", input="{}"), ctx)
+    pm.emit(ToolResultEvent(tool_name="ask", tool_call_id="c1", content="yes"), ctx)
+    assert [s.name for s in finished(traced)] == ["execute_tool ask"]
+    pm.emit(AgentEndEvent(response="yes", stop_reason="stop"), ctx)
+    spans = finished(traced)
+    tool = one(spans, "execute_tool ask")
+    assert tool.status.status_code is StatusCode.UNSET
+    assert [e.name for e in tool.events] == ["kithooks.tool.asked_again"]
+    assert (one(spans, "invoke_agent coder").attributes or {})[
+        "kithooks.turn.tool_call_count"
+    ] == 2  # as agent_end counts them: tool_call events
+
+
+def test_a_tool_call_asked_again_states_whether_its_last_ask_was_rewritten(
+    traced: SimpleNamespace,
+) -> None:
+    class RewriteOnce:
+        def __init__(self) -> None:
+            self.done = False
+
+        @hookimpl
+        def on_tool_call(self, event: ToolCallEvent) -> ToolCallResult | None:
+            if self.done:
+                return None
+            self.done = True
+            return ToolCallResult(args={"q": "rewritten"})
+
+    pm, ctx = traced.pm, ctx_of()
+    pm.register(RewriteOnce())
+    pm.emit(AgentStartEvent(prompt="x"), ctx)
+    for _ in range(2):
+        pm.emit(ToolCallEvent(tool_name="ask", tool_call_id="c1", input='{"q": "a"}'), ctx)
+    pm.emit(ToolResultEvent(tool_name="ask", tool_call_id="c1", content="yes"), ctx)
+    tool = one(finished(traced), "execute_tool ask")
+    assert (tool.attributes or {})["kithooks.tool.arguments_rewritten"] is False
+
+
+def test_calls_with_no_id_keep_a_span_each(traced: SimpleNamespace) -> None:
+    pm, ctx = traced.pm, ctx_of()
+    pm.emit(AgentStartEvent(prompt="x"), ctx)
+    for name in ("a", "b"):
+        pm.emit(ToolCallEvent(tool_name=name, tool_call_id=""), ctx)
+    for name in ("a", "b"):
+        pm.emit(ToolResultEvent(tool_name=name, tool_call_id=""), ctx)
+    assert sorted(s.name for s in finished(traced)) == ["execute_tool a", "execute_tool b"]
+
+
+def test_a_failed_llm_call_has_an_error_status(traced: SimpleNamespace) -> None:
+    pm, ctx = traced.pm, ctx_of()
+    pm.emit(AgentStartEvent(prompt="x"), ctx)
+    pm.emit(StepStartEvent(step_number=0), ctx)
+    pm.emit(RetryEvent(attempt=1, error="overloaded"), ctx)
+    pm.emit(ErrorEvent(error="provider 500"), ctx)  # KIT: no step_finish nor llm_usage
+    pm.emit(AgentEndEvent(response="", stop_reason="error"), ctx)
+    spans = finished(traced)
+    chat = one(spans, "chat claude-sonnet-4-5")
+    assert chat.status.status_code is StatusCode.ERROR
+    assert chat.status.description == "provider 500"
+    assert (chat.attributes or {})["error.type"] == "kithooks.llm_error"
+    assert [e.name for e in chat.events] == ["kithooks.retry"]
+    assert one(spans, "invoke_agent coder").status.description == "provider 500"
+
+
+def test_an_error_after_the_models_response_leaves_its_chat_span_ok(
+    traced: SimpleNamespace,
+) -> None:
+    pm, ctx = traced.pm, ctx_of()
+    pm.emit(AgentStartEvent(prompt="x"), ctx)
+    pm.emit(StepStartEvent(step_number=0), ctx)
+    pm.emit(ToolCallEvent(tool_name="bash", tool_call_id="c1", input="{}"), ctx)
+    pm.emit(ErrorEvent(error="cancelled"), ctx)
+    pm.emit(AgentEndEvent(response="", stop_reason="error"), ctx)
+    chat = one(finished(traced), "chat claude-sonnet-4-5")
+    assert chat.status.status_code is StatusCode.UNSET
+
+
+def test_the_roots_counts_are_right_without_the_turn_aggregator(
+    traced: SimpleNamespace,
+) -> None:
+    pm = PluginManager(aggregate_turns=False)
+    pm.register(traced.plugin)
+    ctx = ctx_of()
+    pm.emit(AgentStartEvent(prompt="p"), ctx)
+    pm.emit(StepStartEvent(step_number=0), ctx)
+    pm.emit(ToolCallEvent(tool_call_id="c1", tool_name="ls", input="{}"), ctx)
+    pm.emit(ToolResultEvent(tool_call_id="c1", tool_name="ls", content="x"), ctx)
+    pm.emit(LLMUsageEvent(input_tokens=100, output_tokens=3, cache_read_tokens=7, cost=0.2), ctx)
+    pm.emit(AgentEndEvent(stop_reason="stop"), ctx)
+    attributes = one(finished(traced), "invoke_agent coder").attributes or {}
+    assert attributes["kithooks.turn.tool_call_count"] == 1
+    assert attributes["kithooks.turn.llm_call_count"] == 1
+    assert attributes["gen_ai.usage.input_tokens"] == 107
+    assert attributes["gen_ai.usage.output_tokens"] == 3
+    assert attributes["operation.cost"] == 0.2
 
 
 def test_turns_dispatched_with_aemit_and_async_guards(traced: SimpleNamespace) -> None:

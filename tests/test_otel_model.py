@@ -1,5 +1,6 @@
 """Property: interleaved turns of two sessions (sharing turn ids), some cut short and ended
-at session_shutdown, give one well-formed trace each with only its own spans."""
+at session_shutdown, give one well-formed trace each with only its own spans, and a root
+that counts the turn's calls, with or without the turn aggregator."""
 
 from __future__ import annotations
 
@@ -80,14 +81,14 @@ def script(
 
 @pytest.mark.slow
 @settings(max_examples=50, deadline=None)
-@given(turns=turns_st, data=st.data())
+@given(turns=turns_st, aggregate=st.booleans(), data=st.data())
 def test_interleaved_turns_give_one_well_formed_trace_each(
-    turns: list[tuple[list[list[str]], bool]], data: st.DataObject
+    turns: list[tuple[list[list[str]], bool]], aggregate: bool, data: st.DataObject
 ) -> None:
     memory = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(memory))
-    pm = PluginManager()
+    pm = PluginManager(aggregate_turns=aggregate)
     pm.register(Gate())
     exporter = OtelExporter(provider)
     pm.register(exporter)
@@ -136,6 +137,10 @@ def test_interleaved_turns_give_one_well_formed_trace_each(
             assert (root.attributes or {})["error.type"] == "kithooks.unfinished"
             continue
         assert root.status.status_code is StatusCode.UNSET
+        attributes = root.attributes or {}
+        assert attributes["kithooks.turn.tool_call_count"] == sum(len(ts) for ts in steps)
+        assert attributes["kithooks.turn.llm_call_count"] == len(steps)
+        assert attributes["gen_ai.usage.input_tokens"] == len(steps)
         expected = {
             f"{turn}-{o}-{n}.{k}": o for n, ts in enumerate(steps) for k, o in enumerate(ts)
         }

@@ -11,7 +11,15 @@ from collections.abc import Iterable, Mapping
 
 from opentelemetry import trace
 from opentelemetry.context import Context as OtelContext
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode, TracerProvider
+from opentelemetry.trace import (
+    Link,
+    Span,
+    SpanContext,
+    SpanKind,
+    Status,
+    StatusCode,
+    TracerProvider,
+)
 from opentelemetry.util.types import AttributeValue
 
 from .. import __version__
@@ -105,31 +113,44 @@ class _Subagent:
 
 class _Turn:
     __slots__ = (
+        "asked_again",
         "chat",
         "chat_end",
         "chat_named",
         "context",
+        "cost",
         "failed",
+        "key",
+        "llm_calls",
         "root",
         "session_id",
         "subagents",
+        "tool_calls",
         "tools",
+        "usage",
         "waiting",
     )
 
-    def __init__(self, root: Span, session_id: str) -> None:
+    def __init__(self, root: Span, key: TurnKey) -> None:
         self.root = root
-        self.session_id = session_id
+        self.key = key
+        self.session_id = key[0]
         self.context: OtelContext = trace.set_span_in_context(root)
         self.failed = False
         self.chat: Span | None = None  # the LLM call in flight
         self.chat_named = False  # its name carries the model
         self.chat_end: int | None = None  # when its response ended (ns), once known
         self.tools: dict[str, deque[Span]] = {}  # open execute_tool spans, by tool_call_id
+        self.asked_again: set[str] = set()  # open calls whose tool_call came again
         self.subagents: dict[str, _Subagent] = {}  # by the subagent call's tool_call_id
         #: Sub-agents started before their tool call (KIT's order): when each started (ns),
         #: by tool_call_id; their span opens under the call's span at its ``tool_call``.
         self.waiting: dict[str, int] = {}
+        # What the root span states at agent_end: the tool_call and llm_usage events it saw.
+        self.tool_calls = 0
+        self.llm_calls = 0
+        self.usage = (0, 0, 0, 0)  # summed input, output, cache-read, cache-write tokens
+        self.cost = 0.0
 
     def open_spans(self) -> list[Span]:
         """Every span of the turn still open, children first; forgets the children."""
@@ -149,12 +170,16 @@ class OtelExporter:
     """Turns the event stream into OpenTelemetry traces (GenAI semantic conventions).
 
     One trace per turn: a root span ``invoke_agent {agent_name}`` (kind INTERNAL) from
-    ``agent_start`` to ``agent_end``, holding the turn's summed usage and cost; a child span
+    ``agent_start`` to ``agent_end``, holding the turn's tool and LLM call counts and summed
+    usage and cost (counted by the exporter from the ``tool_call`` and ``llm_usage`` events
+    it saw, so without the turn aggregator too); a child span
     ``chat {model}`` (kind CLIENT) per LLM call, from ``step_start`` until its response
     ended (the step's first ``tool_call``, else ``step_finish`` / ``llm_usage``), with its
     usage, cost and finish reason; a child span ``execute_tool {tool}`` (kind INTERNAL) per
     tool call, from ``tool_call`` to ``tool_result`` (status ERROR when the result is an
-    error, or at the block when a guard blocked the call, with the guard's reason). A
+    error, or at the block when a guard blocked the call, with the guard's reason; a call
+    asked again keeps its span). An ``error`` while an LLM call is in flight ends its
+    ``chat`` span as failed, and marks the turn failed. A
     sub-agent is a nested ``invoke_agent`` span under its tool call (the ``execute_tool``
     span with the same ``tool_call_id``), its tool calls nested in it, until
     ``subagent_end``. KIT emits ``subagent_start`` before that ``tool_call``: the sub-agent's
@@ -165,6 +190,13 @@ class OtelExporter:
 
     The root span's parent is the OpenTelemetry context current at ``agent_start``: a turn
     run inside a host's own span nests in it, and is a trace of its own otherwise.
+
+    A turn whose events come with no root open (revived after its ``agent_end`` by a retry,
+    resumed in another process, or whose ``agent_start`` the exporter missed) gets a
+    continuation root, marked ``kithooks.turn.continued``, at its first ``step_start``,
+    ``llm_usage``, ``tool_call`` or ``subagent_start``; it links to the turn's previous
+    root span while the exporter remembers it (the last ``max_open_turns`` ended roots).
+    Events with no ``ctx.turn_id`` open none.
 
     Turns are keyed by ``(ctx.session_id, ctx.turn_id)``, so concurrent turns on many
     threads never mix. At most ``max_open_turns`` turns are open; one more ends the oldest
@@ -201,6 +233,10 @@ class OtelExporter:
         self._tracer = trace.get_tracer("kithooks", __version__, tracer_provider)
         self._agent_span = f"{sc.INVOKE_AGENT} {agent_name}" if agent_name else sc.INVOKE_AGENT
         self._turns: OrderedDict[TurnKey, _Turn] = OrderedDict()
+        #: The root span of each recently ended turn (at most ``max_open_turns``), for the
+        #: link from the root of the turn's continuation.
+        self._ended: OrderedDict[TurnKey, SpanContext] = OrderedDict()
+        self._reviving = threading.Lock()  # one continuation root per turn
         self._pending: OrderedDict[str, list[tuple[str, Attributes, int]]] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -224,15 +260,84 @@ class OtelExporter:
 
     # -- turns ---------------------------------------------------------------------------
 
-    def _turn(self, ctx: Context) -> _Turn | None:
+    def _turn(self, ctx: Context, *, revive: bool = False) -> _Turn | None:
+        """The open turn of ``ctx``; with ``revive``, a turn with an id and no open span
+        gets a continuation root (see :meth:`_continue`)."""
+        key = (ctx.session_id, ctx.turn_id)
         with self._lock:
-            return self._turns.get((ctx.session_id, ctx.turn_id))
+            turn = self._turns.get(key)
+        if turn is not None or not revive or not ctx.turn_id:
+            return turn
+        return self._continue(ctx, key)
+
+    def _continue(self, ctx: Context, key: TurnKey) -> _Turn:
+        """Open the root span of a turn whose events come with no open root: one revived
+        after its ``agent_end`` (a LangChain retry around a failed turn), resumed by another
+        process, or whose ``agent_start`` this exporter did not see. The root is marked
+        ``kithooks.turn.continued`` and linked to the turn's last root span, when this
+        exporter still remembers it."""
+        with self._reviving:
+            with self._lock:
+                turn = self._turns.get(key)
+                earlier = self._ended.get(key)
+            if turn is not None:  # another thread revived it first
+                return turn
+            attributes = self._root_attributes(ctx)
+            attributes[sc.TURN_CONTINUED] = True
+            root = self._tracer.start_span(
+                self._agent_span,
+                kind=SpanKind.INTERNAL,
+                attributes=attributes,
+                links=None if earlier is None else [Link(earlier)],
+            )
+            return self._open(key, root)
+
+    def _root_attributes(self, ctx: Context) -> Attributes:
+        provider, model = _split_model(ctx.model)
+        return _clean(
+            {
+                sc.OPERATION_NAME: sc.INVOKE_AGENT,
+                sc.AGENT_NAME: self.agent_name,
+                sc.CONVERSATION_ID: ctx.session_id,
+                sc.PROVIDER_NAME: provider,
+                sc.REQUEST_MODEL: model,
+                sc.TURN_ID: ctx.turn_id,
+            }
+        )
+
+    def _open(self, key: TurnKey, root: Span) -> _Turn:
+        """Hold the turn of ``root`` open: a turn open under the same key and the oldest
+        beyond ``max_open_turns`` end as unfinished; the session's pending events go on it."""
+        turn = _Turn(root, key)
+        evicted: list[_Turn] = []
+        with self._lock:
+            replaced = self._turns.pop(key, None)
+            self._turns[key] = turn
+            while len(self._turns) > self.max_open_turns:
+                evicted.append(self._turns.popitem(last=False)[1])
+            pending = self._pending.pop(key[0], [])
+        for name, attributes, timestamp in pending:
+            root.add_event(name, attributes, timestamp)
+        if replaced is not None:
+            self._abandon(replaced, "a new agent_start came for the same session and turn id")
+        for old in evicted:
+            self._abandon(old, f"more than {self.max_open_turns} turns were open")
+        return turn
+
+    def _end_root(self, turn: _Turn) -> None:
+        """End the turn's root span, remembered for a continuation's link."""
+        with self._lock:
+            self._ended.pop(turn.key, None)
+            self._ended[turn.key] = turn.root.get_span_context()
+            while len(self._ended) > self.max_open_turns:
+                self._ended.popitem(last=False)
+        turn.root.end()
 
     def _abandon(self, turn: _Turn, reason: str) -> None:
         """End the turn and every span open in it, as unfinished."""
         self._abandon_children(turn, reason)
         _fail(turn.root, sc.UNFINISHED, reason)
-        turn.root.end()
+        self._end_root(turn)
 
     def _abandon_children(self, turn: _Turn, reason: str) -> None:
         self._open_waiting(turn)
@@ -243,48 +348,35 @@ class OtelExporter:
     @hookimpl
     def on_agent_start(self, event: AgentStartEvent, ctx: Context) -> None:
         """Open the turn's root span ``invoke_agent``."""
-        provider, model = _split_model(ctx.model)
         root = self._tracer.start_span(
-            self._agent_span,
-            kind=SpanKind.INTERNAL,
-            attributes=_clean(
-                {
-                    sc.OPERATION_NAME: sc.INVOKE_AGENT,
-                    sc.AGENT_NAME: self.agent_name,
-                    sc.CONVERSATION_ID: ctx.session_id,
-                    sc.PROVIDER_NAME: provider,
-                    sc.REQUEST_MODEL: model,
-                    sc.TURN_ID: ctx.turn_id,
-                }
-            ),
+            self._agent_span, kind=SpanKind.INTERNAL, attributes=self._root_attributes(ctx)
         )
-        turn = _Turn(root, ctx.session_id)
-        key = (ctx.session_id, ctx.turn_id)
-        evicted: list[_Turn] = []
-        with self._lock:
-            replaced = self._turns.pop(key, None)
-            self._turns[key] = turn
-            while len(self._turns) > self.max_open_turns:
-                evicted.append(self._turns.popitem(last=False)[1])
-            pending = self._pending.pop(ctx.session_id, [])
-        for name, attributes, timestamp in pending:
-            root.add_event(name, attributes, timestamp)
-        if replaced is not None:
-            self._abandon(replaced, "a new agent_start came for the same session and turn id")
-        for old in evicted:
-            self._abandon(old, f"more than {self.max_open_turns} turns were open")
+        self._open((ctx.session_id, ctx.turn_id), root)
 
     @hookimpl
     def on_error(self, event: ErrorEvent, ctx: Context) -> None:
-        """Mark the turn failed, with the error's message."""
+        """Mark the turn failed, with the error's message, and end the LLM call in flight
+        (its response not complete yet: the call that failed) as failed too."""
         turn = self._turn(ctx)
-        if turn is not None:
+        if turn is None:
+            return
+        with self._lock:
             turn.failed = True
-            _fail(turn.root, sc.AGENT_ERROR, event.error)
+            chat = turn.chat if turn.chat_end is None else None
+            if chat is not None:
+                turn.chat = None
+        _fail(turn.root, sc.AGENT_ERROR, event.error)
+        if chat is not None:
+            _fail(chat, sc.LLM_ERROR, event.error)
+            chat.end()
 
     @hookimpl
     def on_agent_end(self, event: AgentEndEvent, ctx: Context) -> None:
-        """End the turn: its usage and cost (from the turn aggregator) on the root span."""
+        """End the turn: its tool and LLM calls, usage and cost on the root span.
+
+        The exporter counts them itself, from the ``tool_call`` and ``llm_usage`` events the
+        root span saw, so they are right without the turn aggregator too.
+        """
         with self._lock:
             turn = self._turns.pop((ctx.session_id, ctx.turn_id), None)
         if turn is None:
@@ -292,24 +384,20 @@ class OtelExporter:
         self._end_chat(turn)
         self._abandon_children(turn, "the turn ended before this span did")
         root = turn.root
-        attributes: Attributes = {
-            sc.TOOL_CALL_COUNT: event.tool_call_count,
-            sc.LLM_CALL_COUNT: event.llm_call_count,
-        }
+        with self._lock:
+            attributes: Attributes = {
+                sc.TOOL_CALL_COUNT: turn.tool_calls,
+                sc.LLM_CALL_COUNT: turn.llm_calls,
+            }
+            if turn.llm_calls:
+                attributes |= _usage(*turn.usage)
+                attributes[sc.COST] = turn.cost
         if event.stop_reason:
             attributes[sc.STOP_REASON] = event.stop_reason
-        if event.llm_call_count:
-            attributes |= _usage(
-                event.input_tokens_delta,
-                event.output_tokens_delta,
-                event.cache_read_tokens_delta,
-                event.cache_write_tokens_delta,
-            )
-            attributes[sc.COST] = event.cost_delta
         root.set_attributes(attributes)
         if event.stop_reason == "error" and not turn.failed:
             _fail(root, sc.AGENT_ERROR, "the turn failed")
-        root.end()
+        self._end_root(turn)
 
     @hookimpl
     def on_session_shutdown(self, ctx: Context) -> None:
@@ -404,7 +492,7 @@ class OtelExporter:
     @hookimpl
     def on_step_start(self, event: StepStartEvent, ctx: Context) -> None:
         """Open the step's ``chat`` span (ending one left open by the step before)."""
-        turn = self._turn(ctx)
+        turn = self._turn(ctx, revive=True)
         if turn is None:
             return
         self._end_chat(turn)
@@ -429,12 +517,21 @@ class OtelExporter:
     @hookimpl
     def on_llm_usage(self, event: LLMUsageEvent, ctx: Context) -> None:
         """Complete and end the ``chat`` span: models, usage, cost, finish reason."""
-        turn = self._turn(ctx)
+        turn = self._turn(ctx, revive=True)
         if turn is None:
             return
         with self._lock:
             span, named, end = turn.chat, turn.chat_named, turn.chat_end
             turn.chat = turn.chat_end = None
+            turn.llm_calls += 1
+            inp, out, read, write = turn.usage
+            turn.usage = (
+                inp + event.input_tokens,
+                out + event.output_tokens,
+                read + event.cache_read_tokens,
+                write + event.cache_write_tokens,
+            )
+            turn.cost += event.cost
         if span is None:  # no step_start: the call's start is unknown
             span, named = self._start_chat(turn, ctx)
         attributes = _call_usage(event)
@@ -488,19 +585,31 @@ class OtelExporter:
 
     @hookimpl(tryfirst=True)
     def on_tool_call(self, event: ToolCallEvent, ctx: Context) -> None:
-        """Open the call's ``execute_tool`` span, before any guard runs."""
-        turn = self._turn(ctx)
+        """Open the call's ``execute_tool`` span, before any guard runs.
+
+        A call asked again while its span is open (same ``tool_call_id``: a tool paused by
+        an interrupt and resumed) keeps that span, with a ``kithooks.tool.asked_again``
+        span event; it ends at the call's result.
+        """
+        turn = self._turn(ctx, revive=True)
         if turn is None:
             return
         now = time.time_ns()
-        span = self._start_tool(
-            event.tool_name, event.tool_call_id, event.tool_kind, turn.context, now
-        )
+        call_id = event.tool_call_id
         with self._lock:
             if turn.chat is not None and turn.chat_end is None:
                 turn.chat_end = now  # tools run once the model's response is complete
-            turn.tools.setdefault(event.tool_call_id, deque()).append(span)
-        self._adopt_subagent(turn, event.tool_call_id, span, now)
+            calls = turn.tools.get(call_id) if call_id else None
+            span = calls[-1] if calls else None
+            if span is not None:
+                turn.asked_again.add(call_id)
+        if span is not None:
+            span.add_event(sc.ASKED_AGAIN_EVENT, timestamp=now)
+            return
+        span = self._start_tool(event.tool_name, call_id, event.tool_kind, turn.context, now)
+        with self._lock:
+            turn.tools.setdefault(call_id, deque()).append(span)
+        self._adopt_subagent(turn, call_id, span, now)
 
     @hookimpl
     def on_tool_result(self, event: ToolResultEvent) -> None:
@@ -515,16 +624,20 @@ class OtelExporter:
             span = spans.popleft()
             if not spans:
                 del turn.tools[call_id]
+                turn.asked_again.discard(call_id)
             return span
 
     def _tool_call_outcome(self, event: ToolCallEvent, result: Result | None, turn: _Turn) -> None:
         call = result if isinstance(result, ToolCallResult) else ToolCallResult()
         rewritten = call.args is not None and call.args != event.parsed_args
-        if not (call.block or rewritten or self.capture_content):
+        with self._lock:
+            turn.tool_calls += 1
+            again = event.tool_call_id in turn.asked_again
+        if not (call.block or rewritten or again or self.capture_content):
             return
         attributes: Attributes = {}
-        if rewritten:
-            attributes[sc.ARGS_REWRITTEN] = True
+        if rewritten or again:  # asked again: the last ask's arguments are the ones that run
+            attributes[sc.ARGS_REWRITTEN] = rewritten
         if self.capture_content:
             args = json.dumps(thaw(call.args)) if rewritten else event.input
             attributes[sc.TOOL_ARGUMENTS] = args
@@ -573,15 +686,16 @@ class OtelExporter:
         if isinstance(event, BeforeCompactEvent):
             self._compaction(event, result, ctx)
             return
-        if not isinstance(event, ToolCallEvent | ToolResultEvent):
-            return
-        turn = self._turn(ctx)
-        if turn is None:
-            return
         if isinstance(event, ToolCallEvent):
-            self._tool_call_outcome(event, result, turn)
-        else:
-            self._tool_result_outcome(event, result, turn)
+            # A guard that ran before the exporter's handler may have stopped the dispatch:
+            # the call is counted here, and its turn revived here when no turn is open.
+            turn = self._turn(ctx, revive=True)
+            if turn is not None:
+                self._tool_call_outcome(event, result, turn)
+        elif isinstance(event, ToolResultEvent):
+            turn = self._turn(ctx)
+            if turn is not None:
+                self._tool_result_outcome(event, result, turn)
 
     # -- sub-agents ------------------------------------------------------------------------
 
@@ -640,7 +754,7 @@ class OtelExporter:
         span. When the call's span is already open, it opens now, under it. Without a
         ``tool_call_id`` (nothing to match) it opens now, under the turn.
         """
-        turn = self._turn(ctx)
+        turn = self._turn(ctx, revive=True)
         if turn is None:
             return
         call_id = event.tool_call_id

@@ -46,6 +46,7 @@ BLOCKED: Final = "kithooks.blocked"
 TOOL_ERROR: Final = "kithooks.tool_error"
 SUBAGENT_ERROR: Final = "kithooks.subagent_error"
 AGENT_ERROR: Final = "kithooks.agent_error"
+LLM_ERROR: Final = "kithooks.llm_error"
 UNFINISHED: Final = "kithooks.unfinished"
 
 TOOL_KIND: Final = "kithooks.tool.kind"
@@ -55,11 +56,15 @@ TURN_ID: Final = "kithooks.turn.id"
 STOP_REASON: Final = "kithooks.turn.stop_reason"
 TOOL_CALL_COUNT: Final = "kithooks.turn.tool_call_count"
 LLM_CALL_COUNT: Final = "kithooks.turn.llm_call_count"
+#: True on the root span of a turn opened at a later event than ``agent_start``.
+TURN_CONTINUED: Final = "kithooks.turn.continued"
 
 #: Span events on the turn's root span.
 COMPACTION_EVENT: Final = "kithooks.compaction"
 MODEL_CHANGE_EVENT: Final = "kithooks.model_change"
 RETRY_EVENT: Final = "kithooks.retry"
+#: A span event on an ``execute_tool`` span whose call was asked again (``tool_call``).
+ASKED_AGAIN_EVENT: Final = "kithooks.tool.asked_again"
 
 #: Provider ids (genai-prices', KIT's) whose well-known gen_ai.provider.name is spelled
 #: otherwise; any other id is used as it is.
