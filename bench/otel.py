@@ -106,7 +106,8 @@ def run(quick: bool) -> str:
     )
     text += (
         "\nEach row plays the same turn; 'µs over the aggregator' is what the exporter adds to "
-        "a manager whose aggregator is active (the exporter reads the enriched agent_end). "
+        "a manager whose aggregator is active (the exporter handles agent_end, which makes the "
+        "aggregator count the turn). "
         f"Median of {rounds} interleaved rounds of {turns} turns.\n"
     )
     return text
