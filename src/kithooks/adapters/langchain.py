@@ -3,14 +3,19 @@
 :class:`KitHooksMiddleware` is a LangChain agent middleware that makes every run of the agent
 (``invoke``, ``ainvoke``, ``stream``, ``astream``) emit the kithooks events through a
 :class:`~kithooks.PluginManager`, with the same meaning as the pydantic-ai adapter, and
-honours every result. Sync and async plugins work in sync and async runs alike.
+honours every result. Sync and async plugins work in sync and async runs alike: a sync run
+awaits coroutine handlers on one event loop, on a daemon thread, that every sync run of the
+process shares for as long as it lives (so loop-bound plugin state, a pooled
+``httpx.AsyncClient`` say, works on every call). Tools run where LangChain runs them, never
+on that loop, whatever kind of plugin listens.
 
 =====================  ==============================================================
 kithooks event         where it comes from in the run
 =====================  ==============================================================
-input                  the run's last user message, first; ``transform`` rewrites it (in
-                       the agent's state too), ``handled`` ends the run before any model
-                       call (with ``handled_output`` as the answer when given)
+input                  the run's last user message, first; ``transform`` rewrites its text
+                       (in the agent's state too; images and other blocks are kept),
+                       ``handled`` ends the run before any model call (with
+                       ``handled_output`` as the answer when given)
 before_agent_start     next; ``system_prompt`` is added to the system message and
                        ``inject_text`` placed before the prompt, for every model call of
                        the run
@@ -33,7 +38,12 @@ tool_result            receives an error ``ToolMessage`` reading ``Error: <reaso
                        rewrite replaces the whole content with its text (a str)
 step_finish,           each answer's ``usage_metadata``, after the step's tools ran; cost
 llm_usage              from ``compute_cost``, model and provider from its response metadata
-error, agent_end       the run failed / ended; ``agent_end`` is enriched by the aggregator
+error, agent_end       the run failed (a failed tool's answer gets its ``step_finish`` and
+                       ``llm_usage`` first; with parallel calls, once the step's other
+                       running calls ended) / ended; ``agent_end`` is enriched by the aggregator,
+                       its ``response`` the structured response as JSON
+                       (``response_format``), else the last AI or tool message's text (a
+                       ``return_direct`` tool's result)
 message_end            the final step's text, on success
 =====================  ==============================================================
 
@@ -44,7 +54,12 @@ Not emitted: ``retry`` (a retrying middleware inside this one is invisible to it
 ``ctx.session_id`` is the run's ``thread_id`` (``config={"configurable": {"thread_id": ...}}``)
 when there is one, else the manager context's; ``ctx.turn_id`` is the run's ``run_id`` when
 the caller gave one, else a fresh id per run, so concurrent runs of one agent never mix.
-An interrupt (human in the loop) pauses the turn; it goes on when the run is resumed.
+An interrupt (human in the loop) pauses the turn; it goes on when the run is resumed. A tool
+call paused inside the tool goes on without asking ``tool_call`` again while it is the call
+the guards approved; one whose name or arguments changed meanwhile (the state edited) is
+asked again, and emits ``tool_execution_start`` a second time. The turn's id leaves the
+state when the turn ends, so a later run that a middleware placed before this one ends in
+its ``before_agent`` (a refusal, ``jump_to: "end"``) emits nothing.
 Install with ``pip install 'kithooks[langchain]'``.
 
 Put the middleware last in the list, or at least after every middleware that wraps tool
@@ -91,16 +106,20 @@ or tool call a plugin listens to.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import concurrent.futures
+import contextlib
+import contextvars
 import dataclasses
-import inspect
 import json
+import os
 import threading
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine, Generator, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterator, Mapping
 from typing import Annotated, Any, NotRequired, TypeVar
 
 import attrs
+import pydantic_core
 from langchain.agents.middleware.types import (
     AgentMiddleware,
     AgentState,
@@ -230,18 +249,137 @@ class _Run:
         self.pending_step = 0
         self.step_text = ""
         self.finish = ""
-        #: Tool calls an interrupt paused after ``tool_call``: resumed without asking again.
-        self.paused: dict[str, ToolRun] = {}
+        #: Tool calls an interrupt paused after ``tool_call``, by id, with the call (name and
+        #: arguments, :func:`_call_key`) the guards approved: resumed without asking again
+        #: only while the call is still that one.
+        self.paused: dict[str, tuple[ToolRun, str]] = {}
+        #: Tool calls of the turn running now (the lock held), and the failure of one of
+        #: them, emitted (error, agent_end) once the last of them is done.
+        self.running = 0
+        self.failure: Exception | None = None
 
 
-def _run_coroutine(coro: Coroutine[Any, Any, T]) -> T:
-    """Run ``coro`` to completion from sync code (in a helper thread if a loop runs here)."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coro)
-    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="kithooks") as pool:
-        return pool.submit(asyncio.run, coro).result()
+def _call_key(call: Mapping[str, Any]) -> str:
+    """A tool call's name and arguments as one comparable text."""
+    return json.dumps([call["name"], call["args"]], sort_keys=True, default=repr)
+
+
+def _with_text(message: HumanMessage, text: str) -> HumanMessage:
+    """``message`` with its text replaced by ``text`` (an ``input`` transform): a list of
+    content blocks keeps its other blocks (images, files ...) where they are; the text goes
+    in the first text block, the other text blocks are dropped."""
+    content = message.content
+    if isinstance(content, str):
+        return message.model_copy(update={"content": text})
+    blocks: list[Any] = []
+    placed = False
+    for block in content:
+        if not _is_text_block(block):
+            blocks.append(block)
+        elif not placed:
+            blocks.append(text if isinstance(block, str) else {**block, "text": text})
+            placed = True
+    if not placed:
+        blocks.insert(0, {"type": "text", "text": text})
+    return message.model_copy(update={"content": blocks})
+
+
+def _start_tool(tool_run: ToolRun, asynchronous: bool) -> ToolOutcome | None:
+    """:meth:`ToolRun.start` from sync code (on the sync loop when a handler is async)."""
+    return _SYNC_LOOP.run(tool_run.astart()) if asynchronous else tool_run.start()
+
+
+def _finish_tool(tool_run: ToolRun, response: ToolResponse, asynchronous: bool) -> ToolOutcome:
+    """:meth:`ToolRun.finish` from sync code (on the sync loop when a handler is async)."""
+    return _SYNC_LOOP.run(tool_run.afinish(response)) if asynchronous else tool_run.finish(response)
+
+
+def _raised(exc: BaseException) -> ToolResponse:
+    """What ``tool_result`` sees of a tool call that raised."""
+    return ToolResponse(content=f"{type(exc).__name__}: {exc}", is_error=True)
+
+
+class _SyncLoop:
+    """The one event loop that awaits coroutine handlers for sync runs, on a daemon thread.
+
+    One loop for every sync run of the process, for as long as it lives, so a plugin that
+    keeps loop-bound state (a pooled ``httpx.AsyncClient``, an ``asyncio.Lock``) sees the
+    same loop on every event of every run; a loop per event or per run would close under
+    it, fail its handler and leave a guard out. Any thread can hand it a coroutine (sync
+    runs on many threads, parallel tool calls on LangGraph's pool); the caller's context
+    variables go with it. It is made again in a forked child (the parent's thread is not
+    there), and stopped and closed when the interpreter exits.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pid = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._registered = False
+
+    def _started(self) -> tuple[asyncio.AbstractEventLoop, threading.Thread]:
+        with self._lock:
+            loop, thread = self._loop, self._thread
+            if loop is None or thread is None or self._pid != os.getpid() or not thread.is_alive():
+                loop = asyncio.new_event_loop()
+                thread = threading.Thread(
+                    target=loop.run_forever, name="kithooks-langchain-loop", daemon=True
+                )
+                thread.start()
+                if not self._registered:
+                    atexit.register(self.close)
+                    self._registered = True
+                self._pid, self._loop, self._thread = os.getpid(), loop, thread
+            return loop, thread
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Await ``coro`` on the loop and return its result (or raise its exception)."""
+        loop, thread = self._started()
+        if threading.current_thread() is thread:
+            # A coroutine handler ran a sync agent: waiting for the loop here would wait
+            # for ourselves; this one call gets a loop of its own on a helper thread.
+            with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="kithooks") as pool:
+                return pool.submit(asyncio.run, coro).result()
+        done: concurrent.futures.Future[T] = concurrent.futures.Future()
+        context = contextvars.copy_context()
+        tasks: list[asyncio.Task[T]] = []
+
+        def settle(task: asyncio.Task[T]) -> None:
+            if task.cancelled():
+                done.cancel()
+            elif (exc := task.exception()) is not None:
+                done.set_exception(exc)
+            else:
+                done.set_result(task.result())
+
+        def start() -> None:
+            task = context.run(loop.create_task, coro)  # the task runs in a copy of context
+            tasks.append(task)
+            task.add_done_callback(settle)
+
+        loop.call_soon_threadsafe(start)
+        try:
+            return done.result()
+        except BaseException:
+            if not done.done():  # the caller gave up (KeyboardInterrupt): stop the handler
+                loop.call_soon_threadsafe(lambda: [task.cancel() for task in tasks])
+            raise
+
+    def close(self) -> None:
+        """Stop the loop and close it (at exit; a later :meth:`run` starts a new one)."""
+        with self._lock:
+            loop, thread = self._loop, self._thread
+            self._loop = self._thread = None
+        if loop is None or thread is None or self._pid != os.getpid():
+            return
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=2)
+        if not thread.is_alive():
+            loop.close()
+
+
+_SYNC_LOOP = _SyncLoop()
 
 
 def _has_async_handlers(pm: PluginManager, event_types: tuple[EventType, ...]) -> bool:
@@ -270,6 +408,23 @@ def _answers(state: Mapping[str, Any]) -> int:
             break
         answers += isinstance(message, AIMessage)
     return answers
+
+
+def _final(state: Mapping[str, Any]) -> str:
+    """The turn's answer: its structured response as JSON (``response_format``), else the
+    text of the last AI or tool message (a ``return_direct`` tool's result ends the run)."""
+    structured = state.get("structured_response")
+    if structured is not None:
+        return structured if isinstance(structured, str) else _json(structured)
+    messages = state.get("messages", [])
+    last = next((m for m in reversed(messages) if isinstance(m, AIMessage | ToolMessage)), None)
+    if isinstance(last, ToolMessage):
+        return _content_text(last)
+    return "" if last is None else str(last.text)
+
+
+def _json(value: Any) -> str:
+    return pydantic_core.to_json(value, fallback=str).decode()
 
 
 def _finish_reason(message: AIMessage) -> str:
@@ -460,6 +615,10 @@ def _rewritten(
     )
 
 
+_ENDED: dict[str, Any] = {TURN_KEY: None}
+"""``after_agent``'s state update: the turn ended, no turn is running on the thread."""
+
+
 _PLAIN_ASYNC_HOOKS = ("awrap_model_call", "awrap_tool_call")
 """The async ``wrap_*`` hooks are plain methods that return a coroutine, not ``async def``.
 
@@ -525,7 +684,7 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
             event = next(steps)
             while True:
                 if pm.has_async_handlers(event.event_type):
-                    result = _run_coroutine(pm.aemit(event, ctx))
+                    result = _SYNC_LOOP.run(pm.aemit(event, ctx))
                 else:
                     result = pm.emit(event, ctx)
                 event = steps.send(result)
@@ -670,9 +829,7 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
             if result is not None and result.action == "transform" and result.text != run.prompt:
                 run.prompt = result.text
                 if prompt_message is not None:
-                    update["messages"] = [
-                        prompt_message.model_copy(update={"content": result.text})
-                    ]
+                    update["messages"] = [_with_text(prompt_message, result.text)]
         if pm.has_handlers(EventType.BEFORE_AGENT_START):
             injection = yield BeforeAgentStartEvent(prompt=run.prompt)
             if injection is not None:
@@ -796,11 +953,13 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
                 yield ToolCallInputEndEvent(tool_call_id=call_id)
 
     def _failed(self, run: _Run, exc: BaseException) -> Steps[None]:
-        """The turn failed: error, then agent_end. The run is kept apart in case a
-        middleware outside this one goes on with the turn (:meth:`_revive`)."""
+        """The turn failed: the usage of the answer whose tool failed (step_finish,
+        llm_usage), error, then agent_end. The run is kept apart in case a middleware
+        outside this one goes on with the turn (:meth:`_revive`)."""
         with self._lock:
             self._runs.pop(run.ctx.turn_id, None)
             self._keep(self._failed_runs, run)  # the oldest failures are dropped silently
+        yield from self._flush(run)
         if self.pm.has_handlers(EventType.ERROR):
             yield ErrorEvent(error=f"{type(exc).__name__}: {exc}")
         if self.pm.has_handlers(EventType.AGENT_END):
@@ -815,10 +974,7 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
         if self.pm.has_handlers(EventType.MESSAGE_END):
             yield MessageEndEvent(content=run.step_text)
         if self.pm.has_handlers(EventType.AGENT_END):
-            messages = state.get("messages", [])
-            last = next((m for m in reversed(messages) if isinstance(m, AIMessage)), None)
-            response = "" if last is None else str(last.text)
-            yield AgentEndEvent(response=response, stop_reason=run.finish or "completed")
+            yield AgentEndEvent(response=_final(state), stop_reason=run.finish or "completed")
 
     # -- LangChain's hooks ---------------------------------------------------------------
 
@@ -882,7 +1038,8 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
 
     def _tool_run(self, request: ToolCallRequest) -> tuple[_Run, ToolRun, bool] | None:
         """The turn, a ToolRun for this call and whether it was started before (an
-        interrupt paused it), or None when nobody listens."""
+        interrupt paused it, and the call is still the one ``tool_call`` approved), or None
+        when nobody listens."""
         name = request.tool_call["name"]
         if not any(self.pm.has_handlers(et, name) for et in TOOL_EVENTS):
             return None
@@ -891,7 +1048,15 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
         with self._lock:
             paused = run.paused.pop(call["id"] or "", None)
         if paused is not None:
-            return run, paused, True
+            tool_run, approved = paused
+            if approved == _call_key(call):
+                return run, tool_run, True
+            logger.info(
+                "KitHooksMiddleware: paused tool call %r changed (now %r with other "
+                "arguments) before it was resumed; asking tool_call again",
+                tool_run.id,
+                name,
+            )
         args = call["args"]  # LangChain parsed them already
         parsed = args if isinstance(args, Mapping) else None
         tool_run = ToolRun(
@@ -904,9 +1069,34 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
         )
         return run, tool_run, False
 
-    def _pause(self, run: _Run, tool_run: ToolRun) -> None:
+    def _pause(self, run: _Run, tool_run: ToolRun, request: ToolCallRequest) -> None:
+        """An interrupt paused the call ``tool_call`` approved (as the model made it)."""
         with self._lock:
-            run.paused[tool_run.id] = tool_run
+            run.paused[tool_run.id] = (tool_run, _call_key(request.tool_call))
+
+    @contextlib.contextmanager
+    def _running(self, run: _Run, ended: list[Exception]) -> Iterator[None]:
+        """One tool call of ``run`` runs inside; the failure to emit once it is done goes in
+        ``ended``: the first a call of the turn raised, once the turn's last running call
+        is done, so the step's other calls end before ``error`` and ``agent_end``."""
+        with self._lock:
+            run.running += 1
+        failure = None
+        try:
+            yield
+        except GraphBubbleUp:
+            raise
+        except Exception as exc:
+            failure = exc
+            raise
+        finally:
+            with self._lock:
+                run.running -= 1
+                if failure is not None and run.failure is None:
+                    run.failure = failure
+                if not run.running and run.failure is not None:
+                    ended.append(run.failure)
+                    run.failure = None
 
     @staticmethod
     def _with_args(request: ToolCallRequest, tool_run: ToolRun) -> ToolCallRequest:
@@ -920,64 +1110,43 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
         handler: Callable[[ToolCallRequest], ToolMessage | Command[Any]],
     ) -> ToolMessage | Command[Any]:
         """tool_call (a block answers ``Error: <reason>``), the tool, tool_result (its
-        rewrite applied to the call's ToolMessage, in a Command too: :func:`_rewritten`)."""
+        rewrite applied to the call's ToolMessage, in a Command too: :func:`_rewritten`).
+        The tool runs here, on the caller's thread, never on the loop of async plugins."""
         found = self._tool_run(request)
         if found is None:
             return handler(request)
         run, tool_run, resumed = found
-        if _has_async_handlers(self.pm, TOOL_EVENTS):
-            return _run_coroutine(self._atool(run, tool_run, resumed, request, handler))
-        blocked = None if resumed else tool_run.start()
-        if blocked is not None:
-            return _blocked(request, blocked)
+        ended: list[Exception] = []
         try:
-            result = handler(self._with_args(request, tool_run))
-        except GraphBubbleUp:
-            self._pause(run, tool_run)
-            raise
-        except Exception as exc:
-            tool_run.finish(ToolResponse(content=f"{type(exc).__name__}: {exc}", is_error=True))
-            self._drive(self._failed(run, exc), run.ctx)
-            raise
-        messages = _tool_messages(result, tool_run.id)
-        outcome = tool_run.finish(_response(messages))
-        try:
-            return _rewritten(request, result, messages, outcome)  # type: ignore[no-any-return]
-        except RuntimeError as exc:
-            self._drive(self._failed(run, exc), run.ctx)
-            raise
+            with self._running(run, ended):
+                return self._tool(run, tool_run, resumed, request, handler)
+        finally:
+            for failure in ended:
+                self._drive(self._failed(run, failure), run.ctx)
 
-    async def _atool(
+    def _tool(
         self,
         run: _Run,
         tool_run: ToolRun,
         resumed: bool,
         request: ToolCallRequest,
-        handler: Callable[..., Any],
+        handler: Callable[[ToolCallRequest], ToolMessage | Command[Any]],
     ) -> ToolMessage | Command[Any]:
-        blocked = None if resumed else await tool_run.astart()
+        asynchronous = _has_async_handlers(self.pm, TOOL_EVENTS)
+        blocked = None if resumed else _start_tool(tool_run, asynchronous)
         if blocked is not None:
             return _blocked(request, blocked)
         try:
             result = handler(self._with_args(request, tool_run))
-            if inspect.isawaitable(result):
-                result = await result
         except GraphBubbleUp:
-            self._pause(run, tool_run)
+            self._pause(run, tool_run, request)
             raise
         except Exception as exc:
-            await tool_run.afinish(
-                ToolResponse(content=f"{type(exc).__name__}: {exc}", is_error=True)
-            )
-            await self._adrive(self._failed(run, exc), run.ctx)
+            _finish_tool(tool_run, _raised(exc), asynchronous)
             raise
         messages = _tool_messages(result, tool_run.id)
-        outcome = await tool_run.afinish(_response(messages))
-        try:
-            return _rewritten(request, result, messages, outcome)  # type: ignore[no-any-return]
-        except RuntimeError as exc:
-            await self._adrive(self._failed(run, exc), run.ctx)
-            raise
+        outcome = _finish_tool(tool_run, _response(messages), asynchronous)
+        return _rewritten(request, result, messages, outcome)  # type: ignore[no-any-return]
 
     def awrap_tool_call(
         self,
@@ -997,24 +1166,57 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
         if found is None:
             return await handler(request)
         run, tool_run, resumed = found
-        return await self._atool(run, tool_run, resumed, request, handler)
+        ended: list[Exception] = []
+        try:
+            with self._running(run, ended):
+                return await self._atool(run, tool_run, resumed, request, handler)
+        finally:
+            for failure in ended:
+                await self._adrive(self._failed(run, failure), run.ctx)
+
+    async def _atool(
+        self,
+        run: _Run,
+        tool_run: ToolRun,
+        resumed: bool,
+        request: ToolCallRequest,
+        handler: Callable[[ToolCallRequest], Awaitable[ToolMessage | Command[Any]]],
+    ) -> ToolMessage | Command[Any]:
+        blocked = None if resumed else await tool_run.astart()
+        if blocked is not None:
+            return _blocked(request, blocked)
+        try:
+            result = await handler(self._with_args(request, tool_run))
+        except GraphBubbleUp:
+            self._pause(run, tool_run, request)
+            raise
+        except (Exception, asyncio.CancelledError) as exc:  # cancelled: the run was stopped
+            await tool_run.afinish(_raised(exc))
+            raise
+        messages = _tool_messages(result, tool_run.id)
+        outcome = await tool_run.afinish(_response(messages))
+        return _rewritten(request, result, messages, outcome)  # type: ignore[no-any-return]
 
     def _ending(self, state: KitHooksState) -> _Run | None:
         """The turn ``after_agent`` ends (None without a key: no turn started)."""
         return None if state.get(TURN_KEY) is None else self._run_of(state, "the agent's end")
 
     def after_agent(self, state: KitHooksState, runtime: Runtime[Any]) -> dict[str, Any] | None:
-        """Close the turn: the last usage, message_end, agent_end."""
+        """Close the turn: the last usage, message_end, agent_end; the turn's id leaves the
+        state, so a later run whose ``before_agent`` a middleware placed before this one
+        skipped (a jump to the end) ends no turn."""
         run = self._ending(state)
-        if run is not None:
-            self._drive(self._end(run, state), run.ctx)
-        return None
+        if run is None:
+            return None
+        self._drive(self._end(run, state), run.ctx)
+        return _ENDED
 
     async def aafter_agent(
         self, state: KitHooksState, runtime: Runtime[Any]
     ) -> dict[str, Any] | None:
         """Async :meth:`after_agent`."""
         run = self._ending(state)
-        if run is not None:
-            await self._adrive(self._end(run, state), run.ctx)
-        return None
+        if run is None:
+            return None
+        await self._adrive(self._end(run, state), run.ctx)
+        return _ENDED

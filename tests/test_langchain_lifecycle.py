@@ -1,0 +1,510 @@
+"""The LangChain adapter across a run's life: the loop sync runs await async plugins on, a
+paused tool call edited before it resumes, failures, a turn another middleware skips,
+multimodal prompts and the turn's answer. Offline, with a model that replays AI messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from typing import Any
+
+import pytest
+
+pytest.importorskip("langchain.agents")
+
+from hypothesis import given
+from hypothesis import strategies as st
+from langchain.agents import create_agent
+from langchain.agents.middleware import AgentMiddleware, hook_config
+from langchain.agents.structured_output import ToolStrategy
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
+from langchain_core.tools import tool
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.config import get_config
+from langgraph.types import Command, interrupt
+from pydantic import BaseModel, Field
+
+import kithooks
+from kithooks import PluginManager, hookimpl
+from kithooks.adapters.langchain import KitHooksMiddleware
+from kithooks.testing.conformance import TIMEOUT, Recorder
+
+
+class Replay(BaseChatModel):
+    """Answers with the given AI messages in turn (a callable gets the request first)."""
+
+    replies: list[Any]
+    seen: list[list[BaseMessage]] = Field(default_factory=list)
+    lock: Any = Field(default_factory=threading.Lock)
+
+    @property
+    def _llm_type(self) -> str:
+        return "replay"
+
+    def bind_tools(self, tools: Any, **kwargs: Any) -> Replay:
+        return self
+
+    def _generate(
+        self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kw: Any
+    ) -> ChatResult:
+        with self.lock:
+            self.seen.append(list(messages))
+            reply = self.replies[(len(self.seen) - 1) % len(self.replies)]
+        message = reply(messages) if callable(reply) else reply
+        return ChatResult(generations=[ChatGeneration(message=message.model_copy())])
+
+
+def ai(text: str = "", *calls: tuple[str, dict[str, Any], str]) -> AIMessage:
+    return AIMessage(
+        content=text,
+        tool_calls=[{"name": n, "args": a, "id": i} for n, a, i in calls],
+        usage_metadata={"input_tokens": 1000, "output_tokens": 100, "total_tokens": 1100},
+        response_metadata={"model_name": "gpt-4o", "model_provider": "openai"},
+    )
+
+
+def prompt(content: Any) -> dict[str, Any]:
+    return {"messages": [{"role": "user", "content": content}]}
+
+
+def run(agent: Any, value: Any, mode: str, config: Any = None) -> dict[str, Any]:
+    if mode == "sync":
+        return agent.invoke(value, config)  # type: ignore[no-any-return]
+    return asyncio.run(asyncio.wait_for(agent.ainvoke(value, config), TIMEOUT))  # type: ignore[no-any-return]
+
+
+def join_all(threads: list[threading.Thread]) -> None:
+    deadline = time.monotonic() + TIMEOUT
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
+        assert not thread.is_alive(), "a run hung"
+
+
+def recorded(pm: PluginManager) -> Recorder:
+    rec = Recorder()
+    pm.register(rec, name="recorder")
+    return rec
+
+
+# -- 1. one loop for the async plugins of sync runs --------------------------------------
+
+
+class EchoServer:
+    """A TCP server answering ``deny`` to lines with ``rm -rf`` and ``allow`` to the rest."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._talk, args=(conn,), daemon=True).start()
+
+    @staticmethod
+    def _talk(conn: socket.socket) -> None:
+        with conn, conn.makefile("rwb") as f:
+            for line in f:
+                f.write(b"deny\n" if b"rm -rf" in line else b"allow\n")
+                f.flush()
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class PooledGate:
+    """An async guard keeping one connection to its policy service (loop-bound state, like
+    a pooled ``httpx.AsyncClient``), opened on first use and reused."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.stream: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+        self.lock: asyncio.Lock | None = None
+        self.loops: set[int] = set()
+        self.asked = 0
+
+    @hookimpl
+    async def on_tool_call(self, event):
+        self.loops.add(id(asyncio.get_running_loop()))
+        if self.lock is None:
+            self.lock = asyncio.Lock()
+        async with self.lock:
+            if self.stream is None:
+                self.stream = await asyncio.open_connection("127.0.0.1", self.port)
+            reader, writer = self.stream
+            writer.write(event.input.encode() + b"\n")
+            await writer.drain()
+            answer = await reader.readline()
+            self.asked += 1
+        if answer == b"deny\n":
+            return kithooks.ToolCallResult(block=True, reason="policy: denied")
+        return None
+
+
+@pytest.fixture
+def server():
+    s = EchoServer()
+    yield s
+    s.close()
+
+
+def _shell(ran: list[str]) -> Any:
+    @tool
+    def sh(cmd: str) -> str:
+        """Run a command."""
+        ran.append(cmd)
+        return "ran " + cmd
+
+    return sh
+
+
+def test_an_async_guard_with_loop_bound_state_guards_every_call_of_every_sync_run(server, caplog):
+    pm = PluginManager()
+    gate = PooledGate(server.port)
+    pm.register(gate, name="gate")
+    ran: list[str] = []
+    danger = [ai("", ("sh", {"cmd": f"rm -rf /{i}"}, f"c{i}")) for i in range(3)] + [ai("done")]
+    agent = create_agent(Replay(replies=danger), [_shell(ran)], middleware=[KitHooksMiddleware(pm)])
+    for _ in range(2):  # two runs: the state must outlive one run
+        state = agent.invoke(prompt("go"))
+        tool_texts = [m.text for m in state["messages"] if m.type == "tool"]
+        assert tool_texts == ["Error: policy: denied"] * 3
+    assert ran == [] and gate.asked == 6
+    assert len(gate.loops) == 1
+    assert not [r for r in caplog.records if r.levelname in ("ERROR", "WARNING")]
+
+
+def test_sync_runs_on_many_threads_share_the_loop_safely(server):
+    pm = PluginManager()
+    gate = PooledGate(server.port)
+    pm.register(gate, name="gate")
+    rec = recorded(pm)
+    ran: list[str] = []
+    replies = [ai("", ("sh", {"cmd": "ls"}, "a"), ("sh", {"cmd": "rm -rf /"}, "b")), ai("done")]
+
+    def one() -> None:
+        agent = create_agent(
+            Replay(replies=replies), [_shell(ran)], middleware=[KitHooksMiddleware(pm)]
+        )
+        for _ in range(3):
+            agent.invoke(prompt("go"))
+
+    threads = [threading.Thread(target=one) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    join_all(threads)
+    assert sorted(ran) == ["ls"] * 12  # every rm -rf blocked, in parallel calls too
+    assert gate.asked == 24 and len(gate.loops) == 1
+    assert len(rec.of(kithooks.AgentEndEvent)) == 12
+
+
+def test_async_plugins_of_a_sync_run_see_the_runs_context_variables():
+    pm = PluginManager()
+    seen = []
+
+    class Where:
+        @hookimpl
+        async def on_tool_call(self, event):
+            seen.append(get_config()["configurable"]["thread_id"])
+
+    pm.register(Where())
+    agent = create_agent(
+        Replay(replies=[ai("", ("sh", {"cmd": "ls"}, "c1")), ai("done")]),
+        [_shell([])],
+        middleware=[KitHooksMiddleware(pm)],
+    )
+    agent.invoke(prompt("go"), {"configurable": {"thread_id": "T-9"}})
+    assert seen == ["T-9"]
+
+
+# -- 3. the tool runs outside the plugins' loop ------------------------------------------
+
+
+@pytest.mark.parametrize("plugin_kind", ["sync", "async"])
+def test_a_sync_tool_runs_the_same_whatever_kind_of_plugin_listens(plugin_kind):
+    pm = PluginManager()
+    rec = recorded(pm)
+
+    class Audit:
+        @hookimpl
+        def on_tool_result(self, event):
+            return None
+
+    class AsyncAudit:
+        @hookimpl
+        async def on_tool_result(self, event):
+            return None
+
+    pm.register(Audit() if plugin_kind == "sync" else AsyncAudit())
+    where = []
+
+    async def fetch() -> str:
+        return "fetched"
+
+    @tool
+    def web(q: str) -> str:
+        """A sync tool that runs its own event loop, as many wrappers of async clients do."""
+        where.append(threading.current_thread())
+        return asyncio.run(fetch())
+
+    agent = create_agent(
+        Replay(replies=[ai("", ("web", {"q": "x"}, "c1")), ai("done")]),
+        [web],
+        middleware=[KitHooksMiddleware(pm)],
+    )
+    state = agent.invoke(prompt("go"))
+    assert state["messages"][2].text == "fetched"
+    assert [e.content for e in rec.of(kithooks.ToolResultEvent)] == ["fetched"]
+    assert where[0].name != "kithooks-langchain-loop"
+
+
+# -- 2. a paused call changed before it resumes ------------------------------------------
+
+
+class NoRm:
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+        self.names: list[str] = []
+
+    @hookimpl
+    def on_tool_call(self, event):
+        self.asked.append(event.parsed_args["cmd"])
+        self.names.append(event.tool_name)
+        if "rm -rf" in event.parsed_args["cmd"]:
+            return kithooks.ToolCallResult(block=True, reason="no rm")
+        return None
+
+
+def _confirming_agent(pm: PluginManager, ran: list[str]) -> Any:
+    @tool
+    def sh(cmd: str) -> str:
+        """Run a command once a person confirms it."""
+        interrupt({"confirm": cmd})
+        ran.append(cmd)
+        return f"ran {cmd}"
+
+    model = Replay(replies=[ai("", ("sh", {"cmd": "ls"}, "c1")), ai("done")])
+    return create_agent(
+        model, [sh], middleware=[KitHooksMiddleware(pm)], checkpointer=InMemorySaver()
+    )
+
+
+def _paused(mode: str) -> tuple[NoRm, list[str], Any, dict[str, Any]]:
+    """A run paused inside its ``sh ls`` call: the guard, the commands run, agent, config."""
+    pm = PluginManager()
+    gate = NoRm()
+    pm.register(gate)
+    ran: list[str] = []
+    agent = _confirming_agent(pm, ran)
+    config = {"configurable": {"thread_id": "T"}}
+    state = run(agent, prompt("list files"), mode, config)
+    assert [i.value for i in state["__interrupt__"]] == [{"confirm": "ls"}]
+    return gate, ran, agent, config
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+@pytest.mark.parametrize("edit", ["args", "name"])
+def test_a_paused_call_edited_before_it_resumes_is_asked_again(mode, edit):
+    gate, ran, agent, config = _paused(mode)
+    last = agent.get_state(config).values["messages"][-1]
+    call = dict(last.tool_calls[0])
+    if edit == "args":
+        call["args"] = {"cmd": "rm -rf /"}
+    else:  # another tool, the same arguments: a guard may judge tools apart
+        call["name"] = "sh2"
+    edited = last.model_copy(update={"tool_calls": [call]})
+    agent.update_state(config, {"messages": [edited]}, as_node="model")
+    state = run(agent, None, mode, config)
+    if edit == "args":
+        assert gate.asked == ["ls", "rm -rf /"] and ran == []
+        assert [m.text for m in state["messages"] if m.type == "tool"] == ["Error: no rm"]
+    else:
+        assert gate.names == ["sh", "sh2"] and ran == []  # (sh2 is no tool: an error)
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_paused_call_resumed_unchanged_is_not_asked_again(mode):
+    gate, ran, agent, config = _paused(mode)
+    state = run(agent, Command(resume="yes"), mode, config)
+    assert gate.asked == ["ls"] and ran == ["ls"]
+    assert state["messages"][-1].text == "done"
+
+
+# -- 4. failures -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_failing_tool_reports_the_usage_of_the_answer_that_called_it(mode):
+    pm = PluginManager()
+    rec = recorded(pm)
+
+    @tool
+    def boom(x: str) -> str:
+        """Fails."""
+        raise ValueError("kaput")
+
+    agent = create_agent(
+        Replay(replies=[ai("", ("boom", {"x": "1"}, "c1"))]),
+        [boom],
+        middleware=[KitHooksMiddleware(pm)],
+    )
+    with pytest.raises(ValueError, match="kaput"):
+        run(agent, prompt("go"), mode)
+    names = rec.names()
+    assert names[-4:] == ["step_finish", "llm_usage", "error", "agent_end"]
+    (end,) = rec.of(kithooks.AgentEndEvent)
+    assert end.stop_reason == "error" and end.llm_call_count == 1
+    assert end.input_tokens_delta == 1000 and end.cost_delta > 0
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_the_steps_other_tool_calls_end_before_the_failure_ends_the_turn(mode):
+    pm = PluginManager()
+    rec = recorded(pm)
+
+    started = threading.Event()
+
+    @tool
+    def boom(x: str) -> str:
+        """Fails once the other call runs (one that starts later revives the turn)."""
+        assert started.wait(TIMEOUT)
+        raise ValueError("kaput")
+
+    @tool
+    def slow(x: str) -> str:
+        """Slow."""
+        started.set()
+        time.sleep(0.3)
+        return "slow ok"
+
+    model = Replay(replies=[ai("", ("slow", {"x": "1"}, "c1"), ("boom", {"x": "2"}, "c2"))])
+    agent = create_agent(model, [boom, slow], middleware=[KitHooksMiddleware(pm)])
+    with pytest.raises(ValueError, match="kaput"):
+        run(agent, prompt("go"), mode)
+    deadline = time.monotonic() + TIMEOUT
+    while "agent_end" not in rec.names() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    names = rec.names()
+    assert names.count("tool_execution_start") == names.count("tool_execution_end") == 2
+    assert names.count("tool_result") == 2
+    assert names[-2:] == ["error", "agent_end"] and names.count("agent_end") == 1
+
+
+# -- 5. a turn a middleware before this one skips ----------------------------------------
+
+
+class Refuse(AgentMiddleware):
+    """LangChain's guardrail pattern: refuse a request in before_agent, jump to the end."""
+
+    @hook_config(can_jump_to=["end"])
+    def before_agent(self, state, runtime):
+        if "hack" in state["messages"][-1].text:
+            return {"messages": [AIMessage("I can't help with that.")], "jump_to": "end"}
+        return None
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_turn_skipped_by_an_earlier_middleware_emits_nothing(mode, caplog):
+    pm = PluginManager()
+    rec = recorded(pm)
+    agent = create_agent(
+        Replay(replies=[ai("Hello!")]),
+        [],
+        middleware=[Refuse(), KitHooksMiddleware(pm)],
+        checkpointer=InMemorySaver(),
+    )
+    config = {"configurable": {"thread_id": "T"}}
+    run(agent, prompt("hi"), mode, config)
+    before = rec.names()
+    assert before.count("agent_end") == 1
+    state = run(agent, prompt("hack the bank"), mode, config)
+    assert state["messages"][-1].text == "I can't help with that."
+    assert rec.names() == before
+    run(agent, prompt("hi again"), mode, config)
+    assert rec.names().count("agent_end") == 2 and len(set(rec.turns())) == 2
+    assert "not open here" not in caplog.text
+
+
+# -- 6. an input transform keeps the prompt's other blocks -------------------------------
+
+
+def test_an_input_transform_keeps_the_prompts_images():
+    pm = PluginManager()
+
+    class Redact:
+        @hookimpl
+        def on_input(self, event):
+            return kithooks.InputResult(action="transform", text=event.text.replace("k-1", "***"))
+
+    pm.register(Redact())
+    model = Replay(replies=[ai("A cat.")])
+    agent = create_agent(model, [], middleware=[KitHooksMiddleware(pm)])
+    image = {"type": "image", "base64": "iVBORw0KGgo=", "mime_type": "image/png"}
+    state = agent.invoke(prompt([{"type": "text", "text": "What is this? key k-1"}, image]))
+    expected = [{"type": "text", "text": "What is this? key ***"}, image]
+    assert model.seen[0][-1].content == expected
+    assert state["messages"][0].content == expected
+
+
+_text_block = st.builds(lambda t: {"type": "text", "text": t}, st.text(max_size=5))
+_other_block = st.builds(
+    lambda kind, n: {"type": kind, "id": str(n)},
+    st.sampled_from(["image", "file", "audio", "json"]),
+    st.integers(0, 99),
+)
+
+
+@given(st.lists(_text_block | _other_block | st.text(max_size=5), max_size=6), st.text())
+def test_a_transformed_prompt_keeps_every_other_block_in_order(blocks, text):
+    from kithooks.adapters.langchain import _with_text  # the rule the transform follows
+
+    message = HumanMessage(content=blocks)
+    out = _with_text(message, text).content
+    others = [b for b in blocks if isinstance(b, dict) and b["type"] != "text"]
+    assert [b for b in out if isinstance(b, dict) and b["type"] != "text"] == others
+    texts = [b if isinstance(b, str) else b["text"] for b in out if b not in others]
+    assert texts == [text]
+
+
+# -- 7. the turn's answer ----------------------------------------------------------------
+
+
+def test_agent_end_answers_with_a_return_direct_tools_result():
+    pm = PluginManager()
+    rec = recorded(pm)
+
+    @tool(return_direct=True)
+    def lookup(city: str) -> str:
+        """Look the weather up."""
+        return f"{city}: 21C"
+
+    model = Replay(replies=[ai("Let me look.", ("lookup", {"city": "Oslo"}, "c1"))])
+    create_agent(model, [lookup], middleware=[KitHooksMiddleware(pm)]).invoke(prompt("w?"))
+    (end,) = rec.of(kithooks.AgentEndEvent)
+    assert end.response == "Oslo: 21C"
+
+
+def test_agent_end_answers_with_the_structured_response_as_json():
+    pm = PluginManager()
+    rec = recorded(pm)
+
+    class Weather(BaseModel):
+        city: str
+        temp: int
+
+    model = Replay(replies=[ai("", ("Weather", {"city": "Oslo", "temp": 21}, "s1"))])
+    agent = create_agent(
+        model, [], middleware=[KitHooksMiddleware(pm)], response_format=ToolStrategy(Weather)
+    )
+    agent.invoke(prompt("w?"))
+    (end,) = rec.of(kithooks.AgentEndEvent)
+    assert end.response == '{"city":"Oslo","temp":21}'
