@@ -35,6 +35,14 @@ def examples_manager(tmp_path, monkeypatch) -> PluginManager:
     return pm
 
 
+def _manager_and_errors() -> tuple[PluginManager, list[object]]:
+    """A manager, and the list its handler failures go to."""
+    pm = PluginManager()
+    errors: list[object] = []
+    pm.add_listener(on_error=errors.append)
+    return pm, errors
+
+
 def outcomes(report):
     """What the plugins did, per turn (prints carry a measured duration, so they are left out)."""
     return [
@@ -334,9 +342,7 @@ def test_replay_counts_blocked_calls_through_the_api(tmp_path):
 
 def test_nan_and_infinities_in_tool_arguments_round_trip(tmp_path):
     path = tmp_path / "r.jsonl"
-    pm = PluginManager()
-    errors: list[object] = []
-    pm.add_listener(on_error=errors.append)
+    pm, errors = _manager_and_errors()
     args = '{"n": 1e999, "m": [NaN, -1e999, -0.0], "a/b~c": {"": Infinity}}'
     with Recorder(path) as recorder:
         pm.register(recorder)
@@ -368,9 +374,7 @@ def test_replay_reads_back_infinite_tool_arguments_through_the_cli(tmp_path):
 
 def test_a_lone_surrogate_round_trips(tmp_path):
     path = tmp_path / "r.jsonl"
-    pm = PluginManager()
-    errors: list[object] = []
-    pm.add_listener(on_error=errors.append)
+    pm, errors = _manager_and_errors()
     with Recorder(path) as recorder:
         pm.register(recorder)
         ctx = Context(session_id="s\udfff", turn_id="t")
@@ -558,3 +562,238 @@ def test_every_event_round_trips_through_recorder_and_reader(events, session_id,
         assert _exact(kithooks.event_to_dict(record.event)) == _exact(kithooks.event_to_dict(event))
         assert (record.session_id, record.turn_id) == (_utf16(session_id), _utf16(turn_id))
         assert record.time_ms == 7
+
+
+# ---------------------------------------------------------------- who did what
+
+
+class _Gate:
+    """One class, configured twice: its handlers' code is shared by both instances."""
+
+    def __init__(self, word: str) -> None:
+        self.word = word
+
+    @hookimpl
+    def on_tool_call(self, event, ctx):
+        if self.word in event.input:
+            ctx.print(f"{self.word} seen")
+            ctx.emit_custom_event("gate-hit", self.word)
+            self.note(ctx)
+            return kithooks.ToolCallResult(block=True, reason=f"{self.word} is not allowed")
+        return None
+
+    def note(self, ctx):
+        ctx.print(f"{self.word} noted")
+
+    @kithooks.custom_event("gate-hit")
+    def heard(self, data, ctx):
+        ctx.print(f"{self.word} heard {data}")
+
+
+def _one_call_recording(tmp_path, command: str) -> Path:
+    line = {
+        "session_id": "s",
+        "turn_id": "t",
+        "event": {"type": "tool_call", "tool_name": "bash", "input": json.dumps({"cmd": command})},
+    }
+    path = tmp_path / "r.jsonl"
+    path.write_text(json.dumps(line) + "\n")
+    return path
+
+
+@pytest.mark.parametrize("command", ["curl x", "rm x"])
+def test_two_instances_of_one_class_are_each_credited_with_what_they_did(tmp_path, command):
+    pm = PluginManager()
+    pm.register(_Gate("rm"), name="gate-rm")
+    pm.register(_Gate("curl"), name="gate-curl")
+    word = command.split()[0]
+    report = replay(_one_call_recording(tmp_path, command), pm)
+    done = [(a.kind, a.plugin, a.detail) for a in report.turns[0].actions]
+    assert (f"gate-{word}", f"{word} seen") in [(p, d) for k, p, d in done if k == "print"]
+    assert ("custom_event", f"gate-{word}", f"gate-hit: {word}") in done
+    assert ("print", f"gate-{word}", f"{word} noted") in done  # a helper method of its own
+    # each subscriber's print is its own, though the other instance emitted the event
+    assert ("print", "gate-rm", f"rm heard {word}") in done
+    assert ("print", "gate-curl", f"curl heard {word}") in done
+    assert ("block", f"gate-{word}", f"{word} is not allowed") in done
+
+
+# ---------------------------------------------------------------- custom events' data
+
+
+class _Unshowable:
+    def __repr__(self) -> str:
+        raise RuntimeError("repr fails")
+
+
+class _ReprOnly:
+    def __str__(self) -> str:
+        raise RuntimeError("str fails")
+
+    def __repr__(self) -> str:
+        return "ReprOnly()"
+
+
+def _loop() -> list:
+    loop: list = []
+    loop.append(loop)
+    return loop
+
+
+def _dict_loop() -> dict:
+    me: dict = {}
+    me["me"] = me
+    return me
+
+
+def _deep(levels: int) -> list:
+    value: list = []
+    for _ in range(levels):
+        value = [value]
+    return value
+
+
+ODD_DATA = {
+    "cycle": (_loop, "ev: [[...]]", ["[...]"]),
+    "repr raises": (_Unshowable, "ev: <_Unshowable object: str() and repr() raised", None),
+    "str raises": (_ReprOnly, "ev: ReprOnly()", "ReprOnly()"),
+    "huge int": (lambda: 10**5000, "ev: <int of 16610 bits, too long to print>", None),
+    "deep": (lambda: _deep(5000), "ev: ", None),
+    "dict cycle": (_dict_loop, "ev: {'me': {...}}", {"me": "{...}"}),
+}
+
+
+@pytest.mark.parametrize("kind", list(ODD_DATA))
+def test_any_custom_event_data_is_kept_under_its_plugin_and_shown_safely(tmp_path, kind):
+    make, detail, after = ODD_DATA[kind]
+
+    class Emitter:
+        @hookimpl
+        def on_session_start(self, event, ctx):
+            ctx.emit_custom_event("ev", make())
+
+    pm = PluginManager()
+    pm.register(Emitter(), name="emitter")
+    errors: list[object] = []
+    pm.add_listener(on_error=errors.append)
+    path = tmp_path / "r.jsonl"
+    path.write_text('{"session_id": "s", "turn_id": "t", "event": {"type": "session_start"}}\n')
+    report = replay(path, pm)
+    assert errors == []
+    (action,) = report.turns[0].actions
+    assert (action.kind, action.plugin) == ("custom_event", "emitter")
+    assert action.detail.startswith(detail)
+    if after is not None:
+        assert action.after == after
+    text = json.dumps(report.to_json(), allow_nan=False)  # the JSON report can always be made
+    assert json.loads(text)["turns"][0]["actions"][0]["plugin"] == "emitter"
+
+
+CUSTOM_EVENT_PLUGIN = """
+import kithooks
+
+class Bad:
+    def __repr__(self):
+        raise RuntimeError("repr fails")
+
+@kithooks.hookimpl
+def on_session_start(event, ctx):
+    loop = []
+    loop.append(loop)
+    ctx.emit_custom_event("loop", loop)
+    ctx.emit_custom_event("bad", Bad())
+    ctx.emit_custom_event("big", {"n": 10 ** 5000})
+    ctx.print("after emit")
+"""
+
+
+def test_the_cli_reports_custom_events_whatever_their_data(tmp_path):
+    (tmp_path / "odd.py").write_text(CUSTOM_EVENT_PLUGIN)
+    rec = tmp_path / "r.jsonl"
+    rec.write_text('{"session_id": "s", "turn_id": "t", "event": {"type": "session_start"}}\n')
+    args = ("replay", str(rec), "--no-entrypoints", "-p", str(tmp_path / "odd.py"))
+    proc = run_cli(tmp_path, *args, "--json")
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    actions = json.loads(proc.stdout)["turns"][0]["actions"]
+    assert [(a["kind"], a["plugin"]) for a in actions] == [
+        ("custom_event", "odd"),
+        ("custom_event", "odd"),
+        ("custom_event", "odd"),
+        ("print", "odd"),
+    ]
+    assert actions[0]["after"] == ["[...]"]
+    assert actions[1]["after"] == "<Bad object: repr() raised RuntimeError>"
+    assert actions[2]["after"]["n"].startswith("<int of")
+    text = run_cli(tmp_path, *args)
+    assert text.returncode == 0 and text.stderr == "", text.stderr
+    assert "odd sent custom event: bad: <Bad object: str() and repr() raised" in text.stdout
+
+
+def test_a_failing_listener_is_logged_once_named_with_the_event(tmp_path, caplog):
+    pm = PluginManager()
+
+    def broken(name, data):
+        raise RuntimeError("listener bug")
+
+    pm.add_listener(on_custom_event=broken)
+    with caplog.at_level("ERROR", logger="kithooks"):
+        pm.emit_custom_event("ev", 1)
+    (message,) = [r.getMessage() for r in caplog.records]
+    assert not message.startswith("kithooks:")  # the CLI's log line adds the prefix
+    assert "broken" in message and "'ev'" in message
+
+
+# ---------------------------------------------------------------- what does not round-trip
+
+
+def test_an_int_too_long_to_write_is_refused_by_name_and_nothing_is_written(tmp_path):
+    path = tmp_path / "r.jsonl"
+    pm, errors = _manager_and_errors()
+    with Recorder(path) as recorder:
+        pm.register(recorder, name="rec")
+        pm.emit(kithooks.ToolCallEvent(tool_name="t", parsed_args={"a": [1, {"n": 10**5000}]}))
+        pm.emit(kithooks.ToolCallEvent(tool_name="t", parsed_args={"n": 10**4000}))
+    (error,) = errors
+    assert error.plugin == "rec"
+    assert isinstance(error.error, ValueError)
+    assert "/parsed_args/a/1/n" in str(error.error) and "tool_call" in str(error.error)
+    (record,) = read_recording(path)  # the other event, whole: nothing half written
+    assert record.event.parsed_args == {"n": 10**4000}
+
+
+_JSON_LEAVES = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text()
+_JSON = st.recursive(
+    _JSON_LEAVES,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=25,
+)
+_ODD = st.recursive(
+    _JSON_LEAVES
+    | st.builds(_Unshowable)
+    | st.builds(_ReprOnly)
+    | st.builds(object)
+    | st.builds(pow, st.just(10), st.integers(4300, 5000))
+    | st.just(math.nan)
+    | st.builds(_loop),
+    lambda inner: (
+        st.lists(inner, max_size=4).map(tuple)
+        | st.lists(inner, max_size=4)
+        | st.dictionaries(st.integers() | st.text() | st.builds(_Unshowable), inner, max_size=4)
+    ),
+    max_leaves=25,
+)
+
+
+@given(_JSON)
+def test_json_data_of_a_custom_event_is_reported_as_it_is(value):
+    from kithooks.recording import _summary
+
+    assert _summary(value) == value
+
+
+@given(_ODD)
+def test_any_data_of_a_custom_event_is_reported_as_json(value):
+    from kithooks.recording import _shown, _summary
+
+    json.dumps(_summary(value))  # no exception, whatever the data holds
+    assert isinstance(_shown(value, str, repr), str)

@@ -93,7 +93,7 @@ class Listeners:
             try:
                 listener(error)
             except Exception:
-                logger.exception("kithooks: an on_error listener itself raised")
+                logger.exception("an on_error listener (%s) itself raised", _named(listener))
 
     def result(self, plugin: str, hook: str, result: Result) -> None:
         """Tell every result listener."""
@@ -101,7 +101,7 @@ class Listeners:
             try:
                 listener(plugin, hook, result)
             except Exception:
-                logger.exception("kithooks: an on_result listener itself raised")
+                logger.exception("an on_result listener (%s) itself raised", _named(listener))
 
     def custom(self, name: str, data: Any) -> None:
         """Tell every custom-event listener."""
@@ -109,7 +109,17 @@ class Listeners:
             try:
                 listener(name, data)
             except Exception:
-                logger.exception("kithooks: an on_custom_event listener itself raised")
+                logger.exception(
+                    "an on_custom_event listener (%s) itself raised on custom event %r",
+                    _named(listener),
+                    name,
+                )
+
+
+def _named(listener: Callable[..., None]) -> str:
+    """A listener's qualified name, for a log line (the logger is ``kithooks`` already)."""
+    name = getattr(listener, "__qualname__", None)
+    return name if isinstance(name, str) else type(listener).__qualname__
 
 
 def _without(items: tuple[Any, ...], item: Any) -> tuple[Any, ...]:

@@ -12,13 +12,17 @@ emits each event through a manager with ``aemit`` (async plugins work), reportin
 plugins did. Reading accepts any bytes: a line that is not a valid record is reported as
 ``FILE:LINE: what is wrong``.
 
-Every event the library can emit round-trips: a line is strict JSON in UTF-8, so a NaN or
-an infinity in an event's JSON data (``parsed_args``) is written as ``null`` and named in
-the record's ``nonfinite`` object by JSON Pointer into the event (``{"/parsed_args/n":
-"Infinity"}``), and a string holding a lone surrogate makes its line ASCII with ``\\u``
-escapes (two surrogates in a row that make a pair read back as the one character they
-encode, as JSON's escapes are UTF-16). A new :class:`Recorder` on a file whose last line
-was torn by a crash starts on a new line, so only that line is lost.
+Every event the library can emit round-trips, with one exception: a line is strict JSON
+in UTF-8, so a NaN or an infinity in an event's JSON data (``parsed_args``) is written as
+``null`` and named in the record's ``nonfinite`` object by JSON Pointer into the event
+(``{"/parsed_args/n": "Infinity"}``), and a string holding a lone surrogate makes its line
+ASCII with ``\\u`` escapes (two surrogates in a row that make a pair read back as the one
+character they encode, as JSON's escapes are UTF-16). The exception: an int in JSON data
+with more digits than Python converts to text (``sys.get_int_max_str_digits()``, 4300 by
+default) cannot be written; the :class:`Recorder` raises :class:`ValueError` naming it by
+JSON Pointer (the manager logs that as the recorder's failure) and the event is not
+recorded. A new :class:`Recorder` on a file whose last line was torn by a crash starts on
+a new line, so only that line is lost.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from typing import IO, Any, BinaryIO
 import attrs
 
 from .aggregator import TurnAggregator
+from .bus import custom_handlers_of
 from .context import Context
 from .events import AgentEndEvent, AgentStartEvent, Event, EventType, Result
 from .hookspecs import hookimpl
@@ -94,6 +99,18 @@ def _finite_only(value: Any, path: str, found: dict[str, str]) -> Any:
     return value
 
 
+def _long_ints(value: Any, path: str) -> Iterator[str]:
+    """The JSON Pointers of the ints in ``value`` too long to write as decimal text."""
+    if isinstance(value, int) and not _printable_int(value):
+        yield path
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield from _long_ints(v, f"{path}/{_pointer_token(k)}")
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _long_ints(v, f"{path}/{i}")
+
+
 def _dumps(record: dict[str, Any], ascii_only: bool) -> str:
     return json.dumps(record, ensure_ascii=ascii_only, allow_nan=False, separators=(",", ":"))
 
@@ -115,11 +132,19 @@ def _record_line(event: Event, ctx: Context, time_ms: int) -> bytes:
     }
     try:
         text = _dumps(record, ascii_only=False)
-    except ValueError:  # a NaN or an infinity (a too-long int stays an error: see below)
+    except ValueError:  # a NaN or an infinity, or an int too long to write
         found: dict[str, str] = {}
         record["event"] = _finite_only(record["event"], "", found)
         record["nonfinite"] = found
-        text = _dumps(record, ascii_only=False)
+        try:
+            text = _dumps(record, ascii_only=False)
+        except ValueError:
+            where = next(_long_ints(record["event"], ""), "?")
+            raise ValueError(
+                f"cannot record this {event.event_type.value} event: the int at {where} has "
+                f"more digits than Python writes as text ({sys.get_int_max_str_digits()}, "
+                "see sys.set_int_max_str_digits), so no recording can hold it"
+            ) from None
     try:
         return (text + "\n").encode("utf-8")
     except UnicodeEncodeError:  # a lone surrogate: \u escapes, as JSON allows
@@ -186,7 +211,10 @@ class Recorder:
         """Append one event (with the context's session and turn ids and the time) and flush.
 
         Every event round-trips: :func:`read_recording` gives it back equal, NaN and
-        infinities in its JSON data and lone surrogates in its strings included.
+        infinities in its JSON data and lone surrogates in its strings included; but an
+        int in its JSON data with more digits than ``sys.get_int_max_str_digits()`` (4300
+        by default) cannot be written: :class:`ValueError` names it (by JSON Pointer into
+        the event), and nothing is written.
         """
         with self._lock:
             if self._file is not None:
@@ -535,6 +563,64 @@ def _args_text(args: Any) -> str:
         return repr(args)
 
 
+#: How deeply a custom event's data is copied into a report (see :func:`_summary`).
+SUMMARY_DEPTH = 50
+
+
+def _shown(value: object, *ways: Callable[[object], str]) -> str:
+    """The first of ``ways`` (``str``, ``repr``) that can show ``value``; else a description."""
+    error: Exception | None = None
+    for way in ways:
+        try:
+            return way(value)
+        except Exception as exc:  # a __str__/__repr__ that raises, an int too long to print
+            error = exc
+    if isinstance(value, int):
+        return f"<int of {value.bit_length()} bits, too long to print>"
+    tried = " and ".join(f"{way.__name__}()" for way in ways)
+    return f"<{type(value).__qualname__} object: {tried} raised {type(error).__name__}>"
+
+
+def _printable_int(value: int) -> bool:
+    """Whether ``value`` has a decimal form (``sys.get_int_max_str_digits`` limits it)."""
+    if value.bit_length() < 2000:  # at most 603 digits: under any limit (640 at the least)
+        return True
+    try:
+        str(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _summary(value: Any, depth: int = 0, open_: frozenset[int] = frozenset()) -> Any:
+    """``value`` (a custom event's data) as JSON-like data that a report can always hold and
+    print: strings, numbers, booleans and None as they are; dicts (keys as strings), lists,
+    tuples and attrs instances copied; anything else its ``repr``. What cannot be shown so
+    becomes a string saying what it is: a cycle (``[...]``, ``{...}``), nesting deeper than
+    :data:`SUMMARY_DEPTH`, an object whose ``repr`` raises, an int too long to print."""
+    if value is None or isinstance(value, (str, bool, float)):
+        return value
+    if isinstance(value, int):
+        return value if _printable_int(value) else _shown(value)
+    is_map = isinstance(value, Mapping)
+    if not (is_map or isinstance(value, (list, tuple)) or attrs.has(type(value))):
+        return _shown(value, repr)
+    if id(value) in open_:
+        return "{...}" if is_map else "[...]"
+    if depth >= SUMMARY_DEPTH:
+        return f"<{type(value).__qualname__} nested deeper than {SUMMARY_DEPTH} levels>"
+    inner, depth = open_ | {id(value)}, depth + 1
+    if is_map:
+        return {
+            k if isinstance(k, str) else _shown(k, str, repr): _summary(v, depth, inner)
+            for k, v in value.items()
+        }
+    if attrs.has(type(value)):
+        fields = attrs.fields(type(value))
+        return {f.name: _summary(getattr(value, f.name, None), depth, inner) for f in fields}
+    return [_summary(v, depth, inner) for v in value]
+
+
 def _plain(value: Any) -> Any:
     """Frozen JSON-like data (``parsed_args``) as plain dicts and lists."""
     if isinstance(value, Mapping):
@@ -646,21 +732,34 @@ def _is_kithooks_internal(source: str) -> bool:
 class _Attribution:
     """Finds the plugin whose code is running, from the call stack (for prints and events).
 
-    A frame of a plugin's hook function names it; failing that, a frame of a plugin's source
-    file (a helper the handler called, a custom-event handler) does.
+    The frame of a registered handler (of a hook or a custom event) names its plugin, the
+    innermost such frame winning. One class registered twice (two configured instances)
+    shares its handlers' code, so such a frame names the plugin whose instance it runs on
+    (its ``self``). Failing that, a frame of a method running on a
+    plugin instance (a helper, a custom-event handler) names that plugin, and then a frame
+    of a plugin's source file (a module-level helper) does; a file that several registered
+    plugins share names them all (``"gate-curl or gate-rm"``) rather than one at random.
     """
 
     def __init__(self, pm: PluginManager) -> None:
-        self.codes: dict[CodeType, str] = {}
-        self.files: dict[str, str] = {}
+        #: For each handler's code: the plugin name, by the object its method is bound to
+        #: (None for a plain function).
+        self.codes: dict[CodeType, dict[int | None, str]] = {}
+        #: Plugin instances (kept alive, so their ids stay theirs) and their names, by id.
+        self.instances: dict[int, tuple[object, str]] = {}
+        self._alive: list[object] = []
+        files: dict[str, list[str]] = {}
         for name, plugin in pm.list_name_plugin():
             if plugin is None or isinstance(plugin, TurnAggregator):
                 continue
+            if not isinstance(plugin, (ModuleType, type)):
+                self.instances.setdefault(id(plugin), (plugin, name))
             for caller in pm.get_hookcallers(plugin) or []:
                 for impl in caller.get_hookimpls():
-                    code = getattr(inspect.unwrap(impl.function), "__code__", None)
-                    if impl.plugin is plugin and isinstance(code, CodeType):
-                        self.codes.setdefault(code, name)
+                    if impl.plugin is plugin:
+                        self._add_handler(impl.function, name)
+            for _, _, function in custom_handlers_of(plugin):
+                self._add_handler(function, name)
             module = (
                 plugin
                 if isinstance(plugin, ModuleType)
@@ -668,17 +767,39 @@ class _Attribution:
             )
             source = getattr(module, "__file__", None)
             if source and not _is_kithooks_internal(source):
-                self.files.setdefault(source, name)
-                self.files.setdefault(os.path.abspath(source), name)
+                for key in (source, os.path.abspath(source)):
+                    names = files.setdefault(key, [])
+                    if name not in names:
+                        names.append(name)
+        self.files = {key: " or ".join(sorted(names)) for key, names in files.items()}
+
+    def _add_handler(self, function: Callable[..., Any], name: str) -> None:
+        code = getattr(inspect.unwrap(function), "__code__", None)
+        if isinstance(code, CodeType):
+            bound = getattr(function, "__self__", None)
+            self._alive.append(bound)  # so that its id stays its own
+            owner = None if bound is None else id(bound)
+            self.codes.setdefault(code, {}).setdefault(owner, name)
 
     def plugin(self, default: str = "host") -> str:
         """The plugin whose code called the caller of this method, or ``default``."""
         first: FrameType | None = sys._getframe(2)
         frame = first
         while frame is not None:
-            name = self.codes.get(frame.f_code)
-            if name is not None:
-                return name
+            owners = self.codes.get(frame.f_code)
+            if owners is not None:
+                if len(owners) == 1:
+                    return next(iter(owners.values()))
+                name = owners.get(id(_first_argument(frame)))  # one class, two instances
+                if name is not None:
+                    return name
+            frame = frame.f_back
+        frame = first
+        while frame is not None:
+            if not _is_kithooks_internal(frame.f_code.co_filename):
+                found = self.instances.get(id(_first_argument(frame)))
+                if found is not None:
+                    return found[1]
             frame = frame.f_back
         frame = first
         while frame is not None:
@@ -687,6 +808,14 @@ class _Attribution:
                 return name
             frame = frame.f_back
         return default
+
+
+def _first_argument(frame: FrameType) -> object:
+    """The object in the first parameter of ``frame``'s function (``self``), or None."""
+    code = frame.f_code
+    if not code.co_argcount:
+        return None
+    return frame.f_locals.get(code.co_varnames[0])
 
 
 # --------------------------------------------------------------------------- replay
@@ -763,13 +892,19 @@ class _Replay:
 
     def on_custom_event(self, name: str, data: Any) -> None:
         if self.turn is not None:
+            plugin = self.who.plugin()
+            try:
+                after = _summary(data)
+            except (RecursionError, MemoryError):  # emitted from deep down an outsized stack
+                after = f"<{type(data).__qualname__} object too deep to record here>"
+            shown = data if isinstance(data, str) else _shown(data, str, repr)
             self.turn.actions.append(
                 Action(
                     kind="custom_event",
-                    plugin=self.who.plugin(),
+                    plugin=plugin,
                     event_type=name,
-                    detail=f"{name}: {_short(str(data))}",
-                    after=data,
+                    detail=f"{name}: {_short(shown)}",
+                    after=after,
                 )
             )
 

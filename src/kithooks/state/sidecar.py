@@ -139,6 +139,8 @@ class SidecarBackend:
         self._seen: tuple[_Identity, _Identity] = (None, None)
         self._swept = False
         self._refusing: str | None = None  # why writes are refused (see write())
+        #: The state to compact into the sidecar when the lock is released (see write()).
+        self._compact_due: Mapping[str, str] | None = None
         _open_backends.add(self)
 
     def __repr__(self) -> str:
@@ -152,6 +154,10 @@ class SidecarBackend:
     @contextlib.contextmanager
     def lock(self, write: bool) -> Iterator[object]:
         """Hold the ``flock`` on the lock file (see :meth:`StateBackend.lock`).
+
+        When the block inside wrote a record that made the journal big, the journal is
+        compacted as the block ends without an exception, before the lock is released (see
+        :meth:`write`).
 
         When this thread already holds it through another backend on the same sidecar (a
         second store in this process, inside the first one's ``batch()``), waiting would
@@ -181,12 +187,16 @@ class SidecarBackend:
             self._waiting = False
         _holders[key] = (threading.get_ident(), current_task())
         pid = os.getpid()
+        self._compact_due = None
         try:
             if not self._swept:
                 remove_stray_temporaries(self.real)
                 self._swept = True
             yield fd
+            if self._compact_due is not None:
+                self._compact_after_write()
         finally:
+            self._compact_due = None
             if os.getpid() == pid:  # a child forked meanwhile closed its copy: nothing held
                 _holders.pop(key, None)
                 unlock_descriptor(fd)
@@ -333,12 +343,19 @@ class SidecarBackend:
         return fd
 
     def write(self, changes: Mapping[str, str | None], data: Mapping[str, str]) -> None:
-        """Append one record for ``changes`` and fdatasync; compact when the journal is big.
+        """Append one record for ``changes`` and fdatasync.
 
         A write that fails is cut off the journal again before the error is raised, so no
         store ever applies it. If even that fails, this backend refuses every further write
         until :meth:`load` (the files may hold the failed write: a retry could apply it
         twice).
+
+        Once the record is fdatasynced, the write has happened and this returns normally.
+        When the journal has grown big, ``data`` (the caller's state, which must not change
+        before the lock is released) is compacted into the sidecar as :meth:`lock` ends,
+        after the caller has taken the write: a compaction that fails (logged, retried by
+        a later write) or is interrupted (``KeyboardInterrupt`` from a Ctrl-C in its fsync,
+        which propagates out of the ``with`` block) never makes a durable write look failed.
         """
         if self._refusing is not None:
             raise StateError(self._refusing)
@@ -376,10 +393,19 @@ class SidecarBackend:
         else:
             self._seen = ((st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns), self._seen[1])
         if self._offset - journal.HEADER_LENGTH > max(COMPACT_AT_LEAST, 2 * self._sidecar_size):
-            try:
-                self.compact(data)
-            except StateError as exc:  # the record is durable; the next write tries again
-                log.warning("compacting %s failed (will retry): %s", self.path, exc)
+            self._compact_due = data  # done by lock(), after the caller took the write
+
+    def _compact_after_write(self) -> None:
+        """The compaction :meth:`write` asked for, as the lock is released. The record is
+        durable and its caller has taken it: a failure is logged (the next write tries
+        again); an interruption propagates, the files staying consistent (each step of a
+        compaction leaves them so, as a crash would)."""
+        data, self._compact_due = self._compact_due, None
+        assert data is not None
+        try:
+            self.compact(data)
+        except StateError as exc:
+            log.warning("compacting %s failed (will retry): %s", self.path, exc)
 
     def _undo_append(self, fd: int, size: int, exc: BaseException) -> None:
         """Cut the journal back to ``size`` after a failed append (we hold the lock: no

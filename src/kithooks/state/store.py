@@ -149,7 +149,9 @@ class StateStore:
     thread (use one store per session in a process). A key or value that cannot be stored
     is refused with :class:`StateError` naming the key; a write that fails raises
     :class:`StateError` and changes nothing, in memory or on disk (if the sidecar backend
-    cannot undo a failed append, it refuses further writes until :meth:`load`). When the
+    cannot undo a failed append, it refuses further writes until :meth:`load`). A write that
+    is durable stays in memory even when the compaction it sets off is interrupted (a
+    ``KeyboardInterrupt`` from it propagates, the write done). When the
     interpreter exits normally, the journals it wrote are folded into their sidecars (see
     :meth:`close`).
     """
@@ -304,7 +306,8 @@ class StateStore:
         inside it see the latest state, so a read-modify-write (a counter, a budget) loses
         no update. If the block raises, what it changed is still written, then the
         exception propagates. If the write fails, the batch's changes are undone in memory
-        too. A batch inside a batch (same thread, same asyncio task) joins the outer one.
+        too; an interruption of the compaction that may follow a durable write undoes
+        nothing. A batch inside a batch (same thread, same asyncio task) joins the outer one.
 
         Do not await inside a batch: another asyncio task on the thread that then uses the
         store (opens a batch, reads, writes), or writes through another store on the same
