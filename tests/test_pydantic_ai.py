@@ -329,10 +329,10 @@ def test_a_further_attempt_at_a_model_request_is_a_retry(host):
     names = log.names()
     assert names.index("retry") > names.index("step_start")  # within the step, no new step_start
     assert names.count("step_start") == 1 and names.count("step_finish") == 1
-    # The rejected answer was billed: its own llm_usage, before the step's.
+    # The rejected answer was billed: its own llm_usage, after the step's.
     usage = log.of(kithooks.LLMUsageEvent)
-    assert [u.finish_reason for u in usage] == ["error", "stop"]
-    assert usage[0].input_tokens > 0 and usage[0].step_number == usage[1].step_number == 0
+    assert [u.finish_reason for u in usage] == ["stop", "error"]
+    assert usage[1].input_tokens > 0 and usage[0].step_number == usage[1].step_number == 0
 
 
 # -- which hooks a run gets ----------------------------------------------------------------

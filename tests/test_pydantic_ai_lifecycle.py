@@ -384,3 +384,55 @@ def test_a_model_result_is_shown_as_the_json_the_model_gets():
     run(agent)
     assert gate.results == [('{"key":"SECRET","note":"ü"}', False)]
     assert script.seen == ['{"key":"[redacted]","note":"ü"}']
+
+
+def test_an_attempt_a_fallback_rejected_is_billed_apart_from_the_call_that_answered():
+    """ModelFallback rejects a cut-off answer and asks the next model: the rejected attempt
+    is an llm_usage of its own (finish_reason "error"), after the step's, so the step's
+    step_finish, llm_usage and OTel chat span are the answering call's."""
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from pydantic_ai.capabilities import ModelFallback
+
+    from kithooks.otel import OtelExporter
+
+    def cut_off(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        usage = RequestUsage(input_tokens=1000, output_tokens=500)
+        return ModelResponse(
+            parts=[TextPart("cut")], usage=usage, model_name="gpt-4o-mini", finish_reason="length"
+        )
+
+    def answer(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        usage = RequestUsage(input_tokens=10, output_tokens=2)
+        return ModelResponse(parts=[TextPart("hello")], usage=usage, model_name="gpt-4o")
+
+    spans = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(spans))
+    pm = PluginManager()
+    log = Recorder()
+    pm.register(log, name="log")
+    pm.register(OtelExporter(provider), name="otel")
+    fallback = ModelFallback(FunctionModel(answer, model_name="gpt-4o"))
+    agent = Agent(
+        FunctionModel(cut_off, model_name="gpt-4o-mini"), capabilities=[fallback, KitHooks(pm)]
+    )
+    assert run(agent).output == "hello"
+    usage = log.of(kithooks.LLMUsageEvent)
+    assert [(u.model, u.input_tokens, u.finish_reason) for u in usage] == [
+        ("gpt-4o", 10, "stop"),
+        ("gpt-4o-mini", 1000, "error"),
+    ]
+    (finish,) = log.of(kithooks.StepFinishEvent)
+    assert finish.input_tokens == 10
+    chats = {s.name: s for s in spans.get_finished_spans() if s.name.startswith("chat")}
+    answered = chats["chat gpt-4o"].attributes
+    assert answered["gen_ai.usage.input_tokens"] == 10
+    assert answered["gen_ai.response.finish_reasons"] == ("stop",)
+    rejected = chats["chat gpt-4o-mini"].attributes
+    assert rejected["gen_ai.usage.input_tokens"] == 1000
+    assert rejected["gen_ai.response.finish_reasons"] == ("error",)
+    (root,) = [s for s in spans.get_finished_spans() if s.name.startswith("invoke_agent")]
+    assert root.attributes["gen_ai.usage.input_tokens"] == 1010
+    assert root.attributes["kithooks.turn.llm_call_count"] == 2

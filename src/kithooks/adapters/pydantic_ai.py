@@ -78,7 +78,7 @@ step_finish,           each model response's usage, after the step's tools ran (
 llm_usage              run fails after it); cost from ``compute_cost``, model and provider
                        from the response; each attempt a fallback rejected before it
                        (``ModelFallback``'s ``fallback_on``) is an ``llm_usage`` of its own
-                       (``finish_reason="error"``)
+                       (``finish_reason="error"``), after the step's
 retry                  a further attempt at a model request (``error`` does not say why:
                        pydantic-ai tells only after the attempt)
 error, agent_end       the run failed / ended; ``agent_end`` is enriched by the aggregator.
@@ -471,24 +471,6 @@ class KitHooks(AbstractCapability[Any]):
         pm = self.pm
         if not (pm.has_handlers(EventType.STEP_FINISH) or pm.has_handlers(EventType.LLM_USAGE)):
             return
-        if response.failed_attempts and pm.has_handlers(EventType.LLM_USAGE):
-            # Attempts a fallback rejected (ModelFallback's fallback_on) were billed too: an
-            # llm_usage each, the step's own coming last.
-            for attempt in response.failed_attempts:
-                fresh, out, read, write = _counts(attempt.usage)
-                if fresh or out or read or write:
-                    failed = usage_event(
-                        provider=attempt.provider_name or "",
-                        model=attempt.model_name,
-                        input_tokens=fresh,
-                        output_tokens=out,
-                        cache_read_tokens=read,
-                        cache_write_tokens=write,
-                        step_number=r.pending_step,
-                        finish_reason="error",
-                        prices=self.prices,
-                    )
-                    await pm.aemit(failed, r.ctx)
         fresh, out, read, write = _counts(response.usage)
         events = counted_step_events(
             pm,
@@ -506,6 +488,25 @@ class KitHooks(AbstractCapability[Any]):
         )
         for event in events:
             await pm.aemit(event, r.ctx)
+        if response.failed_attempts and pm.has_handlers(EventType.LLM_USAGE):
+            # Attempts a fallback rejected (ModelFallback's fallback_on) were billed too: an
+            # llm_usage each, after the step's own, so that step_finish and the step's
+            # llm_usage describe the call that answered (an OTel chat span is that call's).
+            for attempt in response.failed_attempts:
+                fresh, out, read, write = _counts(attempt.usage)
+                if fresh or out or read or write:
+                    failed = usage_event(
+                        provider=attempt.provider_name or "",
+                        model=attempt.model_name,
+                        input_tokens=fresh,
+                        output_tokens=out,
+                        cache_read_tokens=read,
+                        cache_write_tokens=write,
+                        step_number=r.pending_step,
+                        finish_reason="error",
+                        prices=self.prices,
+                    )
+                    await pm.aemit(failed, r.ctx)
 
     async def _rewrite(
         self, r: _Run, event_factory: Any, messages: list[ModelMessage]
