@@ -3,9 +3,9 @@
 The turn of ``bench.turn`` (three LLM calls, two tool calls, 500 streamed chunks) is played
 through managers that differ in one thing, measured in interleaved rounds in one process:
 
-* ``no plugins``: the baseline, with the aggregator passive (nobody handles ``agent_end``);
-* ``aggregator``: the aggregator active (one no-op ``agent_end`` handler wakes it), which is
-  what any plugin that reads ``agent_end`` costs;
+* ``no plugins``: the baseline, a manager made with ``aggregate_turns=False``;
+* ``aggregator``: the aggregator counting and enriching ``agent_end`` for one no-op
+  ``agent_end`` handler, which is what any plugin that reads ``agent_end`` costs;
 * ``exporter, API no-op provider``: the exporter with OpenTelemetry's ``NoOpTracerProvider``
   (what a host pays when no SDK is configured);
 * ``exporter, SDK, in-memory (simple)``: the SDK recording every span and handing each to
@@ -43,7 +43,7 @@ class _ReadsAgentEnd:
 
 
 def _manager(*plugins: object) -> kithooks.PluginManager:
-    pm = kithooks.PluginManager()
+    pm = kithooks.PluginManager(aggregate_turns=bool(plugins))
     for plugin in plugins:
         pm.register(plugin)
     return pm

@@ -2,7 +2,10 @@
 ``message_update`` chunks, through the turn aggregator and three example plugins
 (permission gate, usage budget, stream monitor), once with the durable ``StateStore`` the
 README recommends (a session file, each mutation saved and fsynced) and once with the
-in-memory store; and the same turn with no plugins.
+in-memory store; and the same turn with no plugins (a manager made with
+``aggregate_turns=False``) and with the turn aggregator alone (a default manager: the
+aggregator counts every turn, so the host builds and emits ``agent_start``, ``tool_call``,
+``llm_usage`` and ``agent_end``).
 
 The host does what a host should: ``if pm.has_handlers(type): pm.emit(Payload(...))``, so
 the turn without plugins builds no payload at all.
@@ -134,7 +137,12 @@ def play(
             emit(cls(**fields), ctx)
 
 
-ROWS = ("with plugins, durable StateStore", "with plugins, in-memory store", "no plugins")
+ROWS = (
+    "with plugins, durable StateStore",
+    "with plugins, in-memory store",
+    "no plugins",
+    "turn aggregator alone",
+)
 
 
 def _with_plugins(state: kithooks.StateStore | None) -> kithooks.PluginManager:
@@ -156,7 +164,8 @@ def run(turns: int, rounds: int) -> tuple[str, dict[str, float]]:
         managers = {
             ROWS[0]: _with_plugins(store),
             ROWS[1]: _with_plugins(None),
-            ROWS[2]: kithooks.PluginManager(),
+            ROWS[2]: kithooks.PluginManager(aggregate_turns=False),
+            ROWS[3]: kithooks.PluginManager(),
         }
         contexts = {label: kithooks.Context(session_id="bench", turn_id="t") for label in ROWS}
         samples: dict[str, list[float]] = {label: [] for label in ROWS}

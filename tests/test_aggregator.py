@@ -6,6 +6,8 @@ import threading
 
 import pluggy
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import kithooks
 from kithooks import Context, PluginManager, TurnAggregator, hookimpl
@@ -172,25 +174,57 @@ def test_default_manager_enriches_every_handler_and_pluggy_path_too():
     assert ends.events[0].tool_call_count == 1
 
 
-def test_enriched_values_are_still_checked_where_they_can_go_wrong():
-    """enrich copies agent_end without re-validating the counts (they come from validated
-    payloads), but a summed cost can overflow to infinity and a custom clock can give
-    floats: those still fail with the field named, as attrs.evolve reports them."""
-    pm, ends = manager()
+def _failing_turn(pm, clock=None):
     pm.emit(kithooks.AgentStartEvent(prompt="p"))
-    for _ in range(2):
-        pm.emit(kithooks.LLMUsageEvent(input_tokens=1, output_tokens=1, cost=1.7e308))
-    with pytest.raises(ValueError, match="cost_delta must be a finite number"):
-        pm.emit(kithooks.AgentEndEvent(response="done"))
+    pm.emit(kithooks.ToolCallEvent(tool_name="bash"))
+    if clock is None:  # two costs whose sum overflows to infinity
+        for _ in range(2):
+            pm.emit(kithooks.LLMUsageEvent(input_tokens=1, output_tokens=1, cost=1.7e308))
+    else:  # a custom clock giving floats
+        clock.now += 2.5e9
+
+
+@pytest.mark.parametrize("emit", ["emit", "aemit", "pm.hook"])
+@pytest.mark.parametrize(
+    ("float_clock", "error", "message"),
+    [
+        (False, ValueError, "cost_delta must be a finite number"),
+        (True, TypeError, "duration_ms must be int"),
+    ],
+)
+def test_an_enrich_that_fails_is_the_aggregators_failure_and_agent_end_is_still_delivered(
+    emit, float_clock, error, message, caplog
+):
+    """Found in review: enrich ran outside handler isolation, so a summed cost that
+    overflowed to infinity (or a custom clock giving floats) made the host's emit of
+    agent_end raise, and no on_agent_end handler ran (the exporter's root span never
+    ended). Now the failure is logged and reported naming turn-aggregator and the field,
+    the turn is ended, and every handler gets agent_end as the host emitted it."""
+    import asyncio
 
     clock = Clock()
-    pm, ends = manager(clock)
-    clock.now = 2.5e9
+    clock.now = 2.5e9 if float_clock else 0
+    errors = []
+    pm, ends = manager(clock, on_error=errors.append)
+    _failing_turn(pm, clock if float_clock else None)
+    end = kithooks.AgentEndEvent(response="done", stop_reason="stop")
+    if emit == "emit":
+        assert pm.emit(end) is None
+    elif emit == "aemit":
+        assert asyncio.run(asyncio.wait_for(pm.aemit(end), 30)) is None
+    else:
+        pm.hook.on_agent_end(event=end, ctx=pm.context)
+    assert ends.events == [end]  # un-enriched: the host's own values
+    (failure,) = errors
+    assert failure.plugin == "turn-aggregator" and failure.hook == "on_agent_end"
+    assert isinstance(failure.error, error) and message in str(failure.error)
+    assert "plugin 'turn-aggregator' failed in on_agent_end" in caplog.text
+    assert pm.turn_aggregator.open_turns == 0
+    # the next turn is counted as usual
     pm.emit(kithooks.AgentStartEvent(prompt="p"))
-    clock.now += 2.5e9
-    with pytest.raises(TypeError, match="duration_ms must be int"):
-        pm.emit(kithooks.AgentEndEvent(response="done"))
-    assert ends.events == []
+    pm.emit(kithooks.ToolCallEvent(tool_name="read"))
+    pm.emit(kithooks.AgentEndEvent(response="done"))
+    assert ends.events[-1].tool_names == ("read",)
 
 
 def test_an_agent_end_subclass_is_enriched_too():
@@ -241,3 +275,57 @@ def test_replacing_the_aggregator_keeps_its_place_and_a_failed_replace_keeps_it(
     assert [e.tool_names for e in ends.events] == [("rm",)]  # still before the guard
     with pytest.raises(ValueError, match="no plugin named 'nope'"):
         pm._replace("nope", TurnAggregator())
+
+
+def _turn_events(steps):
+    events = []
+    for kind, n in steps:
+        if kind == "tool":
+            events.append(kithooks.ToolCallEvent(tool_name=f"t{n}"))
+        else:
+            events.append(kithooks.LLMUsageEvent(input_tokens=n, output_tokens=1, cost=n / 8))
+    return events
+
+
+@given(
+    steps=st.lists(st.tuples(st.sampled_from(["tool", "usage"]), st.integers(0, 50)), max_size=8),
+    data=st.data(),
+)
+def test_a_listener_registered_mid_turn_gets_the_whole_turns_counts(steps, data):
+    """Found in review: while nothing handled agent_end the aggregator was left out of
+    dispatch, so a plugin handling agent_end registered mid-turn (a reload, a host adding
+    plugins late) got only what came after it, with no start and no duration. Wherever
+    in the turn it registers, it gets what one registered from the start gets."""
+    events = _turn_events(steps)
+    at = data.draw(st.integers(0, len(events)), label="registered before event")
+    clock = Clock()
+    late = PluginManager(aggregate_turns=False)
+    late.register(TurnAggregator(clock=clock), name="turn-aggregator")
+    early, early_ends = manager(clock)
+    late_ends = Ends()
+    for pm in (early, late):
+        pm.emit(kithooks.AgentStartEvent(prompt="p"))
+    clock.now += 7_000_000
+    for i, event in enumerate(events):
+        if i == at:
+            late.register(late_ends)
+        for pm in (early, late):
+            pm.emit(event)
+    if at == len(events):
+        late.register(late_ends)
+    for pm in (early, late):
+        pm.emit(kithooks.AgentEndEvent(response="done"))
+    assert late_ends.events == early_ends.events
+    assert late_ends.events[0].duration_ms == 7
+
+
+def test_a_turn_nobody_listens_to_is_ended_at_agent_end():
+    """With no plugin handling agent_end the aggregator still counts (so a late listener
+    gets the whole turn), and its own on_agent_end ends the turn: none is left open."""
+    pm = PluginManager()
+    ctx = Context(session_id="s", turn_id="t")
+    pm.emit(kithooks.AgentStartEvent(prompt="p"), ctx)
+    pm.emit(kithooks.ToolCallEvent(tool_name="ls"), ctx)
+    assert pm.turn_aggregator.open_turns == 1
+    assert pm.emit(kithooks.AgentEndEvent(response="done"), ctx) is None
+    assert pm.turn_aggregator.open_turns == 0

@@ -160,13 +160,18 @@ def test_has_handlers_follows_register_and_unregister():
     assert not pm.has_handlers("message_update")
 
 
-def test_aggregator_is_passive_until_someone_handles_agent_end():
+def test_the_aggregator_handles_the_turn_events_whether_or_not_anyone_listens():
+    """It counts every turn, so that a plugin handling agent_end registered mid-turn gets
+    the whole turn's counts; a manager made with aggregate_turns=False handles nothing."""
     pm = PluginManager()
     assert pm.get_plugin("turn-aggregator") is pm.turn_aggregator
-    assert not pm.has_handlers("tool_call") and not pm.has_handlers("agent_end")
+    for et in ("agent_start", "tool_call", "llm_usage", "agent_end"):
+        assert pm.handler_names(et) == ["turn-aggregator"], et
+    assert not pm.has_handlers("message_update")
     pm.register(recorder("end", [], hook="on_agent_end"), name="end")
-    assert pm.has_handlers("tool_call") and pm.has_handlers("llm_usage")
-    assert PluginManager(aggregate_turns=False).turn_aggregator is None
+    assert pm.handler_names("agent_end") == ["turn-aggregator", "end"]
+    bare = PluginManager(aggregate_turns=False)
+    assert bare.turn_aggregator is None and not bare.has_handlers("tool_call")
 
 
 def test_coroutine_handler_under_emit_is_a_type_error_saying_aemit():
@@ -508,7 +513,8 @@ def test_a_marked_function_no_spec_knows_is_refused_naming_plugin_and_function(a
     assert f"plugin 'gate': {attr!r} is marked @kithooks.hookimpl but matches no hook" in str(
         refused.value
     )
-    assert pm.get_plugin("gate") is None and not pm.has_handlers("tool_call")
+    assert pm.get_plugin("gate") is None
+    assert pm.handler_names("tool_call") == ["turn-aggregator"]
     assert pm.register(_plugin_with(attr, optionalhook=True), name="optional") == "optional"
     pm.check_pending()  # an optional hook is pending, as in pluggy
     assert pm.emit(kithooks.ToolCallEvent(tool_name="bash")) is None
@@ -662,6 +668,6 @@ def test_an_attribute_that_answers_every_getattr_is_not_taken_for_a_marked_hook(
         def on_tool_call(self, event):
             return None
 
-    pm = PluginManager()
+    pm = PluginManager(aggregate_turns=False)
     pm.register(Plugin(), name="p")
     assert pm.handler_names(EventType.TOOL_CALL) == ["p"]

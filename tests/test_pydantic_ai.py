@@ -364,7 +364,7 @@ def kit_hooks_called(monkeypatch) -> list[str]:
 
 def test_a_run_no_plugin_listens_to_gets_no_hook_at_all(monkeypatch):
     called = kit_hooks_called(monkeypatch)
-    pm = PluginManager()  # only the turn aggregator, passive: nothing handles any event
+    pm = PluginManager(aggregate_turns=False)  # nothing handles any event
     script = Script(command="rm -rf /")
     agent, ran = make_agent(pm, script)
     assert run(agent, "clean up").output == "Tool said: output of rm -rf /"
@@ -374,7 +374,7 @@ def test_a_run_no_plugin_listens_to_gets_no_hook_at_all(monkeypatch):
 def test_for_run_leaves_no_capability_without_handlers_and_this_one_with_them():
     from pydantic_ai.capabilities import CombinedCapability
 
-    pm = PluginManager()
+    pm = PluginManager(aggregate_turns=False)
     capability = KitHooks(pm)
     idle = asyncio.run(capability.for_run(None))
     assert isinstance(idle, CombinedCapability) and list(idle.capabilities) == []
@@ -386,7 +386,7 @@ def test_plugins_registered_after_the_agent_was_built_are_honoured_from_the_next
     monkeypatch,
 ):
     called = kit_hooks_called(monkeypatch)
-    pm = PluginManager()
+    pm = PluginManager(aggregate_turns=False)
     script = Script(command="rm -rf /")
     agent, ran = make_agent(pm, script)
     run(agent, "clean up")

@@ -373,3 +373,124 @@ def test_usage_value_checks_its_counts_and_gives_them_by_name():
         Usage(output_tokens=-1)
     with _pytest.raises(TypeError, match="input_tokens must be int"):
         Usage(input_tokens="10")  # type: ignore[arg-type]
+
+
+_PRICE_FIELDS = ("input", "output", "cache_read", "cache_write")
+
+
+def _price(field, value):
+    kwargs = {"input": 1, "output": 2, field: value}
+    return ModelPrice(**kwargs)
+
+
+@given(
+    field=st.sampled_from(_PRICE_FIELDS),
+    value=st.one_of(
+        st.text(max_size=3),
+        st.booleans(),
+        st.lists(st.integers(), max_size=1),
+        st.dictionaries(st.text(max_size=1), st.integers(), max_size=1),
+        st.decimals(allow_nan=False, allow_infinity=False),
+    ),
+)
+def test_a_price_that_is_not_a_number_is_a_type_error_naming_the_field(field, value):
+    """Found in review: ModelPrice took anything, and every agent run then failed at its
+    first response with a bare TypeError ('str' and 'int'). Refused when made instead."""
+    with pytest.raises(TypeError, match=rf"ModelPrice\.{field} must be an int"):
+        _price(field, value)
+
+
+@given(
+    field=st.sampled_from(_PRICE_FIELDS),
+    value=st.one_of(
+        st.floats(max_value=-1e-300),
+        st.integers(max_value=-1),
+        st.sampled_from([float("nan"), float("inf"), 10**400]),
+    ),
+)
+def test_a_negative_or_unbounded_price_is_a_value_error_naming_the_field(field, value):
+    with pytest.raises(ValueError, match=rf"ModelPrice\.{field} must be a finite number"):
+        _price(field, value)
+
+
+@given(
+    field=st.sampled_from(_PRICE_FIELDS),
+    value=st.one_of(st.integers(0, 10**9), st.floats(0, 1e9)),
+)
+def test_every_finite_price_of_0_or_more_is_taken(field, value):
+    price = _price(field, value)
+    assert getattr(price, field) == value
+    assert price.cost(1, 1, 1, 1) >= 0
+
+
+def test_a_missing_price_is_a_type_error_and_a_missing_cache_price_the_input_rate():
+    with pytest.raises(TypeError, match=r"ModelPrice\.input must be an int or a float"):
+        ModelPrice(input=None, output=1)
+    assert ModelPrice(input=2, output=1, cache_read=None).cost(0, 0, 1_000_000, 0) == 2
+
+
+def test_a_prices_entry_that_is_not_a_model_price_is_a_type_error_naming_its_key():
+    for key in ("acme/m1", "m1"):
+        with pytest.raises(TypeError, match=rf"prices\[{key!r}\] must be a kithooks.ModelPrice"):
+            compute_cost(
+                provider="acme",
+                model="m1",
+                input_tokens=1,
+                output_tokens=1,
+                prices={key: {"input": 3, "output": 15}},
+            )
+
+
+_LITELLM_NAMES = [
+    "openai/gpt-4o",
+    "gpt-4o",
+    "anthropic/claude-sonnet-4-5",
+    "openrouter/openai/gpt-4o",
+    "acme/gpt-4o",
+    "OpenAI/GPT-4o-mini",
+    "/gpt-4o",
+    "google/gemini-2.5-pro",
+    "gemini-2.5-flash",
+    "claude-3-5-haiku-latest",
+    "mystery",
+    "openai/ft-unknown",
+]
+
+
+@pytest.mark.parametrize("name", _LITELLM_NAMES)
+def test_litellm_names_find_what_genai_prices_finds(name):
+    from genai_prices import data_snapshot
+
+    from kithooks.usage import _find
+
+    snapshot = data_snapshot.get_snapshot()
+    try:
+        expected = snapshot.find_provider_model(name, None, "litellm", None)[1]
+    except LookupError:
+        expected = None
+    assert _find(snapshot, "litellm", name) is expected
+
+
+def test_unknown_litellm_names_do_not_grow_genai_prices_look_up_memory():
+    """Found in review: provider='litellm' went through DataSnapshot.find_provider_model,
+    which remembers every name it is asked about: 10,000 unknown names left 5,000 entries
+    in each of genai-prices' provider caches."""
+    from genai_prices import data_snapshot
+
+    snapshot = data_snapshot.get_snapshot()
+
+    def remembered():
+        return (
+            len(snapshot._lookup_cache),
+            len(snapshot._provider_cache),
+            len(snapshot._provider_misses),
+        )
+
+    before = remembered()
+    for i in range(300):
+        for model in (f"openai/ft-unknown-{i}", f"acme/m-{i}", f"anon-{i}"):
+            assert (
+                compute_cost(provider="litellm", model=model, input_tokens=1, output_tokens=1)
+                == 0.0
+            )
+    assert remembered() == before

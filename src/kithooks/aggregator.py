@@ -12,7 +12,7 @@ from typing import Any
 import attrs
 
 from . import logs
-from .context import Context
+from .context import Context, HandlerContext
 from .events import AgentEndEvent, AgentStartEvent, LLMUsageEvent, ToolCallEvent, replace
 from .hookspecs import hookimpl
 
@@ -21,6 +21,13 @@ __all__ = ["TurnAggregator"]
 logger = logs.get("kithooks")
 
 TurnKey = tuple[str, str]
+
+
+def _key(ctx: Context) -> TurnKey:
+    """The turn of ``ctx``, read from the host's context behind a handler's view (whose
+    read-through properties would cost more than the counting itself)."""
+    host: Context = ctx._host if type(ctx) is HandlerContext else ctx  # type: ignore[attr-defined]
+    return (host.session_id, host.turn_id)
 
 
 class _Turn:
@@ -63,12 +70,18 @@ class TurnAggregator:
     oldest open turn (logged at debug level), so turns that never end cannot grow memory
     without bound.
 
-    The manager registers one under the name ``turn-aggregator`` and calls :meth:`enrich`
-    before any ``on_agent_end`` handler runs. One a host registers itself runs in its place
-    in the registration order: after a ``tryfirst`` guard registered before it, it does not
-    see the calls that guard blocks. Replay swaps in an aggregator on the recording's clock
-    in the same place, so it counts what live dispatch counts. It stays passive (its
-    handlers are left out of dispatch) while no other plugin handles ``agent_end``.
+    The manager registers one under the name ``turn-aggregator`` and, while another plugin
+    handles ``agent_end``, calls :meth:`enrich` before any ``on_agent_end`` handler runs;
+    with none, its own ``on_agent_end`` just ends the turn. It counts whether or not anyone
+    listens to ``agent_end``, so a plugin registered mid-turn (a reload, a host adding
+    plugins late) gets the whole turn's counts. One a host registers itself runs in its
+    place in the registration order: after a ``tryfirst`` guard registered before it, it
+    does not see the calls that guard blocks. Replay swaps in an aggregator on the
+    recording's clock in the same place, so it counts what live dispatch counts.
+
+    An ``enrich`` that fails (a cost sum that overflowed to infinity, a custom ``clock``
+    that gives floats) is logged and reported as this plugin's failure in
+    ``on_agent_end``, and the handlers get ``agent_end`` as the host emitted it.
     """
 
     NAME = "turn-aggregator"
@@ -91,28 +104,28 @@ class TurnAggregator:
         """How many turns are started and not yet ended."""
         return len(self._turns)
 
-    def _get(self, ctx: Context, started: int | None = None) -> _Turn:
-        key = (ctx.session_id, ctx.turn_id)
-        turn = self._turns.get(key)
-        if turn is None or started is not None:
-            turn = self._turns[key] = _Turn(started)
-            self._turns.move_to_end(key)
-            while len(self._turns) > self.max_open_turns:
-                old, _ = self._turns.popitem(last=False)
-                logger.debug("turn aggregator: turn %r never ended; forgotten", old)
+    def _start(self, key: TurnKey, started: int | None) -> _Turn:
+        """A new turn ``key`` (replacing one under that key); call with the lock held."""
+        turn = self._turns[key] = _Turn(started)
+        self._turns.move_to_end(key)
+        while len(self._turns) > self.max_open_turns:
+            old, _ = self._turns.popitem(last=False)
+            logger.debug("turn aggregator: turn %r never ended; forgotten", old)
         return turn
 
     @hookimpl(tryfirst=True)
     def on_agent_start(self, event: AgentStartEvent, ctx: Context) -> None:
         """Start (or restart) the turn's counters and clock."""
+        key = _key(ctx)
         with self._lock:
-            self._get(ctx, started=self._clock())
+            self._start(key, self._clock())
 
     @hookimpl(tryfirst=True)
     def on_tool_call(self, event: ToolCallEvent, ctx: Context) -> None:
         """Count one tool call of the turn."""
+        key = _key(ctx)
         with self._lock:
-            turn = self._get(ctx)
+            turn = self._turns.get(key) or self._start(key, None)
             turn.tool_calls += 1
             if event.tool_name:
                 turn.tool_names.append(event.tool_name)
@@ -120,8 +133,9 @@ class TurnAggregator:
     @hookimpl(tryfirst=True)
     def on_llm_usage(self, event: LLMUsageEvent, ctx: Context) -> None:
         """Add one LLM call's tokens and cost to the turn."""
+        key = _key(ctx)
         with self._lock:
-            turn = self._get(ctx)
+            turn = self._turns.get(key) or self._start(key, None)
             turn.llm_calls += 1
             turn.input += event.input_tokens
             turn.output += event.output_tokens
@@ -129,11 +143,19 @@ class TurnAggregator:
             turn.cache_write += event.cache_write_tokens
             turn.cost += event.cost
 
+    @hookimpl(tryfirst=True)
+    def on_agent_end(self, event: AgentEndEvent, ctx: Context) -> None:
+        """End the turn, when no :meth:`enrich` has (nobody else handles ``agent_end``)."""
+        key = _key(ctx)
+        with self._lock:
+            self._turns.pop(key, None)
+
     def enrich(self, event: AgentEndEvent, ctx: Context) -> AgentEndEvent:
         """End the turn of ``ctx`` and return ``event`` with its aggregates filled in."""
         now = self._clock()
+        key = _key(ctx)
         with self._lock:
-            turn = self._turns.pop((ctx.session_id, ctx.turn_id), None)
+            turn = self._turns.pop(key, None)
         if turn is None:
             turn = _Turn(None)
         duration = 0 if turn.started is None else max(0, (now - turn.started) // 1_000_000)

@@ -41,7 +41,7 @@ from .hookspecs import (
 from .listeners import HandlerError, Listeners
 from .loading import Loader, LoadError, PluginSource, default_project_dir, default_user_dir
 from .locks import PluginLock
-from .plans import OUTCOME_HOOK, Plan, build_plan
+from .plans import OUTCOME_HOOK, Plan, Prepare, build_plan
 from .state import StateStore
 
 __all__ = [
@@ -61,7 +61,6 @@ _HOOK_CLASSES: Final[dict[str, type[Event]]] = {et.hook_name: EVENT_CLASSES[et] 
 _TOOL_HOOKS: Final[frozenset[str]] = frozenset(
     et.hook_name for et, cls in EVENT_CLASSES.items() if "tool_name" in cls.__slots__
 )
-_AGGREGATOR_HOOKS: Final = ("on_agent_start", "on_tool_call", "on_llm_usage", "on_agent_end")
 _DEFAULT: Any = object()
 # emit() meets something that is not a payload class, or an event whose handlers changed
 # since its plan was built: either way the slow path finds (or builds) the plan.
@@ -149,7 +148,10 @@ class PluginManager(pluggy.PluginManager):
         context: the :class:`Context` handlers get when ``emit`` is called without one.
         fail_closed: a guard handler that raises (or times out) blocks / cancels, with a
             reason naming the plugin and the error, instead of being skipped.
-        aggregate_turns: register a :class:`TurnAggregator` as ``turn-aggregator``.
+        aggregate_turns: register a :class:`TurnAggregator` as ``turn-aggregator``. It
+            handles ``agent_start``, ``tool_call``, ``llm_usage`` and ``agent_end`` whether
+            or not another plugin listens (so ``has_handlers`` is true for them); False
+            leaves a manager with no plugins handling nothing.
         handler_timeout: the deadline, in seconds, of every coroutine handler that sets
             none itself (``@kithooks.hookimpl(timeout=...)``); None waits forever.
         on_error, on_result, on_custom_event: a first listener (see :meth:`add_listener`).
@@ -221,8 +223,7 @@ class PluginManager(pluggy.PluginManager):
         self._pending_order: tuple[int, int] | None = None
         self._plans: dict[str, Plan] = {}
         self._by_class: dict[type, Plan | None] = dict.fromkeys(EVENT_CLASSES.values())
-        self._aggregator: TurnAggregator | None = None  # the aggregator, while it is active
-        self._passive: TurnAggregator | None = None  # the aggregator, while it is passive
+        self._aggregator: TurnAggregator | None = None  # the registered aggregator
         self._context = Context()
         self._view: Context = handler_view(self._context, self)
         self.set_context(Context() if context is None else context)
@@ -701,24 +702,13 @@ class PluginManager(pluggy.PluginManager):
             return
         touched = {h for h in hooks if h in KIT_HOOKS}
         aggregator = self.turn_aggregator
-        active = aggregator
-        if aggregator is not None and not any(
-            i.plugin is not aggregator for i in self.hook.on_agent_end.get_hookimpls()
-        ):
-            active = None
-        if (
-            "on_agent_end" in touched
-            or active is not self._aggregator
-            or (aggregator if active is None else None) is not self._passive
-        ):
-            # The aggregator turns active or passive, or another one (registered,
-            # unregistered, blocked, replaced) takes its place: agent_end's plan enriches
-            # with the active one, and the others' plans call it only while it is active.
-            touched.update(_AGGREGATOR_HOOKS)
-        self._aggregator = active
-        self._passive = aggregator if active is None else None
+        if aggregator is not self._aggregator:
+            # Another aggregator (registered, unregistered, blocked, replaced) takes its
+            # place: agent_end's plan enriches with the registered one.
+            touched.add("on_agent_end")
+            self._aggregator = aggregator
         for hook in touched:
-            impls = self._impls(hook)
+            impls = getattr(self.hook, hook).get_hookimpls()
             self._plans.pop(hook, None)
             if impls:
                 self._hooked.add(hook)
@@ -729,11 +719,16 @@ class PluginManager(pluggy.PluginManager):
                 self._by_class[EVENT_CLASSES[et]] = _UNKNOWN if impls else None
                 self._handled[et.value] = bool(impls)
 
-    def _impls(self, hook: str) -> list[HookImpl]:
-        """The implementations of ``hook`` that dispatch calls (a passive aggregator's are not)."""
-        passive = self._passive
-        impls: list[HookImpl] = getattr(self.hook, hook).get_hookimpls()
-        return impls if passive is None else [i for i in impls if i.plugin is not passive]
+    def _prepare(self, hook: str, impls: Sequence[HookImpl]) -> Prepare | None:
+        """What makes ``hook``'s event before its handlers see it: for ``agent_end`` while
+        another plugin handles it, the registered aggregator's ``enrich`` (by its name).
+        Alone, the aggregator's own handler just ends the turn."""
+        active = self._aggregator
+        if hook != "on_agent_end" or active is None:
+            return None
+        if not any(i.plugin is not active for i in impls):
+            return None
+        return (self.get_name(active) or active.NAME, active.enrich)
 
     def _plan(self, hook: str) -> Plan | None:
         """The cached plan of ``hook``, built now if a registration made it stale."""
@@ -743,13 +738,13 @@ class PluginManager(pluggy.PluginManager):
         with self._registry_lock:
             plan = self._plans.get(hook)
             if plan is None and hook in self._hooked:
-                active = self._aggregator
+                impls = getattr(self.hook, hook).get_hookimpls()
                 plan = build_plan(
                     hook,
-                    self._impls(hook),
+                    impls,
                     order=lambda i: self._order.get(i.plugin_name, (sys.maxsize, 0)),
                     lock_of=self._lock_of_impl,
-                    prepare=active.enrich if hook == "on_agent_end" and active else None,
+                    prepare=self._prepare(hook, impls),
                     callers=self._callers,
                     default_timeout=self.handler_timeout,
                 )
@@ -901,13 +896,12 @@ class PluginManager(pluggy.PluginManager):
         # call_extra / subset_hook_caller: exactly the handlers pluggy hands over, with the
         # kithooks rules (the normal call goes straight to emit, see _KitHookCaller).
         event = self._checked_event(hook_name, kwargs)
-        active = self._aggregator
         plan = build_plan(
             hook_name,
             list(methods),
             order=lambda i: self._order.get(i.plugin_name, (sys.maxsize, 0)),
             lock_of=lambda i: self._lock_of_name.get(i.plugin_name) or PluginLock(i.plugin_name),
-            prepare=active.enrich if hook_name == "on_agent_end" and active else None,
+            prepare=self._prepare(hook_name, methods),
             callers=self._callers,
             default_timeout=self.handler_timeout,
         )

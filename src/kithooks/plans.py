@@ -31,7 +31,11 @@ from .matching import tool_matcher
 if TYPE_CHECKING:
     from .callers import Callers
 
-__all__ = ["OUTCOME_HOOK", "Handler", "Plan", "build_plan", "order_group"]
+__all__ = ["OUTCOME_HOOK", "Handler", "Plan", "Prepare", "build_plan", "order_group"]
+
+#: What makes an event before its handlers see it: the name of the plugin doing it (for its
+#: failure's report) and ``fn(event, ctx) -> event`` (the aggregator's ``enrich``).
+Prepare = tuple[str, Callable[[Any, Any], Any]]
 
 #: The hook that observes what a guard or transform dispatch decided.
 OUTCOME_HOOK = "on_outcome"
@@ -236,25 +240,34 @@ def _function(name: str, lines: list[str], namespace: dict[str, Any]) -> Callabl
 
 
 def _compile_observers(
+    hook: str,
     handlers: tuple[Handler, ...],
     callers: Callers,
     *,
     mode: str,
-    prepare: Callable[[Any, Any], Any] | None,
+    prepare: Prepare | None,
 ) -> Callable[[Any, Any], Any]:
     """One straight-line function calling every observer, each under its plugin's lock,
-    with the event ``prepare(event, ctx)`` makes first when given (the aggregator's
+    with the event ``prepare`` (plugin, fn) makes first when given (the aggregator's
     ``enrich`` for ``agent_end``).
 
     Each handler's failure (and a lock wait that would never end) is isolated as in
-    :class:`~kithooks.callers.Callers`. ``mode``: ``"sync"`` (plain handlers only) falls
-    back to a cycle-checking wait that blocks the thread; ``"async"`` is a coroutine whose
-    waits let the event loop run, and which awaits coroutine handlers.
+    :class:`~kithooks.callers.Callers`; so is a failure of ``prepare`` (reported as its
+    plugin's, in this hook), and the handlers then get the event as it was emitted.
+    ``mode``: ``"sync"`` (plain handlers only) falls back to a cycle-checking wait that
+    blocks the thread; ``"async"`` is a coroutine whose waits let the event loop run, and
+    which awaits coroutine handlers.
     """
     namespace, lines = _prologue(handlers, callers, mode=mode, name="observe")
     if prepare is not None:
-        namespace["_prepare"] = prepare
-        lines.append("    event = _prepare(event, ctx)")
+        namespace["_prepare_plugin"], namespace["_prepare"] = prepare
+        namespace["_prepare_hook"] = hook
+        lines += [
+            "    try:",
+            "        event = _prepare(event, ctx)",
+            "    except Exception as exc:",
+            "        _failed(_prepare_plugin, _prepare_hook, exc)",
+        ]
     for i, h in enumerate(handlers):
         lines += _handler_block(
             i, h, arg="event", mode=mode, on_fail=[], on_result=[f"_stray(_H{i}, r)"], after=[]
@@ -347,7 +360,7 @@ class Plan:
         hook: str,
         event_type: EventType | None,
         handlers: tuple[Handler, ...],
-        prepare: Callable[[Any, Any], Any] | None,
+        prepare: Prepare | None,
         callers: Callers,
     ) -> None:
         self.hook = hook
@@ -366,7 +379,9 @@ class Plan:
 
     def _compile(self, mode: str) -> Callable[[Any, Any], Any]:
         if self.rule is None:
-            return _compile_observers(self.handlers, self._callers, mode=mode, prepare=self.prepare)
+            return _compile_observers(
+                self.hook, self.handlers, self._callers, mode=mode, prepare=self.prepare
+            )
         if self.prepare is not None:  # pragma: no cover - only agent_end, an observer
             raise TypeError(f"{self.hook}: only observers are prepared")
         return _compile_rule(self.handlers, self.rule, self._callers, mode=mode)
@@ -392,7 +407,7 @@ def build_plan(
     *,
     order: Callable[[HookImpl], tuple[int, int]],
     lock_of: Callable[[HookImpl], PluginLock],
-    prepare: Callable[[Any, Any], Any] | None,
+    prepare: Prepare | None,
     callers: Callers,
     default_timeout: float | None,
 ) -> Plan | None:

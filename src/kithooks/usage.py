@@ -15,6 +15,7 @@ is chosen again each second (the table's dates and hours fall on whole seconds).
 from __future__ import annotations
 
 import functools
+import sys
 import time
 from bisect import bisect_left as _bisect_left
 from collections.abc import Callable, Mapping
@@ -36,18 +37,37 @@ logger = logs.get("kithooks")
 #: least recently used is forgotten first (an unknown model is logged again after that).
 LOOKUP_CACHE_SIZE = 1024
 
+_MAX_FLOAT = sys.float_info.max
+
+
+def _v_rate(inst: object, a: attrs.Attribute[Any], v: object) -> None:
+    """A price in USD per million tokens: an int or float, finite, 0 or more (None for a
+    cache price: the ``input`` rate)."""
+    if v is None and a.default is None:
+        return
+    if not isinstance(v, int | float) or isinstance(v, bool):
+        kind = "an int, a float or None" if a.default is None else "an int or a float"
+        raise TypeError(
+            f"ModelPrice.{a.name} must be {kind} (USD per million tokens), "
+            f"not {type(v).__name__} {v!r}"
+        )
+    if not 0 <= v <= _MAX_FLOAT:  # NaN, infinities, negative and huge ints fail here
+        raise ValueError(f"ModelPrice.{a.name} must be a finite number, 0 or more, not {v!r}")
+
 
 @attrs.frozen(kw_only=True)
 class ModelPrice:
     """A host's own price for a model the price table lacks, in USD per million tokens.
 
-    A cache price left as None is charged at the ``input`` rate.
+    A cache price left as None is charged at the ``input`` rate. Each price is an int or
+    a float, finite and 0 or more: anything else is refused when the price is made
+    (``TypeError`` or ``ValueError`` naming the field).
     """
 
-    input: float
-    output: float
-    cache_read: float | None = None
-    cache_write: float | None = None
+    input: float = attrs.field(validator=_v_rate)
+    output: float = attrs.field(validator=_v_rate)
+    cache_read: float | None = attrs.field(default=None, validator=_v_rate)
+    cache_write: float | None = attrs.field(default=None, validator=_v_rate)
 
     def cost(
         self, input_tokens: int, output_tokens: int, cache_read: int, cache_write: int
@@ -193,27 +213,25 @@ class _Model:
 def _find(snapshot: Any, provider: str | None, model: str) -> Any:
     """genai-prices' model for ``model`` of ``provider`` (None: the provider whose names
     match), or None. Done here rather than by ``DataSnapshot.find_provider_model``, which
-    remembers every name it is asked about, unknown ones included, without bound."""
+    remembers every name it is asked about, unknown ones included, without bound; the same
+    rules, LiteLLM's ``vendor/model`` names included (the vendor's model when the vendor is
+    a provider of the table, else the name as a whole, as any provider's)."""
     from genai_prices.data_snapshot import find_provider_by_id
 
-    if provider is not None and provider.lower() == "litellm":  # "vendor/model" names
-        try:
-            return snapshot.find_provider_model(model, None, provider, None)[1]
-        except LookupError:
-            return None
+    providers = snapshot.providers
     ref = model.lower()
-    if provider is None:
+    litellm = provider is not None and provider.lower() == "litellm"
+    if litellm and "/" in ref:
+        vendor, rest = ref.split("/", 1)
+        if vendor and find_provider_by_id(providers, vendor) is not None:
+            provider, ref, litellm = vendor, rest, False
+    found = None if provider is None else find_provider_by_id(providers, provider)
+    if found is None and (provider is None or litellm):
         found = next(
-            (
-                p
-                for p in snapshot.providers
-                if p.model_match is not None and p.model_match.is_match(ref)
-            ),
+            (p for p in providers if p.model_match is not None and p.model_match.is_match(ref)),
             None,
         )
-    else:
-        found = find_provider_by_id(snapshot.providers, provider)
-    return None if found is None else found.find_model(ref, all_providers=snapshot.providers)
+    return None if found is None else found.find_model(ref, all_providers=providers)
 
 
 @functools.lru_cache(maxsize=LOOKUP_CACHE_SIZE)
@@ -304,8 +322,15 @@ def compute_cost(
     if oauth:
         return 0.0
     if prices:
-        custom = prices.get(f"{provider}/{model}") or prices.get(model)
+        key = f"{provider}/{model}"
+        custom = prices.get(key)
+        if custom is None:
+            key, custom = model, prices.get(model)
         if custom is not None:
+            if type(custom) is not ModelPrice and not isinstance(custom, ModelPrice):
+                raise TypeError(
+                    f"prices[{key!r}] must be a kithooks.ModelPrice, not {type(custom).__name__}"
+                )
             return custom.cost(input_tokens, output_tokens, cache_read_tokens, cache_write_tokens)
     found = _table.model(provider, model)
     if found is None:
