@@ -329,3 +329,21 @@ def test_a_turn_nobody_listens_to_is_ended_at_agent_end():
     assert pm.turn_aggregator.open_turns == 1
     assert pm.emit(kithooks.AgentEndEvent(response="done"), ctx) is None
     assert pm.turn_aggregator.open_turns == 0
+
+
+def test_plugins_handle_leaves_the_turn_aggregator_out():
+    """What a host asks before hooking into a run: the aggregator alone is not a listener."""
+    pm = kithooks.PluginManager()
+    events = [kithooks.EventType.AGENT_START, kithooks.EventType.TOOL_CALL]
+    assert pm.has_handlers(kithooks.EventType.TOOL_CALL)  # the aggregator counts tool calls
+    assert not pm.plugins_handle(events)
+
+    class Gate:
+        @kithooks.hookimpl
+        def on_tool_call(self, event):
+            return None
+
+    pm.register(Gate(), name="gate")
+    assert pm.plugins_handle(events)
+    assert not pm.plugins_handle([kithooks.EventType.AGENT_START])
+    assert kithooks.PluginManager(aggregate_turns=False).plugins_handle(events) is False

@@ -362,9 +362,12 @@ def kit_hooks_called(monkeypatch) -> list[str]:
     return called
 
 
-def test_a_run_no_plugin_listens_to_gets_no_hook_at_all(monkeypatch):
+@pytest.mark.parametrize("aggregate_turns", [False, True])
+def test_a_run_no_plugin_listens_to_gets_no_hook_at_all(monkeypatch, aggregate_turns):
+    """Nothing handles any event, or only the turn aggregator, which counts for the plugins
+    that read agent_end: with none of those it counts for no one."""
     called = kit_hooks_called(monkeypatch)
-    pm = PluginManager(aggregate_turns=False)  # nothing handles any event
+    pm = PluginManager(aggregate_turns=aggregate_turns)
     script = Script(command="rm -rf /")
     agent, ran = make_agent(pm, script)
     assert run(agent, "clean up").output == "Tool said: output of rm -rf /"

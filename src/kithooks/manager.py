@@ -805,6 +805,22 @@ class PluginManager(pluggy.PluginManager):
         plan = self._plan("on_" + event_type_named(event_type))
         return [] if plan is None else plan.names(tool_name)
 
+    def plugins_handle(self, event_types: Iterable[EventType | str]) -> bool:
+        """True when a plugin other than the turn aggregator handles one of ``event_types``.
+
+        What a host asks before hooking into a whole run: the aggregator alone counts turns
+        only for the plugins that read ``agent_end``, so with no other plugin a run can skip
+        its events (the pydantic-ai adapter then runs with no hook at all).
+        """
+        aggregator = self._aggregator
+        name = None if aggregator is None else self.get_name(aggregator)
+        for event_type in event_types:
+            if self.has_handlers(event_type) and (
+                name is None or any(n != name for n in self.handler_names(event_type))
+            ):
+                return True
+        return False
+
     def plugin_source(self, name: str) -> PluginSource | None:
         """Where the plugin ``name`` came from (entry point, file or object)."""
         return self._sources.get(name)

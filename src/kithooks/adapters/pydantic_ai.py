@@ -392,8 +392,9 @@ class KitHooks(AbstractCapability[Any]):
         handled_output: the run's output when an ``input`` handler consumed the prompt.
 
     The manager is asked when each run starts: a run that starts while no plugin handles
-    any event the adapter emits runs with no hook at all (pydantic-ai then charges nothing
-    for the capability); plugins registered meanwhile take part from the next run. During a
+    any event the adapter emits (the turn aggregator aside: alone, it counts for no one)
+    runs with no hook at all (pydantic-ai then charges nothing for the capability); plugins
+    registered meanwhile take part from the next run. During a
     run, every event is emitted when some plugin handles it at that moment, except
     ``retry``, whose hook is installed for the run only when ``retry`` was handled at its
     start.
@@ -442,7 +443,7 @@ class KitHooks(AbstractCapability[Any]):
         handled, a copy that also hooks every attempt at a model request.
         """
         pm = self.pm
-        if not any(map(pm.has_handlers, EMITTED)):
+        if not pm.plugins_handle(EMITTED):  # the turn aggregator alone counts for no one
             return CombinedCapability([])  # flattened away: no hook of this run is ours
         if pm.has_handlers(EventType.RETRY):
             return _RetryingKitHooks(
