@@ -347,3 +347,160 @@ def test_plugins_handle_leaves_the_turn_aggregator_out():
     assert pm.plugins_handle(events)
     assert not pm.plugins_handle([kithooks.EventType.AGENT_START])
     assert kithooks.PluginManager(aggregate_turns=False).plugins_handle(events) is False
+
+
+class _ToolCap(TurnAggregator):
+    """A guard reusing the aggregator's counting: blocks every tool call."""
+
+    @hookimpl(tryfirst=True)
+    def on_tool_call(self, event, ctx):
+        super().on_tool_call(event, ctx)
+        return kithooks.ToolCallResult(block=True, reason="tool cap")
+
+
+@pytest.mark.parametrize("aggregate_turns", [True, False])
+def test_a_guard_subclassing_the_aggregator_is_never_skipped(aggregate_turns):
+    """Found in review: plugins_handle left out every handler of the plugin the manager
+    took for its aggregator (any TurnAggregator instance, by its name), so a guard that
+    subclasses TurnAggregator, in a manager made with aggregate_turns=False, was not a
+    listener: a pydantic-ai run got no hook at all and the blocked tool's body ran. Only
+    an instance of exactly TurnAggregator counts for no one."""
+    import asyncio
+
+    from pydantic_ai import Agent
+    from pydantic_ai.models.test import TestModel
+
+    from kithooks.adapters.pydantic_ai import KitHooks
+
+    pm = PluginManager(aggregate_turns=aggregate_turns)
+    pm.register(_ToolCap(), name="tool-cap")
+    assert pm.plugins_handle([kithooks.EventType.TOOL_CALL])
+    ran = []
+    agent = Agent(TestModel(call_tools=["shell"]), capabilities=[KitHooks(pm)])
+
+    @agent.tool_plain
+    def shell(cmd: str) -> str:
+        ran.append(cmd)
+        return "ran"
+
+    asyncio.run(asyncio.wait_for(agent.run("go"), 30))
+    assert ran == []
+
+
+def test_plugins_handle_leaves_out_only_exact_turn_aggregators():
+    pm = PluginManager(aggregate_turns=False)
+    pm.register(TurnAggregator(max_open_turns=8), name="my-counter")  # a host's own, plain
+    every = list(kithooks.EventType)
+    assert not pm.plugins_handle(every)
+    pm.register(_ToolCap(), name="tool-cap")
+    assert pm.plugins_handle([kithooks.EventType.TOOL_CALL])
+    assert pm.plugins_handle([kithooks.EventType.AGENT_END])  # inherited: still its handler
+    assert not pm.plugins_handle([kithooks.EventType.MESSAGE_END])
+
+
+def test_a_subclass_reading_agent_end_alone_gets_it_enriched():
+    """A host's own aggregator subclass, the only plugin, whose on_agent_end reads the
+    counts: the event is enriched for it (its handlers are a plugin's)."""
+    seen = []
+
+    class Reporting(TurnAggregator):
+        @hookimpl
+        def on_agent_end(self, event, ctx):
+            seen.append((event.tool_call_count, event.tool_names))
+
+    pm = PluginManager(aggregate_turns=False)
+    pm.register(Reporting())
+    assert pm.plugins_handle([kithooks.EventType.AGENT_END])
+    ctx = Context(turn_id="t")
+    pm.emit(kithooks.AgentStartEvent(prompt="p"), ctx)
+    pm.emit(kithooks.ToolCallEvent(tool_name="ls"), ctx)
+    pm.emit(kithooks.AgentEndEvent(response="done"), ctx)
+    assert seen == [(1, ("ls",))]
+    assert pm.turn_aggregator.open_turns == 0
+
+
+@given(
+    events=st.lists(
+        st.one_of(
+            st.builds(kithooks.ToolCallEvent, tool_name=st.sampled_from(["", "bash", "read"])),
+            st.builds(kithooks.LLMUsageEvent, input_tokens=st.integers(0, 100)),
+            st.just(kithooks.AgentEndEvent()),
+        ),
+        max_size=30,
+    ),
+    session=st.sampled_from(["", "s"]),
+)
+def test_events_with_no_turn_id_and_no_agent_start_keep_nothing(events, session):
+    """Found in review: a default manager with no plugin, whose host emits tool_call /
+    llm_usage without turn ids or agent_start (as hosting.run_tool does), kept one turn
+    open whose tool_names grew with every call (1,000,000 calls: 8.6 MB). A host that
+    sets no turn id and emits no agent_start runs no turns: nothing is kept."""
+    pm = PluginManager()
+    ctx = Context(session_id=session)
+    for event in events:
+        pm.emit(event, ctx)
+    assert pm.turn_aggregator.open_turns == 0
+
+
+def test_events_with_no_turn_id_count_between_agent_start_and_agent_end():
+    pm, ends = manager()
+    pm.emit(kithooks.ToolCallEvent(tool_name="before"))  # no turn running: not kept
+    pm.emit(kithooks.AgentStartEvent(prompt="p"))
+    pm.emit(kithooks.ToolCallEvent(tool_name="ls"))
+    pm.emit(kithooks.LLMUsageEvent(input_tokens=3))
+    pm.emit(kithooks.AgentEndEvent(response="done"))
+    pm.emit(kithooks.ToolCallEvent(tool_name="after"))
+    pm.emit(kithooks.AgentEndEvent(response="again"))  # agent_end with no agent_start: zeros
+    first, second = ends.events
+    assert first.tool_names == ("ls",) and first.input_tokens_delta == 3
+    assert second.tool_call_count == 0 and second.tool_names == ()
+    assert pm.turn_aggregator.open_turns == 0
+
+
+@given(
+    names=st.lists(st.sampled_from(["", "bash", "read"]), max_size=40),
+    cap=st.integers(0, 12),
+)
+def test_a_turn_lists_the_names_of_its_first_max_tool_names_calls(names, cap):
+    """Found in review: one turn that never ends grew without bound (the cap was on the
+    number of turns only). Each turn lists the names of its first max_tool_names tool
+    calls; tool_call_count still counts every call."""
+    pm = PluginManager(aggregate_turns=False)
+    pm.register(TurnAggregator(max_tool_names=cap), name="turn-aggregator")
+    ends = Ends()
+    pm.register(ends)
+    ctx = Context(turn_id="t")
+    pm.emit(kithooks.AgentStartEvent(prompt="p"), ctx)
+    for name in names:
+        pm.emit(kithooks.ToolCallEvent(tool_name=name), ctx)
+    pm.emit(kithooks.AgentEndEvent(response="done"), ctx)
+    (end,) = ends.events
+    assert end.tool_call_count == len(names)
+    assert end.tool_names == tuple(n for n in names[:cap] if n)
+
+
+def test_a_turn_past_max_tool_names_is_logged_once_by_name(caplog):
+    agg = TurnAggregator(max_tool_names=2)
+    pm = PluginManager(aggregate_turns=False)
+    pm.register(agg)
+    ctx = Context(session_id="s", turn_id="stuck")
+    pm.emit(kithooks.AgentStartEvent(prompt="p"), ctx)
+    for _ in range(1000):
+        pm.emit(kithooks.ToolCallEvent(tool_name="bash"), ctx)
+    assert len(agg._turns[("s", "stuck")].tool_names) == 2
+    warnings = [r for r in caplog.records if "more than 2 tool calls" in r.getMessage()]
+    assert len(warnings) == 1 and "('s', 'stuck')" in warnings[0].getMessage()
+    assert warnings[0].levelname == "WARNING"
+
+
+@pytest.mark.parametrize(
+    ("value", "error", "message"),
+    [
+        (-1, ValueError, "max_tool_names must be >= 0, got -1"),
+        ("9", TypeError, "max_tool_names must be an int, got str"),
+        (True, TypeError, "max_tool_names must be an int, got bool"),
+    ],
+)
+def test_max_tool_names_is_validated(value, error, message):
+    with pytest.raises(error, match=message):
+        TurnAggregator(max_tool_names=value)

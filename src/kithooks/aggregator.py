@@ -26,8 +26,9 @@ TurnKey = tuple[str, str]
 def _key(ctx: Context) -> TurnKey:
     """The turn of ``ctx``, read from the host's context behind a handler's view (whose
     read-through properties would cost more than the counting itself)."""
-    host: Context = ctx._host if type(ctx) is HandlerContext else ctx  # type: ignore[attr-defined]
-    return (host.session_id, host.turn_id)
+    if ctx.__class__ is HandlerContext:  # no call of type(): this runs on every event
+        ctx = ctx._host  # type: ignore[attr-defined]
+    return (ctx.session_id, ctx.turn_id)
 
 
 class _Turn:
@@ -41,6 +42,7 @@ class _Turn:
         "started",
         "tool_calls",
         "tool_names",
+        "unlisted",
     )
 
     def __init__(self, started: int | None) -> None:
@@ -53,6 +55,7 @@ class _Turn:
         self.cache_read = 0
         self.cache_write = 0
         self.cost = 0.0
+        self.unlisted = 0  # tool names past max_tool_names: counted, not listed
 
 
 class TurnAggregator:
@@ -64,11 +67,17 @@ class TurnAggregator:
     handler runs first, before any guard can stop dispatch; names in call order, duplicates
     kept, empty names not listed) and every ``llm_usage`` (calls, the
     four token sums, cost), and measures ``duration_ms`` on a monotonic clock. ``agent_end``
-    without ``agent_start`` gives zeros and a duration of 0.
+    without ``agent_start`` gives zeros and a duration of 0. An event with a turn id that
+    comes before its turn's ``agent_start`` (a turn resumed in another process) opens the
+    turn, counted from there with a duration of 0; one with an empty ``turn_id`` and no
+    turn open is not kept (a host that sets no turn ids and emits no ``agent_start``, such
+    as one calling ``hosting.run_tool`` alone, runs no turns).
 
-    At most ``max_open_turns`` turns are tracked at once; starting one more forgets the
-    oldest open turn (logged at debug level), so turns that never end cannot grow memory
-    without bound.
+    Memory is bounded: at most ``max_open_turns`` turns are tracked at once (starting one
+    more forgets the oldest open turn, logged at debug level), and each keeps the names of
+    its first ``max_tool_names`` tool calls (a call past them is counted in
+    ``tool_call_count`` but not listed in ``tool_names``; the first such is logged as a
+    warning naming the turn). The counts and sums stay exact.
 
     The manager registers one under the name ``turn-aggregator`` and, while another plugin
     handles ``agent_end``, calls :meth:`enrich` before any ``on_agent_end`` handler runs;
@@ -77,7 +86,10 @@ class TurnAggregator:
     plugins late) gets the whole turn's counts. One a host registers itself runs in its
     place in the registration order: after a ``tryfirst`` guard registered before it, it
     does not see the calls that guard blocks. Replay swaps in an aggregator on the
-    recording's clock in the same place, so it counts what live dispatch counts.
+    recording's clock in the same place, so it counts what live dispatch counts. Only an
+    instance of exactly this class counts for no one (``PluginManager.plugins_handle``
+    leaves it out): a subclass's handlers are a plugin's (a guard reusing the counting is
+    never skipped), and while one handles ``agent_end`` the event is enriched for it.
 
     An ``enrich`` that fails (a cost sum that overflowed to infinity, a custom ``clock``
     that gives floats) is logged and reported as this plugin's failure in
@@ -87,11 +99,20 @@ class TurnAggregator:
     NAME = "turn-aggregator"
 
     def __init__(
-        self, *, max_open_turns: int = 1024, clock: Callable[[], int] = time.monotonic_ns
+        self,
+        *,
+        max_open_turns: int = 1024,
+        max_tool_names: int = 4096,
+        clock: Callable[[], int] = time.monotonic_ns,
     ) -> None:
         if max_open_turns < 1:
             raise ValueError(f"max_open_turns must be >= 1, got {max_open_turns}")
+        if max_tool_names.__class__ is not int:
+            raise TypeError(f"max_tool_names must be an int, got {type(max_tool_names).__name__}")
+        if max_tool_names < 0:
+            raise ValueError(f"max_tool_names must be >= 0, got {max_tool_names}")
         self.max_open_turns = max_open_turns
+        self.max_tool_names = max_tool_names
         self._clock = clock
         self._turns: OrderedDict[TurnKey, _Turn] = OrderedDict()
         self._lock = threading.Lock()
@@ -113,6 +134,27 @@ class TurnAggregator:
             logger.debug("turn aggregator: turn %r never ended; forgotten", old)
         return turn
 
+    def _unstarted(self, key: TurnKey) -> _Turn | None:
+        """The turn of an event of ``key`` that came with none open (call with the lock
+        held): started now, with no clock (a duration of 0), when the event has a turn id.
+        Without one it is None: a host without turn ids that emits no ``agent_start`` (as a
+        host of ``hosting.run_tool`` alone) runs no turns, and nothing of it is kept."""
+        return self._start(key, None) if key[1] else None
+
+    def _unlisted(self, key: TurnKey, turn: _Turn) -> None:
+        """The name of a tool call past the first ``max_tool_names`` of turn ``key`` (call
+        with the lock held): counted, not listed; the first such is logged as a warning
+        naming the turn."""
+        turn.unlisted += 1
+        if turn.unlisted == 1:
+            logger.warning(
+                "turn aggregator: turn %r has more than %d tool calls; agent_end's "
+                "tool_names lists the names of the first %d (tool_call_count counts all)",
+                key,
+                self.max_tool_names,
+                self.max_tool_names,
+            )
+
     @hookimpl(tryfirst=True)
     def on_agent_start(self, event: AgentStartEvent, ctx: Context) -> None:
         """Start (or restart) the turn's counters and clock."""
@@ -125,17 +167,24 @@ class TurnAggregator:
         """Count one tool call of the turn."""
         key = _key(ctx)
         with self._lock:
-            turn = self._turns.get(key) or self._start(key, None)
-            turn.tool_calls += 1
+            turn = self._turns.get(key)
+            if turn is None and (turn := self._unstarted(key)) is None:
+                return
+            n = turn.tool_calls = turn.tool_calls + 1
             if event.tool_name:
-                turn.tool_names.append(event.tool_name)
+                if n <= self.max_tool_names:
+                    turn.tool_names.append(event.tool_name)
+                else:
+                    self._unlisted(key, turn)
 
     @hookimpl(tryfirst=True)
     def on_llm_usage(self, event: LLMUsageEvent, ctx: Context) -> None:
         """Add one LLM call's tokens and cost to the turn."""
         key = _key(ctx)
         with self._lock:
-            turn = self._turns.get(key) or self._start(key, None)
+            turn = self._turns.get(key)
+            if turn is None and (turn := self._unstarted(key)) is None:
+                return
             turn.llm_calls += 1
             turn.input += event.input_tokens
             turn.output += event.output_tokens

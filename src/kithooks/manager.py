@@ -67,6 +67,12 @@ _DEFAULT: Any = object()
 _UNKNOWN: Any = object()
 
 
+def _counts_only(plugin: object) -> bool:
+    """Whether ``plugin`` is exactly kithooks' :class:`TurnAggregator`, whose handlers only
+    count turns for the plugins that read ``agent_end`` (a subclass's may do more)."""
+    return type(plugin) is TurnAggregator
+
+
 def _key(name: str) -> str:
     """``name`` without case, underscores or the ``on`` prefix: ``onToolCall`` -> ``toolcall``."""
     return name.lower().replace("_", "").removeprefix("on")
@@ -721,12 +727,13 @@ class PluginManager(pluggy.PluginManager):
 
     def _prepare(self, hook: str, impls: Sequence[HookImpl]) -> Prepare | None:
         """What makes ``hook``'s event before its handlers see it: for ``agent_end`` while
-        another plugin handles it, the registered aggregator's ``enrich`` (by its name).
-        Alone, the aggregator's own handler just ends the turn."""
+        a plugin other than a plain :class:`TurnAggregator` handles it (a subclass's
+        ``on_agent_end`` may read the counts), the registered aggregator's ``enrich`` (by
+        its name). Alone, an aggregator's own handler just ends the turn."""
         active = self._aggregator
         if hook != "on_agent_end" or active is None:
             return None
-        if not any(i.plugin is not active for i in impls):
+        if all(_counts_only(i.plugin) for i in impls):
             return None
         return (self.get_name(active) or active.NAME, active.enrich)
 
@@ -806,17 +813,18 @@ class PluginManager(pluggy.PluginManager):
         return [] if plan is None else plan.names(tool_name)
 
     def plugins_handle(self, event_types: Iterable[EventType | str]) -> bool:
-        """True when a plugin other than the turn aggregator handles one of ``event_types``.
+        """True when a plugin other than a turn aggregator handles one of ``event_types``.
 
-        What a host asks before hooking into a whole run: the aggregator alone counts turns
-        only for the plugins that read ``agent_end``, so with no other plugin a run can skip
-        its events (the pydantic-ai adapter then runs with no hook at all).
+        What a host asks before hooking into a whole run: a :class:`TurnAggregator` alone
+        counts turns only for the plugins that read ``agent_end``, so with no other plugin a
+        run can skip its events (the pydantic-ai adapter then runs with no hook at all).
+        Only a plugin that is exactly a :class:`TurnAggregator` is left out: a subclass's
+        handlers are a plugin's (it may guard, or read what it counts), never skipped.
         """
-        aggregator = self._aggregator
-        name = None if aggregator is None else self.get_name(aggregator)
         for event_type in event_types:
-            if self.has_handlers(event_type) and (
-                name is None or any(n != name for n in self.handler_names(event_type))
+            if self.has_handlers(event_type) and any(
+                not _counts_only(impl.plugin)
+                for impl in getattr(self.hook, "on_" + event_type_named(event_type)).get_hookimpls()
             ):
                 return True
         return False
@@ -827,7 +835,8 @@ class PluginManager(pluggy.PluginManager):
 
     @property
     def turn_aggregator(self) -> TurnAggregator | None:
-        """The registered :class:`TurnAggregator`, if any."""
+        """The registered :class:`TurnAggregator` (or subclass) whose ``enrich`` fills
+        ``agent_end``: the first one registered, if any."""
         for plugin in self._name2plugin.values():
             if isinstance(plugin, TurnAggregator):
                 return plugin
