@@ -375,7 +375,7 @@ def test_the_steps_other_tool_calls_end_before_the_failure_ends_the_turn(mode):
 
     @tool
     def boom(x: str) -> str:
-        """Fails once the other call runs (one that starts later revives the turn)."""
+        """Fails once the other call runs (one that starts later: see the test below)."""
         assert started.wait(TIMEOUT)
         raise ValueError("kaput")
 
@@ -508,3 +508,316 @@ def test_agent_end_answers_with_the_structured_response_as_json():
     agent.invoke(prompt("w?"))
     (end,) = rec.of(kithooks.AgentEndEvent)
     assert end.response == '{"city":"Oslo","temp":21}'
+
+
+# -- 8. each manager's loop: deadlines, nested runs, BaseExceptions ----------------------
+
+
+def _in_thread(fn: Any) -> dict[str, Any]:
+    """``fn()`` on a thread of its own, with a deadline: its value or what it raised."""
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = fn()
+        except BaseException as exc:  # SystemExit and KeyboardInterrupt too
+            box["raised"] = exc
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    join_all([thread])
+    return box
+
+
+def _sh_agent(pm: PluginManager, cmd: str, ran: list[str], call_id: str = "c1") -> Any:
+    model = Replay(replies=[ai("", ("sh", {"cmd": cmd}, call_id)), ai("done")])
+    return create_agent(model, [_shell(ran)], middleware=[KitHooksMiddleware(pm)])
+
+
+def test_a_slow_plugin_of_one_manager_never_eats_another_managers_guard_deadline(caplog):
+    a_blocks, b_done = threading.Event(), threading.Event()
+    pm_a = PluginManager()
+
+    class SlowAudit:  # a blocking call: holds pm_a's loop thread, an async observer there
+        @hookimpl
+        def on_tool_call(self, event):
+            a_blocks.set()
+            b_done.wait(TIMEOUT)
+
+    class Observer:
+        @hookimpl
+        async def on_tool_call(self, event):
+            return None
+
+    pm_a.register(Observer(), name="observer")
+    pm_a.register(SlowAudit(), name="slow-audit")
+    pm_b = PluginManager()
+
+    class Gate:
+        @hookimpl(timeout=2.0)
+        async def on_tool_call(self, event):
+            await asyncio.sleep(0.05)  # asks its policy service
+            if "rm -rf" in event.input:
+                return kithooks.ToolCallResult(block=True, reason="denied")
+            return None
+
+    pm_b.register(Gate(), name="gate")
+    ran: list[str] = []
+    run_a = threading.Thread(target=_sh_agent(pm_a, "ls", ran).invoke, args=(prompt("go"),))
+    run_a.start()
+    try:
+        assert a_blocks.wait(TIMEOUT)
+        state = _in_thread(lambda: _sh_agent(pm_b, "rm -rf /", ran).invoke(prompt("go")))
+    finally:
+        b_done.set()
+        join_all([run_a])
+    assert [m.text for m in state["value"]["messages"] if m.type == "tool"] == ["Error: denied"]
+    assert ran == ["ls"]
+    assert "timed out" not in caplog.text
+
+
+def test_a_managers_loop_thread_stops_when_the_manager_is_collected():
+    import gc
+
+    pm = PluginManager()
+    threads: list[threading.Thread] = []
+
+    class Where:
+        @hookimpl
+        async def on_tool_call(self, event):
+            threads.append(threading.current_thread())
+
+    pm.register(Where())
+    _sh_agent(pm, "ls", []).invoke(prompt("go"))
+    (loop_thread,) = threads
+    assert loop_thread.is_alive() and loop_thread is not threading.current_thread()
+    del pm
+    gc.collect()
+    loop_thread.join(TIMEOUT)
+    assert not loop_thread.is_alive()
+
+
+class Judge:
+    """An LLM judge built on an agent: an async guard that runs a sync sub-agent."""
+
+    def __init__(self, sub: Any) -> None:
+        self.sub = sub
+        self.verdicts: list[str] = []
+
+    @hookimpl
+    async def on_tool_call(self, event):
+        if event.tool_name == "sh":
+            config = {"configurable": {"thread_id": "SUB"}}
+            state = self.sub.invoke(prompt("judge " + event.input), config)
+            self.verdicts.append(state["messages"][-1].text)
+
+
+def test_an_async_guard_may_run_a_sync_sub_agent_that_uses_tools():
+    sub_pm = PluginManager()
+    sub_rec = recorded(sub_pm)
+    seen = []
+
+    class SubGuard:  # async too: its tool_call runs on LangGraph's pool thread
+        @hookimpl
+        async def on_tool_call(self, event):
+            seen.append(get_config()["configurable"]["thread_id"])
+
+    sub_pm.register(SubGuard())
+
+    @tool
+    def lookup(q: str) -> str:
+        """Look up."""
+        return "found"
+
+    sub = create_agent(
+        Replay(replies=[ai("", ("lookup", {"q": "x"}, "s1")), ai("judged ok")]),
+        [lookup],
+        middleware=[KitHooksMiddleware(sub_pm)],
+    )
+    pm = PluginManager()
+    judge = Judge(sub)
+    pm.register(judge)
+    ran: list[str] = []
+    box = _in_thread(lambda: _sh_agent(pm, "ls", ran).invoke(prompt("go")))
+    assert box["value"]["messages"][-1].text == "done" and ran == ["ls"]
+    assert judge.verdicts == ["judged ok"] and seen == ["SUB"]
+    assert sub_rec.names().count("tool_result") == 1
+
+
+def test_a_sub_agent_run_on_the_same_manager_is_a_logged_cycle_not_a_deadlock(caplog):
+    pm = PluginManager()
+    sub = create_agent(Replay(replies=[ai("judged ok")]), [], middleware=[KitHooksMiddleware(pm)])
+    prompts: list[str] = []
+
+    class ListeningJudge(Judge):  # listens to the sub-run's events too
+        @hookimpl
+        async def on_agent_start(self, event, ctx):
+            prompts.append("judge")
+
+    class Watch:
+        @hookimpl
+        async def on_agent_start(self, event, ctx):
+            prompts.append(ctx.session_id)
+
+    judge = ListeningJudge(sub)
+    pm.register(judge, name="judge")
+    pm.register(Watch(), name="watch")
+    ran: list[str] = []
+    box = _in_thread(lambda: _sh_agent(pm, "ls", ran).invoke(prompt("go")))
+    assert box["value"]["messages"][-1].text == "done" and ran == ["ls"]
+    assert judge.verdicts == ["judged ok"]
+    assert "LockCycleError" in caplog.text and "'judge'" in caplog.text
+    assert prompts.count("SUB") == 1  # the other plugin sees the sub-run, context and all
+    assert prompts.count("judge") == 1  # the outer run only: the sub-run's call skipped
+
+
+@pytest.mark.parametrize("raised", [SystemExit, KeyboardInterrupt])
+def test_a_base_exception_from_an_async_plugin_is_raised_in_the_sync_run(raised):
+    pm = PluginManager()
+    threads: list[threading.Thread] = []
+
+    class Quit:
+        quit = True
+
+        @hookimpl
+        async def on_tool_call(self, event):
+            threads.append(threading.current_thread())
+            if self.quit:
+                raise raised(3)
+
+    quitter = Quit()
+    pm.register(quitter)
+    ran: list[str] = []
+    agent = _sh_agent(pm, "ls", ran)
+    box = _in_thread(lambda: agent.invoke(prompt("go")))
+    assert isinstance(box.get("raised"), raised) and ran == []
+    quitter.quit = False
+    box = _in_thread(lambda: _sh_agent(pm, "ls", ran).invoke(prompt("go")))
+    assert box["value"]["messages"][-1].text == "done" and ran == ["ls"]
+    assert threads[0] is threads[1] and threads[0].is_alive()  # the loop went on
+
+
+def test_a_sync_run_fails_instead_of_hanging_when_the_loop_thread_dies(caplog):
+    pm = PluginManager()
+
+    def die() -> None:
+        raise SystemExit  # a callback's SystemExit ends asyncio's run_forever
+
+    class Killer:
+        kill = True
+
+        @hookimpl
+        async def on_tool_call(self, event):
+            if self.kill:
+                asyncio.get_running_loop().call_soon(die)
+                await asyncio.sleep(TIMEOUT)
+
+    killer = Killer()
+    pm.register(killer)
+    ran: list[str] = []
+    agent = _sh_agent(pm, "ls", ran)
+    box = _in_thread(lambda: agent.invoke(prompt("go")))
+    assert isinstance(box.get("raised"), RuntimeError) and ran == []
+    assert "event loop thread" in str(box["raised"])
+    assert "a callback on it raised" in caplog.text  # logged, the thread's SystemExit too
+    killer.kill = False  # the next run gets a new loop
+    box = _in_thread(lambda: _sh_agent(pm, "ls", ran).invoke(prompt("go")))
+    assert box["value"]["messages"][-1].text == "done" and ran == ["ls"]
+
+
+# -- 9. an outer after_agent sends the ended turn back; late calls of a failed step -------
+
+
+class Redo(AgentMiddleware):
+    """An output check placed before the middleware: sends a draft answer back once."""
+
+    @hook_config(can_jump_to=["model"])
+    def after_agent(self, state, runtime):
+        if state["messages"][-1].text == "draft":
+            return {"messages": [HumanMessage("Please improve that.")], "jump_to": "model"}
+        return None
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_an_outer_after_agent_jumping_back_revives_the_ended_turn(mode, caplog):
+    caplog.set_level("INFO", logger="kithooks")
+    pm = PluginManager()
+    rec = recorded(pm)
+    model = Replay(replies=[ai("draft"), ai("final")])
+    agent = create_agent(model, [], middleware=[Redo(), KitHooksMiddleware(pm)])
+    state = run(agent, prompt("write"), mode)
+    assert state["messages"][-1].text == "final"
+    names = rec.names()
+    first = names.index("agent_end") + 1
+    assert names[first:] == [
+        "prepare_step", "step_start", "message_update", "step_finish", "llm_usage",
+        "message_end", "agent_end",
+    ]  # fmt: skip
+    assert len(set(rec.turns())) == 1
+    assert [e.response for e in rec.of(kithooks.AgentEndEvent)] == ["draft", "final"]
+    assert "ended (agent_end was emitted) but goes on" in caplog.text
+
+
+class HoldSecond(AgentMiddleware):
+    """Starts the step's second call only once the turn's failure ended it (as a thread
+    pool that starts a call late does)."""
+
+    def __init__(self, ended: threading.Event) -> None:
+        super().__init__()
+        self.ended = ended
+
+    def wrap_tool_call(self, request, handler):
+        if request.tool_call["id"] == "c2":
+            assert self.ended.wait(TIMEOUT)
+        return handler(request)
+
+    async def awrap_tool_call(self, request, handler):
+        if request.tool_call["id"] == "c2":
+            assert await asyncio.to_thread(self.ended.wait, TIMEOUT)
+        return await handler(request)
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_call_of_a_failed_step_that_starts_late_leaves_no_open_turn(mode, caplog):
+    caplog.set_level("INFO", logger="kithooks")
+    pm = PluginManager()
+    rec = recorded(pm)
+    ended = threading.Event()
+
+    class End:
+        @hookimpl
+        def on_agent_end(self, event):
+            ended.set()
+
+    pm.register(End())
+
+    @tool
+    def boom(x: str) -> str:
+        """Fails."""
+        raise ValueError("kaput")
+
+    @tool
+    def ok(x: str) -> str:
+        """Fine."""
+        return "ok"
+
+    mw = KitHooksMiddleware(pm, max_open_runs=2)
+    model = Replay(replies=[ai("", ("boom", {"x": "1"}, "c1"), ("ok", {"x": "2"}, "c2"))])
+    agent = create_agent(model, [boom, ok], middleware=[HoldSecond(ended), mw])
+    for _ in range(3):
+        ended.clear()
+        with pytest.raises(ValueError, match="kaput"):
+            run(agent, prompt("go"), mode)
+    assert mw._runs == {}  # no turn reopened by its late call, none pushing real ones out
+    assert pm.turn_aggregator is not None and pm.turn_aggregator.open_turns == 0
+    events = [(e.event_type.value, getattr(e, "tool_call_id", "")) for _, e in rec.events]
+    one_turn = events[: len(events) // 3]
+    fail = one_turn.index(("error", ""))
+    assert [name for name, _ in one_turn[fail:]] == [
+        "error", "agent_end", "tool_call", "tool_execution_start", "tool_execution_end",
+        "tool_result", "agent_end",
+    ]  # fmt: skip
+    assert {call for _, call in one_turn[fail + 2 :] if call} == {"c2"}
+    assert len(set(rec.turns())) == 3
+    assert [e.stop_reason for e in rec.of(kithooks.AgentEndEvent)] == ["error"] * 6
+    assert "runs after the turn failed" in caplog.text and "WARNING" not in caplog.text

@@ -4,10 +4,16 @@
 (``invoke``, ``ainvoke``, ``stream``, ``astream``) emit the kithooks events through a
 :class:`~kithooks.PluginManager`, with the same meaning as the pydantic-ai adapter, and
 honours every result. Sync and async plugins work in sync and async runs alike: a sync run
-awaits coroutine handlers on one event loop, on a daemon thread, that every sync run of the
-process shares for as long as it lives (so loop-bound plugin state, a pooled
-``httpx.AsyncClient`` say, works on every call). Tools run where LangChain runs them, never
-on that loop, whatever kind of plugin listens.
+awaits coroutine handlers on its manager's event loop, on a daemon thread, that every sync
+run of the manager shares for as long as the manager lives (so loop-bound plugin state, a
+pooled ``httpx.AsyncClient`` say, works on every call; another manager's slow handler never
+delays it, but within one manager a plain handler of an event that also has coroutine
+handlers runs on that thread, so a slow one delays, and counts against the timeouts of, the
+manager's coroutine handlers in its other sync runs). A ``SystemExit`` or
+``KeyboardInterrupt`` from a handler is raised in the run; a sync run started inside a
+handler (a sub-agent) awaits its handlers on a fresh loop of its own, in a copy of the
+caller's context. Tools run where LangChain runs them, never on that loop, whatever kind of
+plugin listens.
 
 =====================  ==============================================================
 kithooks event         where it comes from in the run
@@ -40,7 +46,9 @@ step_finish,           each answer's ``usage_metadata``, after the step's tools 
 llm_usage              from ``compute_cost``, model and provider from its response metadata
 error, agent_end       the run failed (a failed tool's answer gets its ``step_finish`` and
                        ``llm_usage`` first; with parallel calls, once the step's other
-                       running calls ended) / ended; ``agent_end`` is enriched by the aggregator,
+                       running calls ended; a call of the step that starts later runs in
+                       the failed turn and another ``agent_end`` follows it) / ended;
+                       ``agent_end`` is enriched by the aggregator,
                        its ``response`` the structured response as JSON
                        (``response_format``), else the last AI or tool message's text (a
                        ``return_direct`` tool's result)
@@ -57,9 +65,10 @@ the caller gave one, else a fresh id per run, so concurrent runs of one agent ne
 An interrupt (human in the loop) pauses the turn; it goes on when the run is resumed. A tool
 call paused inside the tool goes on without asking ``tool_call`` again while it is the call
 the guards approved; one whose name or arguments changed meanwhile (the state edited) is
-asked again, and emits ``tool_execution_start`` a second time. The turn's id leaves the
-state when the turn ends, so a later run that a middleware placed before this one ends in
-its ``before_agent`` (a refusal, ``jump_to: "end"``) emits nothing.
+asked again, and emits ``tool_execution_start`` a second time. The state marks the turn
+ended when it ends, so a later run that a middleware placed before this one ends in its
+``before_agent`` (a refusal, ``jump_to: "end"``) emits nothing, while a call after the end
+(that middleware's ``after_agent`` jumps back to the model) revives the turn (below).
 Install with ``pip install 'kithooks[langchain]'``.
 
 Put the middleware last in the list, or at least after every middleware that wraps tool
@@ -83,9 +92,13 @@ hold its turn. The turn's id lives in the agent's state (the private ``kithooks_
 channel), the rest of the turn in the middleware, which holds at most ``max_open_runs``
 turns (the oldest is forgotten, logged at info level). A call of a turn the middleware does
 not hold revives the turn: a run resumed by another instance (a per-request agent, or a
-restarted process, sharing the checkpointer; logged at info level), a forgotten turn, or a
-turn that failed here (``error``, ``agent_end``) and that a middleware placed before this
-one goes on with, a retry (logged as a warning). A revived turn keeps its ``turn_id``; its
+restarted process, sharing the checkpointer; logged at info level), a forgotten turn, a turn
+that ended and that an ``after_agent`` of a middleware placed before this one sends back
+(info), or a turn that failed here (``error``, ``agent_end``) and that a middleware placed
+before this one goes on with, a retry (logged as a warning). Only a model call reopens a
+failed turn: a tool call of it (a late call of the failed step, a tool retry placed
+before) runs in the failed turn, and another ``agent_end`` closes it once the last such
+call ended (info). A revived turn keeps its ``turn_id``; its
 ``session_id`` is the run's ``thread_id`` again. It does not emit ``input``,
 ``before_agent_start``, ``context_prepare``, ``agent_start`` or ``message_start`` again;
 its step numbers go on from the model's answers in the state since the last user message
@@ -94,19 +107,18 @@ its ``step_finish`` and ``llm_usage`` once they ran; a tool call that ``interrup
 paused inside the tool is asked ``tool_call`` again. Rebuilt from the state (another
 instance, a forgotten turn), it has no ``before_agent_start`` injection on its model calls;
 after a failure here it keeps the failed run's. It ends with ``message_end`` and
-``agent_end`` as usual, after a failure a second ``agent_end`` for the turn. The aggregator
-counts a revived turn from its start while the manager's aggregator still holds it (say,
-another instance on the same manager); otherwise (a new manager, or after the failure's
-``agent_end``) from the revival, with ``duration_ms`` 0. A state without a turn id (the middleware's
-``before_agent`` never ran on this graph, so neither did ``input`` nor
-``before_agent_start``) is a ``RuntimeError`` naming that cause, at the first model call
-or tool call a plugin listens to.
+``agent_end`` as usual, after a failure or an end a second ``agent_end`` for the turn. The
+aggregator counts a revived turn from its start while the manager's aggregator still holds
+it (say, another instance on the same manager); otherwise (a new manager, or after an
+earlier ``agent_end``) from the revival, with ``duration_ms`` 0. A state without a turn
+id (the middleware's ``before_agent`` never ran on this graph, so neither did ``input``
+nor ``before_agent_start``) is a ``RuntimeError`` naming that cause, at the first model
+call or tool call a plugin listens to.
 """
 
 from __future__ import annotations
 
 import asyncio
-import atexit
 import concurrent.futures
 import contextlib
 import contextvars
@@ -115,6 +127,7 @@ import json
 import os
 import threading
 import uuid
+import weakref
 from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterator, Mapping
 from typing import Annotated, Any, NotRequired, TypeVar
 
@@ -257,6 +270,9 @@ class _Run:
         #: them, emitted (error, agent_end) once the last of them is done.
         self.running = 0
         self.failure: Exception | None = None
+        #: The turn failed here (error and agent_end emitted) and no model call revived it:
+        #: tool calls of it that run now are closed by another agent_end once they ended.
+        self.failed = False
 
 
 def _call_key(call: Mapping[str, Any]) -> str:
@@ -284,14 +300,14 @@ def _with_text(message: HumanMessage, text: str) -> HumanMessage:
     return message.model_copy(update={"content": blocks})
 
 
-def _start_tool(tool_run: ToolRun, asynchronous: bool) -> ToolOutcome | None:
-    """:meth:`ToolRun.start` from sync code (on the sync loop when a handler is async)."""
-    return _SYNC_LOOP.run(tool_run.astart()) if asynchronous else tool_run.start()
+def _start_tool(tool_run: ToolRun, loop: _SyncLoop | None) -> ToolOutcome | None:
+    """:meth:`ToolRun.start` from sync code (on ``loop`` when a handler is async)."""
+    return tool_run.start() if loop is None else loop.run(tool_run.astart())
 
 
-def _finish_tool(tool_run: ToolRun, response: ToolResponse, asynchronous: bool) -> ToolOutcome:
-    """:meth:`ToolRun.finish` from sync code (on the sync loop when a handler is async)."""
-    return _SYNC_LOOP.run(tool_run.afinish(response)) if asynchronous else tool_run.finish(response)
+def _finish_tool(tool_run: ToolRun, response: ToolResponse, loop: _SyncLoop | None) -> ToolOutcome:
+    """:meth:`ToolRun.finish` from sync code (on ``loop`` when a handler is async)."""
+    return tool_run.finish(response) if loop is None else loop.run(tool_run.afinish(response))
 
 
 def _raised(exc: BaseException) -> ToolResponse:
@@ -299,87 +315,212 @@ def _raised(exc: BaseException) -> ToolResponse:
     return ToolResponse(content=f"{type(exc).__name__}: {exc}", is_error=True)
 
 
-class _SyncLoop:
-    """The one event loop that awaits coroutine handlers for sync runs, on a daemon thread.
+_on_loop: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "kithooks_langchain_on_loop", default=False
+)
+"""True in every coroutine a sync run awaits on a loop of this module, and in what it starts
+(LangGraph copies the context into its pool threads): a sync agent run from there must not
+wait for that loop, which may be the one blocked in the handler that runs it."""
 
-    One loop for every sync run of the process, for as long as it lives, so a plugin that
+_WAIT_SLICE = 1.0
+"""Seconds a sync run waits for its handlers before it looks whether the loop still runs."""
+
+_STOPPED = (
+    "KitHooksMiddleware: the event loop thread awaiting the plugins' coroutine handlers "
+    "stopped before they finished"
+)
+
+
+async def _settled(coro: Coroutine[Any, Any, T], done: concurrent.futures.Future[T]) -> None:
+    """Await ``coro`` (on a manager's loop) and put its outcome in ``done``. Any exception,
+    ``SystemExit`` and ``KeyboardInterrupt`` too, goes to the waiting thread, which raises
+    it: asyncio would let those two out of the loop, ending its thread under every waiter."""
+    _on_loop.set(True)  # in this task's own context (a copy of the caller's)
+    try:
+        result = await coro
+    except asyncio.CancelledError:  # the waiting thread gave up, or the loop stopped
+        done.set_exception(RuntimeError(_STOPPED))
+        raise
+    except BaseException as exc:  # raised again by the waiting thread
+        done.set_exception(exc)
+    else:
+        done.set_result(result)
+
+
+def _wait(done: concurrent.futures.Future[T], thread: threading.Thread) -> T:
+    """``done``'s result, failing (RuntimeError) instead of hanging if the loop's thread
+    ends first."""
+    while True:
+        try:
+            return done.result(_WAIT_SLICE)
+        except TimeoutError:
+            if done.done():  # it ended meanwhile, or the handler raised TimeoutError itself
+                return done.result()
+            if not thread.is_alive():
+                raise RuntimeError(_STOPPED) from None
+
+
+def _run_apart(coro: Coroutine[Any, Any, T]) -> T:
+    """Await ``coro`` on a fresh event loop in a thread of its own, in a copy of the caller's
+    context (LangGraph's config, the plugin holds of kithooks' locks): a sync run started
+    from inside a handler on a loop here (a sub-agent), which may wait for that loop."""
+    context = contextvars.copy_context()
+    outcome: list[tuple[bool, Any]] = []
+
+    def target() -> None:
+        try:
+            outcome.append((True, context.run(asyncio.run, coro)))
+        except BaseException as exc:  # raised again by the caller
+            outcome.append((False, exc))
+
+    thread = threading.Thread(target=target, name="kithooks-langchain-nested", daemon=True)
+    thread.start()
+    thread.join()
+    ok, value = outcome[0]
+    if not ok:
+        raise value
+    return value  # type: ignore[no-any-return]
+
+
+class _SyncLoop:
+    """The event loop on which sync runs await one manager's coroutine handlers, on a
+    daemon thread (:class:`_Loops`).
+
+    One loop per :class:`~kithooks.PluginManager`, for as long as it lives, so a plugin that
     keeps loop-bound state (a pooled ``httpx.AsyncClient``, an ``asyncio.Lock``) sees the
     same loop on every event of every run; a loop per event or per run would close under
-    it, fail its handler and leave a guard out. Any thread can hand it a coroutine (sync
-    runs on many threads, parallel tool calls on LangGraph's pool); the caller's context
-    variables go with it. It is made again in a forked child (the parent's thread is not
-    there), and stopped and closed when the interpreter exits.
+    it, fail its handler and leave a guard out. One per manager, not one for the process,
+    so a slow handler of one manager never eats into another's deadlines. Any thread can
+    hand it a coroutine (sync runs on many threads, parallel tool calls on LangGraph's
+    pool); the caller's context variables go with it. A sync run started inside one of its
+    coroutines (a sub-agent) awaits its own handlers on a fresh loop instead
+    (:func:`_run_apart`): this one may be blocked in that coroutine. The thread starts at
+    the first coroutine and again after a fork or if it ended; it stops when the manager
+    is garbage-collected and at interpreter exit.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._pid = 0
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._registered = False
+        #: The running loop and its thread (one tuple, so a reader gets a matching pair).
+        self._current: tuple[asyncio.AbstractEventLoop, threading.Thread] | None = None
 
-    def _started(self) -> tuple[asyncio.AbstractEventLoop, threading.Thread]:
+    def _start(self) -> tuple[asyncio.AbstractEventLoop, threading.Thread]:
         with self._lock:
-            loop, thread = self._loop, self._thread
-            if loop is None or thread is None or self._pid != os.getpid() or not thread.is_alive():
-                loop = asyncio.new_event_loop()
+            if self._current is None:
+                # In an empty context: the loop keeps the one it is made in (its self-pipe
+                # reader's), which here would hold the first run's config and graph.
+                loop = contextvars.Context().run(asyncio.new_event_loop)
                 thread = threading.Thread(
-                    target=loop.run_forever, name="kithooks-langchain-loop", daemon=True
+                    target=self._serve, args=(loop,), name="kithooks-langchain-loop", daemon=True
                 )
+                self._current = loop, thread
                 thread.start()
-                if not self._registered:
-                    atexit.register(self.close)
-                    self._registered = True
-                self._pid, self._loop, self._thread = os.getpid(), loop, thread
-            return loop, thread
+            return self._current
+
+    def _serve(self, loop: asyncio.AbstractEventLoop) -> None:
+        try:
+            loop.run_forever()
+        except BaseException:  # a callback's SystemExit, say (a handler's is caught)
+            logger.exception(
+                "KitHooksMiddleware: the event loop of the sync runs' coroutine handlers "
+                "stopped: a callback on it raised; the handlers running there fail the "
+                "events that wait for them, and the next event starts a new loop"
+            )
+        finally:  # the next run starts anew
+            with self._lock:
+                if self._current is not None and self._current[0] is loop:
+                    self._current = None
+            self._cancel_tasks(loop)
+            loop.close()
+
+    @staticmethod
+    def _cancel_tasks(loop: asyncio.AbstractEventLoop) -> None:
+        """Cancel the handlers left on the stopped ``loop`` and let them unwind (their
+        waiters fail, their plugins' holds end), for a few seconds at most."""
+        tasks = asyncio.all_tasks(loop)
+        if not tasks:
+            return
+        for task in tasks:
+            task.cancel()
+        try:
+            loop.run_until_complete(asyncio.wait(tasks, timeout=_WAIT_SLICE * 5))
+        except BaseException:  # the loop stopped again: what is left stays pending
+            logger.exception("KitHooksMiddleware: cancelling the stopped loop's handlers")
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
         """Await ``coro`` on the loop and return its result (or raise its exception)."""
-        loop, thread = self._started()
-        if threading.current_thread() is thread:
-            # A coroutine handler ran a sync agent: waiting for the loop here would wait
-            # for ourselves; this one call gets a loop of its own on a helper thread.
-            with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="kithooks") as pool:
-                return pool.submit(asyncio.run, coro).result()
+        if _on_loop.get():  # inside a coroutine of a loop here: that loop may wait for us
+            return _run_apart(coro)
         done: concurrent.futures.Future[T] = concurrent.futures.Future()
         context = contextvars.copy_context()
-        tasks: list[asyncio.Task[T]] = []
-
-        def settle(task: asyncio.Task[T]) -> None:
-            if task.cancelled():
-                done.cancel()
-            elif (exc := task.exception()) is not None:
-                done.set_exception(exc)
-            else:
-                done.set_result(task.result())
+        tasks: list[asyncio.Task[None]] = []
 
         def start() -> None:
-            task = context.run(loop.create_task, coro)  # the task runs in a copy of context
-            tasks.append(task)
-            task.add_done_callback(settle)
+            tasks.append(loop.create_task(_settled(coro, done), context=context))
 
-        loop.call_soon_threadsafe(start)
+        loop, thread = self._current or self._start()
+        while True:
+            try:
+                loop.call_soon_threadsafe(start)
+                break
+            except RuntimeError:  # the loop closed just now (its thread ended): a new one
+                loop, thread = self._start()
         try:
-            return done.result()
+            return _wait(done, thread)
         except BaseException:
             if not done.done():  # the caller gave up (KeyboardInterrupt): stop the handler
-                loop.call_soon_threadsafe(lambda: [task.cancel() for task in tasks])
+                with contextlib.suppress(RuntimeError):
+                    loop.call_soon_threadsafe(lambda: [task.cancel() for task in tasks])
             raise
 
     def close(self) -> None:
-        """Stop the loop and close it (at exit; a later :meth:`run` starts a new one)."""
+        """Stop the loop (its thread closes it); a later :meth:`run` starts a new one."""
         with self._lock:
-            loop, thread = self._loop, self._thread
-            self._loop = self._thread = None
-        if loop is None or thread is None or self._pid != os.getpid():
+            current, self._current = self._current, None
+        if current is None:
             return
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(timeout=2)
-        if not thread.is_alive():
-            loop.close()
+        loop, thread = current
+        try:
+            loop.call_soon_threadsafe(loop.stop)
+        except RuntimeError:  # closed already
+            return
+        if thread is not threading.current_thread():
+            thread.join(timeout=2)
+
+    def forget(self) -> None:
+        """In a forked child: the parent's loop thread is not there."""
+        self._lock = threading.Lock()
+        self._current = None
 
 
-_SYNC_LOOP = _SyncLoop()
+class _Loops:
+    """Each manager's :class:`_SyncLoop`, made at its first use and stopped when the manager
+    is garbage-collected, or at exit (``weakref.finalize`` runs then too)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_manager: weakref.WeakKeyDictionary[PluginManager, _SyncLoop] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def of(self, pm: PluginManager) -> _SyncLoop:
+        with self._lock:
+            loop = self._by_manager.get(pm)
+            if loop is None:
+                loop = self._by_manager[pm] = _SyncLoop()
+                weakref.finalize(pm, loop.close)
+        return loop
+
+    def forget(self) -> None:
+        """In a forked child: no loop thread of the parent is there."""
+        self._lock = threading.Lock()
+        for loop in list(self._by_manager.values()):
+            loop.forget()
+
+
+_LOOPS = _Loops()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_LOOPS.forget)
 
 
 def _has_async_handlers(pm: PluginManager, event_types: tuple[EventType, ...]) -> bool:
@@ -615,8 +756,11 @@ def _rewritten(
     )
 
 
-_ENDED: dict[str, Any] = {TURN_KEY: None}
-"""``after_agent``'s state update: the turn ended, no turn is running on the thread."""
+_ENDED = "\x00ended:"
+"""Put before the turn's id in the state by ``after_agent``: the turn ended. A later run
+that a middleware placed before this one ends in ``before_agent`` finds it and ends no turn;
+a model or tool call after it (an earlier middleware's ``after_agent`` jumped back) revives
+the turn (:meth:`KitHooksMiddleware._revive`)."""
 
 
 _PLAIN_ASYNC_HOOKS = ("awrap_model_call", "awrap_tool_call")
@@ -669,6 +813,7 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
         #: placed before this one may still go on with one (a retry), which revives it.
         self._failed_runs: dict[str, _Run] = {}
         self._lock = threading.Lock()
+        self._sync_loop: _SyncLoop | None = None
 
     @property
     def name(self) -> str:
@@ -684,27 +829,40 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
             event = next(steps)
             while True:
                 if pm.has_async_handlers(event.event_type):
-                    result = _SYNC_LOOP.run(pm.aemit(event, ctx))
+                    result = self._loop().run(pm.aemit(event, ctx))
                 else:
                     result = pm.emit(event, ctx)
                 event = steps.send(result)
         except StopIteration as done:
             return done.value  # type: ignore[no-any-return]
 
+    def _loop(self) -> _SyncLoop:
+        """The manager's loop, on which sync runs await coroutine handlers."""
+        loop = self._sync_loop
+        if loop is None:
+            loop = self._sync_loop = _LOOPS.of(self.pm)
+        return loop
+
     async def _adrive(self, steps: Steps[T], ctx: Context) -> T:
         """Run a piece of the sequence from async code."""
         return await adrive(self.pm, steps, ctx)
 
-    def _run_of(self, state: Any, what: str) -> _Run:
+    def _run_of(self, state: Any, what: str, *, tool: bool = False) -> _Run:
         """The turn ``state`` belongs to; one not open here is revived (:meth:`_revive`)."""
         key = state.get(TURN_KEY) if isinstance(state, Mapping) else None
         with self._lock:
             run = None if key is None else self._runs.get(key)
-        return run if run is not None else self._revive(key, state, what)
+        return run if run is not None else self._revive(key, state, what, tool)
 
-    def _revive(self, key: Any, state: Any, what: str) -> _Run:
+    def _revive(self, key: Any, state: Any, what: str, tool: bool) -> _Run:
         """Go on with turn ``key``, which is not open here: the run that failed here if it is
-        kept, else one rebuilt from the state. No key: ``before_agent`` never ran."""
+        kept, else one rebuilt from the state (after its end, too: :data:`_ENDED`). A tool
+        call of a turn that failed here runs in the failed turn without reopening it (a call
+        of the failed step that started late); only a model call reopens it (a retry). No
+        key: ``before_agent`` never ran."""
+        ended = isinstance(key, str) and key.startswith(_ENDED)
+        if ended:
+            key = key[len(_ENDED) :]
         if not isinstance(key, str) or not key:
             raise RuntimeError(
                 f"KitHooksMiddleware: the agent state has no kithooks turn ({TURN_KEY!r}) at "
@@ -717,13 +875,30 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
             run = self._runs.get(key)
             if run is not None:  # a parallel tool call of the turn revived it already
                 return run
-            run = self._failed_runs.pop(key, None)
-            failed = run is not None
-            if run is None:
-                run = self._rebuild(key, state)
-            else:  # a failed model call gave no answer: its retry is the same step again
-                run.step = _answers(state) - 1
-            forgotten = self._keep(self._runs, run)
+            if tool and key in self._failed_runs:
+                run = self._failed_runs[key]
+                late = True
+            else:
+                late = False
+                run = self._failed_runs.pop(key, None)
+                if run is not None:  # a failed model call gave no answer: its retry is the
+                    run.step = _answers(state) - 1  # same step again
+                    run.failed = False
+                    failed = True
+                else:
+                    failed = False
+                    run = self._rebuild(key, state)
+                forgotten = self._keep(self._runs, run)
+        if late:
+            logger.info(
+                "KitHooksMiddleware: a tool call of turn %r runs after the turn failed "
+                "(error and agent_end were emitted): a call of the failed step that started "
+                "after the failure, or a retry of the failed call by a middleware placed "
+                "before KitHooksMiddleware; its events are emitted for the failed turn and "
+                "followed by another agent_end",
+                key,
+            )
+            return run
         if forgotten:
             self._log_forgotten(forgotten)
         if failed:
@@ -731,8 +906,16 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
                 "KitHooksMiddleware: turn %r failed (error and agent_end were emitted) but "
                 "goes on at %s: a middleware placed before KitHooksMiddleware retried or "
                 "caught the failure (a retry that only wraps model calls, or repeats the "
-                "same tool call, can go after KitHooksMiddleware), or a parallel tool call "
-                "of the failed step; its calls emit their events and its end a second "
+                "same tool call, can go after KitHooksMiddleware); its calls emit their "
+                "events and its end a second agent_end",
+                key,
+                what,
+            )
+        elif ended:
+            logger.info(
+                "KitHooksMiddleware: turn %r ended (agent_end was emitted) but goes on at %s: "
+                "a middleware placed before KitHooksMiddleware went back from its "
+                "after_agent; going on with it as a turn already started, its end a second "
                 "agent_end",
                 key,
                 what,
@@ -959,10 +1142,20 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
         with self._lock:
             self._runs.pop(run.ctx.turn_id, None)
             self._keep(self._failed_runs, run)  # the oldest failures are dropped silently
+            run.failed = True
         yield from self._flush(run)
         if self.pm.has_handlers(EventType.ERROR):
             yield ErrorEvent(error=f"{type(exc).__name__}: {exc}")
         if self.pm.has_handlers(EventType.AGENT_END):
+            yield AgentEndEvent(response="", stop_reason="error")
+
+    def _ended(self, run: _Run, failure: Exception | None) -> Steps[None]:
+        """What :meth:`_running` left to emit: the turn's failure, or the ``agent_end``
+        closing the tool calls of a failed turn that ran after its failure (so whatever
+        counts the turn's calls, the aggregator say, ends them too)."""
+        if failure is not None:
+            yield from self._failed(run, failure)
+        elif self.pm.has_handlers(EventType.AGENT_END):
             yield AgentEndEvent(response="", stop_reason="error")
 
     def _end(self, run: _Run, state: Mapping[str, Any]) -> Steps[None]:
@@ -1043,7 +1236,7 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
         name = request.tool_call["name"]
         if not any(self.pm.has_handlers(et, name) for et in TOOL_EVENTS):
             return None
-        run = self._run_of(request.state, "a tool call")
+        run = self._run_of(request.state, "a tool call", tool=True)
         call = request.tool_call
         with self._lock:
             paused = run.paused.pop(call["id"] or "", None)
@@ -1075,10 +1268,12 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
             run.paused[tool_run.id] = (tool_run, _call_key(request.tool_call))
 
     @contextlib.contextmanager
-    def _running(self, run: _Run, ended: list[Exception]) -> Iterator[None]:
-        """One tool call of ``run`` runs inside; the failure to emit once it is done goes in
-        ``ended``: the first a call of the turn raised, once the turn's last running call
-        is done, so the step's other calls end before ``error`` and ``agent_end``."""
+    def _running(self, run: _Run, ended: list[Exception | None]) -> Iterator[None]:
+        """One tool call of ``run`` runs inside; what to emit once it is done goes in
+        ``ended`` (:meth:`_ended`): the failure a call of the turn raised first, once the
+        turn's last running call is done, so the step's other calls end before ``error``
+        and ``agent_end``; or None when the last calls of a turn that failed before ended
+        (they close it again)."""
         with self._lock:
             run.running += 1
         failure = None
@@ -1094,7 +1289,7 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
                 run.running -= 1
                 if failure is not None and run.failure is None:
                     run.failure = failure
-                if not run.running and run.failure is not None:
+                if not run.running and (run.failure is not None or run.failed):
                     ended.append(run.failure)
                     run.failure = None
 
@@ -1116,13 +1311,13 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
         if found is None:
             return handler(request)
         run, tool_run, resumed = found
-        ended: list[Exception] = []
+        ended: list[Exception | None] = []
         try:
             with self._running(run, ended):
                 return self._tool(run, tool_run, resumed, request, handler)
         finally:
             for failure in ended:
-                self._drive(self._failed(run, failure), run.ctx)
+                self._drive(self._ended(run, failure), run.ctx)
 
     def _tool(
         self,
@@ -1132,8 +1327,8 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
         request: ToolCallRequest,
         handler: Callable[[ToolCallRequest], ToolMessage | Command[Any]],
     ) -> ToolMessage | Command[Any]:
-        asynchronous = _has_async_handlers(self.pm, TOOL_EVENTS)
-        blocked = None if resumed else _start_tool(tool_run, asynchronous)
+        loop = self._loop() if _has_async_handlers(self.pm, TOOL_EVENTS) else None
+        blocked = None if resumed else _start_tool(tool_run, loop)
         if blocked is not None:
             return _blocked(request, blocked)
         try:
@@ -1142,10 +1337,10 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
             self._pause(run, tool_run, request)
             raise
         except Exception as exc:
-            _finish_tool(tool_run, _raised(exc), asynchronous)
+            _finish_tool(tool_run, _raised(exc), loop)
             raise
         messages = _tool_messages(result, tool_run.id)
-        outcome = _finish_tool(tool_run, _response(messages), asynchronous)
+        outcome = _finish_tool(tool_run, _response(messages), loop)
         return _rewritten(request, result, messages, outcome)  # type: ignore[no-any-return]
 
     def awrap_tool_call(
@@ -1166,13 +1361,13 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
         if found is None:
             return await handler(request)
         run, tool_run, resumed = found
-        ended: list[Exception] = []
+        ended: list[Exception | None] = []
         try:
             with self._running(run, ended):
                 return await self._atool(run, tool_run, resumed, request, handler)
         finally:
             for failure in ended:
-                await self._adrive(self._failed(run, failure), run.ctx)
+                await self._adrive(self._ended(run, failure), run.ctx)
 
     async def _atool(
         self,
@@ -1198,18 +1393,26 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
         return _rewritten(request, result, messages, outcome)  # type: ignore[no-any-return]
 
     def _ending(self, state: KitHooksState) -> _Run | None:
-        """The turn ``after_agent`` ends (None without a key: no turn started)."""
-        return None if state.get(TURN_KEY) is None else self._run_of(state, "the agent's end")
+        """The turn ``after_agent`` ends: None without a key (no turn started) or when the
+        turn ended already (a middleware placed before this one ended a later run in its
+        ``before_agent``), unless a call after that end revived it (:data:`_ENDED`)."""
+        key = state.get(TURN_KEY)
+        if key is None:
+            return None
+        if isinstance(key, str) and key.startswith(_ENDED):
+            with self._lock:
+                return self._runs.get(key[len(_ENDED) :])
+        return self._run_of(state, "the agent's end")
 
     def after_agent(self, state: KitHooksState, runtime: Runtime[Any]) -> dict[str, Any] | None:
-        """Close the turn: the last usage, message_end, agent_end; the turn's id leaves the
-        state, so a later run whose ``before_agent`` a middleware placed before this one
-        skipped (a jump to the end) ends no turn."""
+        """Close the turn: the last usage, message_end, agent_end; the state marks the turn
+        ended (:data:`_ENDED`), so a later run whose ``before_agent`` a middleware placed
+        before this one skipped (a jump to the end) ends no turn."""
         run = self._ending(state)
         if run is None:
             return None
         self._drive(self._end(run, state), run.ctx)
-        return _ENDED
+        return {TURN_KEY: _ENDED + run.ctx.turn_id}
 
     async def aafter_agent(
         self, state: KitHooksState, runtime: Runtime[Any]
@@ -1219,4 +1422,4 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
         if run is None:
             return None
         await self._adrive(self._end(run, state), run.ctx)
-        return _ENDED
+        return {TURN_KEY: _ENDED + run.ctx.turn_id}
