@@ -729,12 +729,18 @@ def test_a_sync_run_fails_instead_of_hanging_when_the_loop_thread_dies(caplog):
 
 
 class Redo(AgentMiddleware):
-    """An output check placed before the middleware: sends a draft answer back once."""
+    """An output check placed before the middleware: sends a draft answer back once, with a
+    human message when ``ask`` is given."""
+
+    def __init__(self, ask: str = "") -> None:
+        super().__init__()
+        self.ask = ask
 
     @hook_config(can_jump_to=["model"])
     def after_agent(self, state, runtime):
         if state["messages"][-1].text == "draft":
-            return {"messages": [HumanMessage("Please improve that.")], "jump_to": "model"}
+            messages = [HumanMessage(self.ask)] if self.ask else []
+            return {"messages": messages, "jump_to": "model"}
         return None
 
 
@@ -744,8 +750,11 @@ def test_an_outer_after_agent_jumping_back_revives_the_ended_turn(mode, caplog):
     pm = PluginManager()
     rec = recorded(pm)
     model = Replay(replies=[ai("draft"), ai("final")])
-    agent = create_agent(model, [], middleware=[Redo(), KitHooksMiddleware(pm)])
-    state = run(agent, prompt("write"), mode)
+    agent = create_agent(
+        model, [], middleware=[Redo(), KitHooksMiddleware(pm)], checkpointer=InMemorySaver()
+    )
+    config = {"configurable": {"thread_id": "t"}}
+    state = run(agent, prompt("write"), mode, config)
     assert state["messages"][-1].text == "final"
     names = rec.names()
     first = names.index("agent_end") + 1
@@ -756,6 +765,56 @@ def test_an_outer_after_agent_jumping_back_revives_the_ended_turn(mode, caplog):
     assert len(set(rec.turns())) == 1
     assert [e.response for e in rec.of(kithooks.AgentEndEvent)] == ["draft", "final"]
     assert "ended (agent_end was emitted) but goes on" in caplog.text
+    mark = agent.get_state(config).values["kithooks_turn"]
+    assert mark.isprintable()  # PostgreSQL's checkpointer stores it as JSON, which refuses NUL
+
+
+class FastPath(AgentMiddleware):
+    """A cache-like middleware placed before the middleware: goes straight to the model on
+    some prompts, past the middleware's before_agent."""
+
+    @hook_config(can_jump_to=["model"])
+    def before_agent(self, state, runtime):
+        return {"jump_to": "model"} if "fast" in state["messages"][-1].text else None
+
+
+class NoEvil:
+    @hookimpl
+    def on_input(self, event):
+        if "evil" in event.text:
+            return kithooks.InputResult(action="handled")
+        return None
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+@pytest.mark.parametrize("outer", ["fast path", "redo with a new message"])
+def test_a_prompt_that_never_went_through_input_is_refused_after_a_turn_ended(mode, outer):
+    """A new human message after the turn's end whose before_agent never ran (an earlier
+    middleware jumped past it, or sent the run back with one) is a prompt no input guard
+    saw: refused, not run as the ended turn."""
+    pm = PluginManager()
+    pm.register(NoEvil(), name="no-evil")
+    rec = recorded(pm)
+    config = {"configurable": {"thread_id": "t"}}
+    if outer == "fast path":
+        model = Replay(replies=[ai("answer"), ai("evil done")])
+        agent = create_agent(
+            model, [], middleware=[FastPath(), KitHooksMiddleware(pm)], checkpointer=InMemorySaver()
+        )
+        run(agent, prompt("hello"), mode, config)
+        value = prompt("fast evil please")
+    else:
+        model = Replay(replies=[ai("draft"), ai("evil done")])
+        agent = create_agent(
+            model,
+            [],
+            middleware=[Redo(ask="now something evil"), KitHooksMiddleware(pm)],
+            checkpointer=InMemorySaver(),
+        )
+        value = prompt("write")
+    with pytest.raises(RuntimeError, match="human message newer than its end"):
+        run(agent, value, mode, config)
+    assert rec.names().count("agent_end") == 1
 
 
 class HoldSecond(AgentMiddleware):
@@ -821,3 +880,64 @@ def test_a_call_of_a_failed_step_that_starts_late_leaves_no_open_turn(mode, capl
     assert len(set(rec.turns())) == 3
     assert [e.stop_reason for e in rec.of(kithooks.AgentEndEvent)] == ["error"] * 6
     assert "runs after the turn failed" in caplog.text and "WARNING" not in caplog.text
+
+
+def test_a_sub_agent_run_from_an_async_handler_uses_its_own_managers_loop():
+    """An async handler that runs a sync sub-agent on another manager: the sub-agent's
+    coroutine handlers get that manager's one loop on every event, so a guard holding
+    loop-bound state (a queue and its worker, as a pooled client) guards every call."""
+    loops: list[int] = []
+    ran: list[str] = []
+
+    class PooledGuard:
+        def __init__(self) -> None:
+            self.queue: asyncio.Queue[tuple[asyncio.Future[bool], str]] | None = None
+            self.worker: asyncio.Task[None] | None = None
+
+        async def serve(self) -> None:
+            assert self.queue is not None
+            while True:
+                answer, text = await self.queue.get()
+                answer.set_result("rm" in text)
+
+        @hookimpl
+        async def on_tool_call(self, event):
+            loop = asyncio.get_running_loop()
+            loops.append(id(loop))
+            if self.queue is None:
+                self.queue = asyncio.Queue()
+                self.worker = loop.create_task(self.serve())
+            answer = loop.create_future()
+            await self.queue.put((answer, event.input))
+            if await asyncio.wait_for(answer, TIMEOUT):
+                return kithooks.ToolCallResult(block=True, reason="no rm")
+            return None
+
+    @tool
+    def sh(cmd: str) -> str:
+        """Run a command."""
+        ran.append(cmd)
+        return "ran " + cmd
+
+    sub_pm = PluginManager()
+    sub_pm.register(PooledGuard(), name="pooled")
+    replies = [ai("", ("sh", {"cmd": "ls"}, "s1")), ai("", ("sh", {"cmd": "rm -rf /"}, "s2"))]
+    sub = create_agent(
+        Replay(replies=[*replies, ai("judged")]), [sh], middleware=[KitHooksMiddleware(sub_pm)]
+    )
+
+    class Judge:
+        @hookimpl
+        async def on_agent_start(self, event):
+            sub.invoke(prompt("judge"))
+
+    pm = PluginManager()
+    pm.register(Judge(), name="judge")
+    outer = create_agent(Replay(replies=[ai("done")]), [], middleware=[KitHooksMiddleware(pm)])
+    result: list[Any] = []
+    worker = threading.Thread(target=lambda: result.append(outer.invoke(prompt("go"))))
+    worker.start()
+    join_all([worker])
+    assert result and result[0]["messages"][-1].text == "done"
+    assert len(loops) == 2 and len(set(loops)) == 1
+    assert ran == ["ls"]

@@ -11,8 +11,8 @@ delays it, but within one manager a plain handler of an event that also has coro
 handlers runs on that thread, so a slow one delays, and counts against the timeouts of, the
 manager's coroutine handlers in its other sync runs). A ``SystemExit`` or
 ``KeyboardInterrupt`` from a handler is raised in the run; a sync run started inside a
-handler (a sub-agent) awaits its handlers on a fresh loop of its own, in a copy of the
-caller's context. Tools run where LangChain runs them, never on that loop, whatever kind of
+handler (a sub-agent) uses its own manager's loop, or, on the same manager (whose loop the
+handler may be blocking), a fresh loop per event in a copy of the caller's context. Tools run where LangChain runs them, never on that loop, whatever kind of
 plugin listens.
 
 =====================  ==============================================================
@@ -94,7 +94,8 @@ turns (the oldest is forgotten, logged at info level). A call of a turn the midd
 not hold revives the turn: a run resumed by another instance (a per-request agent, or a
 restarted process, sharing the checkpointer; logged at info level), a forgotten turn, a turn
 that ended and that an ``after_agent`` of a middleware placed before this one sends back
-(info), or a turn that failed here (``error``, ``agent_end``) and that a middleware placed
+(info; with a new human message, no ``input`` guard saw it, so it is a ``RuntimeError``),
+or a turn that failed here (``error``, ``agent_end``) and that a middleware placed
 before this one goes on with, a retry (logged as a warning). Only a model call reopens a
 failed turn: a tool call of it (a late call of the failed step, a tool retry placed
 before) runs in the failed turn, and another ``agent_end`` closes it once the last such
@@ -315,12 +316,14 @@ def _raised(exc: BaseException) -> ToolResponse:
     return ToolResponse(content=f"{type(exc).__name__}: {exc}", is_error=True)
 
 
-_on_loop: contextvars.ContextVar[bool] = contextvars.ContextVar(
-    "kithooks_langchain_on_loop", default=False
+_on_loop: contextvars.ContextVar[frozenset[asyncio.AbstractEventLoop]] = contextvars.ContextVar(
+    "kithooks_langchain_on_loop", default=frozenset()
 )
-"""True in every coroutine a sync run awaits on a loop of this module, and in what it starts
-(LangGraph copies the context into its pool threads): a sync agent run from there must not
-wait for that loop, which may be the one blocked in the handler that runs it."""
+"""The managers' loops that the coroutine running here (and what it starts: LangGraph copies
+the context into its pool threads) is inside of, on a loop of this module: a sync agent run
+from there must not wait for one of them, which may be blocked in the handler that runs it.
+Another manager's loop is free: the nested run uses it (its plugins' loop-bound state
+works)."""
 
 _WAIT_SLICE = 1.0
 """Seconds a sync run waits for its handlers before it looks whether the loop still runs."""
@@ -335,7 +338,8 @@ async def _settled(coro: Coroutine[Any, Any, T], done: concurrent.futures.Future
     """Await ``coro`` (on a manager's loop) and put its outcome in ``done``. Any exception,
     ``SystemExit`` and ``KeyboardInterrupt`` too, goes to the waiting thread, which raises
     it: asyncio would let those two out of the loop, ending its thread under every waiter."""
-    _on_loop.set(True)  # in this task's own context (a copy of the caller's)
+    # in this task's own context (a copy of the caller's)
+    _on_loop.set(_on_loop.get() | {asyncio.get_running_loop()})
     try:
         result = await coro
     except asyncio.CancelledError:  # the waiting thread gave up, or the loop stopped
@@ -393,8 +397,9 @@ class _SyncLoop:
     so a slow handler of one manager never eats into another's deadlines. Any thread can
     hand it a coroutine (sync runs on many threads, parallel tool calls on LangGraph's
     pool); the caller's context variables go with it. A sync run started inside one of its
-    coroutines (a sub-agent) awaits its own handlers on a fresh loop instead
-    (:func:`_run_apart`): this one may be blocked in that coroutine. The thread starts at
+    coroutines (a sub-agent) on the same manager awaits its own handlers on a fresh loop per
+    event instead (:func:`_run_apart`): this one may be blocked in that coroutine; a
+    sub-agent on another manager uses that manager's loop. The thread starts at
     the first coroutine and again after a fork or if it ended; it stops when the manager
     is garbage-collected and at interpreter exit.
     """
@@ -449,7 +454,8 @@ class _SyncLoop:
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
         """Await ``coro`` on the loop and return its result (or raise its exception)."""
-        if _on_loop.get():  # inside a coroutine of a loop here: that loop may wait for us
+        loop, thread = self._current or self._start()
+        if loop in _on_loop.get():  # inside a coroutine of this loop: it may wait for us
             return _run_apart(coro)
         done: concurrent.futures.Future[T] = concurrent.futures.Future()
         context = contextvars.copy_context()
@@ -458,7 +464,6 @@ class _SyncLoop:
         def start() -> None:
             tasks.append(loop.create_task(_settled(coro, done), context=context))
 
-        loop, thread = self._current or self._start()
         while True:
             try:
                 loop.call_soon_threadsafe(start)
@@ -756,11 +761,39 @@ def _rewritten(
     )
 
 
-_ENDED = "\x00ended:"
-"""Put before the turn's id in the state by ``after_agent``: the turn ended. A later run
-that a middleware placed before this one ends in ``before_agent`` finds it and ends no turn;
-a model or tool call after it (an earlier middleware's ``after_agent`` jumped back) revives
-the turn (:meth:`KitHooksMiddleware._revive`)."""
+_ENDED = "kithooks-ended:"
+"""Put by ``after_agent`` before the turn's id and the id of the state's last human message
+(``kithooks-ended:["<turn id>", "<message id>"]``): the turn ended. A later run that a
+middleware placed before this one ends in ``before_agent`` finds it and ends no turn; a
+model or tool call after it revives the turn when no human message came since (an earlier
+middleware's ``after_agent`` jumped back), and is refused when one did: that prompt never
+went through ``input`` (:meth:`KitHooksMiddleware._revive`). Printable: checkpointers that
+store the state as JSON text (PostgreSQL's) refuse a NUL."""
+
+
+def _last_human_id(state: Mapping[str, Any]) -> str | None:
+    """The id of the state's last human message, if any."""
+    for message in reversed(state.get("messages", ())):
+        if isinstance(message, HumanMessage):
+            return message.id
+    return None
+
+
+def _ended_mark(turn_id: str, state: Mapping[str, Any]) -> str:
+    return _ENDED + json.dumps([turn_id, _last_human_id(state)])
+
+
+def _ended(key: Any) -> tuple[str, str | None] | None:
+    """The turn id and last human message id of an ended mark; None for anything else."""
+    if not (isinstance(key, str) and key.startswith(_ENDED)):
+        return None
+    try:
+        turn_id, human = json.loads(key[len(_ENDED) :])
+    except (ValueError, TypeError):
+        return None
+    if not isinstance(turn_id, str) or not (human is None or isinstance(human, str)):
+        return None
+    return turn_id, human
 
 
 _PLAIN_ASYNC_HOOKS = ("awrap_model_call", "awrap_tool_call")
@@ -860,9 +893,22 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
         call of a turn that failed here runs in the failed turn without reopening it (a call
         of the failed step that started late); only a model call reopens it (a retry). No
         key: ``before_agent`` never ran."""
-        ended = isinstance(key, str) and key.startswith(_ENDED)
-        if ended:
-            key = key[len(_ENDED) :]
+        mark = _ended(key)
+        ended = mark is not None or (isinstance(key, str) and key.startswith(_ENDED))
+        if mark is not None:
+            key, human = mark
+            if human != _last_human_id(state):
+                raise RuntimeError(
+                    f"KitHooksMiddleware: turn {key!r} ended, and the state has a human "
+                    f"message newer than its end at {what}, but the middleware's "
+                    "before_agent hook did not run for it (nor did input and "
+                    "before_agent_start); refusing to go on without the kithooks events. A "
+                    "middleware placed before KitHooksMiddleware jumped past its "
+                    "before_agent, or went back to the model from its after_agent with a new "
+                    "message: place that one after KitHooksMiddleware in the list."
+                )
+        elif ended:
+            key = None  # a mark this version cannot read: no turn to go on with
         if not isinstance(key, str) or not key:
             raise RuntimeError(
                 f"KitHooksMiddleware: the agent state has no kithooks turn ({TURN_KEY!r}) at "
@@ -888,6 +934,8 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
                 else:
                     failed = False
                     run = self._rebuild(key, state)
+                    if mark is not None:  # its end reported the last answer's usage
+                        run.pending = None
                 forgotten = self._keep(self._runs, run)
         if late:
             logger.info(
@@ -1400,8 +1448,11 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
         if key is None:
             return None
         if isinstance(key, str) and key.startswith(_ENDED):
+            mark = _ended(key)
+            if mark is None:
+                return None
             with self._lock:
-                return self._runs.get(key[len(_ENDED) :])
+                return self._runs.get(mark[0])
         return self._run_of(state, "the agent's end")
 
     def after_agent(self, state: KitHooksState, runtime: Runtime[Any]) -> dict[str, Any] | None:
@@ -1412,7 +1463,7 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
         if run is None:
             return None
         self._drive(self._end(run, state), run.ctx)
-        return {TURN_KEY: _ENDED + run.ctx.turn_id}
+        return {TURN_KEY: _ended_mark(run.ctx.turn_id, state)}
 
     async def aafter_agent(
         self, state: KitHooksState, runtime: Runtime[Any]
@@ -1422,4 +1473,4 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
         if run is None:
             return None
         await self._adrive(self._end(run, state), run.ctx)
-        return {TURN_KEY: _ENDED + run.ctx.turn_id}
+        return {TURN_KEY: _ended_mark(run.ctx.turn_id, state)}
