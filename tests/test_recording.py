@@ -11,6 +11,8 @@ import sys
 import tempfile
 import textwrap
 import time
+import types
+from collections.abc import Mapping
 from pathlib import Path
 
 import attrs
@@ -618,6 +620,69 @@ def test_two_instances_of_one_class_are_each_credited_with_what_they_did(tmp_pat
     assert ("block", f"gate-{word}", f"{word} is not allowed") in done
 
 
+class _StaticGate:
+    def __init__(self, word: str) -> None:
+        self.word = word
+
+    @hookimpl
+    @staticmethod
+    def on_tool_call(event, ctx):
+        ctx.print("static handler ran")
+
+
+def _closure_gate(word: str) -> object:
+    @hookimpl
+    def on_tool_call(event, ctx):
+        if word in event.input:
+            ctx.print(f"{word} blocked")
+            return kithooks.ToolCallResult(block=True, reason=f"{word} not allowed")
+        return None
+
+    return types.SimpleNamespace(on_tool_call=on_tool_call)
+
+
+def test_shared_handler_code_is_credited_to_the_plugin_that_ran_or_named_as_ambiguous(
+    tmp_path,
+):
+    """Two plugins running one function's code: closures from one factory are told apart
+    by their free variables; a staticmethod on two instances cannot be, so the print is
+    credited to both names, never confidently to one of them."""
+    path = _one_call_recording(tmp_path, "rm x")
+    pm = PluginManager()
+    pm.register(_closure_gate("curl"), name="gate-curl")
+    pm.register(_closure_gate("rm"), name="gate-rm")
+    done = [(a.kind, a.plugin, a.detail) for a in replay(path, pm).turns[0].actions]
+    assert done == [("print", "gate-rm", "rm blocked"), ("block", "gate-rm", "rm not allowed")]
+
+    pm = PluginManager()
+    pm.register(_StaticGate("rm"), name="gate-rm")
+    pm.register(_StaticGate("curl"), name="gate-curl")
+    done = [(a.kind, a.plugin, a.detail) for a in replay(path, pm).turns[0].actions]
+    assert done == [("print", "gate-curl or gate-rm", "static handler ran")] * 2
+
+
+class _ToolCap(kithooks.TurnAggregator):
+    """A guard built on the aggregator: a plugin, not the manager's own aggregator."""
+
+    @hookimpl(tryfirst=True)
+    def on_tool_call(self, event, ctx):
+        super().on_tool_call(event, ctx)
+        ctx.print("tool cap: blocking")
+        return kithooks.ToolCallResult(block=True, reason="tool cap")
+
+
+@pytest.mark.parametrize("aggregate_turns", [False, True])
+def test_a_plugin_subclassing_the_turn_aggregator_is_replayed_as_itself(tmp_path, aggregate_turns):
+    pm = PluginManager(aggregate_turns=aggregate_turns)
+    cap = _ToolCap()
+    pm.register(cap, name="tool-cap")
+    report = replay(_one_call_recording(tmp_path, "ls"), pm)
+    done = [(a.kind, a.plugin, a.detail) for a in report.turns[0].actions]
+    assert ("print", "tool-cap", "tool cap: blocking") in done
+    assert ("block", "tool-cap", "tool cap") in done
+    assert pm.get_plugin("tool-cap") is cap
+
+
 # ---------------------------------------------------------------- custom events' data
 
 
@@ -653,7 +718,47 @@ def _deep(levels: int) -> list:
     return value
 
 
+class _BadMap(Mapping):
+    def __getitem__(self, key):
+        raise KeyError(key)
+
+    def __iter__(self):
+        raise RuntimeError("iteration fails")
+
+    def __len__(self) -> int:
+        return 1
+
+    def __repr__(self) -> str:
+        return "BadMap()"
+
+
+def _bad_field() -> object:
+    @attrs.define
+    class _BadField:
+        x: int = 1
+        y: int = 2
+
+    made = _BadField()
+    _BadField.y = property(lambda self: 1 // 0)  # type: ignore[assignment]  # reading y raises
+    return made
+
+
 ODD_DATA = {
+    "iteration raises": (
+        _BadMap,
+        "ev: BadMap()",
+        "<_BadMap object: reading it raised RuntimeError>",
+    ),
+    "field raises": (
+        _bad_field,
+        "ev: ",
+        {"x": 1, "y": "<field y: reading it raised ZeroDivisionError>"},
+    ),
+    "int and str keys": (
+        lambda: {1: "int key", "1": "str key"},
+        "ev: {1: 'int key', '1': 'str key'}",
+        {"1 (int)": "int key", "1": "str key"},
+    ),
     "cycle": (_loop, "ev: [[...]]", ["[...]"]),
     "repr raises": (_Unshowable, "ev: <_Unshowable object: str() and repr() raised", None),
     "str raises": (_ReprOnly, "ev: ReprOnly()", "ReprOnly()"),
@@ -789,6 +894,25 @@ def test_json_data_of_a_custom_event_is_reported_as_it_is(value):
     from kithooks.recording import _summary
 
     assert _summary(value) == value
+
+
+@given(
+    st.dictionaries(
+        st.integers(-2, 2)
+        | st.sampled_from(["1", "-1", "1 (int)", "1 (int) #2", "(1,)", "1.5"])
+        | st.text(max_size=3)
+        | st.floats(allow_nan=False)
+        | st.tuples(st.integers(-2, 2)),
+        st.integers(),
+        max_size=8,
+    )
+)
+def test_no_value_of_a_custom_events_mapping_is_lost(value):
+    from kithooks.recording import _summary
+
+    summary = _summary(value)
+    assert len(summary) == len(value)  # keys that print alike are told apart
+    assert sorted(summary.values()) == sorted(value.values())
 
 
 @given(_ODD)

@@ -5,14 +5,17 @@ test_state_files.py; the model-based test: test_state_machine.py."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
+import inspect
 import json
 import os
 import subprocess
 import sys
 import textwrap
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from types import FrameType
 
 import pytest
 from hypothesis import given, settings
@@ -22,6 +25,7 @@ import kithooks
 from kithooks import PluginManager, StateError, StateStore, sidecar_path
 from kithooks.state import MemoryBackend, SidecarBackend, StateBackend, sidecar
 from kithooks.state.codec import encode_sidecar
+from kithooks.state.files import lock_descriptor, unlock_descriptor
 
 
 def _go_json_reference(data: dict[str, str]) -> bytes:
@@ -844,3 +848,104 @@ def test_a_host_backend_is_used_without_plugins_noticing():
     assert store.get("from-elsewhere") == "x"
     with pytest.raises(TypeError, match="a path or a backend"):
         StateStore("p.json", backend=backend)
+
+
+def _in_finalizer(frame: FrameType | None) -> bool:
+    while frame is not None:
+        if frame.f_code.co_name in ("__del__", "_remove"):
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _interrupt_at(number: int, action: Callable[[], object]) -> bool:
+    """Run ``action`` with a KeyboardInterrupt (what a Ctrl-C's handler raises) raised at
+    the ``number``-th point where CPython runs signal handlers; whether it was raised.
+
+    Those points (3.11 and later) are a Python function's start (not a generator's
+    resumption) and the return of a call to a C function; a profile function sees both.
+    Only points in the state package and in contextlib (its context managers) count.
+    """
+    seen, fired = [0], [False]
+    where = (os.path.dirname(sidecar.__file__), contextlib.__file__)
+
+    def profile(frame: FrameType, event: str, arg: object) -> None:
+        if fired[0] or event not in ("call", "c_return"):
+            return
+        if not frame.f_code.co_filename.startswith(where) or _in_finalizer(frame):
+            return  # the test's own code, or a finalizer (its exception would be lost)
+        if event == "call" and frame.f_code.co_flags & inspect.CO_GENERATOR and frame.f_lasti > 0:
+            return  # a generator resumed: no check there
+        seen[0] += 1
+        if seen[0] == number:
+            fired[0] = True
+            raise KeyboardInterrupt(f"{event} in {frame.f_code.co_name} line {frame.f_lineno}")
+
+    sys.setprofile(profile)
+    try:
+        action()
+    except KeyboardInterrupt:
+        assert fired[0]
+    finally:
+        sys.setprofile(None)
+    return fired[0]
+
+
+def _lock_is_free(path: os.PathLike[str]) -> bool:
+    """Whether another open of the lock file (another process's) can take its flock now."""
+    fd = os.open(f"{os.fspath(path)}.lock", os.O_RDWR)
+    try:
+        if not lock_descriptor(fd, blocking=False):
+            return False
+        unlock_descriptor(fd)
+        return True
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.parametrize("compacting", [False, True], ids=["append", "compact"])
+@pytest.mark.parametrize("how", ["set", "delete", "batch", "first"])
+def test_a_ctrl_c_at_any_line_of_a_write_leaves_memory_as_the_disk_and_the_lock_free(
+    tmp_path, monkeypatch, how, compacting
+):
+    """A KeyboardInterrupt raised at any point a signal handler can run in a write (its
+    lock, its journal append, after the record is durable, its compaction): the
+    store's reads equal a fresh store's (a durable write is never lost from memory, an
+    undone one never kept), no lock stays held, and a later write and compaction keep it."""
+    if compacting:
+        monkeypatch.setattr(sidecar, "COMPACT_AT_LEAST", 0)
+    number = 0
+    while True:
+        number += 1
+        path = tmp_path / f"{number}.ext-state.json"
+        store = StateStore(path)
+        if how != "first":
+            store.set("n", "0")
+            store.set("gone", "x")
+
+        def action(store: StateStore = store) -> None:
+            if how == "set" or how == "first":
+                store.set("n", "1")
+            elif how == "delete":
+                store.delete("gone")
+            else:
+                with store.batch():
+                    store.set("n", str(int(store.get("n") or 0) + 1))
+                    store.set("k", "1")
+                    store.delete("gone")
+
+        fired = _interrupt_at(number, action)
+        sys.last_traceback = sys.last_value = None  # nothing keeps the frames
+        where = f"interrupted at point {number}: {fired}"
+        disk = SidecarBackend(path).load()  # without the lock: a lock left held fails below
+        assert store.snapshot() == disk, where
+        assert sidecar._holders == {}, where
+        assert _lock_is_free(path), where
+        assert disk in ({"n": "0", "gone": "x"}, {}, store.snapshot()) or not fired, where
+        store.set("after", "1")
+        store.compact()
+        assert StateStore(path).snapshot() == {**disk, "after": "1"}, where
+        store.close()
+        if not fired:
+            break
+    assert number > 20  # every line of the write was tried

@@ -597,7 +597,9 @@ def _summary(value: Any, depth: int = 0, open_: frozenset[int] = frozenset()) ->
     print: strings, numbers, booleans and None as they are; dicts (keys as strings), lists,
     tuples and attrs instances copied; anything else its ``repr``. What cannot be shown so
     becomes a string saying what it is: a cycle (``[...]``, ``{...}``), nesting deeper than
-    :data:`SUMMARY_DEPTH`, an object whose ``repr`` raises, an int too long to print."""
+    :data:`SUMMARY_DEPTH`, an object whose ``repr`` raises, a container or field whose
+    reading raises, an int too long to print. No key is lost (see
+    :func:`_summary_of_mapping`)."""
     if value is None or isinstance(value, (str, bool, float)):
         return value
     if isinstance(value, int):
@@ -610,15 +612,48 @@ def _summary(value: Any, depth: int = 0, open_: frozenset[int] = frozenset()) ->
     if depth >= SUMMARY_DEPTH:
         return f"<{type(value).__qualname__} nested deeper than {SUMMARY_DEPTH} levels>"
     inner, depth = open_ | {id(value)}, depth + 1
-    if is_map:
-        return {
-            k if isinstance(k, str) else _shown(k, str, repr): _summary(v, depth, inner)
-            for k, v in value.items()
-        }
-    if attrs.has(type(value)):
-        fields = attrs.fields(type(value))
-        return {f.name: _summary(getattr(value, f.name, None), depth, inner) for f in fields}
-    return [_summary(v, depth, inner) for v in value]
+    try:
+        if is_map:
+            return _summary_of_mapping(value, depth, inner)
+        if attrs.has(type(value)):
+            fields = attrs.fields(type(value))
+            return {f.name: _summary_of_field(value, f.name, depth, inner) for f in fields}
+        return [_summary(v, depth, inner) for v in value]
+    except (RecursionError, MemoryError):
+        raise  # handled where the whole summary is made
+    except Exception as exc:  # an __iter__, items() or __getitem__ that raises
+        return f"<{type(value).__qualname__} object: reading it raised {type(exc).__name__}>"
+
+
+def _summary_of_mapping(value: Mapping[Any, Any], depth: int, inner: frozenset[int]) -> Any:
+    """A mapping's summary: keys as strings, none lost. A key that is not a string is shown
+    as its ``str``; when that is another key's, its type is added (``"1 (int)"``), then a
+    number, so ``{1: "a", "1": "b"}`` keeps both values."""
+    items = list(value.items())
+    taken = {key for key, _ in items if isinstance(key, str)}
+    summary: dict[str, Any] = {}
+    for key, item in items:
+        name = key
+        if not isinstance(key, str):
+            name = base = _shown(key, str, repr)
+            if name in taken:
+                name = base = f"{base} ({type(key).__qualname__})"
+                number = 2
+                while name in taken:
+                    name, number = f"{base} #{number}", number + 1
+            taken.add(name)
+        summary[name] = _summary(item, depth, inner)
+    return summary
+
+
+def _summary_of_field(value: object, name: str, depth: int, inner: frozenset[int]) -> Any:
+    """The summary of an attrs field of ``value`` (None when unset; a description when
+    reading it raises)."""
+    try:
+        field = getattr(value, name, None)
+    except Exception as exc:
+        return f"<field {name}: reading it raised {type(exc).__name__}>"
+    return _summary(field, depth, inner)
 
 
 def _plain(value: Any) -> Any:
@@ -733,25 +768,26 @@ class _Attribution:
     """Finds the plugin whose code is running, from the call stack (for prints and events).
 
     The frame of a registered handler (of a hook or a custom event) names its plugin, the
-    innermost such frame winning. One class registered twice (two configured instances)
-    shares its handlers' code, so such a frame names the plugin whose instance it runs on
-    (its ``self``). Failing that, a frame of a method running on a
+    innermost such frame winning. Handler code several plugins share (one class registered
+    twice, closures from one factory) is told apart by the frame's ``self`` or free
+    variables, else credited to all of them (``"gate-curl or gate-rm"``): see
+    :func:`_running`. Failing that, a frame of a method running on a
     plugin instance (a helper, a custom-event handler) names that plugin, and then a frame
     of a plugin's source file (a module-level helper) does; a file that several registered
     plugins share names them all (``"gate-curl or gate-rm"``) rather than one at random.
     """
 
     def __init__(self, pm: PluginManager) -> None:
-        #: For each handler's code: the plugin name, by the object its method is bound to
-        #: (None for a plain function).
-        self.codes: dict[CodeType, dict[int | None, str]] = {}
+        #: For each handler's code, every registration of it: the id of the object its
+        #: method is bound to (None for a plain function), the function, the plugin name.
+        self.codes: dict[CodeType, list[tuple[int | None, Callable[..., Any], str]]] = {}
         #: Plugin instances (kept alive, so their ids stay theirs) and their names, by id.
         self.instances: dict[int, tuple[object, str]] = {}
         self._alive: list[object] = []
         files: dict[str, list[str]] = {}
         for name, plugin in pm.list_name_plugin():
-            if plugin is None or isinstance(plugin, TurnAggregator):
-                continue
+            if plugin is None or type(plugin) is TurnAggregator:
+                continue  # the built-in aggregator prints nothing; a subclass is a plugin
             if not isinstance(plugin, (ModuleType, type)):
                 self.instances.setdefault(id(plugin), (plugin, name))
             for caller in pm.get_hookcallers(plugin) or []:
@@ -779,20 +815,16 @@ class _Attribution:
             bound = getattr(function, "__self__", None)
             self._alive.append(bound)  # so that its id stays its own
             owner = None if bound is None else id(bound)
-            self.codes.setdefault(code, {}).setdefault(owner, name)
+            self.codes.setdefault(code, []).append((owner, function, name))
 
     def plugin(self, default: str = "host") -> str:
         """The plugin whose code called the caller of this method, or ``default``."""
         first: FrameType | None = sys._getframe(2)
         frame = first
         while frame is not None:
-            owners = self.codes.get(frame.f_code)
-            if owners is not None:
-                if len(owners) == 1:
-                    return next(iter(owners.values()))
-                name = owners.get(id(_first_argument(frame)))  # one class, two instances
-                if name is not None:
-                    return name
+            handlers = self.codes.get(frame.f_code)
+            if handlers is not None:
+                return _running(frame, handlers)
             frame = frame.f_back
         frame = first
         while frame is not None:
@@ -808,6 +840,43 @@ class _Attribution:
                 return name
             frame = frame.f_back
         return default
+
+
+def _running(frame: FrameType, handlers: list[tuple[int | None, Callable[..., Any], str]]) -> str:
+    """Which of ``handlers`` (one code, registered by one or more plugins) ``frame`` runs.
+
+    One class registered twice shares its methods' code: the frame's ``self`` picks the
+    instance. Functions made by one factory share their code too: the frame's free
+    variables pick the one whose closure holds them. When neither tells (a staticmethod on
+    two instances, two closures over equal values), every candidate is named
+    (``"gate-curl or gate-rm"``), never one of them at random.
+    """
+    names = sorted({name for _, _, name in handlers})
+    if len(names) == 1:
+        return names[0]
+    me = id(_first_argument(frame))
+    found = {name for owner, _, name in handlers if owner == me}
+    if len(found) != 1 and frame.f_code.co_freevars:
+        found = {name for _, function, name in handlers if _closes_over(function, frame)}
+    return found.pop() if len(found) == 1 else " or ".join(names)
+
+
+def _closes_over(function: Callable[..., Any], frame: FrameType) -> bool:
+    """Whether ``frame`` (of ``function``'s code) runs ``function``: its free variables hold
+    the very objects in ``function``'s closure."""
+    cells = getattr(inspect.unwrap(function), "__closure__", None)
+    if not cells:
+        return False
+    values = frame.f_locals
+    missing = object()
+    for var, cell in zip(frame.f_code.co_freevars, cells, strict=False):
+        try:
+            content = cell.cell_contents
+        except ValueError:  # an empty cell
+            content = missing
+        if values.get(var, missing) is not content:
+            return False
+    return True
 
 
 def _first_argument(frame: FrameType) -> object:
@@ -897,6 +966,10 @@ class _Replay:
                 after = _summary(data)
             except (RecursionError, MemoryError):  # emitted from deep down an outsized stack
                 after = f"<{type(data).__qualname__} object too deep to record here>"
+            except Exception as exc:  # isinstance() itself raising: the event is kept
+                after = (
+                    f"<{type(data).__qualname__} object: reading it raised {type(exc).__name__}>"
+                )
             shown = data if isinstance(data, str) else _shown(data, str, repr)
             self.turn.actions.append(
                 Action(
@@ -952,7 +1025,8 @@ async def areplay(
 
     ``source`` is a path or a binary stream (``name`` labels it in messages). Each event is
     emitted with a copy of the manager's context carrying the record's ``session_id`` and
-    ``turn_id``. The manager's turn aggregator is replaced for the replay by one measuring
+    ``turn_id``. The manager's own turn aggregator (a plain :class:`TurnAggregator`; a
+    subclass is a plugin, replayed as it is) is replaced for the replay by one measuring
     durations on the recording's clock, in the same place in the dispatch order (so it
     counts the calls a ``tryfirst`` guard blocks, as live dispatch does), and put back
     after. A bad line
@@ -975,6 +1049,8 @@ async def areplay(
 
     clock = _RecordedClock()
     original = pm.turn_aggregator
+    if type(original) is not TurnAggregator:
+        original = None  # a subclass is a plugin (a guard, say): it is replayed as it is
     aggregator_name = None if original is None else pm.get_name(original)
     if original is not None and aggregator_name is not None:
         # In the original's place: its handlers run where the live ones run (first, for the

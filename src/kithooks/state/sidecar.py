@@ -25,6 +25,7 @@ import threading
 import time
 import weakref
 from collections.abc import Iterator, Mapping
+from fcntl import LOCK_UN, flock
 from pathlib import Path
 
 from .. import logs
@@ -172,23 +173,29 @@ class SidecarBackend:
             return
         key = self._lock_key
         assert key is not None  # set with the descriptor
+        ident = threading.get_ident()
         holder = _holders.get(key)
-        if holder is not None and holder[0] == threading.get_ident():
+        if holder is not None and holder[0] == ident:
             if write:
                 raise RuntimeError(held_here_message(self.path, holder[1]))
             yield None
             return
-        self._waiting = True
+        mine = (ident, current_task())
+        pid = self._lock_pid
+        # Everything from the wait on is inside the try, so an exception a signal handler
+        # raises anywhere (a Ctrl-C as flock returns, before the entry is made) releases
+        # what was taken. The finally calls nothing before the unlock, a C call: no handler
+        # runs in between, so one interruption cannot skip it.
         try:
-            lock_descriptor(fd)
-        except OSError as exc:
-            raise StateError(f"locking state lock file {self.lock_path}: {exc}") from exc
-        finally:
-            self._waiting = False
-        _holders[key] = (threading.get_ident(), current_task())
-        pid = os.getpid()
-        self._compact_due = None
-        try:
+            self._waiting = True
+            try:
+                lock_descriptor(fd)
+            except OSError as exc:
+                raise StateError(f"locking state lock file {self.lock_path}: {exc}") from exc
+            finally:
+                self._waiting = False
+            _holders[key] = mine
+            self._compact_due = None
             if not self._swept:
                 remove_stray_temporaries(self.real)
                 self._swept = True
@@ -197,9 +204,11 @@ class SidecarBackend:
                 self._compact_after_write()
         finally:
             self._compact_due = None
-            if os.getpid() == pid:  # a child forked meanwhile closed its copy: nothing held
-                _holders.pop(key, None)
-                unlock_descriptor(fd)
+            # Not in a child forked meanwhile: it closed its copy (and holds nothing).
+            if self._lock_fd == fd and self._lock_pid == pid:
+                if key in _holders and _holders[key] is mine:
+                    del _holders[key]  # before the release: then another thread may enter
+                flock(fd, LOCK_UN)  # a no-op when the wait was interrupted
 
     def waits_for_this_thread(self) -> bool:
         """Whether a thread waits in :meth:`lock` for the flock that the calling thread holds
@@ -294,10 +303,16 @@ class SidecarBackend:
                 journal.apply(data, records)
                 header = log_raw[: journal.HEADER_LENGTH]
                 offset, line = journal.HEADER_LENGTH + used, 2 + len(records)
-        # Everything was read: only now does the view change.
-        self._base, self._sidecar_size = base, len(raw)
-        self._header, self._offset, self._line = header, offset, line
-        self._seen = seen
+        # Everything was read: only now does the view change, in one statement.
+        size = len(raw)
+        self._base, self._sidecar_size, self._header, self._offset, self._line, self._seen = (
+            base,
+            size,
+            header,
+            offset,
+            line,
+            seen,
+        )
         return data
 
     def sync(self, data: dict[str, str]) -> dict[str, str]:
@@ -313,10 +328,12 @@ class SidecarBackend:
             if got is not None and got[0] == self._header:
                 where = f"state journal {self.journal_path}"
                 records, used = journal.parse_records(got[1], where, self._line)
-                journal.apply(data, records)
-                self._offset += used
-                self._line += len(records)
-                self._seen = seen
+                journal.apply(data, records)  # again from _offset if interrupted: idempotent
+                self._offset, self._line, self._seen = (
+                    self._offset + used,
+                    self._line + len(records),
+                    seen,
+                )
                 return data
         return self._read()
 
@@ -350,32 +367,46 @@ class SidecarBackend:
         until :meth:`load` (the files may hold the failed write: a retry could apply it
         twice).
 
-        Once the record is fdatasynced, the write has happened and this returns normally.
-        When the journal has grown big, ``data`` (the caller's state, which must not change
-        before the lock is released) is compacted into the sidecar as :meth:`lock` ends,
-        after the caller has taken the write: a compaction that fails (logged, retried by
-        a later write) or is interrupted (``KeyboardInterrupt`` from a Ctrl-C in its fsync,
-        which propagates out of the ``with`` block) never makes a durable write look failed.
+        An exception raised after the record reached the file (a signal handler's, such as
+        the ``KeyboardInterrupt`` of a Ctrl-C, can come at any point) propagates with the
+        record kept: this backend's view stays before it, so the caller undoes the change
+        in memory as for a failed write, and its next :meth:`sync` (every read checks
+        :meth:`stale`, which is then True) reads the record back: no read sees the memory
+        behind the disk, and no compaction writes it.
+
+        When this returns, the record is durable. When the journal has grown big, ``data``
+        (the caller's state, which must not change before the lock is released) is
+        compacted into the sidecar as :meth:`lock` ends, after the caller has taken the
+        write: a compaction that fails (logged, retried by a later write) or is interrupted
+        (``KeyboardInterrupt`` from a Ctrl-C in its fsync, which propagates out of the
+        ``with`` block) never makes a durable write look failed.
         """
         if self._refusing is not None:
             raise StateError(self._refusing)
         record = journal.encode_record(changes)
+        _written.add(self.real)  # fold at exit what may reach the journal
         fd, undo_to = -1, -1  # where to cut the journal back to if the write fails
         try:
             fd = self._journal()
-            if self._header is None:
+            header, offset, line = self._header, self._offset, self._line
+            journal_seen, sidecar_seen = self._seen
+            # Until the last line, the view stays before this record, marked unsure: if
+            # this raises once the record is in the file (a KeyboardInterrupt anywhere),
+            # the store undoes the change in memory, and its next read or sync reads the
+            # record back from the journal. Memory never stays behind the disk.
+            self._seen = (None, sidecar_seen)
+            if header is None:
                 header = journal.make_header(self._base)
                 os.ftruncate(fd, 0)  # a stale journal, a torn header, or a new file
                 undo_to = 0
                 write_all(fd, header + record)
-                _datasync(fd)
-                self._header, self._offset, self._line = header, len(header), 2
+                offset, line = len(header), 2
             else:
-                if self._seen[0] is None or self._seen[0][1] != self._offset:
-                    os.ftruncate(fd, self._offset)  # the torn line of a writer that crashed
-                undo_to = self._offset
+                if journal_seen is None or journal_seen[1] != offset:
+                    os.ftruncate(fd, offset)  # the torn line of a writer that crashed
+                undo_to = offset
                 write_all(fd, record)
-                _datasync(fd)
+            _datasync(fd)
         except BaseException as exc:
             if undo_to >= 0:
                 self._undo_append(fd, undo_to, exc)
@@ -383,17 +414,19 @@ class SidecarBackend:
                 why = self._refusing or f"writing state journal {self.journal_path}: {exc}"
                 raise StateError(why) from exc
             raise
-        self._offset += len(record)
-        self._line += 1
-        _written.add(self.real)
+        offset += len(record)
+        seen: tuple[_Identity, _Identity]
         try:
             st = os.fstat(fd)  # only the journal changed
         except OSError:  # the record is durable all the same: the next sync re-reads the tail
-            self._seen = (None, self._seen[1])
+            seen = (None, sidecar_seen)
         else:
-            self._seen = ((st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns), self._seen[1])
-        if self._offset - journal.HEADER_LENGTH > max(COMPACT_AT_LEAST, 2 * self._sidecar_size):
+            seen = ((st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns), sidecar_seen)
+        if offset - journal.HEADER_LENGTH > max(COMPACT_AT_LEAST, 2 * self._sidecar_size):
             self._compact_due = data  # done by lock(), after the caller took the write
+        # The write has happened. One statement moves the view past it, the last: it calls
+        # nothing, so no signal handler runs between it and the return.
+        self._header, self._offset, self._line, self._seen = header, offset, line + 1, seen
 
     def _compact_after_write(self) -> None:
         """The compaction :meth:`write` asked for, as the lock is released. The record is

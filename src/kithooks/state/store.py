@@ -46,15 +46,19 @@ _HELD_ACROSS_AN_AWAIT = (
 
 
 class _Batch:
-    """The changes of an open ``batch()``, how to undo them in memory, the asyncio task
-    that opened it (None outside a task) and the process (a child forked inside the batch
-    holds no lock: it must not write the batch)."""
+    """An open ``batch()``: the value each key it changed had before (to write what changed
+    and to undo it in memory), the asyncio task that opened it (None outside a task) and
+    the process (a child forked inside the batch holds no lock: it must not write it).
 
-    __slots__ = ("changes", "pid", "task", "undo")
+    What is written is worked out from the data at the end, not recorded change by change,
+    so an exception a signal handler raises in the middle of a ``set()`` (a Ctrl-C) can
+    never make the record and the memory disagree.
+    """
+
+    __slots__ = ("old", "pid", "task")
 
     def __init__(self, task: object) -> None:
-        self.changes: dict[str, str | None] = {}
-        self.undo: dict[str, object] = {}
+        self.old: dict[str, object] = {}
         self.task = task
         self.pid = os.getpid()
 
@@ -65,11 +69,21 @@ class _Batch:
             raise RuntimeError(_HELD_ACROSS_AN_AWAIT)
 
     def record(self, data: dict[str, str], key: str, value: str | None) -> None:
-        self.undo.setdefault(key, data.get(key, _MISSING))
-        self.changes[key] = value
+        """Change ``key`` in ``data``, remembering its value before the batch first."""
+        if key not in self.old:
+            self.old[key] = data.get(key, _MISSING)
+        _put(data, key, _MISSING if value is None else value)
+
+    def changes(self, data: dict[str, str]) -> dict[str, str | None]:
+        """What the batch changed: key to its value now, None for a key it removed."""
+        return {
+            key: data.get(key)
+            for key, old in self.old.items()
+            if data.get(key, _MISSING) != old  # _MISSING equals no str
+        }
 
     def roll_back(self, data: dict[str, str]) -> None:
-        for key, old in self.undo.items():
+        for key, old in self.old.items():
             _put(data, key, old)
 
 
@@ -151,7 +165,10 @@ class StateStore:
     :class:`StateError` and changes nothing, in memory or on disk (if the sidecar backend
     cannot undo a failed append, it refuses further writes until :meth:`load`). A write that
     is durable stays in memory even when the compaction it sets off is interrupted (a
-    ``KeyboardInterrupt`` from it propagates, the write done). When the
+    ``KeyboardInterrupt`` from it propagates, the write done). An exception a signal
+    handler raises anywhere in a write (a Ctrl-C) releases the lock, and the store's next
+    read shows what is on disk: the write if its record reached the journal, else nothing
+    of it. When the
     interpreter exits normally, the journals it wrote are folded into their sidecars (see
     :meth:`close`).
     """
@@ -282,18 +299,17 @@ class StateStore:
                     batch.check_task()
                 if value is not None or key in self._data:
                     batch.record(self._data, key, value)
-                    _put(self._data, key, _MISSING if value is None else value)
                 return
             with self._backend.lock(write=True):
                 data = self._data = self._backend.sync(self._data)
                 old = data.get(key, _MISSING)
                 if value is None and old is _MISSING:
                     return
-                _put(data, key, _MISSING if value is None else value)
-                try:
+                try:  # an exception anywhere in here (a Ctrl-C too) leaves data as it was
+                    _put(data, key, _MISSING if value is None else value)
                     self._backend.write({key: value}, data)
                 except BaseException:
-                    _put(data, key, old)
+                    _put(data, key, old)  # if the record landed, the next sync brings it back
                     raise
         finally:
             lock.release()
@@ -305,9 +321,12 @@ class StateStore:
         Other threads and processes wait while a batch is open (their reads too), and reads
         inside it see the latest state, so a read-modify-write (a counter, a budget) loses
         no update. If the block raises, what it changed is still written, then the
-        exception propagates. If the write fails, the batch's changes are undone in memory
-        too; an interruption of the compaction that may follow a durable write undoes
-        nothing. A batch inside a batch (same thread, same asyncio task) joins the outer one.
+        exception propagates. What is written is what the block changed, worked out
+        from the data as it ends. If the write fails, the batch's changes are undone in
+        memory too (if its record reached the journal all the same, after a Ctrl-C, the
+        next read brings them back); an interruption of the compaction that may follow a
+        durable write undoes nothing. A batch inside a batch (same thread, same asyncio
+        task) joins the outer one.
 
         Do not await inside a batch: another asyncio task on the thread that then uses the
         store (opens a batch, reads, writes), or writes through another store on the same
@@ -327,20 +346,21 @@ class StateStore:
                     yield self
                 finally:
                     self._batch = None
-                    if batch.pid != os.getpid() and self.path is not None:
+                    # Whatever ends the block, a Ctrl-C included, memory keeps only what
+                    # was written (what reached the file returns with the next sync).
+                    try:
+                        if batch.pid != os.getpid() and self.path is not None:
+                            raise RuntimeError(
+                                f"state file {self.path}: a batch() opened before os.fork() "
+                                "cannot be written by the child, which does not hold the "
+                                "lock; its changes in the child are dropped (open the batch "
+                                "in the child instead)"
+                            )
+                        if changes := batch.changes(self._data):
+                            self._backend.write(changes, self._data)
+                    except BaseException:
                         batch.roll_back(self._data)
-                        raise RuntimeError(
-                            f"state file {self.path}: a batch() opened before os.fork() "
-                            "cannot be written by the child, which does not hold the lock; "
-                            "its changes in the child are dropped (open the batch in the "
-                            "child instead)"
-                        )
-                    if batch.changes:
-                        try:
-                            self._backend.write(batch.changes, self._data)
-                        except BaseException:
-                            batch.roll_back(self._data)
-                            raise
+                        raise
 
     # -- the files ---------------------------------------------------------------------
 
