@@ -12,8 +12,8 @@ handlers runs on that thread, so a slow one delays, and counts against the timeo
 manager's coroutine handlers in its other sync runs). A ``SystemExit`` or
 ``KeyboardInterrupt`` from a handler is raised in the run; a sync run started inside a
 handler (a sub-agent) uses its own manager's loop, or, on the same manager (whose loop the
-handler may be blocking), a fresh loop per event in a copy of the caller's context. Tools run where LangChain runs them, never on that loop, whatever kind of
-plugin listens.
+handler may be blocking), a fresh loop per event in a copy of the caller's context. Tools
+run where LangChain runs them, never on that loop, whatever kind of plugin listens.
 
 =====================  ==============================================================
 kithooks event         where it comes from in the run
