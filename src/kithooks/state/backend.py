@@ -60,8 +60,11 @@ class StateBackend(Protocol):
         """Make ``changes`` (key to new value, None deletes) durable, all or nothing.
 
         ``data`` is the whole state after the changes. When this returns, the changes
-        survive a crash and every other store sees them on its next sync. On failure
-        nothing was applied.
+        survive a crash and every other store sees them on its next sync. On a failure
+        to write nothing was applied; an exception from elsewhere (a signal handler's
+        ``KeyboardInterrupt``) after the changes became durable leaves them on disk: the
+        caller undoes them in memory as for a failure, and :meth:`stale` is then True, so
+        its next sync reads them back.
         """
         ...
 
