@@ -280,12 +280,15 @@ class ToolRun:
             )
         return None
 
-    def _finish(self, response: ToolResponse) -> Generator[Event, Any, ToolOutcome]:
-        pm = self.pm
-        if pm.has_handlers(EventType.TOOL_EXECUTION_END, self.name):
+    def _end(self) -> Generator[Event, Any, None]:
+        if self.pm.has_handlers(EventType.TOOL_EXECUTION_END, self.name):
             yield ToolExecutionEndEvent(
                 tool_call_id=self.id, tool_name=self.name, tool_kind=self.kind
             )
+
+    def _finish(self, response: ToolResponse) -> Generator[Event, Any, ToolOutcome]:
+        pm = self.pm
+        yield from self._end()
         content, is_error = response.content, response.is_error
         if pm.has_handlers(EventType.TOOL_RESULT, self.name):
             result = yield ToolResultEvent(
@@ -319,6 +322,11 @@ class ToolRun:
     async def afinish(self, response: ToolResponse | str) -> ToolOutcome:
         """:meth:`finish` with ``aemit``."""
         return await adrive(self.pm, self._finish(_response(response)), self.ctx)
+
+    async def aend(self) -> None:
+        """``tool_execution_end`` alone, with ``aemit``: the execution ended with no result
+        for the model now (a deferred call, whose result comes when the run resumes)."""
+        await adrive(self.pm, self._end(), self.ctx)
 
 
 def run_tool(

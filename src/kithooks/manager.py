@@ -714,7 +714,7 @@ class PluginManager(pluggy.PluginManager):
             touched.add("on_agent_end")
             self._aggregator = aggregator
         for hook in touched:
-            impls = getattr(self.hook, hook).get_hookimpls()
+            impls = self._impls(hook)
             self._plans.pop(hook, None)
             if impls:
                 self._hooked.add(hook)
@@ -724,6 +724,11 @@ class PluginManager(pluggy.PluginManager):
                 et = _HOOK_EVENTS[hook]
                 self._by_class[EVENT_CLASSES[et]] = _UNKNOWN if impls else None
                 self._handled[et.value] = bool(impls)
+
+    def _impls(self, hook: str) -> list[HookImpl]:
+        """The implementations of ``hook`` (pluggy's order)."""
+        impls: list[HookImpl] = getattr(self.hook, hook).get_hookimpls()
+        return impls
 
     def _prepare(self, hook: str, impls: Sequence[HookImpl]) -> Prepare | None:
         """What makes ``hook``'s event before its handlers see it: for ``agent_end`` while
@@ -745,7 +750,7 @@ class PluginManager(pluggy.PluginManager):
         with self._registry_lock:
             plan = self._plans.get(hook)
             if plan is None and hook in self._hooked:
-                impls = getattr(self.hook, hook).get_hookimpls()
+                impls = self._impls(hook)
                 plan = build_plan(
                     hook,
                     impls,
@@ -824,7 +829,7 @@ class PluginManager(pluggy.PluginManager):
         for event_type in event_types:
             if self.has_handlers(event_type) and any(
                 not _counts_only(impl.plugin)
-                for impl in getattr(self.hook, "on_" + event_type_named(event_type)).get_hookimpls()
+                for impl in self._impls("on_" + event_type_named(event_type))
             ):
                 return True
         return False

@@ -783,7 +783,6 @@ class _Attribution:
         self.codes: dict[CodeType, list[tuple[int | None, Callable[..., Any], str]]] = {}
         #: Plugin instances (kept alive, so their ids stay theirs) and their names, by id.
         self.instances: dict[int, tuple[object, str]] = {}
-        self._alive: list[object] = []
         files: dict[str, list[str]] = {}
         for name, plugin in pm.list_name_plugin():
             if plugin is None or type(plugin) is TurnAggregator:
@@ -812,8 +811,8 @@ class _Attribution:
     def _add_handler(self, function: Callable[..., Any], name: str) -> None:
         code = getattr(inspect.unwrap(function), "__code__", None)
         if isinstance(code, CodeType):
+            # The bound method kept in codes keeps its object alive: its id stays its own.
             bound = getattr(function, "__self__", None)
-            self._alive.append(bound)  # so that its id stays its own
             owner = None if bound is None else id(bound)
             self.codes.setdefault(code, []).append((owner, function, name))
 

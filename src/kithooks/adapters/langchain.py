@@ -8,8 +8,9 @@ awaits coroutine handlers on its manager's event loop, on a daemon thread, that 
 run of the manager shares for as long as the manager lives (so loop-bound plugin state, a
 pooled ``httpx.AsyncClient`` say, works on every call; another manager's slow handler never
 delays it, but within one manager a plain handler of an event that also has coroutine
-handlers runs on that thread, so a slow one delays, and counts against the timeouts of, the
-manager's coroutine handlers in its other sync runs). A ``SystemExit`` or
+handlers (for a tool call, of any of its events once one has) runs on that thread, so a
+slow one delays, and counts against the timeouts of, the manager's coroutine handlers in
+its other sync runs). A ``SystemExit`` or
 ``KeyboardInterrupt`` from a handler is raised in the run; a sync run started inside a
 handler (a sub-agent) uses its own manager's loop, or, on the same manager (whose loop the
 handler may be blocking), a fresh loop per event in a copy of the caller's context. Tools
@@ -783,9 +784,13 @@ def _ended_mark(turn_id: str, state: Mapping[str, Any]) -> str:
     return _ENDED + json.dumps([turn_id, _last_human_id(state)])
 
 
+def _is_ended_mark(key: Any) -> bool:
+    return isinstance(key, str) and key.startswith(_ENDED)
+
+
 def _ended(key: Any) -> tuple[str, str | None] | None:
     """The turn id and last human message id of an ended mark; None for anything else."""
-    if not (isinstance(key, str) and key.startswith(_ENDED)):
+    if not _is_ended_mark(key):
         return None
     try:
         turn_id, human = json.loads(key[len(_ENDED) :])
@@ -846,7 +851,9 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
         #: placed before this one may still go on with one (a retry), which revives it.
         self._failed_runs: dict[str, _Run] = {}
         self._lock = threading.Lock()
-        self._sync_loop: _SyncLoop | None = None
+        #: The manager's loop, on which sync runs await coroutine handlers (its thread
+        #: starts at the first coroutine).
+        self._sync_loop = _LOOPS.of(pm)
 
     @property
     def name(self) -> str:
@@ -862,19 +869,12 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
             event = next(steps)
             while True:
                 if pm.has_async_handlers(event.event_type):
-                    result = self._loop().run(pm.aemit(event, ctx))
+                    result = self._sync_loop.run(pm.aemit(event, ctx))
                 else:
                     result = pm.emit(event, ctx)
                 event = steps.send(result)
         except StopIteration as done:
             return done.value  # type: ignore[no-any-return]
-
-    def _loop(self) -> _SyncLoop:
-        """The manager's loop, on which sync runs await coroutine handlers."""
-        loop = self._sync_loop
-        if loop is None:
-            loop = self._sync_loop = _LOOPS.of(self.pm)
-        return loop
 
     async def _adrive(self, steps: Steps[T], ctx: Context) -> T:
         """Run a piece of the sequence from async code."""
@@ -894,7 +894,7 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
         of the failed step that started late); only a model call reopens it (a retry). No
         key: ``before_agent`` never ran."""
         mark = _ended(key)
-        ended = mark is not None or (isinstance(key, str) and key.startswith(_ENDED))
+        ended = _is_ended_mark(key)
         if mark is not None:
             key, human = mark
             if human != _last_human_id(state):
@@ -1197,7 +1197,7 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
         if self.pm.has_handlers(EventType.AGENT_END):
             yield AgentEndEvent(response="", stop_reason="error")
 
-    def _ended(self, run: _Run, failure: Exception | None) -> Steps[None]:
+    def _close_late(self, run: _Run, failure: Exception | None) -> Steps[None]:
         """What :meth:`_running` left to emit: the turn's failure, or the ``agent_end``
         closing the tool calls of a failed turn that ran after its failure (so whatever
         counts the turn's calls, the aggregator say, ends them too)."""
@@ -1318,7 +1318,7 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
     @contextlib.contextmanager
     def _running(self, run: _Run, ended: list[Exception | None]) -> Iterator[None]:
         """One tool call of ``run`` runs inside; what to emit once it is done goes in
-        ``ended`` (:meth:`_ended`): the failure a call of the turn raised first, once the
+        ``ended`` (:meth:`_close_late`): the failure a call of the turn raised first, once the
         turn's last running call is done, so the step's other calls end before ``error``
         and ``agent_end``; or None when the last calls of a turn that failed before ended
         (they close it again)."""
@@ -1365,7 +1365,7 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
                 return self._tool(run, tool_run, resumed, request, handler)
         finally:
             for failure in ended:
-                self._drive(self._ended(run, failure), run.ctx)
+                self._drive(self._close_late(run, failure), run.ctx)
 
     def _tool(
         self,
@@ -1375,7 +1375,7 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
         request: ToolCallRequest,
         handler: Callable[[ToolCallRequest], ToolMessage | Command[Any]],
     ) -> ToolMessage | Command[Any]:
-        loop = self._loop() if _has_async_handlers(self.pm, TOOL_EVENTS) else None
+        loop = self._sync_loop if _has_async_handlers(self.pm, TOOL_EVENTS) else None
         blocked = None if resumed else _start_tool(tool_run, loop)
         if blocked is not None:
             return _blocked(request, blocked)
@@ -1415,7 +1415,7 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
                 return await self._atool(run, tool_run, resumed, request, handler)
         finally:
             for failure in ended:
-                await self._adrive(self._ended(run, failure), run.ctx)
+                await self._adrive(self._close_late(run, failure), run.ctx)
 
     async def _atool(
         self,
@@ -1447,7 +1447,7 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
         key = state.get(TURN_KEY)
         if key is None:
             return None
-        if isinstance(key, str) and key.startswith(_ENDED):
+        if _is_ended_mark(key):
             mark = _ended(key)
             if mark is None:
                 return None

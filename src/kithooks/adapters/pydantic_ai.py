@@ -164,7 +164,6 @@ from ..events import (
     ToolCallInputDeltaEvent,
     ToolCallInputEndEvent,
     ToolCallInputStartEvent,
-    ToolExecutionEndEvent,
     thaw,
     tool_kind_for,
 )
@@ -176,6 +175,7 @@ from ..hosting import (
     context_window,
     counted_step_events,
 )
+from ..listeners import describe_error
 from ..manager import PluginManager
 from ..usage import ModelPrice, usage_event
 from . import TOOL_EVENTS
@@ -371,12 +371,6 @@ class _ToolCall:
         self.call = call
         self.run: ToolRun | None = None  # set when the guard ran
         self.blocked = False
-
-
-def _failure(exc: BaseException) -> str:
-    """An exception as error text: ``Type: message``, or ``Type`` without a message."""
-    text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 @dataclasses.dataclass(init=False)
@@ -613,7 +607,8 @@ class KitHooks(AbstractCapability[Any]):
         """The usage of the model's last response (billed whatever failed after it), then
         ``error`` and ``agent_end``."""
         pm = self.pm
-        failed = ToolResponse(content=_failure(exc), is_error=True)
+        text = describe_error(exc)
+        failed = ToolResponse(content=text, is_error=True)
         while r.open_tools:  # a cancelled run's tools are cancelled after it ended
             call = r.open_tools.pop()
             if call.run is not None:
@@ -621,7 +616,7 @@ class KitHooks(AbstractCapability[Any]):
         if r.pending is not None:
             await self._flush_step(r)
         if pm.has_handlers(EventType.ERROR):
-            await pm.aemit(ErrorEvent(error=_failure(exc)), r.ctx)
+            await pm.aemit(ErrorEvent(error=text), r.ctx)
         if pm.has_handlers(EventType.AGENT_END):
             await pm.aemit(AgentEndEvent(response="", stop_reason="error"), r.ctx)
 
@@ -819,17 +814,8 @@ class KitHooks(AbstractCapability[Any]):
             raise SkipToolExecution(outcome.content) from exc
         except (CallDeferred, ApprovalRequired):
             started_run = self._ending(run)
-            if started_run is not None and self.pm.has_handlers(
-                EventType.TOOL_EXECUTION_END, started_run.name
-            ):
-                await self.pm.aemit(
-                    ToolExecutionEndEvent(
-                        tool_call_id=started_run.id,
-                        tool_name=started_run.name,
-                        tool_kind=started_run.kind,
-                    ),
-                    started_run.ctx,
-                )
+            if started_run is not None:
+                await started_run.aend()
             raise
         except (ToolFailedError, ToolRetryError, ToolFailed, ModelRetry) as exc:
             if isinstance(run, _ToolCall) and run.blocked:
@@ -862,7 +848,7 @@ class KitHooks(AbstractCapability[Any]):
         except BaseException as exc:
             started_run = self._ending(run)
             if started_run is not None:
-                failed = ToolResponse(content=_failure(exc), is_error=True)
+                failed = ToolResponse(content=describe_error(exc), is_error=True)
                 with anyio.CancelScope(shield=True):  # a cancelled tool ends too
                     await started_run.afinish(failed)
             raise
@@ -954,11 +940,12 @@ class KitHooks(AbstractCapability[Any]):
         single = _single_arg(tool, tool_def, args)
         # Built only now: what pydantic cannot serialize costs nothing when nobody listens.
         shown = _tool_args(args[single] if single is not None else args)
-        await self._open_turn(self._state())
+        r = self._state()
+        await self._open_turn(r)
         run = pending.run = self._new_run(call.tool_name, call.tool_call_id, shown)
         blocked = await run.astart()
         if blocked is None:
-            self._state().open_tools.add(pending)
+            r.open_tools.add(pending)
         else:
             pending.blocked = True
             # A failed tool result: the model sees the error, and the tool never runs.

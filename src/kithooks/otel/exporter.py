@@ -123,7 +123,6 @@ class _Turn:
         "key",
         "llm_calls",
         "root",
-        "session_id",
         "subagents",
         "tool_calls",
         "tools",
@@ -134,7 +133,6 @@ class _Turn:
     def __init__(self, root: Span, key: TurnKey) -> None:
         self.root = root
         self.key = key
-        self.session_id = key[0]
         self.context: OtelContext = trace.set_span_in_context(root)
         self.failed = False
         self.chat: Span | None = None  # the LLM call in flight
@@ -711,7 +709,7 @@ class OtelExporter:
             attributes=_clean(
                 {
                     sc.OPERATION_NAME: sc.INVOKE_AGENT,
-                    sc.CONVERSATION_ID: turn.session_id,
+                    sc.CONVERSATION_ID: turn.key[0],
                     "kithooks.subagent.tool_call_id": call_id,
                 }
             ),
