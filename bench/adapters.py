@@ -17,7 +17,9 @@ the figures on a busy machine. Per framework, in interleaved rounds in one proce
   ``AgentMiddleware``) doing the example plugins' work with the same functions: the
   permission gate's check, the secret redactor, the context injector's rules file, the usage
   budget's per-call line, running total in a state store and turn report.
-* ``kithooks, 0 plugins``: the adapter on a manager with no plugin (no turn aggregator).
+* ``kithooks, 0 plugins``: the adapter on a manager with no plugin (no turn aggregator), as
+  a host builds it by default: pydantic-ai's capability then gives each run no hook, and
+  LangChain's middleware (``hooks="auto"``) adds no hook to the agent it is built for.
 * ``kithooks, example plugins``: the adapter with the four example plugins (permission gate,
   secret redactor, context injector, usage budget) and the turn aggregator.
 

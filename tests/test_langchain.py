@@ -9,10 +9,13 @@ the example agent).
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 pytest.importorskip("langchain.agents")
 
@@ -101,7 +104,7 @@ def host():
     return pm, rec
 
 
-def make_agent(pm, script=None, *, tools=None, **kwargs):
+def make_agent(pm, script=None, *, tools=None, hooks="auto", **kwargs):
     script = script or standard_script()
     model = ScriptedChatModel(script=script, seen=[])
 
@@ -113,7 +116,7 @@ def make_agent(pm, script=None, *, tools=None, **kwargs):
     agent = create_agent(
         model,
         tools if tools is not None else [shell],
-        middleware=[KitHooksMiddleware(pm)],
+        middleware=[KitHooksMiddleware(pm, hooks=hooks)],
         **kwargs,
     )
     return agent, model, script
@@ -426,10 +429,16 @@ def _shell_tool(script):
     return [shell]
 
 
+class _LateGate:
+    @hookimpl
+    def on_tool_call(self, event):
+        return kithooks.ToolCallResult(block=True, reason="late gate")
+
+
 @pytest.mark.parametrize("mode", ["invoke", "ainvoke"])
-def test_a_gate_registered_after_the_agent_was_built_is_honoured(mode):
+def test_a_gate_registered_after_an_always_hooked_agent_was_built_is_honoured(mode):
     pm = PluginManager(aggregate_turns=False)
-    agent, _, script = make_agent(pm)
+    agent, _, script = make_agent(pm, hooks="always")
 
     def run() -> dict[str, Any]:
         if mode == "invoke":
@@ -437,14 +446,154 @@ def test_a_gate_registered_after_the_agent_was_built_is_honoured(mode):
         return asyncio.run(agent.ainvoke(prompt("go")))
 
     assert answer_of(run()) == "Tool said: output of ls" and script.ran == ["ls"]
+    pm.register(_LateGate())
+    assert answer_of(run()) == "Tool said: Error: late gate" and script.ran == ["ls"]
 
-    class Gate:
+
+def test_built_while_no_plugin_listens_the_agent_gets_no_hook_and_later_plugins_are_refused():
+    """hooks="auto" (the default) with no listener: the bare agent's graph, no state channel;
+    registering a plugin the agent would never ask is refused loudly, for good (the agent
+    holds no reference the manager could watch), naming the plugin, the event and where the
+    middleware was built; the refused plugin is not registered."""
+    pm = PluginManager()  # the turn aggregator alone counts for no one
+    middleware = KitHooksMiddleware(pm)
+    line = inspect.currentframe().f_lineno - 1
+    assert not middleware.hooked and isinstance(middleware, KitHooksMiddleware)
+    agent, _, _ = make_agent(pm)  # the bare agent's graph: no node, no channel of ours
+    assert set(agent.get_graph().nodes) == {"__start__", "model", "tools", "__end__"}
+    assert "kithooks_turn" not in agent.builder.channels
+    assert answer_of(agent.invoke(prompt("go"))) == "Tool said: output of ls"
+    del agent, middleware
+    gate = _LateGate()
+    with pytest.raises(ValueError) as refused:
+        pm.register(gate, name="late-gate")
+    text = str(refused.value)
+    assert "'late-gate'" in text and "'tool_call'" in text and "hooks='always'" in text
+    assert f"{__file__}:{line}" in text
+    assert not pm.is_registered(gate) and not pm.plugins_handle(["tool_call"])
+
+    class Sessions:  # an event the agent never emits: nothing to refuse
+        @hookimpl
+        def on_session_start(self, event):
+            pass
+
+    pm.register(Sessions())
+    pm.register(kithooks.TurnAggregator(), name="another-aggregator")  # counts for no one
+
+    class CountingGuard(kithooks.TurnAggregator):  # a subclass may guard: refused
         @hookimpl
         def on_tool_call(self, event):
-            return kithooks.ToolCallResult(block=True, reason="late gate")
+            return None
 
-    pm.register(Gate())
-    assert answer_of(run()) == "Tool said: Error: late gate" and script.ran == ["ls"]
+    with pytest.raises(ValueError, match="'counting-guard' handles"):
+        pm.register(CountingGuard(), name="counting-guard")
+
+
+def test_built_while_a_plugin_listens_the_agent_is_hooked():
+    pm = PluginManager(aggregate_turns=False)
+    pm.register(_LateGate())
+    assert KitHooksMiddleware(pm).hooked
+    pm.unregister(name="_LateGate")
+    middleware = KitHooksMiddleware(pm, hooks="always")
+    assert middleware.hooked
+    pm.register(_LateGate())  # nothing was left unhooked: no refusal
+
+
+@given(events=st.sets(st.sampled_from(sorted(kithooks.EventType, key=str))))
+@settings(max_examples=40, deadline=None)
+def test_an_unhooked_middleware_refuses_exactly_the_plugins_of_events_it_can_emit(events):
+    """For any set of events a plugin handles, registering it after an unhooked middleware
+    is refused exactly when one of them is an event the agent can emit."""
+    from kithooks.adapters.langchain import EMITTED
+
+    pm = PluginManager(aggregate_turns=False)
+    assert not KitHooksMiddleware(pm).hooked
+    plugin = type(
+        "Plugin",
+        (),
+        {f"on_{e}": hookimpl(lambda self, event: None) for e in events},
+    )()
+    if events & {str(e) for e in EMITTED}:
+        with pytest.raises(ValueError, match="would never ask it"):
+            pm.register(plugin)
+        assert not pm.is_registered(plugin)
+    else:
+        pm.register(plugin)
+
+
+def test_building_and_registering_at_once_never_leave_a_plugin_unasked():
+    """Real threads: the middleware's check and the manager's promise are one step, so a
+    gate registered while the middleware is built either makes it hooked or is refused."""
+    import threading
+
+    for _ in range(200):
+        pm = PluginManager(aggregate_turns=False)
+        gate, built, refused = _LateGate(), [], []
+        start = threading.Barrier(2, timeout=10)
+
+        def build(pm=pm, built=built, start=start):
+            start.wait()
+            built.append(KitHooksMiddleware(pm))
+
+        def register(pm=pm, gate=gate, refused=refused, start=start):
+            start.wait()
+            try:
+                pm.register(gate)
+            except ValueError:
+                refused.append(True)
+
+        threads = [threading.Thread(target=build), threading.Thread(target=register)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=10)
+            assert not thread.is_alive(), "deadlock"
+        (middleware,) = built
+        assert middleware.hooked == pm.is_registered(gate) != bool(refused)
+
+
+def test_every_event_a_run_can_emit_is_in_emitted(host):
+    """EMITTED decides whether the middleware hooks in at all: an event missing from it
+    would let a plugin of it register where the agent never asks it."""
+    import re
+
+    import kithooks.adapters.langchain as adapter
+    from kithooks.adapters.langchain import EMITTED
+    from kithooks.events import EVENT_CLASSES
+
+    pm, rec = host
+
+    @tool
+    def shell(command: str) -> str:
+        """Run a shell command."""
+        raise OSError("disk on fire")
+
+    class Thinking(ScriptedChatModel):
+        def _generate(self, messages, stop=None, run_manager=None, **kw):
+            message = AIMessage(content=[{"type": "reasoning", "id": "r1", "reasoning": "hm"}])
+            return ChatResult(generations=[ChatGeneration(message=message)])
+
+    make_agent(pm)[0].invoke(prompt("go"))
+    with pytest.raises(OSError):
+        make_agent(pm, tools=[shell])[0].invoke(prompt("go"))
+    create_agent(
+        Thinking(script=standard_script(), seen=[]), [], middleware=[KitHooksMiddleware(pm)]
+    ).invoke(prompt("go"))
+    seen = set(rec.names())
+    assert {"error", "reasoning_start", "tool_call_input_delta", "tool_result"} <= seen
+    assert seen <= {str(e) for e in EMITTED}
+    # and every payload class the module builds itself
+    by_class = {cls.__name__: event_type for event_type, cls in EVENT_CLASSES.items()}
+    built = set(re.findall(r"\b([A-Z]\w*Event)\(", inspect.getsource(adapter)))
+    assert {"InputEvent", "AgentEndEvent", "ToolCallInputDeltaEvent"} <= built
+    assert {by_class[name] for name in built if name in by_class} <= set(EMITTED)
+
+
+def test_the_middleware_refuses_a_bad_manager_or_hooks_value():
+    with pytest.raises(TypeError, match=r"kithooks\.PluginManager"):
+        KitHooksMiddleware(object())
+    with pytest.raises(ValueError, match="'auto' or 'always'"):
+        KitHooksMiddleware(PluginManager(), hooks="never")
 
 
 def test_async_runs_hand_nothing_to_langsmiths_worker_threads(host, monkeypatch):

@@ -646,7 +646,11 @@ def test_an_async_guard_may_run_a_sync_sub_agent_that_uses_tools():
 
 def test_a_sub_agent_run_on_the_same_manager_is_a_logged_cycle_not_a_deadlock(caplog):
     pm = PluginManager()
-    sub = create_agent(Replay(replies=[ai("judged ok")]), [], middleware=[KitHooksMiddleware(pm)])
+    # built before the plugin that holds it registers: hooks="always" (the default would
+    # add no hook while no plugin listens, and then refuse the judge)
+    sub = create_agent(
+        Replay(replies=[ai("judged ok")]), [], middleware=[KitHooksMiddleware(pm, hooks="always")]
+    )
     prompts: list[str] = []
 
     class ListeningJudge(Judge):  # listens to the sub-run's events too

@@ -228,6 +228,9 @@ class PluginManager(pluggy.PluginManager):
         self._loader = Loader(self)
         self._pending_order: tuple[int, int] | None = None
         self._plans: dict[str, Plan] = {}
+        #: The hooks that must stay unheard because a host installed none for them, and why
+        #: (the first host to ask, per set of hooks: see :meth:`keep_unheard`).
+        self._unheard: dict[frozenset[str], str] = {}
         self._by_class: dict[type, Plan | None] = dict.fromkeys(EVENT_CLASSES.values())
         self._aggregator: TurnAggregator | None = None  # the registered aggregator
         self._context = Context()
@@ -342,7 +345,9 @@ class PluginManager(pluggy.PluginManager):
         wait for its spec, as in pluggy), a function named like a kithooks hook is not
         marked ``@kithooks.hookimpl``, a handler takes an argument its hook does not have,
         ``tools=`` is set on a hook without a tool, ``timeout=`` on a plain function, or a
-        kithooks hook has a wrapper. A plugin that fails to register leaves nothing behind.
+        kithooks hook has a wrapper, and ``ValueError`` when it handles an event a host
+        installed no hook for (:meth:`keep_unheard`). A plugin that fails to register leaves
+        nothing behind.
         """
         with self._registry_lock:
             if self.is_registered(plugin):
@@ -359,6 +364,8 @@ class PluginManager(pluggy.PluginManager):
                     raise PluginValidationError(
                         plugin, f"plugin {label!r}: custom event handler {attr!r} must not be async"
                     )
+            if self._unheard and not self.is_blocked(label) and not _counts_only(plugin):
+                self._refuse_unheard(label, hooks)
             try:
                 registered = super().register(plugin, label)
             except BaseException:
@@ -374,6 +381,38 @@ class PluginManager(pluggy.PluginManager):
             self._sources.setdefault(registered, PluginSource(kind="object", name=registered))
             self._rebuild(hooks)
             return registered
+
+    def keep_unheard(self, event_types: Iterable[EventType | str], why: str) -> bool:
+        """Whether a host may leave ``event_types`` unhooked, for good.
+
+        For a host that hooks into a framework once, when it is built (a LangChain agent's
+        middleware), and would cost its framework something even with no plugin: when no
+        plugin but a :class:`TurnAggregator` handles any of ``event_types`` (see
+        :meth:`plugins_handle`), this returns True, and from then on, for the manager's whole
+        life, :meth:`register` refuses a plugin that handles one of them (a ``ValueError``
+        naming the plugin, the event and ``why``), so a guard never sits registered where
+        the host would not ask it. (For its whole life: the manager cannot tell when the
+        host's agent is gone, and a framework holds no reference to a hook it never calls.)
+        Otherwise it returns False and the host hooks in as usual. The check and the
+        promise are one step under the registry lock.
+        """
+        types = tuple(event_type_named(e) for e in event_types)
+        hooks = frozenset("on_" + e for e in types)
+        with self._registry_lock:
+            if self.plugins_handle(types):
+                return False
+            self._unheard.setdefault(hooks, why)
+            return True
+
+    def _refuse_unheard(self, label: str, hooks: Sequence[str]) -> None:
+        """Refuse plugin ``label`` when one of its ``hooks`` must stay unheard (see
+        :meth:`keep_unheard`)."""
+        for held, why in self._unheard.items():
+            for hook in hooks:
+                if hook in held:
+                    raise ValueError(
+                        f"plugin {label!r} handles {hook.removeprefix('on_')!r}, but {why}"
+                    )
 
     def _lock_for(self, plugin: object, name: str) -> PluginLock:
         try:

@@ -17,3 +17,26 @@ TOOL_EVENTS = (
     EventType.TOOL_EXECUTION_END,
     EventType.TOOL_RESULT,
 )
+
+#: The events an agent run can emit through either adapter (the pydantic-ai adapter adds
+#: ``retry``): what a host asks :meth:`~kithooks.PluginManager.plugins_handle` about.
+RUN_EVENTS = (
+    EventType.INPUT,
+    EventType.BEFORE_AGENT_START,
+    EventType.CONTEXT_PREPARE,
+    EventType.AGENT_START,
+    EventType.MESSAGE_START,
+    EventType.PREPARE_STEP,
+    EventType.STEP_START,
+    EventType.MESSAGE_UPDATE,
+    EventType.REASONING_START,
+    EventType.TOOL_CALL_INPUT_START,
+    EventType.TOOL_CALL_INPUT_DELTA,
+    EventType.TOOL_CALL_INPUT_END,
+    *TOOL_EVENTS,
+    EventType.STEP_FINISH,
+    EventType.LLM_USAGE,
+    EventType.ERROR,
+    EventType.MESSAGE_END,
+    EventType.AGENT_END,
+)

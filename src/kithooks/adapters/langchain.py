@@ -72,6 +72,16 @@ ended when it ends, so a later run that a middleware placed before this one ends
 (that middleware's ``after_agent`` jumps back to the model) revives the turn (below).
 Install with ``pip install 'kithooks[langchain]'``.
 
+Register plugins before building the middleware. LangChain charges for a middleware's hooks
+in every run even when they do nothing (about 22 % of a short agent run), so a middleware
+built while no plugin listens to any event the agent can emit (:data:`EMITTED`; a turn
+aggregator alone counts for no one) adds no hook and no state to its agent, which runs at
+the bare agent's cost. Since the agent would never ask a plugin registered later, the
+manager then refuses one for good: ``pm.register`` raises ``ValueError`` naming the plugin,
+the event and the file and line the middleware was built at. A host that gets its plugins
+after building the agent (plugins enabled at run time, a plugin holding a sub-agent on the
+same manager) builds it with ``KitHooksMiddleware(pm, hooks="always")``.
+
 Put the middleware last in the list, or at least after every middleware that wraps tool
 calls. LangChain nests ``wrap_tool_call`` and ``wrap_model_call`` in list order, the first
 outermost, so a tool wrapper placed after this one runs after ``tool_call`` approved the
@@ -127,11 +137,12 @@ import contextvars
 import dataclasses
 import json
 import os
+import sys
 import threading
 import uuid
 import weakref
 from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterator, Mapping
-from typing import Annotated, Any, NotRequired, TypeVar
+from typing import Annotated, Any, Literal, NotRequired, TypeVar
 
 import attrs
 import pydantic_core
@@ -193,9 +204,9 @@ from ..hosting import (
 )
 from ..manager import PluginManager
 from ..usage import ModelPrice
-from . import TOOL_EVENTS
+from . import RUN_EVENTS, TOOL_EVENTS
 
-__all__ = ["KitHooksMiddleware", "describe_message", "make_message"]
+__all__ = ["EMITTED", "KitHooksMiddleware", "describe_message", "make_message"]
 
 logger = logs.get("kithooks")
 
@@ -204,6 +215,11 @@ Steps = Generator[Event, Any, T]
 """A piece of the event sequence: yields each event to emit, receives its merged result."""
 
 TURN_KEY = "kithooks_turn"
+
+#: Every event a run can emit. A middleware built while no plugin handles any of them adds no
+#: hook to its agent (``hooks="auto"``, see :class:`KitHooksMiddleware`); a test checks that
+#: the list is complete.
+EMITTED: tuple[EventType, ...] = RUN_EVENTS
 _FINISH = {
     "stop": "stop",
     "end_turn": "stop",
@@ -826,9 +842,48 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
             many failed ones it keeps for a retry); opening one more forgets the oldest,
             logged at info level. A forgotten turn that goes on later is revived from the
             agent's state like a turn another instance started (see the module docs).
+        hooks: ``"auto"``: built while no plugin of ``pm`` handles an event the agent can
+            emit (:data:`EMITTED`; a :class:`~kithooks.TurnAggregator` alone counts for no
+            one), the middleware adds no hook and no state to the agent, which then runs at
+            the bare agent's cost, and from then on ``pm.register`` refuses a plugin that
+            handles one of those events (``ValueError`` naming where the middleware was
+            built: register plugins before building the agent), so no plugin ever sits
+            registered where an agent would not ask it (for the manager's whole life: see
+            :meth:`PluginManager.keep_unheard`). ``"always"``: hook in all the same, for a
+            manager that gets its plugins after the agent is built. A subclass always hooks
+            in. :attr:`hooked` says which one was built.
     """
 
     state_schema = KitHooksState
+
+    #: Whether the middleware hooks into the agent (False: built with ``hooks="auto"`` while
+    #: no plugin listened; see the ``hooks`` argument).
+    hooked = True
+
+    def __new__(
+        cls,
+        pm: PluginManager,
+        *,
+        hooks: Literal["auto", "always"] = "auto",
+        **options: Any,
+    ) -> KitHooksMiddleware:
+        """An unhooked middleware (:class:`_Unhooked`) when ``hooks="auto"`` and no plugin
+        of ``pm`` listens; else a hooked one."""
+        if not isinstance(pm, PluginManager):
+            raise TypeError(f"pm must be a kithooks.PluginManager, not {type(pm).__name__}")
+        if hooks not in ("auto", "always"):
+            raise ValueError(f"hooks must be 'auto' or 'always', got {hooks!r}")
+        if cls is KitHooksMiddleware and hooks == "auto":
+            caller = sys._getframe(1)
+            why = (
+                f"the KitHooksMiddleware built at {caller.f_code.co_filename}:"
+                f"{caller.f_lineno} while no plugin listened added no hooks to its agent, "
+                "which would never ask it (register plugins before building the middleware, "
+                "or build every middleware on this manager with hooks='always')"
+            )
+            if pm.keep_unheard(EMITTED, why):
+                return super().__new__(_Unhooked)
+        return super().__new__(cls)
 
     def __init__(
         self,
@@ -837,6 +892,7 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
         prices: Mapping[str, ModelPrice] | None = None,
         handled_output: str = "",
         max_open_runs: int = 1024,
+        hooks: Literal["auto", "always"] = "auto",
     ) -> None:
         super().__init__()
         if max_open_runs < 1:
@@ -1474,3 +1530,24 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
             return None
         await self._adrive(self._end(run, state), run.ctx)
         return {TURN_KEY: _ended_mark(run.ctx.turn_id, state)}
+
+
+class _Unhooked(KitHooksMiddleware):
+    """:class:`KitHooksMiddleware` built with ``hooks="auto"`` while no plugin listened.
+
+    ``create_agent`` adds a graph node or a call wrapper for each hook a middleware's class
+    overrides, and a state channel for its state schema; this class overrides none and adds
+    no channel, so the agent runs as the bare agent. Its manager refuses from then on a
+    plugin it would never ask (:meth:`PluginManager.keep_unheard`).
+    """
+
+    state_schema = AgentState  # type: ignore[assignment]
+    hooked = False
+    before_agent = AgentMiddleware.before_agent
+    abefore_agent = AgentMiddleware.abefore_agent
+    wrap_model_call = AgentMiddleware.wrap_model_call
+    awrap_model_call = AgentMiddleware.awrap_model_call
+    wrap_tool_call = AgentMiddleware.wrap_tool_call
+    awrap_tool_call = AgentMiddleware.awrap_tool_call
+    after_agent = AgentMiddleware.after_agent
+    aafter_agent = AgentMiddleware.aafter_agent

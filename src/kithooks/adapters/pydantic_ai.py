@@ -178,7 +178,7 @@ from ..hosting import (
 from ..listeners import describe_error
 from ..manager import PluginManager
 from ..usage import ModelPrice, usage_event
-from . import TOOL_EVENTS
+from . import RUN_EVENTS
 
 __all__ = ["EMITTED", "KitHooks", "describe_message", "make_message"]
 
@@ -300,27 +300,7 @@ def _args_text(args: Any) -> str:
 
 #: Every event a run can emit. A run starts with no hook at all when none of them has a
 #: handler then (see :meth:`KitHooks.for_run`); a test checks that the list is complete.
-EMITTED: tuple[EventType, ...] = (
-    EventType.INPUT,
-    EventType.BEFORE_AGENT_START,
-    EventType.CONTEXT_PREPARE,
-    EventType.AGENT_START,
-    EventType.MESSAGE_START,
-    EventType.PREPARE_STEP,
-    EventType.STEP_START,
-    EventType.MESSAGE_UPDATE,
-    EventType.REASONING_START,
-    EventType.TOOL_CALL_INPUT_START,
-    EventType.TOOL_CALL_INPUT_DELTA,
-    EventType.TOOL_CALL_INPUT_END,
-    *TOOL_EVENTS,
-    EventType.STEP_FINISH,
-    EventType.LLM_USAGE,
-    EventType.RETRY,
-    EventType.ERROR,
-    EventType.MESSAGE_END,
-    EventType.AGENT_END,
-)
+EMITTED: tuple[EventType, ...] = (*RUN_EVENTS, EventType.RETRY)
 
 _STREAM_EVENTS = (PartStartEvent, PartDeltaEvent, PartEndEvent)
 
