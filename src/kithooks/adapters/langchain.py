@@ -60,6 +60,20 @@ Not emitted: ``retry`` (a retrying middleware inside this one is invisible to it
 ``tool_output``, ``subagent_*``, ``warnings``, ``source``, ``model_change``, ``before_fork``,
 ``before_session_switch``, ``before_compact``, ``session_start``, ``session_shutdown``.
 
+Streams: every surface built from the state and the nodes' outputs shows the results as
+the plugins left them: the final state, ``stream`` / ``astream`` chunks of ``updates``,
+``messages`` and ``values``, and the ``tools`` node's ``on_chain_stream`` / ``on_chain_end``
+in ``astream_events`` (a ``tool_result`` rewrite; a block's ``Error: <reason>`` message).
+The tool's own callbacks fire inside the tool, before the middleware sees its result, so
+they carry its raw output, before any ``tool_result`` rewrite (a secret the redactor
+removed): ``on_tool_end`` in ``astream_events`` (and in any callback handler, a LangSmith
+tracer too) and LangGraph's ``tools`` stream mode (``tool-finished``; ``tool_calls`` of
+``stream_events(version="v3")``). They, ``on_tool_start`` and ``tool-started`` too, show
+the arguments the tool ran with (an ``args`` rewrite); the model's ``AIMessage`` in the
+state keeps those it asked for. A blocked call has no such entry: the tool never starts. A
+rewrite replaces a ``ToolMessage``'s content, not its ``artifact``
+(``response_format="content_and_artifact"``), which LangChain does not send to the model.
+
 ``ctx.session_id`` is the run's ``thread_id`` (``config={"configurable": {"thread_id": ...}}``)
 when there is one, else the manager context's; ``ctx.turn_id`` is the run's ``run_id`` when
 the caller gave one, else a fresh id per run, so concurrent runs of one agent never mix.
@@ -236,7 +250,8 @@ _FINISH = {
 
 
 class KitHooksState(AgentState[Any]):
-    """The agent state with the running turn's id (private: not in the input or output)."""
+    """The agent state with the running turn's id (private: not in the input or the
+    ``invoke`` output, though ``stream_mode="values"`` chunks show it)."""
 
     kithooks_turn: NotRequired[Annotated[str, PrivateStateAttr]]
 
