@@ -187,7 +187,7 @@ def test_an_args_rewrite_shows_in_the_tool_entries_and_not_in_the_models_message
 
 
 def test_the_private_turn_channel_is_in_values_chunks_but_not_in_the_invoke_output():
-    agent, _ = _agent()
+    agent, _ = _agent(secret_redactor)  # a hooked agent (with no plugin it has no channel)
     chunks = list(agent.stream(PROMPT, stream_mode="values"))
 
     assert any("kithooks_turn" in chunk for chunk in chunks)
