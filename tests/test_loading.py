@@ -793,6 +793,26 @@ def test_two_distributions_with_the_same_entry_point_name_are_a_load_error(site,
     assert all(e.distribution == loser_dist for e in again)
 
 
+def test_a_host_aggregator_subclass_holding_a_name_is_named_as_the_hosts(site):
+    install(
+        site,
+        "kh-taken2",
+        "0.1",
+        {"kh_test_taken2": guard_module("ep")},
+        {"counts": "kh_test_taken2"},
+    )
+
+    class Counts(kithooks.TurnAggregator):
+        pass
+
+    pm = PluginManager(aggregate_turns=False)
+    pm.register(Counts(), name="counts")
+    assert pm.load_entrypoints() == []
+    (error,) = pm.load_errors
+    assert "already taken by a plugin the host registered (Counts)" in error.message
+    assert "built-in" not in error.message
+
+
 def test_an_entry_point_named_like_a_plugin_already_there_is_a_load_error(site, tmp_path):
     install(
         site,

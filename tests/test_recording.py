@@ -308,6 +308,24 @@ def test_replay_counts_the_tool_calls_a_live_manager_counts(tmp_path, aggregator
     assert pm.handler_names("tool_call") == order
 
 
+def test_replay_keeps_the_hosts_aggregator_limits(tmp_path):
+    """Replay's aggregator takes the host's max_tool_names (and max_open_turns): replayed
+    agent_end lists what the live one listed."""
+    path = tmp_path / "rec.jsonl"
+    path.write_text(
+        "".join(
+            json.dumps({"session_id": "s", "turn_id": "t", "event": kithooks.event_to_dict(e)})
+            + "\n"
+            for e in GATED_TURN
+        )
+    )
+    pm = PluginManager(aggregate_turns=False)
+    pm.register(kithooks.TurnAggregator(max_tool_names=1), name="turn-aggregator")
+    (turn,) = replay(path, pm).turns
+    assert turn.agent_end is not None
+    assert turn.agent_end.tool_names == ("ls",) and turn.agent_end.tool_call_count == 2
+
+
 def test_replay_counts_blocked_calls_through_the_api(tmp_path):
     path = tmp_path / "rec.jsonl"
     path.write_text(

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Final
 import attrs
 from pluggy import PluginValidationError
 
+from .aggregator import TurnAggregator
 from .bus import custom_handlers_of
 from .hookspecs import KIT_HOOKS, static_function
 
@@ -507,7 +508,7 @@ class Loader:
         pm = self._pm
         plugin = pm.get_plugin(name)
         held = pm.plugin_source(name)
-        if plugin is not None and plugin is pm.turn_aggregator:
+        if type(plugin) is TurnAggregator:  # a subclass is the host's plugin (below)
             return "kithooks' built-in turn aggregator"
         if held is None or held.kind == "object":
             return f"a plugin the host registered ({type(plugin).__name__})"

@@ -1055,7 +1055,12 @@ async def areplay(
         # In the original's place: its handlers run where the live ones run (first, for the
         # manager's own), so replay counts what a live dispatch counts.
         pm._replace(
-            aggregator_name, TurnAggregator(max_open_turns=original.max_open_turns, clock=clock)
+            aggregator_name,
+            TurnAggregator(
+                max_open_turns=original.max_open_turns,
+                max_tool_names=original.max_tool_names,
+                clock=clock,
+            ),
         )
     probe = _EndProbe()
     pm.register(probe, name="kithooks-replay-probe")
