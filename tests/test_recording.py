@@ -308,9 +308,8 @@ def test_replay_counts_the_tool_calls_a_live_manager_counts(tmp_path, aggregator
     assert pm.handler_names("tool_call") == order
 
 
-def test_replay_keeps_the_hosts_aggregator_limits(tmp_path):
-    """Replay's aggregator takes the host's max_tool_names (and max_open_turns): replayed
-    agent_end lists what the live one listed."""
+def _gated_recording(tmp_path: Path) -> Path:
+    """GATED_TURN as a recording (session s, turn t)."""
     path = tmp_path / "rec.jsonl"
     path.write_text(
         "".join(
@@ -319,6 +318,13 @@ def test_replay_keeps_the_hosts_aggregator_limits(tmp_path):
             for e in GATED_TURN
         )
     )
+    return path
+
+
+def test_replay_keeps_the_hosts_aggregator_limits(tmp_path):
+    """Replay's aggregator takes the host's max_tool_names (and max_open_turns): replayed
+    agent_end lists what the live one listed."""
+    path = _gated_recording(tmp_path)
     pm = PluginManager(aggregate_turns=False)
     pm.register(kithooks.TurnAggregator(max_tool_names=1), name="turn-aggregator")
     (turn,) = replay(path, pm).turns
@@ -327,14 +333,7 @@ def test_replay_keeps_the_hosts_aggregator_limits(tmp_path):
 
 
 def test_replay_counts_blocked_calls_through_the_api(tmp_path):
-    path = tmp_path / "rec.jsonl"
-    path.write_text(
-        "".join(
-            json.dumps({"session_id": "s", "turn_id": "t", "event": kithooks.event_to_dict(e)})
-            + "\n"
-            for e in GATED_TURN
-        )
-    )
+    path = _gated_recording(tmp_path)
     pm = PluginManager()
     pm.register(RmGate(), name="gate")
     report = replay(path, pm)
