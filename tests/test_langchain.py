@@ -521,6 +521,104 @@ def test_an_unhooked_middleware_refuses_exactly_the_plugins_of_events_it_can_emi
         pm.register(plugin)
 
 
+def test_the_type_of_an_unhooked_middleware_decides_again():
+    """type(unhooked)(pm) is built as KitHooksMiddleware(pm) is: hooked when a plugin
+    listens or with hooks="always", unhooked (and promised) otherwise."""
+    kind = type(KitHooksMiddleware(PluginManager()))
+    guarded = PluginManager(aggregate_turns=False)
+    guarded.register(_LateGate())
+    assert kind(guarded).hooked and kind(PluginManager(), hooks="always").hooked
+    empty = PluginManager(aggregate_turns=False)
+    assert not kind(empty).hooked
+    with pytest.raises(ValueError, match="would never ask it"):
+        empty.register(_LateGate())
+
+
+def test_a_middleware_that_fails_to_build_promises_nothing():
+    pm = PluginManager(aggregate_turns=False)
+    with pytest.raises(ValueError, match="max_open_runs"):
+        KitHooksMiddleware(pm, max_open_runs=0)
+    with pytest.raises(TypeError):
+        KitHooksMiddleware(pm, max_open_run=5)  # misspelt
+    pm.register(_LateGate())  # no middleware was built: nothing to refuse
+
+
+def test_a_handler_set_on_a_plain_aggregator_object_is_a_plugins():
+    """A marked function set on a TurnAggregator object may guard: it counts as a listener
+    and is refused by an unhooked middleware's manager, as any plugin is."""
+
+    def aggregator_with_gate() -> kithooks.TurnAggregator:
+        aggregator = kithooks.TurnAggregator()
+        aggregator.on_tool_call = hookimpl(
+            lambda event: kithooks.ToolCallResult(block=True, reason="gate")
+        )
+        return aggregator
+
+    pm = PluginManager(aggregate_turns=False)
+    assert not KitHooksMiddleware(pm).hooked
+    pm.register(kithooks.TurnAggregator(), name="counts")  # its own methods only count
+    with pytest.raises(ValueError, match="'tool_call'"):
+        pm.register(aggregator_with_gate(), name="guarding")
+    pm = PluginManager(aggregate_turns=False)
+    pm.register(aggregator_with_gate(), name="guarding")
+    assert pm.plugins_handle(["tool_call"]) and KitHooksMiddleware(pm).hooked
+
+
+def test_a_middleware_built_during_a_reload_that_adds_a_gate_is_hooked(tmp_path, monkeypatch):
+    """Inside a reload the manager's handler table is not current yet: a middleware built
+    there (by a plugin module holding a sub-agent) after a gate the same reload added hooks
+    in."""
+    import builtins
+    import textwrap
+
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    pm = PluginManager(aggregate_turns=False)
+    monkeypatch.setattr(builtins, "kithooks_test_reload", (pm, []), raising=False)
+    assert pm.load_plugin_files([plugins], user_dir=None, project_dir=None) == []
+    (plugins / "a_gate.py").write_text(
+        textwrap.dedent(
+            """
+            import kithooks
+
+            @kithooks.hookimpl
+            def on_tool_call(event):
+                return kithooks.ToolCallResult(block=True, reason="gate")
+            """
+        )
+    )
+    (plugins / "b_sub.py").write_text(
+        textwrap.dedent(
+            """
+            import builtins
+
+            from kithooks.adapters.langchain import KitHooksMiddleware
+
+            pm, built = builtins.kithooks_test_reload
+            built.append(KitHooksMiddleware(pm))  # a sub-agent's, built as the module loads
+            """
+        )
+    )
+    pm.reload()
+    (middleware,) = builtins.kithooks_test_reload[1]
+    assert pm.is_registered(pm.get_plugin("a_gate")) and middleware.hooked
+    pm.register(_LateGate())  # nothing was left unhooked: no refusal
+
+
+def test_copies_of_the_middleware_keep_their_kind():
+    import copy
+
+    pm = PluginManager(aggregate_turns=False)
+    unhooked = KitHooksMiddleware(pm)
+    pm2 = PluginManager(aggregate_turns=False)
+    pm2.register(_LateGate())
+    hooked = KitHooksMiddleware(pm2)
+    assert not copy.copy(unhooked).hooked and copy.copy(hooked).hooked
+    assert copy.copy(hooked).pm is pm2
+    with pytest.raises(TypeError):
+        KitHooksMiddleware()  # pm is required
+
+
 def test_building_and_registering_at_once_never_leave_a_plugin_unasked():
     """Real threads: the middleware's check and the manager's promise are one step, so a
     gate registered while the middleware is built either makes it hooked or is refused."""

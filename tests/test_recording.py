@@ -332,6 +332,20 @@ def test_replay_keeps_the_hosts_aggregator_limits(tmp_path):
     assert turn.agent_end.tool_names == ("ls",) and turn.agent_end.tool_call_count == 2
 
 
+def test_replay_works_on_a_manager_that_keeps_events_unheard(tmp_path):
+    """Replay's own probe is internal: a manager that promised (keep_unheard, as a
+    LangChain agent built with no plugin makes it) still replays, and gets its aggregator
+    back."""
+    pm = PluginManager()
+    aggregator = pm.turn_aggregator
+    assert pm.keep_unheard(["agent_end", "tool_call"], "an agent with no hook")
+    (turn,) = replay(_gated_recording(tmp_path), pm).turns
+    assert turn.agent_end is not None and turn.agent_end.tool_call_count == 2
+    assert pm.turn_aggregator is aggregator
+    with pytest.raises(ValueError, match="an agent with no hook"):
+        pm.register(RmGate(), name="gate")
+
+
 def test_replay_counts_blocked_calls_through_the_api(tmp_path):
     path = _gated_recording(tmp_path)
     pm = PluginManager()

@@ -67,10 +67,14 @@ _DEFAULT: Any = object()
 _UNKNOWN: Any = object()
 
 
-def _counts_only(plugin: object) -> bool:
-    """Whether ``plugin`` is exactly kithooks' :class:`TurnAggregator`, whose handlers only
-    count turns for the plugins that read ``agent_end`` (a subclass's may do more)."""
-    return type(plugin) is TurnAggregator
+def _counts_only(plugin: object, function: Any) -> bool:
+    """Whether handler ``function`` of ``plugin`` only counts turns for the plugins that read
+    ``agent_end``: a method of kithooks' :class:`TurnAggregator` itself, on an object that is
+    exactly one (a subclass's, or a function set on the object, may do more)."""
+    if type(plugin) is not TurnAggregator:
+        return False
+    method = getattr(function, "__func__", None)
+    return method is not None and method is vars(TurnAggregator).get(method.__name__)
 
 
 def _key(name: str) -> str:
@@ -357,15 +361,16 @@ class PluginManager(pluggy.PluginManager):
             label = name or self._unique_name(plugin)
             if self._name2plugin.get(label) is not None:
                 raise ValueError(f"a plugin named {label!r} is already registered")
-            hooks = self._validate(plugin, label)
+            handlers = self._validate(plugin, label)
+            hooks = [hook for hook, _ in handlers]
             custom = custom_handlers_of(plugin)
             for attr, _event, fn in custom:
                 if inspect.iscoroutinefunction(fn):
                     raise PluginValidationError(
                         plugin, f"plugin {label!r}: custom event handler {attr!r} must not be async"
                     )
-            if self._unheard and not self.is_blocked(label) and not _counts_only(plugin):
-                self._refuse_unheard(label, hooks)
+            if self._unheard and not self.is_blocked(label):
+                self._refuse_unheard(plugin, label, handlers)
             try:
                 registered = super().register(plugin, label)
             except BaseException:
@@ -399,17 +404,23 @@ class PluginManager(pluggy.PluginManager):
         types = tuple(event_type_named(e) for e in event_types)
         hooks = frozenset("on_" + e for e in types)
         with self._registry_lock:
-            if self.plugins_handle(types):
+            # Inside a swap (a reload) the handler table is not current yet: hook in.
+            if self._deferred is not None or self.plugins_handle(types):
                 return False
             self._unheard.setdefault(hooks, why)
             return True
 
-    def _refuse_unheard(self, label: str, hooks: Sequence[str]) -> None:
-        """Refuse plugin ``label`` when one of its ``hooks`` must stay unheard (see
-        :meth:`keep_unheard`)."""
+    def _refuse_unheard(
+        self, plugin: object, label: str, handlers: Sequence[tuple[str, Any]]
+    ) -> None:
+        """Refuse plugin ``label`` when one of its ``handlers`` must stay unheard (see
+        :meth:`keep_unheard`): any but a plain aggregator's own, and kithooks' internal
+        observers that no agent asks (replay's probe, marked ``_kithooks_internal``)."""
+        if getattr(type(plugin), "_kithooks_internal", False):
+            return
         for held, why in self._unheard.items():
-            for hook in hooks:
-                if hook in held:
+            for hook, function in handlers:
+                if hook in held and not _counts_only(plugin, function):
                     raise ValueError(
                         f"plugin {label!r} handles {hook.removeprefix('on_')!r}, but {why}"
                     )
@@ -569,9 +580,10 @@ class PluginManager(pluggy.PluginManager):
             return None
         return super().parse_hookimpl_opts(plugin, name)
 
-    def _validate(self, plugin: object, label: str) -> list[str]:
-        """Refuse what kithooks cannot dispatch; returns the kithooks hooks of ``plugin``."""
-        hooks: list[str] = []
+    def _validate(self, plugin: object, label: str) -> list[tuple[str, Any]]:
+        """Refuse what kithooks cannot dispatch; returns the kithooks hooks of ``plugin``, each
+        with its handler."""
+        hooks: list[tuple[str, Any]] = []
         for attr in dir(plugin):
             opts = self.parse_hookimpl_opts(plugin, attr)
             if opts is None:
@@ -594,7 +606,7 @@ class PluginManager(pluggy.PluginManager):
             fn = getattr(plugin, attr)
             self._check_arguments(plugin, label, attr, hook, fn)
             self._check_policy(plugin, label, attr, hook, fn, inspect.iscoroutinefunction(fn))
-            hooks.append(hook)
+            hooks.append((hook, fn))
         return hooks
 
     def _check_arguments(self, plugin: object, label: str, attr: str, hook: str, fn: Any) -> None:
@@ -777,7 +789,7 @@ class PluginManager(pluggy.PluginManager):
         active = self._aggregator
         if hook != "on_agent_end" or active is None:
             return None
-        if all(_counts_only(i.plugin) for i in impls):
+        if all(_counts_only(i.plugin, i.function) for i in impls):
             return None
         return (self.get_name(active) or active.NAME, active.enrich)
 
@@ -862,12 +874,13 @@ class PluginManager(pluggy.PluginManager):
         What a host asks before hooking into a whole run: a :class:`TurnAggregator` alone
         counts turns only for the plugins that read ``agent_end``, so with no other plugin a
         run can skip its events (the pydantic-ai adapter then runs with no hook at all).
-        Only a plugin that is exactly a :class:`TurnAggregator` is left out: a subclass's
-        handlers are a plugin's (it may guard, or read what it counts), never skipped.
+        Only the own methods of an object that is exactly a :class:`TurnAggregator` are left
+        out: a subclass's handlers, or a function set on the object, are a plugin's (it may
+        guard, or read what it counts), never skipped.
         """
         for event_type in event_types:
             if self.has_handlers(event_type) and any(
-                not _counts_only(impl.plugin)
+                not _counts_only(impl.plugin, impl.function)
                 for impl in self._impls("on_" + event_type_named(event_type))
             ):
                 return True

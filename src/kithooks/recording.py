@@ -1040,7 +1040,11 @@ async def areplay(
     ends: list[AgentEndEvent] = []
 
     class _EndProbe:
-        """Sees agent_end last, as every handler saw it (enriched by the aggregator)."""
+        """Sees agent_end last, as every handler saw it (enriched by the aggregator). Internal:
+        registered while a LangChain agent with no hook exists, too (no agent needs to ask it;
+        see PluginManager.keep_unheard)."""
+
+        _kithooks_internal = True
 
         @hookimpl(trylast=True)
         def on_agent_end(self, event: AgentEndEvent) -> None:
@@ -1051,23 +1055,28 @@ async def areplay(
     if type(original) is not TurnAggregator:
         original = None  # a subclass is a plugin (a guard, say): it is replayed as it is
     aggregator_name = None if original is None else pm.get_name(original)
-    if original is not None and aggregator_name is not None:
-        # In the original's place: its handlers run where the live ones run (first, for the
-        # manager's own), so replay counts what a live dispatch counts.
-        pm._replace(
-            aggregator_name,
-            TurnAggregator(
-                max_open_turns=original.max_open_turns,
-                max_tool_names=original.max_tool_names,
-                clock=clock,
-            ),
-        )
+    swap = None if original is None or aggregator_name is None else (aggregator_name, original)
     probe = _EndProbe()
-    pm.register(probe, name="kithooks-replay-probe")
-    remove = pm.add_listener(
-        on_error=state.on_error, on_result=state.on_result, on_custom_event=state.on_custom_event
-    )
+    remove: Callable[[], None] | None = None
     try:
+        if swap is not None:
+            # In the original's place: its handlers run where the live ones run (first, for
+            # the manager's own), so replay counts what a live dispatch counts.
+            held = swap[1]
+            pm._replace(
+                swap[0],
+                TurnAggregator(
+                    max_open_turns=held.max_open_turns,
+                    max_tool_names=held.max_tool_names,
+                    clock=clock,
+                ),
+            )
+        pm.register(probe, name="kithooks-replay-probe")
+        remove = pm.add_listener(
+            on_error=state.on_error,
+            on_result=state.on_result,
+            on_custom_event=state.on_custom_event,
+        )
         for record in read_recording(source, skip_bad=skip_bad, bad=report.bad_lines, name=label):
             turn, ctx = state.context(record)
             state.turn, state.line, state.chain = turn, record.line, _Chain(record.event)
@@ -1080,10 +1089,12 @@ async def areplay(
             if progress is not None:
                 progress(report.events)
     finally:
-        remove()
-        pm.unregister(probe)
-        if original is not None and aggregator_name is not None:
-            pm._replace(aggregator_name, original)
+        if remove is not None:
+            remove()
+        if pm.is_registered(probe):
+            pm.unregister(probe)
+        if swap is not None:
+            pm._replace(*swap)
     return report
 
 

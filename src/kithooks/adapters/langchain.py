@@ -877,18 +877,28 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
 
     def __new__(
         cls,
-        pm: PluginManager,
+        pm: PluginManager | None = None,
         *,
+        prices: Mapping[str, ModelPrice] | None = None,
+        handled_output: str = "",
+        max_open_runs: int = 1024,
         hooks: Literal["auto", "always"] = "auto",
-        **options: Any,
     ) -> KitHooksMiddleware:
         """An unhooked middleware (:class:`_Unhooked`) when ``hooks="auto"`` and no plugin
-        of ``pm`` listens; else a hooked one."""
+        of ``pm`` listens; else a hooked one. The options are checked first, so a
+        middleware that fails to build leaves the manager as it was. (No ``pm``: ``copy``
+        making the object its state then fills.)"""
+        if pm is None:
+            return super().__new__(cls)
         if not isinstance(pm, PluginManager):
             raise TypeError(f"pm must be a kithooks.PluginManager, not {type(pm).__name__}")
         if hooks not in ("auto", "always"):
             raise ValueError(f"hooks must be 'auto' or 'always', got {hooks!r}")
-        if cls is KitHooksMiddleware and hooks == "auto":
+        if max_open_runs < 1:
+            raise ValueError(f"max_open_runs must be >= 1, got {max_open_runs}")
+        # type(an unhooked one)(pm) is decided again, as the base is
+        kind = KitHooksMiddleware if cls is _Unhooked else cls
+        if kind is KitHooksMiddleware and hooks == "auto":
             caller = sys._getframe(1)
             why = (
                 f"the KitHooksMiddleware built at {caller.f_code.co_filename}:"
@@ -898,7 +908,7 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
             )
             if pm.keep_unheard(EMITTED, why):
                 return super().__new__(_Unhooked)
-        return super().__new__(cls)
+        return super().__new__(kind)
 
     def __init__(
         self,
@@ -909,9 +919,7 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
         max_open_runs: int = 1024,
         hooks: Literal["auto", "always"] = "auto",
     ) -> None:
-        super().__init__()
-        if max_open_runs < 1:
-            raise ValueError(f"max_open_runs must be >= 1, got {max_open_runs}")
+        super().__init__()  # the options were checked in __new__
         self.pm = pm
         self.prices = prices
         self.handled_output = handled_output
@@ -986,7 +994,9 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
                 f"{what}, so the middleware's before_agent hook did not run on this graph "
                 "(nor did input and before_agent_start); refusing to go on without the "
                 "kithooks events. Add the middleware with "
-                "create_agent(..., middleware=[..., KitHooksMiddleware(pm)])."
+                "create_agent(..., middleware=[..., KitHooksMiddleware(pm)]); or the run was "
+                "started by an agent whose KitHooksMiddleware was built while no plugin "
+                "listened (hooks='auto': it added no hook)."
             )
         with self._lock:
             run = self._runs.get(key)
