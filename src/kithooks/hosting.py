@@ -287,8 +287,11 @@ class ToolRun:
             )
 
     def _finish(self, response: ToolResponse) -> Generator[Event, Any, ToolOutcome]:
-        pm = self.pm
         yield from self._end()
+        return (yield from self._result(response))
+
+    def _result(self, response: ToolResponse) -> Generator[Event, Any, ToolOutcome]:
+        pm = self.pm
         content, is_error = response.content, response.is_error
         if pm.has_handlers(EventType.TOOL_RESULT, self.name):
             result = yield ToolResultEvent(
@@ -327,6 +330,12 @@ class ToolRun:
         """``tool_execution_end`` alone, with ``aemit``: the execution ended with no result
         for the model now (a deferred call, whose result comes when the run resumes)."""
         await adrive(self.pm, self._end(), self.ctx)
+
+    async def aresult(self, response: ToolResponse | str) -> ToolOutcome:
+        """``tool_result`` alone, with ``aemit``; returns what the model gets: a result that
+        comes after the execution ended without one (:meth:`aend`: a deferred call answered
+        later) or that stands in for a blocked call's error."""
+        return await adrive(self.pm, self._result(_response(response)), self.ctx)
 
 
 def run_tool(

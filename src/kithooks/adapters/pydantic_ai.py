@@ -15,8 +15,8 @@ input                  the run's prompt (source ``script``), first: a multimodal
                        run before any model call
 before_agent_start     next; ``inject_text`` / ``system_prompt`` are added to the turn
 context_prepare        before the first model request: rewrites that request's messages
-agent_start,           then (before the first tool call when tools run first: calls
-message_start          approved in ``DeferredToolResults``, on resuming a run)
+agent_start,           then (before the first tool event when tools run first: on
+message_start          resuming a run with ``DeferredToolResults``)
 prepare_step,          before every model request (step 0 included): rewrites its messages
 step_start
 message_update,        the model's text deltas (with ``stream=True``, per streamed delta;
@@ -51,12 +51,25 @@ tool_result            the tool gets: the ones pydantic-ai validated (any capabi
                        result another capability substitutes (``SkipToolExecution``) is
                        a successful result (guarded first when it came before the guard
                        ran); a failure a capability raises before the guard is guarded
-                       the same way. A deferral (``CallDeferred``, ``ApprovalRequired``)
-                       ends with ``tool_execution_end`` and no ``tool_result``; results
-                       the host later gives in ``DeferredToolResults(calls=...)`` reach
-                       the model with no event (pydantic-ai runs no hook on them): pass
-                       them through ``hosting.ToolRun`` first. An approved call runs, and
-                       is guarded, when the run resumes
+                       the same way. A capability listed after ``KitHooks`` that runs the
+                       tool again for one call (its own retry: its ``handler`` called again)
+                       makes each run an execution of its own: ``tool_call`` again, with the
+                       arguments that run gets (the aggregator counts each; a block stops
+                       only that run), the one before ending with ``tool_execution_end``
+                       alone; ``tool_result`` shows what comes out to the model, and an
+                       answer such a capability gives in place of a blocked run is a
+                       ``tool_result`` alone. A deferral (``CallDeferred``,
+                       ``ApprovalRequired``) ends with ``tool_execution_end`` and no
+                       ``tool_result``; its result, when it comes, is a ``tool_result``
+                       alone, rewritten as the model gets it: a value, ``ToolReturn``,
+                       ``ToolFailed`` or ``ModelRetry`` the host gives in
+                       ``DeferredToolResults(calls=...)`` on resuming the run, and the
+                       answer a ``handle_deferred_tool_calls`` hook gives during the run to
+                       a question (``CallDeferred(kind="question")``). What such a hook
+                       gives during the run for any other deferral, and a denial
+                       (``ToolDenied``), reach the model with no event (pydantic-ai runs no
+                       hook on them). An approved call runs, and is guarded, when the run
+                       resumes (or when such a hook approves it)
 tool_call ...          an output function (``ToolOutput(fn)``, ``TextOutput(fn)``, a
 tool_result            ``NativeOutput`` / ``PromptedOutput`` of functions), each time
                        pydantic-ai calls it (in ``run_stream`` also on partial output):
@@ -112,6 +125,7 @@ from typing import Any
 import anyio
 import attrs
 from pydantic import BaseModel, Secret, SecretBytes, SecretStr, TypeAdapter, ValidationError
+from pydantic_ai import CallToolsNode
 from pydantic_ai.capabilities import AbstractCapability, CombinedCapability
 from pydantic_ai.exceptions import (
     ApprovalRequired,
@@ -292,6 +306,40 @@ def _tool_text(result: Any) -> str:
     return ToolReturnPart(tool_name="", content=result).model_response_str()
 
 
+def _name(run: ToolRun | _ToolCall) -> str:
+    """The tool (or output function) name of ``run``."""
+    return run.name if isinstance(run, ToolRun) else run.call.tool_name
+
+
+#: What a host's ``DeferredToolResults(calls=...)`` holds for a call, once pydantic-ai
+#: wrapped a plain value in a ``ToolReturn``.
+_GIVEN = (ToolReturn, ToolFailed, ModelRetry)
+
+
+async def _answered(run: ToolRun, given: Any) -> Any:
+    """A result the tool did not return itself (a question's answer, a result the host gave
+    for a deferred call) after ``tool_result`` alone: what the model gets. A ``ToolFailed``
+    or ``ModelRetry`` is shown as its message; a rewrite makes a ``ToolReturn`` of the text,
+    or, when the plugins made it a failure, a ``ToolFailed`` (a ``ModelRetry`` stays one)."""
+    if isinstance(given, ToolFailed | ModelRetry):
+        content, is_error = given.message, True
+    else:
+        value = given
+        if isinstance(given, ToolReturn) and given.content is given.metadata is given.tools is None:
+            value = given.return_value  # a plain value the host gave, wrapped by pydantic-ai
+        content, is_error = (value if isinstance(value, str) else _tool_text(value)), False
+    outcome = await run.aresult(ToolResponse(content=content, is_error=is_error))
+    if outcome.content == content and outcome.is_error == is_error:
+        return given
+    if not outcome.is_error:
+        return ToolReturn(outcome.content) if isinstance(given, _GIVEN) else outcome.content
+    return (
+        ModelRetry(outcome.content)
+        if isinstance(given, ModelRetry)
+        else ToolFailed(outcome.content)
+    )
+
+
 def _args_text(args: Any) -> str:
     if args is None:
         return ""
@@ -309,6 +357,7 @@ class _Run:
     """What one run has seen so far."""
 
     __slots__ = (
+        "asked",
         "ctx",
         "finish",
         "injection",
@@ -339,18 +388,29 @@ class _Run:
         self.streaming_parts: dict[int, tuple[str, str]] = {}
         #: Tool calls whose guard ran and whose end has not been reported yet.
         self.open_tools: set[_ToolCall] = set()
+        #: Executions a tool's question ended (``CallDeferred(kind="question")``), by call id.
+        self.asked: dict[str, ToolRun] = {}
 
 
 class _ToolCall:
     """One tool call between :meth:`KitHooks.wrap_tool_execute`, which reports its end, and
-    :meth:`KitHooks.before_tool_execute`, its guard."""
+    :meth:`KitHooks.before_tool_execute`, its guard.
 
-    __slots__ = ("blocked", "call", "run")
+    A capability listed after ``KitHooks`` may run the tool more than once for the call
+    (its own retry, calling its ``handler`` again): each time is an execution of its own,
+    guarded with the arguments it gets; :attr:`run` is the latest."""
+
+    __slots__ = ("blocks", "call", "run")
 
     def __init__(self, call: ToolCallPart) -> None:
         self.call = call
-        self.run: ToolRun | None = None  # set when the guard ran
-        self.blocked = False
+        self.run: ToolRun | None = None  # the latest execution's, set when the guard ran
+        #: The failures the guard raised for its blocks, each the guard's own answer.
+        self.blocks: list[ToolFailed] = []
+
+    def is_block(self, exc: BaseException) -> bool:
+        """True when ``exc`` is a failure the guard raised for a block of this call."""
+        return any(exc is block for block in self.blocks)
 
 
 @dataclasses.dataclass(init=False)
@@ -638,7 +698,8 @@ class KitHooks(AbstractCapability[Any]):
 
     async def _open_turn(self, r: _Run) -> None:
         """agent_start and message_start, once: before the first model request, or before
-        the first tool call when tools run first (approved calls, on resuming a run)."""
+        the first tool event when tools run first (on resuming a run: approved calls, the
+        host's results)."""
         if r.opened:
             return
         r.opened = True
@@ -783,36 +844,43 @@ class KitHooks(AbstractCapability[Any]):
         try:
             result = await handler(value)
         except SkipToolExecution as exc:
-            started = await self._started(run, ctx, tool_def, value)
             substitute = exc.result
             content = substitute if isinstance(substitute, str) else text(substitute)
-            outcome = await started.afinish(ToolResponse(content=content))
+            outcome = await self._finish(run, ctx, tool_def, value, ToolResponse(content=content))
             if outcome.is_error:
                 raise ToolFailed(outcome.content) from exc
             if outcome.content == content:
                 raise
             raise SkipToolExecution(outcome.content) from exc
-        except (CallDeferred, ApprovalRequired):
+        except (CallDeferred, ApprovalRequired) as exc:
             started_run = self._ending(run)
             if started_run is not None:
                 await started_run.aend()
+                question = isinstance(exc, CallDeferred) and exc.kind == "question"
+                if question and isinstance(run, _ToolCall):  # answered: after_tool_execute
+                    self._state().asked[started_run.id] = started_run
             raise
         except (ToolFailedError, ToolRetryError, ToolFailed, ModelRetry) as exc:
-            if isinstance(run, _ToolCall) and run.blocked:
-                raise  # the guard's own block: the tool never ran
-            started = await self._started(run, ctx, tool_def, value)
+            if isinstance(run, _ToolCall) and run.is_block(exc):
+                # The guard's own block reaches the model; an execution the guard let run
+                # since (another capability ran the tool again) ends without a result.
+                started_run = self._ending(run)
+                if started_run is not None:
+                    await started_run.aend()
+                raise
             part: Any = None
             if isinstance(exc, ToolFailedError | ToolRetryError):
                 part = exc.tool_failed if isinstance(exc, ToolFailedError) else exc.tool_retry
                 shown = part.content if isinstance(part.content, str) else str(exc)
             else:
                 shown = exc.message
-            outcome = await started.afinish(ToolResponse(content=shown, is_error=True))
+            failed = ToolResponse(content=shown, is_error=True)
+            outcome = await self._finish(run, ctx, tool_def, value, failed)
             if not outcome.is_error:  # a plugin answered for the failed call
                 if not answers:
                     raise TypeError(
                         f"kithooks: a tool_result handler made the failure of output "
-                        f"function {started.name!r} a result (is_error=False); an output "
+                        f"function {_name(run)!r} a result (is_error=False); an output "
                         "function's result must come from the function"
                     ) from exc
                 return outcome.content, outcome.content, outcome
@@ -832,30 +900,35 @@ class KitHooks(AbstractCapability[Any]):
                 with anyio.CancelScope(shield=True):  # a cancelled tool ends too
                     await started_run.afinish(failed)
             raise
-        finished = await self._started(run, ctx, tool_def, value)
         if isinstance(result, str):
             content = result  # ToolRun asks whether anyone handles tool_result
-        elif self.pm.has_handlers(EventType.TOOL_RESULT, finished.name):
+        elif self.pm.has_handlers(EventType.TOOL_RESULT, _name(run)):
             content = text(result)
         else:
-            await finished.afinish(ToolResponse())
+            await self._finish(run, ctx, tool_def, value, ToolResponse())
             return result, result, None
-        outcome = await finished.afinish(ToolResponse(content=content))
+        outcome = await self._finish(run, ctx, tool_def, value, ToolResponse(content=content))
         return result, (result if outcome.content == content else outcome.content), outcome
 
-    async def _started(
-        self, run: ToolRun | _ToolCall, ctx: Any, tool_def: Any, args: Any
-    ) -> ToolRun:
-        """The started run of ``run``: a tool call that ended before its guard ran (another
-        capability's hook answered for it) is guarded now, with the arguments ``args``; a
-        block makes the model get ``Error: <reason>`` instead of that answer."""
+    async def _finish(
+        self, run: ToolRun | _ToolCall, ctx: Any, tool_def: Any, args: Any, response: ToolResponse
+    ) -> ToolOutcome:
+        """The end of ``run`` with ``response``: what the model gets.
+
+        A tool call that ended before its guard ran (another capability's hook answered for
+        it) is guarded now, with the arguments ``args``; a block makes the model get
+        ``Error: <reason>`` instead of that answer. A call whose latest execution the guard
+        blocked, and for which another capability answered anyway, gets ``tool_result``
+        alone (that execution never started)."""
         if isinstance(run, ToolRun):
-            return run
+            return await run.afinish(response)
         if run.run is None:
             await self._guard(ctx, run, tool_def, args)
-        self._state().open_tools.discard(run)
         assert run.run is not None  # set by _guard
-        return run.run
+        started = self._ending(run)
+        if started is None:
+            return await run.run.aresult(response)
+        return await started.afinish(response)
 
     def _ending(self, run: ToolRun | _ToolCall) -> ToolRun | None:
         """The started run of ``run``, to finish; None when the guard did not run or
@@ -877,8 +950,10 @@ class KitHooks(AbstractCapability[Any]):
 
         A result another capability substituted (``SkipToolExecution``) is the tool's
         successful result, rewritten as the model gets it; a deferral (``CallDeferred``,
-        ``ApprovalRequired``) ends the execution with no result (the result comes when the
-        run is resumed, outside this run).
+        ``ApprovalRequired``) ends the execution with no result (its result comes later:
+        :meth:`after_tool_execute`, :meth:`before_node_run`). A capability listed after this
+        one that runs the tool again makes each run an execution of its own (see
+        :meth:`before_tool_execute`); ``tool_result`` shows what comes out of ``handler``.
         """
         if not self._listens(call.tool_name):
             return await handler(args)
@@ -907,11 +982,56 @@ class KitHooks(AbstractCapability[Any]):
         as JSON data, never the model's raw text. An ``args`` rewrite is validated again by
         the tool's own argument validator, so the tool gets typed arguments, as from the
         model.
+
+        A capability listed after this one that calls its ``handler`` again for the same
+        call (its own retry) runs this again: each run is an execution of its own, guarded
+        with the arguments it gets, and the one before it, whose outcome that capability
+        kept, ends here with ``tool_execution_end`` alone.
         """
         pending = self._calls.get()
         if pending is None or pending.call is not call:
             return args  # no plugin handles this tool's events (wrap_tool_execute asked)
         return await self._guard(ctx, pending, tool_def, args)
+
+    async def after_tool_execute(
+        self, ctx: Any, *, call: ToolCallPart, tool_def: Any, args: Any, result: Any
+    ) -> Any:
+        """The answer to a question a tool asked (``CallDeferred(kind="question")``) that a
+        ``handle_deferred_tool_calls`` hook gave during the run, which pydantic-ai passes
+        through ``after_tool_execute`` as if the tool had returned it: ``tool_result``
+        alone (its execution ended when the tool asked), rewritten as the model gets it.
+        A tool's own results are reported by :meth:`wrap_tool_execute`."""
+        r = self._runs.get(None)
+        if r is None or not r.asked:  # the common case: the tool's own result
+            return result
+        run = r.asked.pop(call.tool_call_id, None)
+        if run is None:
+            return result
+        answer = await _answered(run, result)
+        if isinstance(answer, ToolFailed):
+            raise answer
+        return answer
+
+    async def before_node_run(self, ctx: Any, *, node: Any) -> Any:
+        """Results the host gives on resuming a run (``DeferredToolResults(calls=...)``: a
+        value, ``ToolReturn``, ``ToolFailed`` or ``ModelRetry``), which pydantic-ai hands the
+        model with no tool hook: ``tool_result`` alone for each (its execution ended in the
+        run that deferred it), before the run's tools run, rewritten as the model gets it."""
+        given = node.tool_call_results if isinstance(node, CallToolsNode) else None
+        if not given:
+            return node
+        r = self._runs.get(None)
+        if r is None:
+            return node
+        for call in node.model_response.tool_calls:
+            result = given.get(call.tool_call_id)
+            if isinstance(result, _GIVEN) and self.pm.has_handlers(
+                EventType.TOOL_RESULT, call.tool_name
+            ):
+                await self._open_turn(r)
+                run = self._new_run(call.tool_name, call.tool_call_id, call.args)
+                given[call.tool_call_id] = await _answered(run, result)
+        return node
 
     async def _guard(self, ctx: Any, pending: _ToolCall, tool_def: Any, args: Any) -> Any:
         """``tool_call`` and ``tool_execution_start`` for ``args``: what the tool must get."""
@@ -922,14 +1042,19 @@ class KitHooks(AbstractCapability[Any]):
         shown = _tool_args(args[single] if single is not None else args)
         r = self._state()
         await self._open_turn(r)
+        previous = self._ending(pending)
+        if previous is not None:
+            # Another capability runs the tool again (its own retry) and kept what the
+            # earlier execution gave: that execution ends with no result for the model.
+            await previous.aend()
         run = pending.run = self._new_run(call.tool_name, call.tool_call_id, shown)
         blocked = await run.astart()
-        if blocked is None:
-            r.open_tools.add(pending)
-        else:
-            pending.blocked = True
+        if blocked is not None:
             # A failed tool result: the model sees the error, and the tool never runs.
-            raise ToolFailed(blocked.content)
+            block = ToolFailed(blocked.content)
+            pending.blocks.append(block)
+            raise block
+        r.open_tools.add(pending)
         if run.rewritten:
             return await _rewritten_tool_args(
                 ctx, call.tool_name, args, shown, run, tool=tool, single=single
