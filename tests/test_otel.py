@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import logging
 import threading
-from collections.abc import Iterator, Sequence
+import tracemalloc
+from collections.abc import Callable, Iterator, Sequence
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from hypothesis import given
+from hypothesis import strategies as st
+from opentelemetry.context import Context as OtelContext
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
@@ -20,7 +27,9 @@ from kithooks import (
     BeforeCompactResult,
     Context,
     ErrorEvent,
+    Event,
     LLMUsageEvent,
+    MessageUpdateEvent,
     ModelChangeEvent,
     PluginManager,
     RetryEvent,
@@ -32,6 +41,8 @@ from kithooks import (
     SubagentStartEvent,
     ToolCallEvent,
     ToolCallResult,
+    ToolExecutionEndEvent,
+    ToolExecutionStartEvent,
     ToolResultEvent,
     ToolResultResult,
     hookimpl,
@@ -75,7 +86,7 @@ def one(spans: Sequence[ReadableSpan], name: str) -> ReadableSpan:
     return found[0]
 
 
-def sid(span: ReadableSpan) -> int:
+def sid(span: ReadableSpan | Span) -> int:
     assert span.context is not None
     return span.context.span_id
 
@@ -87,6 +98,16 @@ def tid(span: ReadableSpan) -> int:
 
 def parent_of(span: ReadableSpan) -> int | None:
     return None if span.parent is None else span.parent.span_id
+
+
+def assert_nested_in_time(spans: Sequence[ReadableSpan]) -> None:
+    """Every span's parent (when one of ``spans``) starts no later and ends no earlier."""
+    by_id = {sid(s): s for s in spans}
+    for span in spans:
+        parent = by_id.get(parent_of(span) or 0)
+        if parent is not None:
+            assert (parent.start_time or 0) <= (span.start_time or 0), (span.name, parent.name)
+            assert (span.end_time or 0) <= (parent.end_time or 0), (span.name, parent.name)
 
 
 def fail(_: str) -> str:
@@ -581,8 +602,9 @@ def test_a_subagent_whose_tool_call_never_comes_is_under_the_turn(
 
 
 @pytest.mark.parametrize("gate", [Gate("no"), EagerGate("no")])
-def test_a_blocked_subagent_call_keeps_the_subagent_under_it(
-    gate: Gate, traced: SimpleNamespace
+@pytest.mark.parametrize("subagent_end", [True, False])
+def test_a_blocked_subagent_call_ends_the_subagent_under_it_with_it(
+    gate: Gate, subagent_end: bool, traced: SimpleNamespace
 ) -> None:
     pm = PluginManager()
     pm.register(gate)
@@ -592,13 +614,17 @@ def test_a_blocked_subagent_call_keeps_the_subagent_under_it(
     pm.emit(SubagentStartEvent(tool_call_id="s1", task="t"), ctx)
     result = pm.emit(ToolCallEvent(tool_name="bash", tool_call_id="s1", input="{}"), ctx)
     assert result.block
-    pm.emit(SubagentEndEvent(tool_call_id="s1", error_msg="Error: no"), ctx)
-    pm.emit(AgentEndEvent(response="", stop_reason="stop"), ctx)
-    spans = finished(traced)
-    call, sub = one(spans, "execute_tool bash"), one(spans, "invoke_agent")
+    call, sub = one(finished(traced), "execute_tool bash"), one(finished(traced), "invoke_agent")
     assert parent_of(sub) == sid(call)
-    assert (call.attributes or {})["error.type"] == "kithooks.blocked"
-    assert (sub.attributes or {})["error.type"] == "kithooks.subagent_error"
+    assert sub.end_time == call.end_time  # at the block, not after its parent
+    for span in (call, sub):
+        assert (span.attributes or {})["error.type"] == "kithooks.blocked"
+        assert span.status.description == "no"
+    if subagent_end:  # KIT's, after the block: the span ended already
+        pm.emit(SubagentEndEvent(tool_call_id="s1", error_msg="Error: no"), ctx)
+    pm.emit(AgentEndEvent(response="", stop_reason="stop"), ctx)
+    assert len(finished(traced)) == 3
+    assert_nested_in_time(finished(traced))
 
 
 class NoCompactingYet:
@@ -999,3 +1025,329 @@ def test_provider_ids_become_the_conventions_well_known_names(traced: SimpleName
         for s in named(spans, "chat gemini-2.5-pro")  # named by the request's model
     }
     assert providers == {"gemini-2.5-pro": "gcp.gen_ai", "grok-4": "x_ai"}
+
+
+# -- nesting in time, and a turn's open spans are bounded ---------------------------------
+
+
+@pytest.mark.parametrize("is_error", [False, True])
+def test_a_subagent_in_kits_order_ends_with_its_tool_calls_result(
+    is_error: bool, traced: SimpleNamespace
+) -> None:
+    pm, ctx = traced.pm, ctx_of()
+    turn = Turn(pm, turn_id="t1", ctx=ctx)
+    turn.agent_start("delegate")
+    pm.emit(SubagentStartEvent(tool_call_id="s1", task="look"), ctx)
+
+    def subagent(_: str) -> ToolResponse:
+        pm.emit(SubagentChunkEvent(tool_call_id="s1", chunk_type="tool_call", tool_name="ls"), ctx)
+        return ToolResponse(content="gave up" if is_error else "found it", is_error=is_error)
+
+    turn.run_tool(subagent, tool_name="subagent", tool_call_id="s1", input='{"task": "look"}')
+    # KIT: the call's tool_result, then subagent_end stating the same result
+    spans = finished(traced)
+    call, sub, ls = (
+        one(spans, n) for n in ("execute_tool subagent", "invoke_agent", "execute_tool ls")
+    )
+    assert parent_of(sub) == sid(call) and parent_of(ls) == sid(sub)
+    assert ls.end_time == sub.end_time == call.end_time
+    assert (ls.attributes or {})["error.type"] == "kithooks.unfinished"
+    if is_error:
+        assert (sub.attributes or {})["error.type"] == "kithooks.subagent_error"
+    else:
+        assert sub.status.status_code is StatusCode.UNSET
+    pm.emit(SubagentEndEvent(tool_call_id="s1", error_msg="gave up" if is_error else ""), ctx)
+    turn.end(response="", stop_reason="stop")
+    assert len(finished(traced)) == 4
+    assert_nested_in_time(finished(traced))
+
+
+class OpenSpans(SpanProcessor):
+    """A span processor that knows which spans started and have not ended."""
+
+    def __init__(self) -> None:
+        self.open: dict[int, str] = {}
+
+    def on_start(self, span: Span, parent_context: OtelContext | None = None) -> None:
+        self.open[sid(span)] = span.name
+
+    def on_end(self, span: ReadableSpan) -> None:
+        self.open.pop(sid(span), None)
+
+
+def recorded(
+    *plugins: object, processors: Sequence[SpanProcessor] = (), **options: Any
+) -> SimpleNamespace:
+    memory, watch = InMemorySpanExporter(), OpenSpans()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    provider.add_span_processor(watch)
+    for processor in processors:
+        provider.add_span_processor(processor)
+    pm = PluginManager()
+    for plugin in plugins:
+        pm.register(plugin)
+    exporter = OtelExporter(provider, **options)
+    pm.register(exporter)
+    return SimpleNamespace(pm=pm, plugin=exporter, memory=memory, watch=watch)
+
+
+def open_everything(pm: PluginManager, ctx: Context) -> None:
+    """A turn with every kind of span open: a sub-agent (with a tool call) under its call,
+    one waiting for its call, one under the turn, a tool call, an LLM call."""
+    pm.emit(AgentStartEvent(prompt="x"), ctx)
+    pm.emit(SubagentStartEvent(tool_call_id="s1", task="t"), ctx)
+    pm.emit(ToolCallEvent(tool_name="subagent", tool_call_id="s1", input="{}"), ctx)
+    pm.emit(SubagentChunkEvent(tool_call_id="s1", chunk_type="tool_call", tool_name="grep"), ctx)
+    pm.emit(SubagentStartEvent(tool_call_id="s2", task="t"), ctx)  # its call never comes
+    pm.emit(SubagentStartEvent(tool_call_id="", task="t"), ctx)
+    pm.emit(ToolCallEvent(tool_name="ls", tool_call_id="c1", input="{}"), ctx)
+    pm.emit(StepStartEvent(step_number=1), ctx)
+
+
+ENDINGS = {
+    "agent_end": lambda rec, ctx: rec.pm.emit(AgentEndEvent(response="", stop_reason="stop"), ctx),
+    "session_shutdown": lambda rec, ctx: rec.pm.emit(SessionShutdownEvent(), ctx),
+    "end_open_turns": lambda rec, ctx: rec.plugin.end_open_turns(),
+    "agent_start again": lambda rec, ctx: (
+        rec.pm.emit(AgentStartEvent(prompt="y"), ctx),
+        rec.plugin.end_open_turns(),
+    ),
+    "max_open_turns": lambda rec, ctx: (
+        rec.pm.emit(AgentStartEvent(prompt="y"), ctx_of(turn="t2")),
+        rec.plugin.end_open_turns(),
+    ),
+}
+
+
+@pytest.mark.parametrize("ending", list(ENDINGS))
+def test_a_turn_that_ends_ends_its_open_descendants_first(ending: str) -> None:
+    rec = recorded(max_open_turns=1)
+    ctx = ctx_of()
+    open_everything(rec.pm, ctx)
+    assert len(rec.watch.open) == 7  # root, chat, 2 tool calls, 2 sub-agents (1 waits), 1 of theirs
+    ENDINGS[ending](rec, ctx)
+    assert rec.watch.open == {}
+    spans = list(rec.memory.get_finished_spans())
+    assert_nested_in_time(spans)
+    root = min(named(spans, "invoke_agent"), key=lambda s: s.start_time or 0)  # the first
+    in_turn = [s for s in spans if tid(s) == tid(root) and s is not root]
+    assert len(in_turn) == 7  # the waiting sub-agent too, under the turn
+    for span in in_turn:
+        assert span.end_time == root.end_time or span.name.startswith("chat")
+        if not span.name.startswith("chat"):
+            assert (span.attributes or {})["error.type"] == "kithooks.unfinished"
+            assert span.status.description == root.status.description or ending == "agent_end"
+
+
+class BlockTools:
+    @hookimpl
+    def on_tool_call(self, event: ToolCallEvent) -> ToolCallResult | None:
+        return ToolCallResult(block=True) if event.tool_name == "blocked" else None
+
+
+IDS = st.sampled_from(["a", "b", ""])
+EVENTS = st.one_of(
+    st.builds(AgentStartEvent, prompt=st.just("x")),
+    st.builds(AgentEndEvent, response=st.just(""), stop_reason=st.just("stop")),
+    st.builds(StepStartEvent, step_number=st.just(0)),
+    st.builds(LLMUsageEvent, input_tokens=st.just(1), output_tokens=st.just(1)),
+    st.builds(ErrorEvent, error=st.just("boom")),
+    st.builds(
+        ToolCallEvent,
+        tool_name=st.sampled_from(["ls", "blocked", "subagent"]),
+        tool_call_id=IDS,
+        input=st.just("{}"),
+    ),
+    st.builds(ToolResultEvent, tool_name=st.just("ls"), tool_call_id=IDS, is_error=st.booleans()),
+    st.builds(SubagentStartEvent, tool_call_id=IDS),
+    st.builds(
+        SubagentChunkEvent,
+        tool_call_id=IDS,
+        chunk_type=st.sampled_from(["tool_call", "tool_result", "text"]),
+        tool_name=st.sampled_from(["grep", "read"]),
+    ),
+    st.builds(SubagentEndEvent, tool_call_id=IDS, error_msg=st.sampled_from(["", "failed"])),
+)
+
+
+@given(
+    events=st.lists(st.tuples(st.sampled_from(["t1", "t2"]), EVENTS), max_size=40),
+    cap=st.integers(min_value=1, max_value=4),
+    ending=st.sampled_from(["session_shutdown", "end_open_turns"]),
+)
+def test_whatever_comes_a_child_never_ends_after_its_parent_and_every_span_ends(
+    events: list[tuple[str, Event]], cap: int, ending: str
+) -> None:
+    rec = recorded(BlockTools(), max_open_spans=cap)
+    for turn_id, event in events:
+        rec.pm.emit(event, ctx_of(turn=turn_id))
+        # at most cap open children per open turn, besides its root and chat span
+        assert len(rec.watch.open) <= rec.plugin.open_turns * (cap + 2)
+    if ending == "session_shutdown":
+        rec.pm.emit(SessionShutdownEvent(), ctx_of())
+    else:
+        rec.plugin.end_open_turns()
+    assert rec.watch.open == {}
+    assert_nested_in_time(list(rec.memory.get_finished_spans()))
+
+
+STREAMS = {
+    "tool calls with no result": lambda i: [
+        ToolCallEvent(tool_name="ls", tool_call_id=f"c{i}", input="{}")
+    ],
+    "tool calls with no id and no result": lambda i: [
+        ToolCallEvent(tool_name="ls", tool_call_id="", input="{}")
+    ],
+    "sub-agents whose call never comes": lambda i: [SubagentStartEvent(tool_call_id=f"s{i}")],
+    "sub-agent calls that never end": lambda i: [
+        SubagentStartEvent(tool_call_id=f"s{i}"),
+        ToolCallEvent(tool_name="subagent", tool_call_id=f"s{i}", input="{}"),
+    ],
+    "a sub-agent's tool calls with no result": lambda i: [
+        SubagentChunkEvent(tool_call_id="", chunk_type="tool_call", tool_name="grep")
+    ],
+    "a sub-agent's tool calls of ever new tools": lambda i: [
+        SubagentChunkEvent(tool_call_id="", chunk_type="tool_call", tool_name=f"t{i}"),
+        SubagentChunkEvent(tool_call_id="", chunk_type="tool_result", tool_name=f"t{i}"),
+    ],
+    "complete calls, steps and streaming": lambda i: [
+        StepStartEvent(step_number=i),
+        MessageUpdateEvent(chunk="hello"),
+        LLMUsageEvent(input_tokens=1, output_tokens=1, model="m"),
+        ToolCallEvent(tool_name="ls", tool_call_id=f"c{i}", input="{}"),
+        ToolExecutionStartEvent(tool_name="ls", tool_call_id=f"c{i}"),
+        ToolExecutionEndEvent(tool_name="ls", tool_call_id=f"c{i}"),
+        ToolResultEvent(tool_name="ls", tool_call_id=f"c{i}", content="ok"),
+    ],
+}
+
+
+#: Streams whose every span ends: nothing to drop.
+BALANCED = {"a sub-agent's tool calls of ever new tools", "complete calls, steps and streaming"}
+
+
+@pytest.mark.parametrize("stream", list(STREAMS))
+def test_a_turn_that_never_ends_holds_bounded_memory(
+    stream: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    provider = TracerProvider()  # no processor: an ended span is garbage at once
+    pm = PluginManager(aggregate_turns=False)
+    exporter = OtelExporter(provider, max_open_spans=16)
+    pm.register(exporter)
+    ctx = ctx_of()
+    pm.emit(AgentStartEvent(prompt="x"), ctx)
+    pm.emit(SubagentStartEvent(tool_call_id="", task="t"), ctx)  # the chunks' sub-agent
+
+    def play(start: int, stop: int) -> None:
+        for i in range(start, stop):
+            for event in STREAMS[stream](i):
+                pm.emit(event, ctx)
+
+    tracemalloc.start()
+    try:
+        play(0, 500)  # the steady state: the exporter's first allocations and caches
+        gc.collect()
+        before = tracemalloc.get_traced_memory()[0]
+        play(500, 2500)
+        gc.collect()
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    # unbounded, 2000 more open spans would take megabytes (some 3 kB each)
+    assert grown < 20_000, grown
+    if stream in BALANCED:
+        assert not caplog.records
+    else:
+        (warning,) = [r for r in caplog.records if r.levelno == logging.WARNING]
+        assert "has more than 16 spans open" in warning.getMessage()
+    assert exporter.end_open_turns() == 1
+
+
+def test_the_oldest_open_span_is_ended_as_unfinished_when_a_turn_holds_too_many() -> None:
+    rec = recorded(max_open_spans=2)
+    ctx = ctx_of()
+    rec.pm.emit(AgentStartEvent(prompt="x"), ctx)
+    for call_id in ("c1", "c2", "c3"):
+        rec.pm.emit(ToolCallEvent(tool_name="ls", tool_call_id=call_id, input="{}"), ctx)
+    (dropped,) = rec.memory.get_finished_spans()
+    assert (dropped.attributes or {})["gen_ai.tool.call.id"] == "c1"
+    assert (dropped.attributes or {})["error.type"] == "kithooks.unfinished"
+    assert dropped.status.description == "more than 2 spans were open in the turn"
+    rec.pm.emit(ToolResultEvent(tool_name="ls", tool_call_id="c3", content="ok"), ctx)
+    rec.pm.emit(ToolResultEvent(tool_name="ls", tool_call_id="c1", content="late"), ctx)
+    rec.pm.emit(AgentEndEvent(response="", stop_reason="stop"), ctx)
+    spans = {
+        (s.attributes or {}).get("gen_ai.tool.call.id", "root"): s
+        for s in rec.memory.get_finished_spans()
+    }
+    assert spans["c3"].status.status_code is StatusCode.UNSET
+    assert spans["c2"].status.description == "the turn ended before this span did"
+    assert rec.watch.open == {}
+
+
+def test_a_subagent_busy_with_tool_calls_outlives_its_oldest_calls() -> None:
+    rec = recorded(max_open_spans=3)
+    ctx = ctx_of()
+    rec.pm.emit(AgentStartEvent(prompt="x"), ctx)
+    rec.pm.emit(SubagentStartEvent(tool_call_id="s1"), ctx)
+    rec.pm.emit(ToolCallEvent(tool_name="subagent", tool_call_id="s1", input="{}"), ctx)
+    for name in ("a", "b", "c", "d"):  # no results
+        chunk = SubagentChunkEvent(tool_call_id="s1", chunk_type="tool_call", tool_name=name)
+        rec.pm.emit(chunk, ctx)
+    dropped = sorted(s.name for s in rec.memory.get_finished_spans())
+    assert dropped == ["execute_tool a", "execute_tool b", "execute_tool c"]
+    assert sorted(rec.watch.open.values()) == [
+        "execute_tool d",
+        "execute_tool subagent",
+        "invoke_agent",
+        "invoke_agent",
+    ]
+    with pytest.raises(ValueError, match="max_open_spans must be >= 1, got 0"):
+        OtelExporter(max_open_spans=0)
+
+
+class Meanwhile(SpanProcessor):
+    """Runs ``then`` (once) when a span named ``name`` starts: after the exporter found the
+    span's turn, before it holds the span, as another thread's event can come."""
+
+    def __init__(self, name: str, then: Callable[[], object]) -> None:
+        self.name, self.then = name, then
+
+    def on_start(self, span: Span, parent_context: OtelContext | None = None) -> None:
+        if span.name == self.name:
+            self.name = ""
+            self.then()
+
+
+RACES = {  # the span that starts, the event that comes meanwhile, on its way
+    "tool_call": ("execute_tool ls", AgentEndEvent(response="", stop_reason="stop")),
+    "step_start": ("chat", AgentEndEvent(response="", stop_reason="stop")),
+    "subagent_start": ("invoke_agent", AgentEndEvent(response="", stop_reason="stop")),
+    "subagent_chunk": ("execute_tool grep", SubagentEndEvent(tool_call_id="")),
+}
+
+
+@pytest.mark.parametrize("race", list(RACES))
+def test_a_span_that_opens_as_its_turn_or_subagent_ends_is_ended_too(race: str) -> None:
+    ctx = ctx_of(model="")
+    name, meanwhile = RACES[race]
+    watcher = Meanwhile(name, lambda: rec.pm.emit(meanwhile, ctx))
+    rec = recorded(processors=[watcher], agent_name="coder")
+    rec.pm.emit(AgentStartEvent(prompt="x"), ctx)
+    if race == "subagent_chunk":
+        rec.pm.emit(SubagentStartEvent(tool_call_id=""), ctx)
+    events = {
+        "tool_call": ToolCallEvent(tool_name="ls", tool_call_id="c1", input="{}"),
+        "step_start": StepStartEvent(step_number=0),
+        "subagent_start": SubagentStartEvent(tool_call_id=""),
+        "subagent_chunk": SubagentChunkEvent(
+            tool_call_id="", chunk_type="tool_call", tool_name="grep"
+        ),
+    }
+    rec.pm.emit(events[race], ctx)
+    assert watcher.name == ""  # it came meanwhile
+    rec.plugin.end_open_turns()
+    assert rec.watch.open == {}
+    (late,) = [s for s in rec.memory.get_finished_spans() if s.name == name]
+    assert (late.attributes or {})["error.type"] == "kithooks.unfinished"

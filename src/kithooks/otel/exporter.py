@@ -7,7 +7,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict, deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from opentelemetry import trace
 from opentelemetry.context import Context as OtelContext
@@ -96,32 +96,63 @@ def _fail(span: Span, error_type: str, description: str) -> None:
     span.set_status(Status(StatusCode.ERROR, description))
 
 
-def _end_unfinished(spans: Iterable[Span], reason: str) -> None:
+def _end_unfinished(spans: Iterable[Span], reason: str, end: int | None = None) -> None:
+    """End ``spans`` (children before their parents) as unfinished, at ``end``."""
     for span in spans:
         _fail(span, sc.UNFINISHED, reason)
-        span.end()
+        span.end(end)
+
+
+#: What ends a span left open inside the turn (or sub-agent) that ended first.
+TURN_ENDED = "the turn ended before this span did"
+SUBAGENT_ENDED = "the subagent ended before this span did"
+SUBAGENT_FAILED = "the subagent failed"
+
+
+def _end_subagent(spans: list[Span], error: tuple[str, str] | None, end: int | None) -> None:
+    """End a sub-agent's ``spans`` at ``end``: its open tool calls (all but the last) as
+    unfinished, then its own span, failed with ``error`` (error.type, description) if any."""
+    *tools, span = spans
+    _end_unfinished(tools, SUBAGENT_ENDED, end)
+    if error is not None:
+        _fail(span, *error)
+    span.end(end)
+
+
+#: Drops one open span from a turn (call with the lock held): the spans to end, children
+#: before their parents.
+_Drop = Callable[[], list[Span]]
 
 
 class _Subagent:
-    __slots__ = ("context", "span", "tools")
+    __slots__ = ("call", "closed", "context", "span", "tools")
 
-    def __init__(self, span: Span) -> None:
+    def __init__(self, span: Span, call: Span | None) -> None:
         self.span = span
+        self.call = call  # the execute_tool span it nests in; None when under the turn
         self.context = trace.set_span_in_context(span)
-        self.tools: dict[str, deque[Span]] = {}  # the subagent's tool calls, by tool name
+        self.tools: dict[str, deque[Span]] = {}  # the subagent's open tool calls, by tool name
+        self.closed = False  # ended: a tool call of it that comes now is ended at once
 
 
 class _Turn:
+    """A turn's open spans. Its methods change them: call them with the exporter's lock
+    held; the spans they return are for the caller to end, outside the lock."""
+
     __slots__ = (
         "asked_again",
         "chat",
         "chat_end",
         "chat_named",
+        "closed",
         "context",
         "cost",
+        "dropped",
         "failed",
+        "held",
         "key",
         "llm_calls",
+        "max_open_spans",
         "root",
         "subagents",
         "tool_calls",
@@ -130,11 +161,12 @@ class _Turn:
         "waiting",
     )
 
-    def __init__(self, root: Span, key: TurnKey) -> None:
+    def __init__(self, root: Span, key: TurnKey, max_open_spans: int) -> None:
         self.root = root
         self.key = key
         self.context: OtelContext = trace.set_span_in_context(root)
         self.failed = False
+        self.closed = False  # no longer open (ended, abandoned): nothing more opens in it
         self.chat: Span | None = None  # the LLM call in flight
         self.chat_named = False  # its name carries the model
         self.chat_end: int | None = None  # when its response ended (ns), once known
@@ -143,23 +175,147 @@ class _Turn:
         self.subagents: dict[str, _Subagent] = {}  # by the subagent call's tool_call_id
         #: Sub-agents started before their tool call (KIT's order): when each started (ns),
         #: by tool_call_id; their span opens under the call's span at its ``tool_call``.
-        self.waiting: dict[str, int] = {}
+        self.waiting: OrderedDict[str, int] = OrderedDict()
+        #: Every open child span (tool calls, sub-agents, their tool calls), oldest first, by
+        #: id(): how to drop it when more than ``max_open_spans`` are open.
+        self.held: OrderedDict[int, _Drop] = OrderedDict()
+        self.max_open_spans = max_open_spans
+        self.dropped = 0  # spans ended for that so far
         # What the root span states at agent_end: the tool_call and llm_usage events it saw.
         self.tool_calls = 0
         self.llm_calls = 0
         self.usage = (0, 0, 0, 0)  # summed input, output, cache-read, cache-write tokens
         self.cost = 0.0
 
-    def open_spans(self) -> list[Span]:
-        """Every span of the turn still open, children first; forgets the children."""
-        spans: list[Span] = [s for q in self.tools.values() for s in q]
-        for sub in self.subagents.values():
-            spans.extend(s for q in sub.tools.values() for s in q)
-            spans.append(sub.span)
+    def _hold(self, span: Span, drop: _Drop, parents: Iterable[Span | None] = ()) -> list[Span]:
+        """Hold ``span`` open, inside ``parents`` (which count as new again, so that a
+        span with a child that just opened is not the oldest); the spans dropped to keep
+        ``max_open_spans``: the oldest, with the spans inside it."""
+        for parent in parents:
+            if parent is not None and id(parent) in self.held:
+                self.held.move_to_end(id(parent))
+        self.held[id(span)] = drop
+        dropped: list[Span] = []
+        while len(self.held) > self.max_open_spans:
+            dropped += self.held.popitem(last=False)[1]()
+        return dropped
+
+    def add_tool(self, call_id: str, span: Span) -> list[Span] | None:
+        """Hold a tool call's span (None when the turn is closed: end it now)."""
+        if self.closed:
+            return None
+        self.tools.setdefault(call_id, deque()).append(span)
+
+        def drop() -> list[Span]:
+            taken = self.take_tool(call_id, span)
+            return [] if taken is None else [*taken[1], span]
+
+        return self._hold(span, drop)
+
+    def take_tool(self, call_id: str, span: Span | None = None) -> tuple[Span, list[Span]] | None:
+        """Forget the tool call's span (``span``, else the call's oldest), and the
+        sub-agent nested in it: the span, and the sub-agent's spans to end before it (its
+        tool calls, then its own; empty when none)."""
+        spans = self.tools.get(call_id)
+        if not spans:
+            return None
+        if span is None:
+            span = spans.popleft()
+        else:
+            spans.remove(span)
+        if not spans:
+            del self.tools[call_id]
+            self.asked_again.discard(call_id)
+        self.held.pop(id(span), None)
+        return span, self.take_nested(call_id, span)
+
+    def take_nested(self, call_id: str, call: Span) -> list[Span]:
+        """Forget the sub-agent nested in the tool call span ``call``: its spans, children
+        first (its tool calls, as unfinished, then its own), or none."""
+        sub = self.subagents.get(call_id)
+        if sub is None or sub.call is not call:
+            return []
+        return self.take_subagent(call_id, sub)
+
+    def add_subagent(self, call_id: str, sub: _Subagent) -> tuple[list[Span], list[Span]] | None:
+        """Hold a sub-agent's span (None when the turn is closed: end it now): the spans of
+        the one it replaces (children first), and the spans dropped."""
+        if self.closed:
+            return None
+        replaced = self.take_subagent(call_id)
+        self.subagents[call_id] = sub
+
+        def drop() -> list[Span]:
+            return self.take_subagent(call_id, sub)
+
+        return replaced, self._hold(sub.span, drop, (sub.call,))
+
+    def take_subagent(self, call_id: str, sub: _Subagent | None = None) -> list[Span]:
+        """Forget the sub-agent of ``call_id`` (only if it is ``sub``, when given): its open
+        tool calls' spans then its own, or none."""
+        found = self.subagents.get(call_id)
+        if found is None or (sub is not None and found is not sub):
+            return []
+        del self.subagents[call_id]
+        found.closed = True
+        spans = [s for q in found.tools.values() for s in q]
+        found.tools.clear()
+        spans.append(found.span)
+        for span in spans:
+            self.held.pop(id(span), None)
+        return spans
+
+    def add_subtool(self, sub: _Subagent, name: str, span: Span) -> list[Span] | None:
+        """Hold a sub-agent's tool call span (None when the sub-agent ended: end it now)."""
+        if sub.closed:
+            return None
+        sub.tools.setdefault(name, deque()).append(span)
+
+        def drop() -> list[Span]:
+            spans = sub.tools.get(name)
+            if spans is None or span not in spans:
+                return []
+            spans.remove(span)
+            if not spans:
+                del sub.tools[name]
+            return [span]
+
+        return self._hold(span, drop, (sub.call, sub.span))
+
+    def take_subtool(self, sub: _Subagent, name: str) -> Span | None:
+        """Forget the oldest open span of the sub-agent's calls of tool ``name``."""
+        spans = sub.tools.get(name)
+        if not spans:
+            return None
+        span = spans.popleft()
+        if not spans:
+            del sub.tools[name]
+        self.held.pop(id(span), None)
+        return span
+
+    def add_waiting(self, call_id: str, start: int) -> tuple[str, int] | None:
+        """Keep a sub-agent waiting for its tool call; the oldest one dropped to keep
+        ``max_open_spans`` waiting, as (its tool_call_id, when it started)."""
+        if self.closed:
+            return None
+        self.waiting[call_id] = start
+        self.waiting.move_to_end(call_id)
+        if len(self.waiting) > self.max_open_spans:
+            return self.waiting.popitem(last=False)
+        return None
+
+    def close(self) -> list[Span]:
+        """Close the turn: every span still open in it, children before their parents."""
+        self.closed = True
+        spans: list[Span] = []
+        for call_id in list(self.subagents):
+            spans += self.take_subagent(call_id)
+        spans += [s for q in self.tools.values() for s in q]
         if self.chat is not None:
             spans.append(self.chat)
         self.tools.clear()
-        self.subagents.clear()
+        self.asked_again.clear()
+        self.held.clear()
         self.chat = None
         return spans
 
@@ -180,11 +336,18 @@ class OtelExporter:
     ``chat`` span as failed, and marks the turn failed. A
     sub-agent is a nested ``invoke_agent`` span under its tool call (the ``execute_tool``
     span with the same ``tool_call_id``), its tool calls nested in it, until
-    ``subagent_end``. KIT emits ``subagent_start`` before that ``tool_call``: the sub-agent's
-    span then starts with the call's. One whose call never comes (or with no
-    ``tool_call_id``) is under the turn, from its ``subagent_start``. Compactions and model
-    changes are span events on the turn (on the session's next turn when they happen between
-    turns).
+    ``subagent_end`` or its call's result or block, whichever comes first (KIT's order: the
+    call's ``tool_result``, then ``subagent_end``), ending with its call's span. KIT emits
+    ``subagent_start`` before that ``tool_call``: the sub-agent's span then starts with the
+    call's. One whose call never comes (or with no ``tool_call_id``) is under the turn, from
+    its ``subagent_start``. Compactions and model changes are span events on the turn (on
+    the session's next turn when they happen between turns).
+
+    No span ends after its parent: a span that ends (a tool call's, a sub-agent's, the
+    turn's root) first ends the spans still open inside it, at the same time, status ERROR
+    with ``error.type`` ``kithooks.unfinished`` and the reason (a sub-agent's own span
+    takes its call's outcome instead: blocked, or failed when the result is an error; an
+    LLM call in flight at ``agent_end`` ends there as it is).
 
     The root span's parent is the OpenTelemetry context current at ``agent_start``: a turn
     run inside a host's own span nests in it, and is a trace of its own otherwise.
@@ -201,6 +364,14 @@ class OtelExporter:
     (status ERROR, ``error.type`` ``kithooks.unfinished``), as ``session_shutdown`` ends the
     session's unfinished turns and :meth:`end_open_turns` all of them.
 
+    A turn that never ends keeps bounded memory: at most ``max_open_spans`` spans are open
+    inside it (tool calls waiting for their result, sub-agents and their tool calls; and
+    as many sub-agents waiting for their tool call). One more ends the oldest (a span
+    counts as new again when a span opens inside it), with any spans open inside it, as
+    unfinished, described ``more than N spans were open in the turn``; the turn's first
+    such drop is logged as a warning naming the turn, later ones at debug level. Ended spans
+    are never kept.
+
     Blocks and rewrites come from the ``on_outcome`` hook, which sees the merged result of
     every guard and transform event.
 
@@ -208,6 +379,7 @@ class OtelExporter:
         tracer_provider: where the spans go; the global tracer provider when None.
         agent_name: the agent's name, in the root span's name and ``gen_ai.agent.name``.
         max_open_turns: how many turns may be open at once.
+        max_open_spans: how many spans may be open at once inside one turn.
         capture_content: also record each tool call's final arguments and result
             (``gen_ai.tool.call.arguments`` / ``gen_ai.tool.call.result``, after every
             rewrite). Off by default: they may hold secrets and personal data.
@@ -221,13 +393,17 @@ class OtelExporter:
         *,
         agent_name: str = "",
         max_open_turns: int = 1024,
+        max_open_spans: int = 1024,
         capture_content: bool = False,
     ) -> None:
         if max_open_turns < 1:
             raise ValueError(f"max_open_turns must be >= 1, got {max_open_turns}")
+        if max_open_spans < 1:
+            raise ValueError(f"max_open_spans must be >= 1, got {max_open_spans}")
         self.agent_name = agent_name
         self.capture_content = capture_content
         self.max_open_turns = max_open_turns
+        self.max_open_spans = max_open_spans
         self._tracer = trace.get_tracer("kithooks", __version__, tracer_provider)
         self._agent_span = f"{sc.INVOKE_AGENT} {agent_name}" if agent_name else sc.INVOKE_AGENT
         self._turns: OrderedDict[TurnKey, _Turn] = OrderedDict()
@@ -252,6 +428,8 @@ class OtelExporter:
             turns = list(self._turns.values())
             self._turns.clear()
             self._pending.clear()
+            for turn in turns:
+                turn.closed = True
         for turn in turns:
             self._abandon(turn, reason)
         return len(turns)
@@ -306,7 +484,7 @@ class OtelExporter:
     def _open(self, key: TurnKey, root: Span) -> _Turn:
         """Hold the turn of ``root`` open: a turn open under the same key and the oldest
         beyond ``max_open_turns`` end as unfinished; the session's pending events go on it."""
-        turn = _Turn(root, key)
+        turn = _Turn(root, key, self.max_open_spans)
         evicted: list[_Turn] = []
         with self._lock:
             replaced = self._turns.pop(key, None)
@@ -314,6 +492,9 @@ class OtelExporter:
             while len(self._turns) > self.max_open_turns:
                 evicted.append(self._turns.popitem(last=False)[1])
             pending = self._pending.pop(key[0], [])
+            for old in (replaced, *evicted):
+                if old is not None:
+                    old.closed = True
         for name, attributes, timestamp in pending:
             root.add_event(name, attributes, timestamp)
         if replaced is not None:
@@ -322,26 +503,52 @@ class OtelExporter:
             self._abandon(old, f"more than {self.max_open_turns} turns were open")
         return turn
 
-    def _end_root(self, turn: _Turn) -> None:
+    def _end_root(self, turn: _Turn, end: int | None = None) -> None:
         """End the turn's root span, remembered for a continuation's link."""
         with self._lock:
             self._ended.pop(turn.key, None)
             self._ended[turn.key] = turn.root.get_span_context()
             while len(self._ended) > self.max_open_turns:
                 self._ended.popitem(last=False)
-        turn.root.end()
+        turn.root.end(end)
 
     def _abandon(self, turn: _Turn, reason: str) -> None:
         """End the turn and every span open in it, as unfinished."""
-        self._abandon_children(turn, reason)
+        end = self._abandon_children(turn, reason)
         _fail(turn.root, sc.UNFINISHED, reason)
-        self._end_root(turn)
+        self._end_root(turn, end)
 
-    def _abandon_children(self, turn: _Turn, reason: str) -> None:
-        self._open_waiting(turn)
+    def _abandon_children(self, turn: _Turn, reason: str) -> int:
+        """End every span still open in the closed ``turn`` (sub-agents still waiting for
+        their tool call included, under the turn), children before their parents, all at
+        one time, which it returns: the root's end, so none ends after it."""
         with self._lock:
-            spans = turn.open_spans()
-        _end_unfinished(spans, reason)
+            waiting = list(turn.waiting.items())
+            turn.waiting.clear()
+            spans = turn.close()
+        spans += [self._subagent_span(turn, call_id, turn.context, t) for call_id, t in waiting]
+        end = time.time_ns()
+        _end_unfinished(spans, reason, end)
+        return end
+
+    def _drop(self, turn: _Turn, spans: list[Span]) -> None:
+        """End the spans dropped to keep ``max_open_spans`` open in the turn, as unfinished;
+        the turn's first drop is logged as a warning, the others at debug level."""
+        if not spans:
+            return
+        with self._lock:
+            first = turn.dropped == 0
+            turn.dropped += len(spans)
+        log = logger.warning if first else logger.debug
+        log(
+            "otel: turn %r has more than %d spans open; its oldest open span%s ended as "
+            "unfinished (error.type %s)",
+            turn.key,
+            self.max_open_spans,
+            " is" if len(spans) == 1 else "s are",
+            sc.UNFINISHED,
+        )
+        _end_unfinished(spans, f"more than {self.max_open_spans} spans were open in the turn")
 
     @hookimpl
     def on_agent_start(self, event: AgentStartEvent, ctx: Context) -> None:
@@ -377,10 +584,12 @@ class OtelExporter:
         """
         with self._lock:
             turn = self._turns.pop((ctx.session_id, ctx.turn_id), None)
+            if turn is not None:
+                turn.closed = True
         if turn is None:
             return
         self._end_chat(turn)
-        self._abandon_children(turn, "the turn ended before this span did")
+        end = self._abandon_children(turn, TURN_ENDED)
         root = turn.root
         with self._lock:
             attributes: Attributes = {
@@ -395,7 +604,7 @@ class OtelExporter:
         root.set_attributes(attributes)
         if event.stop_reason == "error" and not turn.failed:
             _fail(root, sc.AGENT_ERROR, "the turn failed")
-        self._end_root(turn)
+        self._end_root(turn, end)
 
     @hookimpl
     def on_session_shutdown(self, ctx: Context) -> None:
@@ -405,6 +614,8 @@ class OtelExporter:
             keys = [k for k in self._turns if k[0] == session]
             turns = [self._turns.pop(k) for k in keys]
             dropped = self._pending.pop(session, [])
+            for turn in turns:
+                turn.closed = True
         for turn in turns:
             self._abandon(turn, "turn unfinished at session_shutdown")
         if dropped:
@@ -496,7 +707,11 @@ class OtelExporter:
         self._end_chat(turn)
         span, named = self._start_chat(turn, ctx)
         with self._lock:
-            turn.chat, turn.chat_named, turn.chat_end = span, named, None
+            closed = turn.closed
+            if not closed:
+                turn.chat, turn.chat_named, turn.chat_end = span, named, None
+        if closed:  # agent_end came meanwhile, on another thread
+            _end_unfinished([span], TURN_ENDED)
 
     @hookimpl
     def on_step_finish(self, event: StepFinishEvent, ctx: Context) -> None:
@@ -606,7 +821,11 @@ class OtelExporter:
             return
         span = self._start_tool(event.tool_name, call_id, event.tool_kind, turn.context, now)
         with self._lock:
-            turn.tools.setdefault(call_id, deque()).append(span)
+            dropped = turn.add_tool(call_id, span)
+        if dropped is None:  # agent_end came meanwhile, on another thread
+            _end_unfinished([span], TURN_ENDED)
+            return
+        self._drop(turn, dropped)
         self._adopt_subagent(turn, call_id, span, now)
 
     @hookimpl
@@ -614,16 +833,15 @@ class OtelExporter:
         """Subscribes the exporter to tool results; the span ends in :meth:`on_outcome`,
         with the result the model receives after every rewrite."""
 
-    def _pop_tool(self, turn: _Turn, call_id: str) -> Span | None:
-        with self._lock:
-            spans = turn.tools.get(call_id)
-            if not spans:
-                return None
-            span = spans.popleft()
-            if not spans:
-                del turn.tools[call_id]
-                turn.asked_again.discard(call_id)
-            return span
+    def _end_tool(self, span: Span, nested: list[Span], error: tuple[str, str] | None) -> None:
+        """End a tool call's span and, first, the spans of the sub-agent nested in it
+        (``nested``: its open tool calls, as unfinished, then its own span, failed with
+        ``error``, an error.type and description, when not None), all at one time: no child
+        ends after its parent."""
+        end = time.time_ns()
+        if nested:
+            _end_subagent(nested, error, end)
+        span.end(end)
 
     def _tool_call_outcome(self, event: ToolCallEvent, result: Result | None, turn: _Turn) -> None:
         call = result if isinstance(result, ToolCallResult) else ToolCallResult()
@@ -646,23 +864,29 @@ class OtelExporter:
             if span is not None:
                 span.set_attributes(attributes)
             return
-        span = self._pop_tool(turn, event.tool_call_id)
-        if span is None:  # a guard ran before the exporter's handler
+        call_id = event.tool_call_id
+        with self._lock:
+            taken = turn.take_tool(call_id)
+        if taken is None:  # a guard ran before the exporter's handler
             now = time.time_ns()
-            span = self._start_tool(
-                event.tool_name, event.tool_call_id, event.tool_kind, turn.context, now
-            )
-            self._adopt_subagent(turn, event.tool_call_id, span, now)
+            span = self._start_tool(event.tool_name, call_id, event.tool_kind, turn.context, now)
+            self._adopt_subagent(turn, call_id, span, now)
+            with self._lock:
+                taken = span, turn.take_nested(call_id, span)
+        span, nested = taken
         span.set_attributes(attributes)
-        _fail(span, sc.BLOCKED, call.reason or "blocked by extension")
-        span.end()
+        blocked = (sc.BLOCKED, call.reason or "blocked by extension")
+        _fail(span, *blocked)
+        self._end_tool(span, nested, blocked)  # the blocked sub-agent never runs
 
     def _tool_result_outcome(
         self, event: ToolResultEvent, result: Result | None, turn: _Turn
     ) -> None:
-        span = self._pop_tool(turn, event.tool_call_id)
-        if span is None:
+        with self._lock:
+            taken = turn.take_tool(event.tool_call_id)
+        if taken is None:
             return
+        span, nested = taken
         is_error, content = event.is_error, event.content
         if isinstance(result, ToolResultResult):
             if result.is_error is not None:
@@ -673,9 +897,11 @@ class OtelExporter:
                 span.set_attribute(sc.RESULT_REWRITTEN, True)
         if self.capture_content:
             span.set_attribute(sc.TOOL_RESULT, content)
+        # A sub-agent's result is its call's (KIT's subagent_end, after tool_result, states
+        # it again): its span ends with the call's, failed when the final result is an error.
         if is_error:
             _fail(span, sc.TOOL_ERROR, "the tool's result is an error")
-        span.end()
+        self._end_tool(span, nested, (sc.SUBAGENT_ERROR, SUBAGENT_FAILED) if is_error else None)
 
     @hookimpl
     def on_outcome(self, event: Event, result: Result | None, ctx: Context) -> None:
@@ -697,12 +923,10 @@ class OtelExporter:
 
     # -- sub-agents ------------------------------------------------------------------------
 
-    def _start_subagent(
+    def _subagent_span(
         self, turn: _Turn, call_id: str, parent: OtelContext, start: int | None = None
-    ) -> None:
-        """Open the sub-agent's ``invoke_agent`` span under ``parent`` (one open for the same
-        call is ended as unfinished)."""
-        span = self._tracer.start_span(
+    ) -> Span:
+        return self._tracer.start_span(
             sc.INVOKE_AGENT,
             context=parent,
             kind=SpanKind.INTERNAL,
@@ -715,33 +939,39 @@ class OtelExporter:
             ),
             start_time=start,
         )
+
+    def _start_subagent(
+        self, turn: _Turn, call_id: str, call: Span | None, start: int | None = None
+    ) -> None:
+        """Open the sub-agent's ``invoke_agent`` span under its tool call's span ``call``
+        (under the turn when None); one open for the same call is ended as unfinished."""
+        parent = turn.context if call is None else trace.set_span_in_context(call)
+        span = self._subagent_span(turn, call_id, parent, start)
         with self._lock:
-            replaced = turn.subagents.pop(call_id, None)
-            turn.subagents[call_id] = _Subagent(span)
-        if replaced is not None:
+            added = turn.add_subagent(call_id, _Subagent(span, call))
+        if added is None:  # agent_end came meanwhile, on another thread
+            _end_unfinished([span], TURN_ENDED)
+            return
+        replaced, dropped = added
+        if replaced:
             reason = "a new subagent_start came for the same tool call"
-            _fail(replaced.span, sc.UNFINISHED, reason)
-            self._end_subagent(replaced, reason)
+            _end_subagent(replaced, (sc.UNFINISHED, reason), time.time_ns())
+        self._drop(turn, dropped)
 
     def _adopt_subagent(self, turn: _Turn, call_id: str, call: Span, start: int) -> None:
         """Open the span of a sub-agent that started before its tool call, under the call."""
         with self._lock:
             waiting = turn.waiting.pop(call_id, None)
         if waiting is not None:
-            self._start_subagent(turn, call_id, trace.set_span_in_context(call), start)
+            self._start_subagent(turn, call_id, call, start)
 
-    def _open_waiting(self, turn: _Turn, call_id: str | None = None) -> None:
-        """Open, under the turn, the spans of sub-agents whose tool call never came (all, or
-        the one of ``call_id``), from when they started."""
+    def _open_waiting(self, turn: _Turn, call_id: str) -> None:
+        """Open, under the turn, the span of the sub-agent of ``call_id`` if it still waits
+        for its tool call (which never came), from when it started."""
         with self._lock:
-            if call_id is None:
-                waiting = list(turn.waiting.items())
-                turn.waiting.clear()
-            else:
-                start = turn.waiting.pop(call_id, None)
-                waiting = [] if start is None else [(call_id, start)]
-        for waiting_id, start in waiting:
-            self._start_subagent(turn, waiting_id, turn.context, start)
+            start = turn.waiting.pop(call_id, None)
+        if start is not None:
+            self._start_subagent(turn, call_id, None, start)
 
     @hookimpl
     def on_subagent_start(self, event: SubagentStartEvent, ctx: Context) -> None:
@@ -750,7 +980,9 @@ class OtelExporter:
         In KIT's order ``subagent_start`` comes before the ``tool_call`` with the same
         ``tool_call_id``: the span opens at that ``tool_call``, under its ``execute_tool``
         span. When the call's span is already open, it opens now, under it. Without a
-        ``tool_call_id`` (nothing to match) it opens now, under the turn.
+        ``tool_call_id`` (nothing to match) it opens now, under the turn. At most
+        ``max_open_spans`` sub-agents wait for their call: one more opens the span of the
+        one waiting longest, under the turn, and ends it as unfinished.
         """
         turn = self._turn(ctx, revive=True)
         if turn is None:
@@ -761,15 +993,17 @@ class OtelExporter:
         with self._lock:
             calls = turn.tools.get(call_id)
             call = calls[-1] if calls else None
-            earlier = None
+            earlier = too_many = None
             if call is None and call_id != "":
                 earlier = turn.waiting.pop(call_id, None)  # one that never got its call
-                turn.waiting[call_id] = time.time_ns()
+                too_many = turn.add_waiting(call_id, time.time_ns())
         if call is not None or call_id == "":
-            parent = turn.context if call is None else trace.set_span_in_context(call)
-            self._start_subagent(turn, call_id, parent)
+            self._start_subagent(turn, call_id, call)
         elif earlier is not None:
-            self._start_subagent(turn, call_id, turn.context, earlier)
+            self._start_subagent(turn, call_id, None, earlier)
+        if too_many is not None:
+            dropped_id, start = too_many
+            self._drop(turn, [self._subagent_span(turn, dropped_id, turn.context, start)])
 
     @hookimpl
     def on_subagent_chunk(self, event: SubagentChunkEvent, ctx: Context) -> None:
@@ -787,11 +1021,14 @@ class OtelExporter:
         if event.chunk_type == "tool_call":
             span = self._start_tool(event.tool_name, "", "", sub.context)
             with self._lock:
-                sub.tools.setdefault(event.tool_name, deque()).append(span)
+                dropped = turn.add_subtool(sub, event.tool_name, span)
+            if dropped is None:  # the sub-agent ended meanwhile, on another thread
+                _end_unfinished([span], SUBAGENT_ENDED)
+            else:
+                self._drop(turn, dropped)
             return
         with self._lock:
-            spans = sub.tools.get(event.tool_name)
-            done = spans.popleft() if spans else None
+            done = turn.take_subtool(sub, event.tool_name)
         if done is not None:
             if event.is_error:
                 _fail(done, sc.TOOL_ERROR, "the tool's result is an error")
@@ -799,22 +1036,14 @@ class OtelExporter:
 
     @hookimpl
     def on_subagent_end(self, event: SubagentEndEvent, ctx: Context) -> None:
-        """End the sub-agent's span (status ERROR when it failed)."""
+        """End the sub-agent's span (status ERROR when it failed), unless its tool call's
+        result or block (KIT's order: before ``subagent_end``) ended it already."""
         turn = self._turn(ctx)
         if turn is None:
             return
         self._open_waiting(turn, event.tool_call_id)  # its tool call never came
         with self._lock:
-            sub = turn.subagents.pop(event.tool_call_id, None)
-        if sub is None:
-            return
-        if event.error_msg:
-            _fail(sub.span, sc.SUBAGENT_ERROR, "the subagent failed")
-        self._end_subagent(sub, "the subagent ended before this span did")
-
-    def _end_subagent(self, sub: _Subagent, reason: str) -> None:
-        with self._lock:
-            spans = [s for q in sub.tools.values() for s in q]
-            sub.tools.clear()
-        _end_unfinished(spans, reason)
-        sub.span.end()
+            spans = turn.take_subagent(event.tool_call_id)
+        if spans:
+            failed = (sc.SUBAGENT_ERROR, SUBAGENT_FAILED) if event.error_msg else None
+            _end_subagent(spans, failed, time.time_ns())
