@@ -605,6 +605,37 @@ def test_a_middleware_built_during_a_reload_that_adds_a_gate_is_hooked(tmp_path,
     pm.register(_LateGate())  # nothing was left unhooked: no refusal
 
 
+def test_a_subclass_takes_its_own_arguments_and_the_options_are_checked_everywhere():
+    class Audited(KitHooksMiddleware):
+        def __init__(self, pm, log, *, audit_level="all", **options):
+            super().__init__(pm, **options)
+            self.log, self.audit_level = log, audit_level
+
+    pm = PluginManager(aggregate_turns=False)
+    audited = Audited(pm, [], audit_level="calls")
+    assert audited.hooked and audited.audit_level == "calls"  # a subclass always hooks in
+    with pytest.raises(ValueError, match="max_open_runs must be an int >= 1, got 0"):
+        Audited(pm, [], max_open_runs=0)
+    with pytest.raises(TypeError, match=r"pm must be a kithooks\.PluginManager, not NoneType"):
+        KitHooksMiddleware(None)
+    with pytest.raises(ValueError, match="max_open_runs must be an int >= 1, got '5'"):
+        KitHooksMiddleware(pm, max_open_runs="5")
+
+
+def test_another_objects_method_set_on_an_aggregator_is_a_plugins():
+    import types
+
+    class Policy:
+        def __init__(self):
+            self._turns = {}
+
+    aggregator = kithooks.TurnAggregator()
+    aggregator.on_tool_call = types.MethodType(kithooks.TurnAggregator.on_tool_call, Policy())
+    pm = PluginManager(aggregate_turns=False)
+    pm.register(aggregator, name="policy")
+    assert pm.plugins_handle(["tool_call"]) and KitHooksMiddleware(pm).hooked
+
+
 def test_copies_of_the_middleware_keep_their_kind():
     import copy
 
@@ -898,5 +929,5 @@ def test_turns_past_max_open_runs_are_forgotten_logged_and_revived(host, caplog)
             state = agent.invoke(APPROVE, config)
             assert answer_of(state) == "Tool said: Error: needs review"
     assert script.ran == [] and len(rec.of(kithooks.ToolCallEvent)) == 2
-    with pytest.raises(ValueError, match="max_open_runs must be >= 1, got 0"):
+    with pytest.raises(ValueError, match="max_open_runs must be an int >= 1, got 0"):
         KitHooksMiddleware(pm, max_open_runs=0)

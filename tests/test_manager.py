@@ -671,3 +671,62 @@ def test_an_attribute_that_answers_every_getattr_is_not_taken_for_a_marked_hook(
     pm = PluginManager(aggregate_turns=False)
     pm.register(Plugin(), name="p")
     assert pm.handler_names(EventType.TOOL_CALL) == ["p"]
+
+
+def test_plugins_handle_during_a_reload_on_another_thread_sees_the_plugins_dispatch_sees(
+    tmp_path, monkeypatch
+):
+    """A reload on another thread swaps the plugins at once: meanwhile plugins_handle (what
+    the pydantic-ai adapter asks before hooking into a run) answers as dispatch does, with
+    the plugins from before the reload, never a registry half swapped."""
+    import builtins
+    import textwrap
+    import threading
+
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (plugins / "gate.py").write_text(
+        textwrap.dedent(
+            """
+            import kithooks
+
+            @kithooks.hookimpl
+            def on_tool_call(event):
+                return kithooks.ToolCallResult(block=True, reason="gate")
+            """
+        )
+    )
+    importing, release = threading.Event(), threading.Event()
+    monkeypatch.setattr(builtins, "kithooks_test_slow", (importing, release), raising=False)
+    pm = PluginManager(aggregate_turns=False)
+    assert pm.load_plugin_files([plugins], user_dir=None, project_dir=None) == ["gate"]
+    assert pm.emit(kithooks.ToolCallEvent(tool_name="sh")).block  # its plan is built
+    (plugins / "a_slow.py").write_text(
+        textwrap.dedent(
+            """
+            import builtins
+
+            import kithooks
+
+            importing, release = builtins.kithooks_test_slow
+            importing.set()
+            assert release.wait(10)
+
+            @kithooks.hookimpl
+            def on_session_start(event):
+                pass
+            """
+        )
+    )
+    (plugins / "gate.py").write_text((plugins / "gate.py").read_text() + "\n# changed\n")
+    reload = threading.Thread(target=pm.reload)
+    reload.start()
+    try:
+        assert importing.wait(10), "the reload never imported the slow plugin"
+        assert pm.plugins_handle(["tool_call"])  # the gate, as dispatch still sees it
+        assert pm.emit(kithooks.ToolCallEvent(tool_name="sh")).block
+    finally:
+        release.set()
+        reload.join(timeout=10)
+    assert not reload.is_alive(), "the reload never ended"
+    assert pm.plugins_handle(["tool_call"])

@@ -346,6 +346,22 @@ def test_replay_works_on_a_manager_that_keeps_events_unheard(tmp_path):
         pm.register(RmGate(), name="gate")
 
 
+def test_replay_keeps_a_guard_set_on_the_hosts_aggregator_object(tmp_path):
+    """An aggregator object with a handler set on it is a plugin: replay leaves it in place,
+    so its block is replayed."""
+    aggregator = kithooks.TurnAggregator()
+    aggregator.on_tool_call = hookimpl(
+        lambda event: (
+            kithooks.ToolCallResult(block=True, reason="no rm") if event.tool_name == "rm" else None
+        )
+    )
+    pm = PluginManager(aggregate_turns=False)
+    pm.register(aggregator, name="turn-aggregator")
+    (turn,) = replay(_gated_recording(tmp_path), pm).turns
+    assert [a.kind for a in turn.actions] == ["block"]
+    assert pm.turn_aggregator is aggregator
+
+
 def test_replay_counts_blocked_calls_through_the_api(tmp_path):
     path = _gated_recording(tmp_path)
     pm = PluginManager()

@@ -16,7 +16,7 @@ from .context import Context, HandlerContext
 from .events import AgentEndEvent, AgentStartEvent, LLMUsageEvent, ToolCallEvent, replace
 from .hookspecs import hookimpl
 
-__all__ = ["TurnAggregator"]
+__all__ = ["TurnAggregator", "counts_only"]
 
 logger = logs.get("kithooks")
 
@@ -86,10 +86,12 @@ class TurnAggregator:
     plugins late) gets the whole turn's counts. One a host registers itself runs in its
     place in the registration order: after a ``tryfirst`` guard registered before it, it
     does not see the calls that guard blocks. Replay swaps in an aggregator on the
-    recording's clock in the same place, so it counts what live dispatch counts. Only an
-    instance of exactly this class counts for no one (``PluginManager.plugins_handle``
-    leaves it out): a subclass's handlers are a plugin's (a guard reusing the counting is
-    never skipped), and while one handles ``agent_end`` the event is enriched for it.
+    recording's clock in the same place, so it counts what live dispatch counts. Only this
+    class's own methods, on an instance of exactly this class, count for no one
+    (:func:`counts_only`; ``PluginManager.plugins_handle`` leaves them out): a subclass's
+    handlers, or a function set on the instance, are a plugin's (a guard reusing the
+    counting is never skipped), and while one handles ``agent_end`` the event is enriched
+    for it.
 
     An ``enrich`` that fails (a cost sum that overflowed to infinity, a custom ``clock``
     that gives floats) is logged and reported as this plugin's failure in
@@ -235,3 +237,18 @@ class TurnAggregator:
         ):
             return replace(event, **changes)
         return attrs.evolve(event, **changes)
+
+
+def counts_only(plugin: object, function: Any) -> bool:
+    """Whether handler ``function`` of ``plugin`` only counts turns for the plugins that read
+    ``agent_end``: a method of :class:`TurnAggregator` itself, bound to ``plugin``, an
+    object that is exactly a :class:`TurnAggregator`. A subclass's handler, or any function
+    set on the object (another object's method included), may do more: a plugin's."""
+    if type(plugin) is not TurnAggregator:
+        return False
+    method = getattr(function, "__func__", None)
+    return (
+        method is not None
+        and getattr(function, "__self__", None) is plugin
+        and method is vars(TurnAggregator).get(method.__name__)
+    )

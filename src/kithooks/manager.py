@@ -24,7 +24,7 @@ import pluggy
 from pluggy import HookCaller, HookImpl, PluginValidationError
 
 from . import logs
-from .aggregator import TurnAggregator
+from .aggregator import TurnAggregator, counts_only
 from .bus import CustomEventBus, custom_event, custom_handlers_of
 from .callers import Callers
 from .context import Context, HandlerContext, handler_view
@@ -65,16 +65,6 @@ _DEFAULT: Any = object()
 # emit() meets something that is not a payload class, or an event whose handlers changed
 # since its plan was built: either way the slow path finds (or builds) the plan.
 _UNKNOWN: Any = object()
-
-
-def _counts_only(plugin: object, function: Any) -> bool:
-    """Whether handler ``function`` of ``plugin`` only counts turns for the plugins that read
-    ``agent_end``: a method of kithooks' :class:`TurnAggregator` itself, on an object that is
-    exactly one (a subclass's, or a function set on the object, may do more)."""
-    if type(plugin) is not TurnAggregator:
-        return False
-    method = getattr(function, "__func__", None)
-    return method is not None and method is vars(TurnAggregator).get(method.__name__)
 
 
 def _key(name: str) -> str:
@@ -420,7 +410,7 @@ class PluginManager(pluggy.PluginManager):
             return
         for held, why in self._unheard.items():
             for hook, function in handlers:
-                if hook in held and not _counts_only(plugin, function):
+                if hook in held and not counts_only(plugin, function):
                     raise ValueError(
                         f"plugin {label!r} handles {hook.removeprefix('on_')!r}, but {why}"
                     )
@@ -789,7 +779,7 @@ class PluginManager(pluggy.PluginManager):
         active = self._aggregator
         if hook != "on_agent_end" or active is None:
             return None
-        if all(_counts_only(i.plugin, i.function) for i in impls):
+        if all(counts_only(i.plugin, i.function) for i in impls):
             return None
         return (self.get_name(active) or active.NAME, active.enrich)
 
@@ -878,12 +868,13 @@ class PluginManager(pluggy.PluginManager):
         out: a subclass's handlers, or a function set on the object, are a plugin's (it may
         guard, or read what it counts), never skipped.
         """
+        # The plans, as dispatch sees them (during a reload on another thread, the plans
+        # from before it: never a registry half swapped).
         for event_type in event_types:
-            if self.has_handlers(event_type) and any(
-                not _counts_only(impl.plugin, impl.function)
-                for impl in self._impls("on_" + event_type_named(event_type))
-            ):
-                return True
+            if self.has_handlers(event_type):
+                plan = self._plan("on_" + event_type_named(event_type))
+                if plan is not None and plan.listens:
+                    return True
         return False
 
     def plugin_source(self, name: str) -> PluginSource | None:

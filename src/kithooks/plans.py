@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from pluggy import HookImpl
 
+from .aggregator import counts_only
 from .dispatch import RULES, EventKind, Rule
 from .events import EventType
 from .hookspecs import POLICY_ATTR, HandlerPolicy
@@ -69,6 +70,7 @@ class Handler:
 
     __slots__ = (
         "call",
+        "counts_only",
         "event_only",
         "hook",
         "is_async",
@@ -88,6 +90,8 @@ class Handler:
     ) -> None:
         fn = impl.function
         self.plugin = impl.plugin_name
+        #: Only a plain turn aggregator's own counting (:func:`~kithooks.aggregator.counts_only`).
+        self.counts_only = counts_only(impl.plugin, fn)
         self.hook = hook
         self.lock = lock
         self.is_async = inspect.iscoroutinefunction(fn)
@@ -351,6 +355,7 @@ class Plan:
         "handlers",
         "has_async",
         "hook",
+        "listens",
         "prepare",
         "rule",
     )
@@ -368,6 +373,8 @@ class Plan:
         self.handlers = handlers
         self.rule: Rule | None = None if event_type is None else RULES.get(event_type)
         self.has_async = any(h.is_async for h in handlers)
+        #: Some handler is more than a plain turn aggregator's counting.
+        self.listens = not all(h.counts_only for h in handlers)
         self.prepare = prepare
         #: No handler limits the tools it takes (``tools=``).
         self.every_tool = all(h.matches is None for h in handlers)

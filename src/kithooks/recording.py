@@ -44,7 +44,7 @@ from typing import IO, Any, BinaryIO
 
 import attrs
 
-from .aggregator import TurnAggregator
+from .aggregator import TurnAggregator, counts_only
 from .bus import custom_handlers_of
 from .context import Context
 from .events import AgentEndEvent, AgentStartEvent, Event, EventType, Result
@@ -1025,12 +1025,12 @@ async def areplay(
     ``source`` is a path or a binary stream (``name`` labels it in messages). Each event is
     emitted with a copy of the manager's context carrying the record's ``session_id`` and
     ``turn_id``. The manager's own turn aggregator (a plain :class:`TurnAggregator`; a
-    subclass is a plugin, replayed as it is) is replaced for the replay by one measuring
-    durations on the recording's clock, in the same place in the dispatch order (so it
-    counts the calls a ``tryfirst`` guard blocks, as live dispatch does), and put back
-    after. A bad line
-    raises :class:`ReplayError` (the events before it were replayed); with ``skip_bad`` it
-    is counted in ``bad_lines`` instead. Handler failures are grouped in ``failures``
+    subclass, or one with a handler set on it, is a plugin, replayed as it is) is
+    replaced for the replay by one measuring durations on the recording's clock, in the
+    same place in the dispatch order (so it counts the calls a ``tryfirst`` guard blocks,
+    as live dispatch does), and put back after. A bad line raises :class:`ReplayError`
+    (the events before it were replayed); with ``skip_bad`` it is counted in
+    ``bad_lines`` instead. Handler failures are grouped in ``failures``
     (``all_tracebacks`` keeps every traceback, not just the first of each group).
     ``progress(n)`` is called after each event.
     """
@@ -1052,8 +1052,15 @@ async def areplay(
 
     clock = _RecordedClock()
     original = pm.turn_aggregator
-    if type(original) is not TurnAggregator:
-        original = None  # a subclass is a plugin (a guard, say): it is replayed as it is
+    if original is not None and not all(
+        counts_only(original, impl.function)
+        for caller in pm.get_hookcallers(original) or ()
+        for impl in caller.get_hookimpls()
+        if impl.plugin is original
+    ):
+        # a subclass, or an aggregator with a handler set on it, is a plugin (a guard, say):
+        # it is replayed as it is
+        original = None
     aggregator_name = None if original is None else pm.get_name(original)
     swap = None if original is None or aggregator_name is None else (aggregator_name, original)
     probe = _EndProbe()

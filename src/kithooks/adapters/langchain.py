@@ -845,6 +845,34 @@ instead of enclosing the call; the model's and the tools' own spans are unchange
 """
 
 
+_NO_PM: Any = object()
+"""``KitHooksMiddleware.__new__`` called with no argument: ``copy`` making the object."""
+
+
+def _options(
+    pm: Any,
+    *,
+    prices: Mapping[str, ModelPrice] | None = None,
+    handled_output: str = "",
+    max_open_runs: int = 1024,
+    hooks: Literal["auto", "always"] = "auto",
+) -> tuple[int, str]:
+    """``KitHooksMiddleware``'s arguments as ``__init__`` takes them (a misspelt one is a
+    TypeError here, before anything happened): the ones ``__new__`` decides with."""
+    return max_open_runs, hooks
+
+
+def _check_options(pm: Any, max_open_runs: Any, hooks: Any) -> None:
+    """Refuse a manager that is not one, a ``hooks`` value that is neither, and a
+    ``max_open_runs`` that is not an int >= 1."""
+    if not isinstance(pm, PluginManager):
+        raise TypeError(f"pm must be a kithooks.PluginManager, not {type(pm).__name__}")
+    if hooks not in ("auto", "always"):
+        raise ValueError(f"hooks must be 'auto' or 'always', got {hooks!r}")
+    if max_open_runs.__class__ is not int or max_open_runs < 1:
+        raise ValueError(f"max_open_runs must be an int >= 1, got {max_open_runs!r}")
+
+
 class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
     """Make a LangChain v1 agent a kithooks host (see the module docs for the event map).
 
@@ -875,30 +903,21 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
     #: no plugin listened; see the ``hooks`` argument).
     hooked = True
 
-    def __new__(
-        cls,
-        pm: PluginManager | None = None,
-        *,
-        prices: Mapping[str, ModelPrice] | None = None,
-        handled_output: str = "",
-        max_open_runs: int = 1024,
-        hooks: Literal["auto", "always"] = "auto",
-    ) -> KitHooksMiddleware:
+    def __new__(cls, pm: Any = _NO_PM, *args: Any, **options: Any) -> KitHooksMiddleware:
         """An unhooked middleware (:class:`_Unhooked`) when ``hooks="auto"`` and no plugin
         of ``pm`` listens; else a hooked one. The options are checked first, so a
-        middleware that fails to build leaves the manager as it was. (No ``pm``: ``copy``
-        making the object its state then fills.)"""
-        if pm is None:
+        middleware that fails to build leaves the manager as it was. A subclass (its own
+        arguments) always hooks in. (No arguments at all: ``copy`` making the object its
+        state then fills.)"""
+        if pm is _NO_PM and not args and not options:
             return super().__new__(cls)
-        if not isinstance(pm, PluginManager):
-            raise TypeError(f"pm must be a kithooks.PluginManager, not {type(pm).__name__}")
-        if hooks not in ("auto", "always"):
-            raise ValueError(f"hooks must be 'auto' or 'always', got {hooks!r}")
-        if max_open_runs < 1:
-            raise ValueError(f"max_open_runs must be >= 1, got {max_open_runs}")
         # type(an unhooked one)(pm) is decided again, as the base is
         kind = KitHooksMiddleware if cls is _Unhooked else cls
-        if kind is KitHooksMiddleware and hooks == "auto":
+        if kind is not KitHooksMiddleware:
+            return super().__new__(kind)
+        max_open_runs, hooks = _options(pm, *args, **options)
+        _check_options(pm, max_open_runs, hooks)
+        if hooks == "auto":
             caller = sys._getframe(1)
             why = (
                 f"the KitHooksMiddleware built at {caller.f_code.co_filename}:"
@@ -919,7 +938,8 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
         max_open_runs: int = 1024,
         hooks: Literal["auto", "always"] = "auto",
     ) -> None:
-        super().__init__()  # the options were checked in __new__
+        _check_options(pm, max_open_runs, hooks)
+        super().__init__()
         self.pm = pm
         self.prices = prices
         self.handled_output = handled_output
