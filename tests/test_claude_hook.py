@@ -539,3 +539,95 @@ def test_a_tools_filter_is_tried_on_the_name_and_on_its_claude_code_name(pattern
 def test_spaces_around_plain_tool_names_are_ignored(spec):
     """Not a regular expression that matches nothing: the guard would silently be absent."""
     assert tool_matcher(spec)("bash")
+
+
+def _no_plugin_call(tmp_path: Path, event: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """``claude-hook`` where no plugin is found: no entry point (the Python that has none,
+    or with entry points turned off), no user or project plugin directory."""
+    env = {
+        **os.environ,
+        "KITHOOKS_STATE_DIR": str(tmp_path / "state"),
+        "XDG_CONFIG_HOME": str(tmp_path / "config"),
+        "KITHOOKS_DISABLE_ENTRYPOINTS": "1",
+    }
+    env.pop("CLAUDE_PROJECT_DIR", None)
+    env.pop("KITHOOKS_FAIL_CLOSED", None)
+    data = {**pre_tool_use("rm -rf ~/"), "hook_event_name": event, "cwd": str(tmp_path)}
+    return claude_hook(list(args), data, cwd=tmp_path, env=env)
+
+
+@pytest.mark.parametrize("event", ["PreToolUse", "PreCompact"])
+def test_fail_closed_denies_a_guard_event_when_no_plugin_was_found(tmp_path, event):
+    """A guard that is not there must not look like one that allowed the call."""
+    done = _no_plugin_call(tmp_path, event, "--fail-closed")
+    assert done.returncode == 0, done.stderr
+    answer = json.loads(done.stdout)
+    if event == "PreToolUse":
+        decision = answer["hookSpecificOutput"]
+        assert decision["permissionDecision"] == "deny"
+        reason = decision["permissionDecisionReason"]
+    else:
+        assert answer["decision"] == "block"
+        reason = answer["reason"]
+    assert "no kithooks plugin was found" in reason
+    # Where it looked: the user and project directories, and why no entry point counted.
+    assert str(tmp_path / "config" / "kithooks" / "plugins") in reason
+    assert str(tmp_path / ".kithooks" / "plugins") in reason
+    assert "KITHOOKS_DISABLE_ENTRYPOINTS" in reason
+    assert reason in answer["systemMessage"]  # the user is told, not the model alone
+    assert done.stderr.count("no kithooks plugin was found") == 1
+    # As exit 2 with the reason on stderr where --block-with-exit-code asks for it (once:
+    # Claude Code gives that stderr to the model).
+    done = _no_plugin_call(tmp_path, event, "--fail-closed", "--block-with-exit-code")
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr.count("no kithooks plugin was found") == 1
+    assert "--fail-closed" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("event", "args"),
+    [
+        ("PreToolUse", ()),
+        ("PreCompact", ()),
+        ("PostToolUse", ("--fail-closed",)),
+        ("Stop", ("--fail-closed",)),
+        ("UserPromptSubmit", ("--fail-closed",)),
+        ("SessionStart", ()),
+    ],
+)
+def test_no_plugin_found_is_said_once_in_the_system_message(tmp_path, event, args):
+    """Allowed (fail open, or not a guard event), but never silently: Claude Code shows the
+    user the systemMessage."""
+    done = _no_plugin_call(tmp_path, event, *args)
+    assert done.returncode == 0, done.stderr
+    answer = json.loads(done.stdout)
+    assert set(answer) == {"systemMessage"}  # no decision: the call goes on, Stop stops
+    assert answer["systemMessage"].count("no kithooks plugin was found") == 1
+    assert str(tmp_path / ".kithooks" / "plugins") in answer["systemMessage"]
+    if event == "PreToolUse":
+        assert "--fail-closed" in answer["systemMessage"]
+
+
+def test_an_event_kithooks_does_not_answer_says_nothing_of_missing_plugins(tmp_path):
+    done = _no_plugin_call(tmp_path, "Notification", "--fail-closed")
+    assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
+
+
+def test_where_no_plugin_was_found_names_the_python_whose_entry_points_were_read(tmp_path):
+    """The hook command's kithooks may be another environment's than the plugin's."""
+    import importlib.metadata
+
+    if importlib.metadata.entry_points(group="kithooks"):
+        pytest.skip("this environment has kithooks entry points installed")
+    env = {
+        **os.environ,
+        "KITHOOKS_STATE_DIR": str(tmp_path / "state"),
+        "XDG_CONFIG_HOME": str(tmp_path / "config"),
+    }
+    env.pop("KITHOOKS_DISABLE_ENTRYPOINTS", None)
+    env.pop("CLAUDE_PROJECT_DIR", None)
+    data = {**pre_tool_use("rm -rf ~/"), "cwd": str(tmp_path)}
+    done = claude_hook(["--fail-closed"], data, cwd=tmp_path, env=env)
+    assert done.returncode == 0, done.stderr
+    reason = json.loads(done.stdout)["hookSpecificOutput"]["permissionDecisionReason"]
+    assert f"the entry points of group 'kithooks' installed in {sys.prefix}" in reason

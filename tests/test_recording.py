@@ -308,17 +308,21 @@ def test_replay_counts_the_tool_calls_a_live_manager_counts(tmp_path, aggregator
     assert pm.handler_names("tool_call") == order
 
 
-def _gated_recording(tmp_path: Path) -> Path:
-    """GATED_TURN as a recording (session s, turn t)."""
-    path = tmp_path / "rec.jsonl"
+def _records(path: Path, events: list[kithooks.Event]) -> Path:
+    """``events`` as a recording at ``path`` (session s, turn t)."""
     path.write_text(
         "".join(
             json.dumps({"session_id": "s", "turn_id": "t", "event": kithooks.event_to_dict(e)})
             + "\n"
-            for e in GATED_TURN
+            for e in events
         )
     )
     return path
+
+
+def _gated_recording(tmp_path: Path) -> Path:
+    """GATED_TURN as a recording (session s, turn t)."""
+    return _records(tmp_path / "rec.jsonl", GATED_TURN)
 
 
 def test_replay_keeps_the_hosts_aggregator_limits(tmp_path):
@@ -968,3 +972,173 @@ def test_any_data_of_a_custom_event_is_reported_as_json(value):
 
     json.dumps(_summary(value))  # no exception, whatever the data holds
     assert isinstance(_shown(value, str, repr), str)
+
+
+# ---------------------------------------------------------------- a replayed block
+
+
+class _Seen:
+    """Every tool event the plugins are given, as (type, tool_call_id, detail)."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str, str]] = []
+
+    @hookimpl
+    def on_tool_call(self, event):
+        self.seen.append(("tool_call", event.tool_call_id, ""))
+
+    @hookimpl
+    def on_tool_execution_start(self, event):
+        self.seen.append(("tool_execution_start", event.tool_call_id, ""))
+
+    @hookimpl
+    def on_tool_execution_end(self, event):
+        self.seen.append(("tool_execution_end", event.tool_call_id, ""))
+
+    @hookimpl
+    def on_tool_result(self, event):
+        self.seen.append(("tool_result", event.tool_call_id, event.content))
+        return kithooks.ToolResultResult(content=event.content.upper())
+
+    @hookimpl
+    def on_subagent_end(self, event):
+        self.seen.append(("subagent_end", event.tool_call_id, event.response or event.error_msg))
+
+
+class _BashGate:
+    @hookimpl
+    def on_tool_call(self, event):
+        if "rm -rf" in (event.parsed_args or {}).get("command", ""):
+            return kithooks.ToolCallResult(block=True, reason="no rm -rf")
+        return None
+
+
+COMMANDS = ["ls", "rm -rf /", "echo hi"]
+
+
+def _run_turn(pm: PluginManager) -> None:
+    """One turn of a host (kithooks.hosting.Turn): three bash calls, each run if allowed."""
+    from kithooks.hosting import Turn
+
+    pm.set_context(Context(session_id="s1"))
+    turn = Turn(pm, turn_id="t1")
+    turn.agent_start("do it")
+    for i, command in enumerate(COMMANDS):
+        turn.run_tool(
+            lambda text: f"ran {text}",
+            tool_name="bash",
+            tool_call_id=f"c{i}",
+            input=json.dumps({"command": command}),
+        )
+    turn.end(response="done", stop_reason="stop")
+
+
+def _with(*plugins: object) -> PluginManager:
+    pm = PluginManager()
+    for n, plugin in enumerate(plugins):
+        pm.register(plugin, name=f"p{n}" if not isinstance(plugin, _BashGate) else "gate")
+    return pm
+
+
+def test_replay_emits_no_run_events_of_a_call_a_replayed_plugin_blocks(tmp_path):
+    """The recording was made with no guard: the tool ran, its events were recorded. A
+    replayed guard that blocks the call gives the plugins what a live host would: none of
+    that call's run events, and the report says how many were left out, and why."""
+    path = tmp_path / "rec.jsonl"
+    with Recorder(path) as recorder:
+        _run_turn(_with(recorder))
+    live = _Seen()
+    _run_turn(_with(_BashGate(), live))  # what the plugins see live, the guard in place
+    replayed = _Seen()
+    report = replay(path, _with(_BashGate(), replayed))
+    assert replayed.seen == live.seen
+    assert ("tool_result", "c1", 'ran {"command": "rm -rf /"}') not in replayed.seen
+    assert ("tool_result", "c2", 'ran {"command": "echo hi"}') in replayed.seen
+    assert report.skipped == 3
+    (turn,) = report.turns
+    skips = [a for a in turn.actions if a.kind == "skipped"]
+    assert [(a.plugin, a.after) for a in skips] == [
+        (
+            "gate",
+            {
+                "tool_call_id": "c1",
+                "skipped": ["tool_execution_start", "tool_execution_end", "tool_result"],
+            },
+        )
+    ]
+    assert "3 recorded events of tool call 'c1'" in skips[0].detail
+    assert "blocked" in skips[0].detail
+    # No rewrite is credited for the blocked call's result.
+    rewrites = [a.detail for a in turn.actions if a.kind == "rewrite"]
+    assert rewrites and not any("rm -rf" in d for d in rewrites)
+    assert report.to_json()["skipped"] == 3
+    # Counted: what was emitted, and what was skipped, is every record.
+    assert report.events + report.skipped == len(path.read_text().splitlines())
+
+
+def test_a_blocked_subagent_call_ends_with_the_blocks_error_and_no_chunks(tmp_path):
+    """As the original does: no chunk of a subagent that never ran, and its subagent_end
+    carries ``Error: <reason>``, not the recorded response."""
+    call = {"tool_name": "bash", "tool_call_id": "s1", "input": json.dumps({"command": "rm -rf x"})}
+    path = _records(
+        tmp_path / "r.jsonl",
+        [
+            kithooks.SubagentStartEvent(tool_call_id="s1"),
+            kithooks.ToolCallEvent(**call),
+            kithooks.ToolExecutionStartEvent(tool_call_id="s1", tool_name="bash"),
+            kithooks.SubagentChunkEvent(tool_call_id="s1", chunk_type="text", content="x"),
+            kithooks.ToolResultEvent(tool_call_id="s1", tool_name="bash", content="the result"),
+            kithooks.SubagentEndEvent(tool_call_id="s1", response="the result"),
+        ],
+    )
+    seen = _Seen()
+    report = replay(path, _with(_BashGate(), seen))
+    # (the guard's block stops the dispatch: the observer after it never sees the call)
+    assert seen.seen == [("subagent_end", "s1", "Error: no rm -rf")]
+    assert report.skipped == 3
+
+
+def test_the_same_call_id_asked_again_is_decided_anew(tmp_path):
+    """A later tool_call with the blocked call's id is another decision: allowed, its run
+    events are emitted."""
+    path = _records(
+        tmp_path / "r.jsonl",
+        [
+            kithooks.ToolCallEvent(
+                tool_name="bash", tool_call_id="c", input='{"command": "rm -rf x"}'
+            ),
+            kithooks.ToolResultEvent(tool_call_id="c", tool_name="bash", content="gone"),
+            kithooks.ToolCallEvent(tool_name="bash", tool_call_id="c", input='{"command": "ls"}'),
+            kithooks.ToolResultEvent(tool_call_id="c", tool_name="bash", content="listed"),
+            # an event with no call id is never matched to a blocked call
+            kithooks.ToolResultEvent(tool_call_id="", tool_name="bash", content="anon"),
+        ],
+    )
+    seen = _Seen()
+    report = replay(path, _with(_BashGate(), seen))
+    assert [s for s in seen.seen if s[0] == "tool_result"] == [
+        ("tool_result", "c", "listed"),
+        ("tool_result", "", "anon"),
+    ]
+    assert report.skipped == 1
+
+
+def test_a_fail_closed_block_skips_the_calls_run_events_naming_the_failing_plugin(tmp_path):
+    class Broken:
+        @hookimpl
+        def on_tool_call(self, event):
+            raise KeyError("command")
+
+    path = _records(
+        tmp_path / "r.jsonl",
+        [
+            kithooks.ToolCallEvent(tool_name="bash", tool_call_id="c", input="{}"),
+            kithooks.ToolResultEvent(tool_call_id="c", tool_name="bash", content="ran"),
+        ],
+    )
+    pm = PluginManager(fail_closed=True)
+    pm.register(Broken(), name="broken")
+    report = replay(path, pm)
+    assert report.skipped == 1
+    (skip,) = [a for a in report.turns[0].actions if a.kind == "skipped"]
+    assert skip.plugin == "broken"

@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from kithooks.scaffold import KithooksSource, ScaffoldError, kithooks_requirement, new_plugin
 
@@ -126,3 +128,27 @@ def test_bad_names_and_non_empty_directories_are_refused(tmp_path):
         check=False,
     )
     assert proc.returncode == 2 and proc.stderr.startswith("kithooks: plugin name 'Nope!'")
+
+
+@pytest.mark.parametrize("name", ["1abc", "9", "-abc", "_abc"])
+def test_a_name_not_starting_with_a_letter_is_told_so(name, tmp_path):
+    """The message states the whole rule: lowercase, digits, a letter first, - or _ joins."""
+    with pytest.raises(ScaffoldError, match="starting with a letter") as refused:
+        new_plugin(name, tmp_path / "x")
+    assert "lowercase letters and digits" in str(refused.value)
+    assert "- or _" in str(refused.value)
+
+
+@given(st.text(alphabet="ab1-_A ", max_size=8))
+def test_every_name_refused_by_its_form_is_refused_with_the_whole_rule(name):
+    """A name the rule refuses is told every part of it (whatever part it breaks)."""
+    first_ok = name[:1].islower() and name[:1].isalpha()
+    words = name.replace("_", "-").split("-")
+    valid = first_ok and all(w and w.isalnum() and w == w.lower() for w in words)
+    if valid:
+        return  # a well-formed name may still be refused for shadowing a module
+    with pytest.raises(ScaffoldError) as refused:
+        new_plugin(name, "/nonexistent-never-written")
+    message = str(refused.value)
+    for part in ("lowercase letters and digits", "starting with a letter", "- or _"):
+        assert part in message

@@ -229,3 +229,60 @@ def test_attributes_set_on_a_module_logger_reach_the_real_one() -> None:
         assert manager.logger.propagate is (not before)
     finally:
         real.propagate = before
+
+
+#: The submodules ``import kithooks`` leaves for first access (the docs spell them
+#: ``kithooks.otel.OtelExporter()``, ``kithooks.recording.Recorder(path)``, ...).
+LAZY = ("adapters", "command_hooks", "hosting", "otel", "recording", "streams", "testing")
+
+
+def test_import_kithooks_imports_none_of_the_lazy_submodules() -> None:
+    out = _run(
+        f"""
+        import sys
+        import kithooks
+        lazy = {LAZY!r}
+        print(sorted(m for m in lazy if "kithooks." + m in sys.modules))
+        print(sorted(m for m in ("asyncio", "importlib.metadata") if m in sys.modules))
+        print(sorted(set(lazy) - set(dir(kithooks))))
+        """
+    )
+    imported, heavy, undirred = out.strip().splitlines()
+    assert imported == "[]", f"imported by `import kithooks`: {imported}"
+    assert heavy == "[]", f"imported by `import kithooks`: {heavy}"
+    assert undirred == "[]", f"missing from dir(kithooks): {undirred}"
+
+
+@pytest.mark.parametrize(
+    ("submodule", "attribute"),
+    [
+        ("adapters", "TOOL_EVENTS"),
+        ("command_hooks", "CommandHooks"),
+        ("hosting", "ToolRun"),
+        ("otel", "OtelExporter"),
+        ("recording", "Recorder"),
+        ("streams", "owned_stdout"),
+        ("testing", "Harness"),
+    ],
+)
+def test_each_lazy_submodule_is_an_attribute_after_a_bare_import(
+    submodule: str, attribute: str
+) -> None:
+    if submodule == "otel":
+        pytest.importorskip("opentelemetry.trace")
+    out = _run(
+        f"""
+        import sys
+        import kithooks
+        print("kithooks.{submodule}" in sys.modules)
+        module = kithooks.{submodule}
+        print(module is sys.modules["kithooks.{submodule}"], hasattr(module, {attribute!r}))
+        """
+    )
+    assert out.split() == ["False", "True", "True"]
+
+
+def test_an_unknown_attribute_of_kithooks_is_an_attribute_error_naming_it() -> None:
+    with pytest.raises(AttributeError, match="module 'kithooks' has no attribute 'nope'"):
+        kithooks.nope  # type: ignore[attr-defined]
+    assert not hasattr(kithooks, "recordings")

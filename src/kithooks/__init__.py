@@ -9,7 +9,15 @@ Every lifecycle event of an agent (34 of them, from KIT) is a pluggy hook
 dispatches each event with its semantics (observe, guard, transform), isolates faulty
 plugins, enriches ``agent_end`` through the :class:`TurnAggregator`, and gives plugins a
 session-scoped :class:`StateStore`.
+
+The submodules that cost time to import, or need an extra, are not imported by ``import
+kithooks``: ``kithooks.adapters``, ``kithooks.command_hooks``, ``kithooks.hosting``,
+``kithooks.otel``, ``kithooks.recording``, ``kithooks.streams`` and ``kithooks.testing`` are
+imported on first access (``kithooks.otel.OtelExporter()`` works after a bare ``import
+kithooks``).
 """
+
+from typing import TYPE_CHECKING
 
 from .aggregator import TurnAggregator
 from .context import Context
@@ -73,6 +81,37 @@ from .structuring import StructureError, event_from_dict, event_to_dict, structu
 from .usage import ModelPrice, Usage, compute_cost, usage_event
 
 __version__ = "0.1.0"
+
+#: The submodules ``kithooks.<name>`` imports on first access (PEP 562): ``import kithooks``
+#: leaves them for later, so that a hook process pays only for what it uses.
+_LAZY_SUBMODULES = frozenset(
+    {"adapters", "command_hooks", "hosting", "otel", "recording", "streams", "testing"}
+)
+
+if TYPE_CHECKING:  # what type checkers see; at run time __getattr__ imports them
+    from . import adapters as adapters
+    from . import command_hooks as command_hooks
+    from . import hosting as hosting
+    from . import otel as otel
+    from . import recording as recording
+    from . import streams as streams
+    from . import testing as testing
+else:
+
+    def __getattr__(name: str) -> object:
+        """Import the submodule ``name`` on first access (an extra it needs and lacks is
+        an ImportError saying so); any other unknown name is an AttributeError."""
+        if name in _LAZY_SUBMODULES:
+            import importlib
+
+            return importlib.import_module(f"{__name__}.{name}")
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    """The module's names, with the submodules not imported yet."""
+    return sorted({*globals(), *_LAZY_SUBMODULES})
+
 
 __all__ = [
     "AgentEndEvent",

@@ -47,7 +47,17 @@ import attrs
 from .aggregator import TurnAggregator, counts_only
 from .bus import custom_handlers_of
 from .context import Context
-from .events import AgentEndEvent, AgentStartEvent, Event, EventType, Result
+from .dispatch import RULES
+from .events import (
+    AgentEndEvent,
+    AgentStartEvent,
+    Event,
+    EventType,
+    Result,
+    SubagentEndEvent,
+    ToolCallEvent,
+    ToolCallResult,
+)
 from .hookspecs import hookimpl
 from .manager import HandlerError, PluginManager
 from .structuring import StructureError, event_from_dict, event_to_dict, unstructure
@@ -59,6 +69,7 @@ __all__ = [
     "Record",
     "Recorder",
     "ReplayError",
+    "RUN_ONLY_EVENTS",
     "ReplayReport",
     "TurnReport",
     "areplay",
@@ -68,6 +79,19 @@ __all__ = [
 
 #: How many line numbers a :class:`Failure` keeps (its ``count`` counts them all).
 FIRST_LINES = 5
+
+#: The events of one tool call that a live host emits only when the tool runs
+#: (:class:`kithooks.hosting.ToolRun`, and the original's tool wrapper): after a replayed
+#: block of the call, replay skips the recorded ones (see :func:`areplay`).
+RUN_ONLY_EVENTS = frozenset(
+    {
+        EventType.TOOL_EXECUTION_START,
+        EventType.TOOL_OUTPUT,
+        EventType.TOOL_EXECUTION_END,
+        EventType.TOOL_RESULT,
+        EventType.SUBAGENT_CHUNK,
+    }
+)
 
 
 def _wall_clock_ms() -> int:
@@ -504,10 +528,16 @@ class TurnReport:
 
 @attrs.define(kw_only=True)
 class ReplayReport:
-    """What a replay did. ``failures`` groups handler failures; ``failure_count`` sums them."""
+    """What a replay did. ``failures`` groups handler failures; ``failure_count`` sums them.
+
+    ``events`` counts the events emitted; ``skipped`` the recorded events not emitted
+    because a replayed plugin blocked their tool call (each such call has a ``skipped``
+    action in its turn saying which, and why).
+    """
 
     path: str
     events: int = 0
+    skipped: int = 0
     turns: list[TurnReport] = attrs.Factory(list)
     bad_lines: list[BadLine] = attrs.Factory(list)
     failures: list[Failure] = attrs.Factory(list)
@@ -522,6 +552,7 @@ class ReplayReport:
         return {
             "path": self.path,
             "events": self.events,
+            "skipped": self.skipped,
             "failure_count": self.failure_count,
             "errors": [attrs.asdict(f) for f in self.failures],
             "bad_lines": [attrs.asdict(b) for b in self.bad_lines],
@@ -916,6 +947,18 @@ class _RecordedClock:
             self._starts.pop(key, None)
 
 
+@attrs.define
+class _Blocked:
+    """A recorded tool call that a replayed plugin blocked, and what replay left out of it."""
+
+    plugin: str  #: the plugin that blocked it
+    reason: str
+    skipped: list[str] = attrs.Factory(list)  #: the event types skipped, in order
+    lines: list[int] = attrs.Factory(list)  #: their lines (the first FIRST_LINES)
+    turn: TurnReport | None = None  #: where its ``skipped`` action is, once there is one
+    index: int = -1
+
+
 class _Replay:
     """The state of one replay: the report, the record being replayed, listeners' targets."""
 
@@ -929,8 +972,76 @@ class _Replay:
         self.chain: _Chain | None = None
         self._failures: dict[tuple[str, str, str], Failure] = {}
         self._contexts: dict[tuple[str, str], tuple[TurnReport, Context]] = {}
+        #: The tool calls a replayed plugin blocked, by (session id, tool call id).
+        self._blocked: dict[tuple[str, str], _Blocked] = {}
+        self._blocker = ""  #: the plugin whose block (or fail-closed failure) came last
+
+    def live(self, record: Record, turn: TurnReport) -> Event | None:
+        """The event a live host would emit for ``record``, given what the replayed plugins
+        decided so far; None: none (the tool call it belongs to was blocked), and the
+        call's ``skipped`` action says so.
+
+        A live host runs no blocked tool (:class:`kithooks.hosting.ToolRun`): after a
+        block, none of the call's :data:`RUN_ONLY_EVENTS` follow, and a subagent call's
+        ``subagent_end`` carries the block's ``Error: <reason>`` instead of a response.
+        """
+        event = record.event
+        call_id = getattr(event, "tool_call_id", "")
+        if not call_id:
+            return event  # nothing to match it by
+        key = (record.session_id, call_id)
+        if isinstance(event, ToolCallEvent):
+            self._blocked.pop(key, None)  # the same call again: the plugins decide anew
+            self._blocker = ""
+            return event
+        blocked = self._blocked.get(key)
+        if blocked is None:
+            return event
+        if isinstance(event, SubagentEndEvent):
+            return attrs.evolve(event, response="", error_msg=f"Error: {blocked.reason}")
+        if event.event_type not in RUN_ONLY_EVENTS:
+            return event
+        blocked.skipped.append(event.event_type.value)
+        if len(blocked.lines) < FIRST_LINES:
+            blocked.lines.append(record.line)
+        self.report.skipped += 1
+        if blocked.turn is None:
+            blocked.turn, blocked.index = turn, len(turn.actions)
+            turn.actions.append(self._skip_action(call_id, blocked))
+        else:
+            blocked.turn.actions[blocked.index] = self._skip_action(call_id, blocked)
+        return None
+
+    def settle(self, record: Record, result: object) -> None:
+        """Remember a tool call the replayed plugins blocked (``result`` is its merged one)."""
+        event = record.event
+        if not isinstance(event, ToolCallEvent) or not event.tool_call_id:
+            return
+        if isinstance(result, ToolCallResult) and result.block:
+            reason = result.reason or RULES[EventType.TOOL_CALL].default_reason
+            self._blocked[(record.session_id, event.tool_call_id)] = _Blocked(
+                plugin=self._blocker or "a plugin", reason=reason
+            )
+
+    @staticmethod
+    def _skip_action(call_id: str, blocked: _Blocked) -> Action:
+        count = len(blocked.skipped)
+        kinds = ", ".join(dict.fromkeys(blocked.skipped))
+        where = ", ".join(str(n) for n in blocked.lines)
+        more = ", ..." if count > len(blocked.lines) else ""
+        detail = (
+            f"{count} recorded event{'s' if count != 1 else ''} of tool call {call_id!r} "
+            f"({kinds}; line {where}{more}), not replayed: it blocked the call, and a live "
+            "host runs no blocked tool"
+        )
+        after = {"tool_call_id": call_id, "skipped": list(blocked.skipped)}
+        return Action(
+            kind="skipped", plugin=blocked.plugin, event_type="", detail=detail, after=after
+        )
 
     def on_result(self, plugin: str, hook: str, result: Result) -> None:
+        if getattr(result, "block", False) and hook == "on_tool_call":
+            self._blocker = plugin
         if self.chain is not None and self.turn is not None:
             action = _action(plugin, self.chain, result)
             if action is not None:
@@ -939,6 +1050,8 @@ class _Replay:
     def on_error(self, error: object) -> None:
         if not isinstance(error, HandlerError):
             return  # a load error: the manager keeps it in pm.load_errors
+        if error.hook == "on_tool_call" and self.pm.fail_closed:  # its failure blocks
+            self._blocker = error.plugin
         exc = error.error
         text = f"{type(exc).__name__}: {exc}"
         key = (error.plugin, error.hook, text)
@@ -1028,11 +1141,18 @@ async def areplay(
     subclass, or one with a handler set on it, is a plugin, replayed as it is) is
     replaced for the replay by one measuring durations on the recording's clock, in the
     same place in the dispatch order (so it counts the calls a ``tryfirst`` guard blocks,
-    as live dispatch does), and put back after. A bad line raises :class:`ReplayError`
-    (the events before it were replayed); with ``skip_bad`` it is counted in
-    ``bad_lines`` instead. Handler failures are grouped in ``failures``
+    as live dispatch does), and put back after. Replay shows what the plugins would have
+    done live: when they block a recorded ``tool_call`` (the recording was made without
+    that guard, so the tool ran), the call's later recorded :data:`RUN_ONLY_EVENTS`
+    (matched by session and ``tool_call_id``) are not emitted, as a live host emits none
+    for a blocked call; they are counted in ``skipped``, and a ``skipped`` action of the
+    blocking plugin in the turn says which. A subagent call's ``subagent_end`` then
+    carries the block's error, as live. A bad line raises :class:`ReplayError` (the events
+    before it were replayed); with ``skip_bad`` it is counted in ``bad_lines`` instead.
+    Handler failures are grouped in ``failures``
     (``all_tracebacks`` keeps every traceback, not just the first of each group).
-    ``progress(n)`` is called after each event.
+    ``progress(n)`` is called after each record, with the number of records replayed or
+    skipped.
     """
     label = name or (os.fspath(source) if isinstance(source, (str, os.PathLike)) else "<stdin>")
     state = _Replay(pm, label, all_tracebacks)
@@ -1086,15 +1206,17 @@ async def areplay(
         )
         for record in read_recording(source, skip_bad=skip_bad, bad=report.bad_lines, name=label):
             turn, ctx = state.context(record)
-            state.turn, state.line, state.chain = turn, record.line, _Chain(record.event)
-            clock.advance(record)
-            turn.events += 1
-            report.events += 1
-            await pm.aemit(record.event, ctx)
-            if isinstance(record.event, AgentEndEvent) and ends:
-                turn.agent_end = ends.pop()
+            clock.advance(record)  # the recording's time passes, emitted or not
+            event = state.live(record, turn)
+            if event is not None:
+                state.turn, state.line, state.chain = turn, record.line, _Chain(event)
+                turn.events += 1
+                report.events += 1
+                state.settle(record, await pm.aemit(event, ctx))
+                if isinstance(event, AgentEndEvent) and ends:
+                    turn.agent_end = ends.pop()
             if progress is not None:
-                progress(report.events)
+                progress(report.events + report.skipped)
     finally:
         if remove is not None:
             remove()

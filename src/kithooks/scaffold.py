@@ -195,8 +195,8 @@ def _check_name(name: str) -> str:
     """The package name for plugin ``name``; ScaffoldError when it is not one or shadows one."""
     if not _NAME.match(name):
         raise ScaffoldError(
-            f"plugin name {name!r} must be lowercase letters and digits, words joined by - or _ "
-            "(e.g. token-meter)"
+            f"plugin name {name!r} must be lowercase letters and digits starting with a letter, "
+            "words joined by single - or _ (e.g. token-meter, meter2)"
         )
     package = name.replace("-", "_")
     if keyword.iskeyword(package):
@@ -226,7 +226,7 @@ def new_plugin(
 
     ``requirement`` says where the project gets kithooks (default: where this kithooks came
     from, :func:`kithooks_requirement`). Raises :class:`ScaffoldError` when the name is not
-    a lowercase package name (``token-meter``), would shadow an importable module
+    a lowercase package name starting with a letter (``token-meter``), would shadow an importable module
     (``kithooks``, ``json``), or the directory exists and is not empty.
     """
     package = _check_name(name)

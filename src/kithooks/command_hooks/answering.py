@@ -36,7 +36,7 @@ from ..manager import PluginManager
 from .aliases import ToolAliases
 from .protocol import plain
 
-__all__ = ["Answer", "answer", "answer_sync", "refusal", "steps"]
+__all__ = ["ANSWERED_EVENTS", "Answer", "answer", "answer_sync", "refusal", "steps"]
 
 #: A host sequence answering one invocation (see :func:`steps`).
 Steps = Generator[Event, Any, "Answer"]
@@ -204,6 +204,10 @@ _ANSWERS = {
     "SubagentStop": _observed,
     "Stop": _observed,
 }
+
+#: The invocations (``hook_event_name``) that emit kithooks events; any other is answered
+#: with exit 0 and no output, whatever the plugins.
+ANSWERED_EVENTS = frozenset(_ANSWERS)
 
 
 def steps(

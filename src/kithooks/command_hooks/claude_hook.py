@@ -15,18 +15,32 @@ from typing import Any, NoReturn
 
 import click
 
+from ..aggregator import TurnAggregator
 from ..context import Context
+from ..hookspecs import PROJECT
 from ..listeners import describe_error
-from ..loading import LoadError, default_project_dir
+from ..loading import (
+    BLOCK_ENV,
+    DISABLE_ENTRYPOINTS_ENV,
+    LoadError,
+    blocked_names,
+    default_project_dir,
+    default_user_dir,
+    entrypoints_disabled,
+)
 from ..manager import HandlerError, PluginManager
 from ..state import StateError, StateStore, sidecar_path
 from ..streams import owned_stdout
 from .aliases import ToolAliases
-from .answering import REWRITE_DECISIONS, Answer, answer_sync, refusal
+from .answering import ANSWERED_EVENTS, REWRITE_DECISIONS, Answer, answer_sync, refusal
 
 #: The events whose call exit code 2 blocks in Claude Code: where a plugin that did not
 #: load must block rather than let the call through.
 BLOCKING_EVENTS = frozenset({"PreToolUse", "UserPromptSubmit", "PreCompact"})
+
+#: The events whose kithooks event is a guard (``tool_call``, ``before_compact``): where
+#: ``--fail-closed`` denies a call that no plugin was found to guard.
+GUARD_EVENTS = frozenset({"PreToolUse", "PreCompact"})
 
 __all__ = [
     "FAIL_CLOSED_ENV",
@@ -194,6 +208,57 @@ def _lost(exc: BaseException, pm: PluginManager, event: str) -> str:
     return message
 
 
+def _nothing_found(
+    pm: PluginManager, *, project_dir: Path, plugin_files: tuple[Path, ...], no_entrypoints: bool
+) -> str | None:
+    """None when a plugin (anything but kithooks' built-in turn aggregator) is registered;
+    otherwise what says that none was found, and where ``claude-hook`` looked."""
+    if any(type(plugin) is not TurnAggregator for _, plugin in pm.list_name_plugin()):
+        return None
+    if no_entrypoints:
+        entrypoints = "no entry points (--no-entrypoints)"
+    elif entrypoints_disabled():
+        entrypoints = f"no entry points (${DISABLE_ENTRYPOINTS_ENV} is set)"
+    else:
+        entrypoints = f"the entry points of group {PROJECT!r} installed in {sys.prefix}"
+    places = [entrypoints]
+    for directory in (default_user_dir(), project_dir):
+        missing = "" if directory.is_dir() else " (no such directory)"
+        places.append(f"{directory}{missing}")
+    places += [str(path) for path in plugin_files]
+    message = "no kithooks plugin was found; looked in " + ", ".join(places)
+    blocked = blocked_names()
+    if blocked:
+        message += f" (${BLOCK_ENV} skips {', '.join(sorted(blocked))})"
+    return message
+
+
+def _unguarded(
+    nothing: str, event: str, closed: bool, block_with_exit_code: bool, shown: list[str]
+) -> Answer | None:
+    """The answer when no plugin was found (``nothing`` says where ``claude-hook`` looked).
+
+    The user is told in the answer's ``systemMessage`` (added to ``shown``), and stderr
+    says it once. Under ``--fail-closed`` a guard event is denied (a guard that is not there
+    must not look like one that allowed the call): that refusal is returned. Otherwise
+    None: the plugins (none) answer as usual, which lets the call go on.
+    """
+    if closed and event in GUARD_EVENTS:
+        reason = f"{nothing} (--fail-closed: a call with no guard to ask is denied)"
+        shown.append(f"kithooks: {reason}")
+        if not block_with_exit_code:  # else the refusal's stderr says it
+            _say(nothing)
+        return refusal(event, reason, block_with_exit_code=block_with_exit_code)
+    _say(nothing)
+    if event in GUARD_EVENTS:
+        shown.append(
+            f"kithooks: {nothing}, so the call goes on unguarded (--fail-closed would deny it)"
+        )
+    else:
+        shown.append(f"kithooks: {nothing}, so no plugin saw this {event}")
+    return None
+
+
 def _note(failures: list[str], closed: bool) -> str:
     note = "kithooks: " + "; ".join(failures)
     if not closed:
@@ -248,11 +313,13 @@ def claude_hook(
 ) -> None:
     """Answer one Claude Code hook invocation (JSON on stdin) with kithooks plugins.
 
-    Wire it into Claude Code's settings.json for any hook event, e.g.:
+    Wire it into Claude Code's settings.json for any hook event, by the absolute path of
+    the kithooks that has your plugins (Claude Code's PATH may find none, or another
+    environment's), with --fail-closed for guards, e.g.:
 
     \b
-      {"hooks": {"PreToolUse": [{"hooks": [
-        {"type": "command", "command": "kithooks claude-hook"}]}]}}
+      {"hooks": {"PreToolUse": [{"hooks": [{"type": "command", "command":
+        "/path/to/project/.venv/bin/kithooks claude-hook --fail-closed"}]}]}}
 
     A block becomes a deny with the plugin's reason, a tool-input rewrite becomes
     updatedInput with the --rewrite-decision (ask: the user approves the rewritten call),
@@ -266,7 +333,9 @@ def claude_hook(
     guard never looks like one that allowed the call; for other events it is exit 1. A bad
     option or -p path is answered the same way, and so is a handler that exits
     (sys.exit): the guards after it never ran. Exit 1 also means the input was not a hook
-    invocation. Only the answer goes to stdout:
+    invocation. When no plugin is found at all, that is said, with where it looked, on
+    stderr and in a systemMessage; with --fail-closed a PreToolUse or PreCompact call is
+    then denied with that reason. Only the answer goes to stdout:
     anything the plugins print goes to stderr.
     """
     raw = sys.stdin.buffer.read()
@@ -345,13 +414,12 @@ def _answer_call(
             failures.append(error.message)
 
     pm = PluginManager(state=store, context=ctx, fail_closed=closed, on_error=report)
+    project_dir = default_project_dir(project_root(data))
     try:
         if not no_entrypoints:
             pm.load_entrypoints()
         # No hooks.json here: a command hook calling `kithooks claude-hook` would call itself.
-        pm.load_plugin_files(
-            plugin_files, project_dir=default_project_dir(project_root(data)), command_hooks=False
-        )
+        pm.load_plugin_files(plugin_files, project_dir=project_dir, command_hooks=False)
     except KeyboardInterrupt:  # as a load failure: exit by the event's rule
         _say(f"interrupted while loading the plugins for {event or 'the call'}")
         return _exit_code_for_bad_input(event)
@@ -361,28 +429,36 @@ def _answer_call(
         reason = "; ".join(e.message for e in pm.load_errors)
         _say(f"plugins failed to load: {reason}")
         return _exit_code_for_bad_input(event)
-    try:
-        result = answer_sync(
-            pm,
-            data,
-            ctx,
-            aliases=ToolAliases(),
-            block_with_exit_code=block_with_exit_code,
-            rewrite_decision=rewrite_decision,
-        )
-    except KeyboardInterrupt:  # no answer: exit as for a load failure (never 2 on Stop)
-        _say(f"interrupted while answering {event or 'the call'}")
-        return _exit_code_for_bad_input(event)
-    except BaseException as exc:  # a sys.exit in a handler: not the answer
-        message = _lost(exc, pm, event)
-        _say(message)
-        failures.append(message)
-        result = Answer()
-        if event in BLOCKING_EVENTS:
-            # As for a load failure, whatever --fail-closed says: the dispatch ended there,
-            # so the guards after it never ran; a deny of theirs must not look like an allow.
-            result = refusal(event, message, block_with_exit_code=block_with_exit_code)
-            closed = True  # the note must not say the failure was skipped
+    nothing = _nothing_found(
+        pm, project_dir=project_dir, plugin_files=plugin_files, no_entrypoints=no_entrypoints
+    )
+    result = None
+    if nothing is not None and event in ANSWERED_EVENTS:
+        result = _unguarded(nothing, event, closed, block_with_exit_code, shown)
+    if result is None:
+        try:
+            result = answer_sync(
+                pm,
+                data,
+                ctx,
+                aliases=ToolAliases(),
+                block_with_exit_code=block_with_exit_code,
+                rewrite_decision=rewrite_decision,
+            )
+        except KeyboardInterrupt:  # no answer: exit as for a load failure (never 2 on Stop)
+            _say(f"interrupted while answering {event or 'the call'}")
+            return _exit_code_for_bad_input(event)
+        except BaseException as exc:  # a sys.exit in a handler: not the answer
+            message = _lost(exc, pm, event)
+            _say(message)
+            failures.append(message)
+            result = Answer()
+            if event in BLOCKING_EVENTS:
+                # As for a load failure, whatever --fail-closed says: the dispatch ended
+                # there, so the guards after it never ran; a deny of theirs must not look
+                # like an allow.
+                result = refusal(event, message, block_with_exit_code=block_with_exit_code)
+                closed = True  # the note must not say the failure was skipped
     output = result.output
     if failures:  # Claude Code shows a hook's stderr only in verbose mode: tell the user too
         shown.append(_note(failures, closed))
