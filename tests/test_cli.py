@@ -57,7 +57,7 @@ def test_demo_json(run):
     data = json.loads(proc.stdout)
     ends = [t["agent_end"] for t in data["turns"] if t["agent_end"]]
     assert [e["tool_call_count"] for e in ends] == [5, 1]
-    assert "permission-gate" in data["plugins"]
+    assert "demo:permission-gate" in data["plugins"]
 
 
 def test_replay_with_plugin_files_and_custom_events(run, tmp_path):

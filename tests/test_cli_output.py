@@ -112,7 +112,7 @@ def test_demo_json_plugin_is_never_empty(run):
     assert len(actions) > 10
     assert all(a["plugin"] for a in actions)
     says = {a["plugin"] for a in actions if a["kind"] == "print"}
-    assert says == {"usage-budget"}
+    assert says == {"demo:usage-budget"}
 
 
 @pytest.mark.parametrize("encoding", ["ascii", "cp1252", "latin-1"])
@@ -256,7 +256,7 @@ def test_async_plugins_work_in_replay_and_demo(run, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr
     assert "  agate says: async saw 5 tools" in proc.stdout
-    assert "  permission-gate blocked tool_call" in proc.stdout  # the first guard wins
+    assert "  demo:permission-gate blocked tool_call" in proc.stdout  # the first guard wins
     rec = recording(
         tmp_path / "r.jsonl",
         [

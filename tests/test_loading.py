@@ -475,8 +475,10 @@ def test_directory_plugins_main_or_package_with_sibling_imports_and_reload(tmp_p
     )
     (d / "pkg" / "util.py").write_text("X = 'from-util'\n")
     (d / "__pycache__").mkdir()
-    (d / "data").mkdir()  # no main.py nor __init__.py: not a plugin
-    (d / "data" / "thing.py").write_text("raise SystemExit('must not load')")
+    (d / "_helpers").mkdir()  # private, no main.py nor __init__.py: not a plugin
+    (d / "_helpers" / "thing.py").write_text("raise SystemExit('must not load')")
+    (d / "data").mkdir()  # no Python at all: not a plugin, and no error
+    (d / "data" / "rules.json").write_text("{}")
     pm = PluginManager()
     assert pm.load_plugin_files([d], user_dir=None, project_dir=None) == ["gate", "pkg"]
     assert pm.plugin_source("gate").kind == "directory"

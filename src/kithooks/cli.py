@@ -31,7 +31,7 @@ import click
 from .context import Context
 from .dispatch import KINDS, RULES
 from .events import EVENT_CLASSES, AgentEndEvent, all_event_types
-from .loading import LoadError
+from .loading import LoadError, skipped
 from .manager import PluginManager
 from .state import SidecarBackend, StateError, StateStore, sidecar_path
 from .streams import owned_stdout
@@ -424,9 +424,10 @@ def demo(
 ) -> None:
     """Replay a bundled two-turn agent session through the example plugins.
 
-    The discovered plugins (entry points, plugin directories, --plugin) run beside the
-    bundled examples: a permission gate, a secret redactor, a context injector, a usage
-    budget and a tool logger (writing to a temporary file unless $KITHOOKS_TOOL_LOG is set).
+    The discovered plugins (entry points, plugin directories, --plugin) run after the
+    bundled examples, named demo:<name> so that none of yours clashes with them: a
+    permission gate, a secret redactor, a context injector, a usage budget and a tool logger
+    (writing to a temporary file unless $KITHOOKS_TOOL_LOG is set).
     """
     import tempfile
 
@@ -437,7 +438,7 @@ def demo(
         pm = replay_manager(
             plugin_files,
             entrypoints=not no_entrypoints,
-            extra=demo_module.EXAMPLE_PLUGINS,
+            extra=demo_module.demo_plugins(),
             cwd=str(demo_module.demo_project()),
             settings=settings,
         )
@@ -514,9 +515,11 @@ def replay_command(
 def plugins(
     plugin_files: tuple[Path, ...], no_entrypoints: bool, settings: tuple[Path, ...], as_json: bool
 ) -> None:
-    """List the discovered plugins, the hooks each implements, and load errors.
+    """List the discovered plugins, the hooks each implements, load errors, and what was
+    found and skipped (a test file beside the plugins, an imported hook class).
 
-    Piped, one plugin a line, tab-separated: name, origin, hooks (comma-separated).
+    Piped, one plugin a line, tab-separated: name, origin, hooks (comma-separated). Load
+    errors and skipped files go to stderr, one a line.
     """
     with _plugin_output():
         pm = replay_manager(plugin_files, entrypoints=not no_entrypoints, settings=settings)
@@ -536,9 +539,16 @@ def plugins(
                     "hooks": hooks,
                 }
             )
+        notes = skipped(pm)
         if as_json:
             errors = [_load_error_json(e) for e in pm.load_errors]
-            emit_json({"plugins": rows, "load_errors": errors})
+            emit_json(
+                {
+                    "plugins": rows,
+                    "load_errors": errors,
+                    "skipped": [attrs.asdict(n) | {"message": n.message} for n in notes],
+                }
+            )
         elif rows:
             _rows(
                 ("plugin", "from", "hooks"),
@@ -555,6 +565,10 @@ def plugins(
             )
         else:
             say("no plugins found")
+        if not as_json:
+            for note in notes:  # the warnings were logged (on stderr) as they happened
+                if not note.warning:
+                    say(note.message)
         failed = _report_load_errors(pm)
     sys.exit(EXIT_PLUGINS_FAILED if failed else EXIT_OK)
 

@@ -39,7 +39,14 @@ from .manager import PluginManager
 from .recording import Recorder
 from .usage import Usage
 
-__all__ = ["EXAMPLE_PLUGINS", "demo_project", "demo_recording", "record_session"]
+__all__ = [
+    "DEMO_PREFIX",
+    "EXAMPLE_PLUGINS",
+    "demo_plugins",
+    "demo_project",
+    "demo_recording",
+    "record_session",
+]
 
 SESSION = "demo-session"
 #: The scripted session's clock: it starts at 2025-11-29 09:00 UTC and each recorded event
@@ -60,6 +67,18 @@ EXAMPLE_PLUGINS: tuple[tuple[str, ModuleType], ...] = (
     ("usage-budget", usage_budget),
     ("tool-logger", tool_logger),
 )
+
+
+#: What ``kithooks demo`` puts before each bundled example's name.
+DEMO_PREFIX = "demo:"
+
+
+def demo_plugins() -> tuple[tuple[str, ModuleType], ...]:
+    """The bundled examples as ``kithooks demo`` registers them: ``demo:permission-gate``
+    and so on. The demo runs beside the user's own plugins, and a user's entry point may
+    well be named ``permission-gate`` (the README's example is): under its bare name the
+    bundled example would hold that name, and the user's plugin would fail to load."""
+    return tuple((DEMO_PREFIX + name, module) for name, module in EXAMPLE_PLUGINS)
 
 
 def demo_recording() -> Path:

@@ -1,11 +1,12 @@
 """Loading plugins: entry points, plugin files, directory plugins and classes in files.
 
 The :class:`Loader` finds plugins, imports them, turns what it imported into plugin objects
-and registers them with its :class:`~kithooks.PluginManager` (which delegates
-``load_entrypoints``, ``load_plugin_files`` and ``reload`` to it). Every shape either
-registers a plugin with at least one hook or is a :class:`LoadError` naming the file, class
-or entry point; nothing loads silently as a plugin that does nothing. ``docs/plugins.md``
-describes the rules.
+(a module by one rule, :func:`module_plugins`, however it was loaded) and registers them
+with its :class:`~kithooks.PluginManager` (which delegates ``load_entrypoints``,
+``load_plugin_files`` and ``reload`` to it). Every shape either registers a plugin with at
+least one hook or is a :class:`LoadError` naming the file, class or entry point; nothing
+loads silently as a plugin that does nothing, and what is found and not loaded is a
+:class:`Skipped` note. ``docs/plugins.md`` describes the rules.
 """
 
 from __future__ import annotations
@@ -37,15 +38,19 @@ __all__ = [
     "LoadError",
     "Loader",
     "PluginSource",
+    "Skipped",
     "blocked_names",
     "default_project_dir",
     "default_user_dir",
     "entrypoints_disabled",
+    "find_project_root",
     "forget_modules",
     "import_plugin_directory",
     "import_plugin_file",
     "module_name_for",
+    "module_plugins",
     "register_plugin",
+    "skipped",
 ]
 
 
@@ -62,9 +67,10 @@ FILE_KINDS: Final = frozenset({"file", "directory", "class"})
 class PluginSource:
     """Where a registered plugin came from."""
 
-    #: ``"entrypoint"``, ``"file"`` (a module, or the command hooks of a ``hooks.json``),
+    #: ``"entrypoint"`` (the entry point's object, or a class or instance of the module it
+    #: names), ``"file"`` (a module, or the command hooks of a ``hooks.json``),
     #: ``"directory"`` (``<name>/main.py`` or a package ``<name>/__init__.py``), ``"class"``
-    #: (a class in a file) or ``"object"``
+    #: (a class in a file, built, or an instance of one made there) or ``"object"``
     kind: str
     name: str
     location: str = ""  #: the file's path, or the entry point's ``module:attr``
@@ -105,6 +111,29 @@ class LoadError:
         return text
 
 
+@attrs.frozen(kw_only=True)
+class Skipped:
+    """Something the loader found and did not load, and why: ``kithooks plugins`` lists it.
+
+    A file or folder of a plugin directory skipped by its name (``test_gate.py``,
+    ``_helpers/``), or a class with hooks in a plugin's module that is not built (imported
+    into it, not defined there). The second kind is ``warning``: logged at WARNING on logger
+    ``kithooks.loading``, since a guard the author meant to load would not run; the first is
+    logged at INFO.
+    """
+
+    #: ``"file"``, ``"directory"``, ``"class"`` or ``"entrypoint"`` (as :class:`LoadError`)
+    kind: str
+    location: str  #: the path, or the entry point's value
+    reason: str  #: one sentence: what was skipped and why, and how to load it
+    warning: bool = False  #: True for something with hooks that will not run
+
+    @property
+    def message(self) -> str:
+        """One line: where, and why it was skipped."""
+        return f"skipped {self.location}: {self.reason}"
+
+
 def _describe(error: BaseException) -> str:
     try:
         text = str(error)
@@ -132,9 +161,29 @@ def default_user_dir() -> Path:
     return Path(base) / "kithooks" / "plugins"
 
 
+#: The directory that marks a project (and holds its ``plugins/`` and ``hooks.json``).
+PROJECT_MARKER = ".kithooks"
+
+
+def find_project_root(start: str | os.PathLike[str] | None = None) -> Path:
+    """The project ``start`` (the working directory by default) belongs to: the nearest
+    directory holding ``.kithooks``, from ``start`` upwards; ``start`` itself when none does.
+
+    Every command finds the project this way (as git finds its repository), so its guards
+    apply in a subdirectory of the project too (a shell that ran ``cd src``).
+    """
+    begin = Path(start if start is not None and str(start) else os.getcwd()).absolute()
+    for directory in (begin, *begin.parents):
+        if (directory / PROJECT_MARKER).is_dir():
+            return directory
+    return begin
+
+
 def default_project_dir(cwd: str | os.PathLike[str] | None = None) -> Path:
-    """``.kithooks/plugins`` under the working directory."""
-    return Path(cwd or os.getcwd()) / ".kithooks" / "plugins"
+    """``.kithooks/plugins`` of the project: under :func:`find_project_root` of the working
+    directory by default, or under ``cwd`` itself when given (a project root already found)."""
+    root = find_project_root() if cwd is None or not str(cwd) else Path(cwd)
+    return root / PROJECT_MARKER / "plugins"
 
 
 # --------------------------------------------------------------------------- finding
@@ -158,17 +207,62 @@ def _is_directory_plugin(path: Path) -> bool:
     return (path / "main.py").is_file() or (path / "__init__.py").is_file()
 
 
-def _plugins_in(directory: Path) -> Iterator[_Found]:
+def _python_files(directory: Path) -> list[str]:
+    try:
+        return sorted(p.name for p in directory.iterdir() if p.suffix == ".py" and p.is_file())
+    except OSError:
+        return []
+
+
+def _skip_note(entry: Path) -> Skipped | None:
+    """The note for an entry of a plugin directory skipped by its name, when it holds Python
+    (a ``.py`` file, or a folder with ``.py`` files); hidden entries and caches need none."""
+    if entry.name.startswith(".") or entry.name == "__pycache__":
+        return None
+    if entry.is_file() and entry.suffix == ".py":
+        kind = "file"
+    elif entry.is_dir() and _python_files(entry):
+        kind = "directory"
+    else:
+        return None
+    if entry.name.startswith("_"):
+        why = "its name starts with _ (private: helpers, not plugins)"
+    else:
+        why = "it is named like a test (test_*, *_test and conftest are not plugins)"
+    return Skipped(kind=kind, location=str(entry), reason=why)
+
+
+def _folder_without_entry(entry: Path) -> LoadError:
+    files = _python_files(entry)
+    shown = ", ".join(files[:3]) + (", ..." if len(files) > 3 else "")
+    return LoadError(
+        name=entry.name,
+        kind="directory",
+        location=str(entry),
+        error=FileNotFoundError(
+            f"plugin folder {str(entry)!r} holds Python files ({shown}) but neither main.py "
+            "nor __init__.py, so none of them is loaded: name the plugin's file main.py (or "
+            "add an __init__.py), or start the folder's name with _ if it holds no plugin"
+        ),
+    )
+
+
+def _plugins_in(directory: Path) -> Iterator[_Found | LoadError | Skipped]:
     for entry in sorted(directory.iterdir(), key=lambda p: p.name):
         if _skipped(entry.name):
+            note = _skip_note(entry)
+            if note is not None:
+                yield note
             continue
         if entry.is_file() and entry.suffix == ".py":
             yield _Found(entry.stem, entry.resolve(), "file")
         elif entry.is_dir() and _is_directory_plugin(entry):
             yield _Found(entry.name, entry.resolve(), "directory")
+        elif entry.is_dir() and _python_files(entry):
+            yield _folder_without_entry(entry)
 
 
-def _find(dirs: Iterable[Path], paths: Iterable[Path]) -> Iterator[_Found | LoadError]:
+def _find(dirs: Iterable[Path], paths: Iterable[Path]) -> Iterator[_Found | LoadError | Skipped]:
     """Plugins in ``dirs`` (plugin directories; a missing one is skipped), then ``paths``.
 
     An explicit path is a ``.py`` file, a directory plugin (holding ``main.py`` or
@@ -198,19 +292,28 @@ def _path_error(path: Path, problem: str) -> LoadError:
     )
 
 
-def _plugins_or_nothing(directory: Path, *, explicit: bool) -> Iterator[_Found | LoadError]:
+def _plugins_or_nothing(
+    directory: Path, *, explicit: bool
+) -> Iterator[_Found | LoadError | Skipped]:
     """The plugins in ``directory``; none at all is a LoadError when the directory was named
     explicitly (``-p DIR``), or when its ``plugins`` subdirectory holds some (the project's
     ``.kithooks`` given where ``.kithooks/plugins`` was meant). An empty default plugin
     directory is no mistake."""
     found = list(_plugins_in(directory))
-    yield from found
-    if found:
-        return
     inner = directory / "plugins"
-    if inner.is_dir() and any(True for _ in _plugins_in(inner)):
+    if (
+        not any(isinstance(f, _Found) for f in found)
+        and inner.is_dir()
+        and any(isinstance(f, _Found) for f in _plugins_in(inner))
+    ):
+        # not "a folder without main.py": the project's .kithooks, given for its plugins/
+        yield from (f for f in found if getattr(f, "location", "") != str(inner))
         yield _path_error(directory, f"holds no plugin, but {str(inner)!r} does: name that one")
-    elif explicit:
+        return
+    yield from found
+    if any(not isinstance(f, Skipped) for f in found):
+        return
+    if explicit:
         yield _path_error(directory, "holds no plugin (no .py file, no directory plugin)")
 
 
@@ -316,22 +419,32 @@ def _looks_like_plugin(pm: PluginManager, obj: object) -> bool:
     return _has_hooks(pm, obj) or _named_like_hooks(obj)
 
 
+def _defined_classes(module: ModuleType) -> list[type]:
+    """The classes bound in ``module`` that were defined there (not imported), in order."""
+    return [
+        v for v in vars(module).values() if inspect.isclass(v) and v.__module__ == module.__name__
+    ]
+
+
+def _class_has_hooks(pm: PluginManager, cls: type) -> bool:
+    try:
+        return _has_hooks(pm, cls)
+    except Exception:  # a class whose attributes cannot be listed holds no hook we can see
+        return False
+
+
 def _plugin_classes(pm: PluginManager, module: ModuleType) -> list[type]:
-    """The classes of ``module`` that are plugins, in definition order.
+    """The classes of ``module`` that are plugins when no instance of them is, in order.
 
     Defined there (not imported), public (no leading ``_``), not abstract, not a base of
     another class defined there, and with a marked method (or one named like a hook, which
     is then refused as unmarked).
     """
-    defined = [
-        value
-        for value in vars(module).values()
-        if inspect.isclass(value) and value.__module__ == module.__name__
-    ]
+    defined = _defined_classes(module)
     bases = {base for cls in defined for base in cls.__mro__[1:]}
     return [
         cls
-        for cls in defined
+        for cls in dict.fromkeys(defined)  # a class bound twice (an alias) is one plugin
         if not cls.__name__.startswith("_")
         and not inspect.isabstract(cls)
         and cls not in bases
@@ -339,18 +452,126 @@ def _plugin_classes(pm: PluginManager, module: ModuleType) -> list[type]:
     ]
 
 
+def _is_instance_plugin(pm: PluginManager, value: object, classes: Sequence[type]) -> bool:
+    """True when ``value`` is an instance of a class with hooks (a plugin class of the
+    module, or any class with a marked method or a custom-event handler)."""
+    if inspect.isclass(value) or inspect.ismodule(value) or inspect.isroutine(value):
+        return False
+    cls = type(value)
+    if cls.__module__ == "builtins":
+        return False
+    return cls in classes or _class_has_hooks(pm, cls)
+
+
+def _defined_at(cls: type) -> str:
+    """``file:line`` of a class's definition, or ``""`` when its source cannot be found."""
+    try:
+        return (
+            f"{inspect.getsourcefile(cls) or inspect.getfile(cls)}:{inspect.getsourcelines(cls)[1]}"
+        )
+    except (OSError, TypeError):
+        return ""
+
+
+def module_plugins(
+    pm: PluginManager, module: ModuleType, base: str, where: str
+) -> tuple[list[tuple[str, object]], list[Skipped]]:
+    """The plugins ``module`` gives when it is loaded as a plugin, and what it skips.
+
+    The one rule for a module as a plugin, whichever way it was loaded (a plugin file, a
+    directory plugin, an entry point naming a module), in the module's namespace order:
+
+    - the module itself, named ``base``, when it has module-level hooks;
+    - each public module-level *instance* of a class with hooks, registered as it is (a
+      configured guard, ``plugin = Gate(words=...)``), named ``<base>:<variable>``; the same
+      object bound twice is one plugin;
+    - each class *defined* in the module that is a plugin (:func:`_plugin_classes`) and has
+      no public instance in the module, built with no arguments and named
+      ``<base>:<ClassName>``; one that cannot be built gives, in place of the object, a
+      :class:`TypeError` naming the class, its file and line.
+
+    Returns ``(name, object or error)`` pairs, and a warning :class:`Skipped` for each public
+    class with hooks imported into the module (defined elsewhere, so not built) that is no
+    base of a plugin class here and has no instance here. ``where`` says what was loaded
+    (for the messages). No pair at all means the module holds no plugin.
+    """
+    out: list[tuple[str, object]] = []
+    if _looks_like_plugin(pm, module):
+        out.append((base, module))
+    classes = _plugin_classes(pm, module)
+    namespace = list(vars(module).items())
+    instances = {
+        id(value): (attr, value)
+        for attr, value in reversed(namespace)  # reversed: the first name of an object wins
+        if not attr.startswith("_") and _is_instance_plugin(pm, value, classes)
+    }
+    configured = {type(value) for _, value in instances.values()}
+    done: set[int] = set()
+    for attr, value in namespace:
+        if id(value) in done:
+            continue
+        if inspect.isclass(value) and value in classes and value not in configured:
+            done.add(id(value))
+            label = f"{base}:{value.__name__}"
+            instead = f"make the configured instance in the module ({attr.lower()} = {attr}(...))"
+            try:
+                out.append((label, _instantiate(value, label, where, instead)))
+            except TypeError as exc:
+                out.append((label, exc))
+        elif instances.get(id(value), (None, None))[0] == attr:
+            done.add(id(value))
+            out.append((f"{base}:{attr}", value))
+    covered = {k for cls in (*_defined_classes(module), *configured) for k in cls.__mro__}
+    skipped = [
+        Skipped(
+            kind="class",
+            location=where,
+            warning=True,
+            reason=(
+                f"class {value.__name__} (imported from {value.__module__}) has hooks but is "
+                "not built: only classes defined in the module are; define a subclass there "
+                f"(class My{value.__name__}({value.__name__}): ...) or create an instance "
+                f"there ({attr.lower()} = {attr}())"
+            ),
+        )
+        for attr, value in namespace
+        if inspect.isclass(value)
+        and value.__module__ != module.__name__
+        and not attr.startswith("_")
+        and value not in covered
+        and value.__module__.partition(".")[0] != "kithooks"  # kithooks' own types: tools
+        and not inspect.isabstract(value)
+        and _class_has_hooks(pm, value)
+    ]
+    return out, skipped
+
+
 def _holds_plugins(pm: PluginManager, module: ModuleType) -> bool:
-    return _looks_like_plugin(pm, module) or bool(_plugin_classes(pm, module))
+    """True when :func:`module_plugins` would give ``module`` some plugin (nothing built)."""
+    classes = _plugin_classes(pm, module)
+    return (
+        bool(classes)
+        or _looks_like_plugin(pm, module)
+        or any(
+            not attr.startswith("_") and _is_instance_plugin(pm, value, classes)
+            for attr, value in vars(module).items()
+        )
+    )
 
 
-def _instantiate(cls: type, label: str, where: str) -> object:
+def _instantiate(cls: type, label: str, where: str, instead: str) -> object:
+    """``cls()``, or a TypeError naming the plugin, the class and where it is defined, and
+    the way to configure it (``instead``: a configured instance where it would be used)."""
     try:
         return cls()
     except (Exception, SystemExit) as exc:
+        at = _defined_at(cls)
         raise TypeError(
-            f"plugin {label!r}: class {cls.__name__} in {where} cannot be built with no "
-            f"arguments ({type(exc).__name__}: {_describe(exc)}); give its __init__ defaults "
-            "or register an instance from your host"
+            f"plugin {label!r}: class {cls.__name__} in {where}"
+            + (f" (defined at {at})" if at else "")
+            + f" cannot be built with no arguments ({type(exc).__name__}: {_describe(exc)}); "
+            f"give its __init__ defaults, {instead}: it is registered as it is instead, or "
+            "register an instance from your host"
         ) from exc
 
 
@@ -423,17 +644,24 @@ class _Batch:
 class Loader:
     """Loads plugins into one :class:`~kithooks.PluginManager` and reloads the file plugins.
 
-    A plugin file (``x.py``) or directory plugin (``<name>/main.py``, or a package
-    ``<name>/__init__.py``) gives:
+    A plugin file (``x.py``), a directory plugin (``<name>/main.py``, or a package
+    ``<name>/__init__.py``) and an entry point naming a module give the same plugins, by
+    the one rule of :func:`module_plugins` (``<base>`` is the file's stem, the directory's
+    name or the entry point's name):
 
-    - one plugin named after the file's stem (the directory's name) holding its module-level
-      hookimpls, when it has any;
-    - one plugin per class *defined* in it (not imported) with at least one marked method,
-      built with no arguments and named ``<stem>:<ClassName>`` (private classes, abstract
-      classes and classes other classes of the file derive from are not plugins).
+    - ``<base>``: the module, holding its module-level hookimpls, when it has any;
+    - ``<base>:<variable>``: each public module-level instance of a class with hooks (a
+      configured guard), registered as it is;
+    - ``<base>:<ClassName>``: each class *defined* in it (not imported) with at least one
+      marked method and no public instance there, built with no arguments (private
+      classes, abstract classes and classes other classes of the module derive from are
+      not plugins).
 
-    A file giving no plugin, a class that cannot be built, and a function named like a hook
-    but not marked are each a :class:`LoadError`; the others still load.
+    A module giving no plugin, a class that cannot be built, a function named like a hook
+    but not marked, and a folder of a plugin directory holding ``.py`` files but neither
+    ``main.py`` nor ``__init__.py`` are each a :class:`LoadError`; the others still load.
+    A class with hooks imported into the module (and so not built), and a file or folder
+    skipped by its name (``test_*``, ``_*``) are each a :class:`Skipped` note.
 
     :meth:`reload` keeps a file's previous version when its new version fails to load (see
     there).
@@ -448,11 +676,18 @@ class Loader:
         self._clean: set[Path] = set()
         #: during a reload: the previous version of each clean path, kept if its new fails
         self._previous: dict[Path, _Previous] = {}
+        #: what was found and not loaded (see :func:`skipped`)
+        self.skipped: list[Skipped] = []
 
     # ------------------------------------------------------------------ entry points
 
     def load_entrypoints(self, group: str) -> list[str]:
-        """Register every plugin of the entry-point ``group``; returns the names registered."""
+        """Register every plugin of the entry-point ``group``; returns the names registered.
+
+        Entry points load in the order of their names (then of their distributions' names),
+        whatever order the installer wrote them in, so the handlers' order (and which guard
+        answers first) does not depend on how the distributions were built or installed.
+        """
         if entrypoints_disabled():
             return []
         pm = self._pm
@@ -460,7 +695,11 @@ class Loader:
         loaded: list[str] = []
         import importlib.metadata  # here: reading entry points is slow to import
 
-        for ep in importlib.metadata.entry_points(group=group):
+        def dist_name(ep: importlib.metadata.EntryPoint) -> str:
+            return ep.dist.metadata["Name"] if ep.dist is not None else ""
+
+        found = importlib.metadata.entry_points(group=group)
+        for ep in sorted(found, key=lambda ep: (ep.name, dist_name(ep), ep.value)):
             if ep.name in blocked or pm.is_blocked(ep.name):
                 continue
             dist = ep.dist
@@ -468,39 +707,61 @@ class Loader:
                 kind="entrypoint",
                 name=ep.name,
                 location=ep.value,
-                distribution=dist.metadata["Name"] if dist is not None else "",
+                distribution=dist_name(ep),
                 version=dist.version if dist is not None else "",
             )
+            if self._same_entrypoint(source):
+                continue  # loaded by an earlier call: nothing to do
             try:
-                if pm.get_plugin(ep.name) is not None:
-                    if self._same_entrypoint(source):
-                        continue  # loaded by an earlier call: nothing to do
-                    raise ValueError(
-                        f"the name {ep.name!r} is already taken by {self._holder(ep.name)}; "
-                        "plugin names are unique, so one of the two must be renamed"
-                    )
-                self._register_entrypoint(ep, source)
+                if pm.get_plugin(ep.name) is not None:  # not even imported then
+                    raise ValueError(self._taken(ep.name))
+                plugins = self._entrypoint_plugins(ep)
             except (Exception, SystemExit) as exc:
-                self._failed(
-                    LoadError(
-                        name=ep.name,
-                        kind="entrypoint",
-                        location=ep.value,
-                        distribution=source.distribution,
-                        error=exc,
-                    )
-                )
+                self._failed(self._entrypoint_error(ep.name, source, exc))
                 continue
-            loaded.append(ep.name)
+            for label, obj in plugins:
+                if label in blocked or pm.is_blocked(label):
+                    continue
+                try:
+                    if isinstance(obj, BaseException):
+                        raise obj
+                    if pm.get_plugin(label) is not None:
+                        raise ValueError(self._taken(label))
+                    what = f"entry point {ep.name} = {ep.value}"
+                    screened = isinstance(obj, ModuleType) or label != ep.name
+                    named = attrs.evolve(source, name=label)
+                    self._register(obj, label, what, named, screened=screened)
+                except (Exception, SystemExit) as exc:
+                    self._failed(self._entrypoint_error(label, source, exc))
+                    continue
+                loaded.append(label)
         return loaded
 
+    @staticmethod
+    def _entrypoint_error(name: str, source: PluginSource, exc: BaseException) -> LoadError:
+        return LoadError(
+            name=name,
+            kind="entrypoint",
+            location=source.location,
+            distribution=source.distribution,
+            error=exc,
+        )
+
     def _same_entrypoint(self, source: PluginSource) -> bool:
-        """True when ``source``'s name holds the plugin of that very entry point."""
-        held = self._pm.plugin_source(source.name)
-        return held is not None and (held.kind, held.location, held.distribution) == (
-            "entrypoint",
-            source.location,
-            source.distribution,
+        """True when a plugin of that very entry point (``source``) is registered."""
+        mine = (source.location, source.distribution)
+        return any(
+            held.kind == "entrypoint"
+            and (held.location, held.distribution) == mine
+            and (held.name == source.name or held.name.startswith(source.name + ":"))
+            for held in list(self._pm._sources.values())
+            if self._pm.get_plugin(held.name) is not None
+        )
+
+    def _taken(self, name: str) -> str:
+        return (
+            f"the name {name!r} is already taken by {self._holder(name)}; plugin names are "
+            "unique, so one of the two must be renamed"
         )
 
     def _holder(self, name: str) -> str:
@@ -511,25 +772,44 @@ class Loader:
         if type(plugin) is TurnAggregator:  # a subclass is the host's plugin (below)
             return "kithooks' built-in turn aggregator"
         if held is None or held.kind == "object":
-            return f"a plugin the host registered ({type(plugin).__name__})"
+            if isinstance(plugin, ModuleType):
+                shown = f"module {plugin.__name__}"
+            else:
+                shown = type(plugin).__name__
+            return f"a plugin the host registered ({shown})"
         if held.kind == "entrypoint":
             return (
-                f"entry point {name} = {held.location} of distribution "
+                f"entry point {held.name} = {held.location} of distribution "
                 f"{held.distribution!r} {held.version}"
             ).strip()
         return f"the {held.kind} plugin {held.location}"
 
-    def _register_entrypoint(self, ep: importlib.metadata.EntryPoint, source: PluginSource) -> None:
+    def _entrypoint_plugins(self, ep: importlib.metadata.EntryPoint) -> list[tuple[str, object]]:
+        """``(name, plugin object or the error)`` for what the entry point ``ep`` names: a
+        module gives what :func:`module_plugins` finds in it (as a plugin file would), a class
+        is built with no arguments, any other object is the plugin as it is."""
         what = f"entry point {ep.name} = {ep.value}"
         obj = ep.load()
         if inspect.isclass(obj):
-            obj = _instantiate(obj, ep.name, what)
-        elif inspect.isroutine(obj):
+            instead = f"point the entry point at a configured instance ({ep.module}:plugin)"
+            return [(ep.name, _instantiate(obj, ep.name, what, instead))]
+        if inspect.isroutine(obj):
             raise TypeError(
                 f"{what} is a function; point it at the module holding the hooks or at a "
                 "plugin class"
             )
-        self._register(obj, ep.name, what, source)
+        if not isinstance(obj, ModuleType):
+            return [(ep.name, obj)]
+        plugins, skipped = module_plugins(self._pm, obj, ep.name, what)
+        for note in skipped:
+            self._note(attrs.evolve(note, kind="entrypoint", location=ep.value))
+        if not plugins:
+            raise PluginValidationError(
+                obj,
+                f"plugin {ep.name!r}: {what} has no hooks; mark functions of module "
+                f"{obj.__name__}, or methods of a class defined there, with @kithooks.hookimpl",
+            )
+        return plugins
 
     # ------------------------------------------------------------------ files
 
@@ -575,6 +855,7 @@ class Loader:
         self._from_path.clear()
         self._clean.clear()
         pm.load_errors[:] = [e for e in pm.load_errors if e.kind not in FILE_KINDS]
+        self.skipped[:] = [n for n in self.skipped if n.kind not in FILE_KINDS]
         self._previous = previous
         names: list[str] = []
         try:
@@ -655,6 +936,9 @@ class Loader:
         for found in _find(batch.dirs, batch.paths):
             if isinstance(found, LoadError):
                 self._failed(found)
+                continue
+            if isinstance(found, Skipped):
+                self._note(found)
                 continue
             if found.path in self._from_path:  # reached through another directory
                 continue
@@ -769,20 +1053,18 @@ class Loader:
                 "main.py is the plugin, so move the hooks of __init__.py into it"
             )
             return [(base, found.kind, PluginValidationError(package, message))]
-        if _looks_like_plugin(pm, module):
-            out.append((base, found.kind, module))
-        for cls in _plugin_classes(pm, module):
-            label = f"{base}:{cls.__name__}"
-            try:
-                out.append((label, "class", _instantiate(cls, label, str(found.path))))
-            except TypeError as exc:
-                out.append((label, "class", exc))
+        plugins, skipped = module_plugins(pm, module, base, f"{found.kind} {found.path}")
+        for note in skipped:
+            self._note(attrs.evolve(note, location=str(found.path)))
+        for label, obj in plugins:
+            out.append((label, found.kind if obj is module else "class", obj))
         if not out:
             what = "file" if found.kind == "file" else "directory plugin"
             error = PluginValidationError(
                 module,
                 f"plugin {base!r}: {what} {found.path} has no hooks; mark functions, or methods "
-                "of a class defined there, with @kithooks.hookimpl",
+                "of a class defined there, with @kithooks.hookimpl (an instance of such a "
+                "class, made there, is a plugin too)",
             )
             out.append((base, found.kind, error))
         return out
@@ -808,3 +1090,19 @@ class Loader:
 
     def _failed(self, error: LoadError) -> None:
         self._pm._load_failed(error)
+
+    def _note(self, note: Skipped) -> None:
+        """Record (once) and log something found and not loaded."""
+        if note in self.skipped:
+            return
+        self.skipped.append(note)
+        import logging  # here: ``import kithooks`` leaves logging for its first use
+
+        level = logging.WARNING if note.warning else logging.INFO
+        logging.getLogger(__name__).log(level, "%s", note.message)
+
+
+def skipped(pm: PluginManager) -> list[Skipped]:
+    """What ``pm``'s loader found and did not load (see :class:`Skipped`), in the order met;
+    a reload lists its files' anew. ``kithooks plugins`` shows them."""
+    return list(pm._loader.skipped)
