@@ -325,6 +325,8 @@ def _print_report(report: ReplayReport, plugins: list[str]) -> None:
     status = f"{report.events} events, {report.failure_count} plugin failures"
     if report.bad_lines:
         status += f", {len(report.bad_lines)} bad lines skipped"
+    if report.skipped:
+        status += f", {report.skipped} events of blocked calls not replayed"
     _line(status)
 
 

@@ -27,6 +27,7 @@ from ..loading import (
     default_project_dir,
     default_user_dir,
     entrypoints_disabled,
+    find_project_root,
 )
 from ..manager import HandlerError, PluginManager
 from ..state import StateError, StateStore, sidecar_path
@@ -115,11 +116,7 @@ def project_root(data: Mapping[str, Any], environ: Mapping[str, str] = os.enviro
     if given:
         return Path(given)
     cwd = data.get("cwd")
-    start = Path(cwd if isinstance(cwd, str) and cwd else os.getcwd())
-    for directory in (start, *start.parents):
-        if (directory / ".kithooks").is_dir():
-            return directory
-    return start
+    return find_project_root(cwd if isinstance(cwd, str) and cwd else None)
 
 
 def _say(message: str) -> None:

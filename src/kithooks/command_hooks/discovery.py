@@ -23,8 +23,10 @@ def discover_settings(
     """The hook settings files that exist, user before project.
 
     ``user_dir`` defaults to ``$XDG_CONFIG_HOME/kithooks`` (``~/.config/kithooks``), the
-    directory holding the user's ``plugins/``; ``project_dir`` to ``./.kithooks``. Each
-    contributes its ``hooks.json``. The same file found twice is listed once.
+    directory holding the user's ``plugins/``; ``project_dir`` to the project's
+    ``.kithooks`` (the nearest, from the working directory upwards:
+    :func:`kithooks.loading.find_project_root`). Each contributes its ``hooks.json``. The
+    same file found twice is listed once.
     """
     dirs = [
         Path(user_dir) if user_dir is not None else default_user_dir().parent,
