@@ -10,10 +10,12 @@ import pytest
 pytest.importorskip("langchain.agents")
 
 from langchain.agents import create_agent
+from langchain_core.messages import AIMessage
 from langchain_core.tools import tool
 
 from kithooks import PluginManager
 from kithooks.adapters.langchain import KitHooksMiddleware
+from kithooks.testing import conformance
 from kithooks.testing.conformance import (
     Adapter,
     AdapterConformance,
@@ -45,6 +47,20 @@ class SharesOneTurn(KitHooksMiddleware):
         return run
 
 
+class GuardsFirstCallOnly(KitHooksMiddleware):
+    """Hooks only the first tool call of each model reply; the others run unguarded."""
+
+    @staticmethod
+    def _first(request: Any) -> bool:
+        last = [m for m in request.state["messages"] if isinstance(m, AIMessage)][-1]
+        return bool(request.tool_call["id"] == last.tool_calls[0]["id"])
+
+    def wrap_tool_call(self, request: Any, handler: Any) -> Any:
+        if self._first(request):
+            return super().wrap_tool_call(request, handler)
+        return handler(request)
+
+
 def broken(middleware_class: type[KitHooksMiddleware]) -> Adapter:
     class Broken(LangChainAdapter):
         sync_modes = ("invoke",)
@@ -69,6 +85,28 @@ def test_an_adapter_that_ignores_blocks_fails_the_block_test():
     with pytest.raises(AssertionError):
         Suite().test_a_blocked_call_never_runs_and_the_model_sees_the_reason("invoke")
     Suite().test_usage_per_model_call("invoke")  # the rest of it still works
+
+
+def test_an_adapter_that_guards_only_the_first_parallel_call_fails_the_parallel_tests():
+    class Suite(AdapterConformance):
+        adapter = broken(GuardsFirstCallOnly)
+
+    with pytest.raises(AssertionError, match="ran"):
+        Suite().test_every_parallel_tool_call_is_guarded("invoke")
+    with pytest.raises(AssertionError, match="ran"):
+        Suite().test_every_parallel_tool_call_is_rewritten("invoke")
+    Suite().test_a_blocked_call_never_runs_and_the_model_sees_the_reason("invoke")  # one call
+
+
+def test_a_parallel_script_makes_one_call_per_command_in_one_reply():
+    script = conformance.parallel_script("ls", "pwd")
+    first = script.respond([("user", "hi")])
+    assert [(c.id, dict(c.args)) for c in first.tool_calls] == [
+        ("c1", {"command": "ls"}),
+        ("c2", {"command": "pwd"}),
+    ]
+    with pytest.raises(ValueError, match="at least one command"):
+        conformance.parallel_script()
 
 
 def test_an_adapter_that_mixes_turns_fails_the_concurrency_test():

@@ -324,3 +324,29 @@ def test_each_event_is_declared_once_on_its_payload_class():
             assert rule.kind.value == cls.rule.kind and rule.text == cls.rule.text
             assert rule.result_type.__name__ == cls.rule.result
             assert rule.flag == cls.rule.flag and rule.default_reason == cls.rule.default_reason
+
+
+@pytest.mark.parametrize(
+    ("build", "where"),
+    [
+        (lambda: kithooks.ToolCallResult(args={"a": {1, 2}}), "ToolCallResult.args['a'] holds set"),
+        (
+            lambda: kithooks.ToolCallResult(args={"a": [1, {"b": object()}]}),
+            "ToolCallResult.args['a'][1]['b'] holds object",
+        ),
+        (lambda: kithooks.ToolCallEvent(parsed_args={"a": {1}}), "parsed_args['a'] holds set"),
+    ],
+)
+def test_a_non_json_argument_is_named_by_its_own_field(build, where):
+    with pytest.raises(TypeError) as info:
+        build()
+    assert str(info.value).startswith(where + ", which is not JSON data")
+
+
+def test_evolving_a_tool_calls_input_as_the_hook_reference_says():
+    """hookspecs.md: evolve keeps a given parsed_args; parsed_args=None derives it again."""
+    event = kithooks.ToolCallEvent(tool_name="bash", input='{"command": "ls"}')
+    kept = attrs.evolve(event, input='{"command": "rm -rf /"}')
+    assert kept.parsed_args == {"command": "ls"}
+    derived = attrs.evolve(event, input='{"command": "rm -rf /"}', parsed_args=None)
+    assert derived.parsed_args == {"command": "rm -rf /"}

@@ -88,8 +88,8 @@ def test_a_contract_violation_is_caught_with_the_minimal_example(pytester):
     text = result.stdout.str()
     assert "ContractViolation" in text
     assert (
-        "plugin 'Sloppy', on_tool_call returned ToolResultResult; "
-        "it must return ToolCallResult or None" in text
+        "plugin 'Sloppy' failed in on_tool_call: TypeError: returned ToolResultResult; "
+        "on_tool_call takes ToolCallResult or None" in text
     )
     # hypothesis shrinks the event to the smallest one that breaks it
     assert "ToolCallEvent(tool_name='', tool_call_id='', tool_kind='edit', input=''" in text
@@ -100,17 +100,16 @@ def test_a_handler_that_raises_is_caught(pytester):
     result = pytester.runpytest("-p", "no:cacheprovider")
     result.assert_outcomes(failed=1)
     text = result.stdout.str()
-    assert "on_llm_usage raised ZeroDivisionError" in text
+    assert "plugin 'Crashy' failed in on_llm_usage: ZeroDivisionError" in text
     assert "output_tokens=0" in text
 
 
-def test_an_observe_hook_returning_a_value_is_caught(pytester):
+def test_an_observe_hook_returning_a_value_passes_as_dispatch_ignores_it(pytester):
+    """The contract is dispatch's: an observer's return value is ignored (CONTRACT.md), so
+    the check does not fail a plugin that dispatch runs."""
     pytester.makepyfile(OBSERVER_RETURNS)
     result = pytester.runpytest("-p", "no:cacheprovider")
-    result.assert_outcomes(failed=1)
-    assert (
-        "message_update is an observe event, its handlers must return None" in result.stdout.str()
-    )
+    result.assert_outcomes(passed=1)
 
 
 def test_fixtures_of_the_shipped_pytest_plugin(pytester):

@@ -64,7 +64,7 @@ def test_check_contract_on_a_path_finds_the_violation(tmp_path):
         "def on_tool_call(event, ctx):\n"
         "    return event.parsed_args['nope']\n"
     )
-    with pytest.raises(ContractViolation, match=r"plugin 'bad', on_tool_call raised"):
+    with pytest.raises(ContractViolation, match=r"plugin 'bad' failed in on_tool_call: "):
         check_contract(str(plugin), max_examples=20)
 
 
@@ -128,5 +128,5 @@ def test_check_contract_raises_one_contract_violation_for_several_distinct_bugs(
         def on_tool_call(self, event, ctx):
             return event.parsed_args["nope"]
 
-    with pytest.raises(ContractViolation, match=r"plugin 'Bad', on_tool_call raised"):
+    with pytest.raises(ContractViolation, match=r"plugin 'Bad' failed in on_tool_call: "):
         check_contract(Bad(), max_examples=50)

@@ -32,7 +32,10 @@ Every event is a pluggy hook `on_<wire name>(event, ctx)`. An implementation may
 subset of the two arguments (`def on_agent_end(self, event)`), as ordinary parameters
 before any of its own (one with a default, `ctx=None`, is passed all the same); mark it with
 `@kithooks.hookimpl`. `ctx` is a `kithooks.Context`. Payloads are frozen attrs classes: build
-a changed copy with `attrs.evolve(event, ...)`.
+a changed copy with `attrs.evolve(event, ...)`. A field derived from another is derived only
+when it is not given, and `evolve` gives every field: evolving a `ToolCallEvent`'s `input`
+keeps its old `parsed_args`, so pass `parsed_args=None` with the new `input` (to derive them
+from it) or give both.
 
 Dispatch kinds (`PluginManager.emit(event, ctx)` returns what the kind says):
 

@@ -372,14 +372,14 @@ def _freeze_json(v: object, depth: int = 0) -> object:
     raise _NotJSON(f"holds {type(v).__name__}, which is not JSON data")
 
 
-def _to_args(v: object) -> object:
-    """Deep-freeze a JSON object into read-only mappings and tuples."""
+def _to_args(v: object, field: str = "parsed_args") -> object:
+    """Deep-freeze a JSON object into read-only mappings and tuples; an error names ``field``."""
     if v is None or not isinstance(v, Mapping):
         return v
     try:
         return _freeze_json(v)
     except _NotJSON as exc:
-        raise TypeError(f"parsed_args{''.join(exc.where)} {exc.args[0]}") from None
+        raise TypeError(f"{field}{''.join(exc.where)} {exc.args[0]}") from None
 
 
 def parse_json_object(text: str) -> dict[str, Any] | None:
@@ -501,10 +501,10 @@ def _opt_bool(doc: str) -> Any:
     return attrs.field(default=None, validator=_v_opt_bool, metadata=_meta("bool | None", doc))
 
 
-def _args(doc: str) -> Any:
+def _args(doc: str, field: str = "parsed_args") -> Any:
     return attrs.field(
         default=None,
-        converter=_to_args,
+        converter=_to_args if field == "parsed_args" else lambda v: _to_args(v, field),
         validator=_v_args,
         metadata=_meta("Mapping[str, Any] | None", doc, kind="json_object"),
     )
@@ -1270,7 +1270,7 @@ class BeforeCompactEvent(Event):
     estimated_tokens: int = _int("Estimated tokens in the context.")
     context_limit: int = _int("The model's context limit, in tokens.")
     usage_percent: float = _float(
-        "estimated_tokens / context_limit, from 0.0 to 1.0.", kind="fraction"
+        "estimated_tokens / context_limit: 1.0 at the limit, more past it.", kind="fraction"
     )
     message_count: int = _int("Messages in the context.")
     is_automatic: bool = _bool("True for automatic compaction, False when asked for.")
@@ -1534,7 +1534,8 @@ class ToolCallResult(Result):
     reason: str = _str("Why it was blocked; 'blocked by extension' when empty.")
     args: Mapping[str, Any] | None = _args(
         "New arguments for the tool (a JSON object), or None to keep them. Later handlers see "
-        "them as `parsed_args` (and their JSON as `input`); a block from any handler wins."
+        "them as `parsed_args` (and their JSON as `input`); a block from any handler wins.",
+        field="ToolCallResult.args",
     )
 
 

@@ -3,7 +3,8 @@
 * :class:`Harness`: load a plugin, emit events, get the merged results, and see every
   call the plugin made to the host (prints, messages, aborts, custom events, state).
 * :func:`check_contract` (``kithooks.testing.contract``, needs hypothesis): property-test
-  a plugin against every hook it implements.
+  a plugin against every hook it implements, dispatching drawn events through a real
+  manager; :func:`acheck_contract` is the same for async code (an async test).
 * ``kithooks.testing.strategies`` (needs hypothesis): strategies for every payload and
   result, any event, and whole turns.
 * ``kithooks.testing.conformance`` (needs pytest): the adapter conformance suite; an
@@ -20,14 +21,21 @@ from typing import TYPE_CHECKING, Any
 from .harness import Harness, HostCall, PluginFailed
 
 if TYPE_CHECKING:
-    from .contract import ContractViolation, check_contract
+    from .contract import ContractViolation, acheck_contract, check_contract
 
-__all__ = ["ContractViolation", "Harness", "HostCall", "PluginFailed", "check_contract"]
+__all__ = [
+    "ContractViolation",
+    "Harness",
+    "HostCall",
+    "PluginFailed",
+    "acheck_contract",
+    "check_contract",
+]
 
 
 def __getattr__(name: str) -> Any:
     # The contract checks need hypothesis; import them only when asked for.
-    if name in ("check_contract", "ContractViolation"):
+    if name in ("acheck_contract", "check_contract", "ContractViolation"):
         from . import contract
 
         return getattr(contract, name)

@@ -59,9 +59,11 @@ __all__ = [
     "AdapterConformance",
     "Recorder",
     "Reply",
+    "RmRfGate",
     "Script",
     "ScriptedFailure",
     "ToolCall",
+    "parallel_script",
     "standard_script",
 ]
 
@@ -167,6 +169,29 @@ def standard_script(command: str = "ls") -> Script:
     )
 
 
+def parallel_script(*commands: str) -> Script:
+    """Step 0 says ``Checking.`` and makes one ``shell`` call per command in one reply (ids
+    ``c1``, ``c2``, ...: parallel tool calls); step 1 answers ``Done.``."""
+    if not commands:
+        raise ValueError("parallel_script needs at least one command")
+    calls = tuple(ToolCall(args={"command": c}, id=f"c{i}") for i, c in enumerate(commands, 1))
+    return Script(
+        [
+            Reply(text="Checking.", tool_calls=calls, input_tokens=1_000, output_tokens=40),
+            Reply(text="Done.", input_tokens=1_400, output_tokens=20),
+        ]
+    )
+
+
+def tool_answers(script: Script) -> str:
+    """What the model received after its first answer (its tool messages, however the
+    framework groups or wraps them), as one text: the second request's messages after its
+    last assistant message."""
+    window = script.requests[1]
+    last = max(i for i, (role, _) in enumerate(window) if role == "assistant")
+    return "\n".join(text for _, text in window[last + 1 :])
+
+
 class Recorder:
     """A plugin that records every event with the turn it belonged to (thread-safe)."""
 
@@ -197,6 +222,17 @@ for _et in EventType:
         _et.hook_name,
         hookimpl(tryfirst=True)(lambda self, event, ctx: self._record(event, ctx)),
     )
+
+
+class RmRfGate:
+    """A guard that blocks a ``shell`` call whose command holds ``rm -rf``."""
+
+    @hookimpl
+    def on_tool_call(self, event: ToolCallEvent) -> ToolCallResult | None:
+        """Block ``rm -rf`` with the reason ``dangerous command``."""
+        if "rm -rf" in (event.parsed_args or {}).get("command", ""):
+            return ToolCallResult(block=True, reason="dangerous command")
+        return None
 
 
 class Adapter(abc.ABC):
@@ -307,14 +343,7 @@ class AdapterConformance:
     def test_a_blocked_call_never_runs_and_the_model_sees_the_reason(self, mode: str) -> None:
         pm, rec = self.host()
 
-        class Gate:
-            @hookimpl
-            def on_tool_call(self, event: ToolCallEvent) -> ToolCallResult | None:
-                if "rm -rf" in (event.parsed_args or {}).get("command", ""):
-                    return ToolCallResult(block=True, reason="dangerous command")
-                return None
-
-        pm.register(Gate())
+        pm.register(RmRfGate())
         script = standard_script("rm -rf /")
         answer = self.go(pm, script, mode)
         assert script.ran == []
@@ -339,6 +368,54 @@ class AdapterConformance:
         assert script.ran == ["ls -la"]
         (result,) = rec.of(ToolResultEvent)
         assert json.loads(result.input) == {"command": "ls -la"}
+
+    def test_every_parallel_tool_call_is_guarded(self, mode: str) -> None:
+        """One reply with three calls: the second is blocked, the first and third run."""
+        pm, rec = self.host()
+
+        pm.register(RmRfGate())
+        script = parallel_script("ls", "rm -rf /", "pwd")
+        assert self.go(pm, script, mode) == "Done."
+        assert sorted(script.ran) == ["ls", "pwd"], f"ran {script.ran}"
+        told = tool_answers(script)
+        assert "output of ls" in told and "output of pwd" in told
+        assert "Error: dangerous command" in told and "output of rm" not in told
+        calls = rec.of(ToolCallEvent)
+        assert sorted(c.tool_call_id for c in calls) == ["c1", "c2", "c3"]
+        assert sorted(json.loads(c.input)["command"] for c in calls) == ["ls", "pwd", "rm -rf /"]
+        assert sorted(r.tool_call_id for r in rec.of(ToolResultEvent)) == ["c1", "c3"]
+        (end,) = rec.of(AgentEndEvent)
+        assert end.tool_call_count == 3 and end.tool_names == ("shell",) * 3
+
+    def test_every_parallel_tool_call_is_rewritten(self, mode: str) -> None:
+        """One reply with two calls: the second's args and its result are rewritten."""
+        pm, rec = self.host()
+
+        class Rewrite:
+            @hookimpl
+            def on_tool_call(self, event: ToolCallEvent) -> ToolCallResult | None:
+                if (event.parsed_args or {}).get("command") == "pwd":
+                    return ToolCallResult(args={"command": "pwd -P"})
+                return None
+
+            @hookimpl
+            def on_tool_result(self, event: ToolResultEvent) -> ToolResultResult | None:
+                if "pwd" in event.content:
+                    return ToolResultResult(content="[redacted]")
+                return None
+
+        pm.register(Rewrite())
+        script = parallel_script("ls", "pwd")
+        assert self.go(pm, script, mode) == "Done."
+        assert sorted(script.ran) == ["ls", "pwd -P"], f"ran {script.ran}"
+        told = tool_answers(script)
+        assert "output of ls" in told and "[redacted]" in told and "output of pwd" not in told
+        results = {r.tool_call_id: r for r in rec.of(ToolResultEvent)}
+        assert sorted(results) == ["c1", "c2"]
+        assert json.loads(results["c2"].input) == {"command": "pwd -P"}
+        assert results["c2"].content == "output of pwd -P"
+        (end,) = rec.of(AgentEndEvent)
+        assert end.tool_call_count == 2 and end.llm_call_count == 2
 
     def test_a_result_rewrite_reaches_the_model(self, mode: str) -> None:
         pm, rec = self.host()

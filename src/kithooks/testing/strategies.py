@@ -1,7 +1,10 @@
 """Hypothesis strategies drawing valid payloads, results and context messages.
 
-The strategies are derived from the payload classes' field metadata (type, allowed values,
-units), so they follow the contract as it changes::
+The strategies are derived from the payload classes' fields: their validators (which numbers
+are valid), their metadata (allowed values, units) and their defaults, so they follow the
+contract as it changes and draw every value the payloads accept, with the usual ones (small
+counts, fractions up to 1.0, the listed choices, a tool call's ``parsed_args`` equal to its
+parsed ``input``) drawn often::
 
     from hypothesis import given
     from kithooks.testing import strategies as ks
@@ -23,7 +26,17 @@ import attrs
 from hypothesis import strategies as st
 
 from ..dispatch import RULES
-from ..events import EVENT_CLASSES, RESULT_CLASSES, ContextMessage, Event, EventType, Result
+from ..events import (
+    EVENT_CLASSES,
+    RESULT_CLASSES,
+    ContextMessage,
+    Event,
+    EventType,
+    Result,
+    _v_amount,
+    _v_count,
+    _v_int,
+)
 
 __all__ = [
     "context_messages",
@@ -58,20 +71,54 @@ def json_objects() -> st.SearchStrategy[dict[str, Any]]:
     return st.dictionaries(_text, values, max_size=5)
 
 
-def _for_field(field: attrs.Attribute[Any]) -> st.SearchStrategy[Any]:
+def _choices(field: attrs.Attribute[Any]) -> st.SearchStrategy[str]:
+    """A str field: a closed one takes its choices (and '' when that is its default, as
+    the validator allows); an open one takes its usual values most often, any text too."""
     meta = field.metadata
-    kind, choices = meta["kind"], meta["choices"]
+    choices: tuple[str, ...] = meta["choices"]
+    if meta["closed"]:
+        return st.sampled_from(choices + (("",) if field.default == "" else ()))
     if choices:
-        return st.sampled_from(choices if meta["closed"] else ("", *choices))
+        return st.sampled_from(("", *choices)) | _text
+    return _text
+
+
+#: The common real values of each kind of number, drawn as often as the full range.
+_USUAL: dict[str, st.SearchStrategy[Any]] = {
+    "count": st.integers(0, 50_000),
+    "step": st.integers(0, 40),
+    "index": st.integers(-3, 60),
+    "usd": st.floats(0.0, 50.0),
+    "fraction": st.floats(0.0, 1.0),
+}
+
+
+def _numbers(field: attrs.Attribute[Any]) -> st.SearchStrategy[Any] | None:
+    """Every number the field's validator accepts (the rule is the validator's, read off
+    it here), with the field kind's usual values drawn often; None: not a number field."""
+    validator = field.validator
+    full: st.SearchStrategy[Any]
+    if validator is _v_count:  # 0 or more, no upper bound (token counts past 2**31 too)
+        full = st.integers(min_value=0)
+    elif validator is _v_int:  # any int (an index below 0 is a new message)
+        full = st.integers()
+    elif validator is _v_amount:  # finite, 0 or more (usage_percent past 1.0 too)
+        full = st.floats(min_value=0.0, allow_nan=False, allow_infinity=False)
+    else:
+        return None
+    usual = _USUAL.get(field.metadata["kind"])
+    return full if usual is None else usual | full
+
+
+def _for_field(field: attrs.Attribute[Any]) -> st.SearchStrategy[Any]:
+    number = _numbers(field)
+    if number is not None:
+        return number
+    kind = field.metadata["kind"]
+    if kind == "str":
+        return _choices(field)
     strategies: dict[str, st.SearchStrategy[Any]] = {
-        "str": _text,
         "bool": st.booleans(),
-        "count": st.integers(0, 10**7),
-        "index": st.integers(-3, 60),
-        "step": st.integers(0, 40),
-        "usd": st.floats(0.0, 50.0, allow_nan=False),
-        "fraction": st.floats(0.0, 1.0),
-        "float": st.floats(allow_nan=False, allow_infinity=False),
         "tuple[str, ...]": st.lists(_text, max_size=6).map(tuple),
         "messages": st.lists(context_messages(), max_size=6).map(tuple),
         "opt_messages": st.none() | st.lists(context_messages(), max_size=6).map(tuple),
@@ -82,6 +129,26 @@ def _for_field(field: attrs.Attribute[Any]) -> st.SearchStrategy[Any]:
     return strategies[kind]
 
 
+def _builds(cls: type[Any]) -> st.SearchStrategy[Any]:
+    fields = {f.name: _for_field(f) for f in attrs.fields(cls)}
+    drawn = st.builds(cls, **fields)
+    if "input" not in fields or "parsed_args" not in fields:
+        return drawn
+    # A tool call as hosts emit it: its arguments' JSON as input, and parsed_args equal to
+    # them (given, or derived from input when None), drawn as often as independent fields.
+    consistent = json_objects().flatmap(
+        lambda args: st.builds(
+            cls,
+            **{
+                **fields,
+                "input": st.just(json.dumps(args)),
+                "parsed_args": st.sampled_from((args, None)),
+            },
+        )
+    )
+    return drawn | consistent  # independent first: what a failing example shrinks to
+
+
 _CACHE: dict[type[Any], st.SearchStrategy[Any]] = {}
 
 
@@ -90,7 +157,7 @@ def for_class(cls: type[T]) -> st.SearchStrategy[T]:
     if not attrs.has(cls):
         raise TypeError(f"{cls!r} is not a kithooks payload or result class")
     if cls not in _CACHE:
-        _CACHE[cls] = st.builds(cls, **{f.name: _for_field(f) for f in attrs.fields(cls)})
+        _CACHE[cls] = _builds(cls)
     return _CACHE[cls]
 
 
