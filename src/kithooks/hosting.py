@@ -280,18 +280,29 @@ class ToolRun:
             )
         return None
 
-    def _end(self) -> Generator[Event, Any, None]:
+    def _end_event(self) -> ToolExecutionEndEvent | None:
         if self.pm.has_handlers(EventType.TOOL_EXECUTION_END, self.name):
-            yield ToolExecutionEndEvent(
+            return ToolExecutionEndEvent(
                 tool_call_id=self.id, tool_name=self.name, tool_kind=self.kind
             )
+        return None
+
+    def _end(self) -> Generator[Event, Any, None]:
+        if (end := self._end_event()) is not None:
+            yield end
 
     def _finish(self, response: ToolResponse) -> Generator[Event, Any, ToolOutcome]:
-        yield from self._end()
-        return (yield from self._result(response))
+        return self._result(response, ended=False)
 
-    def _result(self, response: ToolResponse) -> Generator[Event, Any, ToolOutcome]:
+    def _result(
+        self, response: ToolResponse, *, ended: bool = True
+    ) -> Generator[Event, Any, ToolOutcome]:
+        """``tool_result``, after ``tool_execution_end`` unless the execution ``ended``
+        already: one generator on every tool call's way out (a ``yield from`` of two would
+        cost a run more than its events' building)."""
         pm = self.pm
+        if not ended and (end := self._end_event()) is not None:
+            yield end
         content, is_error = response.content, response.is_error
         if pm.has_handlers(EventType.TOOL_RESULT, self.name):
             result = yield ToolResultEvent(
