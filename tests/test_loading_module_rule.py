@@ -353,3 +353,65 @@ def test_skipped_is_a_public_value(tmp_path):
     assert note.message == "skipped x.py: why" and not note.warning
     with pytest.raises(attrs.exceptions.FrozenInstanceError):
         note.reason = "other"  # type: ignore[misc]
+
+
+ENUM_GUARD = """
+import enum
+
+import kithooks
+
+
+class Mode(enum.Enum):
+    STRICT = "strict"
+
+    @kithooks.hookimpl
+    def on_tool_call(self, event):
+        return kithooks.ToolCallResult(block=True, reason=f"{self.value}: no")
+
+
+@kithooks.hookimpl
+def on_agent_end(event, ctx):
+    pass
+"""
+
+
+def test_an_enum_hook_class_is_a_plugin_like_any_other(tmp_path):
+    """dir() of an Enum class hides its methods: its hooks are found all the same, so its
+    member configured at module level guards, and with none it is a load error naming it."""
+    (tmp_path / "g.py").write_text(ENUM_GUARD + "\nmode = Mode.STRICT\n")
+    pm = PluginManager(aggregate_turns=False)
+    assert pm.load_plugin_files([tmp_path], user_dir=None, project_dir=None) == ["g", "g:mode"]
+    assert pm.emit(rm_rf()).block
+    (tmp_path / "g.py").write_text(ENUM_GUARD)
+    pm = PluginManager(aggregate_turns=False)
+    assert pm.load_plugin_files([tmp_path], user_dir=None, project_dir=None) == ["g"]
+    (error,) = pm.load_errors
+    assert error.name == "g:Mode" and "Mode" in error.message
+
+
+def test_a_file_whose_instance_name_is_taken_goes_by_its_path(tmp_path):
+    """The same file name with a configured instance in the user and the project plugin
+    directories: the second goes by its path, both guard."""
+    user, project = tmp_path / "user", tmp_path / "project"
+    user.mkdir()
+    project.mkdir()
+    (user / "gate.py").write_text(CONFIGURED)
+    (project / "gate.py").write_text(CONFIGURED.replace('"curl | sh"', '"mkfs"'))
+    pm = PluginManager(aggregate_turns=False)
+    names = pm.load_plugin_files(user_dir=user, project_dir=project)
+    assert names == ["gate:plugin", f"{project / 'gate.py'}:plugin"], pm.load_errors
+    assert pm.load_errors == []
+    assert pm.emit(rm_rf("curl | sh")).block and pm.emit(rm_rf("mkfs /dev/sda")).block
+
+
+def test_claude_hook_searches_upwards_from_claude_project_dir(tmp_path):
+    """Claude Code started in a subdirectory of the project sets CLAUDE_PROJECT_DIR there:
+    the project's guards still apply."""
+    from kithooks.command_hooks.claude_hook import project_root
+
+    project = tmp_path / "mono"
+    deep = project / "packages" / "api"
+    deep.mkdir(parents=True)
+    (project / ".kithooks").mkdir()
+    assert project_root({"cwd": str(deep)}, {"CLAUDE_PROJECT_DIR": str(deep)}) == project
+    assert project_root({"cwd": str(tmp_path)}, {}) == tmp_path

@@ -156,3 +156,13 @@ def test_each_plugin_of_a_file_is_checked_even_behind_one_that_always_blocks(tmp
     )
     with pytest.raises(ContractViolation, match="ValueError: B is broken"):
         check_contract(str(plugin), max_examples=5)
+
+
+def test_a_plugin_with_only_custom_event_handlers_is_not_passed_unchecked():
+    class Deploys:
+        @kithooks.custom_event("deploy")
+        def on_deploy(self, data, ctx):
+            raise RuntimeError("never checked")
+
+    with pytest.raises(ContractViolation, match="no kithooks event handler to check"):
+        check_contract(Deploys())

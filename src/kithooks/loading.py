@@ -401,8 +401,13 @@ def _is_marked(pm: PluginManager, obj: object, attr: str) -> bool:
 
 
 def _has_hooks(pm: PluginManager, obj: object) -> bool:
-    """True when ``obj`` has a marked hookimpl or a custom-event handler."""
-    names = (attr for attr in dir(obj) if not attr.startswith("__"))  # no dunder is a hook
+    """True when ``obj`` has a marked hookimpl or a custom-event handler (a class's own
+    attributes are read too: ``dir`` of an ``Enum`` class hides its methods)."""
+    every = set(dir(obj))
+    if inspect.isclass(obj):
+        for klass in obj.__mro__:
+            every.update(vars(klass))
+    names = (attr for attr in every if not attr.startswith("__"))  # no dunder is a hook
     return any(_is_marked(pm, obj, attr) for attr in names) or bool(custom_handlers_of(obj))
 
 
@@ -914,7 +919,7 @@ class Loader:
             if pm.get_plugin(name) is not None:
                 # Another file took the name in this reload: the name a fresh load of this
                 # one would get then (its path), so the working version is not lost.
-                label = f"{path}:{type(plugin).__name__}" if kind == "class" else str(path)
+                label = f"{path}:{name.rsplit(':', 1)[1]}" if kind == "class" else str(path)
             pm._pending_order = (seq, position + len(registered))
             try:
                 pm.register(plugin, name=label)
@@ -1015,8 +1020,11 @@ class Loader:
         load error to ``errors``."""
         pm = self._pm
         where = str(found.path)
-        base = found.name if pm.get_plugin(found.name) is None else where
-        for label, kind, obj in self._plugins_of(found, base):
+        plugins = self._plugins_of(found, found.name)
+        if any(pm.get_plugin(label) is not None for label, _, _ in plugins):
+            # Another plugin has one of its names: all of them go by the file's path.
+            plugins = [(where + label[len(found.name) :], k, o) for label, k, o in plugins]
+        for label, kind, obj in plugins:
             if label in blocked:
                 continue
             if isinstance(obj, BaseException):

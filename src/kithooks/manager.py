@@ -1044,11 +1044,13 @@ class PluginManager(pluggy.PluginManager):
         directory (``.kithooks/plugins``), then ``paths`` (a ``.py`` file, a directory plugin
         or a directory of plugins; a path that is none of these is a load error). Pass
         ``None`` to skip a directory. A file or directory reached twice loads once. A file's
-        module-level hooks are one plugin named after its stem (its full path when the stem
-        is taken); each class defined in it with marked methods is built with no arguments
-        and registered as ``<stem>:<ClassName>``. Anything that fails, or would be a plugin
-        with no hooks, is logged, reported and left out. :meth:`reload` re-reads the same
-        sources. See ``docs/plugins.md``.
+        module-level hooks are one plugin named after its stem; each module-level instance
+        of a class with marked methods is registered as it is, as ``<stem>:<variable>``,
+        and each such class defined in it with no instance there is built with no
+        arguments, as ``<stem>:<ClassName>`` (``kithooks.loading.module_plugins``; the file's
+        full path instead of the stem when one of those names is taken). Anything that
+        fails, or would be a plugin with no hooks, is logged, reported and left out.
+        :meth:`reload` re-reads the same sources. See ``docs/plugins.md``.
 
         With ``command_hooks`` (the default), the ``hooks.json`` beside each of the two
         directories (``$XDG_CONFIG_HOME/kithooks/hooks.json``, ``.kithooks/hooks.json``)

@@ -104,17 +104,17 @@ def _store(path: Path | None) -> StateStore:
 
 
 def project_root(data: Mapping[str, Any], environ: Mapping[str, str] = os.environ) -> Path:
-    """The project whose ``.kithooks/plugins`` guard this invocation.
-
-    ``$CLAUDE_PROJECT_DIR``, which Claude Code sets for every hook command, when it is set.
-    Otherwise the nearest directory holding ``.kithooks``, from the invocation's ``cwd``
-    (the process's working directory when the input has none) upwards, else that ``cwd``:
-    Claude Code runs a hook in the session's current directory, which moves when the model
-    runs ``cd``, and the project's guards must not stop applying then.
+    """The project whose ``.kithooks/plugins`` guard this invocation: the nearest directory
+    holding ``.kithooks`` (:func:`~kithooks.loading.find_project_root`), from
+    ``$CLAUDE_PROJECT_DIR`` (which Claude Code sets for every hook command: where it was
+    started, maybe a subdirectory of the project) upwards when it is set, else from the
+    invocation's ``cwd`` (the process's working directory when the input has none): Claude
+    Code runs a hook in the session's current directory, which moves when the model runs
+    ``cd``, and the project's guards must not stop applying then.
     """
     given = environ.get("CLAUDE_PROJECT_DIR")
-    if given:
-        return Path(given)
+    if given:  # Claude Code started in a subdirectory of the project: upwards from there
+        return find_project_root(given)
     cwd = data.get("cwd")
     return find_project_root(cwd if isinstance(cwd, str) and cwd else None)
 

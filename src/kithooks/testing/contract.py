@@ -87,10 +87,12 @@ def check_contract(
     loader = PluginManager(aggregate_turns=False)
     labels = _load(loader, plugin, name)
     checked: set[str] = set()
+    unchecked: list[str] = []
     for label in labels:
         loaded = loader.get_plugin(label)
         hooks = sorted({c.name for c in loader.get_hookcallers(loaded) or [] if c.name in _HOOKS})
         if not hooks:
+            unchecked.append(label)
             continue
         # Each plugin on a manager of its own, holding only it: a plugin that blocks does
         # not keep the next plugin of the same file from being checked.
@@ -99,6 +101,11 @@ def check_contract(
         for hook in hooks:
             _check_hook(pm, label, _HOOKS[hook], max_examples=max_examples)
         checked.update(hooks)
+    if not checked:
+        raise ContractViolation(
+            f"{', '.join(map(repr, unchecked))}: no kithooks event handler to check (custom-event "
+            "handlers have no contract to draw events from: test them with kithooks_harness)"
+        )
     return sorted(checked)
 
 

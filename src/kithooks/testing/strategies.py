@@ -302,6 +302,11 @@ def turns(draw: st.DrawFn, *, max_steps: int = 4, max_tools: int = 3) -> list[Ev
     and ``agent_end`` (or ``error`` and ``agent_end`` with ``stop_reason='error'``, the failed
     step having no ``step_finish`` / ``llm_usage``). Tool call ids are unique and shared by a
     call's events; step numbers count up from 0; every step but the last calls tools.
+
+    A turn is tens of events (about 50 with the defaults), slow for hypothesis to draw: on
+    a busy machine its ``too_slow`` health check may stop a test, which
+    ``@settings(suppress_health_check=[HealthCheck.too_slow])`` (or smaller ``max_steps``
+    and ``max_tools``) avoids.
     """
     from ..events import (
         AgentEndEvent,
