@@ -527,7 +527,13 @@ def test_the_type_of_an_unhooked_middleware_decides_again():
     kind = type(KitHooksMiddleware(PluginManager()))
     guarded = PluginManager(aggregate_turns=False)
     guarded.register(_LateGate())
-    assert kind(guarded).hooked and kind(PluginManager(), hooks="always").hooked
+    rebuilt = kind(guarded)
+    assert rebuilt.hooked and rebuilt.pm is guarded and kind(PluginManager(), hooks="always").hooked
+    script = standard_script()
+    agent = create_agent(
+        ScriptedChatModel(script=script, seen=[]), _shell_tool(script), middleware=[rebuilt]
+    )
+    assert answer_of(agent.invoke(prompt("go"))) == "Tool said: Error: late gate"
     empty = PluginManager(aggregate_turns=False)
     assert not kind(empty).hooked
     with pytest.raises(ValueError, match="would never ask it"):

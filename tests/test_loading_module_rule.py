@@ -415,3 +415,11 @@ def test_claude_hook_searches_upwards_from_claude_project_dir(tmp_path):
     (project / ".kithooks").mkdir()
     assert project_root({"cwd": str(deep)}, {"CLAUDE_PROJECT_DIR": str(deep)}) == project
     assert project_root({"cwd": str(tmp_path)}, {}) == tmp_path
+
+
+def test_a_blocked_instance_name_is_skipped_quietly(tmp_path):
+    (tmp_path / "gate.py").write_text(CONFIGURED)
+    pm = PluginManager(aggregate_turns=False)
+    pm.set_blocked("gate:plugin")
+    assert pm.load_plugin_files([tmp_path], user_dir=None, project_dir=None) == []
+    assert pm.load_errors == []

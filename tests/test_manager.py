@@ -730,3 +730,22 @@ def test_plugins_handle_during_a_reload_on_another_thread_sees_the_plugins_dispa
         reload.join(timeout=10)
     assert not reload.is_alive(), "the reload never ended"
     assert pm.plugins_handle(["tool_call"])
+
+
+def test_plugins_handle_inside_a_swap_on_its_thread_never_hides_a_guard():
+    """On the swapping thread, with no plan built before the swap, the registry is half
+    swapped: plugins_handle says a plugin listens (hooking in is safe), never that none
+    does."""
+
+    class Gate:
+        @kithooks.hookimpl
+        def on_tool_call(self, event):
+            return kithooks.ToolCallResult(block=True, reason="no")
+
+    pm = PluginManager(aggregate_turns=False)
+    pm.register(Gate(), name="g")
+    with pm._swap():
+        pm.unregister(name="g")
+        assert pm.plugins_handle(["tool_call"])
+        pm.register(Gate(), name="g")
+    assert pm.plugins_handle(["tool_call"])

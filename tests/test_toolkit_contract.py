@@ -166,3 +166,19 @@ def test_a_plugin_with_only_custom_event_handlers_is_not_passed_unchecked():
 
     with pytest.raises(ContractViolation, match="no kithooks event handler to check"):
         check_contract(Deploys())
+
+
+def test_a_custom_event_only_plugin_beside_checked_ones_is_not_passed_unseen(tmp_path):
+    path = tmp_path / "deploy.py"
+    path.write_text(
+        "import kithooks\n\n"
+        "@kithooks.hookimpl\n"
+        "def on_agent_end(event, ctx):\n"
+        "    pass\n\n"
+        "class Deploys:\n"
+        "    @kithooks.custom_event('deploy')\n"
+        "    def on_deploy(self, data, ctx):\n"
+        "        raise RuntimeError('never checked')\n"
+    )
+    with pytest.raises(ContractViolation, match="'deploy:Deploys': no kithooks event handler"):
+        check_contract(path, max_examples=5)

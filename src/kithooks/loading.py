@@ -1025,7 +1025,7 @@ class Loader:
             # Another plugin has one of its names: all of them go by the file's path.
             plugins = [(where + label[len(found.name) :], k, o) for label, k, o in plugins]
         for label, kind, obj in plugins:
-            if label in blocked:
+            if label in blocked or pm.is_blocked(label):
                 continue
             if isinstance(obj, BaseException):
                 errors.append(LoadError(name=label, kind=kind, location=where, error=obj))

@@ -872,7 +872,12 @@ class PluginManager(pluggy.PluginManager):
         # from before it: never a registry half swapped).
         for event_type in event_types:
             if self.has_handlers(event_type):
-                plan = self._plan("on_" + event_type_named(event_type))
+                hook = "on_" + event_type_named(event_type)
+                if self._deferred is not None and hook not in self._plans:
+                    # In a swap with no plan from before it (the registry is half swapped on
+                    # its thread; other threads would wait for it): hooking in is safe.
+                    return True
+                plan = self._plan(hook)
                 if plan is not None and plan.listens:
                     return True
         return False

@@ -927,7 +927,10 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
             )
             if pm.keep_unheard(EMITTED, why):
                 return super().__new__(_Unhooked)
-        return super().__new__(kind)
+        made = super().__new__(kind)
+        if cls is not kind:  # Python initialises only an instance of the class called
+            KitHooksMiddleware.__init__(made, pm, *args, **options)
+        return made
 
     def __init__(
         self,

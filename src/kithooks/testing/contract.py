@@ -54,8 +54,9 @@ def check_contract(
     ``plugin`` is an object or module, or the path (``str`` or ``os.PathLike``) of a
     ``.py`` plugin file or a directory plugin, loaded as ``pm.load_plugin_files`` loads it
     (every plugin the file gives is checked, each on its own manager: its module-level
-    hooks and its classes). A plugin that would not load, or would do nothing (no hook, or
-    only optional hooks that match none), is a :class:`ContractViolation` naming it;
+    hooks, its instances and its classes). A plugin that would not load, would do nothing
+    (no hook, or only optional hooks that match none), or has only custom-event handlers
+    (no contract to draw their events from), is a :class:`ContractViolation` naming it;
     ``name`` is for objects only.
 
     Each hook gets ``max_examples`` drawn events, dispatched as a host dispatches them
@@ -101,7 +102,7 @@ def check_contract(
         for hook in hooks:
             _check_hook(pm, label, _HOOKS[hook], max_examples=max_examples)
         checked.update(hooks)
-    if not checked:
+    if unchecked:  # never passed unseen, even beside plugins that were checked
         raise ContractViolation(
             f"{', '.join(map(repr, unchecked))}: no kithooks event handler to check (custom-event "
             "handlers have no contract to draw events from: test them with kithooks_harness)"
