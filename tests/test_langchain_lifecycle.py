@@ -845,12 +845,16 @@ def test_a_call_of_a_failed_step_that_starts_late_leaves_no_open_turn(mode, capl
     caplog.set_level("INFO", logger="kithooks")
     pm = PluginManager()
     rec = recorded(pm)
-    ended = threading.Event()
+    ended, closed = threading.Event(), threading.Event()
+    ends: list[str] = []
 
     class End:
         @hookimpl
         def on_agent_end(self, event):
+            ends.append(event.stop_reason)
             ended.set()
+            if len(ends) % 2 == 0:  # the late call's own agent_end: the turn is closed
+                closed.set()
 
     pm.register(End())
 
@@ -867,10 +871,23 @@ def test_a_call_of_a_failed_step_that_starts_late_leaves_no_open_turn(mode, capl
     mw = KitHooksMiddleware(pm, max_open_runs=2)
     model = Replay(replies=[ai("", ("boom", {"x": "1"}, "c1"), ("ok", {"x": "2"}, "c2"))])
     agent = create_agent(model, [boom, ok], middleware=[HoldSecond(ended), mw])
+
+    async def arun_to_the_late_close() -> None:
+        # The run fails while the step's late call still waits in its own task: that task
+        # is awaited before the loop closes (asyncio.run would cancel it).
+        with pytest.raises(ValueError, match="kaput"):
+            await asyncio.wait_for(agent.ainvoke(prompt("go")), TIMEOUT)
+        assert await asyncio.to_thread(closed.wait, TIMEOUT), "the late call never ended"
+
     for _ in range(3):
         ended.clear()
-        with pytest.raises(ValueError, match="kaput"):
-            run(agent, prompt("go"), mode)
+        closed.clear()
+        if mode == "sync":
+            with pytest.raises(ValueError, match="kaput"):
+                run(agent, prompt("go"), mode)
+        else:
+            asyncio.run(arun_to_the_late_close())
+        assert closed.wait(TIMEOUT), "the late call never ended"
     assert mw._runs == {}  # no turn reopened by its late call, none pushing real ones out
     assert pm.turn_aggregator is not None and pm.turn_aggregator.open_turns == 0
     events = [(e.event_type.value, getattr(e, "tool_call_id", "")) for _, e in rec.events]
