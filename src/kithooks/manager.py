@@ -771,15 +771,13 @@ class PluginManager(pluggy.PluginManager):
         impls: list[HookImpl] = getattr(self.hook, hook).get_hookimpls()
         return impls
 
-    def _prepare(self, hook: str, impls: Sequence[HookImpl]) -> Prepare | None:
-        """What makes ``hook``'s event before its handlers see it: for ``agent_end`` while
-        a plugin other than a plain :class:`TurnAggregator` handles it (a subclass's
-        ``on_agent_end`` may read the counts), the registered aggregator's ``enrich`` (by
-        its name). Alone, an aggregator's own handler just ends the turn."""
+    def _prepare(self, hook: str) -> Prepare | None:
+        """What makes ``hook``'s event before its handlers see it: for ``agent_end``, the
+        registered aggregator's ``enrich`` (by its name), which the plan keeps only while a
+        handler listens (:attr:`Plan.listens`: a subclass's ``on_agent_end`` may read the
+        counts); alone, an aggregator's own handler just ends the turn."""
         active = self._aggregator
         if hook != "on_agent_end" or active is None:
-            return None
-        if all(counts_only(i.plugin, i.function) for i in impls):
             return None
         return (self.get_name(active) or active.NAME, active.enrich)
 
@@ -797,7 +795,7 @@ class PluginManager(pluggy.PluginManager):
                     impls,
                     order=lambda i: self._order.get(i.plugin_name, (sys.maxsize, 0)),
                     lock_of=self._lock_of_impl,
-                    prepare=self._prepare(hook, impls),
+                    prepare=self._prepare(hook),
                     callers=self._callers,
                     default_timeout=self.handler_timeout,
                 )
@@ -979,7 +977,7 @@ class PluginManager(pluggy.PluginManager):
             list(methods),
             order=lambda i: self._order.get(i.plugin_name, (sys.maxsize, 0)),
             lock_of=lambda i: self._lock_of_name.get(i.plugin_name) or PluginLock(i.plugin_name),
-            prepare=self._prepare(hook_name, methods),
+            prepare=self._prepare(hook_name),
             callers=self._callers,
             default_timeout=self.handler_timeout,
         )

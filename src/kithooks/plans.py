@@ -375,7 +375,8 @@ class Plan:
         self.has_async = any(h.is_async for h in handlers)
         #: Some handler is more than a plain turn aggregator's counting.
         self.listens = not all(h.counts_only for h in handlers)
-        self.prepare = prepare
+        #: Kept only while a handler listens: nobody reads what it would make.
+        self.prepare = prepare if self.listens else None
         #: No handler limits the tools it takes (``tools=``).
         self.every_tool = all(h.matches is None for h in handlers)
         self._callers = callers

@@ -149,6 +149,7 @@ import concurrent.futures
 import contextlib
 import contextvars
 import dataclasses
+import inspect
 import json
 import os
 import sys
@@ -849,19 +850,6 @@ _NO_PM: Any = object()
 """``KitHooksMiddleware.__new__`` called with no argument: ``copy`` making the object."""
 
 
-def _options(
-    pm: Any,
-    *,
-    prices: Mapping[str, ModelPrice] | None = None,
-    handled_output: str = "",
-    max_open_runs: int = 1024,
-    hooks: Literal["auto", "always"] = "auto",
-) -> tuple[int, str]:
-    """``KitHooksMiddleware``'s arguments as ``__init__`` takes them (a misspelt one is a
-    TypeError here, before anything happened): the ones ``__new__`` decides with."""
-    return max_open_runs, hooks
-
-
 def _check_options(pm: Any, max_open_runs: Any, hooks: Any) -> None:
     """Refuse a manager that is not one, a ``hooks`` value that is neither, and a
     ``max_open_runs`` that is not an int >= 1."""
@@ -915,8 +903,14 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
         kind = KitHooksMiddleware if cls is _Unhooked else cls
         if kind is not KitHooksMiddleware:
             return super().__new__(kind)
-        max_open_runs, hooks = _options(pm, *args, **options)
-        _check_options(pm, max_open_runs, hooks)
+        # __init__'s own signature: a misspelt argument is a TypeError before anything
+        try:
+            bound = inspect.signature(KitHooksMiddleware.__init__).bind(None, pm, *args, **options)
+        except TypeError as exc:
+            raise TypeError(f"KitHooksMiddleware(): {exc}") from None
+        bound.apply_defaults()
+        hooks = bound.arguments["hooks"]
+        _check_options(pm, bound.arguments["max_open_runs"], hooks)
         if hooks == "auto":
             caller = sys._getframe(1)
             why = (
