@@ -824,8 +824,12 @@ class PluginManager(pluggy.PluginManager):
             handled: bool | None = self._handled[event_type]
         except (KeyError, TypeError):  # not an event's name: the error below names it
             handled = None
-        if handled is not None and (tool_name is None or not handled):
-            return handled
+        if handled is not None:
+            if tool_name is None or not handled:
+                return handled
+            plan = self._plans.get(_HOOK_OF[event_type])  # current, or None when stale
+            if plan is not None and plan.every_tool:
+                return True
         hook = _HOOK_OF.get(event_type) if isinstance(event_type, str) else None
         if hook is None:  # not an event's name (a did-you-mean ValueError), or not a str
             hook = "on_" + event_type_named(event_type)
