@@ -20,7 +20,11 @@ from hypothesis import strategies as st
 pytest.importorskip("langchain.agents")
 
 from langchain.agents import create_agent
-from langchain.agents.middleware import HumanInTheLoopMiddleware, ModelRetryMiddleware
+from langchain.agents.middleware import (
+    HumanInTheLoopMiddleware,
+    ModelRetryMiddleware,
+    ToolCallLimitMiddleware,
+)
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
@@ -937,3 +941,28 @@ def test_turns_past_max_open_runs_are_forgotten_logged_and_revived(host, caplog)
     assert script.ran == [] and len(rec.of(kithooks.ToolCallEvent)) == 2
     with pytest.raises(ValueError, match="max_open_runs must be an int >= 1, got 0"):
         KitHooksMiddleware(pm, max_open_runs=0)
+
+
+def test_a_failure_outside_the_middlewares_hooks_emits_no_end_as_documented(host):
+    """Another middleware's node raises (a tool-call limit with exit_behavior="error"): the
+    middleware never sees the failure, so the module docs say no error / agent_end comes and
+    the turn stays open; the next prompt is a turn of its own."""
+    pm, rec = host
+    script = standard_script()
+    played = script.respond  # every prompt calls the shell
+    script.respond = lambda window: played(window[-1:] if window[-1][0] == "user" else window)
+    middleware = KitHooksMiddleware(pm)
+    agent = create_agent(
+        ScriptedChatModel(script=script),
+        _shell_tool(script),
+        middleware=[ToolCallLimitMiddleware(thread_limit=1, exit_behavior="error"), middleware],
+        checkpointer=InMemorySaver(),
+    )
+    config = {"configurable": {"thread_id": "t1"}}
+    agent.invoke(prompt("one"), config)
+    with pytest.raises(Exception, match="limit"):
+        agent.invoke(prompt("two"), config)
+    first, second = rec.turns()
+    assert rec.names(first)[-1] == "agent_end"
+    assert "error" not in rec.names(second) and "agent_end" not in rec.names(second)
+    assert list(middleware._runs) == [second]

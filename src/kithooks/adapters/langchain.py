@@ -56,6 +56,11 @@ error, agent_end       the run failed (a failed tool's answer gets its ``step_fi
 message_end            the final step's text, on success
 =====================  ==============================================================
 
+A run that fails outside the middleware's hooks (another middleware's node raises: a
+``ToolCallLimitMiddleware`` with ``exit_behavior="error"``, a ``PIIMiddleware`` blocking in
+``after_model``) emits no ``error`` and no ``agent_end``: the middleware never sees the
+failure, and the turn stays open here until ``max_open_runs`` forgets it.
+
 Not emitted: ``retry`` (a retrying middleware inside this one is invisible to it),
 ``tool_output``, ``subagent_*``, ``warnings``, ``source``, ``model_change``, ``before_fork``,
 ``before_session_switch``, ``before_compact``, ``session_start``, ``session_shutdown``.
