@@ -16,7 +16,7 @@ from pluggy import PluginValidationError
 import kithooks
 from kithooks import EventType, PluginManager, ToolCallEvent, ToolCallResult, hookimpl
 from kithooks.hosting import ToolRun, arun_tool, run_tool
-from kithooks.matching import describe_tools, tool_matcher
+from kithooks.matching import describe_tools, named_tools, tool_matcher
 
 
 def run(coro, timeout=10):
@@ -48,6 +48,41 @@ def test_matcher_rule(spec, yes, no):
         assert m is None or m(name), (spec, name)
     for name in no:
         assert m is not None and not m(name), (spec, name)
+
+
+_SPECS = [
+    "bash|shell",
+    " Edit , Write ",
+    ["Edit", "Write"],
+    "mcp__.*",
+    "Edit|Write.*",
+    "Bash",
+    "*",
+    "",
+    None,
+    "Intermediate Answer",
+    "github.create_issue",
+]
+
+
+@pytest.mark.parametrize("spec", _SPECS)
+@given(data=st.data())
+def test_named_tools_reads_a_spec_as_the_matcher_does(spec, data):
+    """``named_tools`` (what the contract checks draw tool names from) names exactly what
+    ``tool_matcher`` takes: every tool, or names each of which it takes, with the host names
+    of Claude Code names, or a pattern whose every full match it takes."""
+    matcher, named = tool_matcher(spec), named_tools(spec)
+    if named is None:
+        assert matcher is None
+        return
+    assert matcher is not None
+    if isinstance(named, frozenset):
+        assert named and all(matcher(name) for name in named)
+        hosts = {"bash", "shell", "sh", "run_shell_command"}
+        assert ("Bash" not in named) or hosts <= named
+        return
+    name = data.draw(st.from_regex(named, fullmatch=True))
+    assert matcher(name), (spec, name)
 
 
 def test_bad_matchers_fail_where_written():

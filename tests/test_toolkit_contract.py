@@ -102,6 +102,20 @@ def test_a_matched_handler_is_given_the_tools_it_names(tools):
         check_contract(Buggy(), max_examples=50)
 
 
+def test_a_handler_on_a_claude_code_name_is_given_the_host_names_it_takes():
+    """tools="Bash" takes a host's bash and shell too: the draws reach them, so a bug on
+    one of those names is found (before, only the literal "Bash" was aimed at)."""
+
+    class ShellOnly:
+        @kithooks.hookimpl(tools="Bash")
+        def on_tool_call(self, event):
+            if event.tool_name == "shell":
+                raise KeyError(event.tool_name)
+
+    with pytest.raises(ContractViolation, match=r"plugin 'ShellOnly' failed in on_tool_call"):
+        check_contract(ShellOnly(), max_examples=200)
+
+
 def test_check_contract_in_a_running_loop_names_the_async_variant():
     class Gate:
         @kithooks.hookimpl

@@ -51,6 +51,7 @@ __all__ = [
     "DEFAULT_TOOL_ALIASES",
     "ToolSpec",
     "describe_tools",
+    "named_tools",
     "settings_matcher",
     "tool_matcher",
 ]
@@ -125,11 +126,25 @@ def _either_name(test: _Test) -> _Test:
     return matches
 
 
-def _names(names: Sequence[str]) -> _Test:
+def _named(names: Sequence[str]) -> frozenset[str]:
     """Exactly ``names``, and the host names whose Claude Code name is one of them."""
     wanted = frozenset(names)
-    aliases = {host for host, claude in DEFAULT_TOOL_ALIASES.items() if claude in wanted}
-    return (wanted | aliases).__contains__
+    return wanted | {host for host, claude in DEFAULT_TOOL_ALIASES.items() if claude in wanted}
+
+
+def _names(names: Sequence[str]) -> _Test:
+    return _named(names).__contains__
+
+
+def _read(spec: str) -> list[str] | str | None:
+    """How a ``tools=`` string reads: None for every tool, its names (a list, empty names
+    kept for the caller to refuse), or its regular expression (a str)."""
+    text = spec.strip()
+    if text in _EVERY:
+        return None
+    if _PLAIN.fullmatch(text):
+        return [name.strip() for name in _SEPARATOR.split(text)]
+    return text
 
 
 def _refuse_bad_names(spec: str, names: list[str]) -> None:
@@ -209,15 +224,14 @@ def tool_matcher(spec: ToolSpec | None) -> Callable[[str], bool] | None:
     if spec is None:
         return None
     if isinstance(spec, str):
-        text = spec.strip()
-        if text in _EVERY:
+        read = _read(spec)
+        if read is None:
             return None
-        if _PLAIN.fullmatch(text):
-            names = [name.strip() for name in _SEPARATOR.split(text)]
-            _refuse_bad_names(spec, names)
-            return _names(names)
-        pattern = _compile(text)
-        _refuse_dead_pattern(spec, text)
+        if isinstance(read, list):
+            _refuse_bad_names(spec, read)
+            return _names(read)
+        pattern = _compile(read)
+        _refuse_dead_pattern(spec, read)
         return _either_name(lambda name: pattern.fullmatch(name) is not None)
     if isinstance(spec, Sequence) and all(isinstance(n, str) for n in spec):
         if not spec:
@@ -229,6 +243,20 @@ def tool_matcher(spec: ToolSpec | None) -> Callable[[str], bool] | None:
     raise TypeError(
         f"tool matcher must be a string or a list of tool names, not {type(spec).__name__}"
     )
+
+
+def named_tools(spec: ToolSpec | None) -> frozenset[str] | str | None:
+    """What a ``tools=`` filter names, read as :func:`tool_matcher` reads it (not checked:
+    see :func:`tool_matcher` for what it refuses): None for every tool, the exact tool names
+    it matches (a frozenset, with the host names of the Claude Code names in it), or the
+    regular expression a name must match in full (a str). For tools that draw tool names a
+    handler takes (``kithooks.testing``)."""
+    if spec is None:
+        return None
+    read = _read(spec) if isinstance(spec, str) else [str(name).strip() for name in spec]
+    if read is None or isinstance(read, str):
+        return read
+    return _named([name for name in read if name])
 
 
 def settings_matcher(matcher: str) -> Callable[[str], bool] | None:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 from collections.abc import Callable
 from typing import Any
 
@@ -31,6 +30,7 @@ from ..hookspecs import POLICY_ATTR
 from ..listeners import HandlerError
 from ..loading import LoadError, register_plugin
 from ..manager import PluginManager
+from ..matching import ToolSpec, named_tools
 from . import strategies
 
 __all__ = ["ContractViolation", "acheck_contract", "check_contract"]
@@ -144,21 +144,19 @@ def _load(pm: PluginManager, plugin: object, name: str | None) -> list[str]:
     return [label]
 
 
-def _tool_names(spec: object) -> st.SearchStrategy[str] | None:
-    """Tool names a ``tools=`` spec names (None: it names none to draw)."""
-    if isinstance(spec, str):
-        text = spec.strip()
-        names = [n.strip() for n in re.split(r"[|,]", text) if n.strip()]
-        if not names:
-            return None
-        drawn: st.SearchStrategy[str] = st.sampled_from(names)
-        try:  # a pattern ("mcp__.*"): names it matches; plain names: those names again
-            return drawn | st.from_regex(text, fullmatch=True)
-        except Exception:  # a pattern hypothesis cannot draw from: its literal parts only
-            return drawn
-    if isinstance(spec, list | tuple) and spec:
-        return st.sampled_from([str(n).strip() for n in spec])
-    return None
+def _tool_names(spec: ToolSpec | None) -> st.SearchStrategy[str] | None:
+    """Tool names a ``tools=`` filter takes (None: every tool, nothing to aim at), read as
+    the manager reads it (:func:`kithooks.matching.named_tools`): its names and the host
+    names of its Claude Code names, or names its pattern matches."""
+    named = named_tools(spec)
+    if named is None or not named:
+        return None
+    if isinstance(named, frozenset):
+        return st.sampled_from(sorted(named))
+    try:
+        return st.from_regex(named, fullmatch=True)
+    except Exception:  # a pattern hypothesis cannot draw from: the drawn events only
+        return None
 
 
 def _events(pm: PluginManager, label: str, et: EventType) -> st.SearchStrategy[Event]:
