@@ -116,6 +116,21 @@ def test_a_handler_on_a_claude_code_name_is_given_the_host_names_it_takes():
         check_contract(ShellOnly(), max_examples=200)
 
 
+@pytest.mark.parametrize("tools", ["github.create_issue", "fs.read|github.create_issue"])
+def test_a_handler_on_a_dotted_tool_name_is_given_that_name(tools):
+    """A dotted name is a pattern (its dot matches any character): the draws still aim at
+    the name it spells, so a bug on it is found."""
+
+    class Issues:
+        @kithooks.hookimpl(tools=tools)
+        def on_tool_call(self, event):
+            if event.tool_name == "github.create_issue":
+                raise KeyError(event.tool_name)
+
+    with pytest.raises(ContractViolation, match=r"plugin 'Issues' failed in on_tool_call"):
+        check_contract(Issues(), max_examples=100)
+
+
 def test_check_contract_in_a_running_loop_names_the_async_variant():
     class Gate:
         @kithooks.hookimpl

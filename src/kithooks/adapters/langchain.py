@@ -56,10 +56,13 @@ error, agent_end       the run failed (a failed tool's answer gets its ``step_fi
 message_end            the final step's text, on success
 =====================  ==============================================================
 
-A run that fails outside the middleware's hooks (another middleware's node raises: a
-``ToolCallLimitMiddleware`` with ``exit_behavior="error"``, a ``PIIMiddleware`` blocking in
-``after_model``) emits no ``error`` and no ``agent_end``: the middleware never sees the
-failure, and the turn stays open here until ``max_open_runs`` forgets it.
+A run that fails in another middleware's node between this one's ``before_agent`` and
+``after_agent`` (a ``ToolCallLimitMiddleware`` with ``exit_behavior="error"``, a
+``PIIMiddleware`` blocking in ``after_model``) emits no ``error`` and no ``agent_end``: the
+middleware never sees the failure, and the turn stays open here until ``max_open_runs``
+forgets it. One that fails in the ``before_agent`` of a middleware placed before this one
+emits nothing (no turn opened); one that fails in its ``after_agent``, which runs after this
+one's, fails after a normal ``message_end`` and ``agent_end``.
 
 Not emitted: ``retry`` (a retrying middleware inside this one is invisible to it),
 ``tool_output``, ``subagent_*``, ``warnings``, ``source``, ``model_change``, ``before_fork``,

@@ -147,16 +147,18 @@ def _load(pm: PluginManager, plugin: object, name: str | None) -> list[str]:
 def _tool_names(spec: ToolSpec | None) -> st.SearchStrategy[str] | None:
     """Tool names a ``tools=`` filter takes (None: every tool, nothing to aim at), read as
     the manager reads it (:func:`kithooks.matching.named_tools`): its names and the host
-    names of its Claude Code names, or names its pattern matches."""
+    names of its Claude Code names; for a pattern, the names it spells out (a dotted name
+    such as ``"github.create_issue"`` is a pattern) and names it matches."""
     named = named_tools(spec)
     if named is None or not named:
         return None
     if isinstance(named, frozenset):
         return st.sampled_from(sorted(named))
+    spelt = st.sampled_from([part.replace("\\.", ".") for part in named.split("|") if part])
     try:
-        return st.from_regex(named, fullmatch=True)
-    except Exception:  # a pattern hypothesis cannot draw from: the drawn events only
-        return None
+        return spelt | st.from_regex(named, fullmatch=True)
+    except Exception:  # a pattern hypothesis cannot draw from: the names it spells out
+        return spelt
 
 
 def _events(pm: PluginManager, label: str, et: EventType) -> st.SearchStrategy[Event]:
