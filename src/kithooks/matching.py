@@ -253,7 +253,7 @@ def named_tools(spec: ToolSpec | None) -> frozenset[str] | str | None:
     handler takes (``kithooks.testing``)."""
     if spec is None:
         return None
-    read = _read(spec) if isinstance(spec, str) else [str(name).strip() for name in spec]
+    read = _read(spec) if isinstance(spec, str) else [name.strip() for name in spec]
     if read is None or isinstance(read, str):
         return read
     return _named([name for name in read if name])

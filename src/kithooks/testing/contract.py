@@ -150,7 +150,7 @@ def _tool_names(spec: ToolSpec | None) -> st.SearchStrategy[str] | None:
     names of its Claude Code names; for a pattern, the names it spells out (a dotted name
     such as ``"github.create_issue"`` is a pattern) and names it matches."""
     named = named_tools(spec)
-    if named is None or not named:
+    if not named:
         return None
     if isinstance(named, frozenset):
         return st.sampled_from(sorted(named))
