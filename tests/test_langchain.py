@@ -454,6 +454,17 @@ def test_a_gate_registered_after_an_always_hooked_agent_was_built_is_honoured(mo
     assert answer_of(run()) == "Tool said: Error: late gate" and script.ran == ["ls"]
 
 
+def _refused(pm: PluginManager, plugin: object, name: str, event: str, line: int) -> None:
+    """Registering ``plugin`` as ``name`` is refused, naming it, the event and the line the
+    middleware was built at; it is left unregistered."""
+    with pytest.raises(ValueError) as refused:
+        pm.register(plugin, name=name)
+    text = str(refused.value)
+    assert f"'{name}'" in text and f"'{event}'" in text and "hooks='always'" in text
+    assert f"{__file__}:{line}" in text
+    assert not pm.is_registered(plugin) and not pm.plugins_handle([event])
+
+
 def test_built_while_no_plugin_listens_the_agent_gets_no_hook_and_later_plugins_are_refused():
     """hooks="auto" (the default) with no listener: the bare agent's graph, no state channel;
     registering a plugin the agent would never ask is refused loudly, for good (the agent
@@ -468,13 +479,7 @@ def test_built_while_no_plugin_listens_the_agent_gets_no_hook_and_later_plugins_
     assert "kithooks_turn" not in agent.builder.channels
     assert answer_of(agent.invoke(prompt("go"))) == "Tool said: output of ls"
     del agent, middleware
-    gate = _LateGate()
-    with pytest.raises(ValueError) as refused:
-        pm.register(gate, name="late-gate")
-    text = str(refused.value)
-    assert "'late-gate'" in text and "'tool_call'" in text and "hooks='always'" in text
-    assert f"{__file__}:{line}" in text
-    assert not pm.is_registered(gate) and not pm.plugins_handle(["tool_call"])
+    _refused(pm, _LateGate(), "late-gate", "tool_call", line)
 
     class Sessions:  # an event the agent never emits: nothing to refuse
         @hookimpl
@@ -542,6 +547,125 @@ def test_the_type_of_an_unhooked_middleware_decides_again():
     assert not kind(empty).hooked
     with pytest.raises(ValueError, match="would never ask it"):
         empty.register(_LateGate())
+
+
+def _jumps_to_the_end(agent: Any) -> bool:
+    """Whether the graph's KitHooks.before_agent node has the conditional edge to the end
+    that ``handled`` takes."""
+    return any(
+        e.source == "KitHooks.before_agent" and e.conditional for e in agent.get_graph().edges
+    )
+
+
+class _Slash:
+    """An input plugin that consumes every prompt."""
+
+    @hookimpl
+    def on_input(self, event):
+        return kithooks.InputResult(action="handled")
+
+
+def test_built_while_none_handles_input_the_agent_has_no_jump_edge_and_input_is_refused():
+    """hooks="auto" with listeners but none to input: the hooks are there, without the
+    conditional edge from before_agent to the end that only 'handled' needs (its routing
+    costs every run); an input plugin registered later is refused loudly, naming the plugin,
+    the event and where the middleware was built, and is not registered. Other plugins are
+    still taken."""
+    pm = PluginManager(aggregate_turns=False)
+    pm.register(_LateGate())
+    middleware = KitHooksMiddleware(pm)
+    line = inspect.currentframe().f_lineno - 1
+    assert middleware.hooked and isinstance(middleware, KitHooksMiddleware)
+    agent = create_agent(
+        ScriptedChatModel(script=standard_script(), seen=[]), [], middleware=[middleware]
+    )
+    assert "KitHooks.before_agent" in agent.get_graph().nodes and not _jumps_to_the_end(agent)
+    _refused(pm, _Slash(), "slash", "input", line)
+
+    class Results:
+        @hookimpl
+        def on_tool_result(self, event):
+            return None
+
+    pm.register(Results())  # any other event the agent emits: taken, it will be asked
+
+
+def test_an_input_plugin_registered_before_building_or_hooks_always_keeps_the_jump_edge():
+    """With an input plugin at build time, or with hooks="always" (a plugin that comes
+    later), before_agent can jump to the end: 'handled' ends the run before the model."""
+    for late in (False, True):
+        pm = PluginManager(aggregate_turns=False)
+        if not late:
+            pm.register(_Slash())
+        script = standard_script()
+        model = ScriptedChatModel(script=script, seen=[])
+        middleware = KitHooksMiddleware(pm, hooks="always" if late else "auto", handled_output="ok")
+        agent = create_agent(model, [], middleware=[middleware])
+        if late:
+            pm.register(_Slash())
+        assert _jumps_to_the_end(agent)
+        assert answer_of(agent.invoke(prompt("/help"))) == "ok" and model.seen == []
+
+
+def test_handled_in_a_middleware_that_cannot_end_the_run_early_fails_loudly():
+    """A subclass whose before_agent declares no jump to the end cannot honour 'handled':
+    the run fails with a RuntimeError saying so, and the consumed prompt never reaches the
+    model (a silent send would look exactly like a plugin that let it through)."""
+
+    class Plain(KitHooksMiddleware):  # no @hook_config(can_jump_to=["end"]) on either
+        def before_agent(self, state, runtime):
+            return super().before_agent(state, runtime)
+
+        async def abefore_agent(self, state, runtime):
+            return await super().abefore_agent(state, runtime)
+
+    pm = PluginManager(aggregate_turns=False)
+    pm.register(_Slash())
+    model = ScriptedChatModel(script=standard_script(), seen=[])
+    agent = create_agent(model, [], middleware=[Plain(pm)])
+    assert not _jumps_to_the_end(agent)
+    with pytest.raises(RuntimeError, match=r"answered 'handled'.*cannot end the run"):
+        agent.invoke(prompt("/help"))
+    with pytest.raises(RuntimeError, match=r"answered 'handled'.*cannot end the run"):
+        asyncio.run(asyncio.wait_for(agent.ainvoke(prompt("/help")), TIMEOUT))
+    assert model.seen == []
+
+
+def test_the_type_of_a_middleware_without_the_jump_edge_decides_again():
+    """type(m)(pm) of a middleware built without the jump edge is built as
+    KitHooksMiddleware(pm) is: whole when pm has an input plugin."""
+    gated = PluginManager(aggregate_turns=False)
+    gated.register(_LateGate())
+    kind = type(KitHooksMiddleware(gated))
+    answering = PluginManager(aggregate_turns=False)
+    answering.register(_Slash())
+    rebuilt = kind(answering, handled_output="ok")
+    assert type(rebuilt) is KitHooksMiddleware and rebuilt.handled_output == "ok"
+    model = ScriptedChatModel(script=standard_script(), seen=[])
+    agent = create_agent(model, [], middleware=[rebuilt])
+    assert answer_of(agent.invoke(prompt("/help"))) == "ok" and model.seen == []
+    assert not kind(PluginManager()).hooked  # nobody listens: unhooked, as the base decides
+
+
+@given(events=st.sets(st.sampled_from(sorted(kithooks.EventType, key=str))))
+@settings(max_examples=40, deadline=None)
+def test_a_middleware_without_the_jump_edge_refuses_exactly_the_input_plugins(events):
+    """For any set of events a plugin handles, registering it after a middleware built with
+    listeners but no input plugin is refused exactly when it handles input."""
+    pm = PluginManager(aggregate_turns=False)
+    pm.register(_LateGate())
+    assert KitHooksMiddleware(pm).hooked
+    plugin = type(
+        "Plugin",
+        (),
+        {f"on_{e}": hookimpl(lambda self, event: None) for e in events},
+    )()
+    if "input" in events:
+        with pytest.raises(ValueError, match="no way to end a run before its model call"):
+            pm.register(plugin)
+        assert not pm.is_registered(plugin)
+    else:
+        pm.register(plugin)
 
 
 def test_a_middleware_that_fails_to_build_promises_nothing():

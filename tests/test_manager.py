@@ -461,7 +461,8 @@ from hypothesis import strategies as st  # noqa: E402
 def test_has_handlers_agrees_with_the_handlers_through_any_registrations(steps):
     """has_handlers answers from a set of the events nobody handles; through any sequence
     of registrations and unregistrations it says what handler_names says, for an EventType
-    and for its name alike (the aggregator turning active or passive included)."""
+    and for its name alike (the aggregator turning active or passive included), and so
+    does the live view pm.handled."""
     pm = PluginManager()
     for add, slot, events in steps:
         name = f"p{slot}"
@@ -473,6 +474,12 @@ def test_has_handlers_agrees_with_the_handlers_through_any_registrations(steps):
             expected = bool(pm.handler_names(et))
             assert pm.has_handlers(et) is expected, et
             assert pm.has_handlers(et.value) is expected, et
+            assert pm.handled[et] is expected and pm.handled[et.value] is expected, et
+    assert set(pm.handled) == {et.value for et in EventType}
+    with pytest.raises(TypeError):
+        pm.handled["tool_call"] = True  # type: ignore[index]  (a read-only view)
+    with pytest.raises(KeyError):
+        pm.handled["message_updates"]
     with pytest.raises(ValueError, match="message_update"):
         pm.has_handlers("message_updates")
     with pytest.raises(ValueError, match="unknown event type"):

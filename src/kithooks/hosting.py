@@ -11,7 +11,8 @@
 * :func:`before_fork`, :func:`before_session_switch`, :func:`before_compact` ask the guards
   and give the original's default reasons.
 
-Every helper checks ``has_handlers`` first, so no payload is built that nobody reads.
+Every helper first asks whether a plugin handles the event (``pm.handled``, or
+``has_handlers`` for a tool), so no payload is built that nobody reads.
 """
 
 from __future__ import annotations
@@ -427,7 +428,7 @@ def tool_output(
     ctx: Context | None = None,
 ) -> None:
     """Emit one ``tool_output`` chunk of a running tool (with its ``tool_kind`` filled in)."""
-    if pm.has_handlers(EventType.TOOL_OUTPUT):
+    if pm.handled[EventType.TOOL_OUTPUT]:
         pm.emit(
             ToolOutputEvent(
                 tool_call_id=tool_call_id,
@@ -524,7 +525,7 @@ def counted_step_events(
     :class:`~kithooks.Usage` first costs more than the two events (``input_tokens``
     excludes cache reads and writes)."""
     events: list[Event] = []
-    if pm.has_handlers(EventType.STEP_FINISH):
+    if pm.handled[EventType.STEP_FINISH]:
         events.append(
             StepFinishEvent(
                 step_number=step_number,
@@ -536,7 +537,7 @@ def counted_step_events(
                 cache_write_tokens=cache_write_tokens,
             )
         )
-    if pm.has_handlers(EventType.LLM_USAGE):
+    if pm.handled[EventType.LLM_USAGE]:
         events.append(
             usage_event(
                 provider=provider,
@@ -606,7 +607,7 @@ def before_fork(
     ctx: Context | None = None,
 ) -> Cancellation:
     """Ask plugins whether the session may fork from ``target_id``."""
-    if not pm.has_handlers(EventType.BEFORE_FORK):
+    if not pm.handled[EventType.BEFORE_FORK]:
         return Cancellation(cancelled=False)
     event = BeforeForkEvent(
         target_id=target_id, is_user_message=is_user_message, user_text=user_text
@@ -619,7 +620,7 @@ def before_session_switch(
     pm: PluginManager, *, reason: str = "new", ctx: Context | None = None
 ) -> Cancellation:
     """Ask plugins whether the host may switch sessions (``reason``: new, clear, resume)."""
-    if not pm.has_handlers(EventType.BEFORE_SESSION_SWITCH):
+    if not pm.handled[EventType.BEFORE_SESSION_SWITCH]:
         return Cancellation(cancelled=False)
     cancelled, why, _ = _guard(pm, BeforeSessionSwitchEvent(reason=reason), ctx)
     return Cancellation(cancelled=cancelled, reason=why)
@@ -635,7 +636,7 @@ def before_compact(
     ctx: Context | None = None,
 ) -> CompactDecision:
     """Ask plugins whether to compact, and whether one brings its own summary."""
-    if not pm.has_handlers(EventType.BEFORE_COMPACT):
+    if not pm.handled[EventType.BEFORE_COMPACT]:
         return CompactDecision(cancelled=False)
     usage = estimated_tokens / context_limit if context_limit else 0.0
     event = BeforeCompactEvent(
@@ -680,7 +681,7 @@ class Turn:
 
     def _emit(self, cls: type[Event], **fields: Any) -> Any:
         """Emit ``cls(**fields)``; the payload is built only when a plugin handles it."""
-        if not self.pm.has_handlers(cls.event_type):
+        if not self.pm.handled[cls.event_type]:
             return None
         return self.pm.emit(cls(**fields), self.ctx)
 
@@ -710,7 +711,7 @@ class Turn:
         describe: Callable[[M], tuple[str, str]],
         make: Callable[[str, str], M],
     ) -> list[M]:
-        if not self.pm.has_handlers(event_type):
+        if not self.pm.handled[event_type]:
             return list(messages)
         result = self.pm.emit(event_factory(context_window(messages, describe)), self.ctx)
         if result is None or result.messages is None:

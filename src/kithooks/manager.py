@@ -15,6 +15,7 @@ import itertools
 import os
 import sys
 import threading
+import types
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -199,6 +200,11 @@ class PluginManager(pluggy.PluginManager):
         #: Whether some plugin handles each event now, by the event's name (an EventType is
         #: equal to its name): has_handlers' answer in one lookup.
         self._handled: dict[str, bool] = dict.fromkeys(_HOOK_OF, False)
+        #: Whether some plugin handles each event now, by the event's name: a live read-only
+        #: view, ``pm.handled[EventType.STEP_START]`` is ``pm.has_handlers("step_start")``
+        #: without the method call, for hosts that ask about many events per model or tool
+        #: call (the adapters). A ``KeyError`` for what is not an event's name.
+        self.handled: Mapping[str, bool] = types.MappingProxyType(self._handled)
         self._callers = Callers(self.listeners, fail_closed, self._outcome_plan, self._hooked)
         self.state: StateStore = StateStore() if state is None else state
         #: Plugins that could not be loaded, with why (entry points and files).
@@ -817,8 +823,8 @@ class PluginManager(pluggy.PluginManager):
     def has_handlers(self, event_type: EventType | str, tool_name: str | None = None) -> bool:
         """True when some plugin handles ``event_type`` (for ``tool_name``, when given).
 
-        Constant time without ``tool_name``. An unknown event name is a ValueError with the
-        closest name.
+        Constant time without ``tool_name`` (:attr:`handled` answers the same without a
+        call). An unknown event name is a ValueError with the closest name.
         """
         try:
             handled: bool | None = self._handled[event_type]

@@ -100,9 +100,15 @@ built while no plugin listens to any event the agent can emit (:data:`EMITTED`; 
 aggregator alone counts for no one) adds no hook and no state to its agent, which runs at
 the bare agent's cost. Since the agent would never ask a plugin registered later, the
 manager then refuses one for good: ``pm.register`` raises ``ValueError`` naming the plugin,
-the event and the file and line the middleware was built at. A host that gets its plugins
-after building the agent (plugins enabled at run time, a plugin holding a sub-agent on the
-same manager) builds it with ``KitHooksMiddleware(pm, hooks="always")``.
+the event and the file and line the middleware was built at. Likewise, built while plugins
+listen but none to ``input``, its ``before_agent`` declares no jump to the end: only an
+``input`` plugin's ``handled`` takes that jump, and ``create_agent`` gives a hook that may
+jump a conditional edge whose routing every run pays for (about 1 % of a short run); the
+manager then refuses an ``input`` plugin the same way. A host that gets its plugins after
+building the agent (plugins enabled at run time, a plugin holding a sub-agent on the same
+manager) builds it with ``KitHooksMiddleware(pm, hooks="always")``. A ``handled`` that the
+middleware cannot honour (a subclass whose ``before_agent`` declares no jump to the end)
+fails the run with a ``RuntimeError`` before any model call, never sends the prompt.
 
 Put the middleware last in the list, or at least after every middleware that wraps tool
 calls. LangChain nests ``wrap_tool_call`` and ``wrap_model_call`` in list order, the first
@@ -162,6 +168,7 @@ import json
 import os
 import sys
 import threading
+import types
 import uuid
 import weakref
 from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterator, Mapping
@@ -708,6 +715,8 @@ def _map_result(
 
 def _tool_messages(result: Any, call_id: str) -> list[ToolMessage]:
     """The ToolMessages a tool call produced for ``call_id`` (see :func:`_map_result`)."""
+    if isinstance(result, ToolMessage):  # what a tool returns most often: itself, any id
+        return [result]
     found: list[ToolMessage] = []
 
     def keep(message: ToolMessage) -> ToolMessage:
@@ -754,6 +763,9 @@ def _response(messages: list[ToolMessage]) -> ToolResponse:
     (:func:`_content_text`; several messages: theirs, one per line)."""
     if not messages:
         return ToolResponse()
+    if len(messages) == 1:
+        (message,) = messages
+        return ToolResponse(content=_content_text(message), is_error=message.status == "error")
     return ToolResponse(
         content="\n".join(_content_text(m) for m in messages),
         is_error=any(m.status == "error" for m in messages),
@@ -761,10 +773,15 @@ def _response(messages: list[ToolMessage]) -> ToolResponse:
 
 
 def _rewritten(
-    request: ToolCallRequest, result: Any, messages: list[ToolMessage], outcome: ToolOutcome
+    request: ToolCallRequest,
+    result: Any,
+    messages: list[ToolMessage],
+    seen: ToolResponse,
+    outcome: ToolOutcome,
 ) -> Any:
-    """``result`` with the tool_result rewrite applied to the call's one ToolMessage
-    (``messages``, what :func:`_tool_messages` found), checked to be in it. The rewritten
+    """``result`` with the tool_result rewrite (``outcome``, against ``seen``, what the
+    plugins were shown) applied to the call's one ToolMessage (``messages``, what
+    :func:`_tool_messages` found), checked to be in it. The rewritten
     text replaces the message's whole content as a str: a list of content blocks (images,
     ``json`` blocks ...) becomes that one text. Content no plugin changed is left as it is.
 
@@ -775,12 +792,13 @@ def _rewritten(
             model must not get the result unrewritten; adding or dropping a message of the
             tool's state update instead could break the graph or lose its update.
     """
-    seen = _response(messages)
     if outcome.content == seen.content and outcome.is_error == seen.is_error:
         return result
     call_id = request.tool_call["id"] or ""
     if len(messages) == 1:
         status = "error" if outcome.is_error else "success"
+        if result is messages[0]:  # the tool returned the message itself: a copy holds it
+            return result.model_copy(update={"content": outcome.content, "status": status})
         rewritten = _map_result(
             result,
             call_id,
@@ -888,9 +906,12 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
             handles one of those events (``ValueError`` naming where the middleware was
             built: register plugins before building the agent), so no plugin ever sits
             registered where an agent would not ask it (for the manager's whole life: see
-            :meth:`PluginManager.keep_unheard`). ``"always"``: hook in all the same, for a
-            manager that gets its plugins after the agent is built. A subclass always hooks
-            in. :attr:`hooked` says which one was built.
+            :meth:`PluginManager.keep_unheard`). Built while plugins listen but none to
+            ``input``, its ``before_agent`` declares no jump to the end (the conditional
+            edge only ``handled`` takes, which every run pays for), and ``pm.register``
+            refuses an ``input`` plugin from then on, the same way. ``"always"``: hook in
+            all of it all the same, for a manager that gets its plugins after the agent is
+            built. A subclass always hooks in whole. :attr:`hooked` says whether it hooks in.
     """
 
     state_schema = KitHooksState
@@ -900,15 +921,17 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
     hooked = True
 
     def __new__(cls, pm: Any = _NO_PM, *args: Any, **options: Any) -> KitHooksMiddleware:
-        """An unhooked middleware (:class:`_Unhooked`) when ``hooks="auto"`` and no plugin
-        of ``pm`` listens; else a hooked one. The options are checked first, so a
+        """With ``hooks="auto"``: an unhooked middleware (:class:`_Unhooked`) when no
+        plugin of ``pm`` listens, one without the jump edge ``handled`` needs
+        (:class:`_InputUnheard`) when plugins listen but none to ``input``; else (and with
+        ``hooks="always"``) the whole middleware. The options are checked first, so a
         middleware that fails to build leaves the manager as it was. A subclass (its own
-        arguments) always hooks in. (No arguments at all: ``copy`` making the object its
+        arguments) is always whole. (No arguments at all: ``copy`` making the object its
         state then fills.)"""
         if pm is _NO_PM and not args and not options:
             return super().__new__(cls)
-        # type(an unhooked one)(pm) is decided again, as the base is
-        kind = KitHooksMiddleware if cls is _Unhooked else cls
+        # type(a shape the base picked)(pm) is decided again, as the base is
+        kind = KitHooksMiddleware if cls in (_Unhooked, _InputUnheard) else cls
         if kind is not KitHooksMiddleware:
             return super().__new__(kind)
         # __init__'s own signature: a misspelt argument is a TypeError before anything
@@ -921,16 +944,25 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
         _check_options(pm, bound.arguments["max_open_runs"], hooks)
         if hooks == "auto":
             caller = sys._getframe(1)
+            built = f"the KitHooksMiddleware built at {caller.f_code.co_filename}:{caller.f_lineno}"
+            fix = (
+                "register plugins before building the middleware, or build every middleware "
+                "on this manager with hooks='always'"
+            )
             why = (
-                f"the KitHooksMiddleware built at {caller.f_code.co_filename}:"
-                f"{caller.f_lineno} while no plugin listened added no hooks to its agent, "
-                "which would never ask it (register plugins before building the middleware, "
-                "or build every middleware on this manager with hooks='always')"
+                f"{built} while no plugin listened added no hooks to its agent, which would "
+                f"never ask it ({fix})"
             )
             if pm.keep_unheard(EMITTED, why):
-                return super().__new__(_Unhooked)
+                kind = _Unhooked
+            elif pm.keep_unheard(
+                (EventType.INPUT,),
+                f"{built} while no plugin handled 'input' gave its agent no way to end a run "
+                f"before its model call, as an 'input' plugin's 'handled' asks ({fix})",
+            ):
+                kind = _InputUnheard
         made = super().__new__(kind)
-        if cls is not kind:  # Python initialises only an instance of the class called
+        if not isinstance(made, cls):  # Python initialises only an instance of the class called
             KitHooksMiddleware.__init__(made, pm, *args, **options)
         return made
 
@@ -1155,9 +1187,17 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
         if prompt_message is not None:
             run.prompt, run.prompt_id = str(prompt_message.text), prompt_message.id
             run.label = run.prompt
-        if pm.has_handlers(EventType.INPUT):
+        if pm.handled[EventType.INPUT]:
             result = yield InputEvent(text=run.prompt, source="script")
             if result is not None and result.action == "handled":
+                if not _ends_early(type(self)):
+                    raise RuntimeError(
+                        "KitHooksMiddleware: an 'input' plugin answered 'handled', but this "
+                        f"middleware ({type(self).__qualname__}) cannot end the run before its "
+                        "model call: its before_agent hook declares no jump to the end "
+                        "(@hook_config(can_jump_to=['end'])); refusing to send the prompt "
+                        "the plugin consumed"
+                    )
                 run.handled = True
                 update["jump_to"] = "end"
                 if self.handled_output:
@@ -1167,7 +1207,7 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
                 run.prompt = result.text
                 if prompt_message is not None:
                     update["messages"] = [_with_text(prompt_message, result.text)]
-        if pm.has_handlers(EventType.BEFORE_AGENT_START):
+        if pm.handled[EventType.BEFORE_AGENT_START]:
             injection = yield BeforeAgentStartEvent(prompt=run.prompt)
             if injection is not None:
                 run.inject_text = injection.inject_text
@@ -1181,7 +1221,7 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
             return
         run.finish = _finish_reason(message)
         pm = self.pm
-        if not (pm.has_handlers(EventType.STEP_FINISH) or pm.has_handlers(EventType.LLM_USAGE)):
+        if not (pm.handled[EventType.STEP_FINISH] or pm.handled[EventType.LLM_USAGE]):
             return
         usage: Mapping[str, Any] = message.usage_metadata or {}
         details: Mapping[str, Any] = usage.get("input_token_details") or {}
@@ -1210,7 +1250,7 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
         make_event: Callable[[Any], Event],
         messages: list[AnyMessage],
     ) -> Steps[list[AnyMessage]]:
-        if not self.pm.has_handlers(et):
+        if not self.pm.handled[et]:
             return messages
         result = yield make_event(context_window(messages, describe_message))
         if result is None or result.messages is None:
@@ -1245,9 +1285,9 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
             messages = yield from self._rewrite(
                 EventType.CONTEXT_PREPARE, lambda w: ContextPrepareEvent(messages=w), messages
             )
-            if pm.has_handlers(EventType.AGENT_START):
+            if pm.handled[EventType.AGENT_START]:
                 yield AgentStartEvent(prompt=run.label)
-            if pm.has_handlers(EventType.MESSAGE_START):
+            if pm.handled[EventType.MESSAGE_START]:
                 yield MessageStartEvent()
         run.step += 1
         step = run.step
@@ -1257,7 +1297,7 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
             messages,
         )
         run.step_text = ""
-        if pm.has_handlers(EventType.STEP_START):
+        if pm.handled[EventType.STEP_START]:
             yield StepStartEvent(step_number=step)
         if messages != request.messages:
             request = request.override(messages=messages)
@@ -1270,23 +1310,23 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
         if message is None:
             return
         run.pending, run.pending_step = message, run.step
-        if isinstance(message.content, list) and pm.has_handlers(EventType.REASONING_START):
+        if isinstance(message.content, list) and pm.handled[EventType.REASONING_START]:
             for block in message.content:
                 if isinstance(block, dict) and block.get("type") in ("reasoning", "thinking"):
                     yield ReasoningStartEvent(id=str(block.get("id") or ""))
         text = str(message.text)
         run.step_text = text
-        if text and pm.has_handlers(EventType.MESSAGE_UPDATE):
+        if text and pm.handled[EventType.MESSAGE_UPDATE]:
             yield MessageUpdateEvent(chunk=text)
         for call in message.tool_calls:
             call_id, name = call["id"] or "", call["name"]
-            if pm.has_handlers(EventType.TOOL_CALL_INPUT_START):
+            if pm.handled[EventType.TOOL_CALL_INPUT_START]:
                 yield ToolCallInputStartEvent(
                     tool_call_id=call_id, tool_name=name, tool_kind=tool_kind_for(name)
                 )
-            if pm.has_handlers(EventType.TOOL_CALL_INPUT_DELTA):
+            if pm.handled[EventType.TOOL_CALL_INPUT_DELTA]:
                 yield ToolCallInputDeltaEvent(tool_call_id=call_id, delta=json.dumps(call["args"]))
-            if pm.has_handlers(EventType.TOOL_CALL_INPUT_END):
+            if pm.handled[EventType.TOOL_CALL_INPUT_END]:
                 yield ToolCallInputEndEvent(tool_call_id=call_id)
 
     def _failed(self, run: _Run, exc: BaseException) -> Steps[None]:
@@ -1298,9 +1338,9 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
             self._keep(self._failed_runs, run)  # the oldest failures are dropped silently
             run.failed = True
         yield from self._flush(run)
-        if self.pm.has_handlers(EventType.ERROR):
+        if self.pm.handled[EventType.ERROR]:
             yield ErrorEvent(error=f"{type(exc).__name__}: {exc}")
-        if self.pm.has_handlers(EventType.AGENT_END):
+        if self.pm.handled[EventType.AGENT_END]:
             yield AgentEndEvent(response="", stop_reason="error")
 
     def _close_late(self, run: _Run, failure: Exception | None) -> Steps[None]:
@@ -1309,7 +1349,7 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
         counts the turn's calls, the aggregator say, ends them too)."""
         if failure is not None:
             yield from self._failed(run, failure)
-        elif self.pm.has_handlers(EventType.AGENT_END):
+        elif self.pm.handled[EventType.AGENT_END]:
             yield AgentEndEvent(response="", stop_reason="error")
 
     def _end(self, run: _Run, state: Mapping[str, Any]) -> Steps[None]:
@@ -1318,9 +1358,9 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
         if run.handled:
             return
         yield from self._flush(run)
-        if self.pm.has_handlers(EventType.MESSAGE_END):
+        if self.pm.handled[EventType.MESSAGE_END]:
             yield MessageEndEvent(content=run.step_text)
-        if self.pm.has_handlers(EventType.AGENT_END):
+        if self.pm.handled[EventType.AGENT_END]:
             yield AgentEndEvent(response=_final(state), stop_reason=run.finish or "completed")
 
     # -- LangChain's hooks ---------------------------------------------------------------
@@ -1494,8 +1534,9 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
             _finish_tool(tool_run, _raised(exc), loop)
             raise
         messages = _tool_messages(result, tool_run.id)
-        outcome = _finish_tool(tool_run, _response(messages), loop)
-        return _rewritten(request, result, messages, outcome)  # type: ignore[no-any-return]
+        seen = _response(messages)
+        outcome = _finish_tool(tool_run, seen, loop)
+        return _rewritten(request, result, messages, seen, outcome)  # type: ignore[no-any-return]
 
     def awrap_tool_call(
         self,
@@ -1543,8 +1584,9 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
             await tool_run.afinish(_raised(exc))
             raise
         messages = _tool_messages(result, tool_run.id)
-        outcome = await tool_run.afinish(_response(messages))
-        return _rewritten(request, result, messages, outcome)  # type: ignore[no-any-return]
+        seen = _response(messages)
+        outcome = await tool_run.afinish(seen)
+        return _rewritten(request, result, messages, seen, outcome)  # type: ignore[no-any-return]
 
     def _ending(self, state: KitHooksState) -> _Run | None:
         """The turn ``after_agent`` ends: None without a key (no turn started) or when the
@@ -1582,6 +1624,27 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
         return {TURN_KEY: _ended_mark(run.ctx.turn_id, state)}
 
 
+def _ends_early(cls: type) -> bool:
+    """Whether ``create_agent`` gives ``cls``'s ``before_agent`` the jump to the end that
+    ``handled`` takes (as it reads it: the sync hook's ``can_jump_to``, else the async's)."""
+    for name in ("before_agent", "abefore_agent"):
+        hook = getattr(cls, name)
+        if hook is not getattr(AgentMiddleware, name) and hasattr(hook, "__can_jump_to__"):
+            return "end" in hook.__can_jump_to__
+    return False
+
+
+def _unjumped(hook: Callable[..., Any]) -> Callable[..., Any]:
+    """A copy of ``hook`` without the jumps ``hook_config`` declared on it."""
+    copy = types.FunctionType(
+        hook.__code__, hook.__globals__, hook.__name__, hook.__defaults__, hook.__closure__
+    )
+    copy.__kwdefaults__ = hook.__kwdefaults__
+    copy.__qualname__, copy.__doc__ = hook.__qualname__, hook.__doc__
+    copy.__module__, copy.__annotations__ = hook.__module__, dict(hook.__annotations__)
+    return copy
+
+
 class _Unhooked(KitHooksMiddleware):
     """:class:`KitHooksMiddleware` built with ``hooks="auto"`` while no plugin listened.
 
@@ -1601,3 +1664,19 @@ class _Unhooked(KitHooksMiddleware):
     awrap_tool_call = AgentMiddleware.awrap_tool_call
     after_agent = AgentMiddleware.after_agent
     aafter_agent = AgentMiddleware.aafter_agent
+
+
+class _InputUnheard(KitHooksMiddleware):
+    """:class:`KitHooksMiddleware` built with ``hooks="auto"`` while plugins listened but
+    none to ``input``.
+
+    ``handled`` ends a run with a jump from ``before_agent`` to the end. ``create_agent``
+    gives a hook that may jump a conditional edge, which every run pays for (its routing
+    copies the state's channels: about 1.1 % of a short agent run). With no ``input``
+    plugin nothing can ask for that jump, so this class's ``before_agent`` declares none;
+    its manager refuses an ``input`` plugin from then on
+    (:meth:`PluginManager.keep_unheard`).
+    """
+
+    before_agent = _unjumped(KitHooksMiddleware.before_agent)
+    abefore_agent = _unjumped(KitHooksMiddleware.abefore_agent)

@@ -479,7 +479,7 @@ class KitHooks(AbstractCapability[Any]):
         pm = self.pm
         if not pm.plugins_handle(EMITTED):  # the turn aggregator alone counts for no one
             return CombinedCapability([])  # flattened away: no hook of this run is ours
-        if pm.has_handlers(EventType.RETRY):
+        if pm.handled[EventType.RETRY]:
             return _RetryingKitHooks(
                 pm, stream=self.stream, prices=self.prices, handled_output=self.handled_output
             )
@@ -504,7 +504,7 @@ class KitHooks(AbstractCapability[Any]):
         )
         r.finish = finish
         pm = self.pm
-        if not (pm.has_handlers(EventType.STEP_FINISH) or pm.has_handlers(EventType.LLM_USAGE)):
+        if not (pm.handled[EventType.STEP_FINISH] or pm.handled[EventType.LLM_USAGE]):
             return
         fresh, out, read, write = _counts(response.usage)
         events = counted_step_events(
@@ -523,7 +523,7 @@ class KitHooks(AbstractCapability[Any]):
         )
         for event in events:
             await pm.aemit(event, r.ctx)
-        if response.failed_attempts and pm.has_handlers(EventType.LLM_USAGE):
+        if response.failed_attempts and pm.handled[EventType.LLM_USAGE]:
             # Attempts a fallback rejected (ModelFallback's fallback_on) were billed too: an
             # llm_usage each, after the step's own, so that step_finish and the step's
             # llm_usage describe the call that answered (an OTel chat span is that call's).
@@ -557,24 +557,24 @@ class KitHooks(AbstractCapability[Any]):
     def _part_events(self, r: _Run, part: Any) -> list[Event]:
         """The events of a response part beginning (text, reasoning, a tool call's arguments),
         each built only when some plugin handles it."""
-        has = self.pm.has_handlers
+        handled = self.pm.handled
         if isinstance(part, TextPart):
             return self._text_events(r, part.content)
         if isinstance(part, ThinkingPart):
-            if has(EventType.REASONING_START):
+            if handled[EventType.REASONING_START]:
                 return [ReasoningStartEvent(id=part.id or "")]
             return []
         if not isinstance(part, ToolCallPart):
             return []
         events: list[Event] = []
         call_id, name = part.tool_call_id, part.tool_name
-        if has(EventType.TOOL_CALL_INPUT_START):
+        if handled[EventType.TOOL_CALL_INPUT_START]:
             events.append(
                 ToolCallInputStartEvent(
                     tool_call_id=call_id, tool_name=name, tool_kind=tool_kind_for(name)
                 )
             )
-        if part.args and has(EventType.TOOL_CALL_INPUT_DELTA):
+        if part.args and handled[EventType.TOOL_CALL_INPUT_DELTA]:
             events.append(
                 ToolCallInputDeltaEvent(tool_call_id=call_id, delta=_args_text(part.args))
             )
@@ -585,7 +585,7 @@ class KitHooks(AbstractCapability[Any]):
         if not chunk:
             return []
         r.step_text.append(chunk)
-        if self.pm.has_handlers(EventType.MESSAGE_UPDATE):
+        if self.pm.handled[EventType.MESSAGE_UPDATE]:
             return [MessageUpdateEvent(chunk=chunk)]
         return []
 
@@ -611,13 +611,13 @@ class KitHooks(AbstractCapability[Any]):
         pm = self.pm
         prompt = ctx.prompt if isinstance(ctx.prompt, str) else _text(ctx.prompt)
         r.prompt = prompt
-        if pm.has_handlers(EventType.INPUT):
+        if pm.handled[EventType.INPUT]:
             result = await pm.aemit(InputEvent(text=prompt, source="script"), r.ctx)
             if result is not None and result.action == "handled":
                 return AgentRunResult(output=self.handled_output)
             if result is not None and result.action == "transform" and result.text != prompt:
                 r.new_prompt = result.text
-        if pm.has_handlers(EventType.BEFORE_AGENT_START):
+        if pm.handled[EventType.BEFORE_AGENT_START]:
             current = r.new_prompt if r.new_prompt is not None else prompt
             injection = await pm.aemit(BeforeAgentStartEvent(prompt=current), r.ctx)
             if injection is not None:
@@ -633,9 +633,9 @@ class KitHooks(AbstractCapability[Any]):
             raise
         if r.pending is not None:
             await self._flush_step(r)
-        if pm.has_handlers(EventType.MESSAGE_END):
+        if pm.handled[EventType.MESSAGE_END]:
             await pm.aemit(MessageEndEvent(content="".join(r.step_text)), r.ctx)
-        if pm.has_handlers(EventType.AGENT_END):
+        if pm.handled[EventType.AGENT_END]:
             output = run_result.output
             response = output if isinstance(output, str) else json.dumps(output, default=str)
             await pm.aemit(
@@ -655,9 +655,9 @@ class KitHooks(AbstractCapability[Any]):
                 await call.run.afinish(failed)
         if r.pending is not None:
             await self._flush_step(r)
-        if pm.has_handlers(EventType.ERROR):
+        if pm.handled[EventType.ERROR]:
             await pm.aemit(ErrorEvent(error=text), r.ctx)
-        if pm.has_handlers(EventType.AGENT_END):
+        if pm.handled[EventType.AGENT_END]:
             await pm.aemit(AgentEndEvent(response="", stop_reason="error"), r.ctx)
 
     def _prepare_prompt(
@@ -704,9 +704,9 @@ class KitHooks(AbstractCapability[Any]):
             return
         r.opened = True
         pm = self.pm
-        if pm.has_handlers(EventType.AGENT_START):
+        if pm.handled[EventType.AGENT_START]:
             await pm.aemit(AgentStartEvent(prompt=r.prompt or ""), r.ctx)
-        if pm.has_handlers(EventType.MESSAGE_START):
+        if pm.handled[EventType.MESSAGE_START]:
             await pm.aemit(MessageStartEvent(), r.ctx)
 
     async def before_model_request(self, ctx: Any, request_context: Any) -> Any:
@@ -720,21 +720,21 @@ class KitHooks(AbstractCapability[Any]):
         if not r.started:
             r.started = True
             messages = self._prepare_prompt(r, ctx, list(original))
-            if pm.has_handlers(EventType.CONTEXT_PREPARE):
+            if pm.handled[EventType.CONTEXT_PREPARE]:
                 messages = await self._rewrite(
                     r, lambda w: ContextPrepareEvent(messages=w), messages
                 )
         await self._open_turn(r)
         r.step += 1
         step = r.step
-        if pm.has_handlers(EventType.PREPARE_STEP):
+        if pm.handled[EventType.PREPARE_STEP]:
             messages = await self._rewrite(
                 r, lambda w: PrepareStepEvent(step_number=step, messages=w), messages
             )
         r.step_text = []
         if r.streaming_parts:
             r.streaming_parts = {}
-        if pm.has_handlers(EventType.STEP_START):
+        if pm.handled[EventType.STEP_START]:
             await pm.aemit(StepStartEvent(step_number=step), r.ctx)
         if messages is not original and messages != list(original):
             request_context = dataclasses.replace(request_context, messages=messages)
@@ -773,7 +773,7 @@ class KitHooks(AbstractCapability[Any]):
             elif (
                 isinstance(delta, ToolCallPartDelta)
                 and delta.args_delta
-                and pm.has_handlers(EventType.TOOL_CALL_INPUT_DELTA)
+                and pm.handled[EventType.TOOL_CALL_INPUT_DELTA]
             ):
                 call_id = r.streaming_parts.get(event.index, (delta.tool_call_id or "", ""))[0]
                 events = [
@@ -784,7 +784,7 @@ class KitHooks(AbstractCapability[Any]):
         elif (
             isinstance(event, PartEndEvent)
             and isinstance(event.part, ToolCallPart)
-            and pm.has_handlers(EventType.TOOL_CALL_INPUT_END)
+            and pm.handled[EventType.TOOL_CALL_INPUT_END]
         ):
             events = [ToolCallInputEndEvent(tool_call_id=event.part.tool_call_id)]
         for kit_event in events:
@@ -1468,7 +1468,7 @@ class _RetryingKitHooks(KitHooks):
     async def prepare_model_request(self, ctx: Any, request_context: Any) -> Any:
         """A further attempt at the same request is a retry."""
         attempt = request_context.attempt
-        if attempt > 1 and self.pm.has_handlers(EventType.RETRY):
+        if attempt > 1 and self.pm.handled[EventType.RETRY]:
             await self.pm.aemit(
                 RetryEvent(attempt=attempt - 1, error="model request retried"), self._state().ctx
             )
