@@ -565,29 +565,48 @@ class _Slash:
         return kithooks.InputResult(action="handled")
 
 
-def test_built_while_none_handles_input_the_agent_has_no_jump_edge_and_input_is_refused():
+@pytest.mark.parametrize("mode", ["invoke", "ainvoke"])
+def test_built_while_none_handles_input_the_agent_has_no_jump_edge_and_handled_fails_loudly(
+    tmp_path, mode
+):
     """hooks="auto" with listeners but none to input: the hooks are there, without the
-    conditional edge from before_agent to the end that only 'handled' needs (its routing
-    costs every run); an input plugin registered later is refused loudly, naming the plugin,
-    the event and where the middleware was built, and is not registered. Other plugins are
-    still taken."""
+    conditional edge from before_agent to the end that only 'handled' takes (its routing
+    costs every run). An input plugin loaded later (here from a file) is not refused: its
+    transform is applied; its 'handled' fails the run with a RuntimeError naming where the
+    middleware was built, before any model call (never a silent send of the prompt)."""
     pm = PluginManager(aggregate_turns=False)
     pm.register(_LateGate())
     middleware = KitHooksMiddleware(pm)
     line = inspect.currentframe().f_lineno - 1
-    assert middleware.hooked and isinstance(middleware, KitHooksMiddleware)
-    agent = create_agent(
-        ScriptedChatModel(script=standard_script(), seen=[]), [], middleware=[middleware]
-    )
+    assert middleware.hooked and not middleware.honours_handled
+    model = ScriptedChatModel(script=standard_script(), seen=[])
+    agent = create_agent(model, [], middleware=[middleware])
     assert "KitHooks.before_agent" in agent.get_graph().nodes and not _jumps_to_the_end(agent)
-    _refused(pm, _Slash(), "slash", "input", line)
 
-    class Results:
-        @hookimpl
-        def on_tool_result(self, event):
-            return None
+    def run(text):
+        if mode == "invoke":
+            return agent.invoke(prompt(text))
+        return asyncio.run(asyncio.wait_for(agent.ainvoke(prompt(text)), TIMEOUT))
 
-    pm.register(Results())  # any other event the agent emits: taken, it will be asked
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (plugins / "redact.py").write_text(
+        "import kithooks\n\n@kithooks.hookimpl\ndef on_input(event):\n"
+        "    text = event.text.replace('hunter2', '***')\n"
+        "    return kithooks.InputResult(action='transform', text=text)\n"
+    )
+    assert pm.load_plugin_files([plugins], user_dir=None, project_dir=None) == ["redact"]
+    assert not pm.load_errors and pm.has_handlers("input")
+    run("my password is hunter2")
+    assert [m.text for m in model.seen[-1] if isinstance(m, HumanMessage)] == ["my password is ***"]
+    pm.register(_Slash(), name="slash")
+    seen = len(model.seen)
+    with pytest.raises(RuntimeError) as failed:
+        run("/help")
+    text = str(failed.value)
+    assert "answered 'handled'" in text and f"{__file__}:{line}" in text
+    assert "hooks='always'" in text and "not sent" in text
+    assert len(model.seen) == seen  # the consumed prompt never reached the model
 
 
 def test_an_input_plugin_registered_before_building_or_hooks_always_keeps_the_jump_edge():
@@ -603,7 +622,7 @@ def test_an_input_plugin_registered_before_building_or_hooks_always_keeps_the_ju
         agent = create_agent(model, [], middleware=[middleware])
         if late:
             pm.register(_Slash())
-        assert _jumps_to_the_end(agent)
+        assert _jumps_to_the_end(agent) and middleware.honours_handled
         assert answer_of(agent.invoke(prompt("/help"))) == "ok" and model.seen == []
 
 
@@ -622,11 +641,12 @@ def test_handled_in_a_middleware_that_cannot_end_the_run_early_fails_loudly():
     pm = PluginManager(aggregate_turns=False)
     pm.register(_Slash())
     model = ScriptedChatModel(script=standard_script(), seen=[])
-    agent = create_agent(model, [], middleware=[Plain(pm)])
-    assert not _jumps_to_the_end(agent)
-    with pytest.raises(RuntimeError, match=r"answered 'handled'.*cannot end the run"):
+    plain = Plain(pm)
+    agent = create_agent(model, [], middleware=[plain])
+    assert not _jumps_to_the_end(agent) and not plain.honours_handled
+    with pytest.raises(RuntimeError, match=r"answered 'handled'.*Plain\) cannot end the run"):
         agent.invoke(prompt("/help"))
-    with pytest.raises(RuntimeError, match=r"answered 'handled'.*cannot end the run"):
+    with pytest.raises(RuntimeError, match=r"answered 'handled'.*Plain\) cannot end the run"):
         asyncio.run(asyncio.wait_for(agent.ainvoke(prompt("/help")), TIMEOUT))
     assert model.seen == []
 
@@ -645,27 +665,6 @@ def test_the_type_of_a_middleware_without_the_jump_edge_decides_again():
     agent = create_agent(model, [], middleware=[rebuilt])
     assert answer_of(agent.invoke(prompt("/help"))) == "ok" and model.seen == []
     assert not kind(PluginManager()).hooked  # nobody listens: unhooked, as the base decides
-
-
-@given(events=st.sets(st.sampled_from(sorted(kithooks.EventType, key=str))))
-@settings(max_examples=40, deadline=None)
-def test_a_middleware_without_the_jump_edge_refuses_exactly_the_input_plugins(events):
-    """For any set of events a plugin handles, registering it after a middleware built with
-    listeners but no input plugin is refused exactly when it handles input."""
-    pm = PluginManager(aggregate_turns=False)
-    pm.register(_LateGate())
-    assert KitHooksMiddleware(pm).hooked
-    plugin = type(
-        "Plugin",
-        (),
-        {f"on_{e}": hookimpl(lambda self, event: None) for e in events},
-    )()
-    if "input" in events:
-        with pytest.raises(ValueError, match="no way to end a run before its model call"):
-            pm.register(plugin)
-        assert not pm.is_registered(plugin)
-    else:
-        pm.register(plugin)
 
 
 def test_a_middleware_that_fails_to_build_promises_nothing():

@@ -100,15 +100,17 @@ built while no plugin listens to any event the agent can emit (:data:`EMITTED`; 
 aggregator alone counts for no one) adds no hook and no state to its agent, which runs at
 the bare agent's cost. Since the agent would never ask a plugin registered later, the
 manager then refuses one for good: ``pm.register`` raises ``ValueError`` naming the plugin,
-the event and the file and line the middleware was built at. Likewise, built while plugins
-listen but none to ``input``, its ``before_agent`` declares no jump to the end: only an
-``input`` plugin's ``handled`` takes that jump, and ``create_agent`` gives a hook that may
-jump a conditional edge whose routing every run pays for (about 1 % of a short run); the
-manager then refuses an ``input`` plugin the same way. A host that gets its plugins after
-building the agent (plugins enabled at run time, a plugin holding a sub-agent on the same
-manager) builds it with ``KitHooksMiddleware(pm, hooks="always")``. A ``handled`` that the
-middleware cannot honour (a subclass whose ``before_agent`` declares no jump to the end)
-fails the run with a ``RuntimeError`` before any model call, never sends the prompt.
+the event and the file and line the middleware was built at. Built while plugins listen but
+none to ``input``, its ``before_agent`` declares no jump to the end: only an ``input``
+plugin's ``handled`` takes that jump, and ``create_agent`` gives a hook that may jump a
+conditional edge whose routing every run pays for (about 1 % of a short run). An ``input``
+plugin registered later still runs and its ``transform`` is applied, but its ``handled``
+fails the run with a ``RuntimeError`` naming where the middleware was built, before any
+model call: the prompt it consumed is never sent (so does a ``handled`` in a subclass whose
+``before_agent`` declares no jump to the end; :attr:`KitHooksMiddleware.honours_handled`
+says which). A host that gets its plugins after building the agent (plugins enabled at run
+time, file or entry-point plugins loaded later, a plugin holding a sub-agent on the same
+manager) builds it with ``KitHooksMiddleware(pm, hooks="always")``.
 
 Put the middleware last in the list, or at least after every middleware that wraps tool
 calls. LangChain nests ``wrap_tool_call`` and ``wrap_model_call`` in list order, the first
@@ -908,10 +910,11 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
             registered where an agent would not ask it (for the manager's whole life: see
             :meth:`PluginManager.keep_unheard`). Built while plugins listen but none to
             ``input``, its ``before_agent`` declares no jump to the end (the conditional
-            edge only ``handled`` takes, which every run pays for), and ``pm.register``
-            refuses an ``input`` plugin from then on, the same way. ``"always"``: hook in
-            all of it all the same, for a manager that gets its plugins after the agent is
-            built. A subclass always hooks in whole. :attr:`hooked` says whether it hooks in.
+            edge only ``handled`` takes, which every run pays for): a later ``input``
+            plugin's ``handled`` then fails the run (:attr:`honours_handled`).
+            ``"always"``: hook in whole all the same, for a manager that gets its plugins
+            after the agent is built. A subclass always hooks in whole. :attr:`hooked`
+            says whether it hooks in.
     """
 
     state_schema = KitHooksState
@@ -919,11 +922,13 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
     #: Whether the middleware hooks into the agent (False: built with ``hooks="auto"`` while
     #: no plugin listened; see the ``hooks`` argument).
     hooked = True
+    #: Where a middleware built with ``hooks="auto"`` was built (file:line), for errors.
+    _built_at = ""
 
     def __new__(cls, pm: Any = _NO_PM, *args: Any, **options: Any) -> KitHooksMiddleware:
         """With ``hooks="auto"``: an unhooked middleware (:class:`_Unhooked`) when no
         plugin of ``pm`` listens, one without the jump edge ``handled`` needs
-        (:class:`_InputUnheard`) when plugins listen but none to ``input``; else (and with
+        (:class:`_Unjumped`) when plugins listen but none to ``input``; else (and with
         ``hooks="always"``) the whole middleware. The options are checked first, so a
         middleware that fails to build leaves the manager as it was. A subclass (its own
         arguments) is always whole. (No arguments at all: ``copy`` making the object its
@@ -931,7 +936,7 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
         if pm is _NO_PM and not args and not options:
             return super().__new__(cls)
         # type(a shape the base picked)(pm) is decided again, as the base is
-        kind = KitHooksMiddleware if cls in (_Unhooked, _InputUnheard) else cls
+        kind = KitHooksMiddleware if cls in (_Unhooked, _Unjumped) else cls
         if kind is not KitHooksMiddleware:
             return super().__new__(kind)
         # __init__'s own signature: a misspelt argument is a TypeError before anything
@@ -942,26 +947,22 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
         bound.apply_defaults()
         hooks = bound.arguments["hooks"]
         _check_options(pm, bound.arguments["max_open_runs"], hooks)
+        where = ""
         if hooks == "auto":
             caller = sys._getframe(1)
-            built = f"the KitHooksMiddleware built at {caller.f_code.co_filename}:{caller.f_lineno}"
-            fix = (
-                "register plugins before building the middleware, or build every middleware "
-                "on this manager with hooks='always'"
-            )
+            where = f"{caller.f_code.co_filename}:{caller.f_lineno}"
             why = (
-                f"{built} while no plugin listened added no hooks to its agent, which would "
-                f"never ask it ({fix})"
+                f"the KitHooksMiddleware built at {where} while no plugin listened added no "
+                "hooks to its agent, which would never ask it (register plugins before "
+                "building the middleware, or build every middleware on this manager with "
+                "hooks='always')"
             )
             if pm.keep_unheard(EMITTED, why):
                 kind = _Unhooked
-            elif pm.keep_unheard(
-                (EventType.INPUT,),
-                f"{built} while no plugin handled 'input' gave its agent no way to end a run "
-                f"before its model call, as an 'input' plugin's 'handled' asks ({fix})",
-            ):
-                kind = _InputUnheard
+            elif not pm.has_handlers(EventType.INPUT):
+                kind = _Unjumped
         made = super().__new__(kind)
+        made._built_at = where
         if not isinstance(made, cls):  # Python initialises only an instance of the class called
             KitHooksMiddleware.__init__(made, pm, *args, **options)
         return made
@@ -995,6 +996,35 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
     def name(self) -> str:
         """The middleware's node name in the agent graph."""
         return "KitHooks"
+
+    @property
+    def honours_handled(self) -> bool:
+        """Whether an ``input`` plugin's ``handled`` can end a run of the agent before its
+        model call: its ``before_agent`` declares the jump to the end, which ``create_agent``
+        makes a conditional edge. False when built with ``hooks="auto"`` while no plugin
+        handled ``input`` (or by a subclass whose ``before_agent`` declares no such jump):
+        there a ``handled`` fails the run with a ``RuntimeError`` instead, before any model
+        call."""
+        return _ends_early(type(self))
+
+    def _why_not_handled(self) -> str:
+        if type(self) is _Unjumped:
+            why = (
+                f"the middleware built at {self._built_at} with hooks='auto' while no plugin "
+                "handled 'input' has no jump to the end, the edge 'handled' takes (register "
+                "input plugins before building the middleware, or build it with "
+                "hooks='always')"
+            )
+        else:
+            why = (
+                f"this middleware ({type(self).__qualname__}) cannot end the run before its "
+                "model call: its before_agent hook declares no jump to the end "
+                "(@hook_config(can_jump_to=['end']))"
+            )
+        return (
+            f"KitHooksMiddleware: an 'input' plugin answered 'handled', but {why}; the "
+            "prompt the plugin consumed is not sent"
+        )
 
     # -- dispatch ------------------------------------------------------------------------
 
@@ -1190,14 +1220,8 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
         if pm.handled[EventType.INPUT]:
             result = yield InputEvent(text=run.prompt, source="script")
             if result is not None and result.action == "handled":
-                if not _ends_early(type(self)):
-                    raise RuntimeError(
-                        "KitHooksMiddleware: an 'input' plugin answered 'handled', but this "
-                        f"middleware ({type(self).__qualname__}) cannot end the run before its "
-                        "model call: its before_agent hook declares no jump to the end "
-                        "(@hook_config(can_jump_to=['end'])); refusing to send the prompt "
-                        "the plugin consumed"
-                    )
+                if not self.honours_handled:
+                    raise RuntimeError(self._why_not_handled())
                 run.handled = True
                 update["jump_to"] = "end"
                 if self.handled_output:
@@ -1666,16 +1690,17 @@ class _Unhooked(KitHooksMiddleware):
     aafter_agent = AgentMiddleware.aafter_agent
 
 
-class _InputUnheard(KitHooksMiddleware):
+class _Unjumped(KitHooksMiddleware):
     """:class:`KitHooksMiddleware` built with ``hooks="auto"`` while plugins listened but
     none to ``input``.
 
     ``handled`` ends a run with a jump from ``before_agent`` to the end. ``create_agent``
     gives a hook that may jump a conditional edge, which every run pays for (its routing
-    copies the state's channels: about 1.1 % of a short agent run). With no ``input``
-    plugin nothing can ask for that jump, so this class's ``before_agent`` declares none;
-    its manager refuses an ``input`` plugin from then on
-    (:meth:`PluginManager.keep_unheard`).
+    copies the state's channels: about 1 % of a short agent run), and only an ``input``
+    plugin's ``handled`` takes it, so this class's ``before_agent`` declares none. An
+    ``input`` plugin registered later still runs (a ``transform`` is applied); its
+    ``handled`` fails the run with a ``RuntimeError`` before any model call
+    (:attr:`honours_handled`).
     """
 
     before_agent = _unjumped(KitHooksMiddleware.before_agent)
