@@ -600,13 +600,17 @@ def test_built_while_none_handles_input_the_agent_has_no_jump_edge_and_handled_f
     run("my password is hunter2")
     assert [m.text for m in model.seen[-1] if isinstance(m, HumanMessage)] == ["my password is ***"]
     pm.register(_Slash(), name="slash")
+    rec = Recorder()
+    pm.register(rec, name="recorder")
     seen = len(model.seen)
     with pytest.raises(RuntimeError) as failed:
         run("/help")
     text = str(failed.value)
     assert "answered 'handled'" in text and f"{__file__}:{line}" in text
-    assert "hooks='always'" in text and "not sent" in text
+    assert "hooks='always'" in text and "not sent to the model" in text
     assert len(model.seen) == seen  # the consumed prompt never reached the model
+    assert rec.names() == ["input", "error", "agent_end"]  # the turn ends, as a failure
+    assert rec.of(kithooks.AgentEndEvent)[0].stop_reason == "error" and not middleware._runs
 
 
 def test_an_input_plugin_registered_before_building_or_hooks_always_keeps_the_jump_edge():

@@ -106,7 +106,8 @@ plugin's ``handled`` takes that jump, and ``create_agent`` gives a hook that may
 conditional edge whose routing every run pays for (about 1 % of a short run). An ``input``
 plugin registered later still runs and its ``transform`` is applied, but its ``handled``
 fails the run with a ``RuntimeError`` naming where the middleware was built, before any
-model call: the prompt it consumed is never sent (so does a ``handled`` in a subclass whose
+model call (``error`` and ``agent_end`` end the turn): the run never sends the prompt it
+consumed to the model (so does a ``handled`` in a subclass whose
 ``before_agent`` declares no jump to the end; :attr:`KitHooksMiddleware.honours_handled`
 says which). A host that gets its plugins after building the agent (plugins enabled at run
 time, file or entry-point plugins loaded later, a plugin holding a sub-agent on the same
@@ -1023,7 +1024,7 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
             )
         return (
             f"KitHooksMiddleware: an 'input' plugin answered 'handled', but {why}; the "
-            "prompt the plugin consumed is not sent"
+            "prompt the plugin consumed is not sent to the model in this run"
         )
 
     # -- dispatch ------------------------------------------------------------------------
@@ -1221,7 +1222,9 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
             result = yield InputEvent(text=run.prompt, source="script")
             if result is not None and result.action == "handled":
                 if not self.honours_handled:
-                    raise RuntimeError(self._why_not_handled())
+                    failure = RuntimeError(self._why_not_handled())
+                    yield from self._failed(run, failure)  # error, agent_end: the turn ends
+                    raise failure
                 run.handled = True
                 update["jump_to"] = "end"
                 if self.handled_output:
