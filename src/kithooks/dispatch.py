@@ -56,14 +56,27 @@ class EventKind(enum.StrEnum):
 
 
 class Merge:
-    """Accumulates the results of one dispatch. ``event`` is what the next handler sees."""
+    """Accumulates the results of one dispatch. ``event`` is what the next handler sees (a
+    merge may make it only when asked: after the last handler nobody asks)."""
 
-    __slots__ = ("event", "rule", "seen")
+    __slots__ = ("_event", "rule", "seen")
 
     def __init__(self, event: Event, rule: Rule) -> None:
-        self.event = event
+        self._event = event
         self.rule = rule
         self.seen = False
+
+    @property
+    def event(self) -> Event:
+        """The event as the next handler sees it."""
+        return self._current()
+
+    @event.setter
+    def event(self, event: Event) -> None:
+        self._event = event
+
+    def _current(self) -> Event:
+        return self._event
 
     def add(self, result: Any) -> bool:
         """Take one handler's result; True means stop and return ``result`` itself.
@@ -150,30 +163,41 @@ class _ToolCallMerge(_LastWins):
 class _ToolResultMerge(Merge):
     """tool_result: later non-None content / is_error replace earlier ones."""
 
-    __slots__ = ("content", "is_error")
+    __slots__ = ("content", "is_error", "only")
 
     def __init__(self, event: Event, rule: Rule) -> None:
         super().__init__(event, rule)
         self.content: str | None = None
         self.is_error: bool | None = None
+        #: The one result taken, while there is only one (it is then the merged result).
+        self.only: ToolResultResult | None = None
+
+    def _current(self) -> Event:
+        """The event with the rewrites so far (made when the next handler needs it)."""
+        event = self._event
+        if self.content is None and self.is_error is None:
+            return event
+        assert isinstance(event, ToolResultEvent)
+        return replace(
+            event,
+            content=event.content if self.content is None else self.content,
+            is_error=event.is_error if self.is_error is None else self.is_error,
+        )
 
     def add(self, result: Any) -> bool:
-        changes: dict[str, Any] = {}
         if result.content is not None:
-            changes["content"] = result.content
+            self.content = result.content
         if result.is_error is not None:
-            changes["is_error"] = result.is_error
-        if changes:
-            assert isinstance(self.event, ToolResultEvent)
-            self.event = replace(self.event, **changes)
-            self.content = changes.get("content", self.content)
-            self.is_error = changes.get("is_error", self.is_error)
+            self.is_error = result.is_error
+        self.only = None if self.seen else result
         self.seen = True
         return False
 
     def result(self) -> Result | None:
         if not self.seen:
             return None
+        if self.only is not None and self.only.__class__ is ToolResultResult:
+            return self.only  # frozen: the merge of one result is that result
         return ToolResultResult(content=self.content, is_error=self.is_error)
 
 
@@ -207,14 +231,17 @@ class _InputMerge(Merge):
 class _InjectMerge(Merge):
     """before_agent_start: inject_text joined by a blank line; last system_prompt wins."""
 
-    __slots__ = ("injects", "system_prompt")
+    __slots__ = ("injects", "only", "system_prompt")
 
     def __init__(self, event: Event, rule: Rule) -> None:
         super().__init__(event, rule)
         self.injects: list[str] = []
         self.system_prompt: str | None = None
+        #: The one result taken, while there is only one (it is then the merged result).
+        self.only: BeforeAgentStartResult | None = None
 
     def add(self, result: Any) -> bool:
+        self.only = None if self.seen else result
         self.seen = True
         if result.inject_text is not None:
             self.injects.append(result.inject_text)
@@ -225,6 +252,8 @@ class _InjectMerge(Merge):
     def result(self) -> Result | None:
         if not self.seen:
             return None
+        if self.only is not None and self.only.__class__ is BeforeAgentStartResult:
+            return self.only  # frozen: the merge of one result is that result
         inject = "\n\n".join(self.injects) if self.injects else None
         return BeforeAgentStartResult(inject_text=inject, system_prompt=self.system_prompt)
 

@@ -325,7 +325,8 @@ def _compile_rule(
                 "if merge is None:",
                 "    merge = _begin(event)",
                 f"s = _take(merge, _H{i}, r)",
-                "current = merge.event",
+                # what the next handler sees (none after the last: a merge may make it lazily)
+                *(["current = merge.event"] if i + 1 < len(handlers) else []),
             ],
             after=stop,
         )

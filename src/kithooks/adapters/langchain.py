@@ -862,6 +862,16 @@ def _ended(key: Any) -> tuple[str, str | None] | None:
     return turn_id, human
 
 
+#: What :meth:`KitHooksMiddleware._after_model` can emit: with no plugin for any of them, a
+#: model call's answer is only kept, with no step of the sequence to drive.
+_ANSWER_EVENTS = (
+    EventType.REASONING_START,
+    EventType.MESSAGE_UPDATE,
+    EventType.TOOL_CALL_INPUT_START,
+    EventType.TOOL_CALL_INPUT_DELTA,
+    EventType.TOOL_CALL_INPUT_END,
+)
+
 _PLAIN_ASYNC_HOOKS = ("awrap_model_call", "awrap_tool_call")
 """The async ``wrap_*`` hooks are plain methods that return a coroutine, not ``async def``.
 
@@ -1330,19 +1340,24 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
             request = request.override(messages=messages)
         return request
 
-    def _after_model(self, run: _Run, response: Any) -> Steps[None]:
-        """The answer's text, reasoning and tool calls; kept for step_finish / llm_usage."""
-        pm = self.pm
+    def _answered(self, run: _Run, response: Any) -> AIMessage | None:
+        """The model's answer, kept for step_finish / llm_usage (and its text for
+        message_end); None when the response holds none. Its events: :meth:`_after_model`,
+        when some plugin handles one (:data:`_ANSWER_EVENTS`)."""
         message = _answer(response)
-        if message is None:
-            return
-        run.pending, run.pending_step = message, run.step
+        if message is not None:
+            run.pending, run.pending_step = message, run.step
+            run.step_text = str(message.text)
+        return message
+
+    def _after_model(self, run: _Run, message: AIMessage) -> Steps[None]:
+        """The answer's reasoning, text and tool calls (see :meth:`_answered`)."""
+        pm = self.pm
         if isinstance(message.content, list) and pm.handled[EventType.REASONING_START]:
             for block in message.content:
                 if isinstance(block, dict) and block.get("type") in ("reasoning", "thinking"):
                     yield ReasoningStartEvent(id=str(block.get("id") or ""))
-        text = str(message.text)
-        run.step_text = text
+        text = run.step_text
         if text and pm.handled[EventType.MESSAGE_UPDATE]:
             yield MessageUpdateEvent(chunk=text)
         for call in message.tool_calls:
@@ -1421,7 +1436,9 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
         except Exception as exc:
             self._drive(self._failed(run, exc), run.ctx)
             raise
-        self._drive(self._after_model(run, response), run.ctx)
+        message = self._answered(run, response)
+        if message is not None and any(self.pm.handled[et] for et in _ANSWER_EVENTS):
+            self._drive(self._after_model(run, message), run.ctx)
         return response
 
     def awrap_model_call(
@@ -1447,7 +1464,9 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
         except Exception as exc:
             await self._adrive(self._failed(run, exc), run.ctx)
             raise
-        await self._adrive(self._after_model(run, response), run.ctx)
+        message = self._answered(run, response)
+        if message is not None and any(self.pm.handled[et] for et in _ANSWER_EVENTS):
+            await self._adrive(self._after_model(run, message), run.ctx)
         return response
 
     def _tool_run(self, request: ToolCallRequest) -> tuple[_Run, ToolRun, bool] | None:
