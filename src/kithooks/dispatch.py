@@ -59,24 +59,12 @@ class Merge:
     """Accumulates the results of one dispatch. ``event`` is what the next handler sees (a
     merge may make it only when asked: after the last handler nobody asks)."""
 
-    __slots__ = ("_event", "rule", "seen")
+    __slots__ = ("event", "rule", "seen")
 
     def __init__(self, event: Event, rule: Rule) -> None:
-        self._event = event
+        self.event = event
         self.rule = rule
         self.seen = False
-
-    @property
-    def event(self) -> Event:
-        """The event as the next handler sees it."""
-        return self._current()
-
-    @event.setter
-    def event(self, event: Event) -> None:
-        self._event = event
-
-    def _current(self) -> Event:
-        return self._event
 
     def add(self, result: Any) -> bool:
         """Take one handler's result; True means stop and return ``result`` itself.
@@ -163,7 +151,7 @@ class _ToolCallMerge(_LastWins):
 class _ToolResultMerge(Merge):
     """tool_result: later non-None content / is_error replace earlier ones."""
 
-    __slots__ = ("content", "is_error", "only")
+    __slots__ = ("content", "emitted", "is_error", "only")
 
     def __init__(self, event: Event, rule: Rule) -> None:
         super().__init__(event, rule)
@@ -172,9 +160,11 @@ class _ToolResultMerge(Merge):
         #: The one result taken, while there is only one (it is then the merged result).
         self.only: ToolResultResult | None = None
 
-    def _current(self) -> Event:
+    # Shadows Merge's slot: the event as emitted is kept in ``emitted``.
+    @property
+    def event(self) -> Event:
         """The event with the rewrites so far (made when the next handler needs it)."""
-        event = self._event
+        event = self.emitted
         if self.content is None and self.is_error is None:
             return event
         assert isinstance(event, ToolResultEvent)
@@ -183,6 +173,10 @@ class _ToolResultMerge(Merge):
             content=event.content if self.content is None else self.content,
             is_error=event.is_error if self.is_error is None else self.is_error,
         )
+
+    @event.setter
+    def event(self, event: Event) -> None:
+        self.emitted = event
 
     def add(self, result: Any) -> bool:
         if result.content is not None:
