@@ -1340,15 +1340,18 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
             request = request.override(messages=messages)
         return request
 
-    def _answered(self, run: _Run, response: Any) -> AIMessage | None:
-        """The model's answer, kept for step_finish / llm_usage (and its text for
-        message_end); None when the response holds none. Its events: :meth:`_after_model`,
-        when some plugin handles one (:data:`_ANSWER_EVENTS`)."""
+    def _answered(self, run: _Run, response: Any) -> Steps[None] | None:
+        """Keep the model's answer for step_finish / llm_usage (and its text for
+        message_end); the steps of its events (:meth:`_after_model`) when some plugin
+        handles one (:data:`_ANSWER_EVENTS`), else None (so is a response with no answer)."""
         message = _answer(response)
-        if message is not None:
-            run.pending, run.pending_step = message, run.step
-            run.step_text = str(message.text)
-        return message
+        if message is None:
+            return None
+        run.pending, run.pending_step = message, run.step
+        run.step_text = str(message.text)
+        if any(self.pm.handled[et] for et in _ANSWER_EVENTS):
+            return self._after_model(run, message)
+        return None
 
     def _after_model(self, run: _Run, message: AIMessage) -> Steps[None]:
         """The answer's reasoning, text and tool calls (see :meth:`_answered`)."""
@@ -1436,9 +1439,8 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
         except Exception as exc:
             self._drive(self._failed(run, exc), run.ctx)
             raise
-        message = self._answered(run, response)
-        if message is not None and any(self.pm.handled[et] for et in _ANSWER_EVENTS):
-            self._drive(self._after_model(run, message), run.ctx)
+        if (steps := self._answered(run, response)) is not None:
+            self._drive(steps, run.ctx)
         return response
 
     def awrap_model_call(
@@ -1464,9 +1466,8 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
         except Exception as exc:
             await self._adrive(self._failed(run, exc), run.ctx)
             raise
-        message = self._answered(run, response)
-        if message is not None and any(self.pm.handled[et] for et in _ANSWER_EVENTS):
-            await self._adrive(self._after_model(run, message), run.ctx)
+        if (steps := self._answered(run, response)) is not None:
+            await self._adrive(steps, run.ctx)
         return response
 
     def _tool_run(self, request: ToolCallRequest) -> tuple[_Run, ToolRun, bool] | None:
