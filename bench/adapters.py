@@ -30,9 +30,11 @@ Times are the process's CPU time (``time.process_time_ns``), the median of the r
 machine is shared, and wall-clock time would mostly measure the other processes.
 
 CPU instructions, counted with callgrind (valgrind), settle what CPU time cannot: each
-candidate in a process of its own, only its measured runs counted. The load does not move
-those counts, so they settle ratios that CPU time, on a shared machine, puts on either side
-of a target from run to run; they leave out how fast the instructions run. A full run
+candidate in a process of its own, only its measured runs counted, averaged over several
+heap layouts (:data:`LAYOUTS`: where objects land moves a single layout's count of a
+LangChain run by up to 0.05 M instructions). The load does not move those counts, so they
+settle ratios that CPU time, on a shared machine, puts on either side of a target from run
+to run; they leave out how fast the instructions run. A full run
 (``python -m bench`` or ``python -m bench.adapters``) on a machine with valgrind counts them
 too and judges the targets on them (about a minute per candidate, as many at once as there
 are cores); ``--instructions RUNS`` counts only them.
@@ -395,10 +397,15 @@ def measure(quick: bool) -> dict[str, dict[str, float]]:
     return results
 
 
-#: Measured runs per candidate when a full run counts instructions: with fewer, a garbage
-#: collection of the oldest generation falls inside the measured window or not, which moves
-#: a count by about 0.4 %; over 10 runs the counts settle within 0.05 %.
-COUNTED_RUNS = 10
+#: Measured runs per heap layout (:data:`LAYOUTS`) when a full run counts instructions.
+COUNTED_RUNS = 2
+
+#: The heap layouts a candidate's instructions are counted in, as the number of small
+#: objects allocated (and kept) before each layout's runs: where objects land decides which
+#: lookups collide in CPython's type-attribute cache (it is indexed by addresses), so one
+#: layout's count of a LangChain run moves by up to 0.05 M instructions per run, about a
+#: tenth of kithooks' own work there; the count is the mean over these layouts.
+LAYOUTS = (0, 700, 1_500, 2_500, 4_000, 6_000, 8_500, 12_000, 16_000, 21_000)
 
 
 class CountingFailed(RuntimeError):
@@ -474,7 +481,8 @@ def run(quick: bool) -> tuple[str, list[Target]]:
     """The adapters section of the benchmark report (markdown) and the adapter targets.
 
     A full run on a machine with valgrind also counts every candidate's instructions
-    (:func:`instructions`, :data:`COUNTED_RUNS` runs each) and judges the targets on them:
+    (:func:`instructions`, :data:`COUNTED_RUNS` runs in each of :data:`LAYOUTS`) and judges
+    the targets on them:
     in CPU time, on a shared machine, these ratios of differences of a few percent land
     anywhere from 0.6 x to 2 x from run to run.
     """
@@ -543,8 +551,9 @@ _FRAMEWORKS: dict[str, Callable[[str, asyncio.Runner], dict[str, Callable[[], ob
 
 
 def _measured_runs(framework: str, candidate: str, runs: int) -> None:
-    """The child of :func:`instructions`: build the candidate, warm it up, then make
-    ``runs`` runs inside ``functools.reduce``, the C function callgrind collects in."""
+    """The child of :func:`instructions`: build the candidate, warm it up, then, in each
+    heap layout of :data:`LAYOUTS`, make ``runs`` runs inside ``functools.reduce``, the C
+    function callgrind collects in."""
     import functools
     import gc
     import signal
@@ -552,21 +561,26 @@ def _measured_runs(framework: str, candidate: str, runs: int) -> None:
     # asyncio.Runner installs a SIGINT handler in a foreground process only, at a cost per
     # run; ignoring SIGINT makes every process measure the same.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    kept: list[list[tuple[None, ...]]] = []
     with tempfile.TemporaryDirectory() as tmp, asyncio.Runner() as runner:
         (Path(tmp) / "AGENTS.md").write_text("Never delete files outside the repository.")
         fn = _FRAMEWORKS[framework](tmp, runner)[candidate]
         check_same_work(candidate, fn())
         for _ in range(4):
             fn()
-        gc.collect()
-        functools.reduce(lambda _, __: fn(), range(runs), None)
+        for objects in LAYOUTS:
+            # the next layout: objects of many sizes take the places the runs would reuse
+            kept.append([(None,) * (i % 40) for i in range(objects)])
+            gc.collect()
+            functools.reduce(lambda _, __: fn(), range(runs), None)
 
 
 def instructions(runs: int, only: tuple[str, str] | None = None) -> dict[str, dict[str, float]]:
     """CPU instructions per agent run of each candidate, per framework: each candidate in a
-    process of its own under callgrind, counting only its ``runs`` measured runs (not the
-    start-up, the build or the warm-up), with a fixed hash seed. The machine's load does not
-    move these counts; what they leave out is how fast the instructions run (caches).
+    process of its own under callgrind, counting only its measured runs (``runs`` in each
+    heap layout of :data:`LAYOUTS`; not the start-up, the build or the warm-up), with a
+    fixed hash seed; the mean over the layouts. The machine's load does not move these
+    counts; what they leave out is how fast the instructions run (caches).
     ``only``: one (framework, candidate) pair."""
     import concurrent.futures
     import os
@@ -619,7 +633,7 @@ def instructions(runs: int, only: tuple[str, str] | None = None) -> dict[str, di
                 f"callgrind counted nothing on {framework} / {name}: this Python has no "
                 "functools_reduce symbol to collect in (a stripped build?)"
             )
-        return total / runs
+        return total / (runs * len(LAYOUTS))
 
     def one(job: tuple[str, str]) -> float:
         with tempfile.TemporaryDirectory() as tmp:
@@ -643,7 +657,8 @@ def instructions_table(results: dict[str, dict[str, float]], runs: int) -> str:
         for name, count in r.items():
             rows.append([framework, name, f"{count / 1e6:.2f}", f"{count / bare:.3f} x"])
     return table(
-        f"Adapter overhead in CPU instructions (callgrind, {runs} measured runs each)",
+        f"Adapter overhead in CPU instructions (callgrind, mean of {runs} measured runs in "
+        f"each of {len(LAYOUTS)} heap layouts)",
         rows,
         ["framework", "candidate", "M instructions per run", "x bare"],
     )

@@ -7,8 +7,11 @@ import copy
 
 import attrs
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from kithooks import Context, PluginManager, ToolCallEvent, ToolCallResult, hookimpl
+from kithooks.context import HandlerContext
 
 
 class CwdGuard:
@@ -33,7 +36,9 @@ def _emit(pm, ctx, mode):
     return pm.emit(event, ctx)
 
 
-@pytest.mark.parametrize("how", [copy.copy, copy.deepcopy, attrs.evolve])
+@pytest.mark.parametrize(
+    "how", [copy.copy, copy.deepcopy, attrs.evolve, lambda ctx: ctx.for_turn(ctx.turn_id)]
+)
 @pytest.mark.parametrize("mode", ["emit", "aemit", "set_context"])
 def test_a_copied_context_shows_the_handlers_its_own_fields(how, mode):
     # copy.copy carried the original's cached handler view along, so the guard read the
@@ -113,3 +118,55 @@ def test_a_subclass_keeps_its_own_fields_and_callbacks_bound_to_itself():
     deep = copy.deepcopy(base)  # no RecursionError: the copy is in the memo first
     deep.print("x")
     assert (deep.count, base.count) == (6, 5)
+
+
+_TEXT = st.text(max_size=8)
+
+
+@given(
+    fields=st.fixed_dictionaries(
+        {"session_id": _TEXT, "cwd": _TEXT, "model": _TEXT, "interactive": st.booleans()}
+    ),
+    turn_id=_TEXT,
+    session_id=st.none() | _TEXT,
+    bound=st.booleans(),
+)
+def test_for_turn_is_evolve_with_the_turns_ids(fields, turn_id, session_id, bound):
+    """Context.for_turn (what the adapters and Turn make each turn with) gives what
+    attrs.evolve gives: every field copied (the callbacks too), the ids changed, and no
+    manager binding or handler view carried over."""
+    printed: list[str] = []
+    base = Context(**fields, print=printed.append)
+    if bound:
+        PluginManager().set_context(base)
+    changes = (
+        {"turn_id": turn_id}
+        if session_id is None
+        else {"turn_id": turn_id, "session_id": session_id}
+    )
+    made = base.for_turn(turn_id, session_id=session_id)
+    expected = attrs.evolve(base, **changes)
+    assert type(made) is Context and made is not base
+    for field in attrs.fields(Context):
+        assert getattr(made, field.name) == getattr(expected, field.name), field.name
+    assert made._manager is None and made._view is None
+    made.print("x")
+    assert printed == ["x"]
+
+
+def test_for_turn_of_a_subclass_or_a_handler_view():
+    base = CountingContext(cwd="/w", turn_id="t1")
+    base.count = 3
+    made = base.for_turn("t2", session_id="s")
+    assert type(made) is CountingContext and (made.cwd, made.turn_id, made.session_id) == (
+        "/w",
+        "t2",
+        "s",
+    )
+    pm = PluginManager()
+    host = Context(cwd="/h", turn_id="t1")
+    view = pm._view_for(host)
+    assert isinstance(view, HandlerContext)
+    copied = view.for_turn("t3")
+    assert type(copied) is Context and (copied.cwd, copied.turn_id) == ("/h", "t3")
+    assert host.turn_id == "t1"

@@ -407,6 +407,8 @@ def test_parsed_args_give_the_event_the_text_would(args):
         {"xs": (1, 2)},  # a tuple: JSON text has a list
         {"s": "\ud83d\ude00"},  # a surrogate pair: the JSON text has one character
         {"s": "\ud83d"},  # a lone surrogate
+        {"\ud83d\ude00": 1},  # the same in a key
+        {"a": {"\ud83d": [1]}},
     ],
 )
 def test_args_that_are_not_plain_json_are_parsed_from_their_text(args):
@@ -511,3 +513,26 @@ def test_arguments_nested_past_the_limit_are_refused_and_their_call_not_run(capl
     ran: list[str] = []
     outcome = run_tool(pm, ran.append, tool_name="bash", tool_call_id="c1", input=deep)
     assert outcome.blocked and ran == []
+
+
+_PLAIN_JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_PLAIN_JSON)
+def test_dumps_plain_writes_what_json_dumps_writes(value):
+    """ToolRun writes plain arguments with one prebuilt C encoder: the same text as
+    json.dumps, for every value _plain_json lets through (and they parse back equal)."""
+    if not kithooks.hosting._plain_json(value):
+        return
+    text = kithooks.hosting.dumps_plain(value)
+    assert text == json.dumps(value)
+    assert json.loads(text) == value

@@ -342,18 +342,24 @@ MAX_ARGS_DEPTH = 128
 def _freeze_json(v: object, depth: int = 0) -> object:
     """``v`` with its mappings read-only and its lists tuples; :class:`_NotJSON` for what is
     not JSON data, whose ``where`` names it (built only then: this runs on every guard)."""
-    if v is None or v.__class__ in _SCALARS or isinstance(v, str | bool | int | float):
+    cls = v.__class__
+    if cls in _SCALARS or v is None:
+        return v
+    if cls is not dict and isinstance(v, str | bool | int | float):  # their subclasses
         return v
     if depth >= MAX_ARGS_DEPTH:
         raise ValueError(
             f"the arguments are nested deeper than {MAX_ARGS_DEPTH} levels; refused rather than "
             "walked until the stack overflows"
         )
-    if isinstance(v, Mapping):
+    if cls is dict or isinstance(v, Mapping):
         out: dict[str, object] = {}
-        for k, item in v.items():
-            if not isinstance(k, str):
+        for k, item in v.items():  # type: ignore[attr-defined]  # a dict: no isinstance
+            if k.__class__ is not str and not isinstance(k, str):
                 raise _NotJSON(f"has a non-str key {k!r}")
+            if item.__class__ in _SCALARS:  # the usual leaf, without a call
+                out[k] = item
+                continue
             try:
                 out[k] = _freeze_json(item, depth + 1)
             except _NotJSON as exc:
@@ -374,7 +380,7 @@ def _freeze_json(v: object, depth: int = 0) -> object:
 
 def _to_args(v: object, field: str = "parsed_args") -> object:
     """Deep-freeze a JSON object into read-only mappings and tuples; an error names ``field``."""
-    if v is None or not isinstance(v, Mapping):
+    if v is None or (v.__class__ is not dict and not isinstance(v, Mapping)):
         return v
     try:
         return _freeze_json(v)

@@ -42,6 +42,7 @@ from .events import (
     Event,
     EventType,
     InputEvent,
+    LLMUsageEvent,
     MessageEndEvent,
     MessageStartEvent,
     MessageUpdateEvent,
@@ -61,6 +62,11 @@ from .manager import PluginManager
 from .usage import ModelPrice, Usage, usage_event
 
 logger = logs.get("kithooks")
+
+# The per-call paths name an event as ``ToolCallEvent.event_type``, not
+# ``EventType.TOOL_CALL``: on Python 3.11 every attribute read on an Enum class goes through
+# ``EnumType.__getattr__``'s hook (about 60 ns more than a plain class attribute, a few
+# dozen times per agent run). The adapters do the same.
 
 __all__ = [
     "Cancellation",
@@ -144,13 +150,43 @@ def _plain_json(value: object) -> bool:
     if cls is float:
         return math.isfinite(value)  # type: ignore[arg-type]
     if cls is dict:
-        return all(
-            k.__class__ is str and _plain_json(v)
-            for k, v in value.items()  # type: ignore[attr-defined]
-        )
+        for k, v in value.items():  # type: ignore[attr-defined]
+            if k.__class__ is not str or not (k.isascii() or _encodable(k)):
+                return False
+            if v.__class__ is str:  # the usual value, without a call
+                if not (v.isascii() or _encodable(v)):
+                    return False
+            elif not _plain_json(v):
+                return False
+        return True
     if cls is list or cls is tuple:
         return all(_plain_json(v) for v in value)  # type: ignore[attr-defined]
     return False
+
+
+def _plain_encoder() -> Callable[[object], str]:
+    """``json.dumps`` with its default options, for data :func:`_plain_json` accepted: the
+    C encoder ``json.dumps`` makes on every call is made once (a third of its cost for a
+    tool's arguments). Without the C encoder (another Python), ``json.dumps`` itself."""
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:
+        return json.dumps
+    # No circular check (markers None) and no default: plain data has neither cycles nor
+    # objects json cannot write, so the output is json.dumps(value)'s.
+    encode = make(
+        None, None, json.encoder.encode_basestring_ascii, None, ": ", ", ", False, False, True
+    )
+    join = "".join
+
+    def dumps_plain(value: object) -> str:
+        return join(encode(value, 0))
+
+    return dumps_plain
+
+
+#: ``json.dumps(value)`` for plain JSON data (:func:`_plain_json`); anything else is
+#: ``json.dumps``' business.
+dumps_plain: Callable[[object], str] = _plain_encoder()
 
 
 def _encodable(text: str) -> bool:
@@ -235,7 +271,7 @@ class ToolRun:
             if plain:
                 self._given = args
             # A TypeError for what is not JSON data (json's own); read-only mappings thawed.
-            input = json.dumps(args if plain else thaw(args))
+            input = dumps_plain(args) if plain else json.dumps(thaw(args))
         elif input is None:
             raise TypeError("ToolRun needs the tool's arguments: input (JSON text) or args")
         #: The arguments the tool must get: the model's JSON text, or the plugins' rewrite.
@@ -247,7 +283,7 @@ class ToolRun:
 
     def _start(self) -> Generator[Event, Any, ToolOutcome | None]:
         pm = self.pm
-        if pm.has_handlers(EventType.TOOL_CALL, self.name):
+        if pm.has_handlers(ToolCallEvent.event_type, self.name):
             try:
                 event = ToolCallEvent(
                     tool_name=self.name,
@@ -267,7 +303,7 @@ class ToolRun:
             result = yield event
             if result is not None:
                 if result.block:
-                    reason = result.reason or RULES[EventType.TOOL_CALL].default_reason
+                    reason = result.reason or RULES[ToolCallEvent.event_type].default_reason
                     return ToolOutcome(
                         content=f"Error: {reason}", is_error=True, blocked=True, reason=reason
                     )
@@ -275,14 +311,20 @@ class ToolRun:
                     self.args = result.args
                     self.input = json.dumps(thaw(result.args), ensure_ascii=False)
                     self.rewritten = True
-        if pm.has_handlers(EventType.TOOL_EXECUTION_START, self.name):
+        # handled[] first: a C lookup that answers for the events hosts rarely hook
+        if pm.handled[ToolExecutionStartEvent.event_type] and pm.has_handlers(
+            ToolExecutionStartEvent.event_type, self.name
+        ):
             yield ToolExecutionStartEvent(
                 tool_call_id=self.id, tool_name=self.name, tool_kind=self.kind
             )
         return None
 
     def _end_event(self) -> ToolExecutionEndEvent | None:
-        if self.pm.has_handlers(EventType.TOOL_EXECUTION_END, self.name):
+        pm = self.pm
+        if pm.handled[ToolExecutionEndEvent.event_type] and pm.has_handlers(  # as in _start
+            ToolExecutionEndEvent.event_type, self.name
+        ):
             return ToolExecutionEndEvent(
                 tool_call_id=self.id, tool_name=self.name, tool_kind=self.kind
             )
@@ -305,7 +347,7 @@ class ToolRun:
         if not ended and (end := self._end_event()) is not None:
             yield end
         content, is_error = response.content, response.is_error
-        if pm.has_handlers(EventType.TOOL_RESULT, self.name):
+        if pm.has_handlers(ToolResultEvent.event_type, self.name):
             result = yield ToolResultEvent(
                 tool_call_id=self.id,
                 tool_name=self.name,
@@ -428,7 +470,7 @@ def tool_output(
     ctx: Context | None = None,
 ) -> None:
     """Emit one ``tool_output`` chunk of a running tool (with its ``tool_kind`` filled in)."""
-    if pm.handled[EventType.TOOL_OUTPUT]:
+    if pm.handled[ToolOutputEvent.event_type]:
         pm.emit(
             ToolOutputEvent(
                 tool_call_id=tool_call_id,
@@ -525,7 +567,7 @@ def counted_step_events(
     :class:`~kithooks.Usage` first costs more than the two events (``input_tokens``
     excludes cache reads and writes)."""
     events: list[Event] = []
-    if pm.handled[EventType.STEP_FINISH]:
+    if pm.handled[StepFinishEvent.event_type]:
         events.append(
             StepFinishEvent(
                 step_number=step_number,
@@ -537,7 +579,7 @@ def counted_step_events(
                 cache_write_tokens=cache_write_tokens,
             )
         )
-    if pm.handled[EventType.LLM_USAGE]:
+    if pm.handled[LLMUsageEvent.event_type]:
         events.append(
             usage_event(
                 provider=provider,
@@ -607,7 +649,7 @@ def before_fork(
     ctx: Context | None = None,
 ) -> Cancellation:
     """Ask plugins whether the session may fork from ``target_id``."""
-    if not pm.handled[EventType.BEFORE_FORK]:
+    if not pm.handled[BeforeForkEvent.event_type]:
         return Cancellation(cancelled=False)
     event = BeforeForkEvent(
         target_id=target_id, is_user_message=is_user_message, user_text=user_text
@@ -620,7 +662,7 @@ def before_session_switch(
     pm: PluginManager, *, reason: str = "new", ctx: Context | None = None
 ) -> Cancellation:
     """Ask plugins whether the host may switch sessions (``reason``: new, clear, resume)."""
-    if not pm.handled[EventType.BEFORE_SESSION_SWITCH]:
+    if not pm.handled[BeforeSessionSwitchEvent.event_type]:
         return Cancellation(cancelled=False)
     cancelled, why, _ = _guard(pm, BeforeSessionSwitchEvent(reason=reason), ctx)
     return Cancellation(cancelled=cancelled, reason=why)
@@ -636,7 +678,7 @@ def before_compact(
     ctx: Context | None = None,
 ) -> CompactDecision:
     """Ask plugins whether to compact, and whether one brings its own summary."""
-    if not pm.handled[EventType.BEFORE_COMPACT]:
+    if not pm.handled[BeforeCompactEvent.event_type]:
         return CompactDecision(cancelled=False)
     usage = estimated_tokens / context_limit if context_limit else 0.0
     event = BeforeCompactEvent(
@@ -675,7 +717,7 @@ class Turn:
     ) -> None:
         self.pm = pm
         base = ctx if ctx is not None else pm.context
-        self.ctx = attrs.evolve(base, turn_id=turn_id or uuid.uuid4().hex)
+        self.ctx = base.for_turn(turn_id or uuid.uuid4().hex)
         handler_view(self.ctx, pm)  # bind it: the host's ctx.get_state reaches pm.state at once
         self._text: list[str] = []
 
@@ -731,7 +773,7 @@ class Turn:
         builds a host message for one a plugin added.
         """
         return self._messages(
-            EventType.CONTEXT_PREPARE,
+            ContextPrepareEvent.event_type,
             lambda w: ContextPrepareEvent(messages=w),
             messages,
             describe,
@@ -748,7 +790,7 @@ class Turn:
     ) -> list[M]:
         """Emit ``prepare_step`` for one step and return its (possibly replaced) messages."""
         return self._messages(
-            EventType.PREPARE_STEP,
+            PrepareStepEvent.event_type,
             lambda w: PrepareStepEvent(step_number=step_number, messages=w),
             messages,
             describe,

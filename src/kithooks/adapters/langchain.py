@@ -174,10 +174,9 @@ import threading
 import types
 import uuid
 import weakref
-from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Mapping
 from typing import Annotated, Any, Literal, NotRequired, TypeVar
 
-import attrs
 import pydantic_core
 from langchain.agents.middleware.types import (
     AgentMiddleware,
@@ -215,12 +214,15 @@ from ..events import (
     Event,
     EventType,
     InputEvent,
+    LLMUsageEvent,
     MessageEndEvent,
     MessageStartEvent,
     MessageUpdateEvent,
     PrepareStepEvent,
     ReasoningStartEvent,
+    StepFinishEvent,
     StepStartEvent,
+    ToolCallEvent,
     ToolCallInputDeltaEvent,
     ToolCallInputEndEvent,
     ToolCallInputStartEvent,
@@ -234,12 +236,17 @@ from ..hosting import (
     apply_messages,
     context_window,
     counted_step_events,
+    dumps_plain,
 )
 from ..manager import PluginManager
 from ..usage import ModelPrice
 from . import RUN_EVENTS, TOOL_EVENTS
 
 __all__ = ["EMITTED", "KitHooksMiddleware", "describe_message", "make_message"]
+
+# The per-call paths name an event as ``ToolCallEvent.event_type``, not
+# ``EventType.TOOL_CALL``: an Enum class's attribute costs more on Python 3.11 (see
+# kithooks.hosting).
 
 logger = logs.get("kithooks")
 
@@ -300,6 +307,27 @@ def make_message(role: str, content: str) -> AnyMessage:
 class _Run:
     """What one run (one turn) has seen so far."""
 
+    __slots__ = (
+        "answer",
+        "ctx",
+        "failed",
+        "failure",
+        "finish",
+        "handled",
+        "inject_text",
+        "injected",
+        "label",
+        "paused",
+        "pending",
+        "pending_step",
+        "prompt",
+        "prompt_id",
+        "running",
+        "started",
+        "step",
+        "system_prompt",
+    )
+
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self.prompt = ""
@@ -312,7 +340,10 @@ class _Run:
         self.step = -1
         self.pending: AIMessage | None = None
         self.pending_step = 0
-        self.step_text = ""
+        #: The model's last answer (its text is message_update's and message_end's).
+        self.answer: AIMessage | None = None
+        #: inject_text's message, made once per turn (the same text on every model call).
+        self.injected: HumanMessage | None = None
         self.finish = ""
         #: Tool calls an interrupt paused after ``tool_call``, by id, with the call (name and
         #: arguments, :func:`_call_key`) the guards approved: resumed without asking again
@@ -586,15 +617,16 @@ def _has_async_handlers(pm: PluginManager, event_types: tuple[EventType, ...]) -
 
 def _answer(response: Any) -> AIMessage | None:
     """The model's answer in whatever a ``wrap_model_call`` handler returned."""
-    if isinstance(response, AIMessage):
-        return response
+    # ModelResponse first: what a handler returns most often, and a plain class (a miss on
+    # AIMessage, an ABC, costs a Python-level __instancecheck__)
     if isinstance(response, ExtendedModelResponse):
         response = response.model_response
     if isinstance(response, ModelResponse):
         for message in response.result:
             if isinstance(message, AIMessage):
                 return message
-    return None
+        return None
+    return response if isinstance(response, AIMessage) else None
 
 
 def _answers(state: Mapping[str, Any]) -> int:
@@ -615,7 +647,7 @@ def _final(state: Mapping[str, Any]) -> str:
         return structured if isinstance(structured, str) else _json(structured)
     messages = state.get("messages", [])
     last = next((m for m in reversed(messages) if isinstance(m, AIMessage | ToolMessage)), None)
-    if isinstance(last, ToolMessage):
+    if last.__class__ is not AIMessage and isinstance(last, ToolMessage):
         return _content_text(last)
     return "" if last is None else str(last.text)
 
@@ -836,13 +868,19 @@ store the state as JSON text (PostgreSQL's) refuse a NUL."""
 def _last_human_id(state: Mapping[str, Any]) -> str | None:
     """The id of the state's last human message, if any."""
     for message in reversed(state.get("messages", ())):
-        if isinstance(message, HumanMessage):
-            return message.id
+        cls = message.__class__
+        if cls is HumanMessage or (cls not in _NOT_HUMAN and isinstance(message, HumanMessage)):
+            return message.id  # type: ignore[no-any-return]  # a HumanMessage's: str | None
     return None
 
 
+#: Message classes whose instances are no HumanMessage: told apart without a call of the
+#: message ABC's ``__instancecheck__`` (most of a turn's messages are one of these).
+_NOT_HUMAN = frozenset({AIMessage, ToolMessage, SystemMessage})
+
+
 def _ended_mark(turn_id: str, state: Mapping[str, Any]) -> str:
-    return _ENDED + json.dumps([turn_id, _last_human_id(state)])
+    return _ENDED + dumps_plain([turn_id, _last_human_id(state)])
 
 
 def _is_ended_mark(key: Any) -> bool:
@@ -970,7 +1008,7 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
             )
             if pm.keep_unheard(EMITTED, why):
                 kind = _Unhooked
-            elif not pm.has_handlers(EventType.INPUT):
+            elif not pm.has_handlers(InputEvent.event_type):
                 kind = _Unjumped
         made = super().__new__(kind)
         made._built_at = where
@@ -1059,9 +1097,10 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
 
     def _run_of(self, state: Any, what: str, *, tool: bool = False) -> _Run:
         """The turn ``state`` belongs to; one not open here is revived (:meth:`_revive`)."""
-        key = state.get(TURN_KEY) if isinstance(state, Mapping) else None
-        with self._lock:
-            run = None if key is None else self._runs.get(key)
+        # a dict, always in practice (isinstance of the Mapping ABC costs a Python call)
+        key = state.get(TURN_KEY) if type(state) is dict or isinstance(state, Mapping) else None
+        # one dict read, atomic on its own: the lock guards what changes several at once
+        run = None if key is None else self._runs.get(key)
         return run if run is not None else self._revive(key, state, what, tool)
 
     def _revive(self, key: Any, state: Any, what: str, tool: bool) -> _Run:
@@ -1167,7 +1206,7 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
         messages = state.get("messages", [])
         if messages and isinstance(messages[-1], AIMessage):
             run.pending, run.pending_step = messages[-1], run.step
-            run.step_text = str(messages[-1].text)
+            run.answer = messages[-1]
         return run
 
     def _keep(self, table: dict[str, _Run], run: _Run) -> list[_Run]:
@@ -1201,7 +1240,7 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
         thread_id = config.get("configurable", {}).get("thread_id")
         base = self.pm.context
         session_id = str(thread_id) if thread_id else base.session_id
-        return attrs.evolve(base, session_id=session_id, turn_id=turn_id)
+        return base.for_turn(turn_id, session_id=session_id)
 
     def _open(self, runtime: Runtime[Any]) -> _Run:
         """A new turn: its ids from the run's config."""
@@ -1228,7 +1267,7 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
         if prompt_message is not None:
             run.prompt, run.prompt_id = str(prompt_message.text), prompt_message.id
             run.label = run.prompt
-        if pm.handled[EventType.INPUT]:
+        if pm.handled[InputEvent.event_type]:
             result = yield InputEvent(text=run.prompt, source="script")
             if result is not None and result.action == "handled":
                 if not self.honours_handled:
@@ -1244,7 +1283,7 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
                 run.prompt = result.text
                 if prompt_message is not None:
                     update["messages"] = [_with_text(prompt_message, result.text)]
-        if pm.handled[EventType.BEFORE_AGENT_START]:
+        if pm.handled[BeforeAgentStartEvent.event_type]:
             injection = yield BeforeAgentStartEvent(prompt=run.prompt)
             if injection is not None:
                 run.inject_text = injection.inject_text
@@ -1258,7 +1297,7 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
             return
         run.finish = _finish_reason(message)
         pm = self.pm
-        if not (pm.handled[EventType.STEP_FINISH] or pm.handled[EventType.LLM_USAGE]):
+        if not (pm.handled[StepFinishEvent.event_type] or pm.handled[LLMUsageEvent.event_type]):
             return
         usage: Mapping[str, Any] = message.usage_metadata or {}
         details: Mapping[str, Any] = usage.get("input_token_details") or {}
@@ -1305,7 +1344,9 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
                 (i for i, m in enumerate(messages) if m.id is not None and m.id == run.prompt_id),
                 len(messages),
             )
-            messages.insert(at, HumanMessage(content=run.inject_text))
+            if run.injected is None:
+                run.injected = HumanMessage(content=run.inject_text)
+            messages.insert(at, run.injected)
         if run.system_prompt is not None:
             text = run.system_prompt if system is None else f"{system.text}\n\n{run.system_prompt}"
             system = SystemMessage(content=text)
@@ -1314,29 +1355,39 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
     def _before_model(self, run: _Run, request: ModelRequest[Any]) -> Steps[ModelRequest[Any]]:
         """Flush the last step; turn start once; prepare_step and step_start."""
         pm = self.pm
-        yield from self._flush(run)
+        handled = pm.handled
+        if run.pending is not None:
+            yield from self._flush(run)
         request = self._inject(run, request)
-        messages = list(request.messages)
+        # The window is copied and compared only when a plugin may rewrite it.
+        rewrites = handled[PrepareStepEvent.event_type] or (
+            not run.started and handled[ContextPrepareEvent.event_type]
+        )
+        messages = list(request.messages) if rewrites else request.messages
         if not run.started:
             run.started = True
-            messages = yield from self._rewrite(
-                EventType.CONTEXT_PREPARE, lambda w: ContextPrepareEvent(messages=w), messages
-            )
-            if pm.handled[EventType.AGENT_START]:
+            if rewrites:
+                messages = yield from self._rewrite(
+                    ContextPrepareEvent.event_type,
+                    lambda w: ContextPrepareEvent(messages=w),
+                    messages,
+                )
+            if handled[AgentStartEvent.event_type]:
                 yield AgentStartEvent(prompt=run.label)
-            if pm.handled[EventType.MESSAGE_START]:
+            if handled[MessageStartEvent.event_type]:
                 yield MessageStartEvent()
         run.step += 1
         step = run.step
-        messages = yield from self._rewrite(
-            EventType.PREPARE_STEP,
-            lambda w: PrepareStepEvent(step_number=step, messages=w),
-            messages,
-        )
-        run.step_text = ""
-        if pm.handled[EventType.STEP_START]:
+        if rewrites:
+            messages = yield from self._rewrite(
+                PrepareStepEvent.event_type,
+                lambda w: PrepareStepEvent(step_number=step, messages=w),
+                messages,
+            )
+        run.answer = None
+        if handled[StepStartEvent.event_type]:
             yield StepStartEvent(step_number=step)
-        if messages != request.messages:
+        if rewrites and messages != request.messages:
             request = request.override(messages=messages)
         return request
 
@@ -1348,30 +1399,29 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
         if message is None:
             return None
         run.pending, run.pending_step = message, run.step
-        run.step_text = str(message.text)
-        if any(self.pm.handled[et] for et in _ANSWER_EVENTS):
+        run.answer = message
+        if any(map(self.pm.handled.__getitem__, _ANSWER_EVENTS)):
             return self._after_model(run, message)
         return None
 
     def _after_model(self, run: _Run, message: AIMessage) -> Steps[None]:
         """The answer's reasoning, text and tool calls (see :meth:`_answered`)."""
         pm = self.pm
-        if isinstance(message.content, list) and pm.handled[EventType.REASONING_START]:
+        if isinstance(message.content, list) and pm.handled[ReasoningStartEvent.event_type]:
             for block in message.content:
                 if isinstance(block, dict) and block.get("type") in ("reasoning", "thinking"):
                     yield ReasoningStartEvent(id=str(block.get("id") or ""))
-        text = run.step_text
-        if text and pm.handled[EventType.MESSAGE_UPDATE]:
+        if pm.handled[MessageUpdateEvent.event_type] and (text := str(message.text)):
             yield MessageUpdateEvent(chunk=text)
         for call in message.tool_calls:
             call_id, name = call["id"] or "", call["name"]
-            if pm.handled[EventType.TOOL_CALL_INPUT_START]:
+            if pm.handled[ToolCallInputStartEvent.event_type]:
                 yield ToolCallInputStartEvent(
                     tool_call_id=call_id, tool_name=name, tool_kind=tool_kind_for(name)
                 )
-            if pm.handled[EventType.TOOL_CALL_INPUT_DELTA]:
+            if pm.handled[ToolCallInputDeltaEvent.event_type]:
                 yield ToolCallInputDeltaEvent(tool_call_id=call_id, delta=json.dumps(call["args"]))
-            if pm.handled[EventType.TOOL_CALL_INPUT_END]:
+            if pm.handled[ToolCallInputEndEvent.event_type]:
                 yield ToolCallInputEndEvent(tool_call_id=call_id)
 
     def _failed(self, run: _Run, exc: BaseException) -> Steps[None]:
@@ -1383,18 +1433,18 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
             self._keep(self._failed_runs, run)  # the oldest failures are dropped silently
             run.failed = True
         yield from self._flush(run)
-        if self.pm.handled[EventType.ERROR]:
+        if self.pm.handled[ErrorEvent.event_type]:
             yield ErrorEvent(error=f"{type(exc).__name__}: {exc}")
-        if self.pm.handled[EventType.AGENT_END]:
+        if self.pm.handled[AgentEndEvent.event_type]:
             yield AgentEndEvent(response="", stop_reason="error")
 
     def _close_late(self, run: _Run, failure: Exception | None) -> Steps[None]:
-        """What :meth:`_running` left to emit: the turn's failure, or the ``agent_end``
+        """What :meth:`_ended_tool` left to emit: the turn's failure, or the ``agent_end``
         closing the tool calls of a failed turn that ran after its failure (so whatever
         counts the turn's calls, the aggregator say, ends them too)."""
         if failure is not None:
             yield from self._failed(run, failure)
-        elif self.pm.handled[EventType.AGENT_END]:
+        elif self.pm.handled[AgentEndEvent.event_type]:
             yield AgentEndEvent(response="", stop_reason="error")
 
     def _end(self, run: _Run, state: Mapping[str, Any]) -> Steps[None]:
@@ -1403,9 +1453,9 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
         if run.handled:
             return
         yield from self._flush(run)
-        if self.pm.handled[EventType.MESSAGE_END]:
-            yield MessageEndEvent(content=run.step_text)
-        if self.pm.handled[EventType.AGENT_END]:
+        if self.pm.handled[MessageEndEvent.event_type]:
+            yield MessageEndEvent(content="" if run.answer is None else str(run.answer.text))
+        if self.pm.handled[AgentEndEvent.event_type]:
             yield AgentEndEvent(response=_final(state), stop_reason=run.finish or "completed")
 
     # -- LangChain's hooks ---------------------------------------------------------------
@@ -1474,13 +1524,16 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
         """The turn, a ToolRun for this call and whether it was started before (an
         interrupt paused it, and the call is still the one ``tool_call`` approved), or None
         when nobody listens."""
-        name = request.tool_call["name"]
-        if not any(self.pm.has_handlers(et, name) for et in TOOL_EVENTS):
+        call = request.tool_call
+        name = call["name"]
+        pm = self.pm
+        if not (
+            pm.has_handlers(ToolCallEvent.event_type, name)  # the usual answer, at once
+            or any(pm.has_handlers(et, name) for et in TOOL_EVENTS)
+        ):
             return None
         run = self._run_of(request.state, "a tool call", tool=True)
-        call = request.tool_call
-        with self._lock:
-            paused = run.paused.pop(call["id"] or "", None)
+        paused = run.paused.pop(call["id"] or "", None)  # one dict operation: atomic
         if paused is not None:
             tool_run, approved = paused
             if approved == _call_key(call):
@@ -1492,7 +1545,7 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
                 name,
             )
         args = call["args"]  # LangChain parsed them already
-        parsed = args if isinstance(args, Mapping) else None
+        parsed = args if type(args) is dict or isinstance(args, Mapping) else None
         tool_run = ToolRun(
             self.pm,
             tool_name=call["name"],
@@ -1508,31 +1561,25 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
         with self._lock:
             run.paused[tool_run.id] = (tool_run, _call_key(request.tool_call))
 
-    @contextlib.contextmanager
-    def _running(self, run: _Run, ended: list[Exception | None]) -> Iterator[None]:
-        """One tool call of ``run`` runs inside; what to emit once it is done goes in
-        ``ended`` (:meth:`_close_late`): the failure a call of the turn raised first, once the
-        turn's last running call is done, so the step's other calls end before ``error``
-        and ``agent_end``; or None when the last calls of a turn that failed before ended
-        (they close it again)."""
+    def _started_tool(self, run: _Run) -> None:
+        """One more tool call of ``run`` runs (:meth:`_ended_tool` when it is done)."""
         with self._lock:
             run.running += 1
-        failure = None
-        try:
-            yield
-        except GraphBubbleUp:
-            raise
-        except Exception as exc:
-            failure = exc
-            raise
-        finally:
-            with self._lock:
-                run.running -= 1
-                if failure is not None and run.failure is None:
-                    run.failure = failure
-                if not run.running and (run.failure is not None or run.failed):
-                    ended.append(run.failure)
-                    run.failure = None
+
+    def _ended_tool(self, run: _Run, failure: Exception | None) -> list[Exception | None]:
+        """A tool call of ``run`` is done (``failure``: what it raised); what to emit now
+        (:meth:`_close_late`): the failure a call of the turn raised first, once the turn's
+        last running call is done, so the step's other calls end before ``error`` and
+        ``agent_end``; or None when the last calls of a turn that failed before ended (they
+        close it again). (Two calls, not a context manager: this runs on every tool call.)"""
+        with self._lock:
+            run.running -= 1
+            if failure is not None and run.failure is None:
+                run.failure = failure
+            if not run.running and (run.failure is not None or run.failed):
+                failure, run.failure = run.failure, None
+                return [failure]
+        return []
 
     @staticmethod
     def _with_args(request: ToolCallRequest, tool_run: ToolRun) -> ToolCallRequest:
@@ -1552,13 +1599,18 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
         if found is None:
             return handler(request)
         run, tool_run, resumed = found
-        ended: list[Exception | None] = []
+        self._started_tool(run)
+        failure = None
         try:
-            with self._running(run, ended):
-                return self._tool(run, tool_run, resumed, request, handler)
+            return self._tool(run, tool_run, resumed, request, handler)
+        except GraphBubbleUp:
+            raise
+        except Exception as exc:
+            failure = exc
+            raise
         finally:
-            for failure in ended:
-                self._drive(self._close_late(run, failure), run.ctx)
+            for late in self._ended_tool(run, failure):
+                self._drive(self._close_late(run, late), run.ctx)
 
     def _tool(
         self,
@@ -1603,13 +1655,18 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
         if found is None:
             return await handler(request)
         run, tool_run, resumed = found
-        ended: list[Exception | None] = []
+        self._started_tool(run)
+        failure = None
         try:
-            with self._running(run, ended):
-                return await self._atool(run, tool_run, resumed, request, handler)
+            return await self._atool(run, tool_run, resumed, request, handler)
+        except GraphBubbleUp:
+            raise
+        except Exception as exc:
+            failure = exc
+            raise
         finally:
-            for failure in ended:
-                await self._adrive(self._close_late(run, failure), run.ctx)
+            for late in self._ended_tool(run, failure):
+                await self._adrive(self._close_late(run, late), run.ctx)
 
     async def _atool(
         self,

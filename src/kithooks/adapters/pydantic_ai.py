@@ -123,7 +123,6 @@ from contextvars import ContextVar
 from typing import Any
 
 import anyio
-import attrs
 from pydantic import BaseModel, Secret, SecretBytes, SecretStr, TypeAdapter, ValidationError
 from pydantic_ai import CallToolsNode
 from pydantic_ai.capabilities import AbstractCapability, CombinedCapability
@@ -168,16 +167,22 @@ from ..events import (
     Event,
     EventType,
     InputEvent,
+    LLMUsageEvent,
     MessageEndEvent,
     MessageStartEvent,
     MessageUpdateEvent,
     PrepareStepEvent,
     ReasoningStartEvent,
     RetryEvent,
+    StepFinishEvent,
     StepStartEvent,
+    ToolCallEvent,
     ToolCallInputDeltaEvent,
     ToolCallInputEndEvent,
     ToolCallInputStartEvent,
+    ToolExecutionEndEvent,
+    ToolExecutionStartEvent,
+    ToolResultEvent,
     thaw,
     tool_kind_for,
 )
@@ -195,6 +200,10 @@ from ..usage import ModelPrice, usage_event
 from . import RUN_EVENTS
 
 __all__ = ["EMITTED", "KitHooks", "describe_message", "make_message"]
+
+# The per-call paths name an event as ``ToolCallEvent.event_type``, not
+# ``EventType.TOOL_CALL``: an Enum class's attribute costs more on Python 3.11 (see
+# kithooks.hosting).
 
 _FINISH = {
     "stop": "stop",
@@ -479,7 +488,7 @@ class KitHooks(AbstractCapability[Any]):
         pm = self.pm
         if not pm.plugins_handle(EMITTED):  # the turn aggregator alone counts for no one
             return CombinedCapability([])  # flattened away: no hook of this run is ours
-        if pm.handled[EventType.RETRY]:
+        if pm.handled[RetryEvent.event_type]:
             return _RetryingKitHooks(
                 pm, stream=self.stream, prices=self.prices, handled_output=self.handled_output
             )
@@ -504,7 +513,7 @@ class KitHooks(AbstractCapability[Any]):
         )
         r.finish = finish
         pm = self.pm
-        if not (pm.handled[EventType.STEP_FINISH] or pm.handled[EventType.LLM_USAGE]):
+        if not (pm.handled[StepFinishEvent.event_type] or pm.handled[LLMUsageEvent.event_type]):
             return
         fresh, out, read, write = _counts(response.usage)
         events = counted_step_events(
@@ -523,7 +532,7 @@ class KitHooks(AbstractCapability[Any]):
         )
         for event in events:
             await pm.aemit(event, r.ctx)
-        if response.failed_attempts and pm.handled[EventType.LLM_USAGE]:
+        if response.failed_attempts and pm.handled[LLMUsageEvent.event_type]:
             # Attempts a fallback rejected (ModelFallback's fallback_on) were billed too: an
             # llm_usage each, after the step's own, so that step_finish and the step's
             # llm_usage describe the call that answered (an OTel chat span is that call's).
@@ -561,20 +570,20 @@ class KitHooks(AbstractCapability[Any]):
         if isinstance(part, TextPart):
             return self._text_events(r, part.content)
         if isinstance(part, ThinkingPart):
-            if handled[EventType.REASONING_START]:
+            if handled[ReasoningStartEvent.event_type]:
                 return [ReasoningStartEvent(id=part.id or "")]
             return []
         if not isinstance(part, ToolCallPart):
             return []
         events: list[Event] = []
         call_id, name = part.tool_call_id, part.tool_name
-        if handled[EventType.TOOL_CALL_INPUT_START]:
+        if handled[ToolCallInputStartEvent.event_type]:
             events.append(
                 ToolCallInputStartEvent(
                     tool_call_id=call_id, tool_name=name, tool_kind=tool_kind_for(name)
                 )
             )
-        if part.args and handled[EventType.TOOL_CALL_INPUT_DELTA]:
+        if part.args and handled[ToolCallInputDeltaEvent.event_type]:
             events.append(
                 ToolCallInputDeltaEvent(tool_call_id=call_id, delta=_args_text(part.args))
             )
@@ -585,7 +594,7 @@ class KitHooks(AbstractCapability[Any]):
         if not chunk:
             return []
         r.step_text.append(chunk)
-        if self.pm.handled[EventType.MESSAGE_UPDATE]:
+        if self.pm.handled[MessageUpdateEvent.event_type]:
             return [MessageUpdateEvent(chunk=chunk)]
         return []
 
@@ -595,10 +604,8 @@ class KitHooks(AbstractCapability[Any]):
         """input (handled ends the run), before_agent_start; error / agent_end at the end."""
         base = self.pm.context
         r = _Run(
-            attrs.evolve(
-                base,
-                session_id=base.session_id or (ctx.conversation_id or ""),
-                turn_id=ctx.run_id or "",
+            base.for_turn(
+                ctx.run_id or "", session_id=base.session_id or (ctx.conversation_id or "")
             )
         )
         token = self._runs.set(r)
@@ -611,13 +618,13 @@ class KitHooks(AbstractCapability[Any]):
         pm = self.pm
         prompt = ctx.prompt if isinstance(ctx.prompt, str) else _text(ctx.prompt)
         r.prompt = prompt
-        if pm.handled[EventType.INPUT]:
+        if pm.handled[InputEvent.event_type]:
             result = await pm.aemit(InputEvent(text=prompt, source="script"), r.ctx)
             if result is not None and result.action == "handled":
                 return AgentRunResult(output=self.handled_output)
             if result is not None and result.action == "transform" and result.text != prompt:
                 r.new_prompt = result.text
-        if pm.handled[EventType.BEFORE_AGENT_START]:
+        if pm.handled[BeforeAgentStartEvent.event_type]:
             current = r.new_prompt if r.new_prompt is not None else prompt
             injection = await pm.aemit(BeforeAgentStartEvent(prompt=current), r.ctx)
             if injection is not None:
@@ -633,9 +640,9 @@ class KitHooks(AbstractCapability[Any]):
             raise
         if r.pending is not None:
             await self._flush_step(r)
-        if pm.handled[EventType.MESSAGE_END]:
+        if pm.handled[MessageEndEvent.event_type]:
             await pm.aemit(MessageEndEvent(content="".join(r.step_text)), r.ctx)
-        if pm.handled[EventType.AGENT_END]:
+        if pm.handled[AgentEndEvent.event_type]:
             output = run_result.output
             response = output if isinstance(output, str) else json.dumps(output, default=str)
             await pm.aemit(
@@ -655,9 +662,9 @@ class KitHooks(AbstractCapability[Any]):
                 await call.run.afinish(failed)
         if r.pending is not None:
             await self._flush_step(r)
-        if pm.handled[EventType.ERROR]:
+        if pm.handled[ErrorEvent.event_type]:
             await pm.aemit(ErrorEvent(error=text), r.ctx)
-        if pm.handled[EventType.AGENT_END]:
+        if pm.handled[AgentEndEvent.event_type]:
             await pm.aemit(AgentEndEvent(response="", stop_reason="error"), r.ctx)
 
     def _prepare_prompt(
@@ -704,9 +711,9 @@ class KitHooks(AbstractCapability[Any]):
             return
         r.opened = True
         pm = self.pm
-        if pm.handled[EventType.AGENT_START]:
+        if pm.handled[AgentStartEvent.event_type]:
             await pm.aemit(AgentStartEvent(prompt=r.prompt or ""), r.ctx)
-        if pm.handled[EventType.MESSAGE_START]:
+        if pm.handled[MessageStartEvent.event_type]:
             await pm.aemit(MessageStartEvent(), r.ctx)
 
     async def before_model_request(self, ctx: Any, request_context: Any) -> Any:
@@ -720,21 +727,21 @@ class KitHooks(AbstractCapability[Any]):
         if not r.started:
             r.started = True
             messages = self._prepare_prompt(r, ctx, list(original))
-            if pm.handled[EventType.CONTEXT_PREPARE]:
+            if pm.handled[ContextPrepareEvent.event_type]:
                 messages = await self._rewrite(
                     r, lambda w: ContextPrepareEvent(messages=w), messages
                 )
         await self._open_turn(r)
         r.step += 1
         step = r.step
-        if pm.handled[EventType.PREPARE_STEP]:
+        if pm.handled[PrepareStepEvent.event_type]:
             messages = await self._rewrite(
                 r, lambda w: PrepareStepEvent(step_number=step, messages=w), messages
             )
         r.step_text = []
         if r.streaming_parts:
             r.streaming_parts = {}
-        if pm.handled[EventType.STEP_START]:
+        if pm.handled[StepStartEvent.event_type]:
             await pm.aemit(StepStartEvent(step_number=step), r.ctx)
         if messages is not original and messages != list(original):
             request_context = dataclasses.replace(request_context, messages=messages)
@@ -752,7 +759,7 @@ class KitHooks(AbstractCapability[Any]):
                 for event in self._part_events(r, part):
                     await pm.aemit(event, r.ctx)
                 if isinstance(part, ToolCallPart) and pm.has_handlers(
-                    EventType.TOOL_CALL_INPUT_END
+                    ToolCallInputEndEvent.event_type
                 ):
                     await pm.aemit(ToolCallInputEndEvent(tool_call_id=part.tool_call_id), r.ctx)
         return response
@@ -773,7 +780,7 @@ class KitHooks(AbstractCapability[Any]):
             elif (
                 isinstance(delta, ToolCallPartDelta)
                 and delta.args_delta
-                and pm.handled[EventType.TOOL_CALL_INPUT_DELTA]
+                and pm.handled[ToolCallInputDeltaEvent.event_type]
             ):
                 call_id = r.streaming_parts.get(event.index, (delta.tool_call_id or "", ""))[0]
                 events = [
@@ -784,7 +791,7 @@ class KitHooks(AbstractCapability[Any]):
         elif (
             isinstance(event, PartEndEvent)
             and isinstance(event.part, ToolCallPart)
-            and pm.handled[EventType.TOOL_CALL_INPUT_END]
+            and pm.handled[ToolCallInputEndEvent.event_type]
         ):
             events = [ToolCallInputEndEvent(tool_call_id=event.part.tool_call_id)]
         for kit_event in events:
@@ -794,10 +801,10 @@ class KitHooks(AbstractCapability[Any]):
         """True when some plugin handles a tool event of the tool ``name``."""
         has = self.pm.has_handlers
         return (
-            has(EventType.TOOL_CALL, name)
-            or has(EventType.TOOL_RESULT, name)
-            or has(EventType.TOOL_EXECUTION_START, name)
-            or has(EventType.TOOL_EXECUTION_END, name)
+            has(ToolCallEvent.event_type, name)
+            or has(ToolResultEvent.event_type, name)
+            or has(ToolExecutionStartEvent.event_type, name)
+            or has(ToolExecutionEndEvent.event_type, name)
         )
 
     def _new_run(self, name: str, call_id: str, raw: Any) -> ToolRun:
@@ -902,7 +909,7 @@ class KitHooks(AbstractCapability[Any]):
             raise
         if isinstance(result, str):
             content = result  # ToolRun asks whether anyone handles tool_result
-        elif self.pm.has_handlers(EventType.TOOL_RESULT, _name(run)):
+        elif self.pm.has_handlers(ToolResultEvent.event_type, _name(run)):
             content = text(result)
         else:
             await self._finish(run, ctx, tool_def, value, ToolResponse())
@@ -1026,7 +1033,7 @@ class KitHooks(AbstractCapability[Any]):
         for call in node.model_response.tool_calls:
             result = given.get(call.tool_call_id)
             if isinstance(result, _GIVEN) and self.pm.has_handlers(
-                EventType.TOOL_RESULT, call.tool_name
+                ToolResultEvent.event_type, call.tool_name
             ):
                 await self._open_turn(r)
                 run = self._new_run(call.tool_name, call.tool_call_id, call.args)
@@ -1468,7 +1475,7 @@ class _RetryingKitHooks(KitHooks):
     async def prepare_model_request(self, ctx: Any, request_context: Any) -> Any:
         """A further attempt at the same request is a retry."""
         attempt = request_context.attempt
-        if attempt > 1 and self.pm.handled[EventType.RETRY]:
+        if attempt > 1 and self.pm.handled[RetryEvent.event_type]:
             await self.pm.aemit(
                 RetryEvent(attempt=attempt - 1, error="model request retried"), self._state().ctx
             )
