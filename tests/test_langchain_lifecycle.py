@@ -969,3 +969,95 @@ def test_a_sub_agent_run_from_an_async_handler_uses_its_own_managers_loop():
     assert result and result[0]["messages"][-1].text == "done"
     assert len(loops) == 2 and len(set(loops)) == 1
     assert ran == ["ls"]
+
+
+@tool
+def echo_text(text: str) -> str:
+    """Echo the text."""
+    return text
+
+
+def test_message_end_has_the_answer_as_the_model_gave_it():
+    """A middleware placed before KitHooksMiddleware may change the answer's message in place
+    after the model call; message_end carries the text the model gave, as message_update."""
+
+    class Redact(AgentMiddleware):  # type: ignore[type-arg]
+        def wrap_model_call(self, request, handler):
+            response = handler(request)
+            for message in response.result:
+                if isinstance(message, AIMessage):
+                    message.content = "[redacted]"
+            return response
+
+    seen: list[tuple[str, str]] = []
+
+    class Texts:
+        @hookimpl
+        def on_message_update(self, event):
+            seen.append(("update", event.chunk))
+
+        @hookimpl
+        def on_message_end(self, event):
+            seen.append(("end", event.content))
+
+    pm = PluginManager()
+    pm.register(Texts())
+    agent = create_agent(
+        Replay(replies=[ai("secret 42")]), [], middleware=[Redact(), KitHooksMiddleware(pm)]
+    )
+    agent.invoke(prompt("hi"))
+    assert seen == [("update", "secret 42"), ("end", "secret 42")]
+
+
+def test_a_prepare_step_plugin_registered_at_agent_start_sees_the_first_step():
+    """Each window rewrite is asked when its turn comes: a plugin an agent_start handler
+    registers rewrites the turn's first step already."""
+    steps: list[int] = []
+
+    class Late:
+        @hookimpl
+        def on_prepare_step(self, event):
+            steps.append(event.step_number)
+
+    class Starter:
+        @hookimpl
+        def on_agent_start(self, event):
+            pm.register(Late(), name="late")
+
+    pm = PluginManager()
+    pm.register(Starter())
+    model = Replay(replies=[ai("", ("echo_text", {"text": "x"}, "c1")), ai("done")])
+    create_agent(model, [echo_text], middleware=[KitHooksMiddleware(pm)]).invoke(prompt("hi"))
+    assert steps == [0, 1]
+
+
+def test_each_model_call_gets_its_own_injected_message():
+    """before_agent_start's inject_text is a new message on every model call: a middleware
+    inside KitHooksMiddleware that edits the request's messages in place edits that call's."""
+
+    class Rules:
+        @hookimpl
+        def on_before_agent_start(self, event):
+            return kithooks.BeforeAgentStartResult(inject_text="Rules.")
+
+    class Tag(AgentMiddleware):  # type: ignore[type-arg]
+        def wrap_model_call(self, request, handler):
+            for message in request.messages:
+                if isinstance(message, HumanMessage) and message.id is None:
+                    message.content = f"{message.content} [seen]"
+            return handler(request)
+
+    pm = PluginManager()
+    pm.register(Rules())
+    model = Replay(
+        replies=[
+            ai("", ("echo_text", {"text": "x"}, "c1")),
+            ai("", ("echo_text", {"text": "y"}, "c2")),
+            ai("done"),
+        ]
+    )
+    create_agent(model, [echo_text], middleware=[KitHooksMiddleware(pm), Tag()]).invoke(
+        prompt("hi")
+    )
+    injected = [next(m.content for m in call if isinstance(m, HumanMessage)) for call in model.seen]
+    assert injected == ["Rules. [seen]"] * 3

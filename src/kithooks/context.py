@@ -119,9 +119,8 @@ class Context:
             if session_id is None:
                 return attrs.evolve(self, turn_id=turn_id)
             return attrs.evolve(self, turn_id=turn_id, session_id=session_id)
-        return _copied_for_turn(
-            self, turn_id, self.session_id if session_id is None else session_id
-        )
+        copied = _FOR_TURN[0] if _FOR_TURN else _compile_for_turn()
+        return copied(self, turn_id, self.session_id if session_id is None else session_id)
 
     # -- state -------------------------------------------------------------------------
 
@@ -160,8 +159,9 @@ _FIELDS = tuple(f.name for f in attrs.fields(Context) if f.init)
 
 
 def _compile_for_turn() -> Callable[[Context, str, str], Context]:
-    """:meth:`Context.for_turn`'s copy: ``Context(every field=src.field, ...)`` with the two
-    ids given, written from the fields themselves (a field added later is copied too)."""
+    """Compile and keep :meth:`Context.for_turn`'s copy, ``Context(every field=src.field,
+    ...)`` with the two ids given, written from the fields themselves (a field added later
+    is copied too); on the first call, not at import (``import kithooks`` stays fast)."""
     ids = ("turn_id", "session_id")
     fields = [f.alias for f in attrs.fields(Context) if f.init]
     args = ", ".join(f"{n}={n}" if n in ids else f"{n}=src.{n}" for n in fields)
@@ -169,10 +169,12 @@ def _compile_for_turn() -> Callable[[Context, str, str], Context]:
     source = f"def copied_for_turn(src, turn_id, session_id):\n    return Context({args})\n"
     exec(compile(source, "<kithooks Context.for_turn>", "exec"), namespace)
     copied: Callable[[Context, str, str], Context] = namespace["copied_for_turn"]
+    _FOR_TURN[:] = [copied]
     return copied
 
 
-_copied_for_turn = _compile_for_turn()
+#: :meth:`Context.for_turn`'s copy, once compiled (:func:`_compile_for_turn`).
+_FOR_TURN: list[Callable[[Context, str, str], Context]] = []
 
 
 def _copied(

@@ -236,7 +236,6 @@ from ..hosting import (
     apply_messages,
     context_window,
     counted_step_events,
-    dumps_plain,
 )
 from ..manager import PluginManager
 from ..usage import ModelPrice
@@ -309,13 +308,13 @@ class _Run:
 
     __slots__ = (
         "answer",
+        "answer_text",
         "ctx",
         "failed",
         "failure",
         "finish",
         "handled",
         "inject_text",
-        "injected",
         "label",
         "paused",
         "pending",
@@ -342,8 +341,9 @@ class _Run:
         self.pending_step = 0
         #: The model's last answer (its text is message_update's and message_end's).
         self.answer: AIMessage | None = None
-        #: inject_text's message, made once per turn (the same text on every model call).
-        self.injected: HumanMessage | None = None
+        #: Its text, kept when it answered while message_end had a plugin (another middleware
+        #: may change the message in place before the turn ends).
+        self.answer_text: str | None = None
         self.finish = ""
         #: Tool calls an interrupt paused after ``tool_call``, by id, with the call (name and
         #: arguments, :func:`_call_key`) the guards approved: resumed without asking again
@@ -639,6 +639,14 @@ def _answers(state: Mapping[str, Any]) -> int:
     return answers
 
 
+def _answer_text(run: _Run) -> str:
+    """The text of the turn's last answer, as it was when the model gave it when
+    ``message_end`` had a plugin then (the usual case), else as the message reads now."""
+    if run.answer_text is not None:
+        return run.answer_text
+    return "" if run.answer is None else str(run.answer.text)
+
+
 def _final(state: Mapping[str, Any]) -> str:
     """The turn's answer: its structured response as JSON (``response_format``), else the
     text of the last AI or tool message (a ``return_direct`` tool's result ends the run)."""
@@ -880,7 +888,7 @@ _NOT_HUMAN = frozenset({AIMessage, ToolMessage, SystemMessage})
 
 
 def _ended_mark(turn_id: str, state: Mapping[str, Any]) -> str:
-    return _ENDED + dumps_plain([turn_id, _last_human_id(state)])
+    return _ENDED + json.dumps([turn_id, _last_human_id(state)])
 
 
 def _is_ended_mark(key: Any) -> bool:
@@ -1207,6 +1215,7 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
         if messages and isinstance(messages[-1], AIMessage):
             run.pending, run.pending_step = messages[-1], run.step
             run.answer = messages[-1]
+            run.answer_text = str(messages[-1].text)  # as the model gave it (revived rarely)
         return run
 
     def _keep(self, table: dict[str, _Run], run: _Run) -> list[_Run]:
@@ -1344,9 +1353,7 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
                 (i for i, m in enumerate(messages) if m.id is not None and m.id == run.prompt_id),
                 len(messages),
             )
-            if run.injected is None:
-                run.injected = HumanMessage(content=run.inject_text)
-            messages.insert(at, run.injected)
+            messages.insert(at, HumanMessage(content=run.inject_text))
         if run.system_prompt is not None:
             text = run.system_prompt if system is None else f"{system.text}\n\n{run.system_prompt}"
             system = SystemMessage(content=text)
@@ -1359,14 +1366,13 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
         if run.pending is not None:
             yield from self._flush(run)
         request = self._inject(run, request)
-        # The window is copied and compared only when a plugin may rewrite it.
-        rewrites = handled[PrepareStepEvent.event_type] or (
-            not run.started and handled[ContextPrepareEvent.event_type]
-        )
-        messages = list(request.messages) if rewrites else request.messages
+        # A rewrite gives a new list (apply_messages), so an unchanged window is the request's
+        # own list; each rewrite is asked when its turn comes (a plugin registered by an
+        # earlier handler takes part).
+        messages = request.messages
         if not run.started:
             run.started = True
-            if rewrites:
+            if handled[ContextPrepareEvent.event_type]:
                 messages = yield from self._rewrite(
                     ContextPrepareEvent.event_type,
                     lambda w: ContextPrepareEvent(messages=w),
@@ -1378,16 +1384,16 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
                 yield MessageStartEvent()
         run.step += 1
         step = run.step
-        if rewrites:
+        if handled[PrepareStepEvent.event_type]:
             messages = yield from self._rewrite(
                 PrepareStepEvent.event_type,
                 lambda w: PrepareStepEvent(step_number=step, messages=w),
                 messages,
             )
-        run.answer = None
+        run.answer = run.answer_text = None
         if handled[StepStartEvent.event_type]:
             yield StepStartEvent(step_number=step)
-        if rewrites and messages != request.messages:
+        if messages is not request.messages and messages != request.messages:
             request = request.override(messages=messages)
         return request
 
@@ -1400,6 +1406,8 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
             return None
         run.pending, run.pending_step = message, run.step
         run.answer = message
+        if self.pm.handled[MessageEndEvent.event_type]:
+            run.answer_text = str(message.text)
         if any(map(self.pm.handled.__getitem__, _ANSWER_EVENTS)):
             return self._after_model(run, message)
         return None
@@ -1454,7 +1462,7 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
             return
         yield from self._flush(run)
         if self.pm.handled[MessageEndEvent.event_type]:
-            yield MessageEndEvent(content="" if run.answer is None else str(run.answer.text))
+            yield MessageEndEvent(content=_answer_text(run))
         if self.pm.handled[AgentEndEvent.event_type]:
             yield AgentEndEvent(response=_final(state), stop_reason=run.finish or "completed")
 
