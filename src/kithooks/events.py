@@ -582,6 +582,9 @@ def _compile_init(cls: type) -> Callable[..., None]:
             body.append(
                 f"    if {name}.__class__ is not float or not 0.0 <= {name} < _inf: {check}"
             )
+        elif exact == "str" and f.metadata["closed"]:  # one of the choices, else the check
+            namespace[f"_ch_{name}"] = frozenset(f.metadata["choices"])
+            body.append(f"    if {name}.__class__ is not str or {name} not in _ch_{name}: {check}")
         elif exact == "int" and f.metadata["kind"] != "index":
             body.append(f"    if {name}.__class__ is not int or {name} < 0: {check}")
         elif exact is not None and not f.metadata["closed"]:

@@ -1354,10 +1354,10 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
                 len(messages),
             )
             messages.insert(at, HumanMessage(content=run.inject_text))
-        if run.system_prompt is not None:
-            text = run.system_prompt if system is None else f"{system.text}\n\n{run.system_prompt}"
-            system = SystemMessage(content=text)
-        return request.override(messages=messages, system_message=system)
+        if run.system_prompt is None:
+            return request.override(messages=messages)
+        text = run.system_prompt if system is None else f"{system.text}\n\n{run.system_prompt}"
+        return request.override(messages=messages, system_message=SystemMessage(content=text))
 
     def _before_model(self, run: _Run, request: ModelRequest[Any]) -> Steps[ModelRequest[Any]]:
         """Flush the last step; turn start once; prepare_step and step_start."""
