@@ -404,8 +404,12 @@ COUNTED_RUNS = 2
 #: objects allocated (and kept) before each layout's runs: where objects land decides which
 #: lookups collide in CPython's type-attribute cache (it is indexed by addresses), so one
 #: layout's count of a LangChain run moves by up to 0.05 M instructions per run, about a
-#: tenth of kithooks' own work there; the count is the mean over these layouts.
-LAYOUTS = (0, 700, 1_500, 2_500, 4_000, 6_000, 8_500, 12_000, 16_000, 21_000)
+#: tenth of kithooks' own work there; the count is the mean over these layouts (two sets of
+#: 10 gave means up to 0.04 M apart, which puts a ratio near its target on either side).
+LAYOUTS = (
+    0, 300, 700, 1_100, 1_500, 2_000, 2_500, 3_200, 4_000, 5_000,
+    6_000, 7_000, 8_500, 10_000, 12_000, 14_000, 16_000, 18_000, 21_000, 24_000,
+)  # fmt: skip
 
 
 class CountingFailed(RuntimeError):

@@ -350,3 +350,26 @@ def test_evolving_a_tool_calls_input_as_the_hook_reference_says():
     assert kept.parsed_args == {"command": "ls"}
     derived = attrs.evolve(event, input='{"command": "rm -rf /"}', parsed_args=None)
     assert derived.parsed_args == {"command": "rm -rf /"}
+
+
+_CLOSED = [
+    (cls, f)
+    for cls in (*EVENT_CLASSES.values(), *RESULT_CLASSES)
+    for f in attrs.fields(cls)
+    if f.metadata.get("closed") and f.metadata.get("type") == "str"
+]
+
+
+@pytest.mark.parametrize(("cls", "field"), _CLOSED, ids=lambda x: getattr(x, "name", x))
+@given(value=st.one_of(st.text(max_size=12), st.sampled_from(["", "stop", "error", "llm"])))
+def test_a_closed_str_field_takes_its_choices_and_refuses_the_rest(cls, field, value):
+    """The payload __init__ tests a closed choice inline and hands anything else to the
+    field's validator: one of the choices (or '' where '' is the default) is taken as it
+    is; any other string is a ValueError naming the class and the field."""
+    choices = field.metadata["choices"]
+    ok = value in choices or (value == "" and field.default == "")
+    if ok:
+        assert getattr(cls(**{field.name: value}), field.name) == value
+    else:
+        with pytest.raises(ValueError, match=rf"{cls.__name__}\.{field.name} must be one of"):
+            cls(**{field.name: value})
