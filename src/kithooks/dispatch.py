@@ -148,17 +148,37 @@ class _ToolCallMerge(_LastWins):
         return replace(self.last, args=self.args)
 
 
-class _ToolResultMerge(Merge):
+class _Combining(Merge):
+    """A merge that combines every result into a new one; while a single result came, that
+    result (frozen, of the rule's own class) is the merge and is returned as it is."""
+
+    __slots__ = ("only",)
+
+    def __init__(self, event: Event, rule: Rule) -> None:
+        super().__init__(event, rule)
+        #: The one result taken, while there is only one.
+        self.only: Result | None = None
+
+    def _took(self, result: Result) -> None:
+        """Note one more result taken (subclasses call it from ``add``)."""
+        self.only = None if self.seen else result
+        self.seen = True
+
+    def _single(self) -> Result | None:
+        """The one result taken, when it stands for the merge; else None."""
+        only = self.only
+        return only if only is not None and only.__class__ is self.rule.result_type else None
+
+
+class _ToolResultMerge(_Combining):
     """tool_result: later non-None content / is_error replace earlier ones."""
 
-    __slots__ = ("content", "emitted", "is_error", "only")
+    __slots__ = ("content", "emitted", "is_error")
 
     def __init__(self, event: Event, rule: Rule) -> None:
         super().__init__(event, rule)
         self.content: str | None = None
         self.is_error: bool | None = None
-        #: The one result taken, while there is only one (it is then the merged result).
-        self.only: ToolResultResult | None = None
 
     # Shadows Merge's slot: the event as emitted is kept in ``emitted``.
     @property
@@ -183,15 +203,14 @@ class _ToolResultMerge(Merge):
             self.content = result.content
         if result.is_error is not None:
             self.is_error = result.is_error
-        self.only = None if self.seen else result
-        self.seen = True
+        self._took(result)
         return False
 
     def result(self) -> Result | None:
         if not self.seen:
             return None
-        if self.only is not None and self.only.__class__ is ToolResultResult:
-            return self.only  # frozen: the merge of one result is that result
+        if (single := self._single()) is not None:
+            return single
         return ToolResultResult(content=self.content, is_error=self.is_error)
 
 
@@ -222,21 +241,18 @@ class _InputMerge(Merge):
         return self.last
 
 
-class _InjectMerge(Merge):
+class _InjectMerge(_Combining):
     """before_agent_start: inject_text joined by a blank line; last system_prompt wins."""
 
-    __slots__ = ("injects", "only", "system_prompt")
+    __slots__ = ("injects", "system_prompt")
 
     def __init__(self, event: Event, rule: Rule) -> None:
         super().__init__(event, rule)
         self.injects: list[str] = []
         self.system_prompt: str | None = None
-        #: The one result taken, while there is only one (it is then the merged result).
-        self.only: BeforeAgentStartResult | None = None
 
     def add(self, result: Any) -> bool:
-        self.only = None if self.seen else result
-        self.seen = True
+        self._took(result)
         if result.inject_text is not None:
             self.injects.append(result.inject_text)
         if result.system_prompt is not None:
@@ -246,8 +262,8 @@ class _InjectMerge(Merge):
     def result(self) -> Result | None:
         if not self.seen:
             return None
-        if self.only is not None and self.only.__class__ is BeforeAgentStartResult:
-            return self.only  # frozen: the merge of one result is that result
+        if (single := self._single()) is not None:
+            return single
         inject = "\n\n".join(self.injects) if self.injects else None
         return BeforeAgentStartResult(inject_text=inject, system_prompt=self.system_prompt)
 

@@ -222,7 +222,6 @@ from ..events import (
     ReasoningStartEvent,
     StepFinishEvent,
     StepStartEvent,
-    ToolCallEvent,
     ToolCallInputDeltaEvent,
     ToolCallInputEndEvent,
     ToolCallInputStartEvent,
@@ -1534,11 +1533,7 @@ class KitHooksMiddleware(AgentMiddleware[KitHooksState, Any, Any]):
         when nobody listens."""
         call = request.tool_call
         name = call["name"]
-        pm = self.pm
-        if not (
-            pm.has_handlers(ToolCallEvent.event_type, name)  # the usual answer, at once
-            or any(pm.has_handlers(et, name) for et in TOOL_EVENTS)
-        ):
+        if not any(self.pm.has_handlers(et, name) for et in TOOL_EVENTS):
             return None
         run = self._run_of(request.state, "a tool call", tool=True)
         paused = run.paused.pop(call["id"] or "", None)  # one dict operation: atomic
